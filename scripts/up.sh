@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Installs everything (system packages, .venv) and runs the twin on its embedded defaults.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+exec .venv/bin/twin up "$@"

@@ -1,0 +1,27 @@
+"""Shared fixtures: where the public reference datasets are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twin.datasets import hvlm_dir, smat2022_workbook
+
+
+@pytest.fixture(scope="session")
+def hvlm() -> Path:
+    """The SMT2020 HVLM folder; the tests that need it skip with a reason when it is absent."""
+    path = hvlm_dir()
+    if not (path / "route_3.txt").exists():
+        pytest.skip(f"SMT2020 HVLM not found at {path} (set TWIN_DATASETS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smat_xlsx() -> Path:
+    """The SMAT2022 workbook; the tests that need it skip with a reason when it is absent."""
+    path = smat2022_workbook()
+    if not path.exists():
+        pytest.skip(f"SMAT2022 workbook not found at {path} (set TWIN_DATASETS)")
+    return path

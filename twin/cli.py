@@ -1,0 +1,64 @@
+"""The `twin` command line: one sub-command group per concept.
+
+Each group lives next to the code it drives (``twin/<concept>/commands.py``) and exposes
+``register(subparsers)``; a registered command sets ``func`` on its parser, which receives the
+parsed arguments and returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from twin.errors import TwinError
+
+# Modules that contribute command groups, in the order `twin --help` lists them.
+COMMAND_MODULES = [
+    "twin.scene.commands",
+    "twin.whatif.commands",
+    "twin.live.commands",
+    "twin.physics.commands",
+    "twin.scan.commands",
+    "twin.service_commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twin",
+        description="A live, physical, queryable digital twin of a semiconductor wafer fab.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _version() -> str:
+    from twin import __version__
+
+    return f"twin {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(func(args) or 0)
+    except TwinError as exc:
+        print(f"twin: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

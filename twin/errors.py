@@ -1,0 +1,72 @@
+"""The error family of the twin: one base class, a few specific subclasses.
+
+Messages are for people: they name the offending file, line, sheet/row or id and say what
+would be accepted. Validators collect every problem and raise once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class TwinError(Exception):
+    """Base class of every error the twin raises on purpose."""
+
+
+class InputError(TwinError):
+    """Input (a file, a workbook, a request) is malformed; lists every problem found.
+
+    ``problems`` holds one human-readable line per problem, each naming where it is
+    (file:line, sheet/row, id) and what would be accepted.
+    """
+
+    def __init__(self, what: str, problems: Iterable[str]):
+        self.what = what
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        n = len(self.problems)
+        super().__init__(f"{what}: {n} problem{'s' if n != 1 else ''}\n{lines}")
+
+
+class UnsupportedFormatError(TwinError):
+    """A file format no loader handles; names the format and the supported ones."""
+
+    def __init__(self, fmt: str, supported: Iterable[str], path: object = None):
+        self.format = fmt
+        self.supported = sorted(supported)
+        where = f" ({path})" if path is not None else ""
+        super().__init__(
+            f"unsupported format {fmt!r}{where}; supported: {', '.join(self.supported)}"
+        )
+
+
+class NotFoundError(TwinError, KeyError):
+    """An id that names nothing known; says which kind of thing and close matches."""
+
+    def __init__(self, kind: str, key: str, known: Iterable[str] = ()):
+        import difflib
+
+        self.kind = kind
+        self.key = key
+        close = difflib.get_close_matches(str(key), [str(k) for k in known], n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        msg = f"unknown {kind} {key!r}{hint}"
+        super().__init__(msg)
+        self.args = (msg,)
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class ConfigError(TwinError):
+    """A config object failed validation; lists every problem."""
+
+    def __init__(self, what: str, problems: Iterable[str]):
+        self.problems = list(problems)
+        super().__init__(f"invalid {what}: " + "; ".join(self.problems))
+
+
+def raise_if(problems: list[str], what: str) -> None:
+    """Raise one InputError listing every problem, if there are any."""
+    if problems:
+        raise InputError(what, problems)
