@@ -1,0 +1,297 @@
+"""Scenario files and scenario changes applied to a small hand-built FabModel."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from twin.errors import InputError
+from twin.process.model import (
+    Attachment,
+    Dist,
+    DownCalendar,
+    FabModel,
+    PMCalendar,
+    Product,
+    Release,
+    Route,
+    Step,
+    ToolFamily,
+)
+from twin.whatif.scenarios import BASELINE, load_scenarios, parse_scenarios
+
+H = 3600.0
+
+
+def small_model() -> FabModel:
+    """Two areas, four families (one batch family), two products, calendars by area/family."""
+    fams = {
+        "LITHO_1": ToolFamily(name="LITHO_1", count=3, area="Litho"),
+        "LITHO_2": ToolFamily(name="LITHO_2", count=2, area="Litho"),
+        "ETCH_1": ToolFamily(name="ETCH_1", count=4, area="Etch"),
+        "FURN_1": ToolFamily(name="FURN_1", count=2, area="Diffusion"),
+        "Delay_32": ToolFamily(name="Delay_32", count=1, area="Delay", is_delay=True),
+    }
+    r1 = Route(
+        name="r_1",
+        steps=[
+            Step(
+                number=1,
+                family="FURN_1",
+                mean=4 * H,
+                spread=0.2 * H,
+                per="batch",
+                batch_min=50,
+                batch_max=100,
+            ),
+            Step(number=2, family="LITHO_1", mean=0.5 * H, spread=0.1 * H),
+            Step(number=3, family="ETCH_1", mean=1 * H, spread=0.1 * H),
+            Step(number=4, family="Delay_32", mean=2 * H, is_delay=True),
+            Step(number=5, family="LITHO_2", mean=0.5 * H, spread=0.1 * H),
+        ],
+    )
+    r2 = Route(name="r_2", steps=[copy.deepcopy(s) for s in r1.steps[1:3]])
+    return FabModel(
+        name="small",
+        families=fams,
+        products={"p1": Product(name="p1", route="r_1"), "p2": Product(name="p2", route="r_2")},
+        routes={"r_1": r1, "r_2": r2},
+        releases=[
+            Release(lot_type="Lot_1", product="p1", interval=2 * H, count=100),
+            Release(lot_type="HotLot_1", product="p1", priority=20, interval=24 * H, count=10),
+            Release(lot_type="Lot_2", product="p2", interval=3 * H, count=100),
+        ],
+        downs={
+            "BRK_LITHO": DownCalendar(
+                name="BRK_LITHO",
+                mttf=Dist(kind="exponential", mean=100 * H),
+                mttr=Dist(kind="exponential", mean=2 * H),
+            ),
+            "BRK_ETCH": DownCalendar(
+                name="BRK_ETCH",
+                mttf=Dist(kind="exponential", mean=50 * H),
+                mttr=Dist(kind="exponential", mean=1 * H),
+            ),
+        },
+        pms={
+            "PM_LITHO": PMCalendar(
+                name="PM_LITHO",
+                by="time",
+                interval=168 * H,
+                duration=Dist(kind="uniform", mean=4 * H, spread=1 * H),
+            )
+        },
+        attachments=[
+            Attachment(
+                calendar="BRK_LITHO",
+                kind="down",
+                target_kind="area",
+                target="Litho",
+                first=Dist(mean=10 * H),
+            ),
+            Attachment(
+                calendar="BRK_ETCH",
+                kind="down",
+                target_kind="family",
+                target="ETCH_1",
+                first=Dist(mean=5 * H),
+            ),
+            Attachment(
+                calendar="PM_LITHO",
+                kind="pm",
+                target_kind="area",
+                target="Litho",
+                first=Dist(mean=20 * H),
+            ),
+        ],
+    )
+
+
+def one(text: str, model: FabModel | None = None):
+    """The single non-baseline scenario of a file, applied to the small model."""
+    model = model or small_model()
+    scenarios = parse_scenarios(text, model=model)
+    assert scenarios[0].name == BASELINE and len(scenarios) == 2
+    return scenarios[1].apply(model)
+
+
+def cal(model: FabModel, family: str, kind: str):
+    """The calendars of ``kind`` that apply to a family."""
+    table = model.downs if kind == "down" else model.pms
+    return [table[a.calendar] for a in model.calendars_of(family) if a.kind == kind]
+
+
+def test_no_file_is_just_the_baseline():
+    """Without a scenario file there is one scenario, the unchanged baseline."""
+    (only,) = load_scenarios(None)
+    assert only.name == BASELINE and only.apply(small_model()) == small_model()
+
+
+def test_apply_returns_a_new_model_and_leaves_the_base_alone():
+    """Applying a scenario never mutates the base model."""
+    base = small_model()
+    before = copy.deepcopy(base)
+    text = """
+scenarios:
+  - name: all
+    changes:
+      - tool_count: {area: Litho, add: 1}
+      - processing_time: {families: [ETCH_1], factor: 0.5}
+      - breakdowns: off
+      - release_rate: {factor: 2}
+"""
+    new = parse_scenarios(text, model=base)[1].apply(base)
+    assert base == before and new != base
+
+
+def test_tool_count_add_and_set():
+    """tool_count adds n to every selected family or sets it."""
+    m = one("scenarios: [{name: a, changes: [{tool_count: {area: Litho, add: 2}}]}]")
+    assert (m.families["LITHO_1"].count, m.families["LITHO_2"].count) == (5, 4)
+    assert m.families["ETCH_1"].count == 4
+    m = one("scenarios: [{name: a, changes: [{tool_count: {families: 'LITHO_*', set: 1}}]}]")
+    assert m.families["LITHO_1"].count == m.families["LITHO_2"].count == 1
+
+
+def test_processing_time_by_family_and_by_route_steps():
+    """processing_time scales mean and spread of the chosen steps only."""
+    base = small_model()
+    m = one("scenarios: [{name: a, changes: [{processing_time: {family: ETCH_1, factor: 0.8}}]}]")
+    for r in ("r_1", "r_2"):
+        for s, b in zip(m.routes[r].steps, base.routes[r].steps):
+            k = 0.8 if s.family == "ETCH_1" else 1.0
+            assert (s.mean, s.spread) == pytest.approx((b.mean * k, b.spread * k))
+    m = one(
+        "scenarios: [{name: a, changes: [{processing_time: {route: r_1, steps: ['2-3'], factor: 2}}]}]"
+    )
+    assert [s.mean / b.mean for s, b in zip(m.routes["r_1"].steps, base.routes["r_1"].steps)] == [
+        1,
+        2,
+        2,
+        1,
+        1,
+    ]
+    assert m.routes["r_2"].steps[0].mean == base.routes["r_2"].steps[0].mean
+
+
+def test_dispatching_rule():
+    """dispatching sets the rule of the selected families."""
+    m = one("scenarios: [{name: a, changes: [{dispatching: {area: Litho, rule: fifo}}]}]")
+    assert m.families["LITHO_1"].rule == m.families["LITHO_2"].rule == "fifo"
+    assert m.families["ETCH_1"].rule == "hot_first"
+
+
+def test_release_rate_and_product_mix():
+    """release_rate × f divides the interval by f; product_mix per product; 0 stops a stream."""
+    m = one("scenarios: [{name: a, changes: [{release_rate: {factor: 1.25, lot_types: [Lot_1]}}]}]")
+    assert [r.interval / H for r in m.releases] == pytest.approx([1.6, 24, 3])
+    assert m.releases[0].rate_per_day == pytest.approx(1.25 * 12)
+    m = one("scenarios: [{name: a, changes: [{product_mix: {p1: 0.5, p2: 0}}]}]")
+    assert [(r.lot_type, r.interval / H) for r in m.releases] == [("Lot_1", 4), ("HotLot_1", 48)]
+
+
+def test_batch_size():
+    """batch_size sets min/max wafers of the batch steps of the selected families."""
+    m = one("scenarios: [{name: a, changes: [{batch_size: {family: FURN_1, min: 75}}]}]")
+    s = m.routes["r_1"].steps[0]
+    assert (s.batch_min, s.batch_max) == (75, 100)
+
+
+def test_calendar_changes_split_area_attachments():
+    """Calendar changes on part of an area touch only those families (area calendars split)."""
+    base = small_model()
+    m = one("scenarios: [{name: a, changes: [{mttr: {family: LITHO_1, factor: 0.5}}]}]")
+    assert [c.mttr.mean for c in cal(m, "LITHO_1", "down")] == [1 * H]
+    assert [c.mttr.mean for c in cal(m, "LITHO_2", "down")] == [2 * H]
+    assert base.downs["BRK_LITHO"].mttr.mean == 2 * H
+    m = one("scenarios: [{name: a, changes: [{pm_interval: {area: Litho, factor: 2}}]}]")
+    assert [c.interval for c in cal(m, "LITHO_2", "pm")] == [336 * H]
+    m = one("scenarios: [{name: a, changes: [{mttr: {of: pm, factor: 3}}]}]")
+    assert [(c.duration.mean, c.duration.spread) for c in cal(m, "LITHO_1", "pm")] == [
+        (12 * H, 3 * H)
+    ]
+    m = one("scenarios: [{name: a, changes: [{breakdowns: {enabled: false, family: LITHO_2}}]}]")
+    assert cal(m, "LITHO_2", "down") == [] and len(cal(m, "LITHO_1", "down")) == 1
+    assert len(cal(m, "ETCH_1", "down")) == 1 and len(cal(m, "LITHO_2", "pm")) == 1
+    m = one("scenarios: [{name: a, changes: [{breakdowns: off}]}]")
+    assert all(a.kind == "pm" for a in m.attachments)
+
+
+def test_sweep_expands_the_cartesian_product():
+    """A sweep makes one named scenario per grid combination, values substituted typed."""
+    text = """
+sweeps:
+  - name: "litho+${n}-etch${f}"
+    grid:
+      n: [0, 1, 2]
+      f: [0.9, 1.1]
+    changes:
+      - tool_count: {area: Litho, add: "${n}"}
+      - processing_time:
+          family: ETCH_1
+          factor: ${f}
+"""
+    model = small_model()
+    scs = parse_scenarios(text, model=model)
+    names = [s.name for s in scs[1:]]
+    assert names == [f"litho+{n}-etch{f}" for n in (0, 1, 2) for f in ("0.9", "1.1")]
+    m = scs[4].apply(model)  # n=1, f=1.1
+    assert m.families["LITHO_1"].count == 4
+    assert m.routes["r_1"].steps[2].mean == pytest.approx(1.1 * H)
+
+
+def test_bad_file_lists_every_problem_with_lines_and_close_matches():
+    """One InputError names each bad line, the unknown names' close matches and what is accepted."""
+    text = """scenarios:
+  - name: a
+    changes:
+      - tool_count: {family: LITO_1, add: 1}
+      - processing_time: {area: Etch, factor: -1}
+      - dispatching: {area: Litho, rule: fifoo}
+      - tool_cont: {area: Litho, add: 1}
+  - name: a
+    changes:
+      - tool_count: {family: LITHO_2, add: -2}
+"""
+    with pytest.raises(InputError) as err:
+        parse_scenarios(text, source="s.yaml")
+    msg = str(err.value)
+    assert "s.yaml:5: 'factor' must be a number > 0, got -1" in msg
+    assert "s.yaml:7: unknown change 'tool_cont' (did you mean 'tool_count'?)" in msg
+    assert "s.yaml:8: scenario name 'a' is defined twice" in msg
+    # model checks run once the file itself is well formed
+    text = text.replace("factor: -1", "factor: 1").replace("tool_cont", "tool_count")
+    text = text.replace(
+        "  - name: a\n    changes:\n      - tool_count: {family: LITHO_2",
+        "  - name: b\n    changes:\n      - tool_count: {family: LITHO_2",
+    )
+    with pytest.raises(InputError) as err:
+        parse_scenarios(text, source="s.yaml", model=small_model())
+    msg = str(err.value)
+    assert "s.yaml:4:" in msg and "unknown family 'LITO_1' (did you mean 'LITHO_1'" in msg
+    assert "s.yaml:6:" in msg and "unknown dispatching rule 'fifoo'" in msg and "accepted: " in msg
+    assert "s.yaml:10:" in msg and "LITHO_2 would have 0 tools" in msg
+    assert len(err.value.problems) == 3
+
+
+def test_sweep_placeholders_must_match_the_grid():
+    """Unused grid parameters and unknown ${...} placeholders are reported."""
+    text = """sweeps:
+  - name: s
+    grid: {n: [1], m: [2]}
+    changes:
+      - tool_count: {area: Litho, add: "${k}"}
+"""
+    with pytest.raises(InputError) as err:
+        parse_scenarios(text, source="w.yaml")
+    msg = str(err.value)
+    assert "grid parameter 'n' is never used" in msg and "${k} is not a grid parameter" in msg
+
+
+def test_invalid_yaml_and_missing_file_name_the_place():
+    """Broken YAML names its line; a missing file names its path."""
+    with pytest.raises(InputError, match=r"x.yaml:3: not valid YAML"):
+        parse_scenarios("scenarios:\n  - name: a\n  - [unclosed\n", source="x.yaml")
+    with pytest.raises(InputError, match="cannot read"):
+        load_scenarios("/nonexistent/scenarios.yaml")
