@@ -88,11 +88,11 @@ class RailPath:
 
 def translation(x: float, y: float, z: float = 0.0, yaw: float = 0.0) -> np.ndarray:
     """A 4×4 transform: rotation ``yaw`` (rad, about Z) then translation (m)."""
-    c, s = math.cos(yaw), math.sin(yaw)
-    t = np.eye(4)
-    t[:2, :2] = [[c, -s], [s, c]]
-    t[:3, 3] = (x, y, z)
-    return t
+    c, s = (1.0, 0.0) if yaw == 0.0 else (math.cos(yaw), math.sin(yaw))
+    # one array constructor: scene importers call this tens of thousands of times
+    return np.array(
+        [[c, -s, 0.0, x], [s, c, 0.0, y], [0.0, 0.0, 1.0, z], [0.0, 0.0, 0.0, 1.0]], dtype=float
+    )
 
 
 class SceneGraph:
@@ -122,7 +122,7 @@ class SceneGraph:
         if node.parent is not None and node.parent not in self._nodes:
             raise NotFoundError("parent node", node.parent, self._nodes)
         t = np.asarray(node.transform, dtype=float)
-        if t.shape != (4, 4) or not np.all(np.isfinite(t)):
+        if t.shape != (4, 4) or not np.isfinite(t).all():
             raise InputError("scene", [f"node {node.id!r}: transform must be a finite 4×4 matrix"])
         node.transform = t
         self._nodes[node.id] = node
@@ -246,7 +246,13 @@ class SceneGraph:
         """A rail node at a fab position (m); parent is the fab root if there is one."""
         parent = attrs.pop("parent", None)
         node = self.add(
-            Node(id=node_id, kind="rail_node", parent=parent, transform=translation(x, y, z), attrs=attrs)
+            Node(
+                id=node_id,
+                kind="rail_node",
+                parent=parent,
+                transform=translation(x, y, z),
+                attrs=attrs,
+            )
         )
         self.rail.add_node(node_id)
         return node
@@ -278,7 +284,9 @@ class SceneGraph:
         seg = RailSegment(seg_id, start, end, float(length), float(max_speed), bool(curve), bay)
         self.segments[seg_id] = seg
         self._segment_by_ends[(start, end)] = seg_id
-        self.rail.add_edge(start, end, id=seg_id, length=seg.length, max_speed=seg.max_speed, curve=seg.curve)
+        self.rail.add_edge(
+            start, end, id=seg_id, length=seg.length, max_speed=seg.max_speed, curve=seg.curve
+        )
         return seg
 
     def segment(self, seg_id: str) -> RailSegment:
@@ -314,7 +322,9 @@ class SceneGraph:
         return self._kdtree_ids[int(idx)], float(dist)
 
     # ---------------------------------------------------------------- ports
-    def link_port(self, port: str, *, tool: str | None, segment: str | None, offset: float = 0.0) -> PortLink:
+    def link_port(
+        self, port: str, *, tool: str | None, segment: str | None, offset: float = 0.0
+    ) -> PortLink:
         """Record which tool a port serves and where on the rail it is."""
         problems = []
         if port not in self._nodes:
@@ -370,7 +380,8 @@ class SceneGraph:
             length, nodes = nx.single_source_dijkstra(graph, start_node, end_node, weight="length")
         except (nx.NetworkXNoPath, nx.NodeNotFound):
             raise InputError(
-                "rail route", [f"no rail path from {src!r} to {dst!r} (closed segments: {sorted(closed)})"]
+                "rail route",
+                [f"no rail path from {src!r} to {dst!r} (closed segments: {sorted(closed)})"],
             ) from None
         segs = [self._segment_by_ends[(a, b)] for a, b in zip(nodes, nodes[1:])]
         if s_seg is not None:

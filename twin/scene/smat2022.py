@@ -1,0 +1,313 @@
+"""Import the SMAT2022 layout workbook (a 300 mm fab with its AMHS) into a SceneGraph.
+
+Sheets and columns used (units in the workbook: mm, mm/s, mm/s²; the twin is SI):
+
+- ``Address`` NAME, POSITION_X, POSITION_Y, ZCU_NAME, ZCU_TYPE → rail nodes at the rail height
+- ``Rail`` NAME, BAY_NAME, FROM_NODE, TO_NODE, MAX_SPEED, CURVE → directed segments whose length
+  is the distance between their nodes. MAX_SPEED is 1 on every row: it is read as a fraction of
+  the vehicle type's top speed (1 mm/s would stop the fab), so a segment's limit in m/s is
+  MAX_SPEED × the fastest VehicleType MAX_SPEED.
+- ``Bay`` NAME, TYPE, RETICLE, NEIGHBOR_BAY → bay nodes under the fab
+- ``Equipment`` NAME, TOOL_GROUP, BAY, WIDTH, HEIGHT, POSITION_X, POSITION_Y → boxes of
+  WIDTH (x) × HEIGHT (y) centred on the position (ports sit along the footprint's edge, which
+  is how the centre convention was checked); TOOL_GROUP STOCKER → stocker, COMMIT/COMPLETE →
+  station, anything else a tool of family TOOL_GROUP
+- ``Port`` NAME, PORT_TYPE, EQP_NAME, RAILLINE_NAME, DISTANCE → ports at DISTANCE mm along the
+  rail segment named RAILLINE_NAME (EQP_NAME "," means a rail-side buffer, not equipment)
+- ``VehicleType`` NAME, SIZE, MAX_SPEED, ACCELERATION, DECELERATION, MIN_DISTANCE
+- ``Vehicle`` NAME, TYPE, RAILLINE_NAME, DISTANCE → vehicles at their start position
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from twin.errors import InputError
+from twin.scene.graph import Node, SceneGraph, translation
+
+MM = 0.001  # m per mm
+SHEETS: dict[str, tuple[str, ...]] = {
+    "Address": ("NAME", "POSITION_X", "POSITION_Y", "ZCU_NAME", "ZCU_TYPE"),
+    "Rail": ("NAME", "BAY_NAME", "FROM_NODE", "TO_NODE", "MAX_SPEED", "CURVE"),
+    "Bay": ("NAME", "TYPE", "RETICLE", "NEIGHBOR_BAY"),
+    "Equipment": ("NAME", "TOOL_GROUP", "BAY", "WIDTH", "HEIGHT", "POSITION_X", "POSITION_Y"),
+    "Port": ("NAME", "PORT_TYPE", "EQP_NAME", "RAILLINE_NAME", "DISTANCE"),
+    "VehicleType": ("NAME", "SIZE", "MAX_SPEED", "ACCELERATION", "DECELERATION", "MIN_DISTANCE"),
+    "Vehicle": ("NAME", "TYPE", "RAILLINE_NAME", "DISTANCE"),
+}
+RAIL_HEIGHT = 3.9  # m: the OHT track runs above the tallest tool
+# Box heights (m) by the family's leading word; real tools of these kinds are about this tall.
+HEIGHTS = {
+    "Diffusion": 3.6, "Litho": 2.9, "LithoTrack": 2.6, "Implant": 2.6, "EPI": 2.6, "DE": 2.4,
+    "WE": 2.3, "TF": 2.4, "Dielectric": 2.4, "Planar": 2.3, "DefMet": 2.1, "LithoMet": 2.1,
+    "STOCKER": 3.4, "COMMIT": 1.2, "COMPLETE": 1.2,
+}  # fmt: skip
+DEFAULT_HEIGHT = 2.4  # m
+# SMT2020 area (STNGRP) by the family's leading word; a process model's own areas win.
+AREAS = {
+    "DE": "Dry_Etch", "WE": "Wet_Etch", "DefMet": "Def_Met", "DefMEt": "Def_Met",
+    "Dielectric": "Dielectric", "Diffusion": "Diffusion", "EPI": "Implant", "Implant": "Implant",
+    "Litho": "Litho", "LithoTrack": "Litho", "LithoMet": "Litho_Met", "Planar": "Planar", "TF": "TF",
+}  # fmt: skip
+PORT_HEIGHT = 0.9  # m: equipment load ports (SEMI E15)
+BUFFER_DROP = 0.6  # m: side-track and under-track buffers hang this far below the rail
+MAX_LISTED = 200  # problems listed in one error before summarising the rest
+
+
+def import_smat2022(
+    path: str | Path, *, areas: dict[str, str] | None = None, name: str | None = None
+) -> SceneGraph:
+    """The SMAT2022 workbook as a SceneGraph (metres, Z up); one InputError lists every problem."""
+    path = Path(path)
+    sheets = read_sheets(path)
+    problems: list[str] = []
+    scene = SceneGraph(name or path.stem)
+    root = scene.name
+    scene.add(Node(id=root, kind="fab"))
+    scene.metadata.update(source=path.name, importer="smat2022", rail_height=RAIL_HEIGHT)
+    areas = areas or {}
+
+    vtypes = _vehicle_types(sheets["VehicleType"], problems)
+    scene.vehicle_types.update(vtypes)
+    top_speed = max((v["max_speed"] for v in vtypes.values()), default=1.5)
+
+    for row, r in sheets["Bay"]:
+        neighbours = [b for b in str(r["NEIGHBOR_BAY"] or "").split(",") if b]
+        attrs = {"type": r["TYPE"], "reticle": bool(r["RETICLE"]), "neighbours": neighbours}
+        _add(
+            scene,
+            problems,
+            f"Bay row {row}",
+            Node(id=str(r["NAME"]), kind="bay", parent=root, bay=str(r["NAME"]), attrs=attrs),
+        )
+
+    xy: dict[str, tuple[float, float]] = {}
+    for row, r in sheets["Address"]:
+        x, y = _nums(problems, f"Address row {row} ({r['NAME']})", r, "POSITION_X", "POSITION_Y")
+        if x is None:
+            continue
+        nid = str(r["NAME"])
+        attrs = {"zcu": r["ZCU_NAME"], "zcu_type": r["ZCU_TYPE"]}
+        node = Node(
+            id=nid,
+            kind="rail_node",
+            parent=root,
+            transform=translation(x * MM, y * MM, RAIL_HEIGHT),
+            attrs=attrs,
+        )
+        if _add(scene, problems, f"Address row {row}", node):
+            scene.rail.add_node(nid)
+            xy[nid] = (x * MM, y * MM)
+
+    for row, r in sheets["Rail"]:
+        sid, a, b = str(r["NAME"]), r["FROM_NODE"], r["TO_NODE"]
+        where = f"Rail row {row} ({sid})"
+        bad = [
+            f"{where}: {col} names unknown Address {v!r}"
+            for col, v in (("FROM_NODE", a), ("TO_NODE", b))
+            if v not in xy
+        ]
+        (speed,) = _nums(problems, where, r, "MAX_SPEED")
+        if bad or speed is None:
+            problems.extend(bad)
+            continue
+        if sid in scene.segments:
+            problems.append(f"{where}: duplicate rail segment name")
+            continue
+        (xa, ya), (xb, yb) = xy[a], xy[b]
+        scene.add_segment(
+            sid, a, b, max_speed=speed * top_speed, length=math.hypot(xb - xa, yb - ya),
+            curve=bool(r["CURVE"]), bay=r["BAY_NAME"],
+        )  # fmt: skip
+
+    tops: dict[str, float] = {}
+    for row, r in sheets["Equipment"]:
+        eid, group, bay = str(r["NAME"]), str(r["TOOL_GROUP"]), r["BAY"]
+        where = f"Equipment row {row} ({eid})"
+        w, h, x, y = _nums(problems, where, r, "WIDTH", "HEIGHT", "POSITION_X", "POSITION_Y")
+        if x is None or w is None or h is None:
+            continue
+        if bay not in scene:
+            problems.append(f"{where}: BAY {bay!r} is not in the Bay sheet")
+            continue
+        word = group.split("_")[0]
+        kind = (
+            "stocker"
+            if group == "STOCKER"
+            else "station"
+            if group in ("COMMIT", "COMPLETE")
+            else "tool"
+        )
+        height = HEIGHTS.get(word, DEFAULT_HEIGHT)
+        node = Node(
+            id=eid, kind=kind, parent=bay, bay=bay, transform=translation(x * MM, y * MM),
+            size=(w * MM, h * MM, height), family=group if kind == "tool" else None,
+            area=areas.get(group, AREAS.get(word)) if kind == "tool" else None,
+            attrs={"tool_group": group} if kind != "tool" else {},
+        )  # fmt: skip
+        if _add(scene, problems, where, node):
+            tops[eid] = height
+
+    for row, r in sheets["Port"]:
+        pid, eqp, sid = str(r["NAME"]), r["EQP_NAME"], r["RAILLINE_NAME"]
+        where = f"Port row {row} ({pid})"
+        (dist,) = _nums(problems, where, r, "DISTANCE")
+        seg = scene.segments.get(sid)
+        tool = None if eqp in (None, "", ",") else str(eqp)
+        if seg is None:
+            problems.append(f"{where}: RAILLINE_NAME {sid!r} is not a Rail NAME")
+        if tool is not None and tool not in tops:
+            problems.append(f"{where}: EQP_NAME {tool!r} is not in the Equipment sheet")
+        if seg is None or dist is None or (tool is not None and tool not in tops):
+            continue
+        offset = dist * MM
+        if not (0.0 <= offset <= seg.length + 1e-6):
+            problems.append(
+                f"{where}: DISTANCE {dist} mm is beyond rail {sid} ({seg.length / MM:.0f} mm)"
+            )
+            continue
+        (xa, ya), (xb, yb) = xy[seg.start], xy[seg.end]
+        f = offset / seg.length if seg.length > 0 else 0.0
+        px, py = xa + (xb - xa) * f, ya + (yb - ya) * f
+        yaw = math.atan2(yb - ya, xb - xa)
+        if tool is not None:
+            parent, z = tool, PORT_HEIGHT
+            tx, ty = scene.node(tool).transform[:2, 3]  # equipment sits directly in its bay
+            local = translation(px - tx, py - ty, z, yaw)
+        else:
+            parent = seg.bay if seg.bay in scene else root
+            local = translation(px, py, RAIL_HEIGHT - BUFFER_DROP, yaw)
+        attrs = {"port_type": r["PORT_TYPE"]}
+        if _add(
+            scene,
+            problems,
+            where,
+            Node(id=pid, kind="port", parent=parent, bay=seg.bay, transform=local, attrs=attrs),
+        ):
+            scene.link_port(pid, tool=tool, segment=sid, offset=offset)
+
+    for row, r in sheets["Vehicle"]:
+        vid, vtype, sid = str(r["NAME"]), r["TYPE"], r["RAILLINE_NAME"]
+        where = f"Vehicle row {row} ({vid})"
+        (dist,) = _nums(problems, where, r, "DISTANCE")
+        seg = scene.segments.get(sid)
+        if seg is None:
+            problems.append(f"{where}: RAILLINE_NAME {sid!r} is not a Rail NAME")
+        if vtype not in vtypes:
+            problems.append(f"{where}: TYPE {vtype!r} is not a VehicleType NAME ({sorted(vtypes)})")
+        if seg is None or dist is None or vtype not in vtypes:
+            continue
+        offset = min(dist * MM, seg.length)
+        point = scene.point_on_segment(sid, offset)
+        (xa, ya), (xb, yb) = xy[seg.start], xy[seg.end]
+        attrs = {"vehicle_type": vtype, "segment": sid, "offset": offset}
+        node = Node(
+            id=vid,
+            kind="vehicle",
+            parent=root,
+            transform=translation(*point, yaw=math.atan2(yb - ya, xb - xa)),
+            attrs=attrs,
+        )
+        _add(scene, problems, where, node)
+
+    if problems:
+        raise InputError(f"SMAT2022 workbook {path.name}", _capped(problems))
+    return scene
+
+
+def read_sheets(path: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Rows of every needed sheet as (Excel row number, {column: value}); checks sheets/columns."""
+    import openpyxl
+
+    if not path.is_file():
+        raise InputError("SMAT2022 workbook", [f"{path}: file not found"])
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zip/xml errors of a corrupt file: name the file
+        raise InputError(
+            "SMAT2022 workbook", [f"{path}: not a readable .xlsx workbook: {exc}"]
+        ) from None
+    problems: list[str] = []
+    out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    try:
+        for sheet, columns in SHEETS.items():
+            if sheet not in wb.sheetnames:
+                problems.append(
+                    f"{path.name}: missing sheet {sheet!r} (needs columns {', '.join(columns)})"
+                )
+                continue
+            rows = wb[sheet].iter_rows(values_only=True)
+            header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
+            missing = [c for c in columns if c not in header]
+            if missing:
+                problems.append(
+                    f"{path.name} sheet {sheet!r} row 1: missing column{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(missing)} (found {', '.join(h for h in header if h) or 'no header'})"
+                )
+                continue
+            idx = [(c, header.index(c)) for c in columns]
+            out[sheet] = [
+                (n, {c: (r[i] if i < len(r) else None) for c, i in idx})
+                for n, r in enumerate(rows, start=2)
+                if r and r[idx[0][1]] is not None  # skip blank trailing rows
+            ]
+    finally:
+        wb.close()
+    if problems:
+        raise InputError(f"SMAT2022 workbook {path.name}", problems)
+    return out
+
+
+def _vehicle_types(
+    rows: list[tuple[int, dict[str, Any]]], problems: list[str]
+) -> dict[str, dict[str, float]]:
+    out = {}
+    for row, r in rows:
+        cols = ("SIZE", "MAX_SPEED", "ACCELERATION", "DECELERATION", "MIN_DISTANCE")
+        vals = _nums(problems, f"VehicleType row {row} ({r['NAME']})", r, *cols)
+        if None in vals:
+            continue
+        size, speed, acc, dec, gap = (v * MM for v in vals)
+        out[str(r["NAME"])] = {
+            "length": size,
+            "max_speed": speed,
+            "acceleration": acc,
+            "deceleration": dec,
+            "min_distance": gap,
+        }
+    return out
+
+
+def _nums(
+    problems: list[str], where: str, r: dict[str, Any], *cols: str
+) -> tuple[float | None, ...]:
+    out = []
+    for c in cols:
+        v = r[c]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            problems.append(f"{where}: {c} must be a finite number, got {v!r}")
+            out.append(None)
+        else:
+            out.append(float(v))
+    return tuple(out)
+
+
+def _add(scene: SceneGraph, problems: list[str], where: str, node: Node) -> bool:
+    if node.id in scene:
+        problems.append(f"{where}: duplicate name {node.id!r}")
+        return False
+    if node.parent is not None and node.parent not in scene:
+        problems.append(f"{where}: parent {node.parent!r} does not exist")
+        return False
+    scene.add(node)
+    return True
+
+
+def _capped(problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_LISTED:
+        return problems
+    return problems[:MAX_LISTED] + [
+        f"... and {len(problems) - MAX_LISTED} more problems of the same kinds"
+    ]
