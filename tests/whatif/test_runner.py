@@ -1,0 +1,151 @@
+"""Replications × scenarios: CRN pairing, executors, engine registry, result export.
+
+The engine here is a small but real one (an M/M/1 station by Lindley's recursion) so that the
+runner can be checked against queueing theory without the reference engine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from twin.errors import ConfigError, TwinError
+from twin.process.model import FabModel, Product, Release, Route, Step, ToolFamily
+from twin.whatif.runner import (
+    LocalProcessPool,
+    Replication,
+    RunConfig,
+    Serial,
+    get_engine,
+    register_engine,
+    run_whatif,
+)
+from twin.whatif.scenarios import parse_scenarios
+
+H = 3600.0
+
+
+class LindleyEngine:
+    """M/M/1: exponential inter-releases (mean = release interval) and service (mean = step 1);
+    customers' sojourn by Lindley's recursion; streams keyed by (seed, replication)."""
+
+    name = "lindley"
+    batch_size = 2
+
+    def run(self, model, replications, config, start=None):
+        out = []
+        rel = model.releases[0]
+        service = model.routes["r"].steps[0].mean
+        n = int(config.days * 86400 / rel.interval)
+        for r in replications:
+            arrivals = np.random.default_rng([config.seed, r, 1]).exponential(1.0, n) * rel.interval
+            # service draws scale with the mean: the same uniforms under every scenario (CRN)
+            services = np.random.default_rng([config.seed, r, 2]).exponential(1.0, n) * service
+            wait, total = 0.0, np.empty(n)
+            for i in range(n):
+                if i:
+                    wait = max(0.0, wait + services[i - 1] - arrivals[i])
+                total[i] = wait + services[i]
+            keep = total[int(n * config.warmup_days / config.days) :]
+            out.append(
+                Replication(
+                    scenario=model.name,
+                    replication=r,
+                    kpis={"lot_types.Lot.cycle_time_days.mean": keep.mean() / 86400},
+                    events=2 * n,
+                )
+            )
+        return out
+
+
+def mm1_model(rho: float = 0.5) -> FabModel:
+    """One tool, one step of 1 h mean, releases every 1/rho h."""
+    return FabModel(
+        name="mm1",
+        families={"T": ToolFamily(name="T", count=1, area="A")},
+        products={"p": Product(name="p", route="r")},
+        routes={"r": Route(name="r", steps=[Step(number=1, family="T", mean=H)])},
+        releases=[Release(lot_type="Lot", product="p", interval=H / rho, count=10**9)],
+    )
+
+
+SCENARIOS = """
+scenarios:
+  - name: faster
+    changes:
+      - processing_time: {family: T, factor: 0.9}
+"""
+KEY = "lot_types.Lot.cycle_time_days.mean"
+
+
+def run(executor, replications=8, days=200.0):
+    model = mm1_model()
+    cfg = RunConfig(days=days, warmup_days=10, replications=replications, seed=3)
+    scs = parse_scenarios(SCENARIOS, model=model)
+    return run_whatif(model, scs, cfg, engine=LindleyEngine(), executor=executor, progress=False)
+
+
+def test_baseline_matches_mm1_closed_form_and_crn_tightens_the_difference():
+    """Baseline sojourn ≈ 1/(μ−λ) within its CI; the paired CI is tighter than the spread."""
+    res = run(Serial())
+    base = res.estimates("baseline")[KEY]
+    assert base.n == 8
+    assert base.contains(2 * H / 86400)  # W = 1/(μ-λ) = 2 h at ρ = 0.5
+    diff = res.differences("faster")[KEY]
+    exact = (1 / (1 / 0.9 - 0.5) - 2) * H / 86400  # 0.9 h service: W = 1/(1/0.9 − 0.5) h
+    assert diff.contains(exact)
+    assert diff.excludes_zero() and diff.mean < 0
+    assert diff.half_width < 0.5 * base.half_width
+
+
+def test_process_pool_gives_the_serial_results():
+    """The process pool runs the same replications as in-process: identical numbers."""
+    a, b = run(Serial(), replications=4, days=60), run(LocalProcessPool(workers=2), 4, 60)
+    for name in ("baseline", "faster"):
+        assert [r.kpis for r in a.replications[name]] == [r.kpis for r in b.replications[name]]
+        assert [r.replication for r in b.replications[name]] == [0, 1, 2, 3]
+
+
+def test_json_and_csv_exports(tmp_path):
+    """JSON nests estimates like the KPIs (mean, ci) and has differences; CSV has every KPI."""
+    res = run(Serial(), replications=3, days=30)
+    doc = json.loads(json.dumps(res.to_json()))
+    ct = doc["scenarios"]["baseline"]["kpis"]["lot_types"]["Lot"]["cycle_time_days"]
+    assert ct["ci"][0] < ct["mean"] < ct["ci"][1] and ct["n"] == 3
+    d = doc["scenarios"]["faster"]["difference_vs_baseline"]["lot_types"]["Lot"]
+    assert d["cycle_time_days"]["mean"] < 0
+    assert doc["events"] == res.events > 0 and doc["replications"] == 3
+    assert doc["scenarios"]["faster"]["changes"] == ["processing time of T × 0.9"]
+    res.write_csv(tmp_path / "r.csv")
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert {(r["scenario"], r["kpi"]) for r in rows} == {("baseline", KEY), ("faster", KEY)}
+    faster = next(r for r in rows if r["scenario"] == "faster")
+    assert float(faster["diff_mean"]) == pytest.approx(d["cycle_time_days"]["mean"])
+
+
+def test_engine_registry_rejects_the_kernel_until_it_exists():
+    """--engine kernel says it is not implemented yet; unknown engines list the available."""
+    with pytest.raises(TwinError, match="not implemented yet"):
+        get_engine("kernel")
+    with pytest.raises(TwinError, match="unknown engine 'nope'.*reference"):
+        get_engine("nope")
+    register_engine("lindley", LindleyEngine)
+    assert get_engine("lindley").name == "lindley"
+
+
+def test_run_config_lists_every_problem():
+    """A bad RunConfig raises one error naming each problem."""
+    with pytest.raises(ConfigError) as err:
+        RunConfig(days=0, warmup_days=-1, replications=0).validate()
+    assert len(err.value.problems) == 3
+
+
+def test_missing_values_do_not_count_as_zero():
+    """A replication without a KPI value (NaN) is left out of that KPI's estimate."""
+    res = run(Serial(), replications=3, days=30)
+    res.replications["baseline"][0].kpis[KEY] = math.nan
+    assert res.estimates("baseline")[KEY].n == 2

@@ -1,0 +1,451 @@
+"""Replications × scenarios with common random numbers, on a pluggable engine and executor.
+
+Three small interfaces keep the pieces apart:
+
+- an **engine** simulates one model for a list of replication indices and returns one KPI dict
+  per replication (``Engine.run``). Replication ``r`` is seeded by ``(seed, r)`` whatever the
+  scenario: that is what makes the scenarios' random numbers common. ``ReferenceEngine`` wraps
+  ``twin.whatif.reference.simulate``. A batched engine (the Warp kernel of issue 6) runs many
+  replications per call: it sets ``batch_size`` and registers itself with
+  ``register_engine("kernel", factory)`` when ``twin.whatif.kernel`` is imported.
+- an **executor** runs work items (one scenario × a few replications) somewhere and yields their
+  results as they finish (``Executor.map``). ``Serial`` runs in this process;
+  ``LocalProcessPool`` (the default) uses one process per core and ships the base model and the
+  scenarios to each worker once. A Ray executor implements the same ``map``: ``ray.put(job)``
+  once, one ``ray.remote`` call of ``run_item(job, item)`` per item, yield with ``ray.wait``.
+- ``run_whatif`` ties them together, shows a progress bar on stderr and returns a
+  ``WhatIfResult`` with per-scenario KPI estimates and paired differences against the baseline.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twin.errors import ConfigError, TwinError
+from twin.process.model import FabModel
+from twin.whatif.scenarios import Scenario, baseline
+from twin.whatif.stats import (
+    DEFAULT_CONFIDENCE,
+    Estimate,
+    flatten_kpis,
+    summarize,
+    summarize_differences,
+    unflatten,
+)
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """How long and how often to simulate each scenario."""
+
+    days: float = 30.0  # simulated days per replication (after time 0 of the model)
+    warmup_days: float = 0.0  # days whose completions are deleted from the statistics
+    replications: int = 5  # replications per scenario; replication r shares its streams
+    seed: int = 1  # base seed; the streams of replication r are keyed by (seed, r)
+    confidence: float = DEFAULT_CONFIDENCE  # of every interval reported
+    options: dict[str, Any] = field(default_factory=dict)  # engine options (e.g. SimConfig's
+    # breakdowns=False, transport=False), passed through and validated by the engine
+
+    def validate(self) -> None:
+        problems = []
+        if not self.days > 0:
+            problems.append(f"days {self.days} must be > 0")
+        if not 0 <= self.warmup_days < self.days:
+            problems.append(f"warmup_days {self.warmup_days} must be in [0, days={self.days})")
+        if self.replications < 1:
+            problems.append(f"replications {self.replications} must be >= 1")
+        if not 0 < self.confidence < 1:
+            problems.append(f"confidence {self.confidence} must be in (0, 1)")
+        if problems:
+            raise ConfigError("what-if run config", problems)
+
+
+@dataclass
+class Replication:
+    """One replication's outcome: flat KPIs (see ``stats.flatten_kpis``) and its cost."""
+
+    scenario: str
+    replication: int
+    kpis: dict[str, float]
+    events: int = 0
+    wall_seconds: float = 0.0
+
+
+# --- engines ---------------------------------------------------------------------------------
+
+
+class Engine(Protocol):
+    """Simulates a model; ``batch_size`` replications per call suit it best."""
+
+    name: str
+    batch_size: int
+
+    def run(
+        self, model: FabModel, replications: Sequence[int], config: RunConfig, start: Any = None
+    ) -> list[Replication]: ...
+
+
+class ReferenceEngine:
+    """The readable event-by-event engine of ``twin.whatif.reference``, one replication a call."""
+
+    name = "reference"
+    batch_size = 1
+
+    def run(
+        self, model: FabModel, replications: Sequence[int], config: RunConfig, start: Any = None
+    ) -> list[Replication]:
+        from twin.whatif.reference import SimConfig, simulate
+
+        out = []
+        for r in replications:
+            t0 = time.perf_counter()
+            sim = SimConfig(
+                days=config.days,
+                warmup_days=config.warmup_days,
+                seed=config.seed,
+                replication=r,
+                **config.options,
+            )
+            kpis = simulate(model, sim, start=start).kpis()
+            wall = time.perf_counter() - t0
+            out.append(
+                Replication(
+                    scenario=model.name,
+                    replication=r,
+                    kpis=flatten_kpis(kpis),
+                    events=int(kpis.get("events", 0) or 0),
+                    wall_seconds=float(kpis.get("wall_seconds") or wall),
+                )
+            )
+        return out
+
+
+_ENGINES: dict[str, Callable[[], Engine]] = {"reference": ReferenceEngine}
+# Engines that are planned but may not be installed: name -> (module that registers it, why).
+_PLANNED = {
+    "kernel": (
+        "twin.whatif.kernel",
+        "the batched Warp kernel engine (what-if part 2, issue 6) is not implemented yet",
+    ),
+}
+
+
+def register_engine(name: str, factory: Callable[[], Engine]) -> None:
+    """Make an engine available to ``get_engine`` and ``twin whatif run --engine NAME``."""
+    _ENGINES[name] = factory
+
+
+def engine_names() -> list[str]:
+    """Every engine name the CLI accepts (installed or planned)."""
+    return sorted(set(_ENGINES) | set(_PLANNED))
+
+
+def get_engine(name: str) -> Engine:
+    """The engine called ``name``; a planned engine is imported on first use."""
+    if name not in _ENGINES and name in _PLANNED:
+        module, why = _PLANNED[name]
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+        if name not in _ENGINES:
+            raise TwinError(f"engine {name!r}: {why}; available: {', '.join(sorted(_ENGINES))}")
+    if name not in _ENGINES:
+        raise TwinError(f"unknown engine {name!r}; available: {', '.join(sorted(_ENGINES))}")
+    return _ENGINES[name]()
+
+
+# --- executors -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Some replications of one scenario (index into ``Job.scenarios``)."""
+
+    scenario: int
+    replications: tuple[int, ...]
+
+
+@dataclass
+class Job:
+    """Everything a worker needs, shipped once per worker: the base model, the scenarios, the
+    engine and the run config (plus an optional start state for warm starts)."""
+
+    base: FabModel
+    scenarios: list[Scenario]
+    engine: Engine
+    config: RunConfig
+    start: Any = None
+    _models: dict[int, FabModel] = field(default_factory=dict, repr=False)
+
+    def model(self, scenario: int) -> FabModel:
+        """The scenario's model, built once per process."""
+        if scenario not in self._models:
+            self._models[scenario] = self.scenarios[scenario].apply(self.base)
+        return self._models[scenario]
+
+
+def run_item(job: Job, item: WorkItem) -> list[Replication]:
+    """Run one work item (what every executor calls, in whatever process it lives)."""
+    name = job.scenarios[item.scenario].name
+    reps = job.engine.run(job.model(item.scenario), item.replications, job.config, job.start)
+    for r in reps:
+        r.scenario = name
+    return reps
+
+
+class Executor(Protocol):
+    """Runs work items and yields each item's replications as soon as they are done."""
+
+    def map(self, job: Job, items: Sequence[WorkItem]) -> Iterator[list[Replication]]: ...
+
+
+class Serial:
+    """Everything in this process, in order (debugging, tiny runs, notebooks)."""
+
+    def map(self, job: Job, items: Sequence[WorkItem]) -> Iterator[list[Replication]]:
+        for item in items:
+            yield run_item(job, item)
+
+
+_WORKER_JOB: Job | None = None
+
+
+def _init_worker(job: Job) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _run_in_worker(item: WorkItem) -> list[Replication]:
+    assert _WORKER_JOB is not None, "worker not initialised"
+    return run_item(_WORKER_JOB, item)
+
+
+@dataclass(kw_only=True)
+class LocalProcessPool:
+    """One process per core (``workers``; default: the CPUs this process may use)."""
+
+    workers: int | None = None
+    start_method: str | None = None  # multiprocessing start method; None: the platform's
+
+    def map(self, job: Job, items: Sequence[WorkItem]) -> Iterator[list[Replication]]:
+        import multiprocessing
+
+        n = min(self.workers or _cpu_count(), len(items)) or 1
+        ctx = multiprocessing.get_context(self.start_method)
+        with ProcessPoolExecutor(
+            n, mp_context=ctx, initializer=_init_worker, initargs=(job,)
+        ) as ex:
+            pending = {ex.submit(_run_in_worker, it) for it in items}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def run_whatif(
+    base: FabModel,
+    scenarios: Sequence[Scenario] | None = None,
+    config: RunConfig | None = None,
+    *,
+    engine: str | Engine = "reference",
+    executor: Executor | None = None,
+    start: Any = None,
+    progress: bool = True,
+) -> WhatIfResult:
+    """Run ``config.replications`` replications of every scenario with common random numbers.
+
+    ``scenarios`` should start with the baseline (``load_scenarios`` does that); without it, it
+    is added. The result pairs replication r of every scenario with replication r of the
+    baseline.
+    """
+    from tqdm import tqdm
+
+    config = config or RunConfig()
+    config.validate()
+    scs = list(scenarios or [])
+    if not scs or scs[0].changes:
+        scs.insert(0, baseline())
+    eng = get_engine(engine) if isinstance(engine, str) else engine
+    job = Job(base=base, scenarios=scs, engine=eng, config=config, start=start)
+    items = list(_work_items(len(scs), config.replications, max(1, eng.batch_size)))
+    executor = executor or LocalProcessPool()
+    results: dict[str, dict[int, Replication]] = {s.name: {} for s in scs}
+    t0 = time.perf_counter()
+    bar = tqdm(
+        total=len(scs) * config.replications,
+        unit="rep",
+        desc=f"what-if {len(scs)} scenario{'s' * (len(scs) != 1)}",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    with bar:
+        for reps in executor.map(job, items):
+            for r in reps:
+                results[r.scenario][r.replication] = r
+            bar.update(len(reps))
+    wall = time.perf_counter() - t0
+    return WhatIfResult(
+        model=base.name,
+        engine=eng.name,
+        config=config,
+        scenarios=scs,
+        replications={
+            name: [by_rep[i] for i in sorted(by_rep)] for name, by_rep in results.items()
+        },
+        wall_seconds=wall,
+    )
+
+
+def _work_items(n_scenarios: int, replications: int, batch: int) -> Iterable[WorkItem]:
+    """Replication-major order, so every scenario's early replications finish early."""
+    for lo in range(0, replications, batch):
+        reps = tuple(range(lo, min(lo + batch, replications)))
+        for s in range(n_scenarios):
+            yield WorkItem(s, reps)
+
+
+# --- the result ------------------------------------------------------------------------------
+
+
+@dataclass
+class WhatIfResult:
+    """Every replication of every scenario, with estimates and paired differences on demand."""
+
+    model: str
+    engine: str
+    config: RunConfig
+    scenarios: list[Scenario]
+    replications: dict[str, list[Replication]]  # scenario name -> by replication index
+    wall_seconds: float  # elapsed time of the whole run
+
+    @property
+    def baseline(self) -> str:
+        return self.scenarios[0].name
+
+    @property
+    def events(self) -> int:
+        """Events simulated, all scenarios and replications together."""
+        return sum(r.events for reps in self.replications.values() for r in reps)
+
+    def estimates(self, scenario: str) -> dict[str, Estimate]:
+        """Per-KPI mean and CI over the scenario's replications."""
+        return summarize([r.kpis for r in self.replications[scenario]], self.config.confidence)
+
+    def differences(self, scenario: str) -> dict[str, Estimate]:
+        """Per-KPI paired difference (scenario − baseline) over common replications."""
+        reps = {r.replication: r.kpis for r in self.replications[scenario]}
+        base = {r.replication: r.kpis for r in self.replications[self.baseline]}
+        common = sorted(set(reps) & set(base))
+        return summarize_differences(
+            [reps[i] for i in common], [base[i] for i in common], self.config.confidence
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict: run facts, then per scenario its KPI estimates (nested like the
+        engine's KPIs; each leaf ``{mean, ci, half_width, std, n}``) and paired differences."""
+        scenarios = {}
+        for sc in self.scenarios:
+            reps = self.replications[sc.name]
+            entry: dict[str, Any] = {
+                "changes": [c.describe() for c in sc.changes],
+                "description": sc.description,
+                "replications": len(reps),
+                "events": sum(r.events for r in reps),
+                "wall_seconds": sum(r.wall_seconds for r in reps),
+                "kpis": _nest(self.estimates(sc.name)),
+            }
+            if sc.name != self.baseline:
+                entry["difference_vs_baseline"] = _nest(self.differences(sc.name))
+            scenarios[sc.name] = entry
+        c = self.config
+        return {
+            "model": self.model,
+            "engine": self.engine,
+            "days": c.days,
+            "warmup_days": c.warmup_days,
+            "replications": c.replications,
+            "seed": c.seed,
+            "confidence": c.confidence,
+            "common_random_numbers": True,
+            "baseline": self.baseline,
+            "events": self.events,
+            "wall_seconds": self.wall_seconds,
+            "scenarios": scenarios,
+        }
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """One row per scenario and KPI: estimate, CI and the paired difference with its CI."""
+        rows = []
+        for sc in self.scenarios:
+            est = self.estimates(sc.name)
+            diff = self.differences(sc.name) if sc.name != self.baseline else {}
+            for key, e in est.items():
+                d = diff.get(key)
+                rows.append(
+                    {
+                        "scenario": sc.name,
+                        "kpi": key,
+                        "mean": e.mean,
+                        "ci_low": e.low,
+                        "ci_high": e.high,
+                        "n": e.n,
+                        "diff_mean": d.mean if d else "",
+                        "diff_ci_low": d.low if d else "",
+                        "diff_ci_high": d.high if d else "",
+                    }
+                )
+        return rows
+
+    def write_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write ``csv_rows()`` with a header line."""
+        import csv
+
+        rows = self.csv_rows()
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["scenario", "kpi"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _nest(estimates: dict[str, Estimate]) -> dict[str, Any]:
+    """Dotted KPI keys back to the engine's nesting, each leaf an estimate dict. A group whose
+    ``mean`` is a leaf (cycle_time_days: {mean, p50, p95}) also gets that mean's ``ci`` at its
+    own level, so ``cycle_time_days.mean`` and ``cycle_time_days.ci`` read naturally."""
+    nested = unflatten({k: e.to_dict() for k, e in estimates.items()})
+
+    def lift(node: Any) -> Any:
+        if not isinstance(node, dict) or "ci" in node and "n" in node:
+            return node
+        out = {k: lift(v) for k, v in node.items()}
+        m = out.get("mean")
+        if isinstance(m, dict) and "ci" in m and "n" in m:
+            out["mean"], out["ci"] = m["mean"], m["ci"]
+            out.setdefault("half_width", m["half_width"])
+            out.setdefault("n", m["n"])
+        return out
+
+    return lift(nested)
