@@ -184,7 +184,9 @@ def _num(p: _Problems, obj: Any, key: str, *, positive: bool = False, default: A
     return float(value)
 
 
-def _vec(p: _Problems, obj: Any, key: str, sizes: tuple[int, ...]) -> list[float] | None:
+def _vec(
+    p: _Problems, obj: Any, key: str, sizes: tuple[int, ...], who: str = ""
+) -> list[float] | None:
     value = obj.get(key)
     ok = isinstance(value, list) and len(value) in sizes
     ok = ok and all(
@@ -192,7 +194,7 @@ def _vec(p: _Problems, obj: Any, key: str, sizes: tuple[int, ...]) -> list[float
     )
     if not ok:
         want = " or ".join(str(n) for n in sizes)
-        p.add(obj, f"{key} must be a list of {want} finite numbers, got {value!r}", key)
+        p.add(obj, f"{who}{key} must be a list of {want} finite numbers, got {value!r}", key)
         return None
     return [float(v) for v in value]
 
@@ -381,7 +383,10 @@ def _read_nodes(p: _Problems, data: Any, scale: float) -> list[dict[str, Any]]:
                 attrs = {}
             spec["attrs"] = dict(attrs)
             spec["transform"] = _pose(p, e, nid, scale) if section != "vehicles" else None
-            if "size" in e and (size := _vec(p, e, "size", (3,))) is not None:
+            if (
+                "size" in e
+                and (size := _vec(p, e, "size", (3,), f"{section} {nid!r}: ")) is not None
+            ):
                 if min(size) <= 0:
                     p.add(e, f"{section} {nid!r}: size must be positive [dx, dy, dz]", "size")
                 spec["size"] = tuple(v * scale for v in size)
@@ -426,13 +431,9 @@ def _pose(p: _Problems, e: Any, nid: str, scale: float) -> np.ndarray | None:
         return m
     if "at" not in e and "yaw" not in e:
         return None
-    at = _vec(p, e, "at", (2, 3)) if "at" in e else [0.0, 0.0]
-    yaw = _num(p, e, "yaw", default=0.0)
+    at = _vec(p, e, "at", (2, 3), who=f"node {nid!r}: ") if "at" in e else [0.0, 0.0]
+    yaw = _num(p, e, "yaw", default=0.0)  # degrees
     if at is None or yaw is None:
-        p.add(
-            e,
-            f"node {nid!r}: non-finite or malformed pose; expected at: [x, y(, z)] and yaw: degrees",
-        )
         return None
     at = at + [0.0] * (3 - len(at))
     return translation(at[0] * scale, at[1] * scale, at[2] * scale, math.radians(yaw))
