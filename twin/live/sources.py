@@ -1,0 +1,194 @@
+"""Where events come from and go to: the in-process bus and JSONL files.
+
+A source hands out ``Message`` batches; a message's ``ack`` (when it has one) is called by the
+synchroniser only once the event is durable (stored, dead-lettered, or known as a duplicate).
+A sink is anything with ``publish(event)``; an emulator can publish into a ``Bus``, a
+``JsonlSink`` or an ``MqttSink`` (``twin.live.mqtt``) alike.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time as _time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from twin.errors import InputError
+from twin.live.events import Event, EventFormatError, parse_time
+
+
+class Message:
+    """One received payload; ``origin`` says where it came from (file:line, topic)."""
+
+    __slots__ = ("payload", "ack", "origin", "received")
+
+    def __init__(
+        self,
+        payload: str | bytes | dict[str, Any] | Event,
+        ack: Callable[[], None] | None = None,
+        origin: str = "",
+    ) -> None:
+        self.payload = payload
+        self.ack = ack
+        self.origin = origin
+        self.received = _time.time()
+
+
+class Source(Protocol):
+    def receive(self, max_items: int, timeout: float) -> list[Message]:
+        """Up to ``max_items`` messages, waiting at most ``timeout`` s for the first."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True when no message will ever come again (a finite source has ended)."""
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    def publish(self, event: Event) -> None: ...
+
+
+class Bus:
+    """The embedded default: an in-process queue; both a sink and a source."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self._q: queue.Queue[Message | None] = queue.Queue(maxsize)
+        self._closed = False
+        self._ended = False
+
+    def publish(self, event: Event | dict[str, Any] | str | bytes) -> None:
+        if self._closed:
+            raise InputError("bus", ["publish on a closed bus"])
+        self._q.put(Message(event, origin="bus"))
+
+    def close(self) -> None:
+        """No more publishing; receivers drain what is queued, then the bus is exhausted."""
+        if not self._closed:
+            self._closed = True
+            self._q.put(None)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._ended
+
+    def receive(self, max_items: int, timeout: float) -> list[Message]:
+        out: list[Message] = []
+        if self._ended:
+            return out
+        try:
+            item = self._q.get(timeout=timeout) if timeout > 0 else self._q.get_nowait()
+        except queue.Empty:
+            return out
+        while True:
+            if item is None:
+                self._ended = True
+                return out
+            out.append(item)
+            if len(out) >= max_items:
+                return out
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                return out
+
+
+class JsonlFileSource:
+    """Events from a JSON-lines file: as fast as possible, at ``speed`` × the events' own
+    pace, or following a file that is still being written (``follow``)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        speed: float | None = None,
+        follow: bool = False,
+        poll: float = 0.1,  # s between looks at a followed file
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError("event file", [f"{self.path}: no such file"])
+        if speed is not None and not speed > 0:
+            raise InputError("event file", [f"speed must be > 0 (or None for max), got {speed}"])
+        self.speed, self.follow, self.poll = speed, follow, poll
+        self._fh: IO[str] = self.path.open("r", encoding="utf-8", errors="replace")
+        self._line = 0
+        self._partial = ""
+        self._ended = False
+        self._t0: tuple[float, float] | None = None  # (first event time, wall start)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._ended
+
+    def close(self) -> None:
+        self._ended = True
+        self._fh.close()
+
+    def receive(self, max_items: int, timeout: float) -> list[Message]:
+        out: list[Message] = []
+        deadline = _time.monotonic() + timeout
+        while len(out) < max_items and not self._ended:
+            line = self._fh.readline()
+            if not line:
+                if not self.follow:
+                    self._ended = True
+                    break
+                if out or _time.monotonic() >= deadline:
+                    break
+                _time.sleep(min(self.poll, max(0.0, deadline - _time.monotonic())))
+                continue
+            if not line.endswith("\n") and self.follow:
+                self._partial += line  # the writer is mid-line; wait for the rest
+                continue
+            text, self._partial = self._partial + line, ""
+            self._line += 1
+            if not text.strip():
+                continue
+            if self.speed is not None and self._pace(text, deadline):
+                out.append(Message(text, origin=f"{self.path}:{self._line}"))
+                break
+            out.append(Message(text, origin=f"{self.path}:{self._line}"))
+        return out
+
+    def _pace(self, text: str, deadline: float) -> bool:
+        """Sleep until this event is due at ``speed``; True if the batch should end here."""
+        try:
+            t = parse_time(json.loads(text)["time"])
+        except (ValueError, KeyError, TypeError, EventFormatError):
+            return False  # unreadable lines are not paced; the validator will reject them
+        now = _time.monotonic()
+        if self._t0 is None:
+            self._t0 = (t, now)
+        due = self._t0[1] + (t - self._t0[0]) / self.speed
+        if due > now:
+            _time.sleep(due - now)
+            return True
+        return now >= deadline
+
+
+class JsonlSink:
+    """Appends events to a JSON-lines file, one flushed line each (a file source can follow it)."""
+
+    def __init__(self, path: str | Path, *, flush_every: int = 1) -> None:
+        self.path = Path(path)
+        self._fh = self.path.open("a", encoding="utf-8")
+        self._n = 0
+        self._flush_every = flush_every
+
+    def publish(self, event: Event) -> None:
+        self._fh.write(event.to_json() + "\n")
+        self._n += 1
+        if self._n % self._flush_every == 0:
+            self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> JsonlSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,245 @@
+"""The synchroniser: source -> parse -> reorder -> validate -> store -> apply -> physics world.
+
+Per batch of messages: each payload is parsed (unreadable ones become dead letters), put in
+per-source order by the reorder buffer, validated against the current state, and applied when
+valid; then accepted events and dead letters are written in one durable transaction, and only
+then are the messages acknowledged and the world updated. A crash before the commit loses only
+unacknowledged messages, which the source delivers again; a restart resumes from the latest
+snapshot plus a replay of the events after it, which equals a full replay.
+"""
+
+from __future__ import annotations
+
+import json
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twin.errors import ConfigError
+from twin.live.catalog import Catalog
+from twin.live.events import Event, EventFormatError, check_event, parse_event
+from twin.live.order import Released, ReorderBuffer, ReorderConfig
+from twin.live.sources import Message, Source
+from twin.live.state import TwinState, apply
+from twin.live.store import DeadLetter, EventStore
+from twin.live.validate import validate
+
+
+class World(Protocol):
+    """What the synchroniser pushes into a physics world (implemented by the physics helper)."""
+
+    def set_vehicle_pose(self, vehicle_id: str, segment: str, offset: float) -> None: ...
+
+    def set_equipment_state(self, equipment_id: str, state: str) -> None: ...
+
+
+@dataclass(kw_only=True)
+class SyncConfig:
+    batch: int = 2000  # messages per durable commit (at most)
+    wait: float = 0.05  # s to wait for the first message of a batch
+    snapshot_every: int = 100_000  # events between snapshots
+    snapshot_interval: float = 60.0  # s of wall clock between snapshots (if events arrived)
+    reorder: ReorderConfig = field(default_factory=ReorderConfig)
+
+    def check(self) -> None:
+        problems = []
+        if self.batch < 1:
+            problems.append(f"batch must be >= 1, got {self.batch}")
+        if self.wait < 0:
+            problems.append(f"wait must be >= 0 s, got {self.wait}")
+        if self.snapshot_every < 1:
+            problems.append(f"snapshot_every must be >= 1 event, got {self.snapshot_every}")
+        if self.snapshot_interval <= 0:
+            problems.append(f"snapshot_interval must be > 0 s, got {self.snapshot_interval}")
+        if self.reorder.window < 1 or self.reorder.max_wait <= 0:
+            problems.append("reorder window must be >= 1 event and max_wait > 0 s")
+        if problems:
+            raise ConfigError("sync config", problems)
+
+
+@dataclass
+class SyncStats:
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    late: int = 0
+    gaps: int = 0
+    snapshots: int = 0
+
+
+class Synchroniser:
+    """Keeps a ``TwinState`` in step with a store and a stream of messages."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        catalog: Catalog | None = None,
+        *,
+        world: World | None = None,
+        cfg: SyncConfig | None = None,
+        on_commit: Callable[[list[Event]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg or SyncConfig()
+        self.cfg.check()
+        self.store = store
+        self.world = world
+        self.on_commit = on_commit  # called with the accepted events after each commit
+        self.stats = SyncStats()
+        self.state, self.pos = self._recover(catalog)
+        start = {s: n for s, n in store.last_seqs().items() if not s.startswith("gap:")}
+        self.reorder = ReorderBuffer(self.cfg.reorder, start=start)
+        self._since_snap = 0
+        self._snap_wall = _time.monotonic()
+        self._pending_acks: dict[tuple[str, int], list[Callable[[], None]]] = {}
+
+    def _recover(self, catalog: Catalog | None) -> tuple[TwinState, int]:
+        snap = self.store.snapshot()
+        if snap is not None:
+            pos, state = snap
+        else:
+            pos, state = 0, TwinState(catalog)
+        for ev in self.store.read(after=pos):
+            apply(state, ev)
+            pos += 1
+        return state, pos
+
+    # ----------------------------------------------------------- ingest
+    def process(self, messages: list[Message]) -> int:
+        """Ingest one batch durably; returns the number of events accepted."""
+        out = Released()
+        dead: list[DeadLetter] = []
+        acks: list[Callable[[], None]] = []
+        now = _time.time()
+        for m in messages:
+            self.stats.received += 1
+            try:
+                if isinstance(m.payload, Event):
+                    ev = m.payload
+                    check_event(ev)
+                else:
+                    ev = parse_event(m.payload)
+            except EventFormatError as exc:
+                dead.append(DeadLetter(_where(m, exc.reason), _raw(m.payload), received=now))
+                if m.ack is not None:
+                    acks.append(m.ack)
+                continue
+            except Exception as exc:  # never let one payload stop the stream
+                reason = f"unreadable payload ({type(exc).__name__})"
+                dead.append(DeadLetter(_where(m, reason), _raw(m.payload), received=now))
+                if m.ack is not None:
+                    acks.append(m.ack)
+                continue
+            n_dup, n_late = len(out.duplicates), len(out.late)
+            self.reorder.push(ev, out)
+            if m.ack is not None:
+                if len(out.duplicates) > n_dup or len(out.late) > n_late:
+                    acks.append(m.ack)  # already durable (or declared lost): nothing to wait for
+                else:
+                    self._pending_acks.setdefault(ev.key, []).append(m.ack)
+        self.reorder.poll(out)
+        return self._commit(out, dead, acks, now)
+
+    def flush(self) -> int:
+        """End of a finite stream: declare every open gap and commit what was held."""
+        return self._commit(self.reorder.flush(), [], [], _time.time())
+
+    def _commit(
+        self, out: Released, dead: list[DeadLetter], acks: list[Callable[[], None]], now: float
+    ) -> int:
+        state = self.state
+        accepted: list[Event] = []
+        for ev in out.events:
+            reason = validate(ev, state, checked=True)  # shape checked in process()
+            if reason is None:
+                apply(state, ev)
+                accepted.append(ev)
+            else:
+                dead.append(DeadLetter(reason, ev.to_json(), ev.source, ev.seq, now))
+            pending = self._pending_acks.pop(ev.key, None)
+            if pending:
+                acks.extend(pending)
+        self.stats.duplicates += len(out.duplicates)
+        self.stats.late += len(out.late)
+        self.stats.gaps += len(out.gaps)
+        for ev in out.late:
+            dead.append(
+                DeadLetter("arrived after its gap was declared", ev.to_json(), None, None, now)
+            )
+        if accepted or dead:
+            self.pos += self.store.write(accepted, dead)
+        self.stats.accepted += len(accepted)
+        self.stats.rejected += len(dead)
+        for ack in acks:  # durable now: the source may forget these messages
+            ack()
+        if accepted:
+            if self.world is not None:
+                self._push_world(accepted)
+            if self.on_commit is not None:
+                self.on_commit(accepted)
+            self._since_snap += len(accepted)
+            if (
+                self._since_snap >= self.cfg.snapshot_every
+                or _time.monotonic() - self._snap_wall >= self.cfg.snapshot_interval
+            ):
+                self.snapshot()
+        return len(accepted)
+
+    def snapshot(self) -> None:
+        self.store.save_snapshot(self.state, self.pos)
+        self.stats.snapshots += 1
+        self._since_snap = 0
+        self._snap_wall = _time.monotonic()
+
+    def _push_world(self, events: list[Event]) -> None:
+        poses: dict[str, tuple[str, float]] = {}
+        states: dict[str, str] = {}
+        for ev in events:  # only the latest pose/state per entity in a batch matters
+            if ev.type == "vehicle.position":
+                poses[ev.subject] = (ev.data["segment"], float(ev.data["offset"]))
+            elif ev.type == "equipment.state":
+                states[ev.subject] = ev.data["state"]
+        for vid, (seg, off) in poses.items():
+            self.world.set_vehicle_pose(vid, seg, off)  # type: ignore[union-attr]
+        for eid, st in states.items():
+            self.world.set_equipment_state(eid, st)  # type: ignore[union-attr]
+
+    def run(
+        self,
+        source: Source,
+        *,
+        stop: Callable[[], bool] | None = None,
+        idle_exit: float | None = None,
+    ) -> SyncStats:
+        """Ingest until the source is exhausted, ``stop()`` is true, or ``idle_exit`` s pass
+        without a message; then flush held events and take a snapshot."""
+        last = _time.monotonic()
+        while not source.exhausted and not (stop is not None and stop()):
+            batch = source.receive(self.cfg.batch, self.cfg.wait)
+            if batch:
+                last = _time.monotonic()
+                self.process(batch)
+            else:
+                self._commit(self.reorder.poll(), [], [], _time.time())
+                if idle_exit is not None and _time.monotonic() - last >= idle_exit:
+                    break
+        self.flush()
+        if self._since_snap:
+            self.snapshot()
+        return self.stats
+
+
+def _raw(payload: Any) -> str:
+    if isinstance(payload, bytes | bytearray):
+        return payload.decode("utf-8", errors="replace")
+    if isinstance(payload, str):
+        return payload
+    try:
+        return json.dumps(payload, default=str)[:100_000]
+    except (TypeError, ValueError, RecursionError):
+        return repr(payload)[:100_000]
+
+
+def _where(m: Message, reason: str) -> str:
+    return f"{m.origin}: {reason}" if m.origin else reason
