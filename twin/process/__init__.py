@@ -6,6 +6,9 @@ seconds); the dataclasses live in :mod:`twin.process.model`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from twin.errors import UnsupportedFormatError
 from twin.process.model import (
     DELAY_FAMILY,
     DISPATCH_RULES,
@@ -22,7 +25,28 @@ from twin.process.model import (
     WipLot,
 )
 
+
+def load_model(path: str | Path, **options: object) -> FabModel:
+    """Load a process model: an SMT2020-format folder, or a scene folder with ``process/``.
+
+    Options go to the format's loader (SMT2020: ``ptime_spread_mode="full"|"half"``).
+    """
+    from twin.process.smt2020 import load_model as load_smt2020
+
+    folder = Path(path)
+    if (folder / "process").is_dir() and not (folder / "part.txt").exists():
+        folder = folder / "process"
+    if not (folder / "part.txt").exists():
+        raise UnsupportedFormatError(
+            "process model",
+            ["SMT2020 folder (part.txt, route_*.txt, tool.txt.1l, order.txt)"],
+            folder,
+        )
+    return load_smt2020(folder, **options)
+
+
 __all__ = [
+    "load_model",
     "DELAY_FAMILY",
     "DISPATCH_RULES",
     "Attachment",

@@ -104,13 +104,19 @@ class Route:
 
     name: str
     steps: list[Step] = field(default_factory=list)
+    _index: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def index_of(self, number: int) -> int:
         """Position in ``steps`` of the step with this number; KeyError when absent."""
-        for i, s in enumerate(self.steps):
-            if s.number == number:
-                return i
-        raise KeyError(number)
+        if len(self._index) != len(self.steps):  # built lazily, rebuilt if steps change
+            self._index = {s.number: i for i, s in enumerate(self.steps)}
+        i = self._index.get(number)
+        if i is None or self.steps[i].number != number:
+            self._index = {s.number: i for i, s in enumerate(self.steps)}
+            i = self._index.get(number)
+        if i is None:
+            raise KeyError(number)
+        return i
 
 
 @dataclass(kw_only=True)
@@ -324,12 +330,13 @@ class FabModel:
                 problems.append(f"release {rel.lot_type}: product {rel.product!r} is not defined")
             if rel.interval <= 0 and rel.count > 1:
                 problems.append(f"release {rel.lot_type}: interval must be > 0 s")
+        numbers_of = {name: {s.number for s in r.steps} for name, r in self.routes.items()}
         for lot in self.wip:
             if lot.product not in self.products:
                 problems.append(f"WIP lot {lot.id}: product {lot.product!r} is not defined")
-            elif lot.product in self.products and self.products[lot.product].route in self.routes:
+            elif self.products[lot.product].route in self.routes:
                 route = self.route_of(lot.product)
-                if lot.step not in {s.number for s in route.steps}:
+                if lot.step not in numbers_of[route.name]:
                     problems.append(f"WIP lot {lot.id}: step {lot.step} not in route {route.name}")
         for a in self.attachments:
             table = self.downs if a.kind == "down" else self.pms
