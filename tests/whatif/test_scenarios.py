@@ -188,7 +188,11 @@ def test_release_rate_and_product_mix():
     assert [r.interval / H for r in m.releases] == pytest.approx([1.6, 24, 3])
     assert m.releases[0].rate_per_day == pytest.approx(1.25 * 12)
     m = one("scenarios: [{name: a, changes: [{product_mix: {p1: 0.5, p2: 0}}]}]")
-    assert [(r.lot_type, r.interval / H) for r in m.releases] == [("Lot_1", 4), ("HotLot_1", 48)]
+    assert [(r.lot_type, r.interval / H, r.count) for r in m.releases] == [
+        ("Lot_1", 4, 100),
+        ("HotLot_1", 48, 10),
+        ("Lot_2", 3, 0),
+    ]
 
 
 def test_batch_size():

@@ -264,14 +264,12 @@ class ReleaseRate(Change):
         return f
 
     def apply(self, model: FabModel) -> None:
-        kept = []
         for rel in model.releases:
             f = self._factor(rel.lot_type, rel.product)
             if f == 0:
-                continue  # the stream is switched off
-            rel.interval /= f
-            kept.append(rel)
-        model.releases[:] = kept
+                rel.count = 0  # switched off; kept in place so other streams keep their keys
+            else:
+                rel.interval /= f
 
     def describe(self) -> str:
         return "release rate " + ", ".join(

@@ -1,0 +1,212 @@
+"""`twin whatif ...`: run scenario what-ifs on a process model from the command line.
+
+    twin whatif run MODEL [--scenarios FILE] [--days D] [--warmup-days W] [--replications R]
+                          [--seed S] [--engine reference] [--json] [--csv FILE] [--workers N]
+
+MODEL is an SMT2020-format folder or a scene folder (its ``process/``). A progress bar goes to
+stderr; a table (or, with ``--json``, the full JSON) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from twin.errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``whatif`` command group."""
+    group = subparsers.add_parser("whatif", help="what-if simulations of the fab's process flow")
+    sub = group.add_subparsers(dest="whatif_command", metavar="COMMAND")
+    group.set_defaults(func=lambda args: group.print_help() or 2)
+
+    run = sub.add_parser(
+        "run",
+        help="replications × scenarios with common random numbers; KPIs with 95 %% CIs",
+        description="Run every scenario (plus the unchanged baseline) R times with common "
+        "random numbers and report KPI means, confidence intervals and paired differences "
+        "against the baseline. Scenario file format: docs/whatif.md.",
+    )
+    run.add_argument("model", type=Path, help="SMT2020-format folder, or scene folder (process/)")
+    run.add_argument("--scenarios", type=Path, help="YAML scenario file (default: baseline only)")
+    run.add_argument("--days", type=float, default=30.0, help="simulated days (default 30)")
+    run.add_argument(
+        "--warmup-days", type=float, default=0.0, help="days deleted as warm-up (default 0)"
+    )
+    run.add_argument(
+        "--replications", "-r", type=int, default=5, help="replications per scenario (default 5)"
+    )
+    run.add_argument("--seed", type=int, default=1, help="base random seed (default 1)")
+    run.add_argument(
+        "--engine",
+        default="reference",
+        help="simulation engine: reference (default); kernel is planned (issue 6)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: one per CPU; 1 runs in this process)",
+    )
+    run.add_argument(
+        "--confidence", type=float, default=0.95, help="confidence level (default 0.95)"
+    )
+    run.add_argument("--json", action="store_true", help="print the full result as JSON")
+    run.add_argument("--csv", type=Path, help="also write one row per scenario and KPI here")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+
+def load_process_model(path: Path):
+    """The FabModel of an SMT2020 folder or of a scene folder's ``process/``."""
+    from twin.process import load_model
+
+    if not path.exists():
+        raise InputError("model", [f"{path}: no such folder; give an SMT2020 or scene folder"])
+    model = load_model(path)
+    if (path / "process").is_dir() and not (path / "part.txt").exists():
+        model.name = path.resolve().name  # the scene's name, not "process"
+    return model
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from twin.whatif.runner import LocalProcessPool, RunConfig, Serial, get_engine, run_whatif
+    from twin.whatif.scenarios import load_scenarios
+
+    config = RunConfig(
+        days=args.days,
+        warmup_days=args.warmup_days,
+        replications=args.replications,
+        seed=args.seed,
+        confidence=args.confidence,
+    )
+    config.validate()
+    if args.workers is not None and args.workers < 1:
+        raise InputError("--workers", [f"--workers {args.workers}: must be >= 1"])
+    engine = get_engine(args.engine)  # rejects unknown/unavailable engines before loading
+    model = load_process_model(args.model)
+    scenarios = load_scenarios(args.scenarios, model)
+    executor = Serial() if args.workers == 1 else LocalProcessPool(workers=args.workers)
+    result = run_whatif(
+        model, scenarios, config, engine=engine, executor=executor, progress=not args.quiet
+    )
+    if args.csv is not None:
+        result.write_csv(args.csv)
+    if args.json:
+        json.dump(_finite(result.to_json()), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_table(result))
+    return 0
+
+
+def _finite(x: Any) -> Any:
+    """NaN/inf → None, so the output is strict JSON."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+# --- the terminal table ----------------------------------------------------------------------
+
+
+def format_table(result, top_families: int = 5) -> str:
+    """Per scenario and lot type: lots, throughput, cycle time ± CI, Δ vs baseline; then the
+    most utilised families of the baseline in every scenario."""
+    c = result.config
+    pct = f"{100 * c.confidence:g} %"
+    lines = [
+        f"what-if {result.model}: engine {result.engine}, {c.days:g} days "
+        f"(warm-up {c.warmup_days:g}), {c.replications} replication"
+        f"{'s' * (c.replications != 1)}, seed {c.seed}, {len(result.scenarios)} scenarios",
+        f"{result.events:,} events in {result.wall_seconds:.1f} s; intervals are {pct} "
+        "Student-t, differences paired by replication (common random numbers)",
+        "",
+    ]
+    est = {s.name: result.estimates(s.name) for s in result.scenarios}
+    diff = {s.name: result.differences(s.name) for s in result.scenarios[1:]}
+    types = sorted(
+        {k.split(".")[1] for k in est[result.baseline] if k.startswith("lot_types.")},
+        key=lambda t: (t.startswith(("Hot", "SuperHot")), t),
+    )
+    head = ("scenario", "lot type", "lots", "per day", "cycle time d", f"± ({pct})", "Δ vs base")
+    rows = []
+    for sc in result.scenarios:
+        for t in types:
+            e = est[sc.name]
+            ct = e.get(f"lot_types.{t}.cycle_time_days.mean")
+            d = diff.get(sc.name, {}).get(f"lot_types.{t}.cycle_time_days.mean")
+            rows.append(
+                (
+                    sc.name,
+                    t,
+                    _num(e.get(f"lot_types.{t}.lots_completed"), 1),
+                    _num(e.get(f"lot_types.{t}.throughput_per_day"), 2),
+                    _num(ct, 2),
+                    _hw(ct, 2),
+                    _delta(d, 2) if d else "",
+                )
+            )
+    lines += _grid(head, rows)
+    base = est[result.baseline]
+    fams = sorted(
+        (k.split(".")[1] for k in base if k.startswith("families.") and k.endswith(".utilisation")),
+        key=lambda f: -_mean(base.get(f"families.{f}.utilisation")),
+    )[:top_families]
+    if fams:
+        lines += ["", f"most utilised families (share of tool time, {pct} CI; Δ paired)"]
+        head = ("scenario", *fams)
+        rows = []
+        for sc in result.scenarios:
+            cells = []
+            for f in fams:
+                u = est[sc.name].get(f"families.{f}.utilisation")
+                d = diff.get(sc.name, {}).get(f"families.{f}.utilisation")
+                cell = f"{_num(u, 3)} ± {_hw(u, 3)}"
+                cells.append(cell + (f" Δ {_delta(d, 3)}" if d else ""))
+            rows.append((sc.name, *cells))
+        lines += _grid(head, rows)
+    for sc in result.scenarios[1:]:
+        lines.append(f"  {sc.name}: {sc.describe()}")
+    return "\n".join(lines) + "\n"
+
+
+def _mean(e) -> float:
+    return e.mean if e is not None and math.isfinite(e.mean) else -math.inf
+
+
+def _num(e, digits: int) -> str:
+    if e is None or not math.isfinite(e.mean):
+        return "-"
+    return f"{e.mean:,.{digits}f}"
+
+
+def _hw(e, digits: int) -> str:
+    if e is None or not math.isfinite(e.half_width):
+        return "-"
+    return f"{e.half_width:.{digits}f}"
+
+
+def _delta(d, digits: int) -> str:
+    if not math.isfinite(d.mean):
+        return "-"
+    hw = f" ± {d.half_width:.{digits}f}" if math.isfinite(d.half_width) else ""
+    mark = " *" if d.excludes_zero() else ""
+    return f"{d.mean:+.{digits}f}{hw}{mark}"
+
+
+def _grid(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r) for r in rows]
+    return out
