@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from twin.errors import InputError
 from twin.process.model import (
@@ -299,3 +302,53 @@ def test_invalid_yaml_and_missing_file_name_the_place():
         parse_scenarios("scenarios:\n  - name: a\n  - [unclosed\n", source="x.yaml")
     with pytest.raises(InputError, match="cannot read"):
         load_scenarios("/nonexistent/scenarios.yaml")
+
+
+def _docs_example() -> str:
+    """The scenario file example of docs/whatif.md (its first yaml block)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "whatif.md").read_text()
+    return text.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_docs_example_is_valid_for_hvlm(hvlm):
+    """The documented example parses against SMT2020 HVLM and every scenario applies."""
+    from twin.process import load_model
+
+    model = load_model(hvlm)
+    scs = parse_scenarios(_docs_example(), source="docs/whatif.md", model=model)
+    assert len(scs) == 1 + 5 + 6
+    litho = [f for f, fam in model.families.items() if fam.area == "Litho"]
+    m = scs[1].apply(model)
+    assert all(m.families[f].count == model.families[f].count + 1 for f in litho)
+    m = scs[-1].apply(model)  # litho+2-etch-x1
+    assert scs[-1].name == "litho+2-etch-x1"
+    assert all(m.families[f].count == model.families[f].count + 2 for f in litho)
+    m = scs[5].apply(model)  # no-breakdowns
+    assert not any(a.kind == "down" for a in m.attachments)
+    assert sum(a.kind == "pm" for a in m.attachments) == sum(
+        a.kind == "pm" for a in model.attachments
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    adds=st.lists(st.integers(-2, 3), min_size=1, max_size=3),
+    factor=st.floats(0.05, 20, allow_nan=False),
+)
+def test_generated_tool_and_time_changes_apply_exactly(adds, factor):
+    """Any add values and factor give exactly those numbers (checked in order of the changes)."""
+    model = small_model()
+    changes = "".join(f"      - tool_count: {{family: LITHO_1, add: {a}}}\n" for a in adds)
+    text = (
+        f"scenarios:\n  - name: g\n    changes:\n{changes}"
+        f"      - processing_time: {{area: Etch, factor: {factor!r}}}\n"
+    )
+    running = [3 + sum(adds[: i + 1]) for i in range(len(adds))]
+    if min(running) < 1:  # a later change would remove the last tool: refused, with its line
+        with pytest.raises(InputError, match=r"would have -?\d+ tools"):
+            parse_scenarios(text, model=model)
+        return
+    m = parse_scenarios(text, model=model)[1].apply(model)
+    assert m.families["LITHO_1"].count == 3 + sum(adds)
+    assert m.routes["r_2"].steps[1].mean == pytest.approx(H * factor)
+    assert m.routes["r_2"].steps[0].mean == model.routes["r_2"].steps[0].mean

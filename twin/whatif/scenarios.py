@@ -430,9 +430,13 @@ class Scenario:
     def check(self, model: FabModel, source: str = "<scenarios>") -> list[str]:
         """Every problem of applying this scenario to ``model``, each with ``file:line``."""
         problems: list[str] = []
-        for c in self.changes:
+        model = copy.deepcopy(model) if self.changes else model
+        for c in self.changes:  # each change is checked on the model the earlier ones made
             where = f"{source}:{c.line or self.line or '?'}: scenario {self.name!r}, {c.kind}"
-            problems += c.check(model, where)
+            found = c.check(model, where)
+            if not found:
+                c.apply(model)
+            problems += found
         return problems
 
     def apply(self, base: FabModel) -> FabModel:
