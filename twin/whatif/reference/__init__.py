@@ -1,0 +1,25 @@
+"""The reference what-if engine: a readable event-by-event simulator of a FabModel.
+
+It defines the simulation semantics (see :mod:`twin.whatif.reference.engine`); faster engines
+must agree with it. Entry point: ``simulate(model, SimConfig(days=...))``.
+"""
+
+from __future__ import annotations
+
+from twin.whatif.reference.config import LotState, SimConfig, StartState, ToolState
+from twin.whatif.reference.dispatch import RULES, register_rule
+from twin.whatif.reference.engine import simulate, tool_ids
+from twin.whatif.reference.results import LotRecords, SimResult
+
+__all__ = [
+    "RULES",
+    "LotRecords",
+    "LotState",
+    "SimConfig",
+    "SimResult",
+    "StartState",
+    "ToolState",
+    "register_rule",
+    "simulate",
+    "tool_ids",
+]

@@ -1,0 +1,76 @@
+"""Run configuration and warm-start state of the reference engine (plain dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twin.errors import ConfigError
+
+DAY = 86400.0  # s
+
+
+@dataclass(kw_only=True)
+class SimConfig:
+    """One replication of one scenario. Variants are copies: ``dataclasses.replace(cfg, ...)``."""
+
+    days: float  # simulated days after the start time
+    warmup_days: float = 0.0  # days at the start whose completions the KPIs ignore
+    seed: int = 0  # base seed; streams are keyed by (seed, replication, purpose, index)
+    replication: int = 0  # replication number (common random numbers across scenarios)
+    breakdowns: bool = True  # unscheduled downs from the down calendars
+    pms: bool = True  # preventive maintenance (calendar and wafer-count based)
+    transport: bool = True  # transport delays between steps
+    load_unload: bool = True  # add LTIME/ULTIME of the family to every run
+    initial_wip: bool = True  # start with the model's WIP lots (ignored with a StartState)
+    record_steps: bool = False  # keep every lot's per-step queue/process/transport times
+    wip_sample_days: float = 1.0  # days between samples of the fab WIP
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.days > 0:
+            problems.append(f"days = {self.days}: must be > 0")
+        if not 0 <= self.warmup_days < max(self.days, 1e-300):
+            problems.append(f"warmup_days = {self.warmup_days}: must be >= 0 and < days")
+        if not self.wip_sample_days > 0:
+            problems.append(f"wip_sample_days = {self.wip_sample_days}: must be > 0")
+        if self.seed < 0 or self.replication < 0:
+            problems.append("seed and replication must be >= 0")
+        if problems:
+            raise ConfigError("SimConfig", problems)
+
+
+@dataclass(kw_only=True)
+class LotState:
+    """A lot in a warm start: where it is and since when (times in s on the engine clock)."""
+
+    id: str
+    product: str
+    step: int  # step number (in the product's route) the lot is at
+    status: str = "queued"  # "queued" (waiting for step), "processing" (on ``tool`` until
+    # ``until``), "transport" (arrives at ``step`` at ``until``)
+    lot_type: str = ""  # defaults to the product name
+    priority: int = 10
+    wafers: int = 25
+    release: float = 0.0  # s
+    due: float = 0.0  # s
+    tool: str | None = None  # tool id when processing
+    until: float = 0.0  # s: end of processing or of transport
+
+
+@dataclass(kw_only=True)
+class ToolState:
+    """A tool in a warm start. Tool ids are ``"<family>#<n>"`` (n from 1)."""
+
+    busy_until: float = 0.0  # s; lots on it are given by LotState(status="processing")
+    down_until: float = 0.0  # s; down (unscheduled) until then
+    down_kind: str = "down"  # "down" or "pm"
+    setup: str | None = None
+
+
+@dataclass(kw_only=True)
+class StartState:
+    """An explicit start: the clock, the lots in the fab and the tools' states."""
+
+    time: float = 0.0  # s on the model clock; releases before it are not made again
+    lots: list[LotState] = field(default_factory=list)
+    tools: dict[str, ToolState] = field(default_factory=dict)

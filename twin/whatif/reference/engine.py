@@ -1,0 +1,794 @@
+"""The reference discrete-event engine: one event at a time, readable, deterministic for a seed.
+
+Semantics (this module DEFINES them for every other engine of the project):
+
+- The event heap is keyed (time, kind, sequence): at equal times tools finish before downs,
+  downs before arrivals, arrivals before releases; the sequence number breaks the remaining ties
+  in the order events were scheduled.
+- A lot waits in the queue of the family of its current step. A tool is available when it is
+  up, its cascade interval since the last start has passed and it holds fewer jobs than its
+  capacity (STNCAP); an available tool takes work at once (see ``dispatch``), otherwise it
+  idles. An arriving lot wakes an idle tool (the one needing least setup for families marked
+  wake_LeastSetupTime, else the one idle most recently).
+- A run: setup (sequence-dependent; a change into a setup with a minimum run makes the tool owe
+  that many lots of it), load, processing, unload. Per-piece times are the drawn piece time ×
+  wafers; a per-piece step with a PartInterval (cascading) takes one piece time plus the interval
+  for each further wafer and frees the tool for the next lot after interval × wafers; a
+  BatchInterval frees it that long after the start. Per-batch steps gather lots of the same
+  route step, at least BATCHMN and at most BATCHMX wafers; a tool waits for BATCHMN.
+- Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
+  interval of calendar time, or after the given number of processed wafers, at the end of the
+  run that crosses it) preempt: work on the tool resumes after the repair (its end moves back by
+  the down's length). Downs that hit a tool already down start when the first one ends.
+- After a step: with probability REWORK the lot goes back to RWKSTEP (at most once per step
+  and lot); then steps are skipped with probability 1 - StepPercent; transport to the next step
+  takes the transport time. Delay steps hold the lot without a tool. Critical queue times are
+  tracked (violation when the target step starts later than the limit), not enforced.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time as _time
+import zlib
+from collections.abc import Callable
+
+from twin.errors import ConfigError, InputError
+from twin.process.model import FabModel
+from twin.whatif.reference.compiled import CFamily, CStep, compile_families, compile_routes
+from twin.whatif.reference.config import DAY, SimConfig, StartState
+from twin.whatif.reference.dispatch import RULES, STATIC_KEYS
+from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult
+from twin.whatif.reference.streams import (
+    KIND_CODES,
+    PM,
+    PROCESS,
+    RELEASE,
+    ROUTING,
+    TOOL,
+    TRANSPORT,
+    Stream,
+    draw,
+)
+
+# event kinds, in the order they run at equal times
+JOB_END, READY, DOWN_END, FAIL, PM_TIME, ARRIVE, DELAY_END, RELEASE_EV, WARMUP = range(9)
+
+
+class Lot:
+    """A lot in the fab (engine-internal; custom dispatch rules read its fields)."""
+
+    __slots__ = (
+        "id", "lot_type", "product", "route", "idx", "step", "priority", "wafers", "release",
+        "due", "arrived", "seq", "left", "cqt_to", "cqt_deadline", "reworked", "qt", "pt", "tt",
+        "last_tt", "n_steps", "rec",
+    )  # fmt: skip
+
+    def __init__(self, lot_id, lot_type, product, route, priority, wafers, release, due):
+        self.id, self.lot_type, self.product, self.route = lot_id, lot_type, product, route
+        self.priority, self.wafers, self.release, self.due = priority, wafers, release, due
+        self.idx, self.step = 0, route[0]
+        self.arrived = self.left = release
+        self.seq = 0
+        self.cqt_to, self.cqt_deadline = -1, 0.0
+        self.reworked = None
+        self.qt = self.pt = self.tt = self.last_tt = 0.0
+        self.n_steps = 0
+        self.rec = None
+
+
+class Tool:
+    """One tool of a family: setup, availability, downs, accumulators for the KPIs."""
+
+    __slots__ = (
+        "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
+        "jobs", "in_idle", "stream", "pm_stream", "fail", "pm_wafer", "state",
+    )  # fmt: skip
+
+    def __init__(self, tool_id: str, fam: CFamily):
+        self.id, self.fam = tool_id, fam
+        self.setup = None
+        self.minrun_left, self.minrun_setup = 0, None
+        self.ready = self.down_until = 0.0
+        self.inflight = 0
+        self.jobs: list[Job] = []
+        self.in_idle = False
+        self.fail = None  # (mttf Dist, mttr Dist) of the breakdown calendar
+        self.pm_wafer: list[list] = []  # [wafers left, interval, duration Dist]
+        self.state = ""
+
+
+class Job:
+    """Lots processed together on one tool (one lot, or a batch)."""
+
+    __slots__ = ("tool", "lots", "step", "start", "end", "setup", "pms")
+
+    def __init__(self, tool, lots, step, start, end, setup):
+        self.tool, self.lots, self.step = tool, lots, step
+        self.start, self.end, self.setup = start, end, setup
+        self.pms = None
+
+
+def tool_ids(model: FabModel) -> list[str]:
+    """Ids of the tools the engine creates: ``"<family>#<n>"``, n = 1..count."""
+    return [
+        f"{name}#{i + 1}"
+        for name, f in model.families.items()
+        if not f.is_delay
+        for i in range(f.count)
+    ]
+
+
+class Engine:
+    """One replication of a model; ``run()`` returns the SimResult."""
+
+    def __init__(
+        self,
+        model: FabModel,
+        cfg: SimConfig,
+        start: StartState | None = None,
+        observer: Callable | None = None,
+        progress: Callable[[float], None] | None = None,
+    ):
+        problems = model.validate()
+        if problems:
+            raise InputError(f"process model {model.name}", problems)
+        unknown = sorted({f.rule for f in model.families.values() if f.rule not in RULES})
+        if unknown:
+            raise ConfigError("dispatching", [f"unknown rule(s) {unknown}; known {sorted(RULES)}"])
+        self.model, self.cfg, self.obs, self.progress = model, cfg, observer, progress
+        self.heap: list = []
+        self.seq = itertools.count()
+        self.t0 = start.time if start else 0.0
+        self.now = self.t0
+        self.warm = self.t0 + cfg.warmup_days * DAY
+        self.end = self.t0 + cfg.days * DAY
+        seed, rep = cfg.seed, cfg.replication
+        self.routing = Stream(seed, rep, ROUTING)
+        self.transport = Stream(seed, rep, TRANSPORT)
+        tr = model.transport
+        self.tr = (KIND_CODES.get(tr.kind, 0), *tr.bounds(model.ptime_spread_mode), tr.mean)
+        self.families = compile_families(model, cfg)
+        self.routes = compile_routes(model, cfg, self.families)
+        self.streams = {}
+        self.stats = {}
+        for fam in self.families.values():
+            key = zlib.crc32(fam.name.encode())  # stable across scenario copies
+            self.streams[fam.name] = Stream(seed, rep, PROCESS, key)
+            fam.static = fam.rule in STATIC_KEYS and not fam.has_setups and not fam.batching
+            fam.keyfn = STATIC_KEYS[fam.rule] if fam.static else RULES[fam.rule]
+            if model.families[fam.name].is_delay:
+                continue
+            fam.tools = [
+                Tool(f"{fam.name}#{k + 1}", fam) for k in range(model.families[fam.name].count)
+            ]
+            for k, tool in enumerate(fam.tools):  # per tool: downs and PM durations
+                tool.stream = Stream(seed, rep, TOOL, key * 4096 + k)
+                tool.pm_stream = Stream(seed, rep, PM, key * 4096 + k)
+            self.stats[fam.name] = FamilyStats(tools=len(fam.tools), area=fam.area)
+        self.tools = {t.id: t for f in self.families.values() for t in f.tools}
+        self.setup_cache: dict = {}
+        self.records = LotRecords()
+        self.released: dict[str, int] = {}
+        self.product_of_type: dict[str, str] = {}
+        self.cqt_checks = self.cqt_violations = 0
+        self.fab_n = 0
+        self.fab_area = 0.0
+        self.fab_last = self.t0
+        self.lots_in_fab = 0
+        self.wip_times: list[float] = []
+        self.wip_lots: list[int] = []
+        self.events = 0
+        self._calendars()
+        self._initial_lots(start)
+        self._releases()
+        self._push(self.warm, WARMUP, None)
+        for tool in self.tools.values():  # every tool looks for work once at the start
+            if tool.ready <= self.t0:
+                tool.ready = self.t0
+                self._push(self.t0, READY, tool)
+
+    # ---- scheduling helpers ------------------------------------------------------------
+    def _push(self, t: float, kind: int, obj) -> None:
+        heapq.heappush(self.heap, (t, kind, next(self.seq), obj))
+
+    def _window(self, a: float, b: float) -> float:
+        """Length of [a, b] inside the measured window [warm-up end, end]."""
+        lo = a if a > self.warm else self.warm
+        hi = b if b < self.end else self.end
+        return hi - lo if hi > lo else 0.0
+
+    def _state(self, tool: Tool, t: float, state: str, reason: str) -> None:
+        if self.obs is not None and tool.state != (state, reason):
+            tool.state = (state, reason)
+            self.obs(
+                "tool_state", t, tool=tool.id, family=tool.fam.name, state=state, reason=reason
+            )
+
+    # ---- set-up of the run -------------------------------------------------------------
+    def _calendars(self) -> None:
+        """Attach breakdown and PM calendars to every tool and schedule their first events."""
+        for fam in self.families.values():
+            for att in self.model.calendars_of(fam.name) if fam.tools else []:
+                for tool in fam.tools:
+                    self._attach(tool, att)
+
+    def _attach(self, tool: Tool, att) -> None:
+        m, cfg = self.model, self.cfg
+        first = att.first
+        if att.kind == "down" and cfg.breakdowns and att.calendar in m.downs:
+            cal = m.downs[att.calendar]
+            tool.fail = (cal.mttf, cal.mttr)
+            t = self.t0 + self._draw_dist(tool.stream, first)
+            self._push(t, FAIL, tool)
+        elif att.kind == "pm" and cfg.pms and att.calendar in m.pms:
+            cal = m.pms[att.calendar]
+            if cal.by == "wafers":
+                tool.pm_wafer.append([first.mean or cal.interval, cal.interval, cal.duration])
+            else:
+                t = self._draw_dist(tool.pm_stream, first)
+                if t < self.t0:  # warm start: the next occurrence on the calendar
+                    t += cal.interval * (1 + (self.t0 - t) // cal.interval)
+                self._push(t, PM_TIME, (tool, cal))
+
+    def _draw_dist(self, stream: Stream, d) -> float:
+        lo, hi = d.bounds(self.model.ptime_spread_mode)
+        return draw(stream, KIND_CODES.get(d.kind, 0), lo, hi, d.mean)
+
+    def _new_lot(self, lot_id, lot_type, product, priority, wafers, release, due) -> Lot:
+        route = self.routes[self.model.products[product].route]
+        lot = Lot(lot_id, lot_type, product, route, priority, wafers, release, due)
+        if self.cfg.record_steps:
+            lot.rec = []
+        self.product_of_type.setdefault(lot_type, product)
+        return lot
+
+    def _initial_lots(self, start: StartState | None) -> None:
+        m = self.model
+        if start is None:
+            if not self.cfg.initial_wip:
+                return
+            for w in m.wip:
+                lot = self._new_lot(
+                    w.id, w.lot_type, w.product, w.priority, w.wafers, w.release, w.due
+                )
+                lot.idx = m.route_of(w.product).index_of(w.step)
+                lot.step = lot.route[lot.idx]
+                lot.left = self.t0
+                self._enter_fab(lot, self.t0)
+                self._push(self.t0, ARRIVE, lot)
+            return
+        problems = []
+        for ts_id, ts in start.tools.items():
+            tool = self.tools.get(ts_id)
+            if tool is None:
+                problems.append(
+                    f"tool {ts_id!r} is not a tool of the model (ids look like 'Litho_FE_92#1')"
+                )
+                continue
+            tool.setup = ts.setup
+            if ts.busy_until > self.t0:
+                tool.ready = ts.busy_until
+                self._push(ts.busy_until, READY, tool)
+            if ts.down_until > self.t0:
+                tool.down_until = ts.down_until
+                self._push(ts.down_until, DOWN_END, tool)
+        for ls in start.lots:
+            if ls.product not in m.products:
+                problems.append(f"lot {ls.id}: unknown product {ls.product!r}")
+                continue
+            route = m.route_of(ls.product)
+            try:
+                idx = route.index_of(ls.step)
+            except KeyError:
+                problems.append(f"lot {ls.id}: step {ls.step} not in route {route.name}")
+                continue
+            lot = self._new_lot(
+                ls.id,
+                ls.lot_type or ls.product,
+                ls.product,
+                ls.priority,
+                ls.wafers,
+                ls.release,
+                ls.due,
+            )
+            lot.idx, lot.step = idx, lot.route[idx]
+            lot.left = self.t0
+            if ls.status == "queued":
+                self._enter_fab(lot, self.t0)
+                self._push(self.t0, ARRIVE, lot)
+            elif ls.status == "transport":
+                self._enter_fab(lot, self.t0)
+                self._push(max(ls.until, self.t0), ARRIVE, lot)
+            elif ls.status == "processing":
+                tool = self.tools.get(ls.tool or "")
+                if tool is None:
+                    problems.append(f"lot {ls.id}: processing on unknown tool {ls.tool!r}")
+                    continue
+                self._enter_fab(lot, self.t0)
+                lot.arrived = self.t0
+                end = max(ls.until, self.t0)
+                job = Job(
+                    tool, [lot], lot.step, self.t0, end + max(0.0, tool.down_until - self.t0), 0.0
+                )
+                tool.jobs.append(job)
+                tool.inflight += 1
+                tool.ready = max(tool.ready, job.end)
+                tool.fam.n += 1
+                self._push(job.end, JOB_END, job)
+            else:
+                problems.append(
+                    f"lot {ls.id}: status {ls.status!r}; use queued, processing or transport"
+                )
+        if problems:
+            raise InputError("start state", problems)
+
+    def _releases(self) -> None:
+        for i, rel in enumerate(self.model.releases):
+            if rel.count <= 0 or rel.product not in self.model.products:
+                continue
+            stream = Stream(self.cfg.seed, self.cfg.replication, RELEASE, i)
+            t, k = rel.start, 0
+            if t < self.t0 and rel.dist == "constant" and rel.interval > 0:
+                k = int(-(-(self.t0 - t) // rel.interval))  # releases already made before t0
+                t += k * rel.interval
+            elif t < self.t0:
+                t = self.t0 + stream.exponential(rel.interval)
+            if k < rel.count:
+                self._push(t, RELEASE_EV, [rel, k, stream])
+
+    # ---- lots --------------------------------------------------------------------------
+    def _enter_fab(self, lot: Lot, t: float) -> None:
+        self.fab_area += self.fab_n * (t - self.fab_last)
+        self.fab_last = t
+        self.fab_n += 1
+
+    def _release(self, item, t: float) -> None:
+        rel, k, stream = item
+        for j in range(rel.lots_per_release):
+            n = k * rel.lots_per_release + j + 1
+            lot = self._new_lot(
+                f"{rel.lot_type}_{n}",
+                rel.lot_type,
+                rel.product,
+                rel.priority,
+                rel.wafers,
+                t,
+                t + rel.due_offset,
+            )
+            if t >= self.warm:
+                self.released[rel.lot_type] = self.released.get(rel.lot_type, 0) + 1
+            self._enter_fab(lot, t)
+            if self.obs is not None:
+                self.obs(
+                    "lot_released",
+                    t,
+                    lot=lot.id,
+                    lot_type=lot.lot_type,
+                    product=lot.product,
+                    priority=lot.priority,
+                )
+            lot.idx = -1
+            self._next_step(lot, t, transport=False)
+        k += 1
+        if k < rel.count:
+            dt = rel.interval if rel.dist == "constant" else stream.exponential(rel.interval)
+            self._push(t + dt, RELEASE_EV, [rel, k, stream])
+
+    def _arrive(self, lot: Lot, t: float) -> None:
+        """The lot reaches the queue of its current step."""
+        lot.last_tt = t - lot.left
+        lot.tt += lot.last_tt
+        st = lot.step
+        if st.delay:  # no tool: hold the lot for the delay
+            d = draw(self.streams[st.fam.name], st.kind, st.lo, st.hi, st.mean)
+            lot.arrived = t
+            self._push(t + d, DELAY_END, lot)
+            return
+        fam = st.fam
+        fam.area_t += fam.n * (t - fam.last_t)
+        fam.last_t = t
+        fam.n += 1
+        lot.arrived = t
+        lot.seq = next(self.seq)
+        if fam.batching:
+            fam.groups.setdefault(st.key, []).append(lot)
+        elif fam.static:
+            heapq.heappush(fam.queue, (*fam.keyfn(lot), lot))
+        else:
+            fam.queue.append(lot)
+        if fam.idle:
+            self._wake(fam, st, t)
+
+    def _wake(self, fam: CFamily, st: CStep, t: float) -> None:
+        """Give the new work to an idle tool (least setup first where the family says so)."""
+        idle = fam.idle
+        if fam.wake_least_setup and fam.has_setups and len(idle) > 1:
+            tool = min(idle, key=lambda tl: self._setup_time(tl.setup, st))
+            idle.remove(tool)
+        else:
+            tool = idle.pop()
+        tool.in_idle = False
+        if not self._dispatch(tool, t):
+            tool.in_idle = True
+            idle.append(tool)
+
+    def _next_step(self, lot: Lot, t: float, transport: bool = True) -> None:
+        """Move past skipped (sampled-out) steps; complete the lot or send it on."""
+        route, i = lot.route, lot.idx + 1
+        n = len(route)
+        u = self.routing.u
+        while i < n:
+            p = route[i].sample_p
+            if p >= 1.0 or u() < p:
+                break
+            i += 1
+        if i >= n:
+            self._complete(lot, t)
+            return
+        lot.idx, lot.step, lot.left = i, route[i], t
+        if transport and self.cfg.transport:
+            k, lo, hi, mean = self.tr
+            t += draw(self.transport, k, lo, hi, mean)
+        self._push(t, ARRIVE, lot)
+
+    def _step_done(self, lot: Lot, t: float, queue: float, process: float) -> None:
+        """The lot finished its current step at t: rework, CQT window, next step."""
+        st = lot.step
+        lot.n_steps += 1
+        if lot.rec is not None:
+            lot.rec.append((st.number, queue, process, lot.last_tt))
+        if st.cqt_to >= 0:
+            lot.cqt_to, lot.cqt_deadline = st.cqt_to, t + st.cqt_limit
+        if st.rework_p > 0.0 and st.rework_to >= 0 and self.routing.u() < st.rework_p:
+            if lot.reworked is None:
+                lot.reworked = set()
+            if lot.idx not in lot.reworked:
+                lot.reworked.add(lot.idx)
+                lot.idx = st.rework_to - 1  # _next_step moves to the rework step
+        self._next_step(lot, t)
+
+    def _complete(self, lot: Lot, t: float) -> None:
+        self.fab_area += self.fab_n * (t - self.fab_last)
+        self.fab_last = t
+        self.fab_n -= 1
+        r = self.records
+        r.id.append(lot.id)
+        r.lot_type.append(lot.lot_type)
+        r.product.append(lot.product)
+        r.priority.append(lot.priority)
+        r.wafers.append(lot.wafers)
+        r.release.append(lot.release)
+        r.due.append(lot.due)
+        r.completion.append(t)
+        r.queue_time.append(lot.qt)
+        r.process_time.append(lot.pt)
+        r.transport_time.append(lot.tt)
+        r.steps_done.append(lot.n_steps)
+        if lot.rec is not None:
+            r.steps.append(lot.rec)
+        if self.obs is not None:
+            self.obs(
+                "lot_completed", t, lot=lot.id, lot_type=lot.lot_type, cycle_time=t - lot.release
+            )
+
+    # ---- tools -------------------------------------------------------------------------
+    def _setup_time(self, current, st: CStep) -> float:
+        new = st.setup
+        if new is None or new == current:
+            return 0.0
+        key = (current, new, st.setup_time)
+        v = self.setup_cache.get(key)
+        if v is None:
+            v = self.setup_cache[key] = self.model.setup_time(current, new, st)
+        return v
+
+    def _check(self, tool: Tool, t: float) -> None:
+        """Make the tool work if it is available, else leave it; idle if nothing to do."""
+        if tool.in_idle or tool.down_until > t or tool.ready > t:
+            return
+        if tool.inflight >= tool.fam.capacity:
+            return
+        if not self._dispatch(tool, t):
+            tool.in_idle = True
+            tool.fam.idle.append(tool)
+            if not tool.inflight:
+                self._state(tool, t, "standby", "idle")
+
+    def _dispatch(self, tool: Tool, t: float) -> bool:
+        """Start the best waiting lot (or batch) on the tool; False when nothing can start."""
+        fam = tool.fam
+        if fam.batching:
+            return self._dispatch_batch(tool, t)
+        q = fam.queue
+        if not q:
+            return False
+        if fam.static:
+            lot = heapq.heappop(q)[-1]
+        else:
+            key, st_time = fam.keyfn, self._setup_time
+            best, bi = None, 0
+            for i, cand in enumerate(q):
+                k = key(cand, tool, t, st_time(tool.setup, cand.step))
+                if best is None or k < best:
+                    best, bi = k, i
+            lot = q.pop(bi)
+        self._start(tool, [lot], lot.step, t)
+        return True
+
+    def _dispatch_batch(self, tool: Tool, t: float) -> bool:
+        """Batch families: the best group of the same route step with enough wafers."""
+        best, best_key = None, None
+        for key, lots in list(self.families[tool.fam.name].groups.items()):
+            if not lots:
+                continue
+            st = lots[0].step
+            if st.batch and sum(lt.wafers for lt in lots) < st.bmin:
+                continue
+            head = min((-lt.priority, lt.arrived, lt.seq) for lt in lots)
+            if best_key is None or head < best_key:
+                best, best_key = key, head
+        if best is None:
+            return False
+        lots = tool.fam.groups[best]
+        st = lots[0].step
+        lots.sort(key=lambda lt: (-lt.priority, lt.arrived, lt.seq))
+        if st.batch:
+            take, w = [], 0
+            for lt in lots:
+                if w + lt.wafers > st.bmax and take:
+                    break
+                take.append(lt)
+                w += lt.wafers
+        else:
+            take = lots[:1]
+        del lots[: len(take)]
+        if not lots:
+            del tool.fam.groups[best]
+        self._start(tool, take, st, t)
+        return True
+
+    def _start(self, tool: Tool, lots: list[Lot], st: CStep, t: float) -> None:
+        """Track the lots in: setup, load, process, unload; schedule the end (and readiness)."""
+        fam = tool.fam
+        setup = self._setup_time(tool.setup, st)
+        if st.setup is not None:
+            if setup > 0.0 and st.setup in self.model.min_runs:
+                tool.minrun_left, tool.minrun_setup = self.model.min_runs[st.setup], st.setup
+            tool.setup = st.setup
+        if tool.minrun_left > 0:
+            tool.minrun_left -= len(lots)
+        base = draw(self.streams[fam.name], st.kind, st.lo, st.hi, st.mean)
+        wafers = lots[0].wafers if len(lots) == 1 else sum(lt.wafers for lt in lots)
+        casc = None
+        if st.batch:
+            proc = base
+            casc = st.batch_interval
+        elif st.per_piece:
+            if st.part_interval is not None:
+                proc = base + st.part_interval * (wafers - 1)
+                casc = st.part_interval * wafers
+            else:
+                proc = base * wafers
+        else:
+            proc = base
+            casc = st.batch_interval
+        run = fam.load + proc + fam.unload
+        begin = t + setup
+        end = begin + run
+        occupancy = run if casc is None else casc
+        tool.ready = end if casc is None else begin + casc
+        job = Job(tool, lots, st, t, end, setup)
+        tool.jobs.append(job)
+        tool.inflight += 1
+        self._push(end, JOB_END, job)
+        if casc is not None:
+            self._push(tool.ready, READY, tool)
+        fs = self.stats[fam.name]
+        if end > self.warm:
+            fs.busy += self._window(begin, begin + occupancy)
+            if setup:
+                fs.setup += self._window(t, begin)
+        for pmw in tool.pm_wafer:
+            pmw[0] -= wafers
+            if pmw[0] <= 0:
+                pmw[0] += pmw[1]
+                if job.pms is None:
+                    job.pms = []
+                job.pms.append(pmw[2])
+        measured = t >= self.warm
+        obs = self.obs
+        for lot in lots:
+            q = t - lot.arrived
+            lot.qt += q
+            if measured:
+                fs.lots_started += 1
+                fs.queue_time += q
+            if lot.cqt_to >= 0 and lot.cqt_to == lot.idx:
+                if measured:
+                    self.cqt_checks += 1
+                    if t > lot.cqt_deadline:
+                        self.cqt_violations += 1
+                lot.cqt_to = -1
+            if obs is not None:
+                obs("track_in", t, lot=lot.id, tool=tool.id, family=fam.name, step=st.number)
+        if obs is not None:
+            if setup:
+                self._state(tool, t, "scheduled_down", "setup")
+            else:
+                self._state(tool, t, "productive", "processing")
+
+    def _job_end(self, job: Job, t: float) -> None:
+        tool = job.tool
+        fam = tool.fam
+        tool.jobs.remove(job)
+        tool.inflight -= 1
+        job.tool = None
+        fam.area_t += fam.n * (t - fam.last_t)
+        fam.last_t = t
+        fam.n -= len(job.lots)
+        fs = self.stats[fam.name]
+        measured = t >= self.warm
+        obs = self.obs
+        for lot in job.lots:
+            queue = job.start - lot.arrived
+            process = t - job.start
+            lot.pt += process
+            if measured:
+                fs.departures += 1
+                fs.sojourn += t - lot.arrived
+            if obs is not None:
+                obs("track_out", t, lot=lot.id, tool=tool.id, family=fam.name, step=job.step.number)
+            self._step_done(lot, t, queue, process)
+        if job.pms:
+            for dur in job.pms:
+                self._down(tool, t, self._draw_dist(tool.pm_stream, dur), "pm")
+        self._check(tool, t)
+        if obs is not None and not tool.jobs and tool.down_until <= t and tool.in_idle:
+            self._state(tool, t, "standby", "idle")
+
+    def _down(self, tool: Tool, t: float, duration: float, kind: str) -> None:
+        """Take the tool down for ``duration`` s (after any down in progress); work waits."""
+        start = max(t, tool.down_until)
+        tool.down_until = start + duration
+        if tool.in_idle:
+            tool.fam.idle.remove(tool)
+            tool.in_idle = False
+        for job in tool.jobs:  # preempt-resume: running work ends later by the down's length
+            job.end += duration
+            self._push(job.end, JOB_END, job)
+        if tool.ready > t:
+            tool.ready += duration
+            self._push(tool.ready, READY, tool)
+        fs = self.stats[tool.fam.name]
+        if kind == "pm":
+            fs.pm += self._window(start, tool.down_until)
+        else:
+            fs.down += self._window(start, tool.down_until)
+        self._push(tool.down_until, DOWN_END, tool)
+        if self.obs is not None:
+            state = "scheduled_down" if kind == "pm" else "unscheduled_down"
+            self._state(tool, t, state, "pm" if kind == "pm" else "breakdown")
+
+    def _fail(self, tool: Tool, t: float) -> None:
+        mttf, mttr = tool.fail
+        self._down(tool, t, self._draw_dist(tool.stream, mttr), "down")
+        self._push(tool.down_until + self._draw_dist(tool.stream, mttf), FAIL, tool)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def _warmup(self, t: float) -> None:
+        """Start of the measured window: reset the time integrals for Little's law."""
+        for fam in self.families.values():
+            fam.area_t += fam.n * (t - fam.last_t)
+            fam.last_t = t
+            fam.area_t = 0.0
+        self.fab_area += self.fab_n * (t - self.fab_last)
+        self.fab_last = t
+        self.fab_area = 0.0
+
+    def run(self) -> SimResult:
+        """Run to the end of the horizon and collect the results."""
+        wall = _time.perf_counter()
+        heap, pop, end = self.heap, heapq.heappop, self.end
+        sample_dt = self.cfg.wip_sample_days * DAY
+        next_sample = self.t0
+        n = 0
+        progress = self.progress
+        span = end - self.t0
+        arrive, job_end, check = self._arrive, self._job_end, self._check
+        while heap:
+            t, kind, _, obj = heap[0]
+            if t > end:
+                break
+            pop(heap)
+            n += 1
+            while t >= next_sample:
+                self.wip_times.append(next_sample)
+                self.wip_lots.append(self.fab_n)
+                next_sample += sample_dt
+                if progress is not None:
+                    progress(min(1.0, (t - self.t0) / span))
+            self.now = t
+            if kind == ARRIVE:
+                arrive(obj, t)
+            elif kind == JOB_END:
+                if obj.tool is not None and obj.end == t:
+                    job_end(obj, t)
+            elif kind == READY:
+                if obj.ready == t:
+                    check(obj, t)
+            elif kind == DELAY_END:
+                obj.pt += t - obj.arrived
+                self._step_done(obj, t, 0.0, t - obj.arrived)
+            elif kind == DOWN_END:
+                if obj.down_until == t:
+                    if self.obs is not None:
+                        busy = bool(obj.jobs)
+                        self._state(
+                            obj,
+                            t,
+                            "productive" if busy else "standby",
+                            "processing" if busy else "idle",
+                        )
+                    check(obj, t)
+            elif kind == FAIL:
+                self._fail(obj, t)
+            elif kind == PM_TIME:
+                tool, cal = obj
+                self._down(tool, t, self._draw_dist(tool.pm_stream, cal.duration), "pm")
+                self._push(t + cal.interval, PM_TIME, obj)
+            elif kind == RELEASE_EV:
+                self._release(obj, t)
+            elif kind == WARMUP:
+                self._warmup(t)
+        self.events = n
+        return self._result(_time.perf_counter() - wall)
+
+    def _result(self, wall: float) -> SimResult:
+        end = self.end
+        for fam in self.families.values():
+            if fam.name in self.stats:
+                fs = self.stats[fam.name]
+                fs.wip_area = fam.area_t + fam.n * (end - fam.last_t)
+        fab_area = self.fab_area + self.fab_n * (end - self.fab_last)
+        rpt = {}
+        for name, prod in self.model.products.items():
+            steps = self.routes[prod.route]
+            rpt[name] = steps[0].rpt if steps else 0.0
+        return SimResult(
+            lots=self.records,
+            families=self.stats,
+            released=self.released,
+            raw_process_time=rpt,
+            wip_times=self.wip_times,
+            wip_lots=self.wip_lots,
+            fab_wip_area=fab_area,
+            cqt_checks=self.cqt_checks,
+            cqt_violations=self.cqt_violations,
+            start=self.t0,
+            warmup_end=self.warm,
+            end=end,
+            events=self.events,
+            wall_seconds=wall,
+            wip_end=self.fab_n,
+            product_of_type=self.product_of_type,
+        )
+
+
+def simulate(
+    model: FabModel,
+    config: SimConfig,
+    *,
+    start: StartState | None = None,
+    observer: Callable | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SimResult:
+    """Run one replication of ``model`` under ``config``; see the module docstring.
+
+    ``observer(kind, time, **fields)`` is called on lot_released, track_in, track_out,
+    lot_completed and tool_state (fields state, reason: E10 productive/standby/scheduled_down/
+    unscheduled_down with reason processing/idle/setup/pm/breakdown). ``progress(fraction)``
+    is called as simulated time advances.
+    """
+    return Engine(model, config, start, observer, progress).run()
