@@ -145,15 +145,16 @@ def format_table(result, top_families: int = 5) -> str:
             e = est[sc.name]
             ct = e.get(f"lot_types.{t}.cycle_time_days.mean")
             d = diff.get(sc.name, {}).get(f"lot_types.{t}.cycle_time_days.mean")
+            digits = _digits(ct)
             rows.append(
                 (
                     sc.name,
                     t,
                     _num(e.get(f"lot_types.{t}.lots_completed"), 1),
                     _num(e.get(f"lot_types.{t}.throughput_per_day"), 2),
-                    _num(ct, 2),
-                    _hw(ct, 2),
-                    _delta(d, 2) if d else "",
+                    _num(ct, digits),
+                    _hw(ct, digits),
+                    _delta(d, digits) if d else "",
                 )
             )
     lines += _grid(head, rows)
@@ -175,9 +176,17 @@ def format_table(result, top_families: int = 5) -> str:
                 cells.append(cell + (f" Δ {_delta(d, 3)}" if d else ""))
             rows.append((sc.name, *cells))
         lines += _grid(head, rows)
+    lines += ["", "* the difference's interval excludes zero", "scenarios:"]
     for sc in result.scenarios[1:]:
         lines.append(f"  {sc.name}: {sc.describe()}")
     return "\n".join(lines) + "\n"
+
+
+def _digits(e) -> int:
+    """Decimals that show about three significant digits of an estimate's mean."""
+    if e is None or not math.isfinite(e.mean) or e.mean == 0:
+        return 2
+    return min(4, max(0, 3 - math.ceil(math.log10(abs(e.mean) + 1e-300))))
 
 
 def _mean(e) -> float:

@@ -1,0 +1,302 @@
+"""`twin whatif run` end to end on a tiny SMT2020-format fab written in a tmp folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from twin.cli import main
+
+TAB = "\t"
+
+
+def _table(path: Path, header: str, rows: list[str]) -> None:
+    path.write_text(
+        "\n".join([header.replace(" ", TAB), *(r.replace(" ", TAB) for r in rows)]) + "\n"
+    )
+
+
+ROUTE_HEAD = "ROUTE STEP DESC STNFAM PDIST PTIME PTIME2 PTUNITS PTPER BATCHMN BATCHMX"
+
+
+@pytest.fixture(scope="module")
+def tiny_fab(tmp_path_factory) -> Path:
+    """Three families (one batching), two products, a hot lot stream, Litho breakdowns."""
+    d = tmp_path_factory.mktemp("tiny_fab")
+    _table(
+        d / "part.txt",
+        "PARTGRP PARTFAM PART ROUTEFILE ROUTE",
+        ["Saleable product_1 part_1 route_1.txt r_1", "Saleable product_2 part_2 route_2.txt r_2"],
+    )
+    _table(
+        d / "route_1.txt",
+        ROUTE_HEAD,
+        [
+            "r_1 1 furnace FURN uniform 180 9 min per_batch 50 100",
+            "r_1 2 litho LITHO uniform 30 1.5 min per_lot",
+            "r_1 3 etch ETCH uniform 1 0.05 min per_piece",
+            "r_1 4 litho LITHO uniform 30 1.5 min per_lot",
+        ],
+    )
+    _table(
+        d / "route_2.txt",
+        ROUTE_HEAD,
+        [
+            "r_2 1 litho LITHO uniform 30 1.5 min per_lot",
+            "r_2 2 etch ETCH uniform 1 0.05 min per_piece",
+        ],
+    )
+    _table(
+        d / "tool.txt.1l",
+        "STNFAM STN RULE FWLRANK STNQTY STNGRP",
+        [
+            "LITHO LITHO rule_HotLotFIRST rank_HP;rank_FIFO 2 Litho",
+            "ETCH ETCH rule_HotLotFIRST rank_HP;rank_FIFO 2 Dry_Etch",
+            "FURN FURN rule_HotLotFIRST rank_HP;rank_FIFO 2 Diffusion",
+        ],
+    )
+    head = "LOT PART PRIOR PIECES START RDIST REPEAT RUNITS RPT# LOTSPERRPT DUE ORDER HOTLOT"
+    start, due = "01/01/18_00:00:00", "01/04/18_00:00:00"
+    rows = [
+        f"Lot_1 part_1 10 25 {start} constant 120 min 100000 1 {due} O_1 no",
+        f"Lot_2 part_2 10 25 {start} constant 180 min 100000 1 {due} O_2 no",
+        f"HotLot_1 part_1 20 25 {start} constant 1440 min 10000 1 {due} O_3 no",
+    ]
+    _table(d / "order.txt", head, rows)
+    (d / "order.txt").write_text((d / "order.txt").read_text().replace("_00:00:00", " 00:00:00"))
+    _table(
+        d / "downcal.txt",
+        "DOWNCALNAME DOWNCALTYPE MTTFDIST MTTF MTTFUNITS MTTRDIST MTTR MTTRUNITS",
+        ["BREAK_Litho mttf_by_cal exponential 2880 min exponential 60 min"],
+    )
+    _table(
+        d / "attach.txt",
+        "CALNAME CALTYPE RESTYPE RESNAME FOADIST FOA FOAUNITS",
+        ["BREAK_Litho down stngrp Litho exponential 2880 min"],
+    )
+    return d
+
+
+SCENARIOS = """\
+scenarios:
+  - name: more-lots
+    description: 25 % more regular Lot_1 releases
+    changes:
+      - release_rate: {lot_types: [Lot_1], factor: 1.25}
+  - name: no-breakdowns
+    changes:
+      - breakdowns: off
+"""
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["whatif", "run", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_run_reports_kpis_with_cis_and_paired_differences(tiny_fab, tmp_path, capsys):
+    """JSON has per scenario/lot type cycle time (mean, ci), throughput, lots; per family
+    utilisation; events and wall time; throughput follows the release rate."""
+    sc = tmp_path / "s.yaml"
+    sc.write_text(SCENARIOS)
+    code, out, err = run_cli(
+        capsys,
+        str(tiny_fab),
+        "--scenarios",
+        str(sc),
+        "--days",
+        "40",
+        "--warmup-days",
+        "10",
+        "--replications",
+        "3",
+        "--seed",
+        "7",
+        "--workers",
+        "2",
+        "--json",
+        "--csv",
+        str(tmp_path / "r.csv"),
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["events"] > 0 and doc["wall_seconds"] > 0 and doc["replications"] == 3
+    assert list(doc["scenarios"]) == ["baseline", "more-lots", "no-breakdowns"]
+    base = doc["scenarios"]["baseline"]["kpis"]
+    lot1 = base["lot_types"]["Lot_1"]
+    ct = lot1["cycle_time_days"]
+    assert ct["ci"][0] <= ct["mean"] <= ct["ci"][1] and ct["mean"] > 0
+    # steady state: throughput = release rate (12 Lot_1 and 8 Lot_2 lots a day)
+    assert lot1["throughput_per_day"]["mean"] == pytest.approx(12, rel=0.1)
+    assert base["lot_types"]["Lot_2"]["throughput_per_day"]["mean"] == pytest.approx(8, rel=0.1)
+    assert lot1["lots_completed"]["mean"] == pytest.approx(12 * 30, rel=0.1)
+    assert 0 < base["families"]["LITHO"]["utilisation"]["mean"] < 1
+    more = doc["scenarios"]["more-lots"]["difference_vs_baseline"]
+    assert more["lot_types"]["Lot_1"]["throughput_per_day"]["mean"] == pytest.approx(3, rel=0.15)
+    assert more["families"]["LITHO"]["utilisation"]["mean"] > 0
+    nobrk = doc["scenarios"]["no-breakdowns"]
+    assert nobrk["kpis"]["families"]["LITHO"]["down_share"]["mean"] == 0
+    assert base["families"]["LITHO"]["down_share"]["mean"] > 0
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert {r["scenario"] for r in rows} == {"baseline", "more-lots", "no-breakdowns"}
+    assert any(r["kpi"] == "lot_types.Lot_1.cycle_time_days.mean" for r in rows)
+
+
+def test_same_seed_same_numbers_across_worker_counts(tiny_fab, capsys):
+    """A run is deterministic for a seed, in-process or in a pool (CRN by replication)."""
+    args = (str(tiny_fab), "--days", "10", "--replications", "2", "--json", "-q")
+    _, a, _ = run_cli(capsys, *args, "--workers", "1")
+    _, b, _ = run_cli(capsys, *args, "--workers", "2")
+    ka = json.loads(a)["scenarios"]["baseline"]["kpis"]
+    kb = json.loads(b)["scenarios"]["baseline"]["kpis"]
+    assert ka["lot_types"] == kb["lot_types"] and ka["fab"] == kb["fab"]
+
+
+def test_table_output_and_progress_bar(tiny_fab, tmp_path, capsys):
+    """Without --json a table lists each scenario and lot type; the progress bar is on stderr."""
+    sc = tmp_path / "s.yaml"
+    sc.write_text(SCENARIOS)
+    code, out, err = run_cli(
+        capsys,
+        str(tiny_fab),
+        "--scenarios",
+        str(sc),
+        "--days",
+        "8",
+        "--replications",
+        "2",
+        "--workers",
+        "1",
+    )
+    assert code == 0
+    assert "cycle time d" in out and "Δ vs base" in out
+    for name in ("baseline", "more-lots", "no-breakdowns"):
+        assert name in out
+    assert "more-lots: release rate Lot_1 × 1.25" in out
+    assert "LITHO" in out and "6/6" in err
+
+
+def test_kernel_engine_is_rejected_with_a_clear_message(tiny_fab, capsys):
+    """--engine kernel fails with 'not implemented yet' instead of running something else."""
+    code, out, err = run_cli(capsys, str(tiny_fab), "--engine", "kernel")
+    assert code == 1 and out == ""
+    assert "kernel" in err and "not implemented yet" in err and "reference" in err
+
+
+def test_bad_scenario_file_lists_problems_with_lines(tiny_fab, tmp_path, capsys):
+    """A scenario naming unknown families fails before simulating, with file:line and hints."""
+    sc = tmp_path / "bad.yaml"
+    sc.write_text(
+        "scenarios:\n  - name: x\n    changes:\n      - tool_count: {family: LITO, add: 1}\n"
+    )
+    code, out, err = run_cli(capsys, str(tiny_fab), "--scenarios", str(sc))
+    assert code == 1
+    assert f"{sc}:4:" in err and "unknown family 'LITO'" in err and "'LITHO'" in err
+
+
+def test_bad_arguments_and_missing_model(tmp_path, capsys):
+    """Bad numbers and a missing model folder are errors naming what is wrong."""
+    code, _, err = run_cli(capsys, str(tmp_path / "nope"), "--days", "5")
+    assert code == 1 and "nope" in err
+    code, _, err = run_cli(capsys, str(tmp_path), "--days", "5", "--warmup-days", "6")
+    assert code == 1 and "warmup_days" in err
+
+
+def test_console_script_runs(tiny_fab):
+    """`python -m twin.cli whatif run` works as a separate process."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twin.cli",
+            "whatif",
+            "run",
+            str(tiny_fab),
+            "--days",
+            "5",
+            "--replications",
+            "2",
+            "--workers",
+            "1",
+            "--json",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["scenarios"]["baseline"]["replications"] == 2
+
+
+def test_a_no_op_scenario_differs_by_exactly_zero(tiny_fab, tmp_path, capsys):
+    """Common random numbers end to end: a scenario that changes nothing effective (factor 1,
+    the rule already in use) reproduces the baseline exactly in every replication."""
+    sc = tmp_path / "noop.yaml"
+    sc.write_text(
+        "scenarios:\n  - name: same\n    changes:\n"
+        "      - processing_time: {factor: 1.0}\n"
+        "      - dispatching: {area: Litho, rule: hot_first}\n"
+    )
+    code, out, err = run_cli(
+        capsys,
+        str(tiny_fab),
+        "--scenarios",
+        str(sc),
+        "--days",
+        "15",
+        "--warmup-days",
+        "5",
+        "-r",
+        "3",
+        "--json",
+        "-q",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    diff = doc["scenarios"]["same"]["difference_vs_baseline"]
+    for lt in ("Lot_1", "Lot_2", "HotLot_1"):
+        d = diff["lot_types"][lt]["cycle_time_days"]
+        assert d["mean"] == 0 and d["ci"] == [0, 0]
+    assert doc["scenarios"]["same"]["events"] == doc["scenarios"]["baseline"]["events"]
+
+
+@pytest.mark.slow
+def test_hvlm_run_with_a_scenario(hvlm, tmp_path, capsys):
+    """On SMT2020 HVLM (initial WIP, 5 lot types, 105 families) a short run reports every
+    lot type and family, and one more tool in a busy litho family does not raise its
+    utilisation."""
+    sc = tmp_path / "s.yaml"
+    sc.write_text(
+        "scenarios:\n  - name: litho\n    changes:\n"
+        "      - tool_count: {family: Litho_FE_92, add: 3}\n"
+    )
+    code, out, err = run_cli(
+        capsys,
+        str(hvlm),
+        "--scenarios",
+        str(sc),
+        "--days",
+        "3",
+        "-r",
+        "2",
+        "--workers",
+        "2",
+        "--json",
+        "-q",
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    kpis = doc["scenarios"]["baseline"]["kpis"]
+    assert set(kpis["lot_types"]) >= {"Lot_3", "Lot_4", "HotLot_3", "HotLot_4"}
+    assert len(kpis["families"]) == 105
+    assert kpis["lot_types"]["Lot_3"]["lots_completed"]["mean"] > 0
+    util = doc["scenarios"]["litho"]["difference_vs_baseline"]["families"]["Litho_FE_92"]
+    assert util["utilisation"]["mean"] < 0
+    assert doc["scenarios"]["litho"]["kpis"]["families"]["Litho_FE_92"]["tools"]["mean"] == 36
