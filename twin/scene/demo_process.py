@@ -28,9 +28,9 @@ TOOLS = {
 # One layer: (description, family, PTIME min, PTPER, batch min/max wafers, needs a setup)
 LAYER = [
     ("Clean", "WE_FE_5", 40.0, "per_lot", None, False),
-    ("Oxidation", "Diffusion_FE_1", 360.0, "per_batch", (50, 150), False),
+    ("Oxidation", "Diffusion_FE_1", 300.0, "per_batch", (75, 150), False),
     ("Deposition", "TF_FE_2", 3.2, "per_piece", None, False),
-    ("Litho", "Litho_FE_3", 2.9, "per_piece", None, False),
+    ("Litho", "Litho_FE_3", 2.8, "per_piece", None, False),
     ("Overlay_CD", "DefMet_FE_4", 25.0, "per_lot", None, False),
     ("Etch", "DE_FE_6", 2.8, "per_piece", None, False),
     ("Implant", "Implant_FE_7", 60.0, "per_lot", None, True),

@@ -45,12 +45,6 @@ HEIGHTS = {
     "STOCKER": 3.4, "COMMIT": 1.2, "COMPLETE": 1.2,
 }  # fmt: skip
 DEFAULT_HEIGHT = 2.4  # m
-# SMT2020 area (STNGRP) by the family's leading word; a process model's own areas win.
-AREAS = {
-    "DE": "Dry_Etch", "WE": "Wet_Etch", "DefMet": "Def_Met", "DefMEt": "Def_Met",
-    "Dielectric": "Dielectric", "Diffusion": "Diffusion", "EPI": "Implant", "Implant": "Implant",
-    "Litho": "Litho", "LithoTrack": "Litho", "LithoMet": "Litho_Met", "Planar": "Planar", "TF": "TF",
-}  # fmt: skip
 PORT_HEIGHT = 0.9  # m: equipment load ports (SEMI E15)
 BUFFER_DROP = 0.6  # m: side-track and under-track buffers hang this far below the rail
 MAX_LISTED = 200  # problems listed in one error before summarising the rest
@@ -59,7 +53,11 @@ MAX_LISTED = 200  # problems listed in one error before summarising the rest
 def import_smat2022(
     path: str | Path, *, areas: dict[str, str] | None = None, name: str | None = None
 ) -> SceneGraph:
-    """The SMAT2022 workbook as a SceneGraph (metres, Z up); one InputError lists every problem."""
+    """The SMAT2022 workbook as a SceneGraph (metres, Z up); one InputError lists every problem.
+
+    The workbook has no areas: ``areas`` (family -> SMT2020 STNGRP, e.g. from a process model)
+    fills ``Node.area`` of the tools; without it their area stays None.
+    """
     path = Path(path)
     sheets = read_sheets(path)
     problems: list[str] = []
@@ -144,7 +142,7 @@ def import_smat2022(
         node = Node(
             id=eid, kind=kind, parent=bay, bay=bay, transform=translation(x * MM, y * MM),
             size=(w * MM, h * MM, height), family=group if kind == "tool" else None,
-            area=areas.get(group, AREAS.get(word)) if kind == "tool" else None,
+            area=areas.get(group) if kind == "tool" else None,
             attrs={"tool_group": group} if kind != "tool" else {},
         )  # fmt: skip
         if _add(scene, problems, where, node):
