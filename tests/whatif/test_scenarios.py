@@ -352,3 +352,17 @@ def test_generated_tool_and_time_changes_apply_exactly(adds, factor):
     assert m.families["LITHO_1"].count == 3 + sum(adds)
     assert m.routes["r_2"].steps[1].mean == pytest.approx(H * factor)
     assert m.routes["r_2"].steps[0].mean == model.routes["r_2"].steps[0].mean
+
+
+def test_demo_fab_scenarios_are_valid():
+    """scenes/demo-fab/scenarios.yaml checks against the demo fab's process model."""
+    from twin.process import load_model
+
+    root = Path(__file__).resolve().parents[2] / "scenes" / "demo-fab"
+    model = load_model(root)
+    scs = load_scenarios(root / "scenarios.yaml", model)
+    assert [s.name for s in scs[:3]] == [BASELINE, "fourth-litho-tool", "faster-litho"]
+    assert len(scs) == 1 + 5 + 6
+    assert (
+        scs[1].apply(model).families["Litho_FE_3"].count == model.families["Litho_FE_3"].count + 1
+    )

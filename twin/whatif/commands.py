@@ -157,7 +157,7 @@ def format_table(result, top_families: int = 5) -> str:
                     _delta(d, digits) if d else "",
                 )
             )
-    lines += _grid(head, rows)
+    lines += _grid(head, rows, left=2)
     base = est[result.baseline]
     fams = sorted(
         (k.split(".")[1] for k in base if k.startswith("families.") and k.endswith(".utilisation")),
@@ -213,9 +213,10 @@ def _delta(d, digits: int) -> str:
     return f"{d.mean:+.{digits}f}{hw}{mark}"
 
 
-def _grid(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _grid(head: tuple[str, ...], rows: list[tuple[str, ...]], left: int = 1) -> list[str]:
+    """Columns padded to their widest cell; the first ``left`` columns left-aligned."""
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
+    fmt = "  ".join(f"{{:{'<' if i < left else '>'}{w}}}" for i, w in enumerate(widths))
     out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*r) for r in rows]
     return out
