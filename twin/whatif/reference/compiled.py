@@ -27,7 +27,8 @@ class CFamily:
 
     __slots__ = (
         "idx", "name", "area", "rule", "static", "batching", "has_setups", "wake_least_setup",
-        "capacity", "load", "unload", "tools", "queue", "groups", "idle", "keyfn",
+        "capacity", "load", "unload", "tools", "queue", "groups", "idle", "keyfn", "classes",
+        "mode", "fifo", "setup_first", "stream", "fs",
         "n", "area_t", "last_t", "departures", "sojourn", "started", "queue_time",
     )  # fmt: skip
 
@@ -35,6 +36,7 @@ class CFamily:
         self.idx, self.name = idx, name
         self.tools: list = []
         self.queue: list = []  # heap (static rules) or list (scanned rules)
+        self.classes: dict = {}  # built-in rules: setup -> heap of waiting lots
         self.groups: dict = {}  # batching: step key -> lots waiting, in arrival order
         self.idle: list = []  # tools available with nothing to do
         self.n = 0  # lots in the family (queued or in process), for Little's law

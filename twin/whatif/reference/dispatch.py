@@ -16,8 +16,8 @@ returns a sortable tuple. ``lot`` has ``id``, ``lot_type``, ``product``, ``prior
 and ``step`` (``number``, ``setup``, ``rpt`` = remaining mean processing time in s);
 ``tool`` has ``id``, ``setup``, ``minrun_left``, ``minrun_setup``; ``setup_time`` (s) is what
 this tool needs before running the lot. Then set a family's ``rule`` to ``"my_rule"``.
-Families whose rule is hot_first or fifo and that have no setups keep their queue as a heap
-(same order as the key, much faster on long queues).
+The built-in hot_first, least_setup and fifo rules are evaluated on per-setup heaps (same order
+as their key functions, much faster on long queues); other rules scan the whole queue.
 """
 
 from __future__ import annotations
@@ -60,15 +60,15 @@ RULES: dict[str, RuleKey] = {
     "critical_ratio": critical_ratio,
 }
 
-# rules whose order does not depend on the tool or the clock: a heap keyed once on arrival
-STATIC_KEYS: dict[str, Callable[[object], tuple]] = {
-    "hot_first": lambda lot: (-lot.priority, lot.arrived, lot.seq),
-    "fifo": lambda lot: (lot.arrived, lot.seq),
-}
+# rules whose order within one setup class does not depend on the tool or the clock: the
+# engine keeps their queues as one heap per setup instead of scanning
+CLASS_RULES = frozenset({"hot_first", "least_setup", "fifo"})
 
 
 def register_rule(name: str, key: RuleKey) -> None:
     """Make a dispatching rule available to the reference engine under ``name``."""
+    if name in CLASS_RULES:
+        raise ValueError(f"rule {name!r} is built in; register the variant under another name")
     if not callable(key):
         raise TypeError(f"rule {name!r}: key must be callable (lot, tool, now, setup_time)")
     RULES[name] = key

@@ -38,7 +38,7 @@ from twin.errors import ConfigError, InputError
 from twin.process.model import FabModel
 from twin.whatif.reference.compiled import CFamily, CStep, compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
-from twin.whatif.reference.dispatch import RULES, STATIC_KEYS
+from twin.whatif.reference.dispatch import CLASS_RULES, RULES
 from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult
 from twin.whatif.reference.streams import (
     KIND_CODES,
@@ -54,6 +54,8 @@ from twin.whatif.reference.streams import (
 
 # event kinds, in the order they run at equal times
 JOB_END, READY, DOWN_END, FAIL, PM_TIME, ARRIVE, DELAY_END, RELEASE_EV, WARMUP = range(9)
+# how a family keeps its queue
+CLASSES, BATCHING, SCAN = range(3)
 
 
 class Lot:
@@ -149,15 +151,23 @@ class Engine:
         self.transport = Stream(seed, rep, TRANSPORT)
         tr = model.transport
         self.tr = (KIND_CODES.get(tr.kind, 0), *tr.bounds(model.ptime_spread_mode), tr.mean)
+        if not cfg.transport or (tr.kind == "constant" and tr.mean == 0):
+            self.tr = None
         self.families = compile_families(model, cfg)
         self.routes = compile_routes(model, cfg, self.families)
-        self.streams = {}
         self.stats = {}
         for fam in self.families.values():
             key = zlib.crc32(fam.name.encode())  # stable across scenario copies
-            self.streams[fam.name] = Stream(seed, rep, PROCESS, key)
-            fam.static = fam.rule in STATIC_KEYS and not fam.has_setups and not fam.batching
-            fam.keyfn = STATIC_KEYS[fam.rule] if fam.static else RULES[fam.rule]
+            fam.stream = Stream(seed, rep, PROCESS, key)
+            if fam.batching:
+                fam.mode = BATCHING
+            elif fam.rule in CLASS_RULES:
+                fam.mode = CLASSES
+            else:
+                fam.mode = SCAN
+            fam.fifo = fam.rule == "fifo"
+            fam.setup_first = fam.rule == "least_setup"
+            fam.keyfn = RULES[fam.rule]
             if model.families[fam.name].is_delay:
                 continue
             fam.tools = [
@@ -166,9 +176,10 @@ class Engine:
             for k, tool in enumerate(fam.tools):  # per tool: downs and PM durations
                 tool.stream = Stream(seed, rep, TOOL, key * 4096 + k)
                 tool.pm_stream = Stream(seed, rep, PM, key * 4096 + k)
-            self.stats[fam.name] = FamilyStats(tools=len(fam.tools), area=fam.area)
+            self.stats[fam.name] = fam.fs = FamilyStats(tools=len(fam.tools), area=fam.area)
         self.tools = {t.id: t for f in self.families.values() for t in f.tools}
         self.setup_cache: dict = {}
+        self.min_runs = model.min_runs
         self.records = LotRecords()
         self.released: dict[str, int] = {}
         self.product_of_type: dict[str, str] = {}
@@ -378,24 +389,33 @@ class Engine:
 
     def _arrive(self, lot: Lot, t: float) -> None:
         """The lot reaches the queue of its current step."""
-        lot.last_tt = t - lot.left
-        lot.tt += lot.last_tt
+        lot.last_tt = dt = t - lot.left
+        lot.tt += dt
+        lot.arrived = t
         st = lot.step
-        if st.delay:  # no tool: hold the lot for the delay
-            d = draw(self.streams[st.fam.name], st.kind, st.lo, st.hi, st.mean)
-            lot.arrived = t
-            self._push(t + d, DELAY_END, lot)
-            return
         fam = st.fam
+        if st.delay:  # no tool: hold the lot for the delay
+            d = draw(fam.stream, st.kind, st.lo, st.hi, st.mean)
+            heapq.heappush(self.heap, (t + d, DELAY_END, next(self.seq), lot))
+            return
         fam.area_t += fam.n * (t - fam.last_t)
         fam.last_t = t
         fam.n += 1
-        lot.arrived = t
-        lot.seq = next(self.seq)
-        if fam.batching:
-            fam.groups.setdefault(st.key, []).append(lot)
-        elif fam.static:
-            heapq.heappush(fam.queue, (*fam.keyfn(lot), lot))
+        lot.seq = seq = next(self.seq)
+        mode = fam.mode
+        if mode == CLASSES:
+            entry = (t, seq, lot) if fam.fifo else (-lot.priority, t, seq, lot)
+            h = fam.classes.get(st.setup)
+            if h is None:
+                fam.classes[st.setup] = [entry]
+            else:
+                heapq.heappush(h, entry)
+        elif mode == BATCHING:
+            g = fam.groups.get(st.key)
+            if g is None:
+                fam.groups[st.key] = [lot]
+            else:
+                g.append(lot)
         else:
             fam.queue.append(lot)
         if fam.idle:
@@ -418,20 +438,19 @@ class Engine:
         """Move past skipped (sampled-out) steps; complete the lot or send it on."""
         route, i = lot.route, lot.idx + 1
         n = len(route)
-        u = self.routing.u
         while i < n:
             p = route[i].sample_p
-            if p >= 1.0 or u() < p:
+            if p >= 1.0 or self.routing.u() < p:
                 break
             i += 1
         if i >= n:
             self._complete(lot, t)
             return
         lot.idx, lot.step, lot.left = i, route[i], t
-        if transport and self.cfg.transport:
+        if transport and self.tr is not None:
             k, lo, hi, mean = self.tr
             t += draw(self.transport, k, lo, hi, mean)
-        self._push(t, ARRIVE, lot)
+        heapq.heappush(self.heap, (t, ARRIVE, next(self.seq), lot))
 
     def _step_done(self, lot: Lot, t: float, queue: float, process: float) -> None:
         """The lot finished its current step at t: rework, CQT window, next step."""
@@ -493,20 +512,49 @@ class Engine:
         if not self._dispatch(tool, t):
             tool.in_idle = True
             tool.fam.idle.append(tool)
-            if not tool.inflight:
+            if not tool.inflight and self.obs is not None:
                 self._state(tool, t, "standby", "idle")
 
     def _dispatch(self, tool: Tool, t: float) -> bool:
-        """Start the best waiting lot (or batch) on the tool; False when nothing can start."""
+        """Start the best waiting lot (or batch) on the tool; False when nothing can start.
+
+        Built-in rules keep one heap per setup (ordered by priority and arrival, or arrival
+        alone for FIFO): within a setup class the minimum-run flag and the setup time are the
+        same, so the best lot is the best of the class heads. Other rules scan the queue.
+        """
         fam = tool.fam
-        if fam.batching:
+        mode = fam.mode
+        if mode == CLASSES:
+            classes = fam.classes
+            if not classes:
+                return False
+            if len(classes) == 1:
+                setup = next(iter(classes))
+            else:
+                setup, best = None, None
+                owe = tool.minrun_left > 0
+                for s, h in classes.items():
+                    head = h[0]
+                    stt = self._setup_time(tool.setup, head[-1].step)
+                    mr = 1 if owe and s != tool.minrun_setup else 0
+                    if fam.fifo:
+                        k = (mr, head[0], head[1])
+                    elif fam.setup_first:
+                        k = (mr, stt, head[0], head[1], head[2])
+                    else:
+                        k = (mr, head[0], stt, head[1], head[2])
+                    if best is None or k < best:
+                        best, setup = k, s
+            h = classes[setup]
+            lot = heapq.heappop(h)[-1]
+            if not h:
+                del classes[setup]
+        elif mode == BATCHING:
             return self._dispatch_batch(tool, t)
-        q = fam.queue
-        if not q:
-            return False
-        if fam.static:
-            lot = heapq.heappop(q)[-1]
         else:
+            q = fam.queue
+            if not q:
+                return False
             key, st_time = fam.keyfn, self._setup_time
             best, bi = None, 0
             for i, cand in enumerate(q):
@@ -519,10 +567,9 @@ class Engine:
 
     def _dispatch_batch(self, tool: Tool, t: float) -> bool:
         """Batch families: the best group of the same route step with enough wafers."""
+        groups = tool.fam.groups
         best, best_key = None, None
-        for key, lots in list(self.families[tool.fam.name].groups.items()):
-            if not lots:
-                continue
+        for key, lots in groups.items():
             st = lots[0].step
             if st.batch and sum(lt.wafers for lt in lots) < st.bmin:
                 continue
@@ -531,7 +578,7 @@ class Engine:
                 best, best_key = key, head
         if best is None:
             return False
-        lots = tool.fam.groups[best]
+        lots = groups[best]
         st = lots[0].step
         lots.sort(key=lambda lt: (-lt.priority, lt.arrived, lt.seq))
         if st.batch:
@@ -545,21 +592,22 @@ class Engine:
             take = lots[:1]
         del lots[: len(take)]
         if not lots:
-            del tool.fam.groups[best]
+            del groups[best]
         self._start(tool, take, st, t)
         return True
 
     def _start(self, tool: Tool, lots: list[Lot], st: CStep, t: float) -> None:
         """Track the lots in: setup, load, process, unload; schedule the end (and readiness)."""
         fam = tool.fam
-        setup = self._setup_time(tool.setup, st)
-        if st.setup is not None:
-            if setup > 0.0 and st.setup in self.model.min_runs:
-                tool.minrun_left, tool.minrun_setup = self.model.min_runs[st.setup], st.setup
+        setup = 0.0
+        if st.setup is not None and st.setup != tool.setup:
+            setup = self._setup_time(tool.setup, st)
+            if setup > 0.0 and st.setup in self.min_runs:
+                tool.minrun_left, tool.minrun_setup = self.min_runs[st.setup], st.setup
             tool.setup = st.setup
         if tool.minrun_left > 0:
             tool.minrun_left -= len(lots)
-        base = draw(self.streams[fam.name], st.kind, st.lo, st.hi, st.mean)
+        base = draw(fam.stream, st.kind, st.lo, st.hi, st.mean)
         wafers = lots[0].wafers if len(lots) == 1 else sum(lt.wafers for lt in lots)
         casc = None
         if st.batch:
@@ -577,27 +625,35 @@ class Engine:
         run = fam.load + proc + fam.unload
         begin = t + setup
         end = begin + run
-        occupancy = run if casc is None else casc
-        tool.ready = end if casc is None else begin + casc
         job = Job(tool, lots, st, t, end, setup)
         tool.jobs.append(job)
         tool.inflight += 1
-        self._push(end, JOB_END, job)
-        if casc is not None:
-            self._push(tool.ready, READY, tool)
-        fs = self.stats[fam.name]
-        if end > self.warm:
-            fs.busy += self._window(begin, begin + occupancy)
-            if setup:
+        heap, seq = self.heap, self.seq
+        heapq.heappush(heap, (end, JOB_END, next(seq), job))
+        if casc is None:
+            tool.ready = end
+            busy_end = end
+        else:
+            tool.ready = busy_end = begin + casc
+            heapq.heappush(heap, (busy_end, READY, next(seq), tool))
+        fs = fam.fs
+        warm = self.warm
+        if busy_end > warm:
+            if t >= warm and busy_end <= self.end:
+                fs.busy += busy_end - begin
+                fs.setup += setup
+            else:
+                fs.busy += self._window(begin, busy_end)
                 fs.setup += self._window(t, begin)
-        for pmw in tool.pm_wafer:
-            pmw[0] -= wafers
-            if pmw[0] <= 0:
-                pmw[0] += pmw[1]
-                if job.pms is None:
-                    job.pms = []
-                job.pms.append(pmw[2])
-        measured = t >= self.warm
+        if tool.pm_wafer:
+            for pmw in tool.pm_wafer:
+                pmw[0] -= wafers
+                if pmw[0] <= 0:
+                    pmw[0] += pmw[1]
+                    if job.pms is None:
+                        job.pms = []
+                    job.pms.append(pmw[2])
+        measured = t >= warm
         obs = self.obs
         for lot in lots:
             q = t - lot.arrived
@@ -628,19 +684,19 @@ class Engine:
         fam.area_t += fam.n * (t - fam.last_t)
         fam.last_t = t
         fam.n -= len(job.lots)
-        fs = self.stats[fam.name]
+        fs = fam.fs
         measured = t >= self.warm
         obs = self.obs
+        start = job.start
+        process = t - start
         for lot in job.lots:
-            queue = job.start - lot.arrived
-            process = t - job.start
             lot.pt += process
             if measured:
                 fs.departures += 1
                 fs.sojourn += t - lot.arrived
             if obs is not None:
                 obs("track_out", t, lot=lot.id, tool=tool.id, family=fam.name, step=job.step.number)
-            self._step_done(lot, t, queue, process)
+            self._step_done(lot, t, start - lot.arrived, process)
         if job.pms:
             for dur in job.pms:
                 self._down(tool, t, self._draw_dist(tool.pm_stream, dur), "pm")

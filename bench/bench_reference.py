@@ -1,0 +1,84 @@
+"""Benchmark of the reference engine on SMT2020 HVLM against the published figures.
+
+Run:  nice .venv/bin/python bench/bench_reference.py [--days 730] [--seed 0]
+
+Prints mean cycle time and lots finished per lot type, the utilisation of the lithography
+families, throughput against the release rate in the second half of the run, events per
+second and wall time per simulated year. Published figures (datasets README, 730 days, FIFO):
+Lot_3 66-69 d, Lot_4 38-40 d, HotLot_3 31-33 d, HotLot_4 18 d; ~19,600 Lot_3 and ~19,960
+Lot_4 lots finished; litho utilisation 94-95 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from twin.datasets import hvlm_dir
+from twin.process import load_model
+from twin.whatif.reference import SimConfig, simulate
+
+PUBLISHED_CT = {"Lot_3": (66, 69), "Lot_4": (38, 40), "HotLot_3": (31, 33), "HotLot_4": (18, 18)}
+PUBLISHED_DONE = {"Lot_3": 19600, "Lot_4": 19960}
+DAY = 86400.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=float, default=730.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--spread-mode", default="full", choices=["full", "half"])
+    args = ap.parse_args(argv)
+    model = load_model(hvlm_dir(), ptime_spread_mode=args.spread_mode)
+    last = [0.0]
+
+    def progress(f: float) -> None:
+        if f - last[0] >= 0.05:
+            last[0] = f
+            sys.stderr.write(f"\r{100 * f:5.1f} % simulated")
+            sys.stderr.flush()
+
+    t0 = time.perf_counter()
+    res = simulate(model, SimConfig(days=args.days, seed=args.seed), progress=progress)
+    wall = time.perf_counter() - t0
+    sys.stderr.write("\n")
+    k = res.kpis()
+    scale = args.days / 730.0
+    print(f"SMT2020 HVLM, {args.days:g} simulated days, seed {args.seed}, model rules, no warm-up")
+    print(f"{'lot type':<14}{'finished':>10}{'published':>11}{'CT mean d':>11}{'published':>11}"
+          f"{'p95 d':>8}{'X':>6}{'on time':>9}")  # fmt: skip
+    for lt, v in k["lot_types"].items():
+        pub_ct = PUBLISHED_CT.get(lt)
+        pub_n = PUBLISHED_DONE.get(lt)
+        ct = v["cycle_time_days"]
+        print(
+            f"{lt:<14}{v['lots_completed']:>10}{(f'{pub_n * scale:,.0f}' if pub_n else '-'):>11}"
+            f"{ct['mean']:>11.1f}{(f'{pub_ct[0]}-{pub_ct[1]}' if pub_ct else '-'):>11}"
+            f"{ct['p95']:>8.1f}{v['x_factor']:>6.2f}{v['on_time_share']:>9.2f}"
+        )
+    fams = k["families"]
+    litho = {f: v for f, v in fams.items() if v["area"] == "Litho"}
+    print("\nlithography families (utilisation = processing incl. load/unload; +down+PM+setup)")
+    for f, v in sorted(litho.items(), key=lambda x: -x[1]["utilisation"]):
+        occ = v["utilisation"] + v["down_share"] + v["pm_share"] + v["setup_share"]
+        print(f"  {f:<20}{v['tools']:>4} tools  util {v['utilisation']:6.1%}  busy+down {occ:6.1%}")
+    top = sorted(fams.items(), key=lambda x: -x[1]["utilisation"])[:5]
+    print("most utilised families: " + ", ".join(f"{f} {v['utilisation']:.1%}" for f, v in top))
+    comp = np.asarray(res.lots.completion)
+    half = res.start + (res.end - res.start) / 2
+    second = (comp >= half).sum() / ((res.end - half) / DAY)
+    rate = sum(r.rate_per_day for r in model.releases)
+    print(f"\nthroughput in the second half: {second:.2f} lots/day; release rate {rate:.2f} lots/day"
+          f" ({second / rate:.1%}); WIP at end {k['fab']['wip_end']} lots")  # fmt: skip
+    print(f"queue-time violations: {k['queue_time_violations']} of {k['queue_time_checks']}")
+    per_year = wall / (args.days / 365.0)
+    print(f"events {k['events']:,}  wall {wall:.1f} s  {k['events'] / wall:,.0f} events/s  "
+          f"{per_year:.0f} s per simulated year")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
