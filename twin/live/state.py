@@ -62,7 +62,7 @@ class Equipment(_Record):
 
 class Lot(_Record):
     __slots__ = (
-        "id", "product", "step", "index", "status", "location", "carrier", "hold_reason",
+        "id", "product", "step", "index", "status", "location", "hold_reason",
         "released", "updated", "completed", "moves", "rev",
     )  # fmt: skip
 
@@ -72,7 +72,6 @@ class Lot(_Record):
         self.index = 0  # position in the route (when the route is known)
         self.status = "queued"  # queued | processing | hold | completed | scrapped
         self.location: str | None = None  # equipment while processing
-        self.carrier: str | None = None
         self.hold_reason = ""
         self.released = released
         self.updated = released
@@ -484,10 +483,6 @@ def _transfer_requested(s: TwinState, ev: Event) -> None:
     if c.location is None:
         c.location = d["from"]
     c.rev += 1
-    if c.lot is not None and c.lot in s.lots:
-        lot = s.lots[c.lot]
-        lot.carrier = c.id
-        lot.rev += 1
 
 
 def _vehicle_assigned(s: TwinState, ev: Event) -> None:

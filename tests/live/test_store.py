@@ -1,0 +1,87 @@
+"""The EventStore contract, run against every backend, and SQLite's durability specifics."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from twin.live.state import TwinState, apply_all
+from twin.live.store import DeadLetter, MemoryStore, SQLiteStore
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "twin.db")
+    yield s
+    s.close()
+
+
+def test_contract_append_read_dedupe(store, stream):
+    """Appends keep arrival order; a (source, seq) already stored is ignored; filters work."""
+    assert store.write(stream[:100]) == 100
+    assert store.write(stream[50:150]) == 50  # half are duplicates
+    assert store.count() == 150
+    assert list(store.read()) == stream[:150]
+    t1, t2 = stream[20].time, stream[80].time
+    assert list(store.read(since=t1, until=t2)) == [e for e in stream[:150] if t1 <= e.time <= t2]
+    pos = [e for e in stream[:150] if e.type == "vehicle.position"]
+    assert list(store.read(type="vehicle.position")) == pos
+    subj = stream[0].subject
+    assert list(store.read(subject=subj)) == [e for e in stream[:150] if e.subject == subj]
+    assert list(store.read(after=140)) == stream[140:150]
+
+
+def test_contract_dead_letters(store, stream):
+    """Dead letters keep their reason and payload, and count toward each source's position."""
+    dead = [
+        DeadLetter("not JSON", "{oops", received=1.0),
+        DeadLetter("illegal E10 transition", stream[5].to_json(), "mes", 9999, 2.0),
+    ]
+    store.write(stream[:10], dead)
+    assert store.dead_letter_count() == 2
+    assert store.dead_letters() == dead
+    assert store.dead_letters(limit=1) == dead[:1]
+    assert store.last_seqs()["mes"] == 9999
+
+
+def test_contract_snapshot_and_state_at(store, stream, catalog):
+    """state_at(t) = nearest snapshot + replay equals a replay of the events up to t."""
+    n = len(stream)
+    store.write(stream[: n // 3])
+    store.save_snapshot(apply_all(TwinState(catalog), stream[: n // 3]), n // 3)
+    store.write(stream[n // 3 :])
+    for cut in (n // 5, n // 2, n - 1):
+        t = stream[cut].time
+        expect = apply_all(TwinState(catalog), [e for e in stream if e.time <= t])
+        assert store.state_at(t, catalog).fingerprint() == expect.fingerprint()
+    assert store.state_at(None, catalog).fingerprint() == store.replay(catalog).fingerprint()
+    pos, snap = store.snapshot()
+    assert pos == n // 3 and snap.revision == n // 3
+    assert store.snapshot(at=stream[0].time - 1) is None
+
+
+def test_sqlite_is_wal_append_only_and_survives_reopen(tmp_path, stream):
+    """The SQLite store is in WAL mode, refuses updates/deletes, and keeps data across opens."""
+    path = tmp_path / "twin.db"
+    with SQLiteStore(path) as s:
+        s.write(stream[:20], [DeadLetter("bad", "x", received=0.0)])
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("DELETE FROM events")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("UPDATE events SET type = 'x'")
+    raw.close()
+    with SQLiteStore(path) as s:
+        assert list(s.read()) == stream[:20] and s.dead_letter_count() == 1
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_store(tmp_path):
+    """Opening a non-database file names the file in the error."""
+    from twin.errors import InputError
+
+    bad = tmp_path / "notes.db"
+    bad.write_text("hello, this is not sqlite" * 100)
+    with pytest.raises(InputError, match="notes.db"):
+        SQLiteStore(bad)
