@@ -1,0 +1,62 @@
+"""`twin physics ...` commands: run OHT vehicles on a scene's rail network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("physics", help="the physics world and OHT transport")
+    sub = group.add_subparsers(dest="physics_command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run OHT vehicles doing random transfers between ports",
+        description="Move N vehicles of a scene for T simulated seconds doing random transfers "
+        "between ports (move to the source, hoist, move to the destination, set down).",
+    )
+    run.add_argument("src", metavar="SRC", help="scene folder or SMAT2022 .xlsx workbook")
+    run.add_argument("--vehicles", type=int, default=None, help="vehicles to use (default: all)")
+    run.add_argument("--seconds", type=float, default=3600.0, help="simulated seconds (3600)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    run.add_argument("--tick", type=float, default=None, help="decision period, s (0.5)")
+    run.add_argument("--json", action="store_true", help="print the figures as JSON")
+    run.set_defaults(func=_run)
+    group.set_defaults(func=lambda args: (group.print_help(), 0)[1])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from twin.errors import InputError
+    from twin.physics.oht import OhtConfig, OhtSim
+    from twin.scene.load import load_scene
+
+    problems = []
+    if not (math.isfinite(args.seconds) and args.seconds > 0):
+        problems.append(f"--seconds must be > 0, got {args.seconds}")
+    if args.vehicles is not None and args.vehicles < 1:
+        problems.append(f"--vehicles must be >= 1, got {args.vehicles}")
+    if problems:
+        raise InputError("twin physics run", problems)
+    scene = load_scene(args.src)
+    ids = [n.id for n in scene.nodes("vehicle")]
+    if args.vehicles is not None:
+        if args.vehicles > len(ids):
+            raise InputError(
+                "twin physics run",
+                [f"--vehicles {args.vehicles}: the scene has only {len(ids)} vehicles"],
+            )
+        ids = ids[: args.vehicles]
+    config = OhtConfig() if args.tick is None else OhtConfig(tick=args.tick)
+    sim = OhtSim(scene, config, vehicles=ids, seed=args.seed, random_transfers=True)
+    sim.advance(args.seconds)
+    out = sim.summary()
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for key, value in out.items():
+            if key != "deadlocked_vehicles":
+                print(f"{key:>22}: {value}")
+        for cycle in out["deadlocked_vehicles"]:
+            print(f"{'deadlock':>22}: {' -> '.join(cycle)}")
+    return 0

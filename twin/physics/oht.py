@@ -1,0 +1,729 @@
+"""Overhead-hoist transport: vehicles on the directed rail network, exact and vectorised.
+
+The simulator decides on a fixed clock grid (``OhtConfig.tick``, absolute from t = 0) and moves
+vehicles between decisions along closed-form plans (``twin.physics.motion``): each vehicle
+follows the time-optimal profile to the nearest point where it must be able to stop (its
+destination, the stopping point of the vehicle ahead minus the headway, an ungranted merge, or
+a slower segment ahead expressed as a stop point). It re-plans exactly where it enters a segment
+with another speed cap. So positions at any time are exact and independent of how the caller
+steps time, and a lone vehicle reproduces the closed-form trapezoidal travel time.
+
+Safety: a follower keeps ``s_f + v_f²/2b ≤ s_l + v_l²/2B - gap`` (B the larger deceleration),
+which cannot be broken while the leader brakes at most at its deceleration and implies the gap
+``length + min_distance`` is never undercut. Merges are granted first come, first served to the
+first vehicle in line; the holder keeps the merge until it is a full gap past it.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.errors import ConfigError, InputError, NotFoundError
+from twin.physics.motion import Plan, evaluate, plan_stop, time_to_reach
+from twin.physics.routing import RailIndex, Router, port_stop
+from twin.scene.graph import SceneGraph
+
+# job stages
+IDLE, TO_SOURCE, LOADING, TO_DEST, UNLOADING = range(5)
+STAGE_NAMES = ("idle", "to_source", "loading", "to_dest", "unloading")
+VEHICLE_TYPE_KEYS = ("length", "max_speed", "acceleration", "deceleration", "min_distance")
+
+
+@dataclass(kw_only=True)
+class OhtConfig:
+    """How the OHT simulator runs."""
+
+    tick: float = 0.5  # s, decision period (plans are exact between decisions)
+    load_time: float = 12.0  # s, hoist down, grip, hoist up at the source port
+    unload_time: float = 12.0  # s, hoist down, release, hoist up at the destination port
+    curve_speed: float = 1.0  # m/s, speed cap on curved segments
+    lookahead: float = 4.0  # m, how far ahead vehicles look for leaders, merges, speed caps
+    deadlock_check: float = 5.0  # s, period of the wait-for cycle search
+
+    def validate(self, need_lookahead: float = 0.0) -> None:
+        problems = []
+        for name in ("tick", "curve_speed", "lookahead", "deadlock_check"):
+            val = getattr(self, name)
+            if not (isinstance(val, int | float) and math.isfinite(val) and val > 0):
+                problems.append(f"{name} must be a positive finite number, got {val!r}")
+        for name in ("load_time", "unload_time"):
+            val = getattr(self, name)
+            if not (isinstance(val, int | float) and math.isfinite(val) and val >= 0):
+                problems.append(f"{name} must be >= 0 s, got {val!r}")
+        if not problems and self.lookahead < need_lookahead:
+            problems.append(
+                f"lookahead {self.lookahead} m is shorter than the {need_lookahead:.3f} m a vehicle "
+                "needs to stop safely (gap + braking distance + one tick of travel)"
+            )
+        if problems:
+            raise ConfigError("OHT config", problems)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlock:
+    """Vehicles that wait on each other in a cycle, found at ``time`` (s)."""
+
+    time: float
+    vehicles: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Transfer:
+    """A carrier move: hoist at ``source``, carry, set down at ``dest``."""
+
+    vehicle: str
+    source: str
+    dest: str
+    assigned: float  # s
+    picked: float | None = None  # s, hoist at source finished
+    completed: float | None = None  # s, hoist at destination finished
+
+
+@dataclass
+class _Stats:
+    min_headway: float = math.inf  # m, smallest leader distance seen at a decision
+    emergencies: int = 0  # decisions where a vehicle could not stop at its deceleration
+    wall: float = 0.0  # s spent in advance()
+    completed: list[Transfer] = field(default_factory=list)
+
+
+class OhtSim:
+    """OHT vehicles of a scene moving on its rail network; see the module docstring."""
+
+    def __init__(
+        self,
+        scene: SceneGraph,
+        config: OhtConfig | None = None,
+        *,
+        vehicles: Iterable[str] | None = None,
+        seed: int | None = None,
+        random_transfers: bool = False,
+    ):
+        self.scene = scene
+        self.config = config or OhtConfig()
+        self.rail = RailIndex(scene)
+        self.router = Router(self.rail)
+        self.rng = np.random.default_rng(seed)
+        self.random_transfers = random_transfers
+        self._load_vehicles(vehicles)
+        cfg = self.config
+        need = float(np.max(self.gap + self.vmax**2 / (2 * self.dec) + self.vmax * cfg.tick))
+        cfg.validate(need)
+        rail = self.rail
+        cap = np.where(rail.seg_curve, np.minimum(rail.seg_speed, cfg.curve_speed), rail.seg_speed)
+        self.seg_cap = cap
+        shortest = float(rail.seg_len.min()) if len(rail.seg_len) else 1.0
+        self.K = int(min(64, math.ceil(cfg.lookahead / max(shortest, 1e-3)) + 2))
+        n = self.n
+        self.t = 0.0  # s, current time
+        self.t_tick = 0.0  # s, start of the current decision period
+        self.v = np.zeros(n)
+        self.s = np.zeros(n)  # odometer (m) at the tick start
+        self.stage = np.full(n, IDLE, dtype=np.int64)
+        self.ready = np.zeros(n)  # s, when a hoisting vehicle may move again
+        self.arrived = np.full(n, np.nan)
+        # routes as padded rows: segment indices and the odometer (m) where each one starts
+        self.r_segs = np.full((n, 16), -1, dtype=np.int64)
+        self.r_s0 = np.full((n, 16), np.inf)
+        self.r_n = np.ones(n, dtype=np.int64)
+        self.k = np.zeros(n, dtype=np.int64)  # index of the current segment in the route
+        self.r_segs[:, 0] = [seg for seg, _ in self._start]
+        self.r_s0[:, 0] = [-off for _, off in self._start]
+        self.dest_stop: list[tuple[int, float]] = list(self._start)
+        self.dest_s = np.zeros(n)  # odometer of the stop
+        self._refresh(np.arange(n))
+        self.holder = np.full(len(rail.node_ids), -1, dtype=np.int64)
+        self.holder_s = np.full(len(rail.node_ids), np.inf)
+        self.req_node = np.full(n, -1, dtype=np.int64)
+        self.req_seq = np.zeros(n, dtype=np.int64)
+        self._seq = 0
+        self.jobs: list[Transfer | None] = [None] * n
+        self.queue: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+        self.deadlocks: list[Deadlock] = []
+        self._seen_cycles: set[frozenset[int]] = set()
+        self._next_deadlock_check = cfg.deadlock_check
+        self.stats = _Stats()
+        self._check_start_headway()
+        if random_transfers:
+            for i in range(n):
+                self._next_job(i, 0.0)
+        self._start_ready_legs()
+        self._decide()
+
+    # ------------------------------------------------------------ set-up
+    def _load_vehicles(self, wanted: Iterable[str] | None) -> None:
+        scene = self.scene
+        nodes = {n.id: n for n in scene.nodes("vehicle")}
+        ids = list(nodes) if wanted is None else list(wanted)
+        problems = []
+        if not ids:
+            problems.append("the scene has no vehicles (nodes of kind 'vehicle')")
+        start, params = [], []
+        for vid in ids:
+            node = nodes.get(vid)
+            if node is None:
+                problems.append(f"unknown vehicle {vid!r}")
+                continue
+            vtype, seg, off = (node.attrs.get(k) for k in ("vehicle_type", "segment", "offset"))
+            if vtype not in scene.vehicle_types:
+                problems.append(
+                    f"vehicle {vid!r}: unknown vehicle type {vtype!r} "
+                    f"(known: {sorted(scene.vehicle_types)})"
+                )
+            else:
+                spec = scene.vehicle_types[vtype]
+                bad = [
+                    k
+                    for k in VEHICLE_TYPE_KEYS
+                    if not (isinstance(spec.get(k), int | float) and math.isfinite(spec[k]))
+                    or spec[k] < 0
+                    or (k != "min_distance" and spec[k] == 0)
+                ]
+                if bad:
+                    problems.append(
+                        f"vehicle type {vtype!r}: {', '.join(bad)} must be finite and > 0 "
+                        f"(min_distance >= 0), in SI units"
+                    )
+                else:
+                    params.append([float(spec[k]) for k in VEHICLE_TYPE_KEYS])
+            if seg not in self.rail.seg_index:
+                problems.append(f"vehicle {vid!r}: unknown rail segment {seg!r}")
+                continue
+            length = self.rail.seg_len[self.rail.seg_index[seg]]
+            if not (isinstance(off, int | float) and math.isfinite(off) and 0 <= off <= length):
+                problems.append(
+                    f"vehicle {vid!r}: offset {off!r} must be a number in 0..{length:.3f} m"
+                )
+                continue
+            start.append((self.rail.seg_index[seg], float(off)))
+        if problems:
+            raise InputError("OHT vehicles", problems)
+        self.ids = ids
+        self.index = {v: i for i, v in enumerate(ids)}
+        self.n = len(ids)
+        p = np.array(params)
+        self.length, self.vmax, self.acc, self.dec, self.min_distance = p.T.copy()
+        self.gap = self.length + self.min_distance
+        self._start = start
+
+    def _check_start_headway(self) -> None:
+        lead, dist, _, _ = self._leaders(self.s, self.seg, self.seg_s0)
+        bad = np.nonzero((lead >= 0) & (dist < self.gap - 1e-9))[0]
+        if len(bad):
+            raise InputError(
+                "OHT vehicles",
+                [
+                    f"vehicle {self.ids[i]!r} starts {dist[i]:.3f} m behind {self.ids[lead[i]]!r}, "
+                    f"closer than its length + min distance ({self.gap[i]:.3f} m)"
+                    for i in bad
+                ],
+            )
+
+    # ------------------------------------------------------------ public API
+    def submit(self, vehicle: str, source: str, dest: str) -> None:
+        """Queue a transfer for a vehicle; errors (unknown ids, unreachable ports) change nothing."""
+        i = self._vehicle(vehicle)
+        src = port_stop(self.scene, self.rail, source)
+        dst = port_stop(self.scene, self.rail, dest)
+        self.router.route(*src, *dst)  # raises when the destination is unreachable from the source
+        here = self._stop_after_queue(i)
+        self.router.route(*here, *src)
+        self.queue[i].append((source, dest))
+        if self.stage[i] == IDLE:
+            self._next_job(i, max(self.t, self.ready[i]))
+            self._start_ready_legs()
+            self._decide()
+
+    def close_segment(self, segment: str) -> None:
+        """Close a segment: routes that use it ahead are re-planned; refused if one cannot be."""
+        self._set_closed(self.router.closed | {self._segment(segment)})
+
+    def open_segment(self, segment: str) -> None:
+        """Reopen a closed segment (routes already planned keep their way)."""
+        self._set_closed(self.router.closed - {self._segment(segment)})
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulation ``seconds`` forward (any step: results do not depend on it)."""
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
+            raise InputError("advance", [f"seconds must be a finite number >= 0, got {seconds!r}"])
+        wall = _time.perf_counter()
+        target = self.t + seconds
+        h = self.config.tick
+        while self.t_tick + h <= target + 1e-12:
+            self._commit()
+            self._decide()
+        self.t = max(target, self.t_tick)
+        self.stats.wall += _time.perf_counter() - wall
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(segment index, offset m, speed m/s, odometer m) of every vehicle at the current time."""
+        s, v = self._eval(self.t - self.t_tick)
+        j = np.sum(self.nxt_s0 <= s[:, None] + 1e-12, axis=1)
+        seg = np.where(j == 0, self.seg, self.nxt[np.arange(self.n), np.maximum(j - 1, 0)])
+        s0 = np.where(j == 0, self.seg_s0, self.nxt_s0[np.arange(self.n), np.maximum(j - 1, 0)])
+        return seg, s - s0, v, s
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """World positions (N, 3) on the rail and headings (N,) rad of every vehicle, now."""
+        seg, off, _, _ = self.state()
+        a = self.rail.node_pos[self.rail.seg_start[seg]]
+        b = self.rail.node_pos[self.rail.seg_end[seg]]
+        frac = np.clip(off / np.maximum(self.rail.seg_len[seg], 1e-12), 0.0, 1.0)
+        d = b - a
+        return a + d * frac[:, None], np.arctan2(d[:, 1], d[:, 0])
+
+    def headways(self) -> np.ndarray:
+        """Distance (m) along the rail from each vehicle to the one ahead (inf: none in sight)."""
+        seg, off, _, s = self.state()
+        _, dist, _, bdist = self._leaders(s, seg, s - off, nxt=self._nxt_now(s))
+        return np.minimum(dist, bdist)
+
+    def summary(self) -> dict[str, object]:
+        """Figures `twin physics run` prints."""
+        done = [
+            t for t in self.stats.completed if t.completed is not None and t.completed <= self.t
+        ]
+        return {
+            "vehicles": self.n,
+            "sim_seconds": round(self.t, 6),
+            "wall_seconds": round(self.stats.wall, 3),
+            "realtime_factor": round(self.t / self.stats.wall, 1) if self.stats.wall else None,
+            "transfers_completed": len(done),
+            "min_headway_m": round(self.stats.min_headway, 6)
+            if math.isfinite(self.stats.min_headway)
+            else None,
+            "min_allowed_headway_m": round(float(self.gap.min()), 6),
+            "emergency_brakes": self.stats.emergencies,
+            "deadlocks": len(self.deadlocks),
+            "deadlocked_vehicles": [list(d.vehicles) for d in self.deadlocks],
+        }
+
+    def stage_of(self, vehicle: str) -> str:
+        return STAGE_NAMES[self.stage[self._vehicle(vehicle)]]
+
+    # ------------------------------------------------------------ jobs
+    def _vehicle(self, vehicle: str) -> int:
+        if vehicle not in self.index:
+            raise NotFoundError("vehicle", vehicle, self.index)
+        return self.index[vehicle]
+
+    def _segment(self, segment: str) -> int:
+        if segment not in self.rail.seg_index:
+            raise NotFoundError("rail segment", segment, self.rail.seg_index)
+        return self.rail.seg_index[segment]
+
+    def _stop_after_queue(self, i: int) -> tuple[int, float]:
+        if self.queue[i]:
+            return port_stop(self.scene, self.rail, self.queue[i][-1][1])
+        job = self.jobs[i]
+        if job is not None and self.stage[i] in (TO_SOURCE, LOADING):
+            return port_stop(self.scene, self.rail, job.dest)
+        return self.dest_stop[i]
+
+    def _random_transfer(self, i: int) -> tuple[str, str]:
+        ports = self._port_pool()
+        here = self.dest_stop[i]
+        for _ in range(50):
+            a, b = self.rng.integers(len(ports), size=2)
+            src, dst = ports[a], ports[b]
+            if src == dst:
+                continue
+            ss, ds = port_stop(self.scene, self.rail, src), port_stop(self.scene, self.rail, dst)
+            if self._reachable(here, ss) and self._reachable(ss, ds):
+                return src, dst
+        raise InputError("random transfers", [f"no reachable port pair found for {self.ids[i]!r}"])
+
+    def _port_pool(self) -> list[str]:
+        pool = getattr(self, "_ports", None)
+        if pool is None:
+            pool = [p for p, link in self.scene.ports.items() if link.segment is not None]
+            if len(pool) < 2:
+                raise InputError(
+                    "random transfers", ["the scene has fewer than 2 ports on the rail"]
+                )
+            self._ports = pool
+        return pool
+
+    def _reachable(self, a: tuple[int, float], b: tuple[int, float]) -> bool:
+        if a[0] == b[0] and b[1] >= a[1]:
+            return True
+        return math.isfinite(
+            self.router.node_distance(int(self.rail.seg_end[a[0]]), int(self.rail.seg_start[b[0]]))
+        )
+
+    def _next_job(self, i: int, start: float) -> None:
+        """Give an idle vehicle its next queued (or random) transfer, moving from ``start`` s."""
+        if not self.queue[i] and self.random_transfers:
+            self.queue[i].append(self._random_transfer(i))
+        if not self.queue[i]:
+            self.stage[i] = IDLE
+            self.jobs[i] = None
+            return
+        src, dst = self.queue[i].pop(0)
+        self.jobs[i] = Transfer(self.ids[i], src, dst, start)
+        self.stage[i] = TO_SOURCE
+        self.ready[i] = start
+        self._set_route(i, port_stop(self.scene, self.rail, src))
+        if self.dest_s[i] - self.s[i] <= 1e-9 and self.v[i] == 0:
+            self.stage[i] = LOADING  # already standing at the source port
+            self.ready[i] = start + self.config.load_time
+
+    def _set_route(self, i: int, dest: tuple[int, float]) -> None:
+        """Route vehicle ``i`` from where it stands (odometer kept) to a stop."""
+        seg = int(self.seg[i])
+        off = float(self.s[i] - self.seg_s0[i])
+        segs, length = self.router.route(seg, off, *dest)
+        lens = self.rail.seg_len[segs]
+        s0 = np.concatenate([[self.s[i] - off], self.s[i] - off + np.cumsum(lens[:-1])])
+        m = len(segs)
+        if m > self.r_segs.shape[1]:
+            grow = max(m, 2 * self.r_segs.shape[1]) - self.r_segs.shape[1]
+            self.r_segs = np.pad(self.r_segs, ((0, 0), (0, grow)), constant_values=-1)
+            self.r_s0 = np.pad(self.r_s0, ((0, 0), (0, grow)), constant_values=np.inf)
+        self.r_segs[i] = -1
+        self.r_s0[i] = np.inf
+        self.r_segs[i, :m] = segs
+        self.r_s0[i, :m] = s0
+        self.r_n[i] = m
+        self.k[i] = 0
+        self.dest_stop[i] = dest
+        self.dest_s[i] = float(self.s[i] + length)
+        self._refresh(np.array([i]))
+
+    def _refresh(self, idx: np.ndarray) -> None:
+        """Current segment and the next K route segments of vehicles ``idx`` from their rows."""
+        k = self.k[idx]
+        rows = idx[:, None]
+        width = self.r_segs.shape[1]
+        if not hasattr(self, "seg"):
+            self.seg = np.zeros(self.n, dtype=np.int64)
+            self.seg_s0 = np.zeros(self.n)
+            self.nxt = np.full((self.n, self.K), -1, dtype=np.int64)
+            self.nxt_s0 = np.full((self.n, self.K), np.inf)
+        self.seg[idx] = self.r_segs[idx, k]
+        self.seg_s0[idx] = self.r_s0[idx, k]
+        cols = k[:, None] + 1 + np.arange(self.K)[None, :]
+        ok = cols < self.r_n[idx][:, None]
+        cols = np.minimum(cols, width - 1)
+        self.nxt[idx] = np.where(ok, self.r_segs[rows, cols], -1)
+        self.nxt_s0[idx] = np.where(ok, self.r_s0[rows, cols], np.inf)
+
+    def _set_closed(self, closed: set[int]) -> None:
+        old = set(self.router.closed)
+        self.router.set_closed(closed)
+        saved = {
+            name: getattr(self, name).copy()
+            for name in ("r_segs", "r_s0", "r_n", "k", "dest_s", "seg", "seg_s0", "nxt", "nxt_s0")
+        }
+        stops = list(self.dest_stop)
+        closed_arr = np.array(sorted(closed), dtype=np.int64)
+        try:
+            for i in range(self.n):
+                ahead = self.r_segs[i, self.k[i] + 1 : self.r_n[i]]
+                if np.isin(ahead, closed_arr).any():
+                    self._set_route(i, self.dest_stop[i])
+        except InputError:
+            self.router.set_closed(old)
+            for name, arr in saved.items():
+                setattr(self, name, arr)
+            self.dest_stop = stops
+            raise
+        self._decide()
+
+    # ------------------------------------------------------------ leaders
+    def _nxt_now(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Next segments ahead of odometer ``s`` (mid-tick), as (indices, start odometers)."""
+        j = np.sum(self.nxt_s0 <= s[:, None] + 1e-12, axis=1)
+        cols = np.arange(self.K)[None, :] + j[:, None]
+        valid = cols < self.K
+        cols = np.minimum(cols, self.K - 1)
+        rows = np.arange(self.n)[:, None]
+        return (
+            np.where(valid, self.nxt[rows, cols], -1),
+            np.where(valid, self.nxt_s0[rows, cols], np.inf),
+        )
+
+    def _leaders(
+        self,
+        s: np.ndarray,
+        seg: np.ndarray,
+        seg_s0: np.ndarray,
+        nxt: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Vehicles ahead: the nearest one along each route (index, distance m), and the nearest
+        one just past a node on a branch the route does not take (within the follower's gap of
+        the node: it is physically that close even though the route leaves it aside)."""
+        nxt_seg, nxt_s0 = nxt if nxt is not None else (self.nxt, self.nxt_s0)
+        n = self.n
+        rows = np.arange(n)
+        off = s - seg_s0
+        nseg = len(self.rail.seg_ids)
+        order = np.lexsort((off, seg))
+        sseg, soff = seg[order], off[order]
+        first_idx = np.full(nseg + 1, -1, dtype=np.int64)  # slot nseg stands for "no segment"
+        first_off = np.full(nseg + 1, np.inf)
+        starts = np.ones(n, dtype=bool)
+        starts[1:] = sseg[1:] != sseg[:-1]
+        first_idx[sseg[starts]] = order[starts]
+        first_off[sseg[starts]] = soff[starts]
+        lead = np.full(n, -1, dtype=np.int64)
+        dist = np.full(n, np.inf)
+        same = sseg[1:] == sseg[:-1]
+        lead[order[:-1][same]] = order[1:][same]
+        dist[order[:-1][same]] = soff[1:][same] - soff[:-1][same]
+        # along the route ahead: the first vehicle on the nearest next segment that has one
+        col = np.where(nxt_seg >= 0, nxt_seg, nseg)
+        cand = first_idx[col]
+        cdist = np.where(
+            (cand >= 0) & (cand != rows[:, None]), nxt_s0 - s[:, None] + first_off[col], np.inf
+        )
+        best = np.argmin(cdist, axis=1)
+        bd = cdist[rows, best]
+        take = bd < dist  # a same-segment leader is always nearer than one further on
+        lead = np.where(take, cand[rows, best], lead)
+        dist = np.where(take, bd, dist)
+        # other branches leaving the end node of each route segment (all of them after the stop)
+        cols = np.concatenate([seg[:, None], nxt_seg], axis=1)
+        col_s0 = np.concatenate([seg_s0[:, None], nxt_s0], axis=1)
+        nexts = np.concatenate([nxt_seg, np.full((n, 1), -1)], axis=1)
+        ok = cols >= 0
+        safe = np.where(ok, cols, 0)
+        end_s = col_s0 + self.rail.seg_len[safe]
+        outs = self.rail.out_segs[self.rail.seg_end[safe]]  # (n, K+1, D)
+        valid = ok[:, :, None] & (outs >= 0) & (outs != nexts[:, :, None])
+        ocol = np.where(valid, outs, nseg)
+        ocand = first_idx[ocol]
+        ooff = first_off[ocol]
+        odist = np.where(
+            (ocand >= 0) & (ocand != rows[:, None, None]) & (ooff < self.gap[:, None, None]),
+            end_s[:, :, None] - s[:, None, None] + ooff,
+            np.inf,
+        ).reshape(n, -1)
+        ob = np.argmin(odist, axis=1)
+        bdist = odist[rows, ob]
+        blead = np.where(np.isfinite(bdist), ocand.reshape(n, -1)[rows, ob], -1)
+        return lead, dist, blead, bdist
+
+    # ------------------------------------------------------------ one decision
+    def _decide(self) -> None:
+        """Plan every vehicle's motion over the tick starting at ``t_tick``."""
+        cfg, n = self.config, self.n
+        s, v = self.s, self.v
+        rows = np.arange(n)
+        lead, ldist, blead, bdist = self._leaders(s, self.seg, self.seg_s0)
+        near = np.minimum(ldist, bdist)
+        if np.any(np.isfinite(near)):
+            self.stats.min_headway = min(self.stats.min_headway, float(near.min()))
+        # a vehicle ahead: stop by its stopping point minus the gap
+        p_route = self._follow(lead, ldist)
+        p_branch = self._follow(blead, bdist)
+        self.lead = np.where(p_branch < p_route, blead, lead)
+        self.ldist = np.minimum(ldist, bdist)
+        p_lead = np.minimum(p_route, p_branch)
+        # merges on the route ahead (a node where the route continues and two rails join)
+        ends = self.rail.seg_end[np.concatenate([self.seg[:, None], np.maximum(self.nxt, 0)], 1)]
+        cont = np.concatenate([self.nxt >= 0, np.zeros((n, 1), dtype=bool)], 1)  # route goes on
+        valid = np.concatenate([np.ones((n, 1), dtype=bool), self.nxt >= 0], 1) & cont
+        m_s = np.concatenate([self.nxt_s0, np.full((n, 1), np.inf)], 1)  # node = next seg start
+        is_m = valid & self.rail.is_merge[ends] & (m_s - s[:, None] <= cfg.lookahead)
+        # skip merges the vehicle already holds (it may hold several in a row)
+        held = self.holder[ends] == rows[:, None]
+        want = is_m & ~held
+        first = np.argmax(want, axis=1)
+        has_m = want[rows, first]
+        m_node = np.where(has_m, ends[rows, first], -1)
+        m_pos = np.where(has_m, m_s[rows, first], np.inf)
+        self._request_merges(m_node, m_pos, ldist, s)
+        granted = has_m & (self.holder[np.maximum(m_node, 0)] == rows)
+        p_merge = np.where(has_m & ~granted, m_pos - self.gap, np.inf)
+        self.m_node = np.where(has_m & ~granted, m_node, -1)
+        # destination (a standing vehicle's destination is where it stands)
+        moving = (self.stage == TO_SOURCE) | (self.stage == TO_DEST)
+        p_dest = np.where(moving, self.dest_s, s)
+        self.p_hard = np.minimum(np.minimum(p_lead, p_merge), p_dest)
+        self.p_kind = np.select(
+            [self.p_hard == p_dest, self.p_hard == p_lead], [0, 1], default=2
+        )  # 0 destination, 1 leader, 2 merge
+        # slower segments ahead as stop points
+        caps = np.minimum(self.seg_cap[np.maximum(self.nxt, 0)], self.vmax[:, None])
+        self.p_speed = np.where(
+            self.nxt >= 0, self.nxt_s0 + caps * caps / (2 * self.dec[:, None]), np.inf
+        )
+        self.caps = caps
+        cap0 = np.minimum(self.seg_cap[self.seg], self.vmax)
+        delay = np.clip(self.ready - self.t_tick, 0.0, None)
+        self._subplans: list[tuple[np.ndarray, float | np.ndarray, np.ndarray, Plan]] = []
+        idx = rows
+        t_start = np.zeros(n)
+        s_start = s.copy()
+        v_start = v.copy()
+        cap = cap0
+        h = cfg.tick
+        for j in range(self.K + 1):
+            ps = np.where(
+                self.nxt_s0[idx] > s_start[:, None] + 1e-12, self.p_speed[idx], np.inf
+            ).min(axis=1)
+            p = np.minimum(self.p_hard[idx], ps)
+            plan, emergency = plan_stop(
+                v_start, p - s_start, cap, self.acc[idx], self.dec[idx], delay if j == 0 else 0.0
+            )
+            self.stats.emergencies += int(np.count_nonzero(emergency))
+            self._subplans.append((idx, t_start, s_start, plan))
+            if j == self.K:
+                break
+            # where the plan enters the next segment of its route, re-plan with that cap
+            jj = np.sum(self.nxt_s0[idx] <= s_start[:, None] + 1e-12, axis=1)
+            nb = np.where(jj < self.K, self.nxt_s0[idx, np.minimum(jj, self.K - 1)], np.inf)
+            tc = time_to_reach(plan, nb - s_start)
+            cross = (t_start + tc < h) & np.isfinite(nb)
+            if not np.any(cross):
+                break
+            sel = np.nonzero(cross)[0]
+            x, vv = evaluate(_take(plan, sel), tc[sel])
+            idx = idx[sel]
+            t_start = t_start[sel] + tc[sel]
+            s_start = np.maximum(s_start[sel] + x, nb[sel])
+            v_start = vv
+            cap = self.caps[idx, np.minimum(jj[sel], self.K - 1)]
+            delay = 0.0
+
+    def _follow(self, lead: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """Odometer by which each follower must be able to stop, given the vehicle ahead."""
+        other = np.maximum(lead, 0)
+        dec = np.maximum(self.dec, self.dec[other])
+        vl = self.v[other]
+        return np.where(
+            (lead >= 0) & (dist <= self.config.lookahead),
+            self.s + dist - self.gap + vl * vl / (2 * dec),
+            np.inf,
+        )
+
+    def _request_merges(self, m_node, m_pos, ldist, s) -> None:
+        """First-come-first-served grants to vehicles first in line before a free merge."""
+        rows = np.arange(self.n)
+        first_in_line = m_node >= 0
+        first_in_line &= ldist > (m_pos - s)
+        new = first_in_line & (self.req_node != m_node)
+        if np.any(new):
+            who = np.nonzero(new)[0]
+            who = who[np.argsort(m_pos[who] - s[who], kind="stable")]
+            self.req_node[who] = m_node[who]
+            self.req_seq[who] = self._seq + np.arange(len(who))
+            self._seq += len(who)
+        asking = np.nonzero(first_in_line & (self.holder[np.maximum(m_node, 0)] == -1))[0]
+        if len(asking) == 0:
+            return
+        asking = asking[np.argsort(self.req_seq[asking], kind="stable")]
+        nodes = m_node[asking]
+        _, first = np.unique(nodes, return_index=True)
+        winners = asking[first]
+        self.holder[m_node[winners]] = rows[winners]
+        self.holder_s[m_node[winners]] = m_pos[winners]
+        self.req_node[winners] = -1
+
+    def _eval(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        s, v = self.s.copy(), self.v.copy()
+        for idx, t0, s0, plan in self._subplans:
+            t0 = np.broadcast_to(t0, idx.shape)
+            m = tau >= t0
+            if not np.any(m):
+                continue
+            x, vv = evaluate(_take(plan, np.nonzero(m)[0]), tau - t0[m])
+            s[idx[m]] = s0[m] + x
+            v[idx[m]] = vv
+        return s, v
+
+    # ------------------------------------------------------------ end of a tick
+    def _commit(self) -> None:
+        h = self.config.tick
+        t0 = self.t_tick
+        s_end, v_end = self._eval(h)
+        # arrivals at the stop, with their exact time from the last plan
+        last_plan_t = np.full(self.n, np.nan)
+        for idx, ts, _, plan in self._subplans:
+            last_plan_t[idx] = np.broadcast_to(ts, idx.shape) + plan.duration
+        moving = (self.stage == TO_SOURCE) | (self.stage == TO_DEST)
+        arrived = moving & (v_end == 0) & (np.abs(s_end - self.dest_s) <= 1e-6)
+        self.s, self.v = np.where(arrived, self.dest_s, s_end), v_end
+        self.t_tick = t0 + h
+        # segment changes
+        crossed = np.nonzero(self.s >= self.nxt_s0[:, 0] - 1e-12)[0]
+        if len(crossed):
+            self.k[crossed] += np.sum(self.nxt_s0[crossed] <= self.s[crossed, None] + 1e-12, axis=1)
+            self._refresh(crossed)
+        # merge releases: the holder is a full gap past the merge
+        held = np.nonzero(self.holder >= 0)[0]
+        if len(held):
+            hv = self.holder[held]
+            passed = self.s[hv] - self.holder_s[held] >= self.gap[hv]
+            self.holder[held[passed]] = -1
+            self.holder_s[held[passed]] = np.inf
+        for i in np.nonzero(arrived)[0]:
+            t_arr = t0 + float(np.clip(last_plan_t[i], 0.0, h))
+            self.v[i] = 0.0
+            if self.stage[i] == TO_SOURCE:
+                self.stage[i] = LOADING
+                self.ready[i] = t_arr + self.config.load_time
+            else:
+                self.stage[i] = UNLOADING
+                self.ready[i] = t_arr + self.config.unload_time
+        self._start_ready_legs()
+        if self.t_tick >= self._next_deadlock_check:
+            self._next_deadlock_check += self.config.deadlock_check
+            self._find_deadlocks()
+
+    def _start_ready_legs(self) -> None:
+        """Hoists that end during the current tick: plan the next leg, starting at ``ready``."""
+        end = self.t_tick + self.config.tick
+        while True:
+            hoisting = (self.stage == LOADING) | (self.stage == UNLOADING)
+            due = np.nonzero(hoisting & (self.ready < end))[0]
+            if len(due) == 0:
+                return
+            for i in due:
+                job = self.jobs[i]
+                if self.stage[i] == LOADING:
+                    job.picked = float(self.ready[i])
+                    self.stage[i] = TO_DEST
+                    self._set_route(i, port_stop(self.scene, self.rail, job.dest))
+                else:
+                    job.completed = float(self.ready[i])
+                    self.stats.completed.append(job)
+                    self._next_job(i, float(self.ready[i]))
+
+    def _find_deadlocks(self) -> None:
+        """Cycles in the wait-for graph of standing vehicles blocked by a leader or a merge."""
+        kind = getattr(self, "p_kind", None)
+        if kind is None:
+            return
+        blocked = (self.v == 0) & (kind > 0) & (self.p_hard - self.s <= 1e-6)
+        blocker = np.where(
+            kind == 1,
+            self.lead,
+            np.where(self.m_node >= 0, self.holder[np.maximum(self.m_node, 0)], -1),
+        )
+        blocker = np.where(blocked, blocker, -1)
+        color = np.zeros(self.n, dtype=np.int8)
+        for start in np.nonzero(blocker >= 0)[0]:
+            path, i = [], int(start)
+            while i >= 0 and color[i] == 0:
+                color[i] = 1
+                path.append(i)
+                i = int(blocker[i])
+            if i >= 0 and color[i] == 1:
+                cycle = frozenset(path[path.index(i) :])
+                if cycle not in self._seen_cycles:
+                    self._seen_cycles.add(cycle)
+                    names = tuple(sorted(self.ids[c] for c in cycle))
+                    self.deadlocks.append(Deadlock(self.t_tick, names))
+            for p_ in path:
+                color[p_] = 2
+
+
+def _take(plan: Plan, sel: np.ndarray) -> Plan:
+    return Plan(*(getattr(plan, f)[sel] for f in Plan.__slots__))
