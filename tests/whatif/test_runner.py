@@ -20,6 +20,7 @@ from twin.whatif.runner import (
     Replication,
     RunConfig,
     Serial,
+    WhatIfResult,
     get_engine,
     register_engine,
     run_whatif,
@@ -149,3 +150,24 @@ def test_missing_values_do_not_count_as_zero():
     res = run(Serial(), replications=3, days=30)
     res.replications["baseline"][0].kpis[KEY] = math.nan
     assert res.estimates("baseline")[KEY].n == 2
+
+
+def test_suggested_warmup_from_the_baseline_wip_series():
+    """MSER-5 on the mean fab WIP over replications finds the end of a filling transient."""
+    rng = np.random.default_rng(1)
+    days = np.arange(200.0)
+    reps = []
+    for r in range(4):
+        wip = np.minimum(days * 10, 400) + rng.normal(0, 5, days.size)  # fills in 40 days
+        series = {"wip.lots": wip.tolist(), "wip.times_days": days.tolist()}
+        reps.append(Replication(scenario="baseline", replication=r, kpis={}, series=series))
+    res = WhatIfResult(
+        model="m",
+        engine="e",
+        config=RunConfig(days=200),
+        scenarios=parse_scenarios(""),
+        replications={"baseline": reps},
+        wall_seconds=0.0,
+    )
+    assert 35 <= res.suggested_warmup_days() <= 60
+    assert res.to_json()["warmup_mser5_days"] == res.suggested_warmup_days()

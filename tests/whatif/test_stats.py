@@ -13,6 +13,7 @@ from scipy import stats as sps
 from twin.whatif.stats import (
     estimate,
     flatten_kpis,
+    flatten_series,
     mser5,
     paired_difference,
     summarize,
@@ -133,3 +134,9 @@ def test_mser5_finds_an_initial_transient():
     cut = mser5(np.concatenate([transient, steady]))
     assert 150 <= cut <= 400
     assert mser5(10 + rng.normal(0, 1, size=1000)) < 250  # stationary: little to delete
+
+
+def test_flatten_series_keeps_numeric_lists_only():
+    """Time series (lists of numbers) are collected by dotted path; other leaves are not."""
+    kpis = {"wip": {"times_days": [0, 1], "lots": [3, 4]}, "names": ["a"], "n": 1}
+    assert flatten_series(kpis) == {"wip.times_days": [0.0, 1.0], "wip.lots": [3.0, 4.0]}

@@ -127,11 +127,18 @@ def format_table(result, top_families: int = 5) -> str:
     lines = [
         f"what-if {result.model}: engine {result.engine}, {c.days:g} days "
         f"(warm-up {c.warmup_days:g}), {c.replications} replication"
-        f"{'s' * (c.replications != 1)}, seed {c.seed}, {len(result.scenarios)} scenarios",
+        f"{'s' * (c.replications != 1)}, seed {c.seed}, {len(result.scenarios)} scenario"
+        f"{'s' * (len(result.scenarios) != 1)}",
         f"{result.events:,} events in {result.wall_seconds:.1f} s; intervals are {pct} "
         "Student-t, differences paired by replication (common random numbers)",
-        "",
     ]
+    suggested = result.suggested_warmup_days()
+    if suggested is not None:
+        hint = " (longer than the warm-up used)" if suggested > c.warmup_days else ""
+        lines.append(
+            f"MSER-5 on the baseline's fab WIP suggests a warm-up of {suggested:g} days{hint}"
+        )
+    lines.append("")
     est = {s.name: result.estimates(s.name) for s in result.scenarios}
     diff = {s.name: result.differences(s.name) for s in result.scenarios[1:]}
     types = sorted(

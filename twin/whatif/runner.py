@@ -35,6 +35,8 @@ from twin.whatif.stats import (
     DEFAULT_CONFIDENCE,
     Estimate,
     flatten_kpis,
+    flatten_series,
+    mser5,
     summarize,
     summarize_differences,
     unflatten,
@@ -76,6 +78,7 @@ class Replication:
     kpis: dict[str, float]
     events: int = 0
     wall_seconds: float = 0.0
+    series: dict[str, list[float]] = field(default_factory=dict)  # e.g. "wip.lots" per sample
 
 
 # --- engines ---------------------------------------------------------------------------------
@@ -122,6 +125,7 @@ class ReferenceEngine:
                     kpis=flatten_kpis(kpis),
                     events=int(kpis.get("events", 0) or 0),
                     wall_seconds=float(kpis.get("wall_seconds") or wall),
+                    series=flatten_series(kpis),
                 )
             )
         return out
@@ -364,6 +368,21 @@ class WhatIfResult:
             [reps[i] for i in common], [base[i] for i in common], self.config.confidence
         )
 
+    def suggested_warmup_days(
+        self, series: str = "wip.lots", times: str = "wip.times_days"
+    ) -> float | None:
+        """Warm-up that MSER-5 picks on the baseline's fab WIP averaged over replications
+        (None when the engine reports no such series or it is too short)."""
+        reps = [r for r in self.replications[self.baseline] if r.series.get(series)]
+        if not reps or not reps[0].series.get(times):
+            return None
+        n = min(len(r.series[series]) for r in reps)
+        if n < 10:
+            return None
+        mean = [sum(r.series[series][i] for r in reps) / len(reps) for i in range(n)]
+        cut = mser5(mean)
+        return float(reps[0].series[times][min(cut, n - 1)])
+
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict: run facts, then per scenario its KPI estimates (nested like the
         engine's KPIs; each leaf ``{mean, ci, half_width, std, n}``) and paired differences."""
@@ -387,6 +406,7 @@ class WhatIfResult:
             "engine": self.engine,
             "days": c.days,
             "warmup_days": c.warmup_days,
+            "warmup_mser5_days": self.suggested_warmup_days(),
             "replications": c.replications,
             "seed": c.seed,
             "confidence": c.confidence,

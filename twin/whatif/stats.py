@@ -160,6 +160,20 @@ def flatten_kpis(kpis: Mapping[str, object], prefix: str = "") -> dict[str, floa
     return flat
 
 
+def flatten_series(kpis: Mapping[str, object], prefix: str = "") -> dict[str, list[float]]:
+    """List-of-number leaves of a nested KPI dict (time series such as the fab WIP), by path."""
+    out: dict[str, list[float]] = {}
+    for key, value in kpis.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_series(value, prefix=f"{path}."))
+        elif isinstance(value, list | tuple) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            out[path] = [float(v) for v in value]
+    return out
+
+
 def summarize(
     replications: Sequence[Mapping[str, float]], confidence: float = DEFAULT_CONFIDENCE
 ) -> dict[str, Estimate]:
