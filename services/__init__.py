@@ -1,0 +1,1 @@
+"""Services built on the twin library (the FastAPI application lives in ``services.api``)."""

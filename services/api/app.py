@@ -1,0 +1,178 @@
+"""``create_app(settings)``: the FastAPI application of the twin.
+
+The runtime is built and started in the lifespan (never at import time) and stopped there.
+Two small ASGI middlewares wrap every request: a body-size limit (413 before the body is read
+when Content-Length says so, or as soon as a streamed body passes it) and request timing for
+``/metrics``. Nothing here takes a file path from a request: the scene, the store and the model
+come from the settings only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.api.auth import TokenTable
+from services.api.routers import (
+    carriers,
+    equipment,
+    events,
+    health,
+    kpis,
+    lots,
+    metrics,
+    scene,
+    state,
+    stream,
+    vehicles,
+    whatif,
+)
+from services.api.runtime import TwinRuntime
+from services.api.settings import Settings
+from twin.errors import NotFoundError, TwinError
+
+DESCRIPTION = """A live, physical, queryable digital twin of a wafer fab.
+
+Every endpoint but `/health` needs `Authorization: Bearer <token>` with a scope: `read`
+(queries, `/stream`, `/metrics`), `ingest` (`POST /events`), `whatif` (`/whatif`); `admin`
+holds them all. See docs/api.md.
+"""
+
+
+def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None = None) -> FastAPI:
+    settings = settings or Settings()
+    rt = runtime or TwinRuntime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        await asyncio.to_thread(rt.start)
+        rt.hub.bind(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(rt.stop)
+
+    app = FastAPI(
+        title="twin",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.runtime = rt
+    app.state.tokens = TokenTable(settings.tokens)
+    for r in (health, scene, equipment, lots, carriers, vehicles, kpis, state, events, stream,
+              metrics, whatif):  # fmt: skip
+        app.include_router(r.router)
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 404)
+
+    @app.exception_handler(TwinError)
+    async def _twin_error(request: Request, exc: TwinError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 422)
+
+    app.add_middleware(Timing, rt=rt)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def _version() -> str:
+    from twin import __version__
+
+    return __version__
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """413 for a request body over ``limit`` bytes (declared or streamed)."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self.inner, self.limit = inner, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.inner(scope, receive, send)
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    return await self._reject(send, declared)
+                break
+        seen = 0
+        started = False
+
+        async def limited() -> dict:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return msg
+
+        async def tracking(msg: dict) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.inner(scope, limited, tracking)
+        except _TooLarge:
+            if not started:
+                await self._reject(send, seen)
+
+    async def _reject(self, send: Any, size: int) -> None:
+        body = json.dumps(
+            {"detail": f"request body over the limit of {self.limit} bytes (got {size}+)"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class Timing:
+    """Request latency per method, route template and status into the runtime's histogram."""
+
+    def __init__(self, app: Any, rt: TwinRuntime) -> None:
+        self.app, self.rt = app, rt
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = 500
+
+        async def capture(msg: dict) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.rt.request_seconds.observe(
+                time.perf_counter() - t0, scope["method"], path, str(status)
+            )

@@ -1,0 +1,60 @@
+"""Dependencies and helpers shared by the routers: the runtime, pagination, 404s, times."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Query, Request
+
+from services.api.runtime import TwinRuntime
+from twin.errors import NotFoundError
+from twin.live.events import format_time
+
+
+async def _runtime(request: Request) -> TwinRuntime:
+    return request.app.state.runtime
+
+
+Runtime = Annotated[TwinRuntime, Depends(_runtime)]
+
+
+class Paging:
+    def __init__(
+        self,
+        request: Request,
+        offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+        limit: Annotated[int | None, Query(ge=1, description="items per page (capped)")] = None,
+    ) -> None:
+        cap = request.app.state.settings.max_page
+        self.offset = offset
+        self.limit = min(limit or min(100, cap), cap)
+
+    def page(self, items: list[Any], render: Any) -> dict[str, Any]:
+        """``items`` sorted and filtered; ``render`` turns one into JSON."""
+        total = len(items)
+        chunk = items[self.offset : self.offset + self.limit]
+        end = self.offset + len(chunk)
+        return {
+            "total": total,
+            "offset": self.offset,
+            "limit": self.limit,
+            "next": end if end < total else None,
+            "items": [render(x) for x in chunk],
+        }
+
+
+Pages = Annotated[Paging, Depends(Paging)]
+
+
+def not_found(kind: str, key: str, known: Iterable[str]) -> HTTPException:
+    """404 naming the id and close matches (twin.errors.NotFoundError's message)."""
+    return HTTPException(404, str(NotFoundError(kind, key, known)))
+
+
+def iso(t: float | None) -> str | None:
+    return None if t is None else format_time(t)
+
+
+def split(v: str | None) -> list[str]:
+    return [s.strip() for s in (v or "").split(",") if s.strip()]

@@ -1,0 +1,153 @@
+"""Fan-out of committed events to WebSocket clients, without ever slowing ingest.
+
+Every event the synchroniser commits has a stream sequence number: its position in the event
+store (1, 2, ...), so a client resumes with ``since=<last seq seen>`` even across restarts of the
+service. ``publish`` (called on the ingest thread) encodes each event once, keeps it in a ring of
+recent events and hands the batch to the event loop; each client has a bounded queue, and a
+client that falls ``queue`` batches behind is dropped (close code 4008, with the seq to resume
+from) instead of buffering without end or making ingest wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from twin.live.events import Event
+
+DROP_CODE = 4008  # WebSocket close code: the client was too slow
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One committed event as sent to clients."""
+
+    seq: int
+    type: str
+    subject: str
+    text: str  # '{"seq":N,"event":{...}}'
+
+
+def encode(pos: int, ev: Event) -> Item:
+    return Item(pos, ev.type, ev.subject, f'{{"seq":{pos},"event":{ev.to_json()}}}')
+
+
+@dataclass(kw_only=True)
+class StreamFilter:
+    """Which events a client wants: type names or prefixes ending in '.' and subjects."""
+
+    types: tuple[str, ...] = ()
+    subjects: frozenset[str] = frozenset()
+
+    @property
+    def everything(self) -> bool:
+        return not self.types and not self.subjects
+
+    def __call__(self, item: Item) -> bool:
+        if self.types and not any(
+            item.type == t or (t.endswith(".") and item.type.startswith(t)) for t in self.types
+        ):
+            return False
+        return not self.subjects or item.subject in self.subjects
+
+
+@dataclass(eq=False)
+class Client:
+    """One connected WebSocket: its filter, what it was last sent, and its bounded queue."""
+
+    filter: StreamFilter
+    limit: int
+    last: int  # seq of the last event queued or sent to it
+    batches: deque[list[Item]] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: bool = False
+    sent: int = 0
+
+    def offer(self, items: list[Item]) -> None:
+        if self.dropped:
+            return
+        mine = [i for i in items if i.seq > self.last and self.filter(i)]
+        if not mine:
+            return
+        if len(self.batches) >= self.limit:
+            self.dropped = True  # too slow: it resumes from `last` after reconnecting
+        else:
+            self.batches.append(mine)
+            self.last = mine[-1].seq
+        self.wake.set()
+
+
+class StreamHub:
+    """The recent-event ring and the set of connected clients (see the module docstring)."""
+
+    def __init__(self, *, history: int = 100_000, queue: int = 256) -> None:
+        self.queue = queue
+        self.ring: deque[Item] = deque(maxlen=history)
+        self._ring_lock = threading.Lock()
+        self.clients: set[Client] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.dropped = 0  # clients dropped for being slow
+        self.last_seq = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def publish(self, items: list[Item]) -> None:
+        """Called on the ingest thread after a durable commit; never blocks on clients."""
+        if not items:
+            return
+        with self._ring_lock:
+            self.ring.extend(items)
+            self.last_seq = items[-1].seq
+        loop = self.loop
+        if loop is not None and self.clients and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._fanout, items)
+            except RuntimeError:  # loop closing during shutdown
+                pass
+
+    def _fanout(self, items: list[Item]) -> None:
+        for c in list(self.clients):
+            was = c.dropped
+            c.offer(items)
+            if c.dropped and not was:
+                self.dropped += 1
+
+    def recent(self, after: int) -> list[Item] | None:
+        """Events with seq > after from the ring, or None if the ring no longer reaches back."""
+        with self._ring_lock:
+            if not self.ring:
+                return [] if after >= self.last_seq else None
+            first = self.ring[0].seq
+            if after + 1 < first:
+                return None
+            return list(itertools.islice(self.ring, max(0, after + 1 - first), None))
+
+    def attach(self, flt: StreamFilter, last: int) -> Client:
+        c = Client(filter=flt, limit=self.queue, last=last)
+        self.clients.add(c)
+        return c
+
+    def detach(self, c: Client) -> None:
+        self.clients.discard(c)
+
+
+def batch_text(items: Iterable[Item]) -> str:
+    """One WebSocket message: a JSON array of ``{"seq", "event"}`` objects."""
+    return "[" + ",".join(i.text for i in items) + "]"
+
+
+def parse_filter(types: str | None, subjects: str | None) -> StreamFilter:
+    def split(v: str | None) -> list[str]:
+        return [s.strip() for s in (v or "").split(",") if s.strip()]
+
+    return StreamFilter(types=tuple(split(types)), subjects=frozenset(split(subjects)))
+
+
+def notice(kind: str, **data: object) -> str:
+    return json.dumps({"notice": kind, **data})

@@ -1,0 +1,342 @@
+"""What-if jobs: ``run_whatif`` on a background thread with a cancellable process pool.
+
+A job is queued, then run (at most ``whatif_max_running`` at once, ``whatif_max_queued``
+waiting); its progress is the replications finished so far, counted as the executor yields
+them. Cancelling a queued job drops it; cancelling a running one terminates its worker
+processes at once. A job may start from the process model's initial WIP or from the live twin
+state (lots where the twin last saw them, tools that are down kept down for their repair time).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time as _time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.errors import InputError, TwinError
+
+ACTIVE = ("queued", "running")
+
+
+class JobCancelled(Exception):
+    pass
+
+
+class CapExceeded(TwinError):
+    """Too many jobs queued and running (HTTP 429)."""
+
+
+@dataclass
+class WhatIfJob:
+    id: str
+    request: dict[str, Any]
+    total: int  # replications, all scenarios
+    scenarios: list[Any]
+    config: Any
+    start: Any
+    status: str = "queued"  # queued | running | completed | failed | cancelled
+    done: int = 0
+    created: float = field(default_factory=_time.time)
+    started: float | None = None
+    finished: float | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "progress": {
+                "replications_done": self.done,
+                "replications_total": self.total,
+                "fraction": self.done / self.total if self.total else 1.0,
+            },
+            "scenarios": [s.name for s in self.scenarios],
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "request": self.request,
+            "error": self.error,
+            "result": self.result,
+        }
+
+
+class CancellablePool:
+    """An executor (``twin.whatif.runner.Executor``) whose run stops when ``cancel`` is set:
+    queued work is dropped and running worker processes are terminated."""
+
+    def __init__(self, workers: int, cancel: threading.Event, progress: Any) -> None:
+        self.workers, self.cancel, self.progress = workers, cancel, progress
+
+    def map(self, job: Any, items: Sequence[Any]) -> Iterator[list[Any]]:
+        from twin.whatif.runner import _init_worker, _run_in_worker, run_item
+
+        n = min(self.workers, len(items)) or 1
+        if n == 1:  # in this thread; stops between work items
+            for item in items:
+                if self.cancel.is_set():
+                    raise JobCancelled()
+                reps = run_item(job, item)
+                self.progress(len(reps))
+                yield reps
+            return
+        import multiprocessing
+
+        # spawn: never fork a process that runs threads (uvicorn, ingest, pybullet)
+        ex = ProcessPoolExecutor(
+            n,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(job,),
+        )
+        clean = False
+        try:
+            pending = {ex.submit(_run_in_worker, it) for it in items}
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                if self.cancel.is_set():
+                    raise JobCancelled()
+                for fut in done:
+                    reps = fut.result()
+                    self.progress(len(reps))
+                    yield reps
+            clean = True
+        finally:
+            if not clean:
+                for p in list((getattr(ex, "_processes", None) or {}).values()):
+                    p.terminate()
+            ex.shutdown(wait=clean, cancel_futures=True)
+
+
+class JobManager:
+    def __init__(self, runtime: Any) -> None:
+        self.rt = runtime
+        self.settings = runtime.settings
+        self.jobs: OrderedDict[str, WhatIfJob] = OrderedDict()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.completed = 0
+        self.failed = 0
+        self.cancelled = 0
+
+    # ------------------------------------------------------------ submit
+    def submit(self, req: dict[str, Any]) -> WhatIfJob:
+        """Check a request (raises InputError listing every problem) and queue it."""
+        from twin.whatif.runner import RunConfig, engine_names, get_engine
+        from twin.whatif.scenarios import parse_scenarios
+
+        s = self.settings
+        model = self.rt.model
+        if model is None:
+            raise InputError("what-if request", ["this twin has no process model to simulate"])
+        problems: list[str] = []
+        doc = {k: req[k] for k in ("scenarios", "sweeps") if req.get(k)}
+        try:
+            scenarios = parse_scenarios(json.dumps(doc, indent=1), source="request", model=model)
+        except InputError as exc:
+            problems += exc.problems
+            scenarios = []
+        reps, days = req["replications"], req["days"]
+        runs = max(1, len(scenarios)) * reps
+        if scenarios and runs > s.whatif_max_runs:
+            problems.append(
+                f"{len(scenarios)} scenarios (with the baseline) × {reps} replications = {runs} "
+                f"runs; at most {s.whatif_max_runs} per job"
+            )
+        if days > s.whatif_max_days:
+            problems.append(f"days {days} is over the limit of {s.whatif_max_days}")
+        if req["engine"] not in engine_names():
+            problems.append(
+                f"engine {req['engine']!r} unknown (accepted: {', '.join(engine_names())})"
+            )
+        config = RunConfig(
+            days=days,
+            warmup_days=req["warmup_days"],
+            replications=reps,
+            seed=req["seed"],
+            confidence=req["confidence"],
+            options=dict(req.get("options") or {}),
+        )
+        try:
+            config.validate()
+        except TwinError as exc:
+            problems.append(str(exc))
+        if req["engine"] == "reference":
+            from twin.whatif.reference import SimConfig
+
+            try:
+                SimConfig(days=1.0, **config.options)
+            except TypeError as exc:
+                problems.append(f"options: {exc}")
+        elif req["engine"] in engine_names():
+            try:
+                get_engine(req["engine"])
+            except TwinError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise InputError("what-if request", problems)
+        start = live_start(self.rt.state, model, self.rt.scene) if req["start"] == "live" else None
+        job = WhatIfJob(
+            id=uuid.uuid4().hex[:12],
+            request=req,
+            total=len(scenarios) * reps,
+            scenarios=scenarios,
+            config=config,
+            start=start,
+        )
+        with self._lock:
+            running = sum(j.status == "running" for j in self.jobs.values())
+            queued = sum(j.status == "queued" for j in self.jobs.values())
+            if running >= s.whatif_max_running and queued >= s.whatif_max_queued:
+                raise CapExceeded(
+                    f"{running} what-if job(s) running and {queued} queued: the limit is "
+                    f"{s.whatif_max_running} running + {s.whatif_max_queued} queued; retry later"
+                )
+            self.jobs[job.id] = job
+            self._forget_old()
+        self._dispatch()
+        return job
+
+    def _forget_old(self) -> None:
+        done = [k for k, j in self.jobs.items() if j.status not in ACTIVE]
+        for k in done[: max(0, len(done) - self.settings.whatif_keep)]:
+            del self.jobs[k]
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            running = sum(j.status == "running" for j in self.jobs.values())
+            for job in self.jobs.values():
+                if running >= self.settings.whatif_max_running:
+                    break
+                if job.status == "queued":
+                    job.status, job.started = "running", _time.time()
+                    t = threading.Thread(target=self._run, args=(job,), daemon=True)
+                    self._threads.append(t)
+                    t.start()
+                    running += 1
+
+    def _run(self, job: WhatIfJob) -> None:
+        from twin.whatif.runner import run_whatif
+
+        def progress(n: int) -> None:
+            job.done += n
+
+        pool = CancellablePool(self.settings.whatif_workers, job.cancel, progress)
+        try:
+            result = run_whatif(
+                self.rt.model,
+                job.scenarios,
+                job.config,
+                engine=job.request["engine"],
+                executor=pool,
+                start=job.start,
+                progress=False,
+            )
+            job.result = _finite(result.to_json())
+            job.status = "completed"
+            self.completed += 1
+        except JobCancelled:
+            job.status = "cancelled"
+            self.cancelled += 1
+        except Exception as exc:  # a failed job reports why; the service keeps running
+            job.status = "failed"
+            job.error = f"{type(exc).__name__}: {exc}"[:2000]
+            self.failed += 1
+        finally:
+            job.finished = _time.time()
+            self._dispatch()
+
+    # ---------------------------------------------------------- queries
+    def get(self, job_id: str) -> WhatIfJob | None:
+        return self.jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> WhatIfJob | None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        with self._lock:
+            if job.status == "queued":
+                job.status, job.finished = "cancelled", _time.time()
+                self.cancelled += 1
+        job.cancel.set()
+        return job
+
+    def counts(self) -> dict[str, int]:
+        out = {"queued": 0, "running": 0}
+        for j in list(self.jobs.values()):
+            if j.status in out:
+                out[j.status] += 1
+        return out
+
+    def shutdown(self) -> None:
+        for j in list(self.jobs.values()):
+            if j.status in ACTIVE:
+                self.cancel(j.id)
+        for t in self._threads:
+            t.join(timeout=10)
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities are not JSON: null, as the CLI's JSON output writes them."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def live_start(state: Any, model: Any, scene: Any) -> Any:
+    """The live twin state as a reference-engine start: every active lot of a known product at
+    its current step (processing lots on their tool for the rest of the step's mean time),
+    and tools that are down kept down for their family's mean repair time."""
+    from twin.whatif.reference import LotState, StartState, ToolState
+
+    clock = state.clock
+    tool_ids: dict[str, str] = {}  # scene tool -> "<family>#<n>" in id order per family
+    for fam, fam_def in model.families.items():
+        ids = sorted(e.id for e in list(state.equipment.values()) if e.family == fam)
+        for n, eid in enumerate(itertools.islice(ids, fam_def.count), start=1):
+            tool_ids[eid] = f"{fam}#{n}"
+    lot_type = {}
+    for rel in model.releases:
+        lot_type.setdefault(rel.product, rel.lot_type)
+    lots = []
+    for lot in list(state.lots.values()):
+        if lot.status not in ("queued", "processing", "hold") or lot.product not in model.products:
+            continue
+        route = model.route_of(lot.product)
+        if lot.step is None:
+            continue
+        try:
+            step = route.steps[route.index_of(lot.step)]
+        except KeyError:
+            continue
+        ls = LotState(
+            id=lot.id,
+            product=lot.product,
+            step=lot.step,
+            lot_type=lot_type.get(lot.product, lot.product),
+            release=min(0.0, lot.released - clock),
+        )
+        if lot.status == "processing" and lot.location in tool_ids:
+            ls.status, ls.tool = "processing", tool_ids[lot.location]
+            ls.until = max(0.0, lot.updated + step.mean - clock)
+        lots.append(ls)
+    tools = {}
+    for eid, tid in tool_ids.items():
+        e = state.equipment[eid]
+        if e.state in ("unscheduled_down", "scheduled_down"):
+            tools[tid] = ToolState(
+                down_until=3600.0, down_kind="pm" if e.state == "scheduled_down" else "down"
+            )
+    return StartState(time=0.0, lots=lots, tools=tools)

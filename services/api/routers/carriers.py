@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from services.api.auth import Read
+from services.api.deps import Pages, Runtime, iso, split
+from services.api.schemas.carriers import CarrierPage
+from services.api.schemas.common import ERRORS
+
+router = APIRouter(prefix="/carriers", tags=["carriers"])
+
+
+def render(c: Any) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "transfer": c.transfer,
+        "status": c.status,
+        "source": c.source,
+        "dest": c.dest,
+        "vehicle": c.vehicle,
+        "location": c.location,
+        "lot": c.lot,
+        "updated": iso(c.updated) if c.rev else None,
+        "rev": c.rev,
+    }
+
+
+@router.get(
+    "", response_model=CarrierPage, responses=ERRORS, summary="Carriers and their transfers"
+)
+async def list_carriers(
+    rt: Runtime,
+    _: Read,
+    pages: Pages,
+    status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
+) -> Any:
+    statuses = set(split(status))
+    items = sorted(rt.state.carriers.values(), key=lambda x: x.id)
+    items = [c for c in items if not statuses or c.status in statuses]
+    return JSONResponse(pages.page(items, render))

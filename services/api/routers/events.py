@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from services.api.auth import Ingest, Read
+from services.api.deps import Runtime
+from services.api.routers.state import parse_at
+from services.api.schemas.common import ERRORS, Problem
+from services.api.schemas.events import EventsPage, IngestResponse
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+
+@router.get(
+    "",
+    response_model=EventsPage,
+    responses=ERRORS,
+    summary="Stored events in arrival order, by event time, type and subject; page with ?after=",
+)
+async def list_events(
+    rt: Runtime,
+    request: Request,
+    _: Read,
+    since: Annotated[
+        str | None, Query(description="event time >= (ISO 8601 UTC or epoch s)")
+    ] = None,
+    until: Annotated[
+        str | None, Query(description="event time <= (ISO 8601 UTC or epoch s)")
+    ] = None,
+    type: Annotated[str | None, Query(description="event type, e.g. lot.track_in")] = None,
+    subject: Annotated[str | None, Query(description="entity id")] = None,
+    after: Annotated[int, Query(ge=0, description="stream position to continue after")] = 0,
+    limit: Annotated[int | None, Query(ge=1, description="events per page (capped)")] = None,
+) -> Any:
+    cap = request.app.state.settings.max_page
+    n = min(limit or min(100, cap), cap)
+    t0, t1 = parse_at("since", since), parse_at("until", until)
+    rows, cursor = await run_in_threadpool(
+        rt.events_after, after, n, since=t0, until=t1, type=type, subject=subject
+    )
+    return JSONResponse(
+        {
+            "items": [{"pos": pos, "event": ev.to_dict()} for pos, ev in rows],
+            "next_after": cursor,
+            "more": len(rows) == n,
+        }
+    )
+
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "array", "items": {"$ref": "#/components/schemas/EventPublic"}},
+                        {"$ref": "#/components/schemas/EventsCreate"},
+                    ]
+                },
+                "example": [
+                    {
+                        "id": "mes:1", "source": "mes", "seq": 1,
+                        "time": "2026-01-31T08:00:00.000Z", "type": "equipment.state",
+                        "subject": "LITH01", "data": {"state": "standby", "reason": "idle"},
+                    }
+                ],
+            }
+        },
+    }
+}  # fmt: skip
+
+
+@router.post(
+    "",
+    response_model=IngestResponse,
+    responses={
+        **ERRORS,
+        400: {"model": Problem, "description": "the body is not JSON"},
+        413: {"model": Problem, "description": "body or batch too large"},
+        422: {"model": Problem, "description": "not a list of events"},
+    },
+    openapi_extra=_BODY,
+    summary="Ingest a batch: each event validated, stored and applied; invalid ones dead-lettered",
+)
+async def post_events(rt: Runtime, request: Request, _: Ingest) -> Any:
+    body = await request.body()
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise HTTPException(400, f"malformed JSON: {exc}") from None
+    if isinstance(doc, dict) and set(doc) == {"events"}:
+        doc = doc["events"]
+    if not isinstance(doc, list):
+        raise HTTPException(
+            422, 'expected a JSON array of events or {"events": [...]} (envelope: docs/events.md)'
+        )
+    cap = request.app.state.settings.max_batch
+    if len(doc) > cap:
+        raise HTTPException(413, f"batch of {len(doc)} events; at most {cap} per request")
+    results = await run_in_threadpool(rt.ingest, doc)
+    counts = {"accepted": 0, "rejected": 0, "duplicate": 0, "held": 0}
+    for r in results:
+        counts[r.status] += 1
+    return JSONResponse({"received": len(doc), **counts, "results": [r.to_dict() for r in results]})

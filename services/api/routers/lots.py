@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from services.api.auth import Read
+from services.api.deps import Pages, Runtime, iso, not_found, split
+from services.api.schemas.common import ERRORS, NOT_FOUND
+from services.api.schemas.lots import LotPage, LotPublic
+
+router = APIRouter(prefix="/lots", tags=["lots"])
+
+
+def render(lot: Any) -> dict[str, Any]:
+    return {
+        "id": lot.id,
+        "product": lot.product,
+        "step": lot.step,
+        "status": lot.status,
+        "location": lot.location,
+        "carrier": lot.carrier,
+        "hold_reason": lot.hold_reason,
+        "released": iso(lot.released),
+        "updated": iso(lot.updated),
+        "completed": iso(lot.completed),
+        "moves": lot.moves,
+        "rev": lot.rev,
+    }
+
+
+@router.get("", response_model=LotPage, responses=ERRORS, summary="Lots, filterable")
+async def list_lots(
+    rt: Runtime,
+    _: Read,
+    pages: Pages,
+    status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
+    product: Annotated[str | None, Query(description="comma-separated products")] = None,
+    location: Annotated[str | None, Query(description="equipment the lot is processing on")] = None,
+) -> Any:
+    statuses, products = set(split(status)), set(split(product))
+    items = sorted(rt.state.lots.values(), key=lambda x: x.id)
+    items = [
+        x
+        for x in items
+        if (not statuses or x.status in statuses)
+        and (not products or x.product in products)
+        and (location is None or x.location == location)
+    ]
+    return JSONResponse(pages.page(items, render))
+
+
+@router.get(
+    "/{lot_id}", response_model=LotPublic, responses={**ERRORS, **NOT_FOUND}, summary="One lot"
+)
+async def get_lot(lot_id: str, rt: Runtime, _: Read) -> Any:
+    lot = rt.state.lots.get(lot_id)
+    if lot is None:
+        raise not_found("lot", lot_id, list(rt.state.lots))
+    return JSONResponse(render(lot))

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from services.api.auth import ws_scopes
+from services.api.hub import DROP_CODE, batch_text, encode, notice, parse_filter
+
+router = APIRouter(tags=["stream"])
+CHUNK = 500  # events per message while replaying
+
+
+@router.websocket("/stream")
+async def stream(
+    ws: WebSocket,
+    since: Annotated[int | None, Query(ge=0)] = None,
+    type: str | None = None,
+    subject: str | None = None,
+) -> None:
+    """Live changes as JSON arrays of ``{"seq", "event"}``. ``since=N`` first replays every
+    event after stream position N (resume after a reconnect); ``type`` (names, or prefixes
+    ending in '.') and ``subject`` filter, comma-separated. A client that falls behind is
+    closed with code 4008 and the seq to resume from."""
+    rt = ws.app.state.runtime
+    hub = rt.hub
+    if ws_scopes(ws, "read") is None:
+        if "websocket.http.response" in ws.scope.get("extensions", {}):
+            await ws.send_denial_response(
+                JSONResponse({"detail": "missing, unknown or unscoped token ('read' needed)"}, 401)
+            )
+        else:
+            await ws.close(code=4401, reason="missing, unknown or unscoped token")
+        return
+    if len(hub.clients) >= rt.settings.ws_max_clients:
+        await ws.close(code=1013, reason="too many stream clients; retry later")
+        return
+    await ws.accept()
+    flt = parse_filter(type, subject)
+    start = hub.last_seq if since is None else since
+    client = hub.attach(flt, start)  # before the replay, so nothing falls between the two
+    sent = start
+    reader = asyncio.create_task(_drain(ws))
+    try:
+        if since is not None:
+            sent = await _replay(ws, rt, flt, since)
+        await ws.send_text(notice("live", seq=sent))
+        while not reader.done():
+            waiter = asyncio.create_task(client.wake.wait())
+            done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                waiter.cancel()
+                break
+            client.wake.clear()
+            while client.batches:
+                items = [i for i in client.batches.popleft() if i.seq > sent]
+                if items:
+                    await ws.send_text(batch_text(items))
+                    sent = items[-1].seq
+                    client.sent += len(items)
+            if client.dropped:
+                await ws.close(code=DROP_CODE, reason=f"too slow; resume with since={sent}")
+                break
+    except (WebSocketDisconnect, RuntimeError, ConnectionError):
+        pass
+    finally:
+        hub.detach(client)
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Reads (and ignores) what the client sends; returns when it disconnects."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+
+
+async def _replay(ws: WebSocket, rt, flt, since: int) -> int:  # noqa: ANN001
+    """Send every event after ``since``: from the store until the in-memory ring reaches back,
+    then from the ring. Returns the last seq covered."""
+    hub = rt.hub
+    sent = since
+    while (items := hub.recent(sent)) is None:
+        rows, cursor = await run_in_threadpool(rt.events_after, sent, CHUNK)
+        chunk = [i for i in (encode(p, e) for p, e in rows) if flt(i)]
+        if chunk:
+            await ws.send_text(batch_text(chunk))
+        if cursor <= sent:
+            break
+        sent = cursor
+    for lo in range(0, len(items or []), CHUNK):
+        part = items[lo : lo + CHUNK]  # type: ignore[index]
+        chunk = [i for i in part if flt(i)]
+        if chunk:
+            await ws.send_text(batch_text(chunk))
+        sent = part[-1].seq
+    return sent

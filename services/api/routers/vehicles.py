@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from services.api.auth import Read
+from services.api.deps import Pages, Runtime, iso
+from services.api.schemas.common import ERRORS
+from services.api.schemas.vehicles import VehiclePage
+
+router = APIRouter(prefix="/vehicles", tags=["vehicles"])
+
+
+def render(rt: Any, v: Any) -> dict[str, Any]:
+    seg, off = v.segment, v.offset
+    if seg is None and v.id in rt.scene:  # no report yet: where the scene parks it
+        attrs = rt.scene.node(v.id).attrs
+        seg, off = attrs.get("segment"), float(attrs.get("offset", 0.0))
+    pos = None
+    if seg is not None and seg in rt.scene.segments:
+        pos = [round(float(x), 4) for x in rt.scene.point_on_segment(seg, off)]
+    return {
+        "id": v.id,
+        "segment": seg,
+        "offset": off,
+        "reported": v.rev > 0,
+        "speed": v.speed,
+        "position": pos,
+        "state": v.state,
+        "carrier": v.carrier,
+        "updated": iso(v.updated) if v.rev else None,
+        "rev": v.rev,
+    }
+
+
+@router.get(
+    "",
+    response_model=VehiclePage,
+    responses=ERRORS,
+    summary="OHT vehicles: rail segment, offset, speed and world position",
+)
+async def list_vehicles(rt: Runtime, _: Read, pages: Pages) -> Any:
+    items = sorted(rt.state.vehicles.values(), key=lambda x: x.id)
+    return JSONResponse(pages.page(items, lambda v: render(rt, v)))

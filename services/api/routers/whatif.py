@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from services.api.auth import WhatIf
+from services.api.deps import Runtime, not_found
+from services.api.jobs import CapExceeded
+from services.api.schemas.common import ERRORS, NOT_FOUND, Problem
+from services.api.schemas.whatif import WhatIfCreate, WhatIfJobPublic
+from twin.errors import InputError
+
+router = APIRouter(prefix="/whatif", tags=["whatif"])
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=WhatIfJobPublic,
+    responses={
+        **ERRORS,
+        422: {"model": Problem, "description": "bad scenarios, over the caps (every problem)"},
+        429: {"model": Problem, "description": "too many jobs queued and running"},
+    },
+    summary="Start a what-if job (scenarios × replications); returns its id",
+)
+async def create_job(body: WhatIfCreate, rt: Runtime, _: WhatIf) -> Any:
+    try:
+        job = await run_in_threadpool(rt.jobs.submit, body.model_dump())
+    except InputError as exc:
+        raise HTTPException(422, {"message": exc.what, "problems": exc.problems}) from None
+    except CapExceeded as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
+    return JSONResponse(job.public(), status_code=202, headers={"Location": f"/whatif/{job.id}"})
+
+
+@router.get(
+    "/{job_id}",
+    response_model=WhatIfJobPublic,
+    responses={**ERRORS, **NOT_FOUND},
+    summary="A job's status, progress and (when completed) results",
+)
+async def get_job(job_id: str, rt: Runtime, _: WhatIf) -> Any:
+    job = rt.jobs.get(job_id)
+    if job is None:
+        raise not_found("what-if job", job_id, list(rt.jobs.jobs))
+    return JSONResponse(job.public())
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=WhatIfJobPublic,
+    responses={**ERRORS, **NOT_FOUND},
+    summary="Cancel a queued or running job",
+)
+async def cancel_job(job_id: str, rt: Runtime, _: WhatIf) -> Any:
+    job = rt.jobs.cancel(job_id)
+    if job is None:
+        raise not_found("what-if job", job_id, list(rt.jobs.jobs))
+    return JSONResponse(job.public())

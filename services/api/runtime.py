@@ -1,0 +1,404 @@
+"""The twin runtime behind the API: scene, process model, event store, synchroniser, physics
+world, the in-process bus with its feed (and MQTT), the WebSocket hub and the what-if jobs.
+
+It is built and started in the app's lifespan and stopped there. One ingest thread drains the
+bus (and MQTT) into the synchroniser; ``POST /events`` goes through the same synchroniser under
+the same lock, so every event is validated, stored and applied exactly once, in order. Reads
+never take the lock: they copy what they need (``list(dict.values())`` is atomic under the GIL)
+and may see a record a few events old, never a broken container.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as _time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.api.feed import EventFeed, feed_for
+from services.api.hub import StreamHub, encode
+from services.api.metrics import Histogram
+from services.api.settings import Settings
+from twin.live.catalog import Catalog
+from twin.live.events import Event, EventFormatError, parse_event
+from twin.live.sources import Bus, Message
+from twin.live.state import TwinState
+from twin.live.store import DeadLetter, EventStore, MemoryStore, SQLiteStore
+from twin.live.sync import SyncConfig, Synchroniser
+
+log = logging.getLogger("twin.api")
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What happened to one event of a POST /events batch."""
+
+    index: int
+    status: str  # accepted | rejected | duplicate | held
+    id: str | None = None
+    seq: int | None = None  # stream sequence number (store position) when accepted
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.id is not None:
+            d["id"] = self.id
+        if self.seq is not None:
+            d["seq"] = self.seq
+        if self.reason is not None:
+            d["reason"] = self.reason
+        return d
+
+
+class _RecordingStore(EventStore):
+    """Delegates to the real store and remembers the dead letters of the current batch, so
+    POST /events can tell the caller why each rejected event was rejected."""
+
+    def __init__(self, inner: EventStore) -> None:
+        self.inner = inner
+        self.recording = False
+        self.dead: list[DeadLetter] = []
+
+    def write(self, events: Sequence[Event], dead: Sequence[DeadLetter] = ()) -> int:
+        n = self.inner.write(events, dead)
+        if self.recording:
+            self.dead.extend(dead)
+        return n
+
+    def read(self, since=None, until=None, type=None, subject=None, after=0) -> Iterator[Event]:
+        return self.inner.read(since, until, type, subject, after)
+
+    def count(self) -> int:
+        return self.inner.count()
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        return self.inner.dead_letters(limit)
+
+    def dead_letter_count(self) -> int:
+        return self.inner.dead_letter_count()
+
+    def save_snapshot(self, state: TwinState, pos: int) -> None:
+        self.inner.save_snapshot(state, pos)
+
+    def snapshot(self, at: float | None = None) -> tuple[int, TwinState] | None:
+        return self.inner.snapshot(at)
+
+    def last_seqs(self) -> dict[str, int]:
+        return self.inner.last_seqs()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TwinRuntime:
+    """Everything the API serves; ``start()`` brings it up, ``stop()`` takes it down cleanly."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.scene: Any = None
+        self.model: Any = None
+        self.catalog: Catalog | None = None
+        self.world: Any = None
+        self.store: EventStore | None = None
+        self.sync: Synchroniser | None = None
+        self.bus = Bus()
+        self.sources: list[Any] = []
+        self.feed: EventFeed | None = None
+        self.hub = StreamHub(history=settings.history, queue=settings.ws_queue)
+        self.jobs: Any = None
+        self.lock = threading.RLock()  # serialises the synchroniser
+        self.started = 0.0
+        self.ingest_lag = 0.0  # s, receipt -> durable commit of the last batch
+        self.ingest_seconds = Histogram(
+            "twin_ingest_lag_seconds_hist", "receipt to durable commit per batch", ("via",)
+        )
+        self.request_seconds = Histogram(
+            "twin_http_request_duration_seconds",
+            "HTTP request latency",
+            ("method", "route", "status"),
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._readers = threading.local()
+        self._glb: bytes | None = None
+        self._recording = False  # POST /events is collecting what its batch committed
+        self._accepted_now: set[tuple[str, int]] = set()
+        self._positions: dict[tuple[str, int], int] = {}
+        self.physics_error: str | None = None
+        self.equipment_info: dict[str, tuple[str, str | None]] = {}  # id -> (kind, bay)
+
+    # ----------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        from twin.scene.load import load_scene
+
+        s = self.settings
+        self.scene = load_scene(s.scene)
+        process = s.process or self.scene.metadata.get("process_dir")
+        if process:
+            from twin.process import load_model
+
+            self.model = load_model(process)
+        self.catalog = Catalog.from_scene(self.scene, self.model)
+        self.equipment_info = {
+            n.id: (n.kind, bay_of(self.scene, n))
+            for n in self.scene.nodes(("tool", "stocker", "station"))
+        }
+        if s.physics:
+            self.world = self._physics()
+        inner: EventStore = (
+            SQLiteStore(s.store, synchronous=s.synchronous) if s.store else MemoryStore()
+        )
+        self.store = _RecordingStore(inner)
+        self.sync = Synchroniser(
+            self.store, self.catalog, world=self.world, cfg=SyncConfig(), on_commit=self._committed
+        )
+        self.hub.last_seq = self.sync.pos
+        self.sources = [self.bus]
+        if s.mqtt:
+            from twin.live.mqtt import MqttConfig, MqttSource
+
+            self.sources.append(MqttSource(MqttConfig.from_url(s.mqtt, client_id="twin-api")))
+        from services.api.jobs import JobManager
+
+        self.jobs = JobManager(self)
+        self._thread = threading.Thread(target=self._ingest_loop, name="twin-ingest", daemon=True)
+        self._thread.start()
+        self.feed = feed_for(s.feed, self.catalog, speed=s.feed_speed, seed=s.feed_seed)
+        if self.feed is not None:
+            self.feed.start(self.bus)
+        self.started = _time.time()
+
+    def _physics(self) -> Any:
+        try:
+            from twin.physics.world import PhysicsWorld
+
+            return PhysicsWorld(self.scene)
+        except ImportError as exc:  # pybullet or the physics module not installed
+            self.physics_error = f"physics not available: {exc}"
+            log.warning(self.physics_error)
+            return None
+
+    def stop(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+        if self.jobs is not None:
+            self.jobs.shutdown()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for src in self.sources[1:]:
+            src.close()
+        if self.sync is not None:
+            with self.lock:
+                self.sync.flush()
+                if self.sync.pos:
+                    self.sync.snapshot()
+        if self.world is not None:
+            self.world.close()
+        if self.store is not None:
+            self.store.close()
+
+    # -------------------------------------------------------------- ingest
+    def _ingest_loop(self) -> None:
+        sync = self.sync
+        assert sync is not None
+        while not self._stop.is_set():
+            got = False
+            for src in self.sources:
+                batch = src.receive(
+                    sync.cfg.batch, sync.cfg.wait if len(self.sources) == 1 else 0.01
+                )
+                if batch:
+                    got = True
+                    with self.lock:
+                        sync.process(batch)
+                    self._lag(min(m.received for m in batch), "bus")
+            if not got:
+                with self.lock:
+                    sync.process([])  # declares gaps whose wait is over
+
+    def _lag(self, received: float, via: str) -> None:
+        self.ingest_lag = max(0.0, _time.time() - received)
+        self.ingest_seconds.observe(self.ingest_lag, via)
+
+    def _committed(self, accepted: list[Event]) -> None:
+        """Synchroniser callback after each durable commit (ingest thread, lock held)."""
+        sync = self.sync
+        assert sync is not None
+        base = sync.pos - len(accepted)
+        if self._recording:
+            self._accepted_now.update(ev.key for ev in accepted)
+            self._positions.update({ev.key: base + i + 1 for i, ev in enumerate(accepted)})
+        self.hub.publish([encode(base + i + 1, ev) for i, ev in enumerate(accepted)])
+
+    def ingest(self, payloads: list[Any], origin: str = "POST /events") -> list[IngestResult]:
+        """Validate, store and apply a batch; one result per payload, in order."""
+        received = _time.time()
+        results: list[IngestResult | None] = [None] * len(payloads)
+        messages: list[Message] = []
+        parsed: list[tuple[int, Event]] = []
+        for i, raw in enumerate(payloads):
+            try:
+                ev = parse_event(raw)
+            except EventFormatError as exc:
+                results[i] = IngestResult(i, "rejected", _id_of(raw), reason=exc.reason)
+                messages.append(Message(raw, origin=f"{origin}[{i}]"))  # dead-lettered durably
+                continue
+            parsed.append((i, ev))
+            messages.append(Message(ev, origin=f"{origin}[{i}]"))
+        sync, store = self.sync, self.store
+        assert sync is not None and isinstance(store, _RecordingStore)
+        with self.lock:
+            self._accepted_now, self._positions, store.dead = set(), {}, []
+            self._recording = store.recording = True
+            try:
+                sync.process(messages)
+            finally:
+                self._recording = store.recording = False
+            accepted, positions = self._accepted_now, self._positions
+            dead = {(d.source, d.seq): d.reason for d in store.dead if d.source is not None}
+            last = dict(sync.state.last_seq)
+            self._accepted_now, self._positions, store.dead = set(), {}, []
+        seen: set[tuple[str, int]] = set()
+        for i, ev in parsed:
+            key = ev.key
+            if key in seen:
+                results[i] = IngestResult(i, "duplicate", ev.id, reason="repeated in this batch")
+            elif key in accepted:
+                results[i] = IngestResult(i, "accepted", ev.id, seq=positions.get(key))
+            elif key in dead:
+                results[i] = IngestResult(i, "rejected", ev.id, reason=dead[key])
+            elif ev.seq <= last.get(ev.source, 0):
+                results[i] = IngestResult(
+                    i, "duplicate", ev.id, reason=f"{ev.source} seq {ev.seq} was already received"
+                )
+            else:
+                results[i] = IngestResult(
+                    i,
+                    "held",
+                    ev.id,
+                    reason=f"waiting for {ev.source} seq {last.get(ev.source, 0) + 1} "
+                    "(applied when it arrives, or a gap is declared after the reorder wait)",
+                )
+            seen.add(key)
+        self._lag(received, "http")
+        return results  # type: ignore[return-value]
+
+    # --------------------------------------------------------------- reads
+    @property
+    def state(self) -> TwinState:
+        assert self.sync is not None
+        return self.sync.state
+
+    def reader(self) -> EventStore:
+        """A store handle for this thread: SQLite readers get their own connection (WAL lets
+        them read while the ingest thread writes)."""
+        assert self.store is not None
+        inner = self.store.inner  # type: ignore[attr-defined]
+        if not isinstance(inner, SQLiteStore):
+            return inner
+        r = getattr(self._readers, "store", None)
+        if r is None:
+            r = self._readers.store = SQLiteStore(inner.path, synchronous="NORMAL")
+        return r
+
+    def events_after(
+        self,
+        after: int,
+        limit: int,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        type: str | None = None,
+        subject: str | None = None,
+    ) -> tuple[list[tuple[int, Event]], int]:
+        """Up to ``limit`` (position, event) pairs after position ``after`` matching the
+        filters, and the position scanned up to (the cursor for the next page)."""
+        store = self.reader()
+        out: list[tuple[int, Event]] = []
+        cursor = after
+        if isinstance(store, SQLiteStore):
+            where, args = ["pos > ?"], [after]
+            for clause, value in (
+                ("time >= ?", since),
+                ("time <= ?", until),
+                ("type = ?", type),
+                ("subject = ?", subject),
+            ):
+                if value is not None:
+                    where.append(clause)
+                    args.append(value)
+            import json
+
+            rows = store._db.execute(  # positions are not part of EventStore.read (see report)
+                "SELECT pos, id, source, seq, time, type, subject, data FROM events "
+                f"WHERE {' AND '.join(where)} ORDER BY pos LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            for pos, i, src, seq, t, ty, subj, data in rows:
+                out.append((pos, Event(i, src, seq, t, ty, subj, json.loads(data))))
+            cursor = out[-1][0] if len(out) == limit else max(after, store.count())
+            return out, cursor
+        pos = after
+        for ev in store.read(after=after):  # memory store: positions are list indices + 1
+            pos += 1
+            if since is not None and ev.time < since or until is not None and ev.time > until:
+                continue
+            if (
+                type is not None
+                and ev.type != type
+                or subject is not None
+                and ev.subject != subject
+            ):
+                continue
+            out.append((pos, ev))
+            if len(out) >= limit:
+                return out, pos
+        return out, pos
+
+    def state_at(self, at: float) -> TwinState:
+        return self.reader().state_at(at, self.catalog)
+
+    def glb(self) -> bytes:
+        """The whole scene as one binary glTF, built once."""
+        if self._glb is None:
+            from twin.scene.export import build_trimesh_scene
+
+            self._glb = build_trimesh_scene(self.scene).export(file_type="glb")
+        return self._glb
+
+    def stats(self) -> dict[str, Any]:
+        sync = self.sync
+        assert sync is not None and self.store is not None
+        st = sync.stats
+        return {
+            "received": st.received,
+            "accepted": st.accepted,
+            "dead_lettered": st.rejected,
+            "duplicates": st.duplicates,
+            "gaps": st.gaps,
+            "snapshots": st.snapshots,
+            "stored": sync.pos,
+            "held": sync.reorder.held(),
+        }
+
+
+def bay_of(scene: Any, node: Any) -> str | None:
+    """A node's bay: its own ``bay`` or the nearest ancestor of kind bay."""
+    if node.bay:
+        return node.bay
+    parent, hops = node.parent, 0
+    while parent is not None and parent in scene and hops < 64:
+        p = scene.node(parent)
+        if p.kind == "bay":
+            return p.id
+        parent, hops = p.parent, hops + 1
+    return None
+
+
+def _id_of(raw: Any) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return raw["id"][:200]
+    return None
