@@ -190,6 +190,9 @@ def test_release_rate_and_product_mix():
     m = one("scenarios: [{name: a, changes: [{release_rate: {factor: 1.25, lot_types: [Lot_1]}}]}]")
     assert [r.interval / H for r in m.releases] == pytest.approx([1.6, 24, 3])
     assert m.releases[0].rate_per_day == pytest.approx(1.25 * 12)
+    text = "scenarios: [{name: a, changes: [{release_rate: {factor: 2, products: [p1], lot_types: [Lot_1]}}]}]"
+    m = one(text)  # selected by both lot type and product: still × 2, once
+    assert [r.interval / H for r in m.releases] == pytest.approx([1, 12, 3])
     m = one("scenarios: [{name: a, changes: [{product_mix: {p1: 0.5, p2: 0}}]}]")
     assert [(r.lot_type, r.interval / H, r.count) for r in m.releases] == [
         ("Lot_1", 4, 100),
@@ -278,6 +281,7 @@ def test_bad_file_lists_every_problem_with_lines_and_close_matches():
     msg = str(err.value)
     assert "s.yaml:4:" in msg and "unknown family 'LITO_1' (did you mean 'LITHO_1'" in msg
     assert "s.yaml:6:" in msg and "unknown dispatching rule 'fifoo'" in msg and "accepted: " in msg
+    assert "scenario 'a', dispatching:" in msg
     assert "s.yaml:10:" in msg and "LITHO_2 would have 0 tools" in msg
     assert len(err.value.problems) == 3
 
@@ -366,3 +370,28 @@ def test_demo_fab_scenarios_are_valid():
     assert (
         scs[1].apply(model).families["Litho_FE_3"].count == model.families["Litho_FE_3"].count + 1
     )
+
+
+def test_selection_rules_and_calendar_errors():
+    """Globs and 'all' skip delay families; a calendar change needs a calendar to change."""
+    m = one("scenarios: [{name: a, changes: [{processing_time: {families: '*', factor: 2}}]}]")
+    delay = m.routes["r_1"].steps[3]
+    assert delay.is_delay and delay.mean == 2 * H  # the delay step is not a tool's time
+    assert m.routes["r_1"].steps[2].mean == 2 * H
+    m = one("scenarios: [{name: a, changes: [{processing_time: {family: Delay_32, factor: 2}}]}]")
+    assert m.routes["r_1"].steps[3].mean == 4 * H  # named explicitly, it is changed
+    with pytest.raises(InputError) as err:
+        parse_scenarios(
+            "scenarios:\n  - name: a\n    changes:\n      - mttr: {family: ETCH_1, of: pm, factor: 2}\n"
+            "      - pm_interval: {area: Litho}\n",
+            source="c.yaml",
+            model=small_model(),
+        )
+    assert "c.yaml:5: needs 'factor'" in str(err.value)
+    with pytest.raises(InputError) as err:
+        parse_scenarios(
+            "scenarios:\n  - name: a\n    changes:\n      - mttr: {family: ETCH_1, of: pm, factor: 2}\n",
+            source="c.yaml",
+            model=small_model(),
+        )
+    assert "c.yaml:4: scenario 'a', mttr: no pm calendar is attached to ETCH_1" in str(err.value)

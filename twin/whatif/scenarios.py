@@ -67,7 +67,7 @@ class Select:
         chosen: dict[str, None] = {}
         for pat in self.families:
             if any(c in pat for c in "*?["):
-                hits = fnmatch.filter(model.families, pat)
+                hits = [f for f in fnmatch.filter(model.families, pat) if f in real]
                 if not hits:
                     problems.append(f"{where}: family pattern {pat!r} matches no family")
                 chosen.update(dict.fromkeys(hits))
@@ -112,6 +112,11 @@ class Change:
         raise NotImplementedError
 
     def describe(self) -> str:
+        return self.kind
+
+    @property
+    def label(self) -> str:
+        """The change's key as written in a scenario file."""
         return self.kind
 
 
@@ -244,6 +249,11 @@ class ReleaseRate(Change):
 
     kind: ClassVar[str] = "release_rate"
     factors: tuple[tuple[str, float], ...] = ()  # (lot type or product, factor); ("*", f) = all
+    mix: bool = False  # written as product_mix
+
+    @property
+    def label(self) -> str:
+        return "product_mix" if self.mix else self.kind
 
     def check(self, model: FabModel, where: str) -> list[str]:
         problems: list[str] = []
@@ -257,11 +267,12 @@ class ReleaseRate(Change):
         return problems
 
     def _factor(self, lot_type: str, product: str) -> float:
-        f = 1.0
-        for key, factor in self.factors:
-            if key in ("*", lot_type, product):
-                f *= factor
-        return f
+        hits = [f for key, f in self.factors if key in ("*", lot_type, product)]
+        if not hits:
+            return 1.0
+        if not self.mix:  # release_rate: one factor for every selected stream
+            return hits[0]
+        return math.prod(hits)  # product_mix: a lot type and its product both listed
 
     def apply(self, model: FabModel) -> None:
         for rel in model.releases:
@@ -341,7 +352,8 @@ class Calendars(Change):
         fams = self.select.resolve(model, [], "")
         if not any(a.kind in kinds for f in fams for a in model.calendars_of(f)):
             problems.append(
-                f"{where}: {self.select.describe()} have no {' or '.join(sorted(kinds))} calendar"
+                f"{where}: no {' or '.join(sorted(kinds))} calendar is attached to "
+                f"{self.select.describe()}"
             )
         return problems
 
@@ -356,6 +368,10 @@ class Calendars(Change):
         else:
             for kind in self.of:
                 _edit_calendars(model, fams, kind, self._scale_repair)
+
+    @property
+    def label(self) -> str:
+        return "breakdowns" if self.what == "breakdowns_off" else self.what
 
     def _scale_repair(self, cal: Any) -> None:
         dist = cal.mttr if hasattr(cal, "mttr") else cal.duration
@@ -432,7 +448,7 @@ class Scenario:
         problems: list[str] = []
         model = copy.deepcopy(model) if self.changes else model
         for c in self.changes:  # each change is checked on the model the earlier ones made
-            where = f"{source}:{c.line or self.line or '?'}: scenario {self.name!r}, {c.kind}"
+            where = f"{source}:{c.line or self.line or '?'}: scenario {self.name!r}, {c.label}"
             found = c.check(model, where)
             if not found:
                 c.apply(model)
@@ -751,7 +767,7 @@ class _Parser:
                         f"{self.at(a.lines[k])}: product_mix factor of {k!r} must be a number >= 0, got {v!r}"
                     )
                 factors.append((str(k), float(v) if isinstance(v, int | float) else 1.0))
-            return ReleaseRate(factors=tuple(factors), line=line)
+            return ReleaseRate(factors=tuple(factors), mix=True, line=line)
         if kind == "batch_size":
             lo, hi = self.integer(a, "min", where, 1), self.integer(a, "max", where, 1)
             if lo is None and hi is None:
@@ -795,6 +811,9 @@ class _Parser:
 
     def factor(self, a: _Map, where: str) -> float:
         v = a.get("factor")
+        if v is None:
+            self.problems.append(f"{where}: needs 'factor' (a number > 0)")
+            return 1.0
         if isinstance(v, bool) or not isinstance(v, int | float) or not (0 < v < math.inf):
             line = a.lines.get("factor")
             self.problems.append(
