@@ -143,7 +143,6 @@ class Engine:
         self.heap: list = []
         self.seq = itertools.count()
         self.t0 = start.time if start else 0.0
-        self.now = self.t0
         self.warm = self.t0 + cfg.warmup_days * DAY
         self.end = self.t0 + cfg.days * DAY
         seed, rep = cfg.seed, cfg.replication
@@ -403,6 +402,12 @@ class Engine:
         fam.n += 1
         lot.seq = seq = next(self.seq)
         mode = fam.mode
+        idle = fam.idle
+        if idle and mode == CLASSES and not fam.classes and not fam.wake_least_setup:
+            tool = idle.pop()  # nothing waits and a tool is free: start at once
+            tool.in_idle = False
+            self._start(tool, [lot], st, t)
+            return
         if mode == CLASSES:
             entry = (t, seq, lot) if fam.fifo else (-lot.priority, t, seq, lot)
             h = fam.classes.get(st.setup)
@@ -607,7 +612,10 @@ class Engine:
             tool.setup = st.setup
         if tool.minrun_left > 0:
             tool.minrun_left -= len(lots)
-        base = draw(fam.stream, st.kind, st.lo, st.hi, st.mean)
+        if st.kind == 1:
+            base = st.lo + (st.hi - st.lo) * fam.stream.u()
+        else:
+            base = draw(fam.stream, st.kind, st.lo, st.hi, st.mean)
         wafers = lots[0].wafers if len(lots) == 1 else sum(lt.wafers for lt in lots)
         casc = None
         if st.batch:
@@ -689,14 +697,40 @@ class Engine:
         obs = self.obs
         start = job.start
         process = t - start
+        st = job.step
+        # the common case (no record, rework or CQT window) inlines _step_done/_next_step
+        plain = st.rework_p == 0.0 and st.cqt_to < 0
+        tr, u, heap, seq = self.tr, self.routing.u, self.heap, self.seq
         for lot in job.lots:
             lot.pt += process
             if measured:
                 fs.departures += 1
                 fs.sojourn += t - lot.arrived
             if obs is not None:
-                obs("track_out", t, lot=lot.id, tool=tool.id, family=fam.name, step=job.step.number)
-            self._step_done(lot, t, start - lot.arrived, process)
+                obs("track_out", t, lot=lot.id, tool=tool.id, family=fam.name, step=st.number)
+            if not plain or lot.rec is not None:
+                self._step_done(lot, t, start - lot.arrived, process)
+                continue
+            lot.n_steps += 1
+            route = lot.route
+            i, n = lot.idx + 1, len(route)
+            while i < n:
+                p = route[i].sample_p
+                if p >= 1.0 or u() < p:
+                    break
+                i += 1
+            if i >= n:
+                self._complete(lot, t)
+                continue
+            lot.idx, lot.step, lot.left = i, route[i], t
+            if tr is None:
+                heapq.heappush(heap, (t, ARRIVE, next(seq), lot))
+            elif tr[0] == 1:
+                heapq.heappush(
+                    heap, (t + tr[1] + (tr[2] - tr[1]) * self.transport.u(), ARRIVE, next(seq), lot)
+                )
+            else:
+                heapq.heappush(heap, (t + draw(self.transport, *tr), ARRIVE, next(seq), lot))
         if job.pms:
             for dur in job.pms:
                 self._down(tool, t, self._draw_dist(tool.pm_stream, dur), "pm")
@@ -765,7 +799,6 @@ class Engine:
                 next_sample += sample_dt
                 if progress is not None:
                     progress(min(1.0, (t - self.t0) / span))
-            self.now = t
             if kind == ARRIVE:
                 arrive(obj, t)
             elif kind == JOB_END:
