@@ -20,7 +20,7 @@ def render(lot: Any) -> dict[str, Any]:
         "step": lot.step,
         "status": lot.status,
         "location": lot.location,
-        "carrier": lot.carrier,
+        "carrier": getattr(lot, "carrier", None),  # not every state version tracks it
         "hold_reason": lot.hold_reason,
         "released": iso(lot.released),
         "updated": iso(lot.updated),

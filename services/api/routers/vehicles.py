@@ -25,7 +25,7 @@ def render(rt: Any, v: Any) -> dict[str, Any]:
         "id": v.id,
         "segment": seg,
         "offset": off,
-        "reported": v.rev > 0,
+        "reported": v.segment is not None,
         "speed": v.speed,
         "position": pos,
         "state": v.state,

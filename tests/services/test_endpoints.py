@@ -1,0 +1,237 @@
+"""Every read endpoint, in process and on a real server, after ingesting the demo fab's stream;
+answers are checked against a TwinState that applied the same stream directly and the scene."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from services.api.settings import DEFAULT_SCENE
+from tests.services.conftest import ADMIN
+from tests.services.streams import demo_catalog, demo_stream, dicts
+from twin.live.events import format_time
+from twin.live.state import TwinState, apply_all
+
+
+@pytest.fixture(scope="session")
+def stream():
+    return demo_stream(lots=6, seed=3)
+
+
+@pytest.fixture(scope="session")
+def expected(stream):
+    return apply_all(TwinState(demo_catalog()), stream)
+
+
+@pytest.fixture(scope="session")
+def scene():
+    from twin.scene.load import load_scene
+
+    return load_scene(DEFAULT_SCENE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loaded(inproc, live, stream):
+    """Both servers hold the stream, posted in batches of 500."""
+    import httpx
+
+    with httpx.Client(base_url=live.url, timeout=60) as remote:
+        for client in (inproc, remote):
+            for lo in range(0, len(stream), 500):
+                r = client.post("/events", json=dicts(stream[lo : lo + 500]), headers=ADMIN)
+                assert r.status_code == 200 and r.json()["accepted"] == len(stream[lo : lo + 500])
+
+
+def get(api, path, **params):
+    r = api.get(path, params=params, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def all_pages(api, path, limit=7, **params):
+    items, offset = [], 0
+    while offset is not None:
+        page = get(api, path, offset=offset, limit=limit, **params)
+        items += page["items"]
+        offset = page["next"]
+    return items
+
+
+def test_health(api, stream):
+    """/health needs no token and says what runs."""
+    r = api.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["scene"] == "demo-fab"
+    assert body["events_stored"] >= len(stream)
+
+
+def test_scene_filters(api, scene):
+    """/scene filters by kind, family and bay, and pages cover every node exactly once."""
+    assert get(api, "/scene", kind="tool")["total"] == scene.summary()["tools"]
+    for fam, n in scene.families().items():
+        assert get(api, "/scene", family=fam, limit=1)["total"] == n
+    in_bay1 = [n.id for n in scene.nodes("tool") if n.parent == "BAY1"]
+    page = get(api, "/scene", kind="tool", bay="BAY1", limit=1000)
+    assert sorted(n["id"] for n in page["nodes"]) == sorted(in_bay1)
+    ids = []
+    offset = 0
+    while offset is not None:
+        page = get(api, "/scene", offset=offset, limit=50)
+        ids += [n["id"] for n in page["nodes"]]
+        offset = page["next"]
+    assert sorted(ids) == sorted(n.id for n in scene)
+    lith = next(
+        n for n in get(api, "/scene", kind="tool", limit=1000)["nodes"] if n["id"] == "LITH01"
+    )
+    assert lith["position"] == pytest.approx(list(scene.world_position("LITH01")), abs=1e-5)
+    assert get(api, "/scene", kind="rail_node", limit=1)["total"] == scene.summary()["rail_nodes"]
+
+
+def test_scene_glb(api, scene):
+    """/scene.glb is a binary glTF whose geometry spans the scene's bounding box."""
+    import trimesh
+
+    r = api.get("/scene.glb", headers=ADMIN)
+    assert r.status_code == 200 and r.content[:4] == b"glTF"
+    assert r.headers["content-type"] == "model/gltf-binary"
+    loaded = trimesh.load(io.BytesIO(r.content), file_type="glb")
+    lo, hi = loaded.bounds
+    want = scene.scene_bbox()
+    assert hi[0] - lo[0] == pytest.approx(want[1][0] - want[0][0], rel=0.15)
+
+
+def test_equipment_matches_state(api, expected):
+    """/equipment and /equipment/{id}: E10 state, lots in process, setup and revision."""
+    items = all_pages(api, "/equipment")
+    assert sorted(e["id"] for e in items) == sorted(expected.equipment)
+    for e in items:
+        want = expected.equipment[e["id"]]
+        assert (e["state"], e["lots"], e["setup"], e["rev"]) == (
+            want.state, want.lots, want.setup, want.rev,
+        )  # fmt: skip
+        assert e["since"] == (format_time(want.since) if want.state else None)
+    one = get(api, "/equipment/LITH01")
+    assert one["rev"] == expected.equipment["LITH01"].rev and one["family"] == "Litho_FE_3"
+    assert one["bay"] == "BAY1" and one["kind"] == "tool"
+    for state in ("standby", "productive"):
+        n = sum(e.state == state for e in expected.equipment.values())
+        assert get(api, "/equipment", state=state)["total"] == n
+
+
+def test_unknown_ids_are_404_with_close_matches(api):
+    """An unknown id answers 404 naming it and the closest known ids."""
+    r = api.get("/equipment/LITH1", headers=ADMIN)
+    assert r.status_code == 404 and "LITH1" in r.json()["detail"] and "LITH01" in r.json()["detail"]
+    r = api.get("/lots/L0001", headers=ADMIN)
+    assert r.status_code == 404 and "unknown lot 'L0001'" in r.json()["detail"]
+    r = api.get("/whatif/abc", headers=ADMIN)
+    assert r.status_code == 404 and "what-if job" in r.json()["detail"]
+    assert api.get("/nope", headers=ADMIN).status_code == 404
+
+
+def test_lots_match_state(api, expected):
+    """/lots pages through every lot once; /lots/{id} and the status filter agree with it."""
+    items = all_pages(api, "/lots", limit=4)
+    assert sorted(x["id"] for x in items) == sorted(expected.lots)
+    for x in items:
+        want = expected.lots[x["id"]]
+        assert (x["status"], x["step"], x["rev"], x["moves"]) == (
+            want.status, want.step, want.rev, want.moves,
+        )  # fmt: skip
+    lot = next(iter(expected.lots))
+    assert get(api, f"/lots/{lot}")["product"] == expected.lots[lot].product
+    done = sum(x.status == "completed" for x in expected.lots.values())
+    assert get(api, "/lots", status="completed")["total"] == done
+
+
+def test_carriers_and_vehicles_match_state(api, expected, scene):
+    """/carriers and /vehicles (poses on the rail, world positions from the scene)."""
+    carriers = all_pages(api, "/carriers")
+    assert {c["id"]: (c["status"], c["rev"]) for c in carriers} == {
+        c.id: (c.status, c.rev) for c in expected.carriers.values()
+    }
+    vehicles = all_pages(api, "/vehicles")
+    assert len(vehicles) == 12
+    for v in vehicles:
+        want = expected.vehicles[v["id"]]
+        if want.segment is not None:
+            assert (v["segment"], v["offset"], v["rev"]) == (want.segment, want.offset, want.rev)
+            assert v["position"] == pytest.approx(
+                list(scene.point_on_segment(want.segment, want.offset)), abs=1e-3
+            )
+
+
+def test_kpis_equal_direct_apply(api, expected):
+    """After POST /events of the stream, /kpis equals the KPIs of a TwinState that applied the
+    same stream directly."""
+    got = get(api, "/kpis")
+    assert got.pop("revision") == expected.revision
+    assert got.pop("clock") == format_time(expected.clock)
+    assert got == expected.kpis()
+    assert got["lots_completed"] > 0 and got["moves"] > 0
+
+
+def test_state_time_travel(api, stream):
+    """/state?at=T equals a TwinState that applied only the events up to T."""
+    t = stream[len(stream) // 2].time
+    want = apply_all(TwinState(demo_catalog()), [e for e in stream if e.time <= t])
+    got = get(api, "/state", at=format_time(t))
+    assert got["revision"] == want.revision
+    assert got["wip"] == want.wip() and got["moves"] == want.moves
+    assert got["lots_completed"] == want.lots_completed
+    assert get(api, "/state", at=str(t))["revision"] == want.revision  # epoch seconds too
+    r = api.get("/state", params={"at": "yesterday"}, headers=ADMIN)
+    assert r.status_code == 422 and "ISO 8601" in r.json()["detail"]
+
+
+def test_event_history_filters_and_pages(api, stream):
+    """/events by type, subject and time, paged with ?after=, equals the stream filtered here."""
+
+    def fetch(**params):
+        out, after = [], 0
+        while True:
+            page = get(api, "/events", after=after, limit=250, **params)
+            out += page["items"]
+            if not page["more"]:
+                return out
+            after = page["next_after"]
+
+    ins = fetch(type="lot.track_in")
+    assert [x["event"]["id"] for x in ins] == [e.id for e in stream if e.type == "lot.track_in"]
+    assert [x["pos"] for x in ins] == sorted(x["pos"] for x in ins)
+    subj = stream[10].subject
+    assert [x["event"]["id"] for x in fetch(subject=subj)] == [
+        e.id for e in stream if e.subject == subj
+    ]
+    t0, t1 = stream[100].time, stream[300].time
+    window = fetch(since=format_time(t0), until=format_time(t1))
+    assert [x["event"]["id"] for x in window] == [e.id for e in stream if t0 <= e.time <= t1]
+
+
+def test_metrics_prometheus_text(api, stream):
+    """/metrics is Prometheus text: every sample line parses and the counters are right."""
+    r = api.get("/metrics", headers=ADMIN)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for line in r.text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        samples[name] = float(value)
+    assert samples["twin_events_ingested_total"] >= len(stream)
+    assert "twin_websocket_clients" in samples and "twin_ingest_lag_seconds" in samples
+    assert samples['twin_whatif_jobs{state="running"}'] >= 0
+    assert any(k.startswith("twin_http_request_duration_seconds_count") for k in samples)
+
+
+def test_openapi_documents_every_endpoint(api):
+    """/openapi.json lists every HTTP endpoint with its schemas."""
+    spec = api.get("/openapi.json").json()
+    for path in ("/health", "/scene", "/scene.glb", "/equipment", "/equipment/{equipment_id}",
+                 "/lots", "/lots/{lot_id}", "/carriers", "/vehicles", "/kpis", "/state",
+                 "/events", "/metrics", "/whatif", "/whatif/{job_id}"):  # fmt: skip
+        assert path in spec["paths"], path
+    assert "EquipmentPublic" in spec["components"]["schemas"]
+    assert set(spec["paths"]["/events"]) == {"get", "post"}

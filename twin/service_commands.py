@@ -1,0 +1,117 @@
+"""`twin up` (the demo fab, live, on 127.0.0.1:8000) and `twin serve` (a real deployment)."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from twin.errors import ConfigError
+
+
+def register(sub: Any) -> None:
+    up = sub.add_parser(
+        "up",
+        help="run the demo fab twin with a live event feed and the API on 127.0.0.1:8000",
+        description="The demo fab with its event feed on the in-process bus, physics, a SQLite "
+        "event store and the API, all with defaults. Prints a development admin token. "
+        "Ctrl-C stops it cleanly.",
+    )
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--token", help="development admin token (default: a new random one)")
+    up.add_argument("--speed", type=float, default=10.0, help="feed speed, × real time")
+    up.add_argument("--store", type=Path, help="SQLite event store (default: a new temp file)")
+    up.add_argument("--no-physics", action="store_true", help="do not build the pybullet world")
+    up.set_defaults(func=_up)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve a twin of a scene: API, store, MQTT ingest (settings from TWIN_* variables)",
+        description="Serve the twin of SRC. Tokens and limits come from TWIN_* environment "
+        "variables (see docs/api.md); TWIN_MODE defaults to production, which needs TWIN_TOKENS.",
+    )
+    serve.add_argument("--scene", required=True, help="scene folder or SMAT2022 .xlsx")
+    serve.add_argument("--process", help="SMT2020 folder (default: the scene folder's process/)")
+    serve.add_argument("--mqtt", help="HOST:PORT (or mqtt://HOST:PORT/TOPIC) to ingest from")
+    serve.add_argument("--store", type=Path, help="SQLite event store (default: in memory)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-physics", action="store_true")
+    serve.set_defaults(func=_serve)
+
+
+def _settings(**kw: Any) -> Any:
+    from pydantic import ValidationError
+
+    from services.api.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in kw.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(
+            "service settings",
+            [f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()],
+        ) from None
+
+
+def _up(args: argparse.Namespace) -> int:
+    token = args.token or secrets.token_urlsafe(24)
+    store = args.store or Path(tempfile.mkdtemp(prefix="twin-up-")) / "events.db"
+    settings = _settings(
+        mode="development",
+        store=str(store),
+        synchronous="NORMAL",
+        feed="synthetic",
+        feed_speed=args.speed,
+        physics=not args.no_physics,
+        tokens={token: ["admin"]},
+    )
+    url = f"http://127.0.0.1:{args.port}"
+    print(
+        f"twin up: the demo fab on {url} (API docs {url}/docs)\n"
+        f"  development admin token: {token}\n"
+        f"  try: curl -H 'Authorization: Bearer {token}' {url}/kpis\n"
+        f"  event store: {store}\n"
+        "  Ctrl-C stops it.",
+        flush=True,
+    )
+    return _run(settings, "127.0.0.1", args.port)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    mqtt = args.mqtt
+    if mqtt and not mqtt.startswith("mqtt://"):
+        mqtt = f"mqtt://{mqtt}/twin/+/events/#"
+    settings = _settings(
+        mode=os.environ.get("TWIN_MODE", "production"),
+        scene=args.scene,
+        process=args.process,
+        store=str(args.store) if args.store else None,
+        mqtt=mqtt,
+        physics=False if args.no_physics else None,
+    )
+    print(f"twin serve: {args.scene} on http://{args.host}:{args.port}", flush=True)
+    return _run(settings, args.host, args.port)
+
+
+def _run(settings: Any, host: str, port: int) -> int:
+    import uvicorn
+
+    from services.api.app import create_app
+
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    try:
+        server.run()  # on SIGINT/SIGTERM: stops accepting, runs the lifespan shutdown...
+    except KeyboardInterrupt:
+        pass  # ...then re-raises the signal, which here means a clean stop
+    if not server.started:
+        print(f"twin: error: the server did not start (is port {port} free?)", file=sys.stderr)
+        return 1
+    print("twin: stopped", flush=True)
+    return 0
