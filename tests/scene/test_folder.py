@@ -135,3 +135,22 @@ def test_save_then_load_round_trips_with_assets(tmp_path):
     got = back.assets["cyl"].mesh
     assert len(got.faces) == len(mesh.faces)
     assert len(np.unique(got.vertices.round(9), axis=0)) == len(mesh.vertices)
+
+
+def test_documented_example_loads(tmp_path):
+    """The complete example in docs/scene-format.md is a valid scene."""
+    import re
+
+    from twin.datasets import PROJECT_ROOT
+
+    doc = (PROJECT_ROOT / "docs" / "scene-format.md").read_text(encoding="utf-8")
+    (tmp_path / "assets").mkdir()
+    trimesh.creation.box((1, 1, 1)).export(tmp_path / "assets" / "furnace.glb")
+    trimesh.creation.box((1, 1, 1)).export(tmp_path / "assets" / "robot.stl")
+    (tmp_path / "scene.yaml").write_text(re.findall(r"```yaml\n(.*?)```", doc, re.S)[0])
+    scene = load_folder(tmp_path)
+    assert scene.summary()["tools"] == 2 and scene.ports["F1_P2"].offset == 4.6
+    np.testing.assert_allclose(
+        scene.world_position("F1_P2"),
+        scene.world_transform("F1")[:3, :3] @ [0, -2.5, 0.9] + scene.world_position("F1"),
+    )
