@@ -22,7 +22,6 @@ from twin.whatif.runner import (
     Serial,
     WhatIfResult,
     get_engine,
-    register_engine,
     run_whatif,
 )
 from twin.whatif.scenarios import parse_scenarios
@@ -128,21 +127,31 @@ def test_json_and_csv_exports(tmp_path):
     assert float(faster["diff_mean"]) == pytest.approx(d["cycle_time_days"]["mean"])
 
 
-def test_engine_registry_rejects_the_kernel_until_it_exists():
-    """--engine kernel says it is not implemented yet; unknown engines list the available."""
-    with pytest.raises(TwinError, match="not implemented yet"):
-        get_engine("kernel")
+def test_engine_registry_refuses_planned_and_unknown_engines(monkeypatch):
+    """A planned engine whose module is absent is refused with 'not implemented yet'; an
+    unknown one lists the engines there are; a registered one is built with its options."""
+    from twin.whatif import runner
+
+    monkeypatch.setitem(
+        runner._PLANNED, "warp9", ("twin.whatif.no_such_engine", "warp9 is not implemented yet")
+    )
+    with pytest.raises(TwinError, match="engine 'warp9': warp9 is not implemented yet"):
+        get_engine("warp9")
     with pytest.raises(TwinError, match="unknown engine 'nope'.*reference"):
         get_engine("nope")
-    register_engine("lindley", LindleyEngine)
+    with pytest.raises(TwinError, match="CPU only"):
+        get_engine("reference", device="cuda:0")
+    monkeypatch.setitem(runner._ENGINES, "lindley", LindleyEngine)
     assert get_engine("lindley").name == "lindley"
+    with pytest.raises(TwinError, match="does not take"):
+        get_engine("lindley", device="cpu")
 
 
 def test_run_config_lists_every_problem():
     """A bad RunConfig raises one error naming each problem."""
     with pytest.raises(ConfigError) as err:
-        RunConfig(days=0, warmup_days=-1, replications=0).validate()
-    assert len(err.value.problems) == 3
+        RunConfig(days=0, warmup_days=-1, replications=0, seed=-1).validate()
+    assert len(err.value.problems) == 4
 
 
 def test_missing_values_do_not_count_as_zero():
@@ -171,3 +180,26 @@ def test_suggested_warmup_from_the_baseline_wip_series():
     )
     assert 35 <= res.suggested_warmup_days() <= 60
     assert res.to_json()["warmup_mser5_days"] == res.suggested_warmup_days()
+
+
+class FailingEngine(LindleyEngine):
+    """Rejects the model the way a real engine does: with an InputError listing problems."""
+
+    def run(self, model, replications, config, start=None):
+        from twin.errors import InputError
+
+        raise InputError(f"process model {model.name}", ["family T: count 0 must be >= 1"])
+
+
+def test_engine_errors_in_workers_reach_the_caller_readably():
+    """A TwinError raised in a worker process arrives as a TwinError with its message."""
+    cfg = RunConfig(days=5, replications=2)
+    with pytest.raises(TwinError, match="family T: count 0 must be >= 1"):
+        run_whatif(
+            mm1_model(),
+            None,
+            cfg,
+            engine=FailingEngine(),
+            progress=False,
+            executor=LocalProcessPool(workers=2),
+        )

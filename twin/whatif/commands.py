@@ -1,7 +1,8 @@
 """`twin whatif ...`: run scenario what-ifs on a process model from the command line.
 
     twin whatif run MODEL [--scenarios FILE] [--days D] [--warmup-days W] [--replications R]
-                          [--seed S] [--engine reference] [--json] [--csv FILE] [--workers N]
+                          [--seed S] [--engine reference|kernel] [--device cpu|cuda]
+                          [--json] [--csv FILE] [--workers N]
 
 MODEL is an SMT2020-format folder or a scene folder (its ``process/``). A progress bar goes to
 stderr; a table (or, with ``--json``, the full JSON) to stdout.
@@ -45,7 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--engine",
         default="reference",
-        help="simulation engine: reference (default); kernel is planned (issue 6)",
+        help="simulation engine: reference (default, event by event) or kernel (batched Warp "
+        "kernel, when installed)",
+    )
+    run.add_argument(
+        "--device",
+        default=None,
+        help="where the engine runs: cpu, cuda, cuda:N (kernel engine; reference: cpu only)",
     )
     run.add_argument(
         "--workers",
@@ -88,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config.validate()
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", [f"--workers {args.workers}: must be >= 1"])
-    engine = get_engine(args.engine)  # rejects unknown/unavailable engines before loading
+    # rejects unknown or unavailable engines before anything is loaded
+    engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
     scenarios = load_scenarios(args.scenarios, model)
     executor = Serial() if args.workers == 1 else LocalProcessPool(workers=args.workers)
@@ -183,9 +191,10 @@ def format_table(result, top_families: int = 5) -> str:
                 cells.append(cell + (f" Δ {_delta(d, 3)}" if d else ""))
             rows.append((sc.name, *cells))
         lines += _grid(head, rows)
-    lines += ["", "* the difference's interval excludes zero", "scenarios:"]
-    for sc in result.scenarios[1:]:
-        lines.append(f"  {sc.name}: {sc.describe()}")
+    if len(result.scenarios) > 1:
+        lines += ["", "* the difference's interval excludes zero", "scenarios:"]
+        for sc in result.scenarios[1:]:
+            lines.append(f"  {sc.name}: {sc.describe()}")
     return "\n".join(lines) + "\n"
 
 

@@ -63,6 +63,8 @@ class RunConfig:
             problems.append(f"warmup_days {self.warmup_days} must be in [0, days={self.days})")
         if self.replications < 1:
             problems.append(f"replications {self.replications} must be >= 1")
+        if self.seed < 0:
+            problems.append(f"seed {self.seed} must be >= 0")
         if not 0 < self.confidence < 1:
             problems.append(f"confidence {self.confidence} must be in (0, 1)")
         if problems:
@@ -100,6 +102,13 @@ class ReferenceEngine:
 
     name = "reference"
     batch_size = 1
+
+    def __init__(self, device: str | None = None):
+        if device not in (None, "cpu"):
+            raise TwinError(
+                f"the reference engine runs on the CPU only, not on {device!r}; "
+                "use --engine kernel for a GPU"
+            )
 
     def run(
         self, model: FabModel, replications: Sequence[int], config: RunConfig, start: Any = None
@@ -151,20 +160,28 @@ def engine_names() -> list[str]:
     return sorted(set(_ENGINES) | set(_PLANNED))
 
 
-def get_engine(name: str) -> Engine:
-    """The engine called ``name``; a planned engine is imported on first use."""
+def get_engine(name: str, **options: Any) -> Engine:
+    """The engine called ``name``, built with ``options`` (e.g. ``device="cuda:0"``); a planned
+    engine's module is imported on first use, which registers it."""
     if name not in _ENGINES and name in _PLANNED:
         module, why = _PLANNED[name]
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name is None or not module.startswith(exc.name):
-                raise
+                raise TwinError(
+                    f"engine {name!r} needs the package {exc.name!r}, which is not installed "
+                    f"(pip install 'twin[{name}]')"
+                ) from exc
         if name not in _ENGINES:
             raise TwinError(f"engine {name!r}: {why}; available: {', '.join(sorted(_ENGINES))}")
     if name not in _ENGINES:
-        raise TwinError(f"unknown engine {name!r}; available: {', '.join(sorted(_ENGINES))}")
-    return _ENGINES[name]()
+        raise TwinError(f"unknown engine {name!r}; available: {', '.join(engine_names())}")
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        return _ENGINES[name](**options)
+    except TypeError as exc:
+        raise TwinError(f"engine {name!r} does not take {sorted(options)}: {exc}") from exc
 
 
 # --- executors -------------------------------------------------------------------------------
@@ -230,7 +247,12 @@ def _init_worker(job: Job) -> None:
 
 def _run_in_worker(item: WorkItem) -> list[Replication]:
     assert _WORKER_JOB is not None, "worker not initialised"
-    return run_item(_WORKER_JOB, item)
+    try:
+        return run_item(_WORKER_JOB, item)
+    except TwinError as exc:
+        # Our errors take several constructor arguments and would not unpickle in the parent
+        # (which then sees a broken pool); pass the message on in a plain TwinError instead.
+        raise TwinError(str(exc)) from None
 
 
 @dataclass(kw_only=True)
