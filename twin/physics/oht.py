@@ -427,6 +427,7 @@ class OhtSim:
                 ahead = self.r_segs[i, self.k[i] + 1 : self.r_n[i]]
                 if np.isin(ahead, closed_arr).any():
                     self._set_route(i, self.dest_stop[i])
+                self._check_pending(i)
         except InputError:
             self.router.set_closed(old)
             for name, arr in saved.items():
@@ -434,6 +435,22 @@ class OhtSim:
             self.dest_stop = stops
             raise
         self._decide()
+
+    def _check_pending(self, i: int) -> None:
+        """Raise if a leg the vehicle still has to drive (its job, its queue) is now unreachable."""
+        legs = []
+        job = self.jobs[i]
+        if job is not None and self.stage[i] in (TO_SOURCE, LOADING):
+            legs.append((job.source, job.dest))
+        here = self.dest_stop[i] if job is None else port_stop(self.scene, self.rail, job.dest)
+        for src, dst in self.queue[i]:
+            legs.append((None, src))
+            legs.append((src, dst))
+        for a, b in legs:
+            start = here if a is None else port_stop(self.scene, self.rail, a)
+            end = port_stop(self.scene, self.rail, b)
+            self.router.route(*start, *end)
+            here = end
 
     # ------------------------------------------------------------ leaders
     def _nxt_now(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
