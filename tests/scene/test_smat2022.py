@@ -127,7 +127,7 @@ def test_vehicles_start_on_their_rails(smat):
         np.testing.assert_allclose(smat.world_position(v.id), expected, atol=1e-9)
 
 
-def _workbook(path, drop_sheet=None, drop_col=None, rail_row=None):
+def _workbook(path, drop_sheet=None, drop_col=None, rail_row=None, extra=()):
     wb = openpyxl.Workbook()
     wb.remove(wb.active)
     for sheet, cols in SHEETS.items():
@@ -141,6 +141,8 @@ def _workbook(path, drop_sheet=None, drop_col=None, rail_row=None):
     wb["Rail"].append(rail_row or ["r1", "B", "n1", "n2", 1, 0])
     wb["Bay"].append(["B", "INTRABAY", 0, ""])
     wb["VehicleType"].append(["V", 784, 1500, 2000, 3000, 125])
+    for sheet, row in extra:
+        wb[sheet].append(row)
     wb.save(path)
     return path
 
@@ -150,6 +152,25 @@ def test_tiny_valid_workbook_imports(tmp_path):
     scene = import_smat2022(_workbook(tmp_path / "ok.xlsx"))
     assert scene.segment("r1").length == pytest.approx(1.0)
     assert scene.segment("r1").max_speed == pytest.approx(1.5)
+
+
+def test_ports_and_vehicles_beyond_their_rail_are_listed(tmp_path):
+    """A port or a vehicle further along than its 1 m rail, or on an unknown rail, is reported."""
+    extra = [
+        ("Port", ["p1", "BUF", ",", "r1", 1500]),
+        ("Port", ["p2", "BUF", ",", "r9", 10]),
+        ("Vehicle", ["v1", "V", "r1", 2000]),
+        ("Vehicle", ["v2", "W", "r1", 10]),
+    ]
+    with pytest.raises(InputError) as err:
+        import_smat2022(_workbook(tmp_path / "far.xlsx", extra=extra))
+    problems = err.value.problems
+    assert "Port row 2 (p1): DISTANCE 1500 mm is beyond rail r1 (1000 mm)" in problems
+    assert "Port row 3 (p2): RAILLINE_NAME 'r9' is not a Rail NAME" in problems
+    assert "Vehicle row 2 (v1): DISTANCE 2000 mm is beyond rail r1 (1000 mm)" in problems
+    assert any(
+        p.startswith("Vehicle row 3 (v2): TYPE 'W' is not a VehicleType NAME") for p in problems
+    )
 
 
 def test_missing_sheet_and_column_are_listed(tmp_path):

@@ -165,7 +165,7 @@ def import_smat2022(
         offset = dist * MM
         if not (0.0 <= offset <= seg.length + 1e-6):
             problems.append(
-                f"{where}: DISTANCE {dist} mm is beyond rail {sid} ({seg.length / MM:.0f} mm)"
+                f"{where}: DISTANCE {dist:g} mm is beyond rail {sid} ({seg.length / MM:.0f} mm)"
             )
             continue
         (xa, ya), (xb, yb) = xy[seg.start], xy[seg.end]
@@ -199,7 +199,12 @@ def import_smat2022(
             problems.append(f"{where}: TYPE {vtype!r} is not a VehicleType NAME ({sorted(vtypes)})")
         if seg is None or dist is None or vtype not in vtypes:
             continue
-        offset = min(dist * MM, seg.length)
+        offset = dist * MM
+        if not (0.0 <= offset <= seg.length + 1e-6):
+            problems.append(
+                f"{where}: DISTANCE {dist:g} mm is beyond rail {sid} ({seg.length / MM:.0f} mm)"
+            )
+            continue
         point = scene.point_on_segment(sid, offset)
         (xa, ya), (xb, yb) = xy[seg.start], xy[seg.end]
         attrs = {"vehicle_type": vtype, "segment": sid, "offset": offset}
