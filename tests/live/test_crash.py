@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.live.util import stored_count
 from twin.live.state import TwinState, apply_all
 from twin.live.store import SQLiteStore
 from twin.live.synthetic import StreamConfig, synthetic_catalog, synthetic_stream
@@ -36,7 +37,11 @@ def test_sigkill_during_file_ingest_then_restart_equals_full_replay(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for _ in range(12):
         proc = subprocess.Popen(ingest_cmd(src, db), env=env)
-        time.sleep(rng.uniform(1.2, 2.5))
+        before = stored_count(db)
+        deadline = time.monotonic() + 60
+        while stored_count(db) == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)

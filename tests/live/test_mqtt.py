@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.live.util import stored_count
 from twin.live.mqtt import MqttConfig, MqttSink, MqttSource, topic_for
 from twin.live.state import TwinState, apply_all
 from twin.live.store import SQLiteStore
@@ -136,7 +137,11 @@ def test_ingest_sigkilled_mid_stream_recovers_every_event(broker, tmp_path):
     counts = []
     for _ in range(3):
         proc = subprocess.Popen(cmd, env=env)
-        time.sleep(rng.uniform(1.0, 2.0))
+        before = stored_count(db)
+        wait_for(
+            lambda p=proc, b=before: stored_count(db) > b or p.poll() is not None, 60, "progress"
+        )
+        time.sleep(rng.uniform(0.0, 0.3))
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)

@@ -39,7 +39,7 @@ class MqttConfig:
     keepalive: int = 30  # s
     min_backoff: float = 0.1  # s, first reconnect delay
     max_backoff: float = 5.0  # s, reconnect delay cap (doubles up to it)
-    max_inflight: int = 1000  # QoS 1 messages awaiting PUBACK (sink)
+    max_inflight: int = 1000  # QoS 1 messages awaiting PUBACK (sink); publish() blocks beyond
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> MqttConfig:
@@ -70,7 +70,9 @@ def _client(cfg: MqttConfig, *, manual_ack: bool) -> Any:
         manual_ack=manual_ack,
     )
     client.reconnect_delay_set(min_delay=cfg.min_backoff, max_delay=cfg.max_backoff)  # type: ignore[arg-type]
-    client.max_inflight_messages_set(cfg.max_inflight)
+    # paho's own in-flight window rescans every outstanding message on each PUBACK (O(n) per
+    # ack); it is switched off and the sink bounds what is outstanding itself.
+    client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
     return client
 
@@ -132,7 +134,7 @@ class MqttSink:
         self.cfg, self.fab = cfg, fab
         self.connected = threading.Event()
         self._client = _client(cfg, manual_ack=False)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._unacked: set[int] = set()
         self._acked_early: set[int] = set()
         self.published = 0
@@ -151,11 +153,17 @@ class MqttSink:
             else:  # PUBACK raced ahead of publish() returning
                 self._acked_early.add(mid)
             self.acknowledged += 1
+            self._lock.notify_all()
 
     def publish(self, event: Event) -> None:
         self.publish_raw(topic_for(self.fab, event.source), event.to_json())
 
     def publish_raw(self, topic: str, payload: str | bytes) -> None:
+        """Publish with QoS 1; waits while ``max_inflight`` messages await their PUBACK
+        (backpressure: nothing is dropped while the broker is slow or away)."""
+        with self._lock:
+            while len(self._unacked) >= self.cfg.max_inflight:
+                self._lock.wait(0.5)
         info = self._client.publish(topic, payload, qos=1)
         with self._lock:
             if info.mid in self._acked_early:
@@ -171,10 +179,12 @@ class MqttSink:
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until the broker acknowledged everything published; False on timeout."""
         deadline = _time.monotonic() + timeout
-        while self.pending():
-            if _time.monotonic() >= deadline:
-                return False
-            _time.sleep(0.01)
+        with self._lock:
+            while self._unacked:
+                left = deadline - _time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(min(left, 0.1))
         return True
 
     def close(self) -> None:

@@ -1,0 +1,201 @@
+"""Live-sync benchmark: apply rate, durable ingest rate, MQTT end-to-end rate and latency.
+
+Run: .venv/bin/python bench/bench_live.py [--events 250000] [--mqtt-events 60000]
+Needs mosquitto (/usr/sbin/mosquitto) for the MQTT rows; it starts its own broker.
+Targets (issue 4): apply >= 200,000 ev/s on one core; durable ingest >= 50,000 ev/s;
+MQTT end to end >= 20,000 ev/s; p99 publish-to-state latency <= 50 ms at 5,000 ev/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from twin.live.events import Event
+from twin.live.mqtt import MqttConfig, MqttSink, MqttSource
+from twin.live.sources import Message
+from twin.live.state import TwinState, apply
+from twin.live.store import SQLiteStore
+from twin.live.sync import SyncConfig, Synchroniser
+from twin.live.synthetic import StreamConfig, synthetic_catalog, synthetic_stream
+from twin.live.validate import validate
+
+ROWS: list[tuple[str, float, str, str]] = []
+
+
+def row(name: str, value: float, unit: str, target: str) -> None:
+    ROWS.append((name, value, unit, target))
+    print(f"  {name:<48} {value:>12,.1f} {unit:<6} (target {target})", flush=True)
+
+
+def bench_apply(events: list[Event], catalog) -> None:
+    best = 0.0
+    for _ in range(3):
+        s = TwinState(catalog)
+        t = time.perf_counter()
+        for e in events:
+            apply(s, e)
+        best = max(best, len(events) / (time.perf_counter() - t))
+    row("apply (in process, one core)", best, "ev/s", ">= 200,000")
+    s = TwinState(catalog)
+    t = time.perf_counter()
+    for e in events:
+        if validate(e, s, checked=True) is None:
+            apply(s, e)
+    row("validate + apply", len(events) / (time.perf_counter() - t), "ev/s", "-")
+
+
+def bench_store(events: list[Event], catalog, tmp: Path) -> None:
+    for sync_mode in ("FULL", "NORMAL"):
+        path = tmp / f"store-{sync_mode}.db"
+        with SQLiteStore(path, synchronous=sync_mode) as st:
+            t = time.perf_counter()
+            for i in range(0, len(events), 2000):
+                st.write(events[i : i + 2000])
+            rate = len(events) / (time.perf_counter() - t)
+        row(f"SQLite append, 2000/commit, synchronous={sync_mode}", rate, "ev/s", ">= 50,000")
+    lines = [e.to_json() for e in events]
+    with SQLiteStore(tmp / "pipeline.db") as st:
+        sync = Synchroniser(st, catalog, cfg=SyncConfig(batch=2000, snapshot_every=100_000))
+        t = time.perf_counter()
+        for i in range(0, len(lines), 2000):
+            sync.process([Message(x) for x in lines[i : i + 2000]])
+        sync.flush()
+        rate = len(lines) / (time.perf_counter() - t)
+    row("durable ingest JSON->parse->validate->store->apply", rate, "ev/s", ">= 50,000")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _publisher(port: int, lines: list[tuple[str, str]], rate: float | None, ready) -> None:
+    """Child process: publish (topic, json) pairs, at ``rate`` ev/s or as fast as possible.
+    With a rate, each event's time is stamped with the wall clock at publish (live stream)."""
+    import json
+
+    from twin.live.events import format_time
+
+    sink = MqttSink(MqttConfig(port=port, client_id="bench-pub", max_inflight=200), fab="bench")
+    ready.wait()
+    t0 = time.time()
+    for i, (topic, text) in enumerate(lines):
+        if rate is not None:
+            due = t0 + i / rate
+            now = time.time()
+            if due > now:
+                time.sleep(due - now)
+            raw = json.loads(text)
+            raw["time"] = format_time(time.time())
+            text = json.dumps(raw)
+        sink.publish_raw(topic, text)
+    sink.flush(120)
+    sink.close()
+
+
+def bench_mqtt(events: list[Event], catalog, tmp: Path, rate: float | None) -> None:
+    mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(mosq).exists():
+        print("  (mosquitto not installed: MQTT rows skipped)")
+        return
+    port = _free_port()
+    conf = tmp / f"m{port}.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\n"
+    )
+    broker = subprocess.Popen(
+        [mosq, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        time.sleep(0.5)
+        latencies: list[float] = []
+        done = threading.Event()
+        first: list[float] = []
+
+        def on_commit(evs: list[Event]) -> None:
+            now = time.time()
+            if not first:
+                first.append(now)
+            if rate is not None:
+                latencies.extend(now - e.time for e in evs)
+
+        src = MqttSource(MqttConfig(port=port, topic="twin/bench/events/#", client_id="bench-sub"))
+        st = SQLiteStore(tmp / f"mqtt-{port}.db")
+        sync = Synchroniser(
+            st, catalog, cfg=SyncConfig(batch=2000, wait=0.002), on_commit=on_commit
+        )
+        lines = [(f"twin/bench/events/{e.source}", e.to_json()) for e in events]
+        ready = mp.Event()
+        pub = mp.Process(target=_publisher, args=(port, lines, rate, ready))
+        pub.start()
+        runner = threading.Thread(target=lambda: sync.run(src, stop=done.is_set), daemon=True)
+        runner.start()
+        time.sleep(1.0)
+        t0 = time.time()
+        ready.set()
+        deadline = time.monotonic() + 300
+        while sync.pos < len(events) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        elapsed = time.time() - t0
+        done.set()
+        runner.join(10)
+        pub.join(30)
+        src.close()
+        st.close()
+        if rate is None:
+            row(
+                "MQTT end to end (publish->stored+applied)", sync.pos / elapsed, "ev/s", ">= 20,000"
+            )
+        else:
+            latencies.sort()
+            p50 = latencies[len(latencies) // 2] * 1000
+            p99 = latencies[int(len(latencies) * 0.99)] * 1000
+            row(f"MQTT publish->state latency p50 at {rate:,.0f} ev/s", p50, "ms", "-")
+            row(f"MQTT publish->state latency p99 at {rate:,.0f} ev/s", p99, "ms", "<= 50")
+    finally:
+        broker.terminate()
+        broker.wait()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--events", type=int, default=250_000)
+    ap.add_argument("--mqtt-events", type=int, default=60_000)
+    ap.add_argument("--latency-seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    catalog = synthetic_catalog()
+    lots = max(10, args.events // 240)
+    events = synthetic_stream(StreamConfig(lots=lots, seed=1), catalog)[: args.events]
+    print(
+        f"synthetic stream: {len(events):,} events ({lots} lots); python {sys.version.split()[0]}"
+    )
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        bench_apply(events, catalog)
+        bench_store(events, catalog, tmp)
+        bench_mqtt(events[: args.mqtt_events], catalog, tmp, None)
+        n = int(5000 * args.latency_seconds)
+        bench_mqtt(events[:n], catalog, tmp, 5000.0)
+    print()
+    print(f"| {'measure':<52} | {'value':>12} | unit | target |")
+    print(f"|{'-' * 54}|{'-' * 14}|------|--------|")
+    for name, value, unit, target in ROWS:
+        print(f"| {name:<52} | {value:>12,.1f} | {unit} | {target} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
