@@ -203,3 +203,22 @@ def test_engine_errors_in_workers_reach_the_caller_readably():
             progress=False,
             executor=LocalProcessPool(workers=2),
         )
+
+
+def test_scenarios_built_in_code_are_checked_before_running():
+    """run_whatif refuses duplicate names and changes that do not fit the model, up front."""
+    from twin.errors import InputError
+    from twin.whatif.scenarios import Scenario, Select, ToolCount
+
+    bad = Scenario(name="x", changes=(ToolCount(select=Select(families=("Q",)), add=1),))
+    with pytest.raises(InputError) as err:
+        run_whatif(
+            mm1_model(),
+            [bad, bad],
+            RunConfig(days=5),
+            engine=LindleyEngine(),
+            executor=Serial(),
+            progress=False,
+        )
+    msg = str(err.value)
+    assert "scenario name 'x' is used twice" in msg and "unknown family 'Q'" in msg

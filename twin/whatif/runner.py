@@ -28,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from twin.errors import ConfigError, TwinError
+from twin.errors import ConfigError, InputError, TwinError
 from twin.process.model import FabModel
 from twin.whatif.scenarios import Scenario, baseline
 from twin.whatif.stats import (
@@ -314,6 +314,14 @@ def run_whatif(
     scs = list(scenarios or [])
     if not scs or scs[0].changes:
         scs.insert(0, baseline())
+    names = [s.name for s in scs]
+    problems = [
+        f"scenario name {n!r} is used twice" for n in sorted(set(names)) if names.count(n) > 1
+    ]
+    for sc in scs:  # cheap next to simulating; catches scenarios built in code
+        problems += sc.check(base, source="<scenarios>")
+    if problems:
+        raise InputError(f"scenarios for model {base.name}", problems)
     eng = get_engine(engine) if isinstance(engine, str) else engine
     job = Job(base=base, scenarios=scs, engine=eng, config=config, start=start)
     items = list(_work_items(len(scs), config.replications, max(1, eng.batch_size)))
