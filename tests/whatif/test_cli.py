@@ -179,7 +179,7 @@ def test_table_output_and_progress_bar(tiny_fab, tmp_path, capsys):
     for name in ("baseline", "more-lots", "no-breakdowns"):
         assert name in out
     assert "more-lots: release rate Lot_1 × 1.25" in out
-    assert "LITHO" in out and "6/6" in err
+    assert "LITHO" in out and "6.0/6" in err
 
 
 def test_unavailable_engine_is_rejected_with_a_clear_message(tiny_fab, capsys, monkeypatch):

@@ -222,3 +222,25 @@ def test_scenarios_built_in_code_are_checked_before_running():
         )
     msg = str(err.value)
     assert "scenario name 'x' is used twice" in msg and "unknown family 'Q'" in msg
+
+
+def test_progress_reaches_the_caller_from_worker_processes():
+    """Within-replication progress from the reference engine arrives from the pool, rising."""
+    from twin.datasets import PROJECT_ROOT
+    from twin.process import load_model
+    from twin.whatif.runner import Job, WorkItem
+
+    model = load_model(PROJECT_ROOT / "scenes" / "demo-fab")
+    job = Job(
+        base=model,
+        scenarios=parse_scenarios(""),
+        engine=get_engine("reference"),
+        config=RunConfig(days=20, replications=2),
+    )
+    heard: list[tuple[int, int, float]] = []
+    items = [WorkItem(0, (0,)), WorkItem(0, (1,))]
+    done = list(LocalProcessPool(workers=2).map(job, items, lambda *a: heard.append(a)))
+    assert sorted(r.replication for reps in done for r in reps) == [0, 1]
+    for rep in (0, 1):
+        fr = [f for s, r, f in heard if r == rep]
+        assert len(fr) >= 10 and fr == sorted(fr) and fr[-1] > 0.9

@@ -19,6 +19,7 @@ Three small interfaces keep the pieces apart:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -86,6 +87,11 @@ class Replication:
 # --- engines ---------------------------------------------------------------------------------
 
 
+# progress(replication, fraction of its horizon simulated); engines that set
+# ``reports_progress = True`` accept it as the ``progress`` keyword of ``run``.
+Progress = Callable[[int, float], None]
+
+
 class Engine(Protocol):
     """Simulates a model; ``batch_size`` replications per call suit it best."""
 
@@ -102,6 +108,7 @@ class ReferenceEngine:
 
     name = "reference"
     batch_size = 1
+    reports_progress = True
 
     def __init__(self, device: str | None = None):
         if device not in (None, "cpu"):
@@ -111,7 +118,12 @@ class ReferenceEngine:
             )
 
     def run(
-        self, model: FabModel, replications: Sequence[int], config: RunConfig, start: Any = None
+        self,
+        model: FabModel,
+        replications: Sequence[int],
+        config: RunConfig,
+        start: Any = None,
+        progress: Progress | None = None,
     ) -> list[Replication]:
         from twin.whatif.reference import SimConfig, simulate
 
@@ -125,7 +137,8 @@ class ReferenceEngine:
                 replication=r,
                 **config.options,
             )
-            kpis = simulate(model, sim, start=start).kpis()
+            tick = None if progress is None else functools.partial(progress, r)
+            kpis = simulate(model, sim, start=start, progress=tick).kpis()
             wall = time.perf_counter() - t0
             out.append(
                 Replication(
@@ -214,41 +227,66 @@ class Job:
         return self._models[scenario]
 
 
-def run_item(job: Job, item: WorkItem) -> list[Replication]:
-    """Run one work item (what every executor calls, in whatever process it lives)."""
+def run_item(
+    job: Job, item: WorkItem, progress: Callable[[int, int, float], None] | None = None
+) -> list[Replication]:
+    """Run one work item (what every executor calls, in whatever process it lives);
+    ``progress(scenario, replication, fraction)`` if given and the engine reports it."""
     name = job.scenarios[item.scenario].name
-    reps = job.engine.run(job.model(item.scenario), item.replications, job.config, job.start)
+    extra = {}
+    if progress is not None and getattr(job.engine, "reports_progress", False):
+        extra["progress"] = functools.partial(progress, item.scenario)
+    model = job.model(item.scenario)
+    reps = job.engine.run(model, item.replications, job.config, job.start, **extra)
     for r in reps:
         r.scenario = name
     return reps
 
 
-class Executor(Protocol):
-    """Runs work items and yields each item's replications as soon as they are done."""
+ItemProgress = Callable[[int, int, float], None]  # (scenario index, replication, fraction)
 
-    def map(self, job: Job, items: Sequence[WorkItem]) -> Iterator[list[Replication]]: ...
+
+class Executor(Protocol):
+    """Runs work items and yields each item's replications as soon as they are done;
+    ``progress`` (optional) hears how far running replications are, from any process."""
+
+    def map(
+        self, job: Job, items: Sequence[WorkItem], progress: ItemProgress | None = None
+    ) -> Iterator[list[Replication]]: ...
 
 
 class Serial:
     """Everything in this process, in order (debugging, tiny runs, notebooks)."""
 
-    def map(self, job: Job, items: Sequence[WorkItem]) -> Iterator[list[Replication]]:
+    def map(
+        self, job: Job, items: Sequence[WorkItem], progress: ItemProgress | None = None
+    ) -> Iterator[list[Replication]]:
         for item in items:
-            yield run_item(job, item)
+            yield run_item(job, item, progress)
 
 
 _WORKER_JOB: Job | None = None
+_WORKER_QUEUE: Any = None
+_LAST_SENT: dict[tuple[int, int], float] = {}
 
 
-def _init_worker(job: Job) -> None:
-    global _WORKER_JOB
-    _WORKER_JOB = job
+def _init_worker(job: Job, queue: Any = None) -> None:
+    global _WORKER_JOB, _WORKER_QUEUE
+    _WORKER_JOB, _WORKER_QUEUE = job, queue
+
+
+def _send_progress(scenario: int, replication: int, fraction: float) -> None:
+    """Forward progress to the parent, at most every 1 % of a replication."""
+    last = _LAST_SENT.get((scenario, replication), -1.0)
+    if fraction - last >= 0.01 or fraction >= 1.0:
+        _LAST_SENT[(scenario, replication)] = fraction
+        _WORKER_QUEUE.put((scenario, replication, fraction))
 
 
 def _run_in_worker(item: WorkItem) -> list[Replication]:
     assert _WORKER_JOB is not None, "worker not initialised"
     try:
-        return run_item(_WORKER_JOB, item)
+        return run_item(_WORKER_JOB, item, _send_progress if _WORKER_QUEUE is not None else None)
     except TwinError as exc:
         # Our errors take several constructor arguments and would not unpickle in the parent
         # (which then sees a broken pool); pass the message on in a plain TwinError instead.
@@ -262,18 +300,33 @@ class LocalProcessPool:
     workers: int | None = None
     start_method: str | None = None  # multiprocessing start method; None: the platform's
 
-    def map(self, job: Job, items: Sequence[WorkItem]) -> Iterator[list[Replication]]:
+    def map(
+        self, job: Job, items: Sequence[WorkItem], progress: ItemProgress | None = None
+    ) -> Iterator[list[Replication]]:
         import multiprocessing
+        import queue as queue_mod
 
         n = min(self.workers or _cpu_count(), len(items)) or 1
         ctx = multiprocessing.get_context(self.start_method)
+        q = ctx.Queue() if progress is not None else None
+
+        def drain() -> None:
+            while q is not None:
+                try:
+                    progress(*q.get_nowait())  # type: ignore[misc]
+                except queue_mod.Empty:
+                    return
+
         with ProcessPoolExecutor(
-            n, mp_context=ctx, initializer=_init_worker, initargs=(job,)
+            n, mp_context=ctx, initializer=_init_worker, initargs=(job, q)
         ) as ex:
             pending = {ex.submit(_run_in_worker, it) for it in items}
             try:
                 while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    done, pending = wait(
+                        pending, timeout=0.5 if q is not None else None, return_when=FIRST_COMPLETED
+                    )
+                    drain()
                     for fut in done:
                         yield fut.result()
             finally:
@@ -335,12 +388,28 @@ def run_whatif(
         file=sys.stderr,
         disable=not progress,
         dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}]",
     )
+    running: dict[tuple[int, int], float] = {}  # (scenario, replication) -> fraction done
+
+    def advance(scenario: int, replication: int, fraction: float) -> None:
+        if (scenario, replication) in finished:
+            return
+        before = running.get((scenario, replication), 0.0)
+        running[(scenario, replication)] = max(before, min(fraction, 1.0))
+        bar.update(running[(scenario, replication)] - before)
+
+    finished: set[tuple[int, int]] = set()
+    index = {s.name: i for i, s in enumerate(scs)}
     with bar:
-        for reps in executor.map(job, items):
+        for reps in executor.map(job, items, advance if progress else None):
             for r in reps:
                 results[r.scenario][r.replication] = r
-            bar.update(len(reps))
+                key = (index[r.scenario], r.replication)
+                bar.update(1.0 - running.pop(key, 0.0))
+                finished.add(key)
+        bar.n = bar.total  # not a float sum's 5.9999
+        bar.refresh()
     wall = time.perf_counter() - t0
     return WhatIfResult(
         model=base.name,
