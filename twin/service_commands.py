@@ -102,10 +102,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(settings: Any, host: str, port: int) -> int:
     import uvicorn
 
-    from services.api.app import create_app
+    from services.api.app import UVICORN_WS, create_app
 
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", ws=UVICORN_WS)
+    )
     try:
         server.run()  # on SIGINT/SIGTERM: stops accepting, runs the lifespan shutdown...
     except KeyboardInterrupt:

@@ -37,6 +37,11 @@ from services.api.runtime import TwinRuntime
 from services.api.settings import Settings
 from twin.errors import NotFoundError, TwinError
 
+# uvicorn's WebSocket implementation: "websockets" waits for the socket to drain on each send,
+# so a client that stops reading fills its bounded queue in the hub and is dropped; the sans-I/O
+# one (uvicorn's "auto" choice) buffers every message in memory instead.
+UVICORN_WS = "websockets"
+
 DESCRIPTION = """A live, physical, queryable digital twin of a wafer fab.
 
 Every endpoint but `/health` needs `Authorization: Bearer <token>` with a scope: `read`
