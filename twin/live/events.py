@@ -82,6 +82,7 @@ EVENT_TYPES: dict[str, tuple[dict[str, tuple[type, ...]], dict[str, tuple[type, 
     "stream.gap": ({"from_seq": _INT, "to_seq": _INT}, {}),
 }
 
+_loads = json.JSONDecoder().decode
 ENVELOPE_KEYS = ("id", "source", "seq", "time", "type", "subject", "data")
 
 
@@ -246,32 +247,37 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
             raise EventFormatError("payload is not UTF-8") from None
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = _loads(raw)
         except (ValueError, RecursionError) as exc:
             raise EventFormatError(f"payload is not JSON: {str(exc)[:80]}") from None
     if not isinstance(raw, dict):
         raise EventFormatError(f"payload must be a JSON object, got {type(raw).__name__}")
     # fast path for a well-formed envelope; the slow path explains what is wrong
     try:
-        t = _fast_time(raw["time"])
-        seq = raw["seq"]
+        i, src, seq, tm = raw["id"], raw["source"], raw["seq"], raw["time"]
+        ty, subj, data = raw["type"], raw["subject"], raw["data"]
+        n = len(raw)
         if (
             type(seq) is int
             and seq >= 1
-            and type(raw["id"]) is str
-            and type(raw["source"]) is str
-            and type(raw["type"]) is str
-            and type(raw["subject"]) is str
-            and type(raw["data"]) is dict
-            and raw["id"]
-            and raw["source"]
-            and raw["subject"]
-            and type(raw.get("schema", SCHEMA_VERSION)) is int
-            and raw.get("schema", SCHEMA_VERSION) == SCHEMA_VERSION
-            and len(raw) <= len(ENVELOPE_KEYS) + 1
-            and (len(raw) == len(ENVELOPE_KEYS) or "schema" in raw)
+            and type(i) is str
+            and type(src) is str
+            and type(ty) is str
+            and type(subj) is str
+            and type(data) is dict
+            and i
+            and src
+            and subj
+            and (
+                n == 7
+                or (n == 8 and type(sch := raw.get("schema")) is int and sch == SCHEMA_VERSION)
+            )
         ):
-            ev = Event(raw["id"], raw["source"], seq, t, raw["type"], raw["subject"], raw["data"])
+            if type(tm) is str and tm[-1:] == "Z":
+                t = _fromiso(tm).timestamp()  # "Z" is UTC in Python >= 3.11
+            else:
+                t = parse_time(tm)
+            ev = Event(i, src, seq, t, ty, subj, data)
             check_event(ev)
             return ev
     except (KeyError, EventFormatError, TypeError, ValueError, OverflowError):
@@ -285,10 +291,7 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
     return ev
 
 
-def _fast_time(value: Any) -> float:
-    if type(value) is str and value.endswith("Z"):
-        return datetime.fromisoformat(value).timestamp()  # "Z" is UTC in Python >= 3.11
-    return parse_time(value)
+_fromiso = datetime.fromisoformat
 
 
 def _envelope_problems(raw: dict[str, Any]) -> list[str]:

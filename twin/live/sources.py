@@ -118,26 +118,51 @@ class JsonlFileSource:
         self._partial = ""
         self._ended = False
         self._t0: tuple[float, float] | None = None  # (first event time, wall start)
+        self._held: tuple[str, int, float] | None = None  # a line read before it was due
 
     @property
     def exhausted(self) -> bool:
-        return self._ended
+        return self._ended and self._held is None
 
     def close(self) -> None:
         self._ended = True
+        self._held = None
         self._fh.close()
 
     def receive(self, max_items: int, timeout: float) -> list[Message]:
         out: list[Message] = []
         deadline = _time.monotonic() + timeout
-        while len(out) < max_items and not self._ended:
+        while len(out) < max_items:
+            if self._held is not None:
+                text, line_no, due = self._held
+                self._held = None
+            else:
+                got = self._next_line(deadline, bool(out))
+                if got is None:
+                    break
+                text, line_no = got
+                due = self._due(text)
+            now = _time.monotonic()
+            if due > now:  # paced replay: deliver what is due first, then wait for this one
+                if out or due > deadline:
+                    self._held = (text, line_no, due)
+                    if not out:
+                        _time.sleep(max(0.0, deadline - now))
+                    break
+                _time.sleep(due - now)
+            out.append(Message(text, origin=f"{self.path}:{line_no}"))
+        return out
+
+    def _next_line(self, deadline: float, have: bool) -> tuple[str, int] | None:
+        """The next complete non-blank line, or None (end of file, or nothing new in time)."""
+        while not self._ended:
             line = self._fh.readline()
             if not line:
                 if not self.follow:
                     self._ended = True
-                    break
-                if out or _time.monotonic() >= deadline:
-                    break
+                    return None
+                if have or _time.monotonic() >= deadline:
+                    return None
                 _time.sleep(min(self.poll, max(0.0, deadline - _time.monotonic())))
                 continue
             if not line.endswith("\n") and self.follow:
@@ -145,28 +170,21 @@ class JsonlFileSource:
                 continue
             text, self._partial = self._partial + line, ""
             self._line += 1
-            if not text.strip():
-                continue
-            if self.speed is not None and self._pace(text, deadline):
-                out.append(Message(text, origin=f"{self.path}:{self._line}"))
-                break
-            out.append(Message(text, origin=f"{self.path}:{self._line}"))
-        return out
+            if text.strip():
+                return text, self._line
+        return None
 
-    def _pace(self, text: str, deadline: float) -> bool:
-        """Sleep until this event is due at ``speed``; True if the batch should end here."""
+    def _due(self, text: str) -> float:
+        """Wall-clock (monotonic) time this event is due at ``speed``; 0 when not paced."""
+        if self.speed is None:
+            return 0.0
         try:
             t = parse_time(json.loads(text)["time"])
         except (ValueError, KeyError, TypeError, EventFormatError):
-            return False  # unreadable lines are not paced; the validator will reject them
-        now = _time.monotonic()
+            return 0.0  # unreadable lines are not paced; the validator will reject them
         if self._t0 is None:
-            self._t0 = (t, now)
-        due = self._t0[1] + (t - self._t0[0]) / self.speed
-        if due > now:
-            _time.sleep(due - now)
-            return True
-        return now >= deadline
+            self._t0 = (t, _time.monotonic())
+        return self._t0[1] + (t - self._t0[0]) / self.speed
 
 
 class JsonlSink:
