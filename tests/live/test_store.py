@@ -85,3 +85,14 @@ def test_sqlite_refuses_a_file_that_is_not_a_store(tmp_path):
     bad.write_text("hello, this is not sqlite" * 100)
     with pytest.raises(InputError, match="notes.db"):
         SQLiteStore(bad)
+
+
+def test_contract_positions_page_through_the_log(store, stream):
+    """read_positioned gives stable positions: pages of `limit` after a cursor cover the log once."""
+    store.write(stream[:300])
+    seen, cursor = [], 0
+    while page := list(store.read_positioned(type="vehicle.position", after=cursor, limit=37)):
+        seen += page
+        cursor = page[-1][0]
+    assert [e for _, e in seen] == [e for e in stream[:300] if e.type == "vehicle.position"]
+    assert all(stream[p - 1] == e for p, e in seen)

@@ -24,7 +24,10 @@ def register(sub: Any) -> None:
         "--store", required=True, type=Path, help="SQLite event store (created if missing)"
     )
     p.add_argument("--scene", help="scene folder or SMAT2022 .xlsx: enables reference checks")
-    p.add_argument("--process", help="SMT2020-format folder: enables route/family checks")
+    p.add_argument(
+        "--process",
+        help="SMT2020-format folder for route/family checks (default: the scene folder's process/)",
+    )
     p.add_argument("--speed", type=float, help="replay a file at this multiple of real time")
     p.add_argument("--follow", action="store_true", help="keep reading a file that grows")
     p.add_argument("--client-id", default="twin-ingest", help="MQTT client id (keeps the session)")
@@ -56,6 +59,7 @@ def _catalog(scene_src: str | None, process_dir: str | None) -> Any:
 
     scene = load_scene(scene_src)
     model = None
+    process_dir = process_dir or scene.metadata.get("process_dir")  # a scene folder's process/
     if process_dir is not None:
         from twin.process import load_model
 

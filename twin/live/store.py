@@ -42,6 +42,18 @@ class EventStore(ABC):
         """Append events and dead letters in one durable transaction; returns events inserted."""
 
     @abstractmethod
+    def read_positioned(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        type: str | None = None,
+        subject: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[tuple[int, Event]]:
+        """(position, event) in arrival order: position > after, since <= time <= until, of a
+        type/subject, at most ``limit`` of them (a position is a stable cursor for paging)."""
+
     def read(
         self,
         since: float | None = None,
@@ -51,6 +63,8 @@ class EventStore(ABC):
         after: int = 0,
     ) -> Iterator[Event]:
         """Events in arrival order: position > after, since <= time <= until, of a type/subject."""
+        for _, ev in self.read_positioned(since, until, type, subject, after):
+            yield ev
 
     @abstractmethod
     def count(self) -> int:
@@ -124,8 +138,13 @@ class MemoryStore(EventStore):
         self._dead.extend(dead)
         return n
 
-    def read(self, since=None, until=None, type=None, subject=None, after=0) -> Iterator[Event]:
-        for ev in self._events[after:]:
+    def read_positioned(
+        self, since=None, until=None, type=None, subject=None, after=0, limit=None
+    ) -> Iterator[tuple[int, Event]]:
+        n = 0
+        for pos, ev in enumerate(self._events[after:], start=after + 1):
+            if limit is not None and n >= limit:
+                return
             if since is not None and ev.time < since:
                 continue
             if until is not None and ev.time > until:
@@ -134,7 +153,8 @@ class MemoryStore(EventStore):
                 continue
             if subject is not None and ev.subject != subject:
                 continue
-            yield ev
+            n += 1
+            yield pos, ev
 
     def count(self) -> int:
         return len(self._events)
@@ -247,7 +267,9 @@ class SQLiteStore(EventStore):
             raise
         return n
 
-    def read(self, since=None, until=None, type=None, subject=None, after=0) -> Iterator[Event]:
+    def read_positioned(
+        self, since=None, until=None, type=None, subject=None, after=0, limit=None
+    ) -> Iterator[tuple[int, Event]]:
         where, args = ["pos > ?"], [after]
         for clause, value in (
             ("time >= ?", since),
@@ -258,16 +280,17 @@ class SQLiteStore(EventStore):
             if value is not None:
                 where.append(clause)
                 args.append(value)
+        args.append(-1 if limit is None else limit)
         sql = (
-            "SELECT id, source, seq, time, type, subject, data FROM events "
-            f"WHERE {' AND '.join(where)} ORDER BY pos"
+            "SELECT pos, id, source, seq, time, type, subject, data FROM events "
+            f"WHERE {' AND '.join(where)} ORDER BY pos LIMIT ?"
         )
         loads = json.loads
         cur = self._db.cursor()
         cur.execute(sql, args)
         while rows := cur.fetchmany(5000):
-            for i, src, seq, t, ty, subj, data in rows:
-                yield Event(i, src, seq, t, ty, subj, loads(data))
+            for pos, i, src, seq, t, ty, subj, data in rows:
+                yield pos, Event(i, src, seq, t, ty, subj, loads(data))
 
     def count(self) -> int:
         return self._db.execute("SELECT COALESCE(MAX(pos), 0) FROM events").fetchone()[0]
