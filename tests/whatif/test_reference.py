@@ -338,3 +338,31 @@ def test_config_validation_lists_every_problem():
     with pytest.raises(ConfigError) as err:
         SimConfig(days=-1, warmup_days=-2, wip_sample_days=0)
     assert len(err.value.problems) == 3
+
+
+def test_same_tool_dedication():
+    """SVESTN/FORSTEP: a lot runs the later step on the tool that ran the earlier one."""
+    steps = [
+        Step(number=1, family="A", dist="exponential", mean=100.0, same_tool_step=3),
+        const(2, "B", 10.0),
+        Step(number=3, family="A", dist="exponential", mean=100.0),
+    ]
+    m = line(steps, [fam("A", count=3), fam("B")], interval=100.0)
+    events, obs = recorder()
+    simulate(m, SimConfig(days=1), observer=obs)
+    tools = defaultdict(dict)
+    for k, t, f in events:
+        if k == "track_in" and f["family"] == "A":
+            tools[f["lot"]][f["step"]] = f["tool"]
+    both = [v for v in tools.values() if len(v) == 2]
+    assert len(both) > 200
+    assert all(v[1] == v[3] for v in both)
+    assert len({v[1] for v in both}) == 3
+    free = SimConfig(days=1, dedication=False)
+    events.clear()
+    simulate(m, free, observer=obs)
+    tools.clear()
+    for k, t, f in events:
+        if k == "track_in" and f["family"] == "A":
+            tools[f["lot"]][f["step"]] = f["tool"]
+    assert any(v[1] != v[3] for v in tools.values() if len(v) == 2)

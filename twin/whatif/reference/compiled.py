@@ -18,7 +18,7 @@ class CStep:
     __slots__ = (
         "number", "fam", "delay", "kind", "lo", "hi", "mean", "per_piece", "batch", "bmin",
         "bmax", "setup", "setup_time", "batch_interval", "part_interval", "cascading",
-        "rework_to", "rework_p", "sample_p", "cqt_to", "cqt_limit", "key", "rpt", "mean_lot",
+        "rework_to", "rework_p", "sample_p", "cqt_to", "cqt_limit", "key", "rpt", "mean_lot", "dedicate_to",
     )  # fmt: skip
 
 
@@ -78,6 +78,8 @@ def compile_routes(model: FabModel, cfg: SimConfig, families: dict[str, CFamily]
             c.sample_p = st.sampling_percent / 100.0
             c.cqt_to = index.get(st.cqt_step, -1) if st.cqt_step is not None else -1
             c.cqt_limit = st.cqt_limit or 0.0
+            same = st.same_tool_step
+            c.dedicate_to = index.get(same, -1) if same is not None and cfg.dedication else -1
             c.key = key  # batches hold lots of the same route step
             key += 1
             extra = 0.0 if c.delay or not cfg.load_unload else fam.load + fam.unload

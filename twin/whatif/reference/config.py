@@ -21,6 +21,7 @@ class SimConfig:
     pms: bool = True  # preventive maintenance (calendar and wafer-count based)
     transport: bool = True  # transport delays between steps
     load_unload: bool = True  # add LTIME/ULTIME of the family to every run
+    dedication: bool = True  # SVESTN/FORSTEP: a later step runs on the tool of an earlier one
     initial_wip: bool = True  # start with the model's WIP lots (ignored with a StartState)
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
     wip_sample_days: float = 1.0  # days between samples of the fab WIP

@@ -64,7 +64,7 @@ class Lot:
     __slots__ = (
         "id", "lot_type", "product", "route", "idx", "step", "priority", "wafers", "release",
         "due", "arrived", "seq", "left", "cqt_to", "cqt_deadline", "reworked", "qt", "pt", "tt",
-        "last_tt", "n_steps", "rec",
+        "last_tt", "n_steps", "rec", "dedic", "only",
     )  # fmt: skip
 
     def __init__(self, lot_id, lot_type, product, route, priority, wafers, release, due):
@@ -78,6 +78,8 @@ class Lot:
         self.qt = self.pt = self.tt = self.last_tt = 0.0
         self.n_steps = 0
         self.rec = None
+        self.dedic = None  # step index -> Tool: later steps that must run on a given tool
+        self.only = None  # the tool the lot waits for at its current step, if dedicated
 
 
 class Tool:
@@ -85,7 +87,7 @@ class Tool:
 
     __slots__ = (
         "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
-        "jobs", "in_idle", "stream", "pm_stream", "fail", "pm_wafer", "state",
+        "jobs", "in_idle", "stream", "pm_stream", "fail", "pm_wafer", "state", "ded",
     )  # fmt: skip
 
     def __init__(self, tool_id: str, fam: CFamily):
@@ -96,6 +98,7 @@ class Tool:
         self.inflight = 0
         self.jobs: list[Job] = []
         self.in_idle = False
+        self.ded: list = []  # heap of lots dedicated to this tool (same layout as class heaps)
         self.fail = None  # (mttf Dist, mttr Dist) of the breakdown calendar
         self.pm_wafer: list[list] = []  # [wafers left, interval, duration Dist]
         self.state = ""
@@ -403,6 +406,8 @@ class Engine:
         lot.seq = seq = next(self.seq)
         mode = fam.mode
         idle = fam.idle
+        if lot.dedic is not None and mode != BATCHING and self._arrive_dedicated(lot, t):
+            return
         if idle and mode == CLASSES and not fam.classes and not fam.wake_least_setup:
             tool = idle.pop()  # nothing waits and a tool is free: start at once
             tool.in_idle = False
@@ -425,6 +430,25 @@ class Engine:
             fam.queue.append(lot)
         if fam.idle:
             self._wake(fam, st, t)
+
+    def _arrive_dedicated(self, lot: Lot, t: float) -> bool:
+        """A lot whose step must run on the tool of an earlier step waits for that tool only."""
+        tool = lot.dedic.pop(lot.idx, None)
+        if tool is None or tool.fam is not lot.step.fam:
+            return False
+        lot.only = tool
+        if tool.fam.mode == CLASSES:
+            entry = (t, lot.seq, lot) if tool.fam.fifo else (-lot.priority, t, lot.seq, lot)
+            heapq.heappush(tool.ded, entry)
+        else:
+            tool.fam.queue.append(lot)
+        if tool.in_idle:
+            tool.fam.idle.remove(tool)
+            tool.in_idle = False
+            if not self._dispatch(tool, t):
+                tool.in_idle = True
+                tool.fam.idle.append(tool)
+        return True
 
     def _wake(self, fam: CFamily, st: CStep, t: float) -> None:
         """Give the new work to an idle tool (least setup first where the family says so)."""
@@ -531,15 +555,20 @@ class Engine:
         mode = fam.mode
         if mode == CLASSES:
             classes = fam.classes
-            if not classes:
+            ded = tool.ded
+            if not classes and not ded:
                 return False
-            if len(classes) == 1:
-                setup = next(iter(classes))
+            if not ded and len(classes) == 1:
+                h = next(iter(classes.values()))
             else:
-                setup, best = None, None
+                cands = list(classes.values())
+                if ded:  # lots dedicated to this tool compete like one more class
+                    cands.append(ded)
+                h, best = None, None
                 owe = tool.minrun_left > 0
-                for s, h in classes.items():
-                    head = h[0]
+                for hh in cands:
+                    head = hh[0]
+                    s = head[-1].step.setup
                     stt = self._setup_time(tool.setup, head[-1].step)
                     mr = 1 if owe and s != tool.minrun_setup else 0
                     if fam.fifo:
@@ -549,11 +578,10 @@ class Engine:
                     else:
                         k = (mr, head[0], stt, head[1], head[2])
                     if best is None or k < best:
-                        best, setup = k, s
-            h = classes[setup]
+                        best, h = k, hh
             lot = heapq.heappop(h)[-1]
-            if not h:
-                del classes[setup]
+            if not h and h is not ded:
+                del classes[lot.step.setup]
         elif mode == BATCHING:
             return self._dispatch_batch(tool, t)
         else:
@@ -563,9 +591,13 @@ class Engine:
             key, st_time = fam.keyfn, self._setup_time
             best, bi = None, 0
             for i, cand in enumerate(q):
+                if cand.only is not None and cand.only is not tool:
+                    continue  # dedicated to another tool
                 k = key(cand, tool, t, st_time(tool.setup, cand.step))
                 if best is None or k < best:
                     best, bi = k, i
+            if best is None:
+                return False
             lot = q.pop(bi)
         self._start(tool, [lot], lot.step, t)
         return True
@@ -663,7 +695,13 @@ class Engine:
                     job.pms.append(pmw[2])
         measured = t >= warm
         obs = self.obs
+        ded_to = st.dedicate_to
         for lot in lots:
+            lot.only = None
+            if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool
+                if lot.dedic is None:
+                    lot.dedic = {}
+                lot.dedic[ded_to] = tool
             q = t - lot.arrived
             lot.qt += q
             if measured:
