@@ -351,7 +351,7 @@ def test_same_tool_dedication():
     events, obs = recorder()
     simulate(m, SimConfig(days=1), observer=obs)
     tools = defaultdict(dict)
-    for k, t, f in events:
+    for k, _t, f in events:
         if k == "track_in" and f["family"] == "A":
             tools[f["lot"]][f["step"]] = f["tool"]
     both = [v for v in tools.values() if len(v) == 2]
@@ -362,7 +362,7 @@ def test_same_tool_dedication():
     events.clear()
     simulate(m, free, observer=obs)
     tools.clear()
-    for k, t, f in events:
+    for k, _t, f in events:
         if k == "track_in" and f["family"] == "A":
             tools[f["lot"]][f["step"]] = f["tool"]
     assert any(v[1] != v[3] for v in tools.values() if len(v) == 2)
