@@ -123,6 +123,7 @@ def test_json_and_csv_exports(tmp_path):
     res.write_csv(tmp_path / "r.csv")
     rows = list(csv.DictReader(open(tmp_path / "r.csv")))
     assert {(r["scenario"], r["kpi"]) for r in rows} == {("baseline", KEY), ("faster", KEY)}
+    assert all(r["ci_low"] and r["ci_low"] != "nan" for r in rows)
     faster = next(r for r in rows if r["scenario"] == "faster")
     assert float(faster["diff_mean"]) == pytest.approx(d["cycle_time_days"]["mean"])
 
@@ -155,10 +156,16 @@ def test_run_config_lists_every_problem():
 
 
 def test_missing_values_do_not_count_as_zero():
-    """A replication without a KPI value (NaN) is left out of that KPI's estimate."""
+    """A replication without a KPI value (NaN) is left out of that KPI's estimate; a KPI with
+    no value at all has empty CSV cells and null JSON."""
     res = run(Serial(), replications=3, days=30)
     res.replications["baseline"][0].kpis[KEY] = math.nan
     assert res.estimates("baseline")[KEY].n == 2
+    for r in res.replications["baseline"]:
+        r.kpis["none"] = math.nan
+    row = next(r for r in res.csv_rows() if r["kpi"] == "none")
+    assert (row["mean"], row["ci_low"], row["n"]) == ("", "", 0)
+    assert res.to_json()["scenarios"]["baseline"]["kpis"]["none"]["mean"] is None
 
 
 def test_suggested_warmup_from_the_baseline_wip_series():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import os
 import sys
 import time
@@ -528,13 +529,13 @@ class WhatIfResult:
                     {
                         "scenario": sc.name,
                         "kpi": key,
-                        "mean": e.mean,
-                        "ci_low": e.low,
-                        "ci_high": e.high,
+                        "mean": _cell(e.mean),
+                        "ci_low": _cell(e.low),
+                        "ci_high": _cell(e.high),
                         "n": e.n,
-                        "diff_mean": d.mean if d else "",
-                        "diff_ci_low": d.low if d else "",
-                        "diff_ci_high": d.high if d else "",
+                        "diff_mean": _cell(d.mean) if d else "",
+                        "diff_ci_low": _cell(d.low) if d else "",
+                        "diff_ci_high": _cell(d.high) if d else "",
                     }
                 )
         return rows
@@ -548,6 +549,11 @@ class WhatIfResult:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["scenario", "kpi"])
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _cell(x: float) -> float | str:
+    """A CSV cell: empty where there is no finite value (no lot finished, one replication)."""
+    return x if math.isfinite(x) else ""
 
 
 def _nest(estimates: dict[str, Estimate]) -> dict[str, Any]:
