@@ -185,11 +185,25 @@ yaml_values = st.recursive(
 def test_mutated_scenes_raise_input_error_only(doc, data):
     """A valid scene with any one value replaced by junk parses or raises InputError only."""
     section = data.draw(
-        st.sampled_from(["rail", "bays", "tools", "ports", "vehicles", "vehicle_types", "name"])
+        st.sampled_from(
+            [
+                "rail",
+                "bays",
+                "tools",
+                "ports",
+                "vehicles",
+                "vehicle_types",
+                "name",
+                "units",
+                "assets",
+                "metadata",
+                "nodes",
+            ]
+        )
     )
     junk = data.draw(yaml_values)
-    target = doc[section]
-    if isinstance(target, list) and target:
+    target = doc.get(section)
+    if isinstance(target, list) and target and all(isinstance(e, dict) for e in target):
         entry = data.draw(st.sampled_from(target))
         entry[data.draw(st.sampled_from(sorted(entry) + ["extra"]))] = junk
     elif isinstance(target, dict) and target:
