@@ -1,0 +1,110 @@
+"""Physics benchmark: world build, rendering and OHT speed on the SMAT2022 layout and the demo fab.
+
+    .venv/bin/python bench/bench_physics.py [--seconds 600] [--smat PATH] [--skip-smat]
+
+Prints a table of measured figures. The realtime factor is given against wall-clock time and
+against this process's CPU time (one core; on a shared machine the CPU figure is the one that
+does not depend on what else runs). Targets: SMAT2022 world build <= 5 s, 500 vehicles doing
+random transfers >= 100x real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from twin.datasets import smat2022_workbook  # noqa: E402
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def bench_scene(name: str, scene, seconds: float, rows: list[tuple[str, str, str]]) -> None:
+    from twin.physics.oht import OhtConfig, OhtSim
+    from twin.physics.render import render_scene
+    from twin.physics.world import PhysicsWorld
+
+    world, wall, _ = timed(lambda: PhysicsWorld(scene))
+    rows.append((name, "world build (tools, rails, vehicles)", f"{wall:.2f} s"))
+    rows.append((name, "bodies / collision shapes", f"{len(world.body)} / {len(world._shapes)}"))
+    tools = [n.id for n in scene.tools()]
+    if tools:
+        import numpy as np
+
+        res, wall, _ = timed(
+            lambda: [
+                world.can_place((2.0, 2.0, 2.0), scene.world_position(t) + [0, 0, 0], 0.5)
+                for t in tools[:200]
+            ]
+        )
+        rows.append((name, "can_place queries", f"{wall / min(200, len(tools)) * 1e3:.2f} ms each"))
+        box = scene.scene_bbox()
+        n = 100_000
+        rng = np.random.default_rng(0)
+        origins = np.column_stack(
+            [
+                rng.uniform(box[0][0], box[1][0], n),
+                rng.uniform(box[0][1], box[1][1], n),
+                np.full(n, 10.0),
+            ]
+        )
+        _, wall, _ = timed(lambda: world.ray_cast(origins, origins - [0, 0, 20]))
+        rows.append((name, "ray casts (rayTestBatch)", f"{n / wall:,.0f} rays/s"))
+    world.close()
+    _, wall, _ = timed(
+        lambda: render_scene(scene, "/tmp/bench_physics.png", width=1280, height=720)
+    )
+    rows.append((name, "render 1280x720 PNG (incl. world build)", f"{wall:.2f} s"))
+    sim, wall, _ = timed(lambda: OhtSim(scene, OhtConfig(), seed=1, random_transfers=True))
+    rows.append((name, f"OHT set-up ({sim.n} vehicles)", f"{wall:.2f} s"))
+    sim.advance(seconds)
+    out = sim.summary()
+    rows.append(
+        (name, f"OHT {seconds:.0f} s random transfers", f"{out['transfers_completed']} transfers")
+    )
+    rows.append((name, "  realtime factor (wall)", f"{out['realtime_factor']}x"))
+    rows.append((name, "  realtime factor (CPU, one core)", f"{out['realtime_factor_cpu']}x"))
+    rows.append(
+        (
+            name,
+            "  min headway / allowed",
+            f"{out['min_headway_m']} / {out['min_allowed_headway_m']} m",
+        )
+    )
+    rows.append(
+        (name, "  deadlocks / emergency brakes", f"{out['deadlocks']} / {out['emergency_brakes']}")
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600.0, help="simulated seconds of OHT")
+    parser.add_argument("--smat", default=str(smat2022_workbook()), help="SMAT2022 workbook")
+    parser.add_argument("--skip-smat", action="store_true")
+    args = parser.parse_args()
+    from twin.scene.load import load_scene
+
+    rows: list[tuple[str, str, str]] = []
+    demo = load_scene(ROOT / "scenes" / "demo-fab")
+    bench_scene("demo-fab", demo, args.seconds, rows)
+    if not args.skip_smat and Path(args.smat).exists():
+        scene, wall, _ = timed(lambda: load_scene(args.smat))
+        rows.append(("SMAT2022", "workbook import (scene helper)", f"{wall:.1f} s"))
+        bench_scene("SMAT2022", scene, args.seconds, rows)
+    width = max(len(r[1]) for r in rows)
+    print(f"{'scene':<10} {'measure':<{width}} value")
+    for scene_name, what, value in rows:
+        print(f"{scene_name:<10} {what:<{width}} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
