@@ -4,7 +4,7 @@ A job is queued, then run (at most ``whatif_max_running`` at once, ``whatif_max_
 waiting); its progress is the replications finished so far, counted as the executor yields
 them. Cancelling a queued job drops it; cancelling a running one terminates its worker
 processes at once. A job may start from the process model's initial WIP or from the live twin
-state (lots where the twin last saw them, tools that are down kept down for their repair time).
+state (lots where the twin last saw them, tools that are down kept down for an hour).
 """
 
 from __future__ import annotations
@@ -49,15 +49,25 @@ class WhatIfJob:
     result: dict[str, Any] | None = None
     error: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    running: dict[tuple[int, int], float] = field(default_factory=dict)  # share simulated
+
+    def running_at(self, scenario: int, replication: int, fraction: float) -> None:
+        self.running[(scenario, replication)] = min(1.0, max(0.0, fraction))
+
+    def finished_item(self, scenario: int, reps: list[Any]) -> None:
+        for r in reps:
+            self.running.pop((scenario, r.replication), None)
+        self.done += len(reps)
 
     def public(self) -> dict[str, Any]:
+        partial = sum(list(self.running.values())) if self.status == "running" else 0.0
         return {
             "id": self.id,
             "status": self.status,
             "progress": {
                 "replications_done": self.done,
                 "replications_total": self.total,
-                "fraction": self.done / self.total if self.total else 1.0,
+                "fraction": min(1.0, (self.done + partial) / self.total) if self.total else 1.0,
             },
             "scenarios": [s.name for s in self.scenarios],
             "created": self.created,
@@ -71,12 +81,13 @@ class WhatIfJob:
 
 class CancellablePool:
     """An executor (``twin.whatif.runner.Executor``) whose run stops when ``cancel`` is set:
-    queued work is dropped and running worker processes are terminated."""
+    queued work is dropped and running worker processes are terminated. ``job`` hears each
+    finished work item and how far running replications are (forwarded from the workers)."""
 
-    def __init__(self, workers: int, cancel: threading.Event, progress: Any) -> None:
-        self.workers, self.cancel, self.progress = workers, cancel, progress
+    def __init__(self, workers: int, cancel: threading.Event, job: WhatIfJob) -> None:
+        self.workers, self.cancel, self.job = workers, cancel, job
 
-    def map(self, job: Any, items: Sequence[Any]) -> Iterator[list[Any]]:
+    def map(self, job: Any, items: Sequence[Any], progress: Any = None) -> Iterator[list[Any]]:
         from twin.whatif.runner import _init_worker, _run_in_worker, run_item
 
         n = min(self.workers, len(items)) or 1
@@ -84,29 +95,33 @@ class CancellablePool:
             for item in items:
                 if self.cancel.is_set():
                     raise JobCancelled()
-                reps = run_item(job, item)
-                self.progress(len(reps))
+                reps = run_item(job, item, self.job.running_at)
+                self.job.finished_item(item.scenario, reps)
                 yield reps
             return
         import multiprocessing
+        import queue as queue_mod
 
         # spawn: never fork a process that runs threads (uvicorn, ingest, pybullet)
-        ex = ProcessPoolExecutor(
-            n,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(job,),
-        )
+        ctx = multiprocessing.get_context("spawn")
+        q = ctx.Queue()
+        ex = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(job, q))
         clean = False
         try:
-            pending = {ex.submit(_run_in_worker, it) for it in items}
+            pending = {ex.submit(_run_in_worker, it): it for it in items}
             while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                done, _ = wait(set(pending), timeout=0.2, return_when=FIRST_COMPLETED)
+                while True:
+                    try:
+                        self.job.running_at(*q.get_nowait())
+                    except queue_mod.Empty:
+                        break
                 if self.cancel.is_set():
                     raise JobCancelled()
                 for fut in done:
+                    item = pending.pop(fut)
                     reps = fut.result()
-                    self.progress(len(reps))
+                    self.job.finished_item(item.scenario, reps)
                     yield reps
             clean = True
         finally:
@@ -114,6 +129,7 @@ class CancellablePool:
                 for p in list((getattr(ex, "_processes", None) or {}).values()):
                     p.terminate()
             ex.shutdown(wait=clean, cancel_futures=True)
+            q.close()
 
 
 class JobManager:
@@ -152,7 +168,7 @@ class JobManager:
                 f"runs; at most {s.whatif_max_runs} per job"
             )
         if days > s.whatif_max_days:
-            problems.append(f"days {days} is over the limit of {s.whatif_max_days}")
+            problems.append(f"days {days:g} is over the limit of {s.whatif_max_days:g}")
         if req["engine"] not in engine_names():
             problems.append(
                 f"engine {req['engine']!r} unknown (accepted: {', '.join(engine_names())})"
@@ -226,10 +242,7 @@ class JobManager:
     def _run(self, job: WhatIfJob) -> None:
         from twin.whatif.runner import run_whatif
 
-        def progress(n: int) -> None:
-            job.done += n
-
-        pool = CancellablePool(self.settings.whatif_workers, job.cancel, progress)
+        pool = CancellablePool(self.settings.whatif_workers, job.cancel, job)
         try:
             result = run_whatif(
                 self.rt.model,
@@ -298,7 +311,7 @@ def _finite(obj: Any) -> Any:
 def live_start(state: Any, model: Any, scene: Any) -> Any:
     """The live twin state as a reference-engine start: every active lot of a known product at
     its current step (processing lots on their tool for the rest of the step's mean time),
-    and tools that are down kept down for their family's mean repair time."""
+    and tools that are down kept down for an hour (the twin cannot know when they return)."""
     from twin.whatif.reference import LotState, StartState, ToolState
 
     clock = state.clock

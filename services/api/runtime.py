@@ -67,6 +67,11 @@ class _RecordingStore(EventStore):
             self.dead.extend(dead)
         return n
 
+    def read_positioned(
+        self, since=None, until=None, type=None, subject=None, after=0, limit=None
+    ) -> Iterator[tuple[int, Event]]:
+        return self.inner.read_positioned(since, until, type, subject, after, limit)
+
     def read(self, since=None, until=None, type=None, subject=None, after=0) -> Iterator[Event]:
         return self.inner.read(since, until, type, subject, after)
 
@@ -317,46 +322,9 @@ class TwinRuntime:
         """Up to ``limit`` (position, event) pairs after position ``after`` matching the
         filters, and the position scanned up to (the cursor for the next page)."""
         store = self.reader()
-        out: list[tuple[int, Event]] = []
-        cursor = after
-        if isinstance(store, SQLiteStore):
-            where, args = ["pos > ?"], [after]
-            for clause, value in (
-                ("time >= ?", since),
-                ("time <= ?", until),
-                ("type = ?", type),
-                ("subject = ?", subject),
-            ):
-                if value is not None:
-                    where.append(clause)
-                    args.append(value)
-            import json
-
-            rows = store._db.execute(  # positions are not part of EventStore.read (see report)
-                "SELECT pos, id, source, seq, time, type, subject, data FROM events "
-                f"WHERE {' AND '.join(where)} ORDER BY pos LIMIT ?",
-                (*args, limit),
-            ).fetchall()
-            for pos, i, src, seq, t, ty, subj, data in rows:
-                out.append((pos, Event(i, src, seq, t, ty, subj, json.loads(data))))
-            cursor = out[-1][0] if len(out) == limit else max(after, store.count())
-            return out, cursor
-        pos = after
-        for ev in store.read(after=after):  # memory store: positions are list indices + 1
-            pos += 1
-            if since is not None and ev.time < since or until is not None and ev.time > until:
-                continue
-            if (
-                type is not None
-                and ev.type != type
-                or subject is not None
-                and ev.subject != subject
-            ):
-                continue
-            out.append((pos, ev))
-            if len(out) >= limit:
-                return out, pos
-        return out, pos
+        rows = list(store.read_positioned(since, until, type, subject, after, limit))
+        cursor = rows[-1][0] if len(rows) >= limit else max(after, store.count())
+        return rows, cursor
 
     def state_at(self, at: float) -> TwinState:
         return self.reader().state_at(at, self.catalog)
