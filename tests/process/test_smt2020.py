@@ -156,3 +156,13 @@ def test_scene_folder_process_subfolder(hvlm, tmp_path):
     shutil.copytree(hvlm, tmp_path / "scene" / "process")
     model = load_model(tmp_path / "scene")
     assert len(model.wip) == 2255
+
+
+def test_wip_release_dates(model, hvlm):
+    """WIP lots are released at DUE minus the lot type's due offset ("due") or at START."""
+    offsets = {r.lot_type: r.due_offset for r in model.releases}
+    lot = model.wip[0]  # Init_Lot_3_2, due 01/02/18 06:19:32
+    assert lot.due == 86400 + 6 * 3600 + 19 * 60 + 32
+    assert lot.release == lot.due - offsets["Lot_3"] < 0
+    start = load_model(hvlm, wip_release="start")
+    assert all(w.release == 0 for w in start.wip)

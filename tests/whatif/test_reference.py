@@ -366,3 +366,16 @@ def test_same_tool_dedication():
         if k == "track_in" and f["family"] == "A":
             tools[f["lot"]][f["step"]] = f["tool"]
     assert any(v[1] != v[3] for v in tools.values() if len(v) == 2)
+
+
+def test_constant_first_pm_is_staggered():
+    """A constant first occurrence F is spread over the n tools: tool k at F·k/n."""
+    pm = PMCalendar(name="t", by="time", interval=100 * DAY, duration=Dist(mean=3600.0))
+    att = Attachment(
+        calendar="t", kind="pm", target_kind="family", target="A", first=Dist(mean=4 * DAY)
+    )
+    m = line([const(1, "A", 10.0)], [fam("A", count=4)], count=0, pms={"t": pm}, attachments=[att])
+    events, obs = recorder()
+    simulate(m, SimConfig(days=10), observer=obs)
+    starts = {f["tool"]: t for k, t, f in events if k == "tool_state" and f["reason"] == "pm"}
+    assert starts == {f"A#{k}": k * DAY for k in range(1, 5)}

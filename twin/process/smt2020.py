@@ -11,6 +11,8 @@ Choices where the format is ambiguous (each is documented where it is made):
 - PTIME2 of per-piece steps is a spread per piece, like PTIME.
 - ``CURSETUP`` empty in setup.txt means "from any setup"; ``SETUPGRP`` empty in setupgrp.txt
   continues the group of the line above.
+- initial-WIP lots are released at DUE minus their lot type's relative due date
+  (``wip_release="due"``) rather than at START, which is the same for all of them.
 - ``attach.txt`` rows with an empty ``FOAUNITS`` give the first occurrence in wafers (the
   calendar is a wafer-count PM); ``REWORK`` and ``StepPercent`` are percentages.
 """
@@ -417,11 +419,19 @@ def _read(folder: Path, name: str, p: list[str]) -> str | None:
 
 
 def load_model(
-    path: str | Path, *, ptime_spread_mode: str = "full", tool_file: str = "tool.txt.1l"
+    path: str | Path,
+    *,
+    ptime_spread_mode: str = "full",
+    wip_release: str = "due",
+    tool_file: str = "tool.txt.1l",
 ) -> FabModel:
     """Read an SMT2020-format folder into a FabModel (times in seconds).
 
     ``ptime_spread_mode``: "full" (uniform support mean ± PTIME2, default) or "half".
+    ``wip_release``: the release time of an initial-WIP lot. WIP.txt gives every lot the same
+    START (time 0), which would make lots near the end of their route look brand new; "due"
+    (default) dates the release back to DUE minus the relative due date of the lot type in
+    order.txt, "start" keeps START.
     Raises InputError listing every problem with file:line:column.
     """
     folder = Path(path)
@@ -430,6 +440,8 @@ def load_model(
     p: list[str] = []
     if ptime_spread_mode not in SPREAD_MODES:
         p.append(f"ptime_spread_mode {ptime_spread_mode!r}; accepted: {', '.join(SPREAD_MODES)}")
+    if wip_release not in ("due", "start"):
+        p.append(f"wip_release {wip_release!r}; accepted: due, start")
     model = FabModel(name=folder.name, ptime_spread_mode=ptime_spread_mode)
     parts = parse_parts(_read(folder, "part.txt", p) or "", "part.txt", p)
     for prod, rfile in parts.values():
@@ -451,6 +463,11 @@ def load_model(
     texts = {n: _read(folder, n, p) or "" for n in present}
     if "WIP.txt" in present:
         model.wip = parse_wip(texts["WIP.txt"], "WIP.txt", p, epoch)
+        if wip_release == "due":
+            offsets = {r.lot_type: r.due_offset for r in model.releases}
+            for lot in model.wip:
+                if lot.lot_type in offsets:
+                    lot.release = lot.due - offsets[lot.lot_type]
     if "setup.txt" in present:
         model.setup_times = parse_setups(texts["setup.txt"], "setup.txt", p)
     if "setupgrp.txt" in present:

@@ -18,7 +18,7 @@ Semantics (this module DEFINES them for every other engine of the project):
   route step, at least BATCHMN and at most BATCHMX wafers; a tool waits for BATCHMN.
 - Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
   interval of calendar time, or after the given number of processed wafers, at the end of the
-  run that crosses it) preempt: work on the tool resumes after the repair (its end moves back by
+  run that crosses it; a constant first occurrence F is staggered, tool k of n at F·k/n) preempt: work on the tool resumes after the repair (its end moves back by
   the down's length). Downs that hit a tool already down start when the first one ends.
 - After a step: with probability REWORK the lot goes back to RWKSTEP (at most once per step
   and lot); then steps are skipped with probability 1 - StepPercent; transport to the next step
@@ -87,7 +87,7 @@ class Tool:
 
     __slots__ = (
         "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
-        "jobs", "in_idle", "stream", "pm_stream", "fail", "pm_wafer", "state", "ded",
+        "jobs", "in_idle", "stream", "pm_stream", "pm_wafer", "state", "ded",
     )  # fmt: skip
 
     def __init__(self, tool_id: str, fam: CFamily):
@@ -99,7 +99,6 @@ class Tool:
         self.jobs: list[Job] = []
         self.in_idle = False
         self.ded: list = []  # heap of lots dedicated to this tool (same layout as class heaps)
-        self.fail = None  # (mttf Dist, mttr Dist) of the breakdown calendar
         self.pm_wafer: list[list] = []  # [wafers left, interval, duration Dist]
         self.state = ""
 
@@ -189,7 +188,6 @@ class Engine:
         self.fab_n = 0
         self.fab_area = 0.0
         self.fab_last = self.t0
-        self.lots_in_fab = 0
         self.wip_times: list[float] = []
         self.wip_lots: list[int] = []
         self.events = 0
@@ -224,26 +222,33 @@ class Engine:
         """Attach breakdown and PM calendars to every tool and schedule their first events."""
         for fam in self.families.values():
             for att in self.model.calendars_of(fam.name) if fam.tools else []:
-                for tool in fam.tools:
-                    self._attach(tool, att)
+                for k, tool in enumerate(fam.tools):
+                    self._attach(tool, att, (k + 1) / len(fam.tools))
 
-    def _attach(self, tool: Tool, att) -> None:
+    def _attach(self, tool: Tool, att, stagger: float) -> None:
+        """One calendar on one tool. A constant first occurrence F is staggered over the
+        family's n tools (tool k at F·k/n), so that a family never goes to PM all at once."""
         m, cfg = self.model, self.cfg
         first = att.first
         if att.kind == "down" and cfg.breakdowns and att.calendar in m.downs:
             cal = m.downs[att.calendar]
-            tool.fail = (cal.mttf, cal.mttr)
-            t = self.t0 + self._draw_dist(tool.stream, first)
-            self._push(t, FAIL, tool)
+            t = self.t0 + self._first(tool.stream, first, stagger)
+            self._push(t, FAIL, (tool, cal.mttf, cal.mttr))
         elif att.kind == "pm" and cfg.pms and att.calendar in m.pms:
             cal = m.pms[att.calendar]
             if cal.by == "wafers":
-                tool.pm_wafer.append([first.mean or cal.interval, cal.interval, cal.duration])
+                left = self._first(tool.pm_stream, first, stagger) or cal.interval
+                tool.pm_wafer.append([left, cal.interval, cal.duration])
             else:
-                t = self._draw_dist(tool.pm_stream, first)
+                t = self._first(tool.pm_stream, first, stagger)
                 if t < self.t0:  # warm start: the next occurrence on the calendar
                     t += cal.interval * (1 + (self.t0 - t) // cal.interval)
                 self._push(t, PM_TIME, (tool, cal))
+
+    def _first(self, stream: Stream, first, stagger: float) -> float:
+        if first.kind == "constant":
+            return first.mean * stagger
+        return self._draw_dist(stream, first)
 
     def _draw_dist(self, stream: Stream, d) -> float:
         lo, hi = d.bounds(self.model.ptime_spread_mode)
@@ -799,10 +804,11 @@ class Engine:
             state = "scheduled_down" if kind == "pm" else "unscheduled_down"
             self._state(tool, t, state, "pm" if kind == "pm" else "breakdown")
 
-    def _fail(self, tool: Tool, t: float) -> None:
-        mttf, mttr = tool.fail
+    def _fail(self, item, t: float) -> None:
+        """A breakdown: repair now (after any down in progress); next failure after repair."""
+        tool, mttf, mttr = item
         self._down(tool, t, self._draw_dist(tool.stream, mttr), "down")
-        self._push(tool.down_until + self._draw_dist(tool.stream, mttf), FAIL, tool)
+        self._push(tool.down_until + self._draw_dist(tool.stream, mttf), FAIL, item)
 
     # ---- the loop ----------------------------------------------------------------------
     def _warmup(self, t: float) -> None:
