@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import shutil
 import socket
 import subprocess
@@ -37,40 +38,46 @@ def row(name: str, value: float, unit: str, target: str) -> None:
 
 
 def bench_apply(events: list[Event], catalog) -> None:
-    best = 0.0
+    best = best_cpu = 0.0
     for _ in range(3):
         s = TwinState(catalog)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for e in events:
             apply(s, e)
         best = max(best, len(events) / (time.perf_counter() - t))
-    row("apply (in process, one core)", best, "ev/s", ">= 200,000")
+        best_cpu = max(best_cpu, len(events) / (time.process_time() - c))
+    row("apply (in process, one core), wall", best, "ev/s", ">= 200,000")
+    row("apply (in process, one core), per CPU second", best_cpu, "ev/s", ">= 200,000")
     s = TwinState(catalog)
     t = time.perf_counter()
     for e in events:
         if validate(e, s, checked=True) is None:
             apply(s, e)
-    row("validate + apply", len(events) / (time.perf_counter() - t), "ev/s", "-")
+    row("validate + apply, wall", len(events) / (time.perf_counter() - t), "ev/s", "-")
 
 
 def bench_store(events: list[Event], catalog, tmp: Path) -> None:
     for sync_mode in ("FULL", "NORMAL"):
         path = tmp / f"store-{sync_mode}.db"
         with SQLiteStore(path, synchronous=sync_mode) as st:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for i in range(0, len(events), 2000):
                 st.write(events[i : i + 2000])
             rate = len(events) / (time.perf_counter() - t)
-        row(f"SQLite append, 2000/commit, synchronous={sync_mode}", rate, "ev/s", ">= 50,000")
+            cpu = len(events) / (time.process_time() - c)
+        row(f"SQLite append, 2000/commit, sync={sync_mode}, wall", rate, "ev/s", ">= 50,000")
+        row(f"SQLite append, 2000/commit, sync={sync_mode}, per CPU s", cpu, "ev/s", ">= 50,000")
     lines = [e.to_json() for e in events]
     with SQLiteStore(tmp / "pipeline.db") as st:
         sync = Synchroniser(st, catalog, cfg=SyncConfig(batch=2000, snapshot_every=100_000))
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for i in range(0, len(lines), 2000):
             sync.process([Message(x) for x in lines[i : i + 2000]])
         sync.flush()
         rate = len(lines) / (time.perf_counter() - t)
-    row("durable ingest JSON->parse->validate->store->apply", rate, "ev/s", ">= 50,000")
+        cpu = len(lines) / (time.process_time() - c)
+    row("durable ingest JSON text -> state (FULL), wall", rate, "ev/s", ">= 50,000")
+    row("durable ingest JSON text -> state (FULL), per CPU s", cpu, "ev/s", ">= 50,000")
 
 
 def _free_port() -> int:
@@ -189,7 +196,7 @@ def main() -> int:
         bench_mqtt(events[: args.mqtt_events], catalog, tmp, None)
         n = int(5000 * args.latency_seconds)
         bench_mqtt(events[:n], catalog, tmp, 5000.0)
-    print()
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     print(f"| {'measure':<52} | {'value':>12} | unit | target |")
     print(f"|{'-' * 54}|{'-' * 14}|------|--------|")
     for name, value, unit, target in ROWS:

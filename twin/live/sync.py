@@ -112,32 +112,35 @@ class Synchroniser:
         dead: list[DeadLetter] = []
         acks: list[Callable[[], None]] = []
         now = _time.time()
+        push, pending = self.reorder.push, self._pending_acks
+        self.stats.received += len(messages)
         for m in messages:
-            self.stats.received += 1
+            payload = m.payload
             try:
-                if isinstance(m.payload, Event):
-                    ev = m.payload
+                if type(payload) is Event:
+                    ev = payload
                     check_event(ev)
                 else:
-                    ev = parse_event(m.payload)
-            except EventFormatError as exc:
-                dead.append(DeadLetter(_where(m, exc.reason), _raw(m.payload), received=now))
+                    ev = parse_event(payload)  # type: ignore[arg-type]
+            except Exception as exc:  # never let one payload stop the stream
+                reason = (
+                    exc.reason
+                    if isinstance(exc, EventFormatError)
+                    else f"unreadable payload ({type(exc).__name__})"
+                )
+                dead.append(DeadLetter(_where(m, reason), _raw(payload), received=now))
                 if m.ack is not None:
                     acks.append(m.ack)
                 continue
-            except Exception as exc:  # never let one payload stop the stream
-                reason = f"unreadable payload ({type(exc).__name__})"
-                dead.append(DeadLetter(_where(m, reason), _raw(m.payload), received=now))
-                if m.ack is not None:
-                    acks.append(m.ack)
+            if m.ack is None:
+                push(ev, out)
                 continue
             n_dup, n_late = len(out.duplicates), len(out.late)
-            self.reorder.push(ev, out)
-            if m.ack is not None:
-                if len(out.duplicates) > n_dup or len(out.late) > n_late:
-                    acks.append(m.ack)  # already durable (or declared lost): nothing to wait for
-                else:
-                    self._pending_acks.setdefault(ev.key, []).append(m.ack)
+            push(ev, out)
+            if len(out.duplicates) > n_dup or len(out.late) > n_late:
+                acks.append(m.ack)  # already durable (or declared lost): nothing to wait for
+            else:
+                pending.setdefault(ev.key, []).append(m.ack)
         self.reorder.poll(out)
         return self._commit(out, dead, acks, now)
 
@@ -148,7 +151,7 @@ class Synchroniser:
     def _commit(
         self, out: Released, dead: list[DeadLetter], acks: list[Callable[[], None]], now: float
     ) -> int:
-        state = self.state
+        state, pending = self.state, self._pending_acks
         accepted: list[Event] = []
         for ev in out.events:
             reason = validate(ev, state, checked=True)  # shape checked in process()
@@ -157,9 +160,10 @@ class Synchroniser:
                 accepted.append(ev)
             else:
                 dead.append(DeadLetter(reason, ev.to_json(), ev.source, ev.seq, now))
-            pending = self._pending_acks.pop(ev.key, None)
             if pending:
-                acks.extend(pending)
+                waiting = pending.pop(ev.key, None)
+                if waiting:
+                    acks.extend(waiting)
         self.stats.duplicates += len(out.duplicates)
         self.stats.late += len(out.late)
         self.stats.gaps += len(out.gaps)
