@@ -1,0 +1,458 @@
+"""Runner-facing engine of the Warp kernel: compile, allocate, launch, read back, KPIs.
+
+``simulate_batch(models, config, replications)`` runs S scenarios × R replications in one
+launch per memory-sized chunk (thread tid -> scenario tid // R, replication reps[tid % R]) and
+returns one :class:`KernelRun` per thread. ``KernelRun.result()`` rebuilds the reference's
+``SimResult`` from the per-lot records, so ``kpis()`` is the reference's own code;
+``KernelRun.kpis()`` uses the device statistics instead when records were not kept
+(percentiles from the per-type cycle-time histograms).
+
+``KernelEngine`` implements the runner's engine protocol and is registered as ``"kernel"``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin.errors import ConfigError, TwinError
+from twin.process.model import FabModel
+from twin.whatif.kernel.compile import HIST_BINS, Compiled, compile_model, stack
+from twin.whatif.reference.config import DAY, SimConfig, StartState
+from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult
+
+FATAL = {1: "event heap", 2: "lot table", 3: "job table"}
+SIZE_KEY = {1: "heap", 2: "lots", 3: "jobs"}
+
+
+class CapacityError(TwinError):
+    """A per-replication table of the kernel was too small (named, with the size tried)."""
+
+    def __init__(self, table: str, size: int, key: str):
+        self.table, self.size, self.key = table, size, key
+        super().__init__(
+            f"kernel {table} overflowed at {size} entries per replication; rerun with "
+            f"capacity {{'{key}': {2 * size}}} or more (KernelEngine(capacity=...))"
+        )
+
+
+def _wp():
+    import warp as wp
+
+    wp.config.quiet = True
+    wp.init()
+    return wp
+
+
+def default_device() -> str:
+    """``cuda:0`` when Warp sees a GPU, else ``cpu``."""
+    wp = _wp()
+    return "cuda:0" if wp.get_cuda_device_count() > 0 else "cpu"
+
+
+def state_sizes(sizes: dict[str, int], hist_bins: int) -> dict[str, int]:
+    """Slots per replication of every state size key."""
+    return {
+        1: 1,
+        "heap": sizes["heap"],
+        "streams4": 4 * sizes["n_streams"],
+        "lots": sizes["lots"],
+        "fams": sizes["n_fam"],
+        "steps": sizes["n_steps"],
+        "tools": sizes["n_tools"],
+        "pmw": max(1, sizes.get("n_pmw", 1)),
+        "jobs": sizes["jobs"],
+        "rels": sizes["n_rel"],
+        "types": sizes["n_types"],
+        "hist": sizes["n_types"] * hist_bins,
+        "samples": sizes["samples"],
+        "records": sizes["records"],
+        "trace": max(1, sizes.get("trace", 1)),
+    }
+
+
+def bytes_per_replication(sizes: dict[str, int], records: bool = True) -> int:
+    """Device bytes one replication's state takes (records optional)."""
+    from twin.whatif.kernel.kernel import STATE
+
+    slots = state_sizes(sizes, HIST_BINS)
+    total = 0
+    for dt, key in STATE.values():
+        k = slots[key]
+        if key == "records" and not records:
+            k = 1
+        total += np.dtype(dt).itemsize * k
+    return total
+
+
+@dataclass
+class KernelRun:
+    """What one thread (one replication of one scenario) produced, read back to the host."""
+
+    comp: Compiled
+    replication: int
+    seed: int
+    out: dict[str, np.ndarray]  # state name -> this thread's slots
+    records: bool
+    wall_seconds: float
+    sample_dt: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return int(self.out["events"][0])
+
+    def lot_records(self) -> LotRecords:
+        """Completed lots in completion order (the reference's LotRecords)."""
+        c, o = self.comp, self.out
+        k = int(o["ncomp"][0])
+        t = c.tables
+        src, num = o["rc_src"][:k], o["rc_num"][:k]
+        rec = LotRecords()
+        for i in range(k):
+            s = int(src[i])
+            if s >= 0:
+                rec.id.append(c.init_ids[s])
+                ty = int(t["il_type"][s])
+                rec.priority.append(int(t["il_prio"][s]))
+                rec.wafers.append(int(t["il_wafers"][s]))
+            else:
+                r = -s - 1
+                rec.id.append(f"{c.rel_types[r]}_{int(num[i])}")
+                ty = int(t["rel_type"][r])
+                rec.priority.append(int(t["rel_prio"][r]))
+                rec.wafers.append(int(t["rel_wafers"][r]))
+            lt = c.lot_types[ty]
+            rec.lot_type.append(lt)
+            rec.product.append(c.product_of_type[lt])
+        rec.release = o["rc_release"][:k].tolist()
+        rec.due = o["rc_due"][:k].tolist()
+        rec.completion = o["rc_comp"][:k].tolist()
+        rec.queue_time = o["rc_qt"][:k].tolist()
+        rec.process_time = o["rc_pt"][:k].tolist()
+        rec.transport_time = o["rc_tt"][:k].tolist()
+        rec.steps_done = o["rc_nsteps"][:k].astype(int).tolist()
+        return rec
+
+    def _families(self) -> dict[str, FamilyStats]:
+        c, o = self.comp, self.out
+        fams = {}
+        for f, name in enumerate(c.families):
+            if c.family_delay[f]:
+                continue
+            fams[name] = FamilyStats(
+                tools=c.family_tools[f],
+                area=c.family_areas[f],
+                busy=float(o["fs_busy"][f]),
+                setup=float(o["fs_setup"][f]),
+                down=float(o["fs_down"][f]),
+                pm=float(o["fs_pm"][f]),
+                lots_started=int(o["fs_started"][f]),
+                queue_time=float(o["fs_qtime"][f]),
+                wip_area=float(o["f_area"][f]),
+                departures=int(o["fs_dep"][f]),
+                sojourn=float(o["fs_sojourn"][f]),
+            )
+        return fams
+
+    def _released(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r, lt in enumerate(self.comp.rel_types):
+            if self.comp.tables["rel_on"][r]:
+                v = int(self.out["rel_done"][r])
+                if v or lt not in out:
+                    out[lt] = out.get(lt, 0) + v
+        return {k: v for k, v in out.items() if v}
+
+    def _wip(self) -> tuple[list[float], list[int]]:
+        k = int(self.out["nsamp"][0])
+        times, t = [], self.comp.t0
+        for _ in range(k):  # the reference adds sample_dt repeatedly: same rounding
+            times.append(t)
+            t += self.sample_dt
+        return times, self.out["samp"][:k].astype(int).tolist()
+
+    def result(self) -> SimResult:
+        """The reference's SimResult (needs the per-lot records)."""
+        if not self.records:
+            raise ConfigError("kernel result", ["records were not kept; use kpis()"])
+        wt, wl = self._wip()
+        return SimResult(
+            lots=self.lot_records(),
+            families=self._families(),
+            released=self._released(),
+            raw_process_time=self.comp.raw_process_time,
+            wip_times=wt,
+            wip_lots=wl,
+            fab_wip_area=float(self.out["fab_area"][0]),
+            cqt_checks=int(self.out["cqt_checks"][0]),
+            cqt_violations=int(self.out["cqt_viol"][0]),
+            start=self.comp.t0,
+            warmup_end=self.comp.warm,
+            end=self.comp.end,
+            events=self.events,
+            wall_seconds=self.wall_seconds,
+            wip_end=int(self.out["fab_n"][0]),
+            product_of_type=self.comp.product_of_type,
+        )
+
+    def kpis(self) -> dict:
+        """The reference's KPI dict; from records when kept, else from device statistics."""
+        if self.records:
+            return self.result().kpis()
+        return self._device_kpis()
+
+    def _device_kpis(self) -> dict:
+        c, o = self.comp, self.out
+        # a SimResult without lots gives the family/fab/wip parts; lot types from the device
+        wt, wl = self._wip()
+        base = SimResult(
+            lots=LotRecords(),
+            families=self._families(),
+            released=self._released(),
+            raw_process_time=c.raw_process_time,
+            wip_times=wt,
+            wip_lots=wl,
+            fab_wip_area=float(o["fab_area"][0]),
+            cqt_checks=int(o["cqt_checks"][0]),
+            cqt_violations=int(o["cqt_viol"][0]),
+            start=c.t0,
+            warmup_end=c.warm,
+            end=c.end,
+            events=self.events,
+            wall_seconds=self.wall_seconds,
+            wip_end=int(o["fab_n"][0]),
+            product_of_type=c.product_of_type,
+        ).kpis()
+        days = max(base["simulated_days"] - c.warm / DAY + c.t0 / DAY, 1e-12)
+        width = float(c.tables["hist_w"][0])
+        total, ct_sum = 0, 0.0
+        for ty, lt in enumerate(c.lot_types):
+            n = int(o["lt_n"][ty])
+            if n == 0 and lt not in base["lot_types"]:
+                continue
+            s = float(o["lt_sum"][ty])
+            hist = o["hist"][ty * HIST_BINS : (ty + 1) * HIST_BINS]
+            rpt = c.raw_process_time.get(c.product_of_type.get(lt, ""), 0.0) / DAY
+            mean = s / n if n else math.nan
+            base["lot_types"][lt] = {
+                "lots_completed": n,
+                "lots_released": int(base["lot_types"].get(lt, {}).get("lots_released", 0)),
+                "throughput_per_day": n / days,
+                "cycle_time_days": {
+                    "mean": mean,
+                    "p50": _hist_percentile(hist, width, 50) if n else math.nan,
+                    "p95": _hist_percentile(hist, width, 95) if n else math.nan,
+                },
+                "x_factor": mean / rpt if n and rpt > 0 else math.nan,
+                "on_time_share": int(o["lt_ontime"][ty]) / n if n else math.nan,
+            }
+            total += n
+            ct_sum += s
+        base["lot_types"] = dict(sorted(base["lot_types"].items()))
+        base["fab"]["lots_completed"] = total
+        base["fab"]["throughput_per_day"] = total / days
+        base["fab"]["cycle_time_days"] = ct_sum / total if total else math.nan
+        return base
+
+
+def _hist_percentile(hist: np.ndarray, width: float, q: float) -> float:
+    """Percentile of a histogram, linear inside the bin (numpy's 'linear' on bin centres)."""
+    n = int(hist.sum())
+    target = q / 100.0 * (n - 1)
+    cum = np.cumsum(hist)
+    b = int(np.searchsorted(cum, target, side="right"))
+    below = cum[b - 1] if b > 0 else 0
+    frac = (target - below + 0.5) / max(int(hist[b]), 1)
+    return (b + min(max(frac, 0.0), 1.0)) * width
+
+
+def _alloc(wp, sizes: dict[str, int], n: int, records: bool, device: str):
+    from twin.whatif.kernel.kernel import STATE, State
+
+    slots = state_sizes(sizes, HIST_BINS)
+    st = State()
+    for name, (dt, key) in STATE.items():
+        k = slots[key]
+        if key == "records" and not records:
+            k = 1
+        setattr(st, name, wp.zeros(k * n, dtype=_WPT(wp)[dt], device=device))
+    return st
+
+
+def _WPT(wp):
+    return {"f8": wp.float64, "i4": wp.int32, "i8": wp.int64, "u8": wp.uint64, "u4": wp.uint32}
+
+
+def _model_struct(wp, tables: dict[str, np.ndarray], device: str):
+    from twin.whatif.kernel.kernel import Model
+
+    m = Model()
+    for k, a in tables.items():
+        setattr(m, k, wp.array(a, dtype=_WPT(wp)[a.dtype.str[1:]], device=device))
+    return m
+
+
+def memory_budget(device: str) -> int:
+    """Bytes a launch may use: 60 % of free GPU memory, or 25 % of the host's memory."""
+    wp = _wp()
+    if device.startswith("cuda"):
+        d = wp.get_device(device)
+        free = getattr(d, "free_memory", 0) or d.total_memory
+        return int(0.6 * free)
+    try:
+        return int(0.25 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def simulate_batch(
+    models: Sequence[FabModel],
+    config: SimConfig,
+    replications: Sequence[int],
+    *,
+    start: StartState | None = None,
+    device: str | None = None,
+    records: bool = True,
+    capacity: dict[str, int] | None = None,
+    max_threads: int | None = None,
+) -> list[list[KernelRun]]:
+    """Run every model (scenario) for every replication; result[s][i] is scenario s,
+    replication ``replications[i]``. ``config.seed`` keys the streams; ``config.replication``
+    is ignored. Overflowing tables are doubled and the chunk rerun (at most 4 times)."""
+    wp = _wp()
+    device = device or default_device()
+    comps = [compile_model(m, config, start) for m in models]
+    tables, sizes = stack(comps)
+    sizes["n_pmw"] = max(1, tables["w_first"].shape[1])
+    if capacity:
+        sizes.update(capacity)
+    reps = list(replications)
+    per = bytes_per_replication(sizes, records)
+    budget = memory_budget(device)
+    chunk = max(1, min(budget // max(per, 1), max_threads or 1 << 30))
+    pairs = [(s, r) for s in range(len(comps)) for r in range(len(reps))]
+    runs: dict[tuple[int, int], KernelRun] = {}
+    m = _model_struct(wp, tables, device)
+    from twin.whatif.kernel.kernel import simulate_kernel
+
+    for lo in range(0, len(pairs), chunk):
+        part = pairs[lo : lo + chunk]
+        for _attempt in range(5):
+            err = _launch(wp, simulate_kernel, m, comps, sizes, part, reps, config, records,
+                          device, runs)  # fmt: skip
+            if err is None:
+                break
+            key, size = err
+            sizes[key] = 2 * size
+        else:
+            raise CapacityError(FATAL[[k for k, v in SIZE_KEY.items() if v == key][0]], size, key)
+    return [[runs[(s, r)] for r in range(len(reps))] for s in range(len(comps))]
+
+
+def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, runs):
+    from twin.whatif.kernel.kernel import STATE, Caps
+
+    n = len(part)
+    st = _alloc(wp, sizes, n, records, device)
+    cap = Caps()
+    cap.heap, cap.lots, cap.jobs = sizes["heap"], sizes["lots"], sizes["jobs"]
+    cap.records, cap.samples = sizes["records"], sizes["samples"]
+    cap.hist_bins, cap.keep_records = HIST_BINS, int(records)
+    cap.trace = sizes.get("trace", 0)
+    scen = wp.array(np.array([p[0] for p in part], np.int32), dtype=wp.int32, device=device)
+    rr = wp.array(np.array([reps[p[1]] for p in part], np.int32), dtype=wp.int32, device=device)
+    t0 = time.perf_counter()
+    wp.launch(kernel, dim=n, inputs=[m, st, cap, scen, rr, wp.int64(config.seed)], device=device)
+    wp.synchronize_device(device)
+    wall = time.perf_counter() - t0
+    err = st.err.numpy()
+    if err.any():
+        code = int(err[err != 0][0])
+        key = SIZE_KEY[code]
+        return key, sizes[key]
+    host = {name: getattr(st, name).numpy().reshape(-1, n) for name in STATE}
+    soft = host["err_soft"][0]
+    if (soft & 4).any():
+        need = int(host["ncomp"][0].max())
+        raise (
+            CapacityError("per-lot record table", sizes["records"], "records")
+            if need <= 0
+            else (CapacityError("per-lot record table", sizes["records"], "records"))
+        )
+    dt = float(comps[0].tables["sample_dt"][0])
+    for j, (s, r) in enumerate(part):
+        out = {name: a[:, j] for name, a in host.items()}
+        runs[(s, r)] = KernelRun(
+            comp=comps[s],
+            replication=reps[r],
+            seed=config.seed,
+            out=out,
+            records=records,
+            wall_seconds=wall / n,
+            sample_dt=float(comps[s].tables["sample_dt"][0]) or dt,
+            extra={"launch_seconds": wall, "threads": n, "device": device},
+        )
+    return None
+
+
+def simulate(
+    model: FabModel,
+    config: SimConfig,
+    *,
+    start: StartState | None = None,
+    device: str | None = None,
+) -> SimResult:
+    """One replication (``config.replication``) on the kernel: the reference's ``simulate``."""
+    return simulate_batch([model], config, [config.replication], start=start, device=device)[0][
+        0
+    ].result()
+
+
+class KernelEngine:
+    """The runner's engine protocol on the Warp kernel (``--engine kernel``)."""
+
+    name = "kernel"
+
+    def __init__(self, device: str | None = None, records: bool = True, capacity=None):
+        self.device = device or os.environ.get("TWIN_KERNEL_DEVICE") or None
+        self.records = records
+        self.capacity = capacity
+
+    @property
+    def batch_size(self) -> int:
+        # CPU: Warp runs the threads of a launch one after the other; the runner's process
+        # pool gives each core its own launch. GPU: one launch for everything.
+        dev = self.device or ""
+        return 4096 if dev.startswith("cuda") else 4
+
+    def run(self, model: FabModel, replications: Sequence[int], config, start: Any = None):
+        from twin.whatif.runner import Replication
+        from twin.whatif.stats import flatten_kpis
+
+        sim = SimConfig(
+            days=config.days, warmup_days=config.warmup_days, seed=config.seed, **config.options
+        )
+        runs = simulate_batch(
+            [model], sim, replications, start=start, device=self.device, records=self.records,
+            capacity=self.capacity,
+        )[0]  # fmt: skip
+        out = []
+        for kr in runs:
+            k = kr.kpis()
+            out.append(
+                Replication(
+                    scenario=model.name,
+                    replication=kr.replication,
+                    kpis=flatten_kpis(k),
+                    events=kr.events,
+                    wall_seconds=kr.wall_seconds,
+                )
+            )
+        return out
