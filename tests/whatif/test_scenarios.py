@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -395,3 +396,20 @@ def test_selection_rules_and_calendar_errors():
             model=small_model(),
         )
     assert "c.yaml:4: scenario 'a', mttr: no pm calendar is attached to ETCH_1" in str(err.value)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+def test_sweep_size_is_the_product_of_the_grid(sizes):
+    """A sweep over k parameters with n_i values each makes prod(n_i) distinct scenarios."""
+    grid = {f"p{i}": [round(0.5 + 0.1 * j, 1) for j in range(n)] for i, n in enumerate(sizes)}
+    changes = "".join(
+        f"      - processing_time: {{family: ETCH_1, factor: '${{{k}}}'}}\n" for k in grid
+    )
+    grid_text = "".join(f"      {k}: {v}\n" for k, v in grid.items())
+    text = f"sweeps:\n  - name: s\n    grid:\n{grid_text}    changes:\n{changes}"
+    model = small_model()
+    scs = parse_scenarios(text, model=model)[1:]
+    assert len(scs) == math.prod(sizes) == len({s.name for s in scs})
+    first = scs[0].apply(model)  # every parameter at its first value, 0.5: the factors multiply
+    assert first.routes["r_2"].steps[1].mean == pytest.approx(H * 0.5 ** len(sizes))
