@@ -338,3 +338,16 @@ def test_warm_start_state_reaches_every_replication(tiny_fab):
     key = "lot_types.Lot_1.lots_completed"
     extra = warm.estimates("baseline")[key].mean - cold.estimates("baseline")[key].mean
     assert extra == pytest.approx(40, abs=4)  # the 40 started lots finish within the horizon
+
+
+def test_dry_run_lists_expanded_scenarios_without_simulating(tiny_fab, tmp_path, capsys):
+    """--dry-run checks and lists every scenario (sweeps expanded) and runs nothing."""
+    sc = tmp_path / "s.yaml"
+    sc.write_text(
+        SCENARIOS + "sweeps:\n  - name: f\n    grid: {n: [1, 3]}\n    changes:\n"
+        "      - tool_count: {family: FURN, set: '${n}'}\n"
+    )
+    code, out, err = run_cli(capsys, str(tiny_fab), "--scenarios", str(sc), "-r", "4", "--dry-run")
+    assert code == 0 and err == ""
+    assert "5 scenarios × 4 replications of 30 days = 20 runs on engine reference" in out
+    assert "  f[n=3]: tools of FURN = 3" in out and "  baseline: no change" in out

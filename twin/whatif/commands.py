@@ -66,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--json", action="store_true", help="print the full result as JSON")
     run.add_argument("--csv", type=Path, help="also write one row per scenario and KPI here")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the model and scenarios, list the scenarios (sweeps expanded), run nothing",
+    )
     run.set_defaults(func=cmd_run)
 
 
@@ -99,6 +104,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
     scenarios = load_scenarios(args.scenarios, model)
+    if args.dry_run:
+        sys.stdout.write(
+            f"{model.name}: {len(scenarios)} scenario{'s' * (len(scenarios) != 1)} × "
+            f"{config.replications} replications of {config.days:g} days = "
+            f"{len(scenarios) * config.replications} runs on engine {engine.name}\n"
+        )
+        for sc in scenarios:
+            sys.stdout.write(f"  {sc.name}: {sc.describe()}\n")
+        return 0
     executor = Serial() if args.workers == 1 else LocalProcessPool(workers=args.workers)
     result = run_whatif(
         model, scenarios, config, engine=engine, executor=executor, progress=not args.quiet
