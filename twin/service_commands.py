@@ -100,11 +100,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(settings: Any, host: str, port: int) -> int:
+    import signal
+    import warnings
+
     import uvicorn
 
     from services.api.app import UVICORN_WS, create_app
 
+    # we choose the draining WebSocket implementation on purpose (see services.api.app)
+    warnings.filterwarnings("ignore", message=".*[Ww]ebsockets.*deprecated")
     app = create_app(settings)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # uvicorn re-raises SIGTERM after its clean shutdown
+
+    signal.signal(signal.SIGTERM, terminate)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", ws=UVICORN_WS)
     )

@@ -1,0 +1,128 @@
+"""`twin up` and `twin serve` as a user runs them: real processes, real ports, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.services.conftest import free_port
+from twin.cli import main
+
+
+def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "twin.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            r = httpx.get(url + "/health", timeout=2)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("the service did not come up")
+
+
+@pytest.mark.slow
+def test_twin_up_runs_the_live_demo_and_stops_on_ctrl_c(tmp_path):
+    """`twin up` serves the demo fab on loopback with a live feed, physics and a SQLite store,
+    prints its admin token, and Ctrl-C stops it cleanly (exit 0, state snapshotted)."""
+    port, store = free_port(), tmp_path / "up.db"
+    proc = start(
+        ["up", "--port", str(port), "--token", "dev-token-for-test", "--store", str(store)]
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        health = wait_healthy(url, proc)
+        assert health["scene"] == "demo-fab" and health["feed"] == "synthetic"
+        assert health["store"] == "sqlite"
+        headers = {"Authorization": "Bearer dev-token-for-test"}
+        deadline = time.monotonic() + 60
+        while httpx.get(url + "/kpis", headers=headers).json()["revision"] < 40:
+            assert time.monotonic() < deadline, "the feed did not deliver events"
+            time.sleep(0.5)
+        assert httpx.get(url + "/kpis").status_code == 401
+        states = {
+            e["state"] for e in httpx.get(url + "/equipment", headers=headers).json()["items"]
+        }
+        assert states - {None}  # the feed reported E10 states
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "development admin token: dev-token-for-test" in out and "twin: stopped" in out
+    with sqlite3.connect(store) as db:
+        (events,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+        (snap,) = db.execute("SELECT MAX(pos) FROM snapshots").fetchone()
+    assert events >= 40 and snap == events  # everything accepted was snapshotted at stop
+
+
+def test_twin_up_generates_a_token(monkeypatch, capsys):
+    """Without --token, `twin up` prints a fresh random admin token (checked, not started)."""
+    import twin.service_commands as sc
+
+    seen = {}
+
+    def fake_run(settings, host, port):
+        seen.update(host=host, port=port, tokens=settings.tokens, feed=settings.feed)
+        return 0
+
+    monkeypatch.setattr(sc, "_run", fake_run)
+    assert main(["up"]) == 0
+    assert main(["up"]) == 0
+    out = capsys.readouterr().out
+    tokens = [line.split(": ")[1] for line in out.splitlines() if "admin token" in line]
+    assert len(tokens) == 2 and tokens[0] != tokens[1] and len(tokens[0]) >= 24
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["feed"] == "synthetic"
+
+
+def test_twin_serve_refuses_production_without_tokens(monkeypatch, capsys):
+    """`twin serve` defaults to production mode, which needs TWIN_TOKENS: one clear error."""
+    for k in list(os.environ):
+        if k.startswith("TWIN_"):
+            monkeypatch.delenv(k)
+    assert main(["serve", "--scene", "scenes/demo-fab"]) == 1
+    err = capsys.readouterr().err
+    assert "production mode needs at least one token (TWIN_TOKENS)" in err
+
+
+@pytest.mark.slow
+def test_twin_serve_with_tokens_from_the_environment(tmp_path):
+    """`twin serve --scene SRC --store FILE` serves with the tokens of TWIN_TOKENS and stops on
+    SIGTERM."""
+    port, token = free_port(), "t" * 32
+    env = {"TWIN_TOKENS": json.dumps({token: ["read"]}), "TWIN_MODE": "production"}
+    proc = start(
+        ["serve", "--scene", "scenes/demo-fab", "--store", str(tmp_path / "s.db"),
+         "--port", str(port), "--no-physics"],
+        env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_healthy(url, proc)["mode"] == "production"
+        r = httpx.get(url + "/equipment/LITH01", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["family"] == "Litho_FE_3"
+        r = httpx.post(url + "/events", json=[], headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 403
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
