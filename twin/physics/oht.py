@@ -688,7 +688,11 @@ class OhtSim:
         held = np.nonzero(self.holder >= 0)[0]
         if len(held):
             hv = self.holder[held]
-            passed = self.s[hv] - self.holder_s[held] >= self.gap[hv]
+            past = self.s[hv] - self.holder_s[held]
+            standing = (self.stage[hv] != TO_SOURCE) & (self.stage[hv] != TO_DEST)
+            # a full gap past it, or standing (hoisting, idle) beyond it: followers on any branch
+            # then see the holder as the vehicle ahead and keep their distance from it
+            passed = (past >= self.gap[hv]) | (standing & (past > 0))
             self.holder[held[passed]] = -1
             self.holder_s[held[passed]] = np.inf
         for i in np.nonzero(arrived)[0]:
