@@ -299,7 +299,10 @@ class LocalProcessPool:
     """One process per core (``workers``; default: the CPUs this process may use)."""
 
     workers: int | None = None
-    start_method: str | None = None  # multiprocessing start method; None: the platform's
+    # multiprocessing start method. None: "forkserver" where there is one (never fork a
+    # process that may run threads: tqdm's monitor, a web server, a notebook kernel), else the
+    # platform's default. Workers then receive the job pickled, once each.
+    start_method: str | None = None
 
     def map(
         self, job: Job, items: Sequence[WorkItem], progress: ItemProgress | None = None
@@ -308,7 +311,10 @@ class LocalProcessPool:
         import queue as queue_mod
 
         n = min(self.workers or _cpu_count(), len(items)) or 1
-        ctx = multiprocessing.get_context(self.start_method)
+        method = self.start_method
+        if method is None and "forkserver" in multiprocessing.get_all_start_methods():
+            method = "forkserver"
+        ctx = multiprocessing.get_context(method)
         q = ctx.Queue() if progress is not None else None
 
         def drain() -> None:
