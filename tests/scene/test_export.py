@@ -78,3 +78,32 @@ def test_rail_beams_join_their_nodes(exported):
         for end in (seg.start, seg.end):
             p = scene.world_position(end)
             assert np.all(p[:2] >= box[0][:2] - 0.07) and np.all(p[:2] <= box[1][:2] + 0.07)
+
+
+def test_gltf_json_is_well_formed(tmp_path):
+    """Read the GLB container by hand (no trimesh): glTF 2.0, one mesh per stored geometry, every
+    node's mesh index valid, every node reachable from the scene's root, buffer sizes consistent."""
+    import json
+    import struct
+
+    scene = load_scene(DEMO)
+    data = export_glb(scene, tmp_path / "d.glb").read_bytes()
+    magic, version, total = struct.unpack_from("<4sII", data, 0)
+    assert (magic, version, total) == (b"glTF", 2, len(data))
+    json_len, json_type = struct.unpack_from("<I4s", data, 12)
+    assert json_type == b"JSON"
+    gltf = json.loads(data[20 : 20 + json_len])
+    bin_len, bin_type = struct.unpack_from("<I4s", data, 20 + json_len)
+    assert bin_type == b"BIN\x00" and gltf["buffers"][0]["byteLength"] <= bin_len
+    assert gltf["asset"]["version"] == "2.0"
+    assert len(gltf["meshes"]) == len(scene.assets) + 3
+    nodes = gltf["nodes"]
+    assert all(0 <= n["mesh"] < len(gltf["meshes"]) for n in nodes if "mesh" in n)
+    seen, stack = set(), list(gltf["scenes"][gltf.get("scene", 0)]["nodes"])
+    while stack:
+        i = stack.pop()
+        seen.add(i)
+        stack.extend(nodes[i].get("children", []))
+    assert seen == set(range(len(nodes)))
+    for view in gltf["bufferViews"]:
+        assert view.get("byteOffset", 0) + view["byteLength"] <= gltf["buffers"][0]["byteLength"]
