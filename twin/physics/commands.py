@@ -17,7 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "between ports (move to the source, hoist, move to the destination, set down).",
     )
     run.add_argument("src", metavar="SRC", help="scene folder or SMAT2022 .xlsx workbook")
-    run.add_argument("--vehicles", type=int, default=None, help="vehicles to use (default: all)")
+    run.add_argument(
+        "--vehicles",
+        type=int,
+        default=None,
+        help="vehicles to use (default: the scene's; more are placed on free rail)",
+    )
     run.add_argument("--seconds", type=float, default=3600.0, help="simulated seconds (3600)")
     run.add_argument("--seed", type=int, default=0, help="random seed (0)")
     run.add_argument("--tick", type=float, default=None, help="decision period, s (0.5)")
@@ -41,11 +46,10 @@ def _run(args: argparse.Namespace) -> int:
     scene = load_scene(args.src)
     ids = [n.id for n in scene.nodes("vehicle")]
     if args.vehicles is not None:
-        if args.vehicles > len(ids):
-            raise InputError(
-                "twin physics run",
-                [f"--vehicles {args.vehicles}: the scene has only {len(ids)} vehicles"],
-            )
+        if args.vehicles > len(ids):  # more than the scene brings: put the rest on free rail
+            from twin.physics.fleet import add_vehicles
+
+            ids += add_vehicles(scene, args.vehicles - len(ids), seed=args.seed)
         ids = ids[: args.vehicles]
     config = OhtConfig() if args.tick is None else OhtConfig(tick=args.tick)
     sim = OhtSim(scene, config, vehicles=ids, seed=args.seed, random_transfers=True)
