@@ -101,8 +101,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_json_run_reports_kpis_with_cis_and_paired_differences(tiny_fab, tmp_path, capsys):
-    """JSON has per scenario/lot type cycle time (mean, ci), throughput, lots; per family
-    utilisation; events and wall time; throughput follows the release rate."""
+    """JSON holds the issue's KPIs with CIs and paired differences; throughput = release rate."""
     sc = tmp_path / "s.yaml"
     sc.write_text(SCENARIOS)
     code, out, err = run_cli(
@@ -183,8 +182,7 @@ def test_table_output_and_progress_bar(tiny_fab, tmp_path, capsys):
 
 
 def test_unavailable_engine_is_rejected_with_a_clear_message(tiny_fab, capsys, monkeypatch):
-    """--engine of a planned engine that is not there fails with 'not implemented yet'
-    instead of running something else; --device is refused by the CPU-only reference."""
+    """An absent planned engine is refused as 'not implemented yet'; reference is CPU only."""
     from twin.whatif import runner
 
     monkeypatch.setitem(
@@ -254,8 +252,7 @@ def test_console_script_runs(tiny_fab):
 
 
 def test_a_no_op_scenario_differs_by_exactly_zero(tiny_fab, tmp_path, capsys):
-    """Common random numbers end to end: a scenario that changes nothing effective (factor 1,
-    the rule already in use) reproduces the baseline exactly in every replication."""
+    """CRN end to end: a scenario that changes nothing effective reproduces the baseline."""
     sc = tmp_path / "noop.yaml"
     sc.write_text(
         "scenarios:\n  - name: same\n    changes:\n"
@@ -287,9 +284,7 @@ def test_a_no_op_scenario_differs_by_exactly_zero(tiny_fab, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_hvlm_run_with_a_scenario(hvlm, tmp_path, capsys):
-    """On SMT2020 HVLM (initial WIP, 5 lot types, 105 families) a short run reports every
-    lot type and family, and one more tool in a busy litho family does not raise its
-    utilisation."""
+    """HVLM: every lot type and family is reported; more litho tools lower their utilisation."""
     sc = tmp_path / "s.yaml"
     sc.write_text(
         "scenarios:\n  - name: litho\n    changes:\n"

@@ -129,8 +129,7 @@ def test_json_and_csv_exports(tmp_path):
 
 
 def test_engine_registry_refuses_planned_and_unknown_engines(monkeypatch):
-    """A planned engine whose module is absent is refused with 'not implemented yet'; an
-    unknown one lists the engines there are; a registered one is built with its options."""
+    """Absent planned engines are 'not implemented yet', unknown ones list the available."""
     from twin.whatif import runner
 
     monkeypatch.setitem(
@@ -156,8 +155,7 @@ def test_run_config_lists_every_problem():
 
 
 def test_missing_values_do_not_count_as_zero():
-    """A replication without a KPI value (NaN) is left out of that KPI's estimate; a KPI with
-    no value at all has empty CSV cells and null JSON."""
+    """NaN replications are left out, not zeros; no value at all is empty CSV / null JSON."""
     res = run(Serial(), replications=3, days=30)
     res.replications["baseline"][0].kpis[KEY] = math.nan
     assert res.estimates("baseline")[KEY].n == 2
@@ -254,8 +252,7 @@ def test_progress_reaches_the_caller_from_worker_processes():
 
 
 def test_crn_makes_paired_intervals_tighter_on_the_reference_engine():
-    """On the demo fab, the paired CI (CRN) of a 5 % faster litho recipe's effect on the litho
-    queue is narrower than Welch's unpaired CI over the same replications."""
+    """Demo fab, 5 % faster litho: the paired (CRN) CI is narrower than Welch's unpaired CI."""
     from twin.datasets import PROJECT_ROOT
     from twin.process import load_model
     from twin.whatif.stats import welch_difference
