@@ -72,7 +72,8 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
     app.state.settings = settings
     app.state.runtime = rt
     app.state.tokens = TokenTable(settings.tokens)
-    for r in (health, scene, equipment, lots, carriers, vehicles, kpis, state, events, stream,
+    # equipment first: routes are matched in order and GET /equipment/{id} is the hot path
+    for r in (equipment, health, scene, lots, carriers, vehicles, kpis, state, events, stream,
               metrics, whatif):  # fmt: skip
         app.include_router(r.router)
 

@@ -1,0 +1,287 @@
+"""Benchmark of the twin API on one uvicorn worker (`twin serve`, SQLite store, no physics).
+
+    .venv/bin/python bench/bench_api.py [--duration 10] [--clients 100] [--skip-wrk]
+
+1. GET /equipment/{id}: the most requests per second `wrk` gets (2 threads, 64 connections),
+   then the latency at a fixed 1,000 requests/s from an open-loop generator written here (each
+   request has a scheduled send time and its latency counts from that time, so a stalled
+   server cannot hide its queue: no coordinated omission).
+2. POST /events in batches of 500 from the demo fab's realistic stream: events stored (SQLite,
+   synchronous=FULL) and applied per second, every one checked as accepted.
+3. WebSocket fan-out: 100 clients on WS /stream while events are posted at 2,000 events/s;
+   delivery latency = arrival at a client - the event's own time (set when it is posted).
+
+Targets (issue 7): >= 3,000 req/s; p99 <= 20 ms at 1,000 req/s; >= 20,000 events/s;
+p99 delivery <= 100 ms. Prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "bench-token-" + "x" * 24
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(store: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "TWIN_TOKENS": json.dumps({TOKEN: ["admin"]}), "TWIN_MODE": "production"}
+    env.update({"TWIN_MAX_BATCH": "5000", "TWIN_WS_QUEUE": "1024"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twin.cli", "serve", "--scene", str(ROOT / "scenes" / "demo-fab"),
+         "--store", str(store), "--port", str(port), "--no-physics"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server failed: {proc.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise SystemExit("server did not start")
+
+
+# ------------------------------------------------------------------ 1. GET /equipment/{id}
+def wrk_max(port: int, duration: float) -> tuple[float, float] | None:
+    """(requests/s, p99 ms) from wrk, or None when wrk is not installed."""
+    if shutil.which("wrk") is None:
+        return None
+    out = subprocess.run(
+        ["wrk", "-t2", "-c64", f"-d{int(duration)}s", "--latency", "-H",
+         f"Authorization: Bearer {TOKEN}", f"http://127.0.0.1:{port}/equipment/LITH01"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    return rps, p99
+
+
+async def fixed_rate(port: int, rate: float, duration: float, conns: int = 32) -> np.ndarray:
+    """Open-loop GETs at ``rate``/s over ``conns`` keep-alive connections; latencies in ms
+    from each request's scheduled time."""
+    request = (
+        f"GET /equipment/LITH01 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {TOKEN}\r\n\r\n"
+    ).encode()
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(conns):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    n = int(rate * duration)
+    lat = np.empty(n)
+    errors = 0
+
+    async def one(i: int, due: float) -> None:
+        nonlocal errors
+        reader, writer = await pool.get()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+        await reader.readexactly(length)
+        lat[i] = (time.perf_counter() - due) * 1e3
+        if not head.startswith(b"HTTP/1.1 200"):
+            errors += 1
+        pool.put_nowait((reader, writer))
+
+    t0 = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(n):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    if errors:
+        raise SystemExit(f"{errors} requests failed")
+    return lat
+
+
+# --------------------------------------------------------------------- 2. POST /events
+def demo_events(target: int) -> list[dict]:
+    """The demo fab's synthetic stream (the feed of `twin up`), about ``target`` events."""
+    from services.api.feed import SyntheticFeed
+    from twin.live.catalog import Catalog
+    from twin.process import load_model
+    from twin.scene.load import load_scene
+
+    scene = load_scene(ROOT / "scenes" / "demo-fab")
+    feed = SyntheticFeed(Catalog.from_scene(scene, load_model(scene.metadata["process_dir"])))
+    out: list[dict] = []
+    seqs: dict[str, int] = {}
+    start, k = 1_800_000_000.0, 0
+    while len(out) < target:
+        events = feed.cycle(k, start)
+        for ev in events:
+            seq = seqs[ev.source] = seqs.get(ev.source, 0) + 1
+            d = ev.to_dict()
+            d.update(id=f"{ev.source}:{seq}", seq=seq)
+            out.append(d)
+        start, k = events[-1].time + 1.0, k + 1
+    return out[:target]
+
+
+def post_batches(port: int, events: list[dict], batch: int = 500) -> tuple[float, int]:
+    import httpx
+
+    bodies = [json.dumps(events[i : i + batch]).encode() for i in range(0, len(events), batch)]
+    accepted = 0
+    headers = {**AUTH, "content-type": "application/json"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
+        t0 = time.perf_counter()
+        for body in bodies:
+            r = c.post("/events", content=body, headers=headers)
+            accepted += r.json()["accepted"]
+        wall = time.perf_counter() - t0
+    return wall, accepted
+
+
+# --------------------------------------------------------------------- 3. WebSocket fan-out
+async def fanout(port: int, clients: int, rate: float, duration: float) -> tuple[np.ndarray, int]:
+    """Latencies (ms) of every event delivered to every client, and events posted."""
+    import httpx
+    import websockets
+
+    url = f"ws://127.0.0.1:{port}/stream?type=equipment.state"
+    lat: list[float] = []
+    expected = int(rate * duration)
+    done = asyncio.Event()
+    counts = [0] * clients
+    time_re = re.compile(r'"time":"([^"]+)"')
+
+    async def client(k: int, ready: asyncio.Event) -> None:
+        async with websockets.connect(url, additional_headers=AUTH, max_size=None) as ws:
+            await ws.recv()  # {"notice": "live"}
+            ready.set()
+            while counts[k] < expected:
+                msg = await ws.recv()
+                now = time.time()
+                for t in time_re.findall(msg):  # the event's own time, no full JSON parse
+                    lat.append((now - _epoch(t)) * 1e3)
+                    counts[k] += 1
+
+    readies = [asyncio.Event() for _ in range(clients)]
+    tasks = [asyncio.create_task(client(k, readies[k])) for k in range(clients)]
+    await asyncio.gather(*(r.wait() for r in readies))
+    tools = ["LITH01", "LITH02", "LITH03", "ETCH01", "ETCH02", "ETCH03", "CMP01", "CMP02"]
+    tick = 0.05  # s between POSTs
+    per = int(rate * tick)
+    seq = 0
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
+        t0 = time.perf_counter()
+        for i in range(int(duration / tick)):
+            due = t0 + i * tick
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            now = time.time()
+            batch = []
+            for _ in range(per):
+                i, seq = seq, seq + 1  # every tool's first report is standby (legal anywhere)
+                state = "productive" if (i // len(tools)) % 2 else "standby"
+                batch.append({"id": f"fan:{seq}", "source": "fan", "seq": seq, "time": now,
+                              "type": "equipment.state", "subject": tools[i % len(tools)],
+                              "data": {"state": state, "reason": "bench"}})  # fmt: skip
+            r = await c.post("/events", json=batch, headers=AUTH)
+            assert r.json()["accepted"] == per, r.text[:300]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    except TimeoutError:
+        for t in tasks:
+            t.cancel()
+    done.set()
+    return np.array(lat), seq * clients
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=float, default=10.0, help="s per measurement")
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--events", type=int, default=60_000, help="events posted in part 2")
+    ap.add_argument("--skip-wrk", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    port = free_port()
+    proc = start_server(tmp / "events.db", port)
+    try:
+        if not args.skip_wrk:
+            res = wrk_max(port, args.duration)
+            if res is None:
+                rows.append(
+                    ("GET /equipment/{id} max (wrk)", "wrk not installed", ">= 3000 req/s", "-")
+                )
+            else:
+                rows.append(("GET /equipment/{id} max (wrk -t2 -c64)", f"{res[0]:,.0f} req/s",
+                             ">= 3,000 req/s", "yes" if res[0] >= 3000 else "NO"))  # fmt: skip
+                rows.append(("  wrk p99 at saturation", f"{res[1]:.1f} ms", "-", "-"))
+        lat = asyncio.run(fixed_rate(port, 1000.0, args.duration))
+        p50, p99 = np.percentile(lat, [50, 99])
+        rows.append(("GET /equipment/{id} @ 1,000 req/s p50", f"{p50:.2f} ms", "-", "-"))
+        rows.append(("GET /equipment/{id} @ 1,000 req/s p99", f"{p99:.2f} ms", "<= 20 ms",
+                     "yes" if p99 <= 20 else "NO"))  # fmt: skip
+        events = demo_events(args.events)
+        wall, accepted = post_batches(port, events)
+        if accepted != len(events):
+            raise SystemExit(f"only {accepted} of {len(events)} events accepted")
+        rate = accepted / wall
+        rows.append(("POST /events (batches of 500, SQLite FULL)", f"{rate:,.0f} events/s",
+                     ">= 20,000 events/s", "yes" if rate >= 20000 else "NO"))  # fmt: skip
+        lat, n = asyncio.run(fanout(port, args.clients, 2000.0, args.duration))
+        if len(lat):
+            p50, p99 = np.percentile(lat, [50, 99])
+            rows.append(
+                (f"WS fan-out {args.clients} clients @ 2,000 ev/s p50", f"{p50:.1f} ms", "-", "-")
+            )
+            rows.append((f"WS fan-out {args.clients} clients @ 2,000 ev/s p99", f"{p99:.1f} ms",
+                         "<= 100 ms", "yes" if p99 <= 100 else "NO"))  # fmt: skip
+        rows.append(("  deliveries (events × clients)", f"{len(lat):,} of {n:,}", "all",
+                     "yes" if len(lat) == n else "NO"))  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':<{width}}  {'measured':>22}  {'target':>20}  met")
+    for name, value, target, ok in rows:
+        print(f"{name:<{width}}  {value:>22}  {target:>20}  {ok}")
+    print(f"(cpus: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; one uvicorn worker)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
