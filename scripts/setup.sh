@@ -27,7 +27,7 @@ stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   echo "setup: installing the project into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[all,dev]"
+  .venv/bin/python -m pip install -q -e ".[all,ray,dev]"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "twin.scene.commands",
     "twin.whatif.commands",
     "twin.live.commands",
+    "twin.live.emulate_commands",
     "twin.physics.commands",
     "twin.scan.commands",
     "twin.service_commands",
