@@ -379,3 +379,19 @@ def test_constant_first_pm_is_staggered():
     simulate(m, SimConfig(days=10), observer=obs)
     starts = {f["tool"]: t for k, t, f in events if k == "tool_state" and f["reason"] == "pm"}
     assert starts == {f"A#{k}": k * DAY for k in range(1, 5)}
+
+
+def test_critical_ratio_rule():
+    """critical_ratio serves the lot with the least slack per remaining processing time first."""
+    wip = [
+        WipLot(id="late_due", lot_type="L", product="p", step=1, due=1e6),
+        WipLot(id="blocker", lot_type="L", product="p", step=1, due=1e6),
+        WipLot(id="early_due", lot_type="L", product="p", step=1, due=2000.0),
+    ]
+    m = line([const(1, "A", 100.0)], [fam("A", rule="critical_ratio")], count=0, wip=wip)
+    res = simulate(m, SimConfig(days=1))
+    order = [i for _, i in sorted(zip(res.lots.completion, res.lots.id))]
+    assert order == ["late_due", "early_due", "blocker"]  # late_due found the tool idle
+    fifo = dataclasses.replace(m, families={"A": fam("A", rule="fifo")})
+    res = simulate(fifo, SimConfig(days=1))
+    assert [i for _, i in sorted(zip(res.lots.completion, res.lots.id))] == [w.id for w in wip]
