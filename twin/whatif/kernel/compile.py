@@ -49,7 +49,7 @@ TABLES: dict[str, str] = {
     "s_per": I32, "s_bmin": I32, "s_bmax": I32, "s_setup": I32, "s_setup_time": F64,
     "s_has_bint": I32, "s_bint": F64, "s_has_pint": I32, "s_pint": F64, "s_rwk_to": I32,
     "s_rwk_p": F64, "s_rwk_bit": I32, "s_sample_p": F64, "s_cqt_to": I32, "s_cqt_limit": F64,
-    "s_rpt": F64,
+    "s_rpt": F64, "s_ded": I32,
     # routes
     "r_start": I32, "r_len": I32,
     # setups: matrix (from+1, to) with NaN where the table has no entry; minimum runs (-1: none)
@@ -63,9 +63,10 @@ TABLES: dict[str, str] = {
     "d_rkind": I32, "d_rlo": F64, "d_rhi": F64, "d_rmean": F64,
     # time-based PM calendars
     "p_interval": F64, "p_kind": I32, "p_lo": F64, "p_hi": F64, "p_mean": F64,
-    # calendar operations at the start, in the reference's order (0 breakdown, 1 time PM)
+    # calendar operations at the start, in the reference's order (0 breakdown, 1 time PM,
+    # 2 first count of a wafer PM); a constant first occurrence is staggered over the tools
     "c_type": I32, "c_tool": I32, "c_cal": I32, "c_kind": I32, "c_lo": F64, "c_hi": F64,
-    "c_mean": F64,
+    "c_mean": F64, "c_stagger": F64,
     # random streams: purpose and index words (seed and replication are added on the device)
     "str_words": "u4", "str_nwords": I32,
     # release streams
@@ -223,6 +224,7 @@ def compile_model(
             tb["s_cqt_to"].append(c.cqt_to)
             tb["s_cqt_limit"].append(c.cqt_limit)
             tb["s_rpt"].append(c.rpt)
+            tb["s_ded"].append(getattr(c, "dedicate_to", -1))
             assert c.key == len(tb["s_fam"]) - 1
         if bits > 62:
             rwk_problems.append(f"route {rname}: {bits} rework steps, the kernel handles 62")
@@ -251,18 +253,17 @@ def compile_model(
                         tb[pre + "hi"].append(hi)
                         tb[pre + "mean"].append(mean)
                 for k in range(f.count):
-                    _cal_op(tb, 0, tool_of[f"{n}#{k + 1}"], down_names.index(att.calendar), first)
+                    _cal_op(tb, 0, tool_of[f"{n}#{k + 1}"], down_names.index(att.calendar),
+                            first, (k + 1) / f.count)  # fmt: skip
             elif att.kind == "pm" and cfg.pms and att.calendar in model.pms:
                 cal = model.pms[att.calendar]
                 if cal.by == "wafers":
                     for k in range(f.count):
-                        pmw_by_tool.setdefault(tool_of[f"{n}#{k + 1}"], []).append(
-                            (
-                                att.first.mean or cal.interval,
-                                cal.interval,
-                                _dist(cal.duration, mode),
-                            )
-                        )
+                        tool = tool_of[f"{n}#{k + 1}"]
+                        entries = pmw_by_tool.setdefault(tool, [])
+                        entries.append((cal.interval, _dist(cal.duration, mode)))
+                        # the kernel sets the entry's first count; c_cal is fixed up below
+                        _cal_op(tb, 2, tool, len(entries) - 1, first, (k + 1) / f.count)
                     continue
                 if att.calendar not in pm_names:
                     pm_names.append(att.calendar)
@@ -273,20 +274,25 @@ def compile_model(
                     tb["p_hi"].append(hi)
                     tb["p_mean"].append(mean)
                 for k in range(f.count):
-                    _cal_op(tb, 1, tool_of[f"{n}#{k + 1}"], pm_names.index(att.calendar), first)
+                    _cal_op(tb, 1, tool_of[f"{n}#{k + 1}"], pm_names.index(att.calendar),
+                            first, (k + 1) / f.count)  # fmt: skip
     for t in range(n_tools):
         entries = pmw_by_tool.get(t, [])
         if len(entries) > 30:
             raise InputError("kernel model", [f"tool {t}: {len(entries)} wafer PMs (max 30)"])
         tb["t_pmw0"].append(len(tb["w_first"]))
         tb["t_npmw"].append(len(entries))
-        for first, interval, (k, lo, hi, mean) in entries:
-            tb["w_first"].append(first)
+        for interval, (k, lo, hi, mean) in entries:
+            tb["w_first"].append(0.0)
             tb["w_interval"].append(interval)
             tb["w_kind"].append(k)
             tb["w_lo"].append(lo)
             tb["w_hi"].append(hi)
             tb["w_mean"].append(mean)
+
+    for c, typ in enumerate(tb["c_type"]):  # wafer PM ops: (tool, j) -> global entry index
+        if typ == 2:
+            tb["c_cal"][c] += tb["t_pmw0"][tb["c_tool"][c]]
 
     # --- lot types and initial lots
     lot_types: list[str] = []
@@ -420,7 +426,8 @@ def compile_model(
     return comp
 
 
-def _cal_op(tb: dict, kind: int, tool: int, cal: int, first: tuple) -> None:
+def _cal_op(tb: dict, kind: int, tool: int, cal: int, first: tuple, stagger: float) -> None:
+    tb["c_stagger"].append(stagger)
     tb["c_type"].append(kind)
     tb["c_tool"].append(tool)
     tb["c_cal"].append(cal)
@@ -481,8 +488,8 @@ def _sizes(model: FabModel, comp: Compiled, cfg: SimConfig, routes) -> dict[str,
     lots = n_init + min(released, int(rate * min(span, 6 * longest)) + 64)
     tools = int(t["n_tools"][0])
     caps = sum(int(c) * int(k) for c, k in zip(t["f_cap"], t["f_ntools"], strict=True))
-    n_pm_ops = int((t["c_type"] == 1).sum()) if len(t["c_type"]) else 0
-    n_fail_ops = len(t["c_type"]) - n_pm_ops
+    n_pm_ops = int((t["c_type"] == 1).sum())
+    n_fail_ops = int((t["c_type"] == 0).sum())
     return {
         "lots": max(lots, 16),
         "heap": max(lots + tools * 6 + 2 * caps + n_pm_ops + n_fail_ops + len(model.releases) + 64,
@@ -504,7 +511,7 @@ def stack(comps: list[Compiled]) -> tuple[dict[str, np.ndarray], dict[str, int]]
             a[i, : len(r)] = r
         out[k] = a
     sizes = {k: max(c.sizes[k] for c in comps) for k in comps[0].sizes}
-    for k in ("n_fam", "n_tools", "n_streams", "n_types", "n_rel"):
+    for k in ("n_fam", "n_tools", "n_streams", "n_types", "n_rel", "n_setups"):
         sizes[k] = max(1, max(int(c.tables[k][0]) for c in comps))
     sizes["n_steps"] = max(1, max(len(c.tables["s_fam"]) for c in comps))
     return out, sizes

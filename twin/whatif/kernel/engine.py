@@ -27,7 +27,7 @@ from twin.whatif.kernel.compile import HIST_BINS, Compiled, compile_model, stack
 from twin.whatif.reference.config import DAY, SimConfig, StartState
 from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult
 
-FATAL = {1: "event heap", 2: "lot table", 3: "job table"}
+FATAL = {1: "event heap", 2: "lot table", 3: "job table", 4: "per-lot dedication table"}
 SIZE_KEY = {1: "heap", 2: "lots", 3: "jobs"}
 
 
@@ -63,6 +63,8 @@ def state_sizes(sizes: dict[str, int], hist_bins: int) -> dict[str, int]:
         "heap": sizes["heap"],
         "streams4": 4 * sizes["n_streams"],
         "lots": sizes["lots"],
+        "lots4": 4 * sizes["lots"],
+        "classes": sizes["n_setups"] + 2,
         "fams": sizes["n_fam"],
         "steps": sizes["n_steps"],
         "tools": sizes["n_tools"],
@@ -273,17 +275,49 @@ def _hist_percentile(hist: np.ndarray, width: float, q: float) -> float:
     return (b + min(max(frac, 0.0), 1.0)) * width
 
 
-def _alloc(wp, sizes: dict[str, int], n: int, records: bool, device: str):
-    from twin.whatif.kernel.kernel import STATE, State
+def pool_slots(sizes: dict[str, int], records: bool) -> dict[str, tuple[dict[str, int], int]]:
+    """Per state pool: field -> first slot, and the pool's slots per replication."""
+    from twin.whatif.kernel.kernel import STATE, STATE_POOLS
 
     slots = state_sizes(sizes, HIST_BINS)
+    out: dict[str, tuple[dict[str, int], int]] = {}
+    for dt, pool in STATE_POOLS.items():
+        base, offs = 0, {}
+        for name, (fdt, key) in STATE.items():
+            if fdt != dt:
+                continue
+            offs[name] = base
+            base += 1 if key == "records" and not records else slots[key]
+        out[pool] = (offs, max(base, 1))
+    return out
+
+
+def _alloc(wp, sizes: dict[str, int], n: int, records: bool, device: str):
+    from twin.whatif.kernel.kernel import STATE_POOLS, State
+
     st = State()
-    for name, (dt, key) in STATE.items():
-        k = slots[key]
-        if key == "records" and not records:
-            k = 1
-        setattr(st, name, wp.zeros(k * n, dtype=_WPT(wp)[dt], device=device))
+    wpt = _WPT(wp)
+    pools = pool_slots(sizes, records)
+    for dt, pool in STATE_POOLS.items():
+        offs, total = pools[pool]
+        setattr(st, pool, wp.zeros(total * n, dtype=wpt[dt], device=device))
+        for name, base in offs.items():
+            setattr(st, f"o_{name}", base * n)
     return st
+
+
+def _read_state(st, sizes: dict[str, int], n: int, records: bool) -> dict[str, np.ndarray]:
+    """Every state field as a (slots, n) host array."""
+    from twin.whatif.kernel.kernel import STATE, STATE_POOLS
+
+    slots = state_sizes(sizes, HIST_BINS)
+    pools = {p: getattr(st, p).numpy() for p in STATE_POOLS.values()}
+    out = {}
+    for name, (dt, key) in STATE.items():
+        k = 1 if key == "records" and not records else slots[key]
+        o = getattr(st, f"o_{name}")
+        out[name] = pools[STATE_POOLS[dt]][o : o + k * n].reshape(k, n)
+    return out
 
 
 def _WPT(wp):
@@ -291,11 +325,25 @@ def _WPT(wp):
 
 
 def _model_struct(wp, tables: dict[str, np.ndarray], device: str):
-    from twin.whatif.kernel.kernel import Model
+    from twin.whatif.kernel.kernel import MODEL_POOLS, MODEL_SEPARATE, Model
 
     m = Model()
-    for k, a in tables.items():
-        setattr(m, k, wp.array(a, dtype=_WPT(wp)[a.dtype.str[1:]], device=device))
+    wpt = _WPT(wp)
+    n_sc = next(iter(tables.values())).shape[0]
+    for dt, pool in MODEL_POOLS.items():
+        names = [k for k, a in tables.items() if a.dtype.str[1:] == dt and k not in MODEL_SEPARATE]
+        stride = max(1, sum(tables[k].shape[1] for k in names))
+        flat = np.zeros((n_sc, stride), dtype=dt)
+        o = 0
+        for k in names:
+            w = tables[k].shape[1]
+            flat[:, o : o + w] = tables[k]
+            setattr(m, f"o_{k}", o)
+            o += w
+        setattr(m, pool, wp.array(flat.ravel(), dtype=wpt[dt], device=device))
+        setattr(m, f"s{pool}", stride)
+    for k in MODEL_SEPARATE:
+        setattr(m, k, wp.array(tables[k], dtype=wpt[tables[k].dtype.str[1:]], device=device))
     return m
 
 
@@ -336,7 +384,8 @@ def simulate_batch(
     reps = list(replications)
     per = bytes_per_replication(sizes, records)
     budget = memory_budget(device)
-    chunk = max(1, min(budget // max(per, 1), max_threads or 1 << 30))
+    widest = max(total for _, total in pool_slots(sizes, records).values())
+    chunk = max(1, min(budget // max(per, 1), (2**31 - 1) // widest, max_threads or 1 << 30))
     pairs = [(s, r) for s in range(len(comps)) for r in range(len(reps))]
     runs: dict[tuple[int, int], KernelRun] = {}
     m = _model_struct(wp, tables, device)
@@ -357,7 +406,7 @@ def simulate_batch(
 
 
 def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, runs):
-    from twin.whatif.kernel.kernel import STATE, Caps
+    from twin.whatif.kernel.kernel import Caps
 
     n = len(part)
     st = _alloc(wp, sizes, n, records, device)
@@ -372,12 +421,12 @@ def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, ru
     wp.launch(kernel, dim=n, inputs=[m, st, cap, scen, rr, wp.int64(config.seed)], device=device)
     wp.synchronize_device(device)
     wall = time.perf_counter() - t0
-    err = st.err.numpy()
+    err = st.i.numpy()[st.o_err : st.o_err + n]
     if err.any():
         code = int(err[err != 0][0])
         key = SIZE_KEY[code]
         return key, sizes[key]
-    host = {name: getattr(st, name).numpy().reshape(-1, n) for name in STATE}
+    host = _read_state(st, sizes, n, records)
     soft = host["err_soft"][0]
     if (soft & 4).any():
         need = int(host["ncomp"][0].max())

@@ -19,6 +19,7 @@ Model tables are 2-D ``[scenario, index]`` (``compile.py``); thread ``tid`` runs
 
 import warp as wp
 
+from twin.whatif.kernel.compile import TABLES
 from twin.whatif.kernel.rng import next_u, seed_stream
 
 # exact float64 agreement with the reference: no FMA contraction (CPU and CUDA)
@@ -44,6 +45,8 @@ WARMUP = wp.constant(8)
 ERR_HEAP = wp.constant(1)
 ERR_LOTS = wp.constant(2)
 ERR_JOBS = wp.constant(3)
+ERR_DEDIC = wp.constant(4)
+DED_SLOTS = wp.constant(4)  # pending dedications per lot
 ERR_RECORDS = 4  # bit flags on err_soft (the run goes on; records/samples beyond are dropped)
 ERR_SAMPLES = 8
 
@@ -51,123 +54,6 @@ ZERO = wp.constant(wp.float64(0.0))
 ONE = wp.constant(wp.float64(1.0))
 DAY = wp.constant(wp.float64(86400.0))
 MAXW = wp.constant(4)
-
-
-@wp.struct
-class Model:
-    t0: wp.array2d(dtype=wp.float64)
-    warm: wp.array2d(dtype=wp.float64)
-    end: wp.array2d(dtype=wp.float64)
-    sample_dt: wp.array2d(dtype=wp.float64)
-    hist_w: wp.array2d(dtype=wp.float64)
-    tr_kind: wp.array2d(dtype=wp.int32)
-    tr_lo: wp.array2d(dtype=wp.float64)
-    tr_hi: wp.array2d(dtype=wp.float64)
-    tr_mean: wp.array2d(dtype=wp.float64)
-    transport_on: wp.array2d(dtype=wp.int32)
-    n_fam: wp.array2d(dtype=wp.int32)
-    n_tools: wp.array2d(dtype=wp.int32)
-    n_rel: wp.array2d(dtype=wp.int32)
-    n_init_tools: wp.array2d(dtype=wp.int32)
-    n_init_lots: wp.array2d(dtype=wp.int32)
-    n_cal_ops: wp.array2d(dtype=wp.int32)
-    n_streams: wp.array2d(dtype=wp.int32)
-    n_setups: wp.array2d(dtype=wp.int32)
-    n_types: wp.array2d(dtype=wp.int32)
-    f_cap: wp.array2d(dtype=wp.int32)
-    f_load: wp.array2d(dtype=wp.float64)
-    f_unload: wp.array2d(dtype=wp.float64)
-    f_rule: wp.array2d(dtype=wp.int32)
-    f_batching: wp.array2d(dtype=wp.int32)
-    f_setups: wp.array2d(dtype=wp.int32)
-    f_wake_least: wp.array2d(dtype=wp.int32)
-    f_delay: wp.array2d(dtype=wp.int32)
-    f_tool0: wp.array2d(dtype=wp.int32)
-    f_ntools: wp.array2d(dtype=wp.int32)
-    s_fam: wp.array2d(dtype=wp.int32)
-    s_delay: wp.array2d(dtype=wp.int32)
-    s_kind: wp.array2d(dtype=wp.int32)
-    s_lo: wp.array2d(dtype=wp.float64)
-    s_hi: wp.array2d(dtype=wp.float64)
-    s_mean: wp.array2d(dtype=wp.float64)
-    s_per: wp.array2d(dtype=wp.int32)
-    s_bmin: wp.array2d(dtype=wp.int32)
-    s_bmax: wp.array2d(dtype=wp.int32)
-    s_setup: wp.array2d(dtype=wp.int32)
-    s_setup_time: wp.array2d(dtype=wp.float64)
-    s_has_bint: wp.array2d(dtype=wp.int32)
-    s_bint: wp.array2d(dtype=wp.float64)
-    s_has_pint: wp.array2d(dtype=wp.int32)
-    s_pint: wp.array2d(dtype=wp.float64)
-    s_rwk_to: wp.array2d(dtype=wp.int32)
-    s_rwk_p: wp.array2d(dtype=wp.float64)
-    s_rwk_bit: wp.array2d(dtype=wp.int32)
-    s_sample_p: wp.array2d(dtype=wp.float64)
-    s_cqt_to: wp.array2d(dtype=wp.int32)
-    s_cqt_limit: wp.array2d(dtype=wp.float64)
-    s_rpt: wp.array2d(dtype=wp.float64)
-    r_start: wp.array2d(dtype=wp.int32)
-    r_len: wp.array2d(dtype=wp.int32)
-    su_mat: wp.array2d(dtype=wp.float64)
-    su_minrun: wp.array2d(dtype=wp.int32)
-    t_fam: wp.array2d(dtype=wp.int32)
-    t_stream: wp.array2d(dtype=wp.int32)
-    t_pmw0: wp.array2d(dtype=wp.int32)
-    t_npmw: wp.array2d(dtype=wp.int32)
-    w_first: wp.array2d(dtype=wp.float64)
-    w_interval: wp.array2d(dtype=wp.float64)
-    w_kind: wp.array2d(dtype=wp.int32)
-    w_lo: wp.array2d(dtype=wp.float64)
-    w_hi: wp.array2d(dtype=wp.float64)
-    w_mean: wp.array2d(dtype=wp.float64)
-    d_fkind: wp.array2d(dtype=wp.int32)
-    d_flo: wp.array2d(dtype=wp.float64)
-    d_fhi: wp.array2d(dtype=wp.float64)
-    d_fmean: wp.array2d(dtype=wp.float64)
-    d_rkind: wp.array2d(dtype=wp.int32)
-    d_rlo: wp.array2d(dtype=wp.float64)
-    d_rhi: wp.array2d(dtype=wp.float64)
-    d_rmean: wp.array2d(dtype=wp.float64)
-    p_interval: wp.array2d(dtype=wp.float64)
-    p_kind: wp.array2d(dtype=wp.int32)
-    p_lo: wp.array2d(dtype=wp.float64)
-    p_hi: wp.array2d(dtype=wp.float64)
-    p_mean: wp.array2d(dtype=wp.float64)
-    c_type: wp.array2d(dtype=wp.int32)
-    c_tool: wp.array2d(dtype=wp.int32)
-    c_cal: wp.array2d(dtype=wp.int32)
-    c_kind: wp.array2d(dtype=wp.int32)
-    c_lo: wp.array2d(dtype=wp.float64)
-    c_hi: wp.array2d(dtype=wp.float64)
-    c_mean: wp.array2d(dtype=wp.float64)
-    str_words: wp.array2d(dtype=wp.uint32)
-    str_nwords: wp.array2d(dtype=wp.int32)
-    rel_on: wp.array2d(dtype=wp.int32)
-    rel_start: wp.array2d(dtype=wp.float64)
-    rel_exp: wp.array2d(dtype=wp.int32)
-    rel_interval: wp.array2d(dtype=wp.float64)
-    rel_count: wp.array2d(dtype=wp.int32)
-    rel_lpr: wp.array2d(dtype=wp.int32)
-    rel_prio: wp.array2d(dtype=wp.int32)
-    rel_wafers: wp.array2d(dtype=wp.int32)
-    rel_due_off: wp.array2d(dtype=wp.float64)
-    rel_type: wp.array2d(dtype=wp.int32)
-    rel_route: wp.array2d(dtype=wp.int32)
-    rel_stream: wp.array2d(dtype=wp.int32)
-    it_tool: wp.array2d(dtype=wp.int32)
-    it_setup: wp.array2d(dtype=wp.int32)
-    it_busy: wp.array2d(dtype=wp.float64)
-    it_down: wp.array2d(dtype=wp.float64)
-    il_route: wp.array2d(dtype=wp.int32)
-    il_idx: wp.array2d(dtype=wp.int32)
-    il_prio: wp.array2d(dtype=wp.int32)
-    il_wafers: wp.array2d(dtype=wp.int32)
-    il_release: wp.array2d(dtype=wp.float64)
-    il_due: wp.array2d(dtype=wp.float64)
-    il_type: wp.array2d(dtype=wp.int32)
-    il_status: wp.array2d(dtype=wp.int32)
-    il_tool: wp.array2d(dtype=wp.int32)
-    il_until: wp.array2d(dtype=wp.float64)
 
 
 # per-thread state: name -> (dtype, size key); the engine allocates size * n of each
@@ -191,7 +77,9 @@ STATE = {
     "l_qt": ("f8", "lots"), "l_pt": ("f8", "lots"), "l_tt": ("f8", "lots"),
     "l_nsteps": ("i4", "lots"), "l_type": ("i4", "lots"), "l_src": ("i4", "lots"),
     "l_num": ("i4", "lots"), "l_next": ("i4", "lots"), "l_prev": ("i4", "lots"),
-    "l_jnext": ("i4", "lots"),
+    "l_jnext": ("i4", "lots"), "l_only": ("i4", "lots"), "l_nded": ("i4", "lots"),
+    "l_dk": ("i4", "lots4"), "l_dt": ("i4", "lots4"),  # dedications: step index -> tool
+    "cls_head": ("i4", "classes"),  # scratch of dispatch: head lot of each setup class
     # families
     "q_head": ("i4", "fams"), "q_tail": ("i4", "fams"), "f_nidle": ("i4", "fams"),
     "f_n": ("i4", "fams"), "f_area": ("f8", "fams"), "f_last": ("f8", "fams"),
@@ -224,19 +112,38 @@ STATE = {
     "tr_t": ("f8", "trace"), "tr_k": ("i4", "trace"), "tr_o": ("i4", "trace"),
 }  # fmt: skip
 
+# Warp passes structs by value: every field lives in a few typed pools instead, at an offset
+# kept in the struct (``s.f[s.o_now + tid]``), so that a call copies offsets, not 200 arrays.
+STATE_POOLS = {"f8": "f", "i4": "i", "i8": "l", "u8": "u"}
+MODEL_POOLS = {"f8": "F", "i4": "I"}
+MODEL_SEPARATE = ("str_words", "str_nwords")  # read by rng.seed_stream as 2-D arrays
 _WP = {"f8": wp.float64, "i4": wp.int32, "i8": wp.int64, "u8": wp.uint64}
 
 
-def _state_struct():
-    cls = type(
-        "State", (), {"__annotations__": {k: wp.array(dtype=_WP[v[0]]) for k, v in STATE.items()}}
-    )
+def _make_struct(name: str, ann: dict):
+    cls = type(name, (), {"__annotations__": ann})
     cls.__module__ = __name__
-    cls.__qualname__ = "State"
+    cls.__qualname__ = name
     return wp.struct(cls)
 
 
+def _state_struct():
+    ann = {p: wp.array(dtype=_WP[dt]) for dt, p in STATE_POOLS.items()}
+    ann.update({f"o_{k}": int for k in STATE})
+    return _make_struct("State", ann)
+
+
+def _model_struct():
+    ann = {p: wp.array(dtype=_WP[dt]) for dt, p in MODEL_POOLS.items()}
+    ann.update({f"s{p}": int for p in MODEL_POOLS.values()})
+    ann["str_words"] = wp.array2d(dtype=wp.uint32)
+    ann["str_nwords"] = wp.array2d(dtype=wp.int32)
+    ann.update({f"o_{k}": int for k, dt in TABLES.items() if k not in MODEL_SEPARATE})
+    return _make_struct("Model", ann)
+
+
 State = _state_struct()
+Model = _model_struct()
 
 
 @wp.struct
@@ -260,19 +167,19 @@ def draw(s: State, stream: int, n: int, tid: int, kind: int, lo: wp.float64, hi:
          mean: wp.float64) -> wp.float64:  # fmt: skip
     """kind 0 constant (no draw), 1 uniform [lo, hi), 2 exponential (the reference's draw)."""
     if kind == 1:
-        return lo + (hi - lo) * next_u(s.rs, 4 * stream * n + tid, n)
+        return lo + (hi - lo) * next_u(s.u, s.o_rs + 4 * stream * n + tid, n)
     if kind == 0:
         return mean
-    return -mean * wp.log(ONE - next_u(s.rs, 4 * stream * n + tid, n))
+    return -mean * wp.log(ONE - next_u(s.u, s.o_rs + 4 * stream * n + tid, n))
 
 
 @wp.func
 def window(m: Model, sc: int, a: wp.float64, b: wp.float64) -> wp.float64:
     """Length of [a, b] inside the measured window [warm-up end, end]."""
-    lo = m.warm[sc, 0]
+    lo = m.F[m.o_warm + sc * m.sF + 0]
     if a > lo:
         lo = a
-    hi = m.end[sc, 0]
+    hi = m.F[m.o_end + sc * m.sF + 0]
     if b < hi:
         hi = b
     if hi > lo:
@@ -282,60 +189,60 @@ def window(m: Model, sc: int, a: wp.float64, b: wp.float64) -> wp.float64:
 
 @wp.func
 def ev_less(s: State, a: int, b: int) -> bool:
-    ta = s.ev_t[a]
-    tb = s.ev_t[b]
+    ta = s.f[s.o_ev_t + a]
+    tb = s.f[s.o_ev_t + b]
     if ta != tb:
         return ta < tb
-    ka = s.ev_kind[a]
-    kb = s.ev_kind[b]
+    ka = s.i[s.o_ev_kind + a]
+    kb = s.i[s.o_ev_kind + b]
     if ka != kb:
         return ka < kb
-    return s.ev_seq[a] < s.ev_seq[b]
+    return s.i[s.o_ev_seq + a] < s.i[s.o_ev_seq + b]
 
 
 @wp.func
 def ev_swap(s: State, a: int, b: int):
-    t = s.ev_t[a]
-    s.ev_t[a] = s.ev_t[b]
-    s.ev_t[b] = t
-    k = s.ev_kind[a]
-    s.ev_kind[a] = s.ev_kind[b]
-    s.ev_kind[b] = k
-    q = s.ev_seq[a]
-    s.ev_seq[a] = s.ev_seq[b]
-    s.ev_seq[b] = q
-    o = s.ev_obj[a]
-    s.ev_obj[a] = s.ev_obj[b]
-    s.ev_obj[b] = o
-    x = s.ev_aux[a]
-    s.ev_aux[a] = s.ev_aux[b]
-    s.ev_aux[b] = x
+    t = s.f[s.o_ev_t + a]
+    s.f[s.o_ev_t + a] = s.f[s.o_ev_t + b]
+    s.f[s.o_ev_t + b] = t
+    k = s.i[s.o_ev_kind + a]
+    s.i[s.o_ev_kind + a] = s.i[s.o_ev_kind + b]
+    s.i[s.o_ev_kind + b] = k
+    q = s.i[s.o_ev_seq + a]
+    s.i[s.o_ev_seq + a] = s.i[s.o_ev_seq + b]
+    s.i[s.o_ev_seq + b] = q
+    o = s.i[s.o_ev_obj + a]
+    s.i[s.o_ev_obj + a] = s.i[s.o_ev_obj + b]
+    s.i[s.o_ev_obj + b] = o
+    x = s.i[s.o_ev_aux + a]
+    s.i[s.o_ev_aux + a] = s.i[s.o_ev_aux + b]
+    s.i[s.o_ev_aux + b] = x
 
 
 @wp.func
 def next_seq(s: State, tid: int) -> int:
-    q = s.seq[tid]
-    s.seq[tid] = q + 1
+    q = s.i[s.o_seq + tid]
+    s.i[s.o_seq + tid] = q + 1
     return q
 
 
 @wp.func
 def push(s: State, cap: Caps, n: int, tid: int, t: wp.float64, kind: int, obj: int, aux: int):
     """heappush((t, kind, next(seq), obj)) on the thread's binary heap."""
-    h = s.hn[tid]
+    h = s.i[s.o_hn + tid]
     if h >= cap.heap:
-        s.err[tid] = ERR_HEAP
+        s.i[s.o_err + tid] = ERR_HEAP
         return
     q = next_seq(s, tid)
     i = h * n + tid
-    s.ev_t[i] = t
-    s.ev_kind[i] = kind
-    s.ev_seq[i] = q
-    s.ev_obj[i] = obj
-    s.ev_aux[i] = aux
-    s.hn[tid] = h + 1
-    if h + 1 > s.heap_peak[tid]:
-        s.heap_peak[tid] = h + 1
+    s.f[s.o_ev_t + i] = t
+    s.i[s.o_ev_kind + i] = kind
+    s.i[s.o_ev_seq + i] = q
+    s.i[s.o_ev_obj + i] = obj
+    s.i[s.o_ev_aux + i] = aux
+    s.i[s.o_hn + tid] = h + 1
+    if h + 1 > s.i[s.o_heap_peak + tid]:
+        s.i[s.o_heap_peak + tid] = h + 1
     while h > 0:
         p = (h - 1) // 2
         if ev_less(s, h * n + tid, p * n + tid):
@@ -348,8 +255,8 @@ def push(s: State, cap: Caps, n: int, tid: int, t: wp.float64, kind: int, obj: i
 @wp.func
 def pop(s: State, n: int, tid: int):
     """Remove the heap's top (the caller has read it)."""
-    h = s.hn[tid] - 1
-    s.hn[tid] = h
+    h = s.i[s.o_hn + tid] - 1
+    s.i[s.o_hn + tid] = h
     if h == 0:
         return
     ev_swap(s, tid, h * n + tid)
@@ -372,58 +279,64 @@ def pop(s: State, n: int, tid: int):
 
 @wp.func
 def enter_fab(s: State, tid: int, t: wp.float64):
-    s.fab_area[tid] = s.fab_area[tid] + wp.float64(s.fab_n[tid]) * (t - s.fab_last[tid])
-    s.fab_last[tid] = t
-    s.fab_n[tid] = s.fab_n[tid] + 1
+    s.f[s.o_fab_area + tid] = s.f[s.o_fab_area + tid] + wp.float64(s.i[s.o_fab_n + tid]) * (
+        t - s.f[s.o_fab_last + tid]
+    )
+    s.f[s.o_fab_last + tid] = t
+    s.i[s.o_fab_n + tid] = s.i[s.o_fab_n + tid] + 1
 
 
 @wp.func
 def fam_area(s: State, f: int, t: wp.float64):
-    s.f_area[f] = s.f_area[f] + wp.float64(s.f_n[f]) * (t - s.f_last[f])
-    s.f_last[f] = t
+    s.f[s.o_f_area + f] = s.f[s.o_f_area + f] + wp.float64(s.i[s.o_f_n + f]) * (
+        t - s.f[s.o_f_last + f]
+    )
+    s.f[s.o_f_last + f] = t
 
 
 @wp.func
 def new_lot(s: State, cap: Caps, n: int, tid: int, route: int, type_: int, prio: int,
             wafers: int, release: wp.float64, due: wp.float64, src: int, num: int) -> int:  # fmt: skip
-    lot = s.lot_free[tid]
+    lot = s.i[s.o_lot_free + tid]
     if lot < 0:
-        s.err[tid] = ERR_LOTS
+        s.i[s.o_err + tid] = ERR_LOTS
         return -1
     i = lot * n + tid
-    s.lot_free[tid] = s.l_next[i]
-    s.lots_used[tid] = s.lots_used[tid] + 1
-    if s.lots_used[tid] > s.lots_peak[tid]:
-        s.lots_peak[tid] = s.lots_used[tid]
-    s.l_route[i] = route
-    s.l_idx[i] = 0
-    s.l_prio[i] = prio
-    s.l_wafers[i] = wafers
-    s.l_release[i] = release
-    s.l_due[i] = due
-    s.l_arrived[i] = release
-    s.l_left[i] = release
-    s.l_seq[i] = 0
-    s.l_cqt_to[i] = -1
-    s.l_cqt_dl[i] = ZERO
-    s.l_rwk[i] = wp.int64(0)
-    s.l_qt[i] = ZERO
-    s.l_pt[i] = ZERO
-    s.l_tt[i] = ZERO
-    s.l_nsteps[i] = 0
-    s.l_type[i] = type_
-    s.l_src[i] = src
-    s.l_num[i] = num
-    s.l_next[i] = -1
-    s.l_prev[i] = -1
-    s.l_jnext[i] = -1
+    s.i[s.o_lot_free + tid] = s.i[s.o_l_next + i]
+    s.i[s.o_lots_used + tid] = s.i[s.o_lots_used + tid] + 1
+    if s.i[s.o_lots_used + tid] > s.i[s.o_lots_peak + tid]:
+        s.i[s.o_lots_peak + tid] = s.i[s.o_lots_used + tid]
+    s.i[s.o_l_route + i] = route
+    s.i[s.o_l_idx + i] = 0
+    s.i[s.o_l_prio + i] = prio
+    s.i[s.o_l_wafers + i] = wafers
+    s.f[s.o_l_release + i] = release
+    s.f[s.o_l_due + i] = due
+    s.f[s.o_l_arrived + i] = release
+    s.f[s.o_l_left + i] = release
+    s.i[s.o_l_seq + i] = 0
+    s.i[s.o_l_cqt_to + i] = -1
+    s.f[s.o_l_cqt_dl + i] = ZERO
+    s.l[s.o_l_rwk + i] = wp.int64(0)
+    s.f[s.o_l_qt + i] = ZERO
+    s.f[s.o_l_pt + i] = ZERO
+    s.f[s.o_l_tt + i] = ZERO
+    s.i[s.o_l_nsteps + i] = 0
+    s.i[s.o_l_type + i] = type_
+    s.i[s.o_l_src + i] = src
+    s.i[s.o_l_num + i] = num
+    s.i[s.o_l_next + i] = -1
+    s.i[s.o_l_prev + i] = -1
+    s.i[s.o_l_jnext + i] = -1
+    s.i[s.o_l_only + i] = -1
+    s.i[s.o_l_nded + i] = 0
     return lot
 
 
 @wp.func
 def lot_step(m: Model, s: State, sc: int, i: int) -> int:
     """Global step index of the lot at state index i."""
-    return m.r_start[sc, s.l_route[i]] + s.l_idx[i]
+    return m.I[m.o_r_start + sc * m.sI + s.i[s.o_l_route + i]] + s.i[s.o_l_idx + i]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,45 +346,47 @@ def lot_step(m: Model, s: State, sc: int, i: int) -> int:
 @wp.func
 def complete(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, lot: int, t: wp.float64):
     i = lot * n + tid
-    s.fab_area[tid] = s.fab_area[tid] + wp.float64(s.fab_n[tid]) * (t - s.fab_last[tid])
-    s.fab_last[tid] = t
-    s.fab_n[tid] = s.fab_n[tid] - 1
-    c = s.ncomp[tid]
+    s.f[s.o_fab_area + tid] = s.f[s.o_fab_area + tid] + wp.float64(s.i[s.o_fab_n + tid]) * (
+        t - s.f[s.o_fab_last + tid]
+    )
+    s.f[s.o_fab_last + tid] = t
+    s.i[s.o_fab_n + tid] = s.i[s.o_fab_n + tid] - 1
+    c = s.i[s.o_ncomp + tid]
     if cap.keep_records != 0:
         if c < cap.records:
             r = c * n + tid
-            s.rc_src[r] = s.l_src[i]
-            s.rc_num[r] = s.l_num[i]
-            s.rc_release[r] = s.l_release[i]
-            s.rc_due[r] = s.l_due[i]
-            s.rc_comp[r] = t
-            s.rc_qt[r] = s.l_qt[i]
-            s.rc_pt[r] = s.l_pt[i]
-            s.rc_tt[r] = s.l_tt[i]
-            s.rc_nsteps[r] = s.l_nsteps[i]
+            s.i[s.o_rc_src + r] = s.i[s.o_l_src + i]
+            s.i[s.o_rc_num + r] = s.i[s.o_l_num + i]
+            s.f[s.o_rc_release + r] = s.f[s.o_l_release + i]
+            s.f[s.o_rc_due + r] = s.f[s.o_l_due + i]
+            s.f[s.o_rc_comp + r] = t
+            s.f[s.o_rc_qt + r] = s.f[s.o_l_qt + i]
+            s.f[s.o_rc_pt + r] = s.f[s.o_l_pt + i]
+            s.f[s.o_rc_tt + r] = s.f[s.o_l_tt + i]
+            s.i[s.o_rc_nsteps + r] = s.i[s.o_l_nsteps + i]
         else:
-            s.err_soft[tid] = s.err_soft[tid] | ERR_RECORDS
-    s.ncomp[tid] = c + 1
-    if t >= m.warm[sc, 0]:
-        ty = s.l_type[i]
+            s.i[s.o_err_soft + tid] = s.i[s.o_err_soft + tid] | ERR_RECORDS
+    s.i[s.o_ncomp + tid] = c + 1
+    if t >= m.F[m.o_warm + sc * m.sF + 0]:
+        ty = s.i[s.o_l_type + i]
         k = ty * n + tid
-        ct = (t - s.l_release[i]) / DAY
-        s.lt_n[k] = s.lt_n[k] + 1
-        s.lt_sum[k] = s.lt_sum[k] + ct
-        s.lt_sq[k] = s.lt_sq[k] + ct * ct
-        if t <= s.l_due[i]:
-            s.lt_ontime[k] = s.lt_ontime[k] + 1
-        b = int(wp.floor(ct / m.hist_w[sc, 0]))
+        ct = (t - s.f[s.o_l_release + i]) / DAY
+        s.i[s.o_lt_n + k] = s.i[s.o_lt_n + k] + 1
+        s.f[s.o_lt_sum + k] = s.f[s.o_lt_sum + k] + ct
+        s.f[s.o_lt_sq + k] = s.f[s.o_lt_sq + k] + ct * ct
+        if t <= s.f[s.o_l_due + i]:
+            s.i[s.o_lt_ontime + k] = s.i[s.o_lt_ontime + k] + 1
+        b = int(wp.floor(ct / m.F[m.o_hist_w + sc * m.sF + 0]))
         if b < 0:
             b = 0
         if b >= cap.hist_bins:
             b = cap.hist_bins - 1
         h = (ty * cap.hist_bins + b) * n + tid
-        s.hist[h] = s.hist[h] + 1
+        s.i[s.o_hist + h] = s.i[s.o_hist + h] + 1
     # free the slot
-    s.l_next[i] = s.lot_free[tid]
-    s.lot_free[tid] = lot
-    s.lots_used[tid] = s.lots_used[tid] - 1
+    s.i[s.o_l_next + i] = s.i[s.o_lot_free + tid]
+    s.i[s.o_lot_free + tid] = lot
+    s.i[s.o_lots_used + tid] = s.i[s.o_lots_used + tid] - 1
 
 
 @wp.func
@@ -479,32 +394,32 @@ def next_step(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, lot: int
               t: wp.float64, transport: int):  # fmt: skip
     """Move past sampled-out steps; complete the lot or send it on (with transport)."""
     li = lot * n + tid
-    r = s.l_route[li]
-    r0 = m.r_start[sc, r]
-    nr = m.r_len[sc, r]
-    i = s.l_idx[li] + 1
+    r = s.i[s.o_l_route + li]
+    r0 = m.I[m.o_r_start + sc * m.sI + r]
+    nr = m.I[m.o_r_len + sc * m.sI + r]
+    i = s.i[s.o_l_idx + li] + 1
     while i < nr:
-        p = m.s_sample_p[sc, r0 + i]
+        p = m.F[m.o_s_sample_p + sc * m.sF + r0 + i]
         if p >= ONE:
             break
-        if next_u(s.rs, tid, n) < p:  # stream 0: routing
+        if next_u(s.u, s.o_rs + tid, n) < p:  # stream 0: routing
             break
         i += 1
     if i >= nr:
         complete(m, s, cap, sc, n, tid, lot, t)
         return
-    s.l_idx[li] = i
-    s.l_left[li] = t
+    s.i[s.o_l_idx + li] = i
+    s.f[s.o_l_left + li] = t
     ta = t
-    if transport != 0 and m.transport_on[sc, 0] != 0:
-        k = m.tr_kind[sc, 0]
-        lo = m.tr_lo[sc, 0]
-        hi = m.tr_hi[sc, 0]
+    if transport != 0 and m.I[m.o_transport_on + sc * m.sI + 0] != 0:
+        k = m.I[m.o_tr_kind + sc * m.sI + 0]
+        lo = m.F[m.o_tr_lo + sc * m.sF + 0]
+        hi = m.F[m.o_tr_hi + sc * m.sF + 0]
         if transport == 2 and k == 1:
             # the reference's inlined after-step path rounds (t + lo) first
-            ta = t + lo + (hi - lo) * next_u(s.rs, 4 * n + tid, n)
+            ta = t + lo + (hi - lo) * next_u(s.u, s.o_rs + 4 * n + tid, n)
         else:
-            ta = t + draw(s, 1, n, tid, k, lo, hi, m.tr_mean[sc, 0])
+            ta = t + draw(s, 1, n, tid, k, lo, hi, m.F[m.o_tr_mean + sc * m.sF + 0])
     push(s, cap, n, tid, ta, ARRIVE, lot, 0)
 
 
@@ -513,41 +428,43 @@ def step_done(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, lot: int
     """The lot finished its current step at t: CQT window, rework, next step."""
     li = lot * n + tid
     st = lot_step(m, s, sc, li)
-    s.l_nsteps[li] = s.l_nsteps[li] + 1
-    if m.s_cqt_to[sc, st] >= 0:
-        s.l_cqt_to[li] = m.s_cqt_to[sc, st]
-        s.l_cqt_dl[li] = t + m.s_cqt_limit[sc, st]
-    rp = m.s_rwk_p[sc, st]
-    if rp > ZERO and m.s_rwk_to[sc, st] >= 0:
-        if next_u(s.rs, tid, n) < rp:
-            bit = wp.int64(1) << wp.int64(m.s_rwk_bit[sc, st])
-            if (s.l_rwk[li] & bit) == wp.int64(0):
-                s.l_rwk[li] = s.l_rwk[li] | bit
-                s.l_idx[li] = m.s_rwk_to[sc, st] - 1
+    s.i[s.o_l_nsteps + li] = s.i[s.o_l_nsteps + li] + 1
+    if m.I[m.o_s_cqt_to + sc * m.sI + st] >= 0:
+        s.i[s.o_l_cqt_to + li] = m.I[m.o_s_cqt_to + sc * m.sI + st]
+        s.f[s.o_l_cqt_dl + li] = t + m.F[m.o_s_cqt_limit + sc * m.sF + st]
+    rp = m.F[m.o_s_rwk_p + sc * m.sF + st]
+    if rp > ZERO and m.I[m.o_s_rwk_to + sc * m.sI + st] >= 0:
+        if next_u(s.u, s.o_rs + tid, n) < rp:
+            bit = wp.int64(1) << wp.int64(m.I[m.o_s_rwk_bit + sc * m.sI + st])
+            if (s.l[s.o_l_rwk + li] & bit) == wp.int64(0):
+                s.l[s.o_l_rwk + li] = s.l[s.o_l_rwk + li] | bit
+                s.i[s.o_l_idx + li] = m.I[m.o_s_rwk_to + sc * m.sI + st] - 1
     next_step(m, s, cap, sc, n, tid, lot, t, 1)
 
 
 @wp.func
 def release(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, r: int, t: wp.float64):
-    k = s.rel_k[r * n + tid]
-    lpr = m.rel_lpr[sc, r]
+    k = s.i[s.o_rel_k + r * n + tid]
+    lpr = m.I[m.o_rel_lpr + sc * m.sI + r]
     for j in range(lpr):
         num = k * lpr + j + 1
-        lot = new_lot(s, cap, n, tid, m.rel_route[sc, r], m.rel_type[sc, r], m.rel_prio[sc, r],
-                      m.rel_wafers[sc, r], t, t + m.rel_due_off[sc, r], -(r + 1), num)  # fmt: skip
+        lot = new_lot(s, cap, n, tid, m.I[m.o_rel_route + sc * m.sI + r], m.I[m.o_rel_type + sc * m.sI + r], m.I[m.o_rel_prio + sc * m.sI + r],
+                      m.I[m.o_rel_wafers + sc * m.sI + r], t, t + m.F[m.o_rel_due_off + sc * m.sF + r], -(r + 1), num)  # fmt: skip
         if lot < 0:
             return
-        if t >= m.warm[sc, 0]:
-            s.rel_done[r * n + tid] = s.rel_done[r * n + tid] + 1
+        if t >= m.F[m.o_warm + sc * m.sF + 0]:
+            s.i[s.o_rel_done + r * n + tid] = s.i[s.o_rel_done + r * n + tid] + 1
         enter_fab(s, tid, t)
-        s.l_idx[lot * n + tid] = -1
+        s.i[s.o_l_idx + lot * n + tid] = -1
         next_step(m, s, cap, sc, n, tid, lot, t, 0)
     k += 1
-    s.rel_k[r * n + tid] = k
-    if k < m.rel_count[sc, r]:
-        dt = m.rel_interval[sc, r]
-        if m.rel_exp[sc, r] != 0:
-            dt = -dt * wp.log(ONE - next_u(s.rs, 4 * m.rel_stream[sc, r] * n + tid, n))
+    s.i[s.o_rel_k + r * n + tid] = k
+    if k < m.I[m.o_rel_count + sc * m.sI + r]:
+        dt = m.F[m.o_rel_interval + sc * m.sF + r]
+        if m.I[m.o_rel_exp + sc * m.sI + r] != 0:
+            dt = -dt * wp.log(
+                ONE - next_u(s.u, s.o_rs + 4 * m.I[m.o_rel_stream + sc * m.sI + r] * n + tid, n)
+            )
         push(s, cap, n, tid, t + dt, RELEASE_EV, r, 0)
 
 
@@ -559,52 +476,52 @@ def release(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, r: int, t:
 def q_append(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int):
     fi = f * n + tid
     li = lot * n + tid
-    tail = s.q_tail[fi]
-    s.l_prev[li] = tail
-    s.l_next[li] = -1
+    tail = s.i[s.o_q_tail + fi]
+    s.i[s.o_l_prev + li] = tail
+    s.i[s.o_l_next + li] = -1
     if tail >= 0:
-        s.l_next[tail * n + tid] = lot
+        s.i[s.o_l_next + tail * n + tid] = lot
     else:
-        s.q_head[fi] = lot
-    s.q_tail[fi] = lot
-    if m.f_batching[sc, f] != 0:
+        s.i[s.o_q_head + fi] = lot
+    s.i[s.o_q_tail + fi] = lot
+    if m.I[m.o_f_batching + sc * m.sI + f] != 0:
         g = lot_step(m, s, sc, li) * n + tid
-        s.g_w[g] = s.g_w[g] + s.l_wafers[li]
+        s.i[s.o_g_w + g] = s.i[s.o_g_w + g] + s.i[s.o_l_wafers + li]
 
 
 @wp.func
 def q_remove(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int):
     fi = f * n + tid
     li = lot * n + tid
-    p = s.l_prev[li]
-    x = s.l_next[li]
+    p = s.i[s.o_l_prev + li]
+    x = s.i[s.o_l_next + li]
     if p >= 0:
-        s.l_next[p * n + tid] = x
+        s.i[s.o_l_next + p * n + tid] = x
     else:
-        s.q_head[fi] = x
+        s.i[s.o_q_head + fi] = x
     if x >= 0:
-        s.l_prev[x * n + tid] = p
+        s.i[s.o_l_prev + x * n + tid] = p
     else:
-        s.q_tail[fi] = p
-    s.l_next[li] = -1
-    s.l_prev[li] = -1
-    if m.f_batching[sc, f] != 0:
+        s.i[s.o_q_tail + fi] = p
+    s.i[s.o_l_next + li] = -1
+    s.i[s.o_l_prev + li] = -1
+    if m.I[m.o_f_batching + sc * m.sI + f] != 0:
         g = lot_step(m, s, sc, li) * n + tid
-        s.g_w[g] = s.g_w[g] - s.l_wafers[li]
+        s.i[s.o_g_w + g] = s.i[s.o_g_w + g] - s.i[s.o_l_wafers + li]
 
 
 @wp.func
 def setup_time(m: Model, sc: int, cur: int, st: int) -> wp.float64:
     """Seconds to change from setup ``cur`` to the step's setup (model.setup_time)."""
-    new = m.s_setup[sc, st]
+    new = m.I[m.o_s_setup + sc * m.sI + st]
     if new < 0 or new == cur:
         return ZERO
-    ns = m.n_setups[sc, 0]
-    v = m.su_mat[sc, (cur + 1) * ns + new]
+    ns = m.I[m.o_n_setups + sc * m.sI + 0]
+    v = m.F[m.o_su_mat + sc * m.sF + (cur + 1) * ns + new]
     if wp.isnan(v):
-        v = m.su_mat[sc, new]
+        v = m.F[m.o_su_mat + sc * m.sF + new]
     if wp.isnan(v):
-        v = m.s_setup_time[sc, st]
+        v = m.F[m.o_s_setup_time + sc * m.sF + st]
     return v
 
 
@@ -631,7 +548,43 @@ def key_less(a0: int, a1: wp.float64, a2: wp.float64, a3: wp.float64, a4: int, b
 def idle_remove(s: State, n: int, tid: int, base: int, cnt: int, pos: int):
     """Remove entry ``pos`` of the idle list stored at tool slots [base, base + cnt)."""
     for k in range(pos, cnt - 1):
-        s.idle[(base + k) * n + tid] = s.idle[(base + k + 1) * n + tid]
+        s.i[s.o_idle + (base + k) * n + tid] = s.i[s.o_idle + (base + k + 1) * n + tid]
+
+
+@wp.func
+def set_dedication(s: State, n: int, tid: int, lot: int, step: int, tool: int):
+    """lot.dedic[step] = tool (a small table per lot; a full one stops the thread)."""
+    li = lot * n + tid
+    nd = s.i[s.o_l_nded + li]
+    for j in range(nd):
+        e = (lot * DED_SLOTS + j) * n + tid
+        if s.i[s.o_l_dk + e] == step:
+            s.i[s.o_l_dt + e] = tool
+            return
+    if nd >= DED_SLOTS:
+        s.i[s.o_err + tid] = ERR_DEDIC
+        return
+    e = (lot * DED_SLOTS + nd) * n + tid
+    s.i[s.o_l_dk + e] = step
+    s.i[s.o_l_dt + e] = tool
+    s.i[s.o_l_nded + li] = nd + 1
+
+
+@wp.func
+def pop_dedication(s: State, n: int, tid: int, lot: int, step: int) -> int:
+    """lot.dedic.pop(step, None) as a tool index or -1."""
+    li = lot * n + tid
+    nd = s.i[s.o_l_nded + li]
+    for j in range(nd):
+        e = (lot * DED_SLOTS + j) * n + tid
+        if s.i[s.o_l_dk + e] == step:
+            tool = s.i[s.o_l_dt + e]
+            last = (lot * DED_SLOTS + nd - 1) * n + tid
+            s.i[s.o_l_dk + e] = s.i[s.o_l_dk + last]
+            s.i[s.o_l_dt + e] = s.i[s.o_l_dt + last]
+            s.i[s.o_l_nded + li] = nd - 1
+            return tool
+    return -1
 
 
 @wp.func
@@ -639,105 +592,109 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
           nlots: int, wafers: int, st: int, t: wp.float64):  # fmt: skip
     """Track the lots in: setup, load, process, unload; schedule the end (and readiness)."""
     ti = tool * n + tid
-    f = m.t_fam[sc, tool]
-    setup = setup_time(m, sc, s.t_setup[ti], st)
-    ss = m.s_setup[sc, st]
+    f = m.I[m.o_t_fam + sc * m.sI + tool]
+    setup = setup_time(m, sc, s.i[s.o_t_setup + ti], st)
+    ss = m.I[m.o_s_setup + sc * m.sI + st]
     if ss >= 0:
-        if setup > ZERO and m.su_minrun[sc, ss] >= 0:
-            s.t_mr_left[ti] = m.su_minrun[sc, ss]
-            s.t_mr_setup[ti] = ss
-        s.t_setup[ti] = ss
-    if s.t_mr_left[ti] > 0:
-        s.t_mr_left[ti] = s.t_mr_left[ti] - nlots
-    base = draw(s, 2 + f, n, tid, m.s_kind[sc, st], m.s_lo[sc, st], m.s_hi[sc, st],
-                m.s_mean[sc, st])  # fmt: skip
-    per = m.s_per[sc, st]
+        if setup > ZERO and m.I[m.o_su_minrun + sc * m.sI + ss] >= 0:
+            s.i[s.o_t_mr_left + ti] = m.I[m.o_su_minrun + sc * m.sI + ss]
+            s.i[s.o_t_mr_setup + ti] = ss
+        s.i[s.o_t_setup + ti] = ss
+    if s.i[s.o_t_mr_left + ti] > 0:
+        s.i[s.o_t_mr_left + ti] = s.i[s.o_t_mr_left + ti] - nlots
+    base = draw(s, 2 + f, n, tid, m.I[m.o_s_kind + sc * m.sI + st], m.F[m.o_s_lo + sc * m.sF + st], m.F[m.o_s_hi + sc * m.sF + st],
+                m.F[m.o_s_mean + sc * m.sF + st])  # fmt: skip
+    per = m.I[m.o_s_per + sc * m.sI + st]
     has_casc = wp.int32(0)
     casc = wp.float64(0.0)
     proc = base
     if per == 2:
-        if m.s_has_bint[sc, st] != 0:
+        if m.I[m.o_s_has_bint + sc * m.sI + st] != 0:
             has_casc = 1
-            casc = m.s_bint[sc, st]
+            casc = m.F[m.o_s_bint + sc * m.sF + st]
     elif per == 1:
-        if m.s_has_pint[sc, st] != 0:
-            pint = m.s_pint[sc, st]
+        if m.I[m.o_s_has_pint + sc * m.sI + st] != 0:
+            pint = m.F[m.o_s_pint + sc * m.sF + st]
             proc = base + pint * wp.float64(wafers - 1)
             has_casc = 1
             casc = pint * wp.float64(wafers)
         else:
             proc = base * wp.float64(wafers)
     else:
-        if m.s_has_bint[sc, st] != 0:
+        if m.I[m.o_s_has_bint + sc * m.sI + st] != 0:
             has_casc = 1
-            casc = m.s_bint[sc, st]
-    run = m.f_load[sc, f] + proc + m.f_unload[sc, f]
+            casc = m.F[m.o_s_bint + sc * m.sF + st]
+    run = m.F[m.o_f_load + sc * m.sF + f] + proc + m.F[m.o_f_unload + sc * m.sF + f]
     begin = t + setup
     end = begin + run
     busy_end = end
     if has_casc != 0:
         busy_end = begin + casc
-    s.t_ready[ti] = busy_end
+    s.f[s.o_t_ready + ti] = busy_end
     # the job
-    job = s.job_free[tid]
+    job = s.i[s.o_job_free + tid]
     if job < 0:
-        s.err[tid] = ERR_JOBS
+        s.i[s.o_err + tid] = ERR_JOBS
         return
     ji = job * n + tid
-    s.job_free[tid] = s.j_next[ji]
-    s.j_tool[ji] = tool
-    s.j_gen[ji] = s.j_gen[ji] + 1
-    s.j_step[ji] = st
-    s.j_start[ji] = t
-    s.j_end[ji] = end
-    s.j_lots[ji] = head
-    s.j_pms[ji] = 0
-    tail = s.t_jtail[ti]
-    s.j_prev[ji] = tail
-    s.j_next[ji] = -1
+    s.i[s.o_job_free + tid] = s.i[s.o_j_next + ji]
+    s.i[s.o_j_tool + ji] = tool
+    s.i[s.o_j_gen + ji] = s.i[s.o_j_gen + ji] + 1
+    s.i[s.o_j_step + ji] = st
+    s.f[s.o_j_start + ji] = t
+    s.f[s.o_j_end + ji] = end
+    s.i[s.o_j_lots + ji] = head
+    s.i[s.o_j_pms + ji] = 0
+    tail = s.i[s.o_t_jtail + ti]
+    s.i[s.o_j_prev + ji] = tail
+    s.i[s.o_j_next + ji] = -1
     if tail >= 0:
-        s.j_next[tail * n + tid] = job
+        s.i[s.o_j_next + tail * n + tid] = job
     else:
-        s.t_jhead[ti] = job
-    s.t_jtail[ti] = job
-    s.t_inflight[ti] = s.t_inflight[ti] + 1
-    push(s, cap, n, tid, end, JOB_END, job, s.j_gen[ji])
+        s.i[s.o_t_jhead + ti] = job
+    s.i[s.o_t_jtail + ti] = job
+    s.i[s.o_t_inflight + ti] = s.i[s.o_t_inflight + ti] + 1
+    push(s, cap, n, tid, end, JOB_END, job, s.i[s.o_j_gen + ji])
     if has_casc != 0:
-        push(s, cap, n, tid, s.t_ready[ti], READY, tool, 0)
+        push(s, cap, n, tid, s.f[s.o_t_ready + ti], READY, tool, 0)
     fi = f * n + tid
-    warm = m.warm[sc, 0]
+    warm = m.F[m.o_warm + sc * m.sF + 0]
     if busy_end > warm:
-        if t >= warm and busy_end <= m.end[sc, 0]:
-            s.fs_busy[fi] = s.fs_busy[fi] + (busy_end - begin)
-            s.fs_setup[fi] = s.fs_setup[fi] + setup
+        if t >= warm and busy_end <= m.F[m.o_end + sc * m.sF + 0]:
+            s.f[s.o_fs_busy + fi] = s.f[s.o_fs_busy + fi] + (busy_end - begin)
+            s.f[s.o_fs_setup + fi] = s.f[s.o_fs_setup + fi] + setup
         else:
-            s.fs_busy[fi] = s.fs_busy[fi] + window(m, sc, begin, busy_end)
-            s.fs_setup[fi] = s.fs_setup[fi] + window(m, sc, t, begin)
-    w0 = m.t_pmw0[sc, tool]
-    for k in range(m.t_npmw[sc, tool]):
+            s.f[s.o_fs_busy + fi] = s.f[s.o_fs_busy + fi] + window(m, sc, begin, busy_end)
+            s.f[s.o_fs_setup + fi] = s.f[s.o_fs_setup + fi] + window(m, sc, t, begin)
+    w0 = m.I[m.o_t_pmw0 + sc * m.sI + tool]
+    for k in range(m.I[m.o_t_npmw + sc * m.sI + tool]):
         wi = (w0 + k) * n + tid
-        left = s.w_left[wi] - wp.float64(wafers)
+        left = s.f[s.o_w_left + wi] - wp.float64(wafers)
         if left <= ZERO:
-            left = left + m.w_interval[sc, w0 + k]
-            s.j_pms[ji] = s.j_pms[ji] | (1 << k)
-        s.w_left[wi] = left
+            left = left + m.F[m.o_w_interval + sc * m.sF + w0 + k]
+            s.i[s.o_j_pms + ji] = s.i[s.o_j_pms + ji] | (1 << k)
+        s.f[s.o_w_left + wi] = left
     measured = t >= warm
+    ded_to = m.I[m.o_s_ded + sc * m.sI + st]
     lot = head
     while lot >= 0:
         li = lot * n + tid
-        q = t - s.l_arrived[li]
-        s.l_qt[li] = s.l_qt[li] + q
+        s.i[s.o_l_only + li] = -1
+        if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool
+            set_dedication(s, n, tid, lot, ded_to, tool)
+        q = t - s.f[s.o_l_arrived + li]
+        s.f[s.o_l_qt + li] = s.f[s.o_l_qt + li] + q
         if measured:
-            s.fs_started[fi] = s.fs_started[fi] + 1
-            s.fs_qtime[fi] = s.fs_qtime[fi] + q
-        ct = s.l_cqt_to[li]
-        if ct >= 0 and ct == s.l_idx[li]:
+            s.i[s.o_fs_started + fi] = s.i[s.o_fs_started + fi] + 1
+            s.f[s.o_fs_qtime + fi] = s.f[s.o_fs_qtime + fi] + q
+        ct = s.i[s.o_l_cqt_to + li]
+        if ct >= 0 and ct == s.i[s.o_l_idx + li]:
             if measured:
-                s.cqt_checks[tid] = s.cqt_checks[tid] + 1
-                if t > s.l_cqt_dl[li]:
-                    s.cqt_viol[tid] = s.cqt_viol[tid] + 1
-            s.l_cqt_to[li] = -1
-        lot = s.l_jnext[li]
+                s.i[s.o_cqt_checks + tid] = s.i[s.o_cqt_checks + tid] + 1
+                if t > s.f[s.o_l_cqt_dl + li]:
+                    s.i[s.o_cqt_viol + tid] = s.i[s.o_cqt_viol + tid] + 1
+            s.i[s.o_l_cqt_to + li] = -1
+        lot = s.i[s.o_l_jnext + li]
 
 
 @wp.func
@@ -748,24 +705,24 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
     bp = wp.int32(0)
     ba = wp.float64(0.0)
     bq = wp.int32(0)
-    lot = s.q_head[f * n + tid]
+    lot = s.i[s.o_q_head + f * n + tid]
     while lot >= 0:
         li = lot * n + tid
         st = lot_step(m, s, sc, li)
         ok = wp.int32(1)
-        if m.s_per[sc, st] == 2:
-            if s.g_w[st * n + tid] < m.s_bmin[sc, st]:
+        if m.I[m.o_s_per + sc * m.sI + st] == 2:
+            if s.i[s.o_g_w + st * n + tid] < m.I[m.o_s_bmin + sc * m.sI + st]:
                 ok = wp.int32(0)
         if ok != 0:
-            p = -s.l_prio[li]
-            a = s.l_arrived[li]
-            q = s.l_seq[li]
+            p = -s.i[s.o_l_prio + li]
+            a = s.f[s.o_l_arrived + li]
+            q = s.i[s.o_l_seq + li]
             if best < 0 or key_less(p, a, ZERO, ZERO, q, bp, ba, ZERO, ZERO, bq):
                 best = lot
                 bp = p
                 ba = a
                 bq = q
-        lot = s.l_next[li]
+        lot = s.i[s.o_l_next + li]
     if best < 0:
         return False
     gst = lot_step(m, s, sc, best * n + tid)
@@ -773,37 +730,37 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
     tail = wp.int32(-1)
     nl = wp.int32(0)
     w = wp.int32(0)
-    if m.s_per[sc, gst] != 2:
+    if m.I[m.o_s_per + sc * m.sI + gst] != 2:
         q_remove(m, s, sc, n, tid, f, best)
-        s.l_jnext[best * n + tid] = -1
-        start(m, s, cap, sc, n, tid, tool, best, 1, s.l_wafers[best * n + tid], gst, t)
+        s.i[s.o_l_jnext + best * n + tid] = -1
+        start(m, s, cap, sc, n, tid, tool, best, 1, s.i[s.o_l_wafers + best * n + tid], gst, t)
         return True
-    bmax = m.s_bmax[sc, gst]
+    bmax = m.I[m.o_s_bmax + sc * m.sI + gst]
     while True:
         # next lot of the group in (-priority, arrived, seq) order
         pick = wp.int32(-1)
-        lot = s.q_head[f * n + tid]
+        lot = s.i[s.o_q_head + f * n + tid]
         while lot >= 0:
             li = lot * n + tid
             if lot_step(m, s, sc, li) == gst:
-                p = -s.l_prio[li]
-                a = s.l_arrived[li]
-                q = s.l_seq[li]
+                p = -s.i[s.o_l_prio + li]
+                a = s.f[s.o_l_arrived + li]
+                q = s.i[s.o_l_seq + li]
                 if pick < 0 or key_less(p, a, ZERO, ZERO, q, bp, ba, ZERO, ZERO, bq):
                     pick = lot
                     bp = p
                     ba = a
                     bq = q
-            lot = s.l_next[li]
+            lot = s.i[s.o_l_next + li]
         if pick < 0:
             break
-        pw = s.l_wafers[pick * n + tid]
+        pw = s.i[s.o_l_wafers + pick * n + tid]
         if w + pw > bmax and nl > 0:
             break
         q_remove(m, s, sc, n, tid, f, pick)
-        s.l_jnext[pick * n + tid] = -1
+        s.i[s.o_l_jnext + pick * n + tid] = -1
         if tail >= 0:
-            s.l_jnext[tail * n + tid] = pick
+            s.i[s.o_l_jnext + tail * n + tid] = pick
         else:
             head = pick
         tail = pick
@@ -814,84 +771,162 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
 
 
 @wp.func
+def lot_key(m: Model, s: State, sc: int, n: int, tid: int, lot: int, rule: int, cur: int,
+            mr_left: int, mr_setup: int, t: wp.float64) -> wp.vec4d:  # fmt: skip
+    """The rule's key of a lot for this tool, less the final sequence number: (minimum-run
+    flag, three numbers); fifo pads with zeros (same order as the reference's tuples)."""
+    li = lot * n + tid
+    st = lot_step(m, s, sc, li)
+    k0 = wp.float64(0.0)
+    if mr_left > 0 and m.I[m.o_s_setup + sc * m.sI + st] != mr_setup:
+        k0 = ONE
+    prio = -wp.float64(s.i[s.o_l_prio + li])
+    arr = s.f[s.o_l_arrived + li]
+    k1 = prio
+    k2 = wp.float64(0.0)
+    k3 = arr
+    if rule == 0:  # hot_first
+        k2 = setup_time(m, sc, cur, st)
+    elif rule == 1:  # least_setup
+        k1 = setup_time(m, sc, cur, st)
+        k2 = prio
+    elif rule == 2:  # fifo
+        k1 = arr
+        k3 = ZERO
+    else:  # critical ratio
+        rpt = m.F[m.o_s_rpt + sc * m.sF + st]
+        if rpt > ZERO:
+            k2 = (s.f[s.o_l_due + li] - t) / rpt
+    return wp.vec4d(k0, k1, k2, k3)
+
+
+@wp.func
+def key_before(a: wp.vec4d, qa: int, b: wp.vec4d, qb: int) -> bool:
+    for k in range(4):
+        if a[k] != b[k]:
+            return a[k] < b[k]
+    return qa < qb
+
+
+@wp.func
+def heap_before(m: Model, s: State, n: int, tid: int, fifo: int, a: int, b: int) -> bool:
+    """Order of the reference's per-setup heaps: (-priority, arrival, seq) or FIFO."""
+    ai = a * n + tid
+    bi = b * n + tid
+    if fifo == 0:
+        pa = s.i[s.o_l_prio + ai]
+        pb = s.i[s.o_l_prio + bi]
+        if pa != pb:
+            return pa > pb
+    ta = s.f[s.o_l_arrived + ai]
+    tb = s.f[s.o_l_arrived + bi]
+    if ta != tb:
+        return ta < tb
+    return s.i[s.o_l_seq + ai] < s.i[s.o_l_seq + bi]
+
+
+@wp.func
 def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int,
              t: wp.float64) -> bool:  # fmt: skip
-    """Start the best waiting lot (or batch) on the tool; False when nothing can start."""
-    f = m.t_fam[sc, tool]
-    if m.f_batching[sc, f] != 0:
+    """Start the best waiting lot (or batch) on the tool; False when nothing can start.
+
+    Built-in rules: the reference keeps one heap per setup (plus one per tool for dedicated
+    lots) and compares the heads' keys, so the kernel finds each class's head first. Critical
+    ratio: every lot's key. Lots dedicated to another tool are not candidates."""
+    f = m.I[m.o_t_fam + sc * m.sI + tool]
+    if m.I[m.o_f_batching + sc * m.sI + f] != 0:
         return dispatch_batch(m, s, cap, sc, n, tid, tool, f, t)
-    lot = s.q_head[f * n + tid]
+    lot = s.i[s.o_q_head + f * n + tid]
     if lot < 0:
         return False
     ti = tool * n + tid
-    rule = m.f_rule[sc, f]
-    cur = s.t_setup[ti]
-    mr_left = s.t_mr_left[ti]
-    mr_setup = s.t_mr_setup[ti]
+    rule = m.I[m.o_f_rule + sc * m.sI + f]
+    cur = s.i[s.o_t_setup + ti]
+    mr_left = s.i[s.o_t_mr_left + ti]
+    mr_setup = s.i[s.o_t_mr_setup + ti]
     best = wp.int32(-1)
-    b0 = wp.int32(0)
-    b1 = wp.float64(0.0)
-    b2 = wp.float64(0.0)
-    b3 = wp.float64(0.0)
-    b4 = wp.int32(0)
-    while lot >= 0:
-        li = lot * n + tid
-        st = lot_step(m, s, sc, li)
-        k0 = wp.int32(0)
-        if mr_left > 0 and m.s_setup[sc, st] != mr_setup:
-            k0 = 1
-        prio = -wp.float64(s.l_prio[li])
-        arr = s.l_arrived[li]
-        k1 = prio
-        k2 = wp.float64(0.0)
-        k3 = arr
-        if rule == 0:  # hot_first
-            k2 = setup_time(m, sc, cur, st)
-        elif rule == 1:  # least_setup
-            k1 = setup_time(m, sc, cur, st)
-            k2 = prio
-        elif rule == 2:  # fifo
-            k1 = arr
-            k3 = wp.float64(0.0)
-        else:  # critical ratio
-            rpt = m.s_rpt[sc, st]
-            cr = wp.float64(0.0)
-            if rpt > ZERO:
-                cr = (s.l_due[li] - t) / rpt
-            k2 = cr
-        k4 = s.l_seq[li]
-        if best < 0 or key_less(k0, k1, k2, k3, k4, b0, b1, b2, b3, b4):
-            best = lot
-            b0 = k0
-            b1 = k1
-            b2 = k2
-            b3 = k3
-            b4 = k4
-        lot = s.l_next[li]
+    bk = wp.vec4d()
+    bq = wp.int32(0)
+    if rule == 3:
+        while lot >= 0:
+            li = lot * n + tid
+            only = s.i[s.o_l_only + li]
+            if only < 0 or only == tool:
+                k = lot_key(m, s, sc, n, tid, lot, rule, cur, mr_left, mr_setup, t)
+                q = s.i[s.o_l_seq + li]
+                if best < 0 or key_before(k, q, bk, bq):
+                    best = lot
+                    bk = k
+                    bq = q
+            lot = s.i[s.o_l_next + li]
+    else:
+        fifo = wp.int32(0)
+        if rule == 2:
+            fifo = 1
+        nc = m.I[m.o_n_setups + sc * m.sI + 0] + 2  # no setup, each setup, dedicated
+        for c in range(nc):
+            s.i[s.o_cls_head + c * n + tid] = -1
+        while lot >= 0:
+            li = lot * n + tid
+            only = s.i[s.o_l_only + li]
+            if only < 0 or only == tool:
+                c = nc - 1
+                if only < 0:
+                    c = m.I[m.o_s_setup + sc * m.sI + lot_step(m, s, sc, li)] + 1
+                h = s.i[s.o_cls_head + c * n + tid]
+                if h < 0 or heap_before(m, s, n, tid, fifo, lot, h):
+                    s.i[s.o_cls_head + c * n + tid] = lot
+            lot = s.i[s.o_l_next + li]
+        for c in range(nc):
+            h = s.i[s.o_cls_head + c * n + tid]
+            if h >= 0:
+                k = lot_key(m, s, sc, n, tid, h, rule, cur, mr_left, mr_setup, t)
+                q = s.i[s.o_l_seq + h * n + tid]
+                if best < 0 or key_before(k, q, bk, bq):
+                    best = h
+                    bk = k
+                    bq = q
+    if best < 0:
+        return False
     q_remove(m, s, sc, n, tid, f, best)
     bi = best * n + tid
-    s.l_jnext[bi] = -1
-    start(m, s, cap, sc, n, tid, tool, best, 1, s.l_wafers[bi], lot_step(m, s, sc, bi), t)
+    s.i[s.o_l_jnext + bi] = -1
+    start(m, s, cap, sc, n, tid, tool, best, 1, s.i[s.o_l_wafers + bi], lot_step(m, s, sc, bi), t)
     return True
 
 
 @wp.func
-def idle_push(m: Model, s: State, sc: int, n: int, tid: int, tool: int):
-    f = m.t_fam[sc, tool]
+def idle_take(m: Model, s: State, sc: int, n: int, tid: int, tool: int):
+    """fam.idle.remove(tool); the tool is no longer idle."""
+    f = m.I[m.o_t_fam + sc * m.sI + tool]
     fi = f * n + tid
-    k = s.f_nidle[fi]
-    s.idle[(m.f_tool0[sc, f] + k) * n + tid] = tool
-    s.f_nidle[fi] = k + 1
-    s.t_inidle[tool * n + tid] = 1
+    base = m.I[m.o_f_tool0 + sc * m.sI + f]
+    cnt = s.i[s.o_f_nidle + fi]
+    for k in range(cnt):
+        if s.i[s.o_idle + (base + k) * n + tid] == tool:
+            idle_remove(s, n, tid, base, cnt, k)
+            s.i[s.o_f_nidle + fi] = cnt - 1
+            break
+    s.i[s.o_t_inidle + tool * n + tid] = 0
+
+
+@wp.func
+def idle_push(m: Model, s: State, sc: int, n: int, tid: int, tool: int):
+    f = m.I[m.o_t_fam + sc * m.sI + tool]
+    fi = f * n + tid
+    k = s.i[s.o_f_nidle + fi]
+    s.i[s.o_idle + (m.I[m.o_f_tool0 + sc * m.sI + f] + k) * n + tid] = tool
+    s.i[s.o_f_nidle + fi] = k + 1
+    s.i[s.o_t_inidle + tool * n + tid] = 1
 
 
 @wp.func
 def check(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, t: wp.float64):
     """Make the tool work if it is available, else leave it; idle if nothing to do."""
     ti = tool * n + tid
-    if s.t_inidle[ti] != 0 or s.t_down[ti] > t or s.t_ready[ti] > t:
+    if s.i[s.o_t_inidle + ti] != 0 or s.f[s.o_t_down + ti] > t or s.f[s.o_t_ready + ti] > t:
         return
-    if s.t_inflight[ti] >= m.f_cap[sc, m.t_fam[sc, tool]]:
+    if s.i[s.o_t_inflight + ti] >= m.I[m.o_f_cap + sc * m.sI + m.I[m.o_t_fam + sc * m.sI + tool]]:
         return
     if not dispatch(m, s, cap, sc, n, tid, tool, t):
         idle_push(m, s, sc, n, tid, tool)
@@ -902,21 +937,27 @@ def wake(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, f: int, st: i
          t: wp.float64):  # fmt: skip
     """Give the new work to an idle tool (least setup first where the family says so)."""
     fi = f * n + tid
-    cnt = s.f_nidle[fi]
-    base = m.f_tool0[sc, f]
+    cnt = s.i[s.o_f_nidle + fi]
+    base = m.I[m.o_f_tool0 + sc * m.sI + f]
     pos = cnt - 1
-    if m.f_wake_least[sc, f] != 0 and m.f_setups[sc, f] != 0 and cnt > 1:
+    if (
+        m.I[m.o_f_wake_least + sc * m.sI + f] != 0
+        and m.I[m.o_f_setups + sc * m.sI + f] != 0
+        and cnt > 1
+    ):
         pos = wp.int32(0)
-        bv = setup_time(m, sc, s.t_setup[s.idle[base * n + tid] * n + tid], st)
+        bv = setup_time(m, sc, s.i[s.o_t_setup + s.i[s.o_idle + base * n + tid] * n + tid], st)
         for k in range(1, cnt):
-            v = setup_time(m, sc, s.t_setup[s.idle[(base + k) * n + tid] * n + tid], st)
+            v = setup_time(
+                m, sc, s.i[s.o_t_setup + s.i[s.o_idle + (base + k) * n + tid] * n + tid], st
+            )
             if v < bv:
                 bv = v
                 pos = k
-    tool = s.idle[(base + pos) * n + tid]
+    tool = s.i[s.o_idle + (base + pos) * n + tid]
     idle_remove(s, n, tid, base, cnt, pos)
-    s.f_nidle[fi] = cnt - 1
-    s.t_inidle[tool * n + tid] = 0
+    s.i[s.o_f_nidle + fi] = cnt - 1
+    s.i[s.o_t_inidle + tool * n + tid] = 0
     if not dispatch(m, s, cap, sc, n, tid, tool, t):
         idle_push(m, s, sc, n, tid, tool)
 
@@ -925,23 +966,34 @@ def wake(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, f: int, st: i
 def arrive(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, lot: int, t: wp.float64):
     """The lot reaches the queue of its current step."""
     li = lot * n + tid
-    last_tt = t - s.l_left[li]
-    s.l_tt[li] = s.l_tt[li] + last_tt
+    last_tt = t - s.f[s.o_l_left + li]
+    s.f[s.o_l_tt + li] = s.f[s.o_l_tt + li] + last_tt
     st = lot_step(m, s, sc, li)
-    f = m.s_fam[sc, st]
-    if m.s_delay[sc, st] != 0:
-        d = draw(s, 2 + f, n, tid, m.s_kind[sc, st], m.s_lo[sc, st], m.s_hi[sc, st],
-                 m.s_mean[sc, st])  # fmt: skip
-        s.l_arrived[li] = t
+    f = m.I[m.o_s_fam + sc * m.sI + st]
+    if m.I[m.o_s_delay + sc * m.sI + st] != 0:
+        d = draw(s, 2 + f, n, tid, m.I[m.o_s_kind + sc * m.sI + st], m.F[m.o_s_lo + sc * m.sF + st], m.F[m.o_s_hi + sc * m.sF + st],
+                 m.F[m.o_s_mean + sc * m.sF + st])  # fmt: skip
+        s.f[s.o_l_arrived + li] = t
         push(s, cap, n, tid, t + d, DELAY_END, lot, 0)
         return
     fi = f * n + tid
     fam_area(s, fi, t)
-    s.f_n[fi] = s.f_n[fi] + 1
-    s.l_arrived[li] = t
-    s.l_seq[li] = next_seq(s, tid)
+    s.i[s.o_f_n + fi] = s.i[s.o_f_n + fi] + 1
+    s.f[s.o_l_arrived + li] = t
+    s.i[s.o_l_seq + li] = next_seq(s, tid)
+    if m.I[m.o_f_batching + sc * m.sI + f] == 0 and s.i[s.o_l_nded + li] > 0:
+        # a step that must run on the tool of an earlier one waits for that tool only
+        tool = pop_dedication(s, n, tid, lot, s.i[s.o_l_idx + li])
+        if tool >= 0 and m.I[m.o_t_fam + sc * m.sI + tool] == f:
+            s.i[s.o_l_only + li] = tool
+            q_append(m, s, sc, n, tid, f, lot)
+            if s.i[s.o_t_inidle + tool * n + tid] != 0:
+                idle_take(m, s, sc, n, tid, tool)
+                if not dispatch(m, s, cap, sc, n, tid, tool, t):
+                    idle_push(m, s, sc, n, tid, tool)
+            return
     q_append(m, s, sc, n, tid, f, lot)
-    if s.f_nidle[fi] > 0:
+    if s.i[s.o_f_nidle + fi] > 0:
         wake(m, s, cap, sc, n, tid, f, st, t)
 
 
@@ -950,119 +1002,131 @@ def down(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, t:
          duration: wp.float64, pm: int):  # fmt: skip
     """Take the tool down for ``duration`` s (after any down in progress); work waits."""
     ti = tool * n + tid
-    f = m.t_fam[sc, tool]
+    f = m.I[m.o_t_fam + sc * m.sI + tool]
     fi = f * n + tid
     st = t
-    if s.t_down[ti] > st:
-        st = s.t_down[ti]
+    if s.f[s.o_t_down + ti] > st:
+        st = s.f[s.o_t_down + ti]
     du = st + duration
-    s.t_down[ti] = du
-    if s.t_inidle[ti] != 0:
-        base = m.f_tool0[sc, f]
-        cnt = s.f_nidle[fi]
-        for k in range(cnt):
-            if s.idle[(base + k) * n + tid] == tool:
-                idle_remove(s, n, tid, base, cnt, k)
-                s.f_nidle[fi] = cnt - 1
-                break
-        s.t_inidle[ti] = 0
-    job = s.t_jhead[ti]
+    s.f[s.o_t_down + ti] = du
+    if s.i[s.o_t_inidle + ti] != 0:
+        idle_take(m, s, sc, n, tid, tool)
+    job = s.i[s.o_t_jhead + ti]
     while job >= 0:
         ji = job * n + tid
-        s.j_end[ji] = s.j_end[ji] + duration
-        push(s, cap, n, tid, s.j_end[ji], JOB_END, job, s.j_gen[ji])
-        job = s.j_next[ji]
-    if s.t_ready[ti] > t:
-        s.t_ready[ti] = s.t_ready[ti] + duration
-        push(s, cap, n, tid, s.t_ready[ti], READY, tool, 0)
+        s.f[s.o_j_end + ji] = s.f[s.o_j_end + ji] + duration
+        push(s, cap, n, tid, s.f[s.o_j_end + ji], JOB_END, job, s.i[s.o_j_gen + ji])
+        job = s.i[s.o_j_next + ji]
+    if s.f[s.o_t_ready + ti] > t:
+        s.f[s.o_t_ready + ti] = s.f[s.o_t_ready + ti] + duration
+        push(s, cap, n, tid, s.f[s.o_t_ready + ti], READY, tool, 0)
     if pm != 0:
-        s.fs_pm[fi] = s.fs_pm[fi] + window(m, sc, st, du)
+        s.f[s.o_fs_pm + fi] = s.f[s.o_fs_pm + fi] + window(m, sc, st, du)
     else:
-        s.fs_down[fi] = s.fs_down[fi] + window(m, sc, st, du)
+        s.f[s.o_fs_down + fi] = s.f[s.o_fs_down + fi] + window(m, sc, st, du)
     push(s, cap, n, tid, du, DOWN_END, tool, 0)
 
 
 @wp.func
 def job_end(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, job: int, t: wp.float64):
     ji = job * n + tid
-    tool = s.j_tool[ji]
+    tool = s.i[s.o_j_tool + ji]
     ti = tool * n + tid
-    f = m.t_fam[sc, tool]
+    f = m.I[m.o_t_fam + sc * m.sI + tool]
     fi = f * n + tid
     # unlink from the tool's jobs
-    p = s.j_prev[ji]
-    x = s.j_next[ji]
+    p = s.i[s.o_j_prev + ji]
+    x = s.i[s.o_j_next + ji]
     if p >= 0:
-        s.j_next[p * n + tid] = x
+        s.i[s.o_j_next + p * n + tid] = x
     else:
-        s.t_jhead[ti] = x
+        s.i[s.o_t_jhead + ti] = x
     if x >= 0:
-        s.j_prev[x * n + tid] = p
+        s.i[s.o_j_prev + x * n + tid] = p
     else:
-        s.t_jtail[ti] = p
-    s.t_inflight[ti] = s.t_inflight[ti] - 1
-    s.j_tool[ji] = -1
+        s.i[s.o_t_jtail + ti] = p
+    s.i[s.o_t_inflight + ti] = s.i[s.o_t_inflight + ti] - 1
+    s.i[s.o_j_tool + ji] = -1
     nl = wp.int32(0)
-    lot = s.j_lots[ji]
+    lot = s.i[s.o_j_lots + ji]
     while lot >= 0:
         nl += 1
-        lot = s.l_jnext[lot * n + tid]
+        lot = s.i[s.o_l_jnext + lot * n + tid]
     fam_area(s, fi, t)
-    s.f_n[fi] = s.f_n[fi] - nl
-    measured = t >= m.warm[sc, 0]
-    jstart = s.j_start[ji]
-    jst = s.j_step[ji]
+    s.i[s.o_f_n + fi] = s.i[s.o_f_n + fi] - nl
+    measured = t >= m.F[m.o_warm + sc * m.sF + 0]
+    jstart = s.f[s.o_j_start + ji]
+    jst = s.i[s.o_j_step + ji]
     # the reference inlines the common after-step path (no rework, no CQT window)
-    plain = m.s_rwk_p[sc, jst] == ZERO and m.s_cqt_to[sc, jst] < 0
-    lot = s.j_lots[ji]
+    plain = m.F[m.o_s_rwk_p + sc * m.sF + jst] == ZERO and m.I[m.o_s_cqt_to + sc * m.sI + jst] < 0
+    lot = s.i[s.o_j_lots + ji]
     while lot >= 0:
         li = lot * n + tid
-        nxt = s.l_jnext[li]
-        s.l_pt[li] = s.l_pt[li] + (t - jstart)
+        nxt = s.i[s.o_l_jnext + li]
+        s.f[s.o_l_pt + li] = s.f[s.o_l_pt + li] + (t - jstart)
         if measured:
-            s.fs_dep[fi] = s.fs_dep[fi] + 1
-            s.fs_sojourn[fi] = s.fs_sojourn[fi] + (t - s.l_arrived[li])
+            s.i[s.o_fs_dep + fi] = s.i[s.o_fs_dep + fi] + 1
+            s.f[s.o_fs_sojourn + fi] = s.f[s.o_fs_sojourn + fi] + (t - s.f[s.o_l_arrived + li])
         if plain:
-            s.l_nsteps[li] = s.l_nsteps[li] + 1
+            s.i[s.o_l_nsteps + li] = s.i[s.o_l_nsteps + li] + 1
             next_step(m, s, cap, sc, n, tid, lot, t, 2)
         else:
             step_done(m, s, cap, sc, n, tid, lot, t)
         lot = nxt
-    pms = s.j_pms[ji]
+    pms = s.i[s.o_j_pms + ji]
     # the job slot is free again (its generation tells stale events apart)
-    s.j_next[ji] = s.job_free[tid]
-    s.job_free[tid] = job
+    s.i[s.o_j_next + ji] = s.i[s.o_job_free + tid]
+    s.i[s.o_job_free + tid] = job
     if pms != 0:
-        w0 = m.t_pmw0[sc, tool]
-        ps = m.t_stream[sc, tool] + 1
-        for k in range(m.t_npmw[sc, tool]):
+        w0 = m.I[m.o_t_pmw0 + sc * m.sI + tool]
+        ps = m.I[m.o_t_stream + sc * m.sI + tool] + 1
+        for k in range(m.I[m.o_t_npmw + sc * m.sI + tool]):
             if (pms & (1 << k)) != 0:
                 w = w0 + k
-                d = draw(s, ps, n, tid, m.w_kind[sc, w], m.w_lo[sc, w], m.w_hi[sc, w],
-                         m.w_mean[sc, w])  # fmt: skip
+                d = draw(s, ps, n, tid, m.I[m.o_w_kind + sc * m.sI + w], m.F[m.o_w_lo + sc * m.sF + w], m.F[m.o_w_hi + sc * m.sF + w],
+                         m.F[m.o_w_mean + sc * m.sF + w])  # fmt: skip
                 down(m, s, cap, sc, n, tid, tool, t, d, 1)
     check(m, s, cap, sc, n, tid, tool, t)
 
 
 @wp.func
-def fail(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, t: wp.float64):
-    c = s.t_failcal[tool * n + tid]
-    ts = m.t_stream[sc, tool]
-    d = draw(s, ts, n, tid, m.d_rkind[sc, c], m.d_rlo[sc, c], m.d_rhi[sc, c], m.d_rmean[sc, c])
+def fail(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, c: int,
+         t: wp.float64):  # fmt: skip
+    """A breakdown of calendar c: repair now (after any down); next failure after repair."""
+    ts = m.I[m.o_t_stream + sc * m.sI + tool]
+    d = draw(
+        s,
+        ts,
+        n,
+        tid,
+        m.I[m.o_d_rkind + sc * m.sI + c],
+        m.F[m.o_d_rlo + sc * m.sF + c],
+        m.F[m.o_d_rhi + sc * m.sF + c],
+        m.F[m.o_d_rmean + sc * m.sF + c],
+    )
     down(m, s, cap, sc, n, tid, tool, t, d, 0)
-    g = draw(s, ts, n, tid, m.d_fkind[sc, c], m.d_flo[sc, c], m.d_fhi[sc, c], m.d_fmean[sc, c])
-    push(s, cap, n, tid, s.t_down[tool * n + tid] + g, FAIL, tool, 0)
+    g = draw(
+        s,
+        ts,
+        n,
+        tid,
+        m.I[m.o_d_fkind + sc * m.sI + c],
+        m.F[m.o_d_flo + sc * m.sF + c],
+        m.F[m.o_d_fhi + sc * m.sF + c],
+        m.F[m.o_d_fmean + sc * m.sF + c],
+    )
+    push(s, cap, n, tid, s.f[s.o_t_down + tool * n + tid] + g, FAIL, tool, c)
 
 
 @wp.func
 def warmup(m: Model, s: State, sc: int, n: int, tid: int, t: wp.float64):
     """Start of the measured window: reset the time integrals for Little's law."""
-    for f in range(m.n_fam[sc, 0]):
+    for f in range(m.I[m.o_n_fam + sc * m.sI + 0]):
         fi = f * n + tid
         fam_area(s, fi, t)
-        s.f_area[fi] = ZERO
-    s.fab_area[tid] = ZERO
-    s.fab_last[tid] = t
+        s.f[s.o_f_area + fi] = ZERO
+    s.f[s.o_fab_area + tid] = ZERO
+    s.f[s.o_fab_last + tid] = t
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1071,130 +1135,142 @@ def warmup(m: Model, s: State, sc: int, n: int, tid: int, t: wp.float64):
 
 @wp.func
 def init(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, seed: wp.int64, rep: int):
-    t0 = m.t0[sc, 0]
-    s.now[tid] = t0
-    s.fab_last[tid] = t0
-    s.next_sample[tid] = t0
-    for k in range(m.n_streams[sc, 0]):
-        seed_stream(seed, rep, m.str_words, m.str_nwords, sc, k, MAXW, s.rs, 4 * k * n + tid, n)
+    t0 = m.F[m.o_t0 + sc * m.sF + 0]
+    s.f[s.o_now + tid] = t0
+    s.f[s.o_fab_last + tid] = t0
+    s.f[s.o_next_sample + tid] = t0
+    for k in range(m.I[m.o_n_streams + sc * m.sI + 0]):
+        seed_stream(
+            seed, rep, m.str_words, m.str_nwords, sc, k, MAXW, s.u, s.o_rs + 4 * k * n + tid, n
+        )
     # free lists
     for k in range(cap.lots):
-        s.l_next[k * n + tid] = k + 1
-    s.l_next[(cap.lots - 1) * n + tid] = -1
-    s.lot_free[tid] = 0
+        s.i[s.o_l_next + k * n + tid] = k + 1
+    s.i[s.o_l_next + (cap.lots - 1) * n + tid] = -1
+    s.i[s.o_lot_free + tid] = 0
     for k in range(cap.jobs):
-        s.j_next[k * n + tid] = k + 1
-        s.j_tool[k * n + tid] = -1
-    s.j_next[(cap.jobs - 1) * n + tid] = -1
-    s.job_free[tid] = 0
-    for f in range(m.n_fam[sc, 0]):
-        s.q_head[f * n + tid] = -1
-        s.q_tail[f * n + tid] = -1
-        s.f_last[f * n + tid] = t0
-    for k in range(m.n_tools[sc, 0]):
+        s.i[s.o_j_next + k * n + tid] = k + 1
+        s.i[s.o_j_tool + k * n + tid] = -1
+    s.i[s.o_j_next + (cap.jobs - 1) * n + tid] = -1
+    s.i[s.o_job_free + tid] = 0
+    for f in range(m.I[m.o_n_fam + sc * m.sI + 0]):
+        s.i[s.o_q_head + f * n + tid] = -1
+        s.i[s.o_q_tail + f * n + tid] = -1
+        s.f[s.o_f_last + f * n + tid] = t0
+    for k in range(m.I[m.o_n_tools + sc * m.sI + 0]):
         ti = k * n + tid
-        s.t_setup[ti] = -1
-        s.t_mr_setup[ti] = -1
-        s.t_failcal[ti] = -1
-        s.t_jhead[ti] = -1
-        s.t_jtail[ti] = -1
-        w0 = m.t_pmw0[sc, k]
-        for j in range(m.t_npmw[sc, k]):
-            s.w_left[(w0 + j) * n + tid] = m.w_first[sc, w0 + j]
-    # calendars, in the reference's order
-    for c in range(m.n_cal_ops[sc, 0]):
-        tool = m.c_tool[sc, c]
-        ts = m.t_stream[sc, tool]
-        if m.c_type[sc, c] == 0:
-            s.t_failcal[tool * n + tid] = m.c_cal[sc, c]
-            d = draw(s, ts, n, tid, m.c_kind[sc, c], m.c_lo[sc, c], m.c_hi[sc, c],
-                     m.c_mean[sc, c])  # fmt: skip
-            push(s, cap, n, tid, t0 + d, FAIL, tool, 0)
-        else:
-            p = m.c_cal[sc, c]
-            t = draw(s, ts + 1, n, tid, m.c_kind[sc, c], m.c_lo[sc, c], m.c_hi[sc, c],
-                     m.c_mean[sc, c])  # fmt: skip
+        s.i[s.o_t_setup + ti] = -1
+        s.i[s.o_t_mr_setup + ti] = -1
+        s.i[s.o_t_failcal + ti] = -1
+        s.i[s.o_t_jhead + ti] = -1
+        s.i[s.o_t_jtail + ti] = -1
+    # calendars, in the reference's order; a constant first occurrence F is staggered
+    for c in range(m.I[m.o_n_cal_ops + sc * m.sI + 0]):
+        tool = m.I[m.o_c_tool + sc * m.sI + c]
+        ts = m.I[m.o_t_stream + sc * m.sI + tool]
+        ctype = m.I[m.o_c_type + sc * m.sI + c]
+        ck = m.I[m.o_c_kind + sc * m.sI + c]
+        first = m.F[m.o_c_mean + sc * m.sF + c] * m.F[m.o_c_stagger + sc * m.sF + c]
+        if ck != 0:
+            cs = ts
+            if ctype != 0:
+                cs = ts + 1
+            first = draw(s, cs, n, tid, ck, m.F[m.o_c_lo + sc * m.sF + c],
+                         m.F[m.o_c_hi + sc * m.sF + c], m.F[m.o_c_mean + sc * m.sF + c])  # fmt: skip
+        cal = m.I[m.o_c_cal + sc * m.sI + c]
+        if ctype == 0:
+            push(s, cap, n, tid, t0 + first, FAIL, tool, cal)
+        elif ctype == 1:
+            t = first
             if t < t0:
-                iv = m.p_interval[sc, p]
+                iv = m.F[m.o_p_interval + sc * m.sF + cal]
                 t = t + iv * (ONE + wp.floor((t0 - t) / iv))
-            push(s, cap, n, tid, t, PM_TIME, tool, p)
+            push(s, cap, n, tid, t, PM_TIME, tool, cal)
+        else:
+            if first == ZERO:
+                first = m.F[m.o_w_interval + sc * m.sF + cal]
+            s.f[s.o_w_left + cal * n + tid] = first
     # start-state tools
-    for k in range(m.n_init_tools[sc, 0]):
-        tool = m.it_tool[sc, k]
+    for k in range(m.I[m.o_n_init_tools + sc * m.sI + 0]):
+        tool = m.I[m.o_it_tool + sc * m.sI + k]
         ti = tool * n + tid
-        s.t_setup[ti] = m.it_setup[sc, k]
-        if m.it_busy[sc, k] > t0:
-            s.t_ready[ti] = m.it_busy[sc, k]
-            push(s, cap, n, tid, m.it_busy[sc, k], READY, tool, 0)
-        if m.it_down[sc, k] > t0:
-            s.t_down[ti] = m.it_down[sc, k]
-            push(s, cap, n, tid, m.it_down[sc, k], DOWN_END, tool, 0)
+        s.i[s.o_t_setup + ti] = m.I[m.o_it_setup + sc * m.sI + k]
+        if m.F[m.o_it_busy + sc * m.sF + k] > t0:
+            s.f[s.o_t_ready + ti] = m.F[m.o_it_busy + sc * m.sF + k]
+            push(s, cap, n, tid, m.F[m.o_it_busy + sc * m.sF + k], READY, tool, 0)
+        if m.F[m.o_it_down + sc * m.sF + k] > t0:
+            s.f[s.o_t_down + ti] = m.F[m.o_it_down + sc * m.sF + k]
+            push(s, cap, n, tid, m.F[m.o_it_down + sc * m.sF + k], DOWN_END, tool, 0)
     # initial lots (the model's WIP or the start state's lots)
-    for k in range(m.n_init_lots[sc, 0]):
-        lot = new_lot(s, cap, n, tid, m.il_route[sc, k], m.il_type[sc, k], m.il_prio[sc, k],
-                      m.il_wafers[sc, k], m.il_release[sc, k], m.il_due[sc, k], k, 0)  # fmt: skip
+    for k in range(m.I[m.o_n_init_lots + sc * m.sI + 0]):
+        lot = new_lot(s, cap, n, tid, m.I[m.o_il_route + sc * m.sI + k], m.I[m.o_il_type + sc * m.sI + k], m.I[m.o_il_prio + sc * m.sI + k],
+                      m.I[m.o_il_wafers + sc * m.sI + k], m.F[m.o_il_release + sc * m.sF + k], m.F[m.o_il_due + sc * m.sF + k], k, 0)  # fmt: skip
         if lot < 0:
             return
         li = lot * n + tid
-        s.l_idx[li] = m.il_idx[sc, k]
-        s.l_left[li] = t0
-        status = m.il_status[sc, k]
+        s.i[s.o_l_idx + li] = m.I[m.o_il_idx + sc * m.sI + k]
+        s.f[s.o_l_left + li] = t0
+        status = m.I[m.o_il_status + sc * m.sI + k]
         enter_fab(s, tid, t0)
         if status == 0:
             push(s, cap, n, tid, t0, ARRIVE, lot, 0)
         elif status == 1:
-            push(s, cap, n, tid, wp.max(m.il_until[sc, k], t0), ARRIVE, lot, 0)
+            push(s, cap, n, tid, wp.max(m.F[m.o_il_until + sc * m.sF + k], t0), ARRIVE, lot, 0)
         else:
-            tool = m.il_tool[sc, k]
+            tool = m.I[m.o_il_tool + sc * m.sI + k]
             ti = tool * n + tid
-            s.l_arrived[li] = t0
-            e = wp.max(m.il_until[sc, k], t0) + wp.max(ZERO, s.t_down[ti] - t0)
-            job = s.job_free[tid]
+            s.f[s.o_l_arrived + li] = t0
+            e = wp.max(m.F[m.o_il_until + sc * m.sF + k], t0) + wp.max(
+                ZERO, s.f[s.o_t_down + ti] - t0
+            )
+            job = s.i[s.o_job_free + tid]
             if job < 0:
-                s.err[tid] = ERR_JOBS
+                s.i[s.o_err + tid] = ERR_JOBS
                 return
             ji = job * n + tid
-            s.job_free[tid] = s.j_next[ji]
-            s.j_tool[ji] = tool
-            s.j_gen[ji] = s.j_gen[ji] + 1
-            s.j_step[ji] = lot_step(m, s, sc, li)
-            s.j_start[ji] = t0
-            s.j_end[ji] = e
-            s.j_lots[ji] = lot
-            s.j_pms[ji] = 0
-            tail = s.t_jtail[ti]
-            s.j_prev[ji] = tail
-            s.j_next[ji] = -1
+            s.i[s.o_job_free + tid] = s.i[s.o_j_next + ji]
+            s.i[s.o_j_tool + ji] = tool
+            s.i[s.o_j_gen + ji] = s.i[s.o_j_gen + ji] + 1
+            s.i[s.o_j_step + ji] = lot_step(m, s, sc, li)
+            s.f[s.o_j_start + ji] = t0
+            s.f[s.o_j_end + ji] = e
+            s.i[s.o_j_lots + ji] = lot
+            s.i[s.o_j_pms + ji] = 0
+            tail = s.i[s.o_t_jtail + ti]
+            s.i[s.o_j_prev + ji] = tail
+            s.i[s.o_j_next + ji] = -1
             if tail >= 0:
-                s.j_next[tail * n + tid] = job
+                s.i[s.o_j_next + tail * n + tid] = job
             else:
-                s.t_jhead[ti] = job
-            s.t_jtail[ti] = job
-            s.t_inflight[ti] = s.t_inflight[ti] + 1
-            s.t_ready[ti] = wp.max(s.t_ready[ti], e)
-            f = m.t_fam[sc, tool]
-            s.f_n[f * n + tid] = s.f_n[f * n + tid] + 1
-            push(s, cap, n, tid, e, JOB_END, job, s.j_gen[ji])
+                s.i[s.o_t_jhead + ti] = job
+            s.i[s.o_t_jtail + ti] = job
+            s.i[s.o_t_inflight + ti] = s.i[s.o_t_inflight + ti] + 1
+            s.f[s.o_t_ready + ti] = wp.max(s.f[s.o_t_ready + ti], e)
+            f = m.I[m.o_t_fam + sc * m.sI + tool]
+            s.i[s.o_f_n + f * n + tid] = s.i[s.o_f_n + f * n + tid] + 1
+            push(s, cap, n, tid, e, JOB_END, job, s.i[s.o_j_gen + ji])
     # releases
-    for r in range(m.n_rel[sc, 0]):
-        if m.rel_on[sc, r] == 0:
+    for r in range(m.I[m.o_n_rel + sc * m.sI + 0]):
+        if m.I[m.o_rel_on + sc * m.sI + r] == 0:
             continue
-        t = m.rel_start[sc, r]
+        t = m.F[m.o_rel_start + sc * m.sF + r]
         k = wp.int32(0)
-        iv = m.rel_interval[sc, r]
-        if t < t0 and m.rel_exp[sc, r] == 0 and iv > ZERO:
+        iv = m.F[m.o_rel_interval + sc * m.sF + r]
+        if t < t0 and m.I[m.o_rel_exp + sc * m.sI + r] == 0 and iv > ZERO:
             k = int(-wp.floor(-(t0 - t) / iv))
             t = t + wp.float64(k) * iv
         elif t < t0:
-            t = t0 - iv * wp.log(ONE - next_u(s.rs, 4 * m.rel_stream[sc, r] * n + tid, n))
-        s.rel_k[r * n + tid] = k
-        if k < m.rel_count[sc, r]:
+            t = t0 - iv * wp.log(
+                ONE - next_u(s.u, s.o_rs + 4 * m.I[m.o_rel_stream + sc * m.sI + r] * n + tid, n)
+            )
+        s.i[s.o_rel_k + r * n + tid] = k
+        if k < m.I[m.o_rel_count + sc * m.sI + r]:
             push(s, cap, n, tid, t, RELEASE_EV, r, 0)
-    push(s, cap, n, tid, m.warm[sc, 0], WARMUP, 0, 0)
-    for k in range(m.n_tools[sc, 0]):
+    push(s, cap, n, tid, m.F[m.o_warm + sc * m.sF + 0], WARMUP, 0, 0)
+    for k in range(m.I[m.o_n_tools + sc * m.sI + 0]):
         ti = k * n + tid
-        if s.t_ready[ti] <= t0:
-            s.t_ready[ti] = t0
+        if s.f[s.o_t_ready + ti] <= t0:
+            s.f[s.o_t_ready + ti] = t0
             push(s, cap, n, tid, t0, READY, k, 0)
 
 
@@ -1215,61 +1291,69 @@ def simulate_kernel(
     n = scen.shape[0]
     sc = scen[tid]
     init(m, s, cap, sc, n, tid, seed, reps[tid])
-    end = m.end[sc, 0]
-    dt = m.sample_dt[sc, 0]
-    while s.hn[tid] > 0 and s.err[tid] == 0:
-        t = s.ev_t[tid]
+    end = m.F[m.o_end + sc * m.sF + 0]
+    dt = m.F[m.o_sample_dt + sc * m.sF + 0]
+    while s.i[s.o_hn + tid] > 0 and s.i[s.o_err + tid] == 0:
+        t = s.f[s.o_ev_t + tid]
         if t > end:
             break
-        kind = s.ev_kind[tid]
-        obj = s.ev_obj[tid]
-        aux = s.ev_aux[tid]
+        kind = s.i[s.o_ev_kind + tid]
+        obj = s.i[s.o_ev_obj + tid]
+        aux = s.i[s.o_ev_aux + tid]
         pop(s, n, tid)
-        ne = s.events[tid]
+        ne = s.l[s.o_events + tid]
         if ne < wp.int64(cap.trace):
             e = int(ne) * n + tid
-            s.tr_t[e] = t
-            s.tr_k[e] = kind
-            s.tr_o[e] = obj
-        s.events[tid] = ne + wp.int64(1)
-        while t >= s.next_sample[tid]:
-            k = s.nsamp[tid]
+            s.f[s.o_tr_t + e] = t
+            s.i[s.o_tr_k + e] = kind
+            s.i[s.o_tr_o + e] = obj
+        s.l[s.o_events + tid] = ne + wp.int64(1)
+        while t >= s.f[s.o_next_sample + tid]:
+            k = s.i[s.o_nsamp + tid]
             if k < cap.samples:
-                s.samp[k * n + tid] = s.fab_n[tid]
+                s.i[s.o_samp + k * n + tid] = s.i[s.o_fab_n + tid]
             else:
-                s.err_soft[tid] = s.err_soft[tid] | ERR_SAMPLES
-            s.nsamp[tid] = k + 1
-            s.next_sample[tid] = s.next_sample[tid] + dt
-        s.now[tid] = t
+                s.i[s.o_err_soft + tid] = s.i[s.o_err_soft + tid] | ERR_SAMPLES
+            s.i[s.o_nsamp + tid] = k + 1
+            s.f[s.o_next_sample + tid] = s.f[s.o_next_sample + tid] + dt
+        s.f[s.o_now + tid] = t
         if kind == ARRIVE:
             arrive(m, s, cap, sc, n, tid, obj, t)
         elif kind == JOB_END:
             ji = obj * n + tid
-            if s.j_tool[ji] >= 0 and s.j_gen[ji] == aux and s.j_end[ji] == t:
+            if (
+                s.i[s.o_j_tool + ji] >= 0
+                and s.i[s.o_j_gen + ji] == aux
+                and s.f[s.o_j_end + ji] == t
+            ):
                 job_end(m, s, cap, sc, n, tid, obj, t)
         elif kind == READY:
-            if s.t_ready[obj * n + tid] == t:
+            if s.f[s.o_t_ready + obj * n + tid] == t:
                 check(m, s, cap, sc, n, tid, obj, t)
         elif kind == DELAY_END:
             li = obj * n + tid
-            s.l_pt[li] = s.l_pt[li] + (t - s.l_arrived[li])
+            s.f[s.o_l_pt + li] = s.f[s.o_l_pt + li] + (t - s.f[s.o_l_arrived + li])
             step_done(m, s, cap, sc, n, tid, obj, t)
         elif kind == DOWN_END:
-            if s.t_down[obj * n + tid] == t:
+            if s.f[s.o_t_down + obj * n + tid] == t:
                 check(m, s, cap, sc, n, tid, obj, t)
         elif kind == FAIL:
-            fail(m, s, cap, sc, n, tid, obj, t)
+            fail(m, s, cap, sc, n, tid, obj, aux, t)
         elif kind == PM_TIME:
-            d = draw(s, m.t_stream[sc, obj] + 1, n, tid, m.p_kind[sc, aux], m.p_lo[sc, aux],
-                     m.p_hi[sc, aux], m.p_mean[sc, aux])  # fmt: skip
+            d = draw(s, m.I[m.o_t_stream + sc * m.sI + obj] + 1, n, tid, m.I[m.o_p_kind + sc * m.sI + aux], m.F[m.o_p_lo + sc * m.sF + aux],
+                     m.F[m.o_p_hi + sc * m.sF + aux], m.F[m.o_p_mean + sc * m.sF + aux])  # fmt: skip
             down(m, s, cap, sc, n, tid, obj, t, d, 1)
-            push(s, cap, n, tid, t + m.p_interval[sc, aux], PM_TIME, obj, aux)
+            push(s, cap, n, tid, t + m.F[m.o_p_interval + sc * m.sF + aux], PM_TIME, obj, aux)
         elif kind == RELEASE_EV:
             release(m, s, cap, sc, n, tid, obj, t)
         else:
             warmup(m, s, sc, n, tid, t)
     # close the time integrals at the horizon
-    for f in range(m.n_fam[sc, 0]):
+    for f in range(m.I[m.o_n_fam + sc * m.sI + 0]):
         fi = f * n + tid
-        s.f_area[fi] = s.f_area[fi] + wp.float64(s.f_n[fi]) * (end - s.f_last[fi])
-    s.fab_area[tid] = s.fab_area[tid] + wp.float64(s.fab_n[tid]) * (end - s.fab_last[tid])
+        s.f[s.o_f_area + fi] = s.f[s.o_f_area + fi] + wp.float64(s.i[s.o_f_n + fi]) * (
+            end - s.f[s.o_f_last + fi]
+        )
+    s.f[s.o_fab_area + tid] = s.f[s.o_fab_area + tid] + wp.float64(s.i[s.o_fab_n + tid]) * (
+        end - s.f[s.o_fab_last + tid]
+    )
