@@ -485,7 +485,7 @@ class OhtSim:
         rows = np.arange(n)
         off = s - seg_s0
         nseg = len(self.rail.seg_ids)
-        order = np.lexsort((off, seg))
+        order = np.argsort(seg * 1e5 + off, kind="stable")  # by segment, then offset
         sseg, soff = seg[order], off[order]
         first_idx = np.full(nseg + 1, -1, dtype=np.int64)  # slot nseg stands for "no segment"
         first_off = np.full(nseg + 1, np.inf)
@@ -509,26 +509,32 @@ class OhtSim:
         take = bd < dist  # a same-segment leader is always nearer than one further on
         lead = np.where(take, cand[rows, best], lead)
         dist = np.where(take, bd, dist)
-        # other branches leaving the end node of each route segment (all of them after the stop)
+        # other branches leaving the end node of a route segment ahead (a diverge, or any node
+        # after the stop): few (vehicle, segment) pairs, so work on those alone
         cols = np.concatenate([seg[:, None], nxt_seg], axis=1)
         col_s0 = np.concatenate([seg_s0[:, None], nxt_s0], axis=1)
         nexts = np.concatenate([nxt_seg, np.full((n, 1), -1)], axis=1)
-        ok = cols >= 0
-        safe = np.where(ok, cols, 0)
-        end_s = col_s0 + self.rail.seg_len[safe]
-        outs = self.rail.out_segs[self.rail.seg_end[safe]]  # (n, K+1, D)
-        valid = ok[:, :, None] & (outs >= 0) & (outs != nexts[:, :, None])
-        ocol = np.where(valid, outs, nseg)
-        ocand = first_idx[ocol]
-        ooff = first_off[ocol]
-        odist = np.where(
-            (ocand >= 0) & (ocand != rows[:, None, None]) & (ooff < self.gap[:, None, None]),
-            end_s[:, :, None] - s[:, None, None] + ooff,
-            np.inf,
-        ).reshape(n, -1)
-        ob = np.argmin(odist, axis=1)
-        bdist = odist[rows, ob]
-        blead = np.where(np.isfinite(bdist), ocand.reshape(n, -1)[rows, ob], -1)
+        ok = (cols >= 0) & (col_s0 - s[:, None] < self.config.lookahead)
+        ends = self.rail.seg_end[np.where(ok, cols, 0)]
+        r, c = np.nonzero(ok & ((self.rail.out_deg[ends] > 1) | (nexts < 0)))
+        blead = np.full(n, -1, dtype=np.int64)
+        bdist = np.full(n, np.inf)
+        if len(r):
+            outs = self.rail.out_segs[ends[r, c]]  # (m, D)
+            valid = (outs >= 0) & (outs != nexts[r, c][:, None])
+            ocol = np.where(valid, outs, nseg)
+            ocand = first_idx[ocol]
+            ooff = first_off[ocol]
+            node_d = col_s0[r, c] + self.rail.seg_len[cols[r, c]] - s[r]
+            d = np.where(
+                (ocand >= 0) & (ocand != r[:, None]) & (ooff < self.gap[r][:, None]),
+                node_d[:, None] + ooff,
+                np.inf,
+            ).ravel()
+            rr = np.repeat(r, outs.shape[1])
+            np.minimum.at(bdist, rr, d)
+            hit = np.isfinite(d) & (d == bdist[rr])
+            blead[rr[hit]] = ocand.ravel()[hit]
         return lead, dist, blead, bdist
 
     # ------------------------------------------------------------ one decision

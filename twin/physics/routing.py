@@ -46,6 +46,7 @@ class RailIndex:
         self.out_segs = np.full((n, width), -1, dtype=np.int64)
         for a, group in out.items():
             self.out_segs[a, : len(group)] = group
+        self.out_deg = np.sum(self.out_segs >= 0, axis=1)
 
 
 class Router:
