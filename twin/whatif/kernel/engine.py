@@ -27,8 +27,15 @@ from twin.whatif.kernel.compile import HIST_BINS, Compiled, compile_model, stack
 from twin.whatif.reference.config import DAY, SimConfig, StartState
 from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult
 
-FATAL = {1: "event heap", 2: "lot table", 3: "job table", 4: "per-lot dedication table"}
-SIZE_KEY = {1: "heap", 2: "lots", 3: "jobs"}
+SIZE_KEY = {1: "heap", 2: "lots", 3: "jobs", 4: "dedications"}  # device error code -> size
+TABLE_NAMES = {
+    "heap": "event heap",
+    "lots": "lot table",
+    "jobs": "job table",
+    "dedications": "per-lot dedication table (4 pending same-tool steps)",
+    "records": "per-lot record table",
+    "samples": "WIP sample table",
+}
 
 
 class CapacityError(TwinError):
@@ -370,10 +377,15 @@ def simulate_batch(
     records: bool = True,
     capacity: dict[str, int] | None = None,
     max_threads: int | None = None,
+    grow: bool = True,
+    trace: int = 0,
 ) -> list[list[KernelRun]]:
     """Run every model (scenario) for every replication; result[s][i] is scenario s,
     replication ``replications[i]``. ``config.seed`` keys the streams; ``config.replication``
-    is ignored. Overflowing tables are doubled and the chunk rerun (at most 4 times)."""
+    is ignored. A table that overflows is reported by the device; with ``grow`` it is doubled
+    (records: sized to what was needed) and the chunk rerun, at most 4 times, else
+    CapacityError names it. ``trace`` > 0 keeps the first ``trace`` events (time, kind, object)
+    of every thread in ``KernelRun.out`` (tr_t, tr_k, tr_o)."""
     wp = _wp()
     device = device or default_device()
     comps = [compile_model(m, config, start) for m in models]
@@ -381,6 +393,7 @@ def simulate_batch(
     sizes["n_pmw"] = max(1, tables["w_first"].shape[1])
     if capacity:
         sizes.update(capacity)
+    sizes["trace"] = max(1, trace)
     reps = list(replications)
     per = bytes_per_replication(sizes, records)
     budget = memory_budget(device)
@@ -393,15 +406,15 @@ def simulate_batch(
 
     for lo in range(0, len(pairs), chunk):
         part = pairs[lo : lo + chunk]
-        for _attempt in range(5):
+        for attempt in range(5):
             err = _launch(wp, simulate_kernel, m, comps, sizes, part, reps, config, records,
                           device, runs)  # fmt: skip
             if err is None:
                 break
-            key, size = err
-            sizes[key] = 2 * size
-        else:
-            raise CapacityError(FATAL[[k for k, v in SIZE_KEY.items() if v == key][0]], size, key)
+            key, size, need = err
+            if not grow or attempt == 4:
+                raise CapacityError(TABLE_NAMES[key], size, key)
+            sizes[key] = max(need, 2 * size)
     return [[runs[(s, r)] for r in range(len(reps))] for s in range(len(comps))]
 
 
@@ -423,18 +436,16 @@ def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, ru
     wall = time.perf_counter() - t0
     err = st.i.numpy()[st.o_err : st.o_err + n]
     if err.any():
-        code = int(err[err != 0][0])
-        key = SIZE_KEY[code]
-        return key, sizes[key]
+        key = SIZE_KEY[int(err[err != 0][0])]
+        if key == "dedications":
+            raise CapacityError(TABLE_NAMES[key], 4, key)
+        return key, sizes[key], 2 * sizes[key]
     host = _read_state(st, sizes, n, records)
     soft = host["err_soft"][0]
-    if (soft & 4).any():
-        need = int(host["ncomp"][0].max())
-        raise (
-            CapacityError("per-lot record table", sizes["records"], "records")
-            if need <= 0
-            else (CapacityError("per-lot record table", sizes["records"], "records"))
-        )
+    if (soft & 4).any():  # more completions than record slots: rerun with what was needed
+        return "records", sizes["records"], int(host["ncomp"][0].max()) + 8
+    if (soft & 8).any():
+        return "samples", sizes["samples"], int(host["nsamp"][0].max()) + 2
     dt = float(comps[0].tables["sample_dt"][0])
     for j, (s, r) in enumerate(part):
         out = {name: a[:, j] for name, a in host.items()}

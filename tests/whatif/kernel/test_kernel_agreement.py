@@ -1,0 +1,174 @@
+"""The kernel against the reference engine, which defines the semantics: every lot's
+completion to the last bit, every KPI, the whole event sequence. The kernel draws the
+reference's own random streams (numpy SeedSequence + PCG64 on the device), so on the CPU
+stochastic runs agree exactly too; on CUDA, whose ``log`` may differ in the last bit, only
+constant-time runs are required to agree exactly."""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import pytest
+from models import constant_times, toy_fab
+
+from twin.datasets import PROJECT_ROOT
+from twin.process import load_model
+from twin.whatif.kernel import simulate_batch
+from twin.whatif.reference import LotState, SimConfig, StartState, ToolState, simulate
+from twin.whatif.reference import engine as ref_engine
+
+DEMO = PROJECT_ROOT / "scenes" / "demo-fab"
+
+
+def _kpis(res) -> dict:
+    k = res.kpis()
+    k.pop("wall_seconds")
+    return k
+
+
+def _nan_equal(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_nan_equal(a[k], b[k]) for k in a)
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    return a == b
+
+
+def assert_same_run(ref, ker) -> None:
+    """Same lots in the same order, same completion/queue/process/transport times, same KPIs."""
+    a, b = ref.lots, ker.lots
+    assert len(a) == len(b) and len(a) > 0
+    assert a.id == b.id
+    assert a.completion == b.completion
+    assert a.queue_time == b.queue_time and a.process_time == b.process_time
+    assert a.transport_time == b.transport_time and a.steps_done == b.steps_done
+    assert ref.events == ker.events
+    assert _nan_equal(_kpis(ref), _kpis(ker))
+
+
+def _exact(device: str, model) -> bool:
+    return device == "cpu" or all(
+        s.dist == "constant" for r in model.routes.values() for s in r.steps
+    )
+
+
+@pytest.mark.parametrize("constant", [False, True], ids=["stochastic", "constant"])
+def test_demo_fab_agrees_exactly(device, constant):
+    """Demo fab, 10 days, 3 replications in one launch: identical to the reference."""
+    model = load_model(DEMO)
+    if constant:
+        model = constant_times(model)
+    cfg = SimConfig(days=10, warmup_days=1, seed=7)
+    runs = simulate_batch([model], cfg, [0, 1, 2], device=device)[0]
+    for kr in runs:
+        ref = simulate(model, SimConfig(days=10, warmup_days=1, seed=7, replication=kr.replication))
+        if _exact(device, model):
+            assert_same_run(ref, kr.result())
+        else:
+            assert abs(len(ref.lots) - len(kr.result().lots)) <= 2
+
+
+@pytest.mark.parametrize("constant", [False, True], ids=["stochastic", "constant"])
+def test_every_feature_agrees_exactly(device, constant):
+    """Toy fab with batching, cascading, setups/min runs, all rules, sampling, rework, CQT,
+    delays, dedication, downs, time/wafer PMs, hot lots, WIP, warm-up: identical results."""
+    model = toy_fab()
+    if constant:
+        model = constant_times(model)
+    cfg = SimConfig(days=12, warmup_days=2, seed=3)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    ref = simulate(model, cfg)
+    k = ref.kpis()
+    assert k["queue_time_checks"] > 0 and any(s > 6 for s in ref.lots.steps_done)  # reworks
+    if _exact(device, model):
+        assert_same_run(ref, kr.result())
+
+
+def test_event_sequence_is_the_references():
+    """Every event the kernel pops has the reference's (time, kind), in the same order."""
+    model = toy_fab()
+    cfg = SimConfig(days=5, seed=11)
+    eng = ref_engine.Engine(model, cfg)
+    popped = []
+    real_pop = heapq.heappop
+
+    def pop(heap):
+        item = real_pop(heap)
+        if heap is eng.heap:
+            popped.append(item[:2])
+        return item
+
+    ref_engine.heapq.heappop = pop
+    try:
+        eng.run()
+    finally:
+        ref_engine.heapq.heappop = real_pop
+    kr = simulate_batch([model], cfg, [0], device="cpu", trace=len(popped) + 1)[0][0]
+    assert kr.events == len(popped)
+    got = list(zip(kr.out["tr_t"][: kr.events].tolist(), kr.out["tr_k"][: kr.events].tolist()))
+    assert got == [(float(t), int(k)) for t, k in popped]
+
+
+def test_warm_start_agrees_exactly(device):
+    """From an explicit StartState (queued, processing and in-transport lots; busy, down and
+    set-up tools) the kernel continues exactly like the reference."""
+    model = constant_times(toy_fab()) if device != "cpu" else toy_fab()
+    model.wip = []
+    t0 = 3 * 86400.0
+    start = StartState(
+        time=t0,
+        lots=[
+            LotState(id="q1", product="PA", step=2, status="queued", release=t0 - 5000),
+            LotState(
+                id="p1",
+                product="PA",
+                step=3,
+                status="processing",
+                tool="C#1",
+                until=t0 + 900,
+                release=t0 - 9000,
+            ),  # fmt: skip
+            LotState(
+                id="t1",
+                product="PB",
+                step=3,
+                status="transport",
+                until=t0 + 200,
+                lot_type="HotLB",
+                priority=20,
+                wafers=20,
+            ),  # fmt: skip
+            LotState(id="q2", product="PB", step=5, status="queued", wafers=20),
+        ],
+        tools={
+            "S#2": ToolState(setup="L2", busy_until=t0 + 600),
+            "H#1": ToolState(down_until=t0 + 7200),
+            "C#1": ToolState(busy_until=t0 + 900),
+        },
+    )
+    cfg = SimConfig(days=6, seed=5)
+    kr = simulate_batch([model], cfg, [0], start=start, device=device)[0][0]
+    assert_same_run(simulate(model, cfg, start=start), kr.result())
+
+
+def test_options_agree_exactly():
+    """Switches of SimConfig (no breakdowns, PMs, transport, load/unload, dedication,
+    initial WIP; other sample interval) behave as in the reference."""
+    model = toy_fab()
+    cfg = SimConfig(days=6, seed=2, breakdowns=False, pms=False, transport=False,
+                    load_unload=False, dedication=False, initial_wip=False,
+                    wip_sample_days=0.25)  # fmt: skip
+    kr = simulate_batch([model], cfg, [4], device="cpu")[0][0]
+    assert_same_run(simulate(model, SimConfig(**{**cfg.__dict__, "replication": 4})), kr.result())
+
+
+@pytest.mark.slow
+def test_hvlm_30_days_agrees_exactly(hvlm):
+    """SMT2020 HVLM, 30 days from the initial WIP (about 1.8 million events), stochastic as
+    published: the same lots complete at the same times with the same KPIs."""
+    model = load_model(hvlm)
+    cfg = SimConfig(days=30, seed=1)
+    kr = simulate_batch([model], cfg, [0], device="cpu")[0][0]
+    assert_same_run(simulate(model, cfg), kr.result())
+    assert kr.events > 1_000_000
