@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time as _time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +52,10 @@ class IngestResult:
         return d
 
 
-class _RecordingStore(EventStore):
-    """Delegates to the real store and remembers the dead letters of the current batch, so
-    POST /events can tell the caller why each rejected event was rejected."""
+class _RecordingStore:
+    """Wraps the real store (every other attribute passes through) and remembers the dead
+    letters of the current POST /events batch, so the caller hears why each rejected event
+    was rejected."""
 
     def __init__(self, inner: EventStore) -> None:
         self.inner = inner
@@ -67,34 +68,34 @@ class _RecordingStore(EventStore):
             self.dead.extend(dead)
         return n
 
-    def read_positioned(
-        self, since=None, until=None, type=None, subject=None, after=0, limit=None
-    ) -> Iterator[tuple[int, Event]]:
-        return self.inner.read_positioned(since, until, type, subject, after, limit)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
-    def read(self, since=None, until=None, type=None, subject=None, after=0) -> Iterator[Event]:
-        return self.inner.read(since, until, type, subject, after)
 
-    def count(self) -> int:
-        return self.inner.count()
+class _GuardedWorld:
+    """The physics world as the synchroniser sees it: a physics error is logged and counted,
+    never allowed to stop ingest (the event is already durable and applied)."""
 
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        return self.inner.dead_letters(limit)
+    def __init__(self, world: Any) -> None:
+        self.world = world
+        self.errors = 0
 
-    def dead_letter_count(self) -> int:
-        return self.inner.dead_letter_count()
+    def set_vehicle_pose(self, vehicle_id: str, segment: str, offset: float) -> None:
+        try:
+            self.world.set_vehicle_pose(vehicle_id, segment, offset)
+        except Exception as exc:
+            self._failed("set_vehicle_pose", vehicle_id, exc)
 
-    def save_snapshot(self, state: TwinState, pos: int) -> None:
-        self.inner.save_snapshot(state, pos)
+    def set_equipment_state(self, equipment_id: str, state: str) -> None:
+        try:
+            self.world.set_equipment_state(equipment_id, state)
+        except Exception as exc:
+            self._failed("set_equipment_state", equipment_id, exc)
 
-    def snapshot(self, at: float | None = None) -> tuple[int, TwinState] | None:
-        return self.inner.snapshot(at)
-
-    def last_seqs(self) -> dict[str, int]:
-        return self.inner.last_seqs()
-
-    def close(self) -> None:
-        self.inner.close()
+    def _failed(self, what: str, key: str, exc: Exception) -> None:
+        self.errors += 1
+        if self.errors <= 10:
+            log.warning("physics %s(%s) failed: %s", what, key, exc)
 
 
 class TwinRuntime:
@@ -106,7 +107,7 @@ class TwinRuntime:
         self.model: Any = None
         self.catalog: Catalog | None = None
         self.world: Any = None
-        self.store: EventStore | None = None
+        self.store: Any = None  # the store behind a _RecordingStore
         self.sync: Synchroniser | None = None
         self.bus = Bus()
         self.sources: list[Any] = []
@@ -132,6 +133,7 @@ class TwinRuntime:
         self._accepted_now: set[tuple[str, int]] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self.physics_error: str | None = None
+        self.ingest_errors = 0  # exceptions caught in the ingest loop
         self.equipment_info: dict[str, tuple[str, str | None]] = {}  # id -> (kind, bay)
 
     # ----------------------------------------------------------- lifecycle
@@ -157,7 +159,11 @@ class TwinRuntime:
         )
         self.store = _RecordingStore(inner)
         self.sync = Synchroniser(
-            self.store, self.catalog, world=self.world, cfg=SyncConfig(), on_commit=self._committed
+            self.store,  # type: ignore[arg-type]
+            self.catalog,
+            world=_GuardedWorld(self.world) if self.world is not None else None,
+            cfg=SyncConfig(),
+            on_commit=self._committed,
         )
         self.hub.last_seq = self.sync.pos
         self.sources = [self.bus]
@@ -210,19 +216,23 @@ class TwinRuntime:
         sync = self.sync
         assert sync is not None
         while not self._stop.is_set():
-            got = False
-            for src in self.sources:
-                batch = src.receive(
-                    sync.cfg.batch, sync.cfg.wait if len(self.sources) == 1 else 0.01
-                )
-                if batch:
-                    got = True
+            try:
+                got = False
+                for src in self.sources:
+                    wait = sync.cfg.wait if len(self.sources) == 1 else 0.01
+                    batch = src.receive(sync.cfg.batch, wait)
+                    if batch:
+                        got = True
+                        with self.lock:
+                            sync.process(batch)
+                        self._lag(min(m.received for m in batch), "bus")
+                if not got:
                     with self.lock:
-                        sync.process(batch)
-                    self._lag(min(m.received for m in batch), "bus")
-            if not got:
-                with self.lock:
-                    sync.process([])  # declares gaps whose wait is over
+                        sync.process([])  # declares gaps whose wait is over
+            except Exception:  # keep ingesting; unacknowledged messages are delivered again
+                self.ingest_errors += 1
+                log.exception("ingest loop error")
+                self._stop.wait(0.5)
 
     def _lag(self, received: float, via: str) -> None:
         self.ingest_lag = max(0.0, _time.time() - received)

@@ -45,6 +45,10 @@ async def get_metrics(rt: Runtime, _: Read) -> PlainTextResponse:
                 [({"outcome": "completed"}, rt.jobs.completed),
                  ({"outcome": "failed"}, rt.jobs.failed),
                  ({"outcome": "cancelled"}, rt.jobs.cancelled)]),
+        *metric("twin_ingest_errors_total", "counter", "errors caught by the ingest loop",
+                [({}, rt.ingest_errors)]),
+        *metric("twin_physics_errors_total", "counter", "physics world updates that failed",
+                [({}, getattr(rt.sync.world, "errors", 0) if rt.sync else 0)]),
         *rt.request_seconds.render(),
     ]  # fmt: skip
     return PlainTextResponse("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
