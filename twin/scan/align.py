@@ -25,7 +25,7 @@ from twin.scan.register import cloud, raycasting_scene, register
 from twin.scene.graph import SceneGraph
 
 INITS = ("auto", "global", "identity")
-GLOBAL_METHODS = ("all", "footprint", "fpfh")
+GLOBAL_METHODS = ("auto", "all", "footprint", "fpfh")
 
 
 @dataclass(kw_only=True)
@@ -42,12 +42,12 @@ class AlignConfig:
     min_points: int = 40  # points a tool needs to be measured at all
     min_fitness: float = 0.5  # share of the scan's equipment points that must match the scene
     init: str = "auto"  # "auto", "global" (feature matching) or "identity" (scan in fab frame)
-    global_method: str = (
-        "all"  # "all", "footprint" (plan-view correlation) or "fpfh" (FPFH + RANSAC)
-    )
+    # "footprint" (plan-view correlation), "fpfh" (FPFH + RANSAC), "all" (both) or "auto"
+    # (footprint, then FPFH only when the footprint pose fits less than half the equipment)
+    global_method: str = "auto"
     levelled: bool = True  # the scanner was levelled: global hypotheses are x, y, z, yaw only
     ransac_iterations: int = 60_000  # RANSAC hypotheses drawn
-    icp_points: int = 60_000  # at most this many scan points per whole-scan ICP level
+    icp_points: int = 30_000  # at most this many scan points per whole-scan ICP level
     tool_iterations: int = 40
     seed: int = 0
 

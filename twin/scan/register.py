@@ -104,7 +104,7 @@ def register(
 
     t0 = time.perf_counter()
     full = cloud(scan)
-    coarse = _capped(full.voxel_down_sample(v / 2.0), config.icp_points, rng)
+    coarse = _capped(full.voxel_down_sample(v), config.icp_points // 2, rng)
     fine = _capped(full.voxel_down_sample(config.icp_voxel), config.icp_points, rng)
     timings["downsample"] = time.perf_counter() - t0
 
@@ -113,11 +113,11 @@ def register(
         candidates.append(("identity", np.eye(4)))
     if config.init in ("auto", "global"):
         t0 = time.perf_counter()
-        candidates += global_registration(full, ref_equipment, fit.floor, config)
+        candidates += global_registration(full, ref_equipment, fit.floor, config, fit)
         timings["global"] = time.perf_counter() - t0
 
-    # Score every start as it is, then run coarse ICP from the two best distinct ones only:
-    # an ICP from a wrong start is the slowest thing here and never wins.
+    # Score every start as it is, then run coarse ICP from the best distinct ones in turn until
+    # one fits well: an ICP from a wrong start is the slowest thing here and never wins.
     t0 = time.perf_counter()
     pts = np.asarray(coarse.points)
     scored = sorted(((fit(pts, t, v)[0], name, t) for name, t in candidates), key=lambda x: -x[0])
@@ -126,13 +126,15 @@ def register(
         if all(not _same_pose(t, u, v) for _, u in starts):
             starts.append((name, t))
     best: tuple[str, float, np.ndarray] | None = None
-    for name, init in starts[:2]:
+    for name, init in starts[:3]:
         t = init
         for dist in (2.0 * v, v):
             t = icp(coarse, ref_coarse, dist, t)
-        score, _ = fit(pts, t, v / 2.0)
+        score, _ = fit(pts, t, v)
         if best is None or score > best[1] + 1e-9:
             best = (name, score, t)
+        if score >= 0.5:  # a wrong pose fits a few percent; the right one most
+            break
     assert best is not None
     name, _, t = best
     for dist in (v / 2.0, 3.0 * config.icp_voxel):
@@ -191,7 +193,8 @@ def icp(src: Any, ref: Any, dist: float, init: np.ndarray) -> np.ndarray:
 def _features(pc: Any, v: float) -> tuple[Any, Any]:
     import open3d as o3d
 
-    pc.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=2 * v, max_nn=30))
+    if not pc.has_normals():
+        pc.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=2 * v, max_nn=30))
     f = o3d.pipelines.registration.compute_fpfh_feature(
         pc, o3d.geometry.KDTreeSearchParamHybrid(radius=5 * v, max_nn=100)
     )
@@ -199,10 +202,17 @@ def _features(pc: Any, v: float) -> tuple[Any, Any]:
 
 
 def global_registration(
-    full: Any, ref_equipment: Any, ref_floor: float, config: AlignConfig
+    full: Any, ref_equipment: Any, ref_floor: float, config: AlignConfig, fit: _Fitness
 ) -> list[tuple[str, np.ndarray]]:
-    """Candidate scan → scene poses, named by the method that found them, best first per method."""
+    """Candidate scan → scene poses, named by the method that found them, best first per method.
+
+    ``auto`` runs the plan-view correlation (levelled scans) and falls back to FPFH + RANSAC
+    only when its best pose fits less than half of the equipment; ``all`` runs both.
+    """
+    import open3d as o3d
+
     v = config.voxel
+    full_pts = np.asarray(full.points)
     src = full.voxel_down_sample(v)
     src_floor = float(np.percentile(np.asarray(src.points)[:, 2], 1)) if len(src.points) else 0.0
     if len(src.points) > 50:
@@ -216,9 +226,10 @@ def global_registration(
     ref = ref_equipment.voxel_down_sample(v)
     if len(src.points) < 10 or len(ref.points) < 10:
         return []
-    src, f_src = _features(src, v)
+    src.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=2 * v, max_nn=30))
     out: list[tuple[str, np.ndarray]] = []
-    if config.levelled and config.global_method in ("all", "footprint"):
+    method = config.global_method
+    if config.levelled and method in ("auto", "all", "footprint"):
         poses = global_footprint(
             np.asarray(src.points),
             np.asarray(src.normals),
@@ -229,7 +240,10 @@ def global_registration(
             v,
         )
         out += [("footprint", t) for t in poses]
-    if config.global_method in ("all", "fpfh"):
+    sample = full_pts[:: max(1, len(full_pts) // 20_000)]
+    weak = not out or max(fit(sample, t, v)[0] for _, t in out) < 0.5
+    if method in ("all", "fpfh") or (method == "auto" and weak):
+        src, f_src = _features(src, v)
         ref, f_ref = _features(ref, v)
         out += [("fpfh", t) for t in _fpfh_ransac(src, f_src, ref, f_ref, config)]
     return out
@@ -243,7 +257,8 @@ def _fpfh_ransac(
     reg = o3d.pipelines.registration
     dist = 1.5 * config.voxel
     if config.levelled:
-        corr = np.asarray(reg.correspondences_from_features(f_src, f_ref, False))
+        j = nearest_feature(np.asarray(f_src.data).T, np.asarray(f_ref.data).T)
+        corr = np.column_stack([np.arange(len(j)), j])
         return ransac_levelled(
             np.asarray(src.points)[corr[:, 0]],
             np.asarray(ref.points)[corr[:, 1]],
@@ -267,6 +282,20 @@ def _fpfh_ransac(
         reg.RANSACConvergenceCriteria(config.ransac_iterations, 0.9999),
     )
     return [np.asarray(result.transformation).copy()]
+
+
+def nearest_feature(a: np.ndarray, b: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Index of the nearest row of ``b`` for each row of ``a`` (brute force by matrix products).
+
+    FPFH has 33 dimensions, where k-d trees degrade to brute force anyway; BLAS does it faster.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    bb = np.einsum("ij,ij->i", b, b)
+    out = np.empty(len(a), dtype=np.int64)
+    for i in range(0, len(a), chunk):
+        out[i : i + chunk] = np.argmin(bb[None, :] - 2.0 * (a[i : i + chunk] @ b.T), axis=1)
+    return out
 
 
 def ransac_levelled(
