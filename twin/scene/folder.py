@@ -15,7 +15,7 @@ import numpy as np
 
 from twin.errors import InputError
 from twin.scene.assets import Z_UP_TO_Y_UP, AssetLibrary
-from twin.scene.graph import SceneGraph, translation
+from twin.scene.graph import SceneGraph
 from twin.scene.scenefile import FORMAT, SCENE_FILE, SECTIONS, build_scene, parse_scene
 from twin.scene.yamlio import dump_yaml
 
@@ -96,13 +96,19 @@ def scene_to_dict(scene: SceneGraph, asset_files: dict[str, dict[str, str]]) -> 
 
 
 def _pose_dict(t: np.ndarray) -> dict[str, Any]:
-    r = t[:3, :3]
-    yaw = math.atan2(r[1, 0], r[0, 0])
-    if np.allclose(r, translation(0, 0, 0, yaw)[:3, :3], atol=1e-12, rtol=0) and np.allclose(
-        t[3], [0, 0, 0, 1]
+    """``at`` + ``yaw`` when the transform is a turn about Z plus a shift, else the 4×4 matrix."""
+    yaw = math.atan2(t[1, 0], t[0, 0])
+    c, s = math.cos(yaw), math.sin(yaw)
+    # plain float comparisons: numpy's allclose costs more than the rest of saving a node
+    expected = ((c, -s, 0.0, None), (s, c, 0.0, None), (0.0, 0.0, 1.0, None), (0.0, 0.0, 0.0, 1.0))
+    flat = t.tolist()
+    if all(
+        e is None or abs(v - e) <= 1e-12
+        for row, erow in zip(flat, expected)
+        for v, e in zip(row, erow)
     ):
-        return {"at": t[:3, 3].tolist(), "yaw": math.degrees(yaw)}
-    return {"transform": t.tolist()}
+        return {"at": [flat[0][3], flat[1][3], flat[2][3]], "yaw": math.degrees(yaw)}
+    return {"transform": flat}
 
 
 def save_folder(scene: SceneGraph, folder: str | Path) -> Path:

@@ -425,7 +425,7 @@ def _pose(p: _Problems, e: Any, nid: str, scale: float) -> np.ndarray | None:
 def _check_references(
     p: _Problems, data: Any, scene: SceneGraph, specs: list, rail_nodes: dict, segments: list
 ) -> None:
-    seg_ids = {s["id"] for s in segments}
+    seg_by_id = {g["id"]: g for g in segments}
     node_ids = {s["id"] for s in specs}
     bays = {s["id"] for s in specs if s["kind"] == "bay"}
     for s in specs:
@@ -439,11 +439,7 @@ def _check_references(
         if s["tool"] is not None and s["tool"] not in node_ids:
             p.add(e, f"port {nid!r}: names unknown tool {s['tool']!r}", "tool")
         if s["segment"] is not None:
-            seg = (
-                next((g for g in segments if g["id"] == s["segment"]), None)
-                if s["segment"] in seg_ids
-                else None
-            )
+            seg = seg_by_id.get(s["segment"])
             if seg is None:
                 p.add(e, f"{nid!r}: is on missing rail segment {s['segment']!r}", "segment")
             elif seg["from"] in rail_nodes and seg["to"] in rail_nodes:
