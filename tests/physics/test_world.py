@@ -241,3 +241,17 @@ def test_camera_shows_family_and_state_colours():
         )
         want = np.array(state_colour("unscheduled_down")[:3]) * 255
         assert np.argmax(red) == 0 and np.argmax(want) == 0 and red[0] > 2 * red[1]
+
+
+def test_many_rays_in_one_call():
+    """Tens of thousands of rays (several pybullet batches) all come back, in order."""
+    with PhysicsWorld(tool_scene([(0.0, 0.0, 4.0, 4.0, 2.0)])) as world:
+        n = 40_000
+        xs = np.linspace(-6.0, 6.0, n)
+        origins = np.column_stack([xs, np.zeros(n), np.full(n, 10.0)])
+        hits = world.ray_cast(origins, origins - [0.0, 0.0, 20.0])
+        inside = np.abs(xs) < 2.0 - 1e-6
+        outside = np.abs(xs) > 2.0 + 1e-6
+        assert len(hits.ids) == n
+        assert np.allclose(hits.position[inside, 2], 2.0, atol=1e-4)
+        assert np.allclose(hits.position[outside, 2], 0.0, atol=1e-4)

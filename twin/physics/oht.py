@@ -24,13 +24,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.errors import ConfigError, InputError, NotFoundError
+from twin.physics.deadlock import Deadlock, wait_cycles
 from twin.physics.motion import Plan, evaluate, plan_stop, time_to_reach
-from twin.physics.routing import RailIndex, Router, port_stop
+from twin.physics.routing import RailIndex, Router
+from twin.physics.transfers import (
+    IDLE,
+    LOADING,
+    TO_DEST,
+    TO_SOURCE,
+    UNLOADING,
+    Transfer,
+    TransferJobs,
+)
 from twin.scene.graph import SceneGraph
 
-# job stages
-IDLE, TO_SOURCE, LOADING, TO_DEST, UNLOADING = range(5)
-STAGE_NAMES = ("idle", "to_source", "loading", "to_dest", "unloading")
 VEHICLE_TYPE_KEYS = ("length", "max_speed", "acceleration", "deceleration", "min_distance")
 
 
@@ -64,26 +71,6 @@ class OhtConfig:
             raise ConfigError("OHT config", problems)
 
 
-@dataclass(frozen=True, slots=True)
-class Deadlock:
-    """Vehicles that wait on each other in a cycle, found at ``time`` (s)."""
-
-    time: float
-    vehicles: tuple[str, ...]
-
-
-@dataclass(slots=True)
-class Transfer:
-    """A carrier move: hoist at ``source``, carry, set down at ``dest``."""
-
-    vehicle: str
-    source: str
-    dest: str
-    assigned: float  # s
-    picked: float | None = None  # s, hoist at source finished
-    completed: float | None = None  # s, hoist at destination finished
-
-
 @dataclass
 class _Stats:
     min_headway: float = math.inf  # m, smallest leader distance seen at a decision
@@ -93,7 +80,7 @@ class _Stats:
     completed: list[Transfer] = field(default_factory=list)
 
 
-class OhtSim:
+class OhtSim(TransferJobs):
     """OHT vehicles of a scene moving on its rail network; see the module docstring."""
 
     def __init__(
@@ -226,20 +213,6 @@ class OhtSim:
             )
 
     # ------------------------------------------------------------ public API
-    def submit(self, vehicle: str, source: str, dest: str) -> None:
-        """Queue a transfer for a vehicle; errors (unknown ids, unreachable ports) change nothing."""
-        i = self._vehicle(vehicle)
-        src = port_stop(self.scene, self.rail, source)
-        dst = port_stop(self.scene, self.rail, dest)
-        self.router.route(*src, *dst)  # raises when the destination is unreachable from the source
-        here = self._stop_after_queue(i)
-        self.router.route(*here, *src)
-        self.queue[i].append((source, dest))
-        if self.stage[i] == IDLE:
-            self._next_job(i, max(self.t, self.ready[i]))
-            self._start_ready_legs()
-            self._decide()
-
     def close_segment(self, segment: str) -> None:
         """Close a segment: routes that use it ahead are re-planned; refused if one cannot be."""
         self._set_closed(self.router.closed | {self._segment(segment)})
@@ -308,9 +281,6 @@ class OhtSim:
             "deadlocked_vehicles": [list(d.vehicles) for d in self.deadlocks],
         }
 
-    def stage_of(self, vehicle: str) -> str:
-        return STAGE_NAMES[self.stage[self._vehicle(vehicle)]]
-
     # ------------------------------------------------------------ jobs
     def _vehicle(self, vehicle: str) -> int:
         if vehicle not in self.index:
@@ -321,62 +291,6 @@ class OhtSim:
         if segment not in self.rail.seg_index:
             raise NotFoundError("rail segment", segment, self.rail.seg_index)
         return self.rail.seg_index[segment]
-
-    def _stop_after_queue(self, i: int) -> tuple[int, float]:
-        if self.queue[i]:
-            return port_stop(self.scene, self.rail, self.queue[i][-1][1])
-        job = self.jobs[i]
-        if job is not None and self.stage[i] in (TO_SOURCE, LOADING):
-            return port_stop(self.scene, self.rail, job.dest)
-        return self.dest_stop[i]
-
-    def _random_transfer(self, i: int) -> tuple[str, str]:
-        ports = self._port_pool()
-        here = self.dest_stop[i]
-        for _ in range(50):
-            a, b = self.rng.integers(len(ports), size=2)
-            src, dst = ports[a], ports[b]
-            if src == dst:
-                continue
-            ss, ds = port_stop(self.scene, self.rail, src), port_stop(self.scene, self.rail, dst)
-            if self._reachable(here, ss) and self._reachable(ss, ds):
-                return src, dst
-        raise InputError("random transfers", [f"no reachable port pair found for {self.ids[i]!r}"])
-
-    def _port_pool(self) -> list[str]:
-        pool = getattr(self, "_ports", None)
-        if pool is None:
-            pool = [p for p, link in self.scene.ports.items() if link.segment is not None]
-            if len(pool) < 2:
-                raise InputError(
-                    "random transfers", ["the scene has fewer than 2 ports on the rail"]
-                )
-            self._ports = pool
-        return pool
-
-    def _reachable(self, a: tuple[int, float], b: tuple[int, float]) -> bool:
-        if a[0] == b[0] and b[1] >= a[1]:
-            return True
-        return math.isfinite(
-            self.router.node_distance(int(self.rail.seg_end[a[0]]), int(self.rail.seg_start[b[0]]))
-        )
-
-    def _next_job(self, i: int, start: float) -> None:
-        """Give an idle vehicle its next queued (or random) transfer, moving from ``start`` s."""
-        if not self.queue[i] and self.random_transfers:
-            self.queue[i].append(self._random_transfer(i))
-        if not self.queue[i]:
-            self.stage[i] = IDLE
-            self.jobs[i] = None
-            return
-        src, dst = self.queue[i].pop(0)
-        self.jobs[i] = Transfer(self.ids[i], src, dst, start)
-        self.stage[i] = TO_SOURCE
-        self.ready[i] = start
-        self._set_route(i, port_stop(self.scene, self.rail, src))
-        if self.dest_s[i] - self.s[i] <= 1e-9 and self.v[i] == 0:
-            self.stage[i] = LOADING  # already standing at the source port
-            self.ready[i] = start + self.config.load_time
 
     def _set_route(self, i: int, dest: tuple[int, float]) -> None:
         """Route vehicle ``i`` from where it stands (odometer kept) to a stop."""
@@ -440,22 +354,6 @@ class OhtSim:
             self.dest_stop = stops
             raise
         self._decide()
-
-    def _check_pending(self, i: int) -> None:
-        """Raise if a leg the vehicle still has to drive (its job, its queue) is now unreachable."""
-        legs = []
-        job = self.jobs[i]
-        if job is not None and self.stage[i] in (TO_SOURCE, LOADING):
-            legs.append((job.source, job.dest))
-        here = self.dest_stop[i] if job is None else port_stop(self.scene, self.rail, job.dest)
-        for src, dst in self.queue[i]:
-            legs.append((None, src))
-            legs.append((src, dst))
-        for a, b in legs:
-            start = here if a is None else port_stop(self.scene, self.rail, a)
-            end = port_stop(self.scene, self.rail, b)
-            self.router.route(*start, *end)
-            here = end
 
     # ------------------------------------------------------------ leaders
     def _nxt_now(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -715,25 +613,6 @@ class OhtSim:
             self._next_deadlock_check += self.config.deadlock_check
             self._find_deadlocks()
 
-    def _start_ready_legs(self) -> None:
-        """Hoists that end during the current tick: plan the next leg, starting at ``ready``."""
-        end = self.t_tick + self.config.tick
-        while True:
-            hoisting = (self.stage == LOADING) | (self.stage == UNLOADING)
-            due = np.nonzero(hoisting & (self.ready < end))[0]
-            if len(due) == 0:
-                return
-            for i in due:
-                job = self.jobs[i]
-                if self.stage[i] == LOADING:
-                    job.picked = float(self.ready[i])
-                    self.stage[i] = TO_DEST
-                    self._set_route(i, port_stop(self.scene, self.rail, job.dest))
-                else:
-                    job.completed = float(self.ready[i])
-                    self.stats.completed.append(job)
-                    self._next_job(i, float(self.ready[i]))
-
     def _find_deadlocks(self) -> None:
         """Cycles in the wait-for graph of standing vehicles blocked by a leader or a merge."""
         kind = getattr(self, "p_kind", None)
@@ -745,22 +624,11 @@ class OhtSim:
             self.lead,
             np.where(self.m_node >= 0, self.holder[np.maximum(self.m_node, 0)], -1),
         )
-        blocker = np.where(blocked, blocker, -1)
-        color = np.zeros(self.n, dtype=np.int8)
-        for start in np.nonzero(blocker >= 0)[0]:
-            path, i = [], int(start)
-            while i >= 0 and color[i] == 0:
-                color[i] = 1
-                path.append(i)
-                i = int(blocker[i])
-            if i >= 0 and color[i] == 1:
-                cycle = frozenset(path[path.index(i) :])
-                if cycle not in self._seen_cycles:
-                    self._seen_cycles.add(cycle)
-                    names = tuple(sorted(self.ids[c] for c in cycle))
-                    self.deadlocks.append(Deadlock(self.t_tick, names))
-            for p_ in path:
-                color[p_] = 2
+        for cycle in wait_cycles(np.where(blocked, blocker, -1)):
+            key = frozenset(cycle)
+            if key not in self._seen_cycles:  # a standing deadlock is reported once
+                self._seen_cycles.add(key)
+                self.deadlocks.append(Deadlock(self.t_tick, tuple(self.ids[c] for c in cycle)))
 
 
 def _take(plan: Plan, sel: np.ndarray) -> Plan:

@@ -42,7 +42,7 @@ _UNIT_BOX_FACES = np.array(
         [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3],
     ]
 )  # fmt: skip
-RAY_BATCH = 16384  # pybullet's limit of rays per rayTestBatch call
+RAY_BATCH = 8192  # rays per rayTestBatch call (pybullet drops rays past 16,383)
 FLOOR_COLOUR = (0.82, 0.83, 0.85, 1.0)
 RAIL_COLOUR = (0.25, 0.25, 0.3, 1.0)
 VEHICLE_COLOUR = (0.95, 0.55, 0.1, 1.0)
@@ -537,6 +537,8 @@ class PhysicsWorld:
                 numThreads=1,
                 physicsClientId=self.client,
             )
+            if len(res) != len(origins[k : k + RAY_BATCH]):  # never silently lose a ray
+                raise RuntimeError(f"rayTestBatch returned {len(res)} results for {RAY_BATCH} rays")
             for hit in res:
                 ids.append(self.node_of.get(hit[0], "") if hit[0] >= 0 else "")
                 frac.append(hit[2])
