@@ -8,11 +8,8 @@ scope.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, WebSocket
-
-from services.api.settings import SCOPES
+from fastapi import HTTPException, WebSocket
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -55,16 +52,6 @@ def check(table: TokenTable, header: str | None, scope: str) -> frozenset[str]:
     return scopes
 
 
-def require(scope: str):  # noqa: ANN201 - a FastAPI dependency
-    """A dependency that lets a request through only with a token holding ``scope``."""
-    assert scope in SCOPES, scope
-
-    async def dep(request: Request) -> frozenset[str]:
-        return check(request.app.state.tokens, request.headers.get("authorization"), scope)
-
-    return Depends(dep)
-
-
 def ws_scopes(ws: WebSocket, scope: str) -> frozenset[str] | None:
     """For WebSockets: the header, or ``?token=`` (browsers cannot set headers); None: refused."""
     header = ws.headers.get("authorization")
@@ -74,9 +61,3 @@ def ws_scopes(ws: WebSocket, scope: str) -> frozenset[str] | None:
         return check(ws.app.state.tokens, header, scope)
     except HTTPException:
         return None
-
-
-Read = Annotated[frozenset[str], require("read")]
-Ingest = Annotated[frozenset[str], require("ingest")]
-WhatIf = Annotated[frozenset[str], require("whatif")]
-Admin = Annotated[frozenset[str], require("admin")]

@@ -5,8 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from services.api.auth import Read
-from services.api.deps import Pages, Runtime, iso, split
+from services.api.deps import Pages, Reader, iso, split
 from services.api.schemas.carriers import CarrierPage
 from services.api.schemas.common import ERRORS
 
@@ -32,8 +31,7 @@ def render(c: Any) -> dict[str, Any]:
     "", response_model=CarrierPage, responses=ERRORS, summary="Carriers and their transfers"
 )
 async def list_carriers(
-    rt: Runtime,
-    _: Read,
+    rt: Reader,
     pages: Pages,
     status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
 ) -> Any:

@@ -5,8 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from services.api.auth import Read
-from services.api.deps import Pages, Runtime, iso, not_found, split
+from services.api.deps import Pages, Reader, iso, not_found, split
 from services.api.schemas.common import ERRORS, NOT_FOUND
 from services.api.schemas.equipment import EquipmentPage, EquipmentPublic
 
@@ -37,8 +36,7 @@ def render(rt: Any, e: Any) -> dict[str, Any]:
     summary="Tools and stockers with their E10 state, lots in process, setup and revision",
 )
 async def list_equipment(
-    rt: Runtime,
-    _: Read,
+    rt: Reader,
     pages: Pages,
     family: Annotated[str | None, Query(description="comma-separated families")] = None,
     state: Annotated[str | None, Query(description="comma-separated E10 states")] = None,
@@ -62,7 +60,7 @@ async def list_equipment(
     responses={**ERRORS, **NOT_FOUND},
     summary="One tool or stocker",
 )
-async def get_equipment(equipment_id: str, rt: Runtime, _: Read) -> Any:
+async def get_equipment(equipment_id: str, rt: Reader) -> Any:
     e = rt.state.equipment.get(equipment_id)
     if e is None:
         raise not_found("equipment", equipment_id, list(rt.state.equipment))

@@ -7,8 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.auth import Ingest, Read
-from services.api.deps import Runtime
+from services.api.deps import Ingester, Reader
 from services.api.routers.state import parse_at
 from services.api.schemas.common import ERRORS, Problem
 from services.api.schemas.events import EventsPage, IngestResponse
@@ -23,9 +22,8 @@ router = APIRouter(prefix="/events", tags=["events"])
     summary="Stored events in arrival order, by event time, type and subject; page with ?after=",
 )
 async def list_events(
-    rt: Runtime,
+    rt: Reader,
     request: Request,
-    _: Read,
     since: Annotated[
         str | None, Query(description="event time >= (ISO 8601 UTC or epoch s)")
     ] = None,
@@ -88,7 +86,7 @@ _BODY = {
     openapi_extra=_BODY,
     summary="Ingest a batch: each event validated, stored and applied; invalid ones dead-lettered",
 )
-async def post_events(rt: Runtime, request: Request, _: Ingest) -> Any:
+async def post_events(rt: Ingester, request: Request) -> Any:
     body = await request.body()
     try:
         doc = json.loads(body)

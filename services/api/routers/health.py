@@ -10,7 +10,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Liveness and what the twin runs (no token needed)")
-def health(rt: Runtime) -> dict:
+async def health(rt: Runtime) -> dict:
     stats = rt.stats()
     return {
         "status": "ok",

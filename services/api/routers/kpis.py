@@ -6,8 +6,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.auth import Read
-from services.api.deps import Runtime, iso
+from services.api.deps import Reader, iso
 from services.api.schemas.common import ERRORS
 from services.api.schemas.kpis import KpisPublic
 
@@ -28,7 +27,7 @@ def kpis_of(state: Any) -> dict[str, Any]:
     responses=ERRORS,
     summary="WIP, moves, utilisation by family, completions, cycle time",
 )
-async def get_kpis(rt: Runtime, _: Read) -> Any:
+async def get_kpis(rt: Reader) -> Any:
     return JSONResponse(await run_in_threadpool(locked_kpis, rt))
 
 

@@ -5,8 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from services.api.auth import Read
-from services.api.deps import Pages, Runtime, iso, not_found, split
+from services.api.deps import Pages, Reader, iso, not_found, split
 from services.api.schemas.common import ERRORS, NOT_FOUND
 from services.api.schemas.lots import LotPage, LotPublic
 
@@ -32,8 +31,7 @@ def render(lot: Any) -> dict[str, Any]:
 
 @router.get("", response_model=LotPage, responses=ERRORS, summary="Lots, filterable")
 async def list_lots(
-    rt: Runtime,
-    _: Read,
+    rt: Reader,
     pages: Pages,
     status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
     product: Annotated[str | None, Query(description="comma-separated products")] = None,
@@ -54,7 +52,7 @@ async def list_lots(
 @router.get(
     "/{lot_id}", response_model=LotPublic, responses={**ERRORS, **NOT_FOUND}, summary="One lot"
 )
-async def get_lot(lot_id: str, rt: Runtime, _: Read) -> Any:
+async def get_lot(lot_id: str, rt: Reader) -> Any:
     lot = rt.state.lots.get(lot_id)
     if lot is None:
         raise not_found("lot", lot_id, list(rt.state.lots))

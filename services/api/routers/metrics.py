@@ -3,8 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from services.api.auth import Read
-from services.api.deps import Runtime
+from services.api.deps import Reader
 from services.api.metrics import metric
 from services.api.schemas.common import ERRORS
 
@@ -18,7 +17,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
     responses={**ERRORS, 200: {"content": {CONTENT_TYPE: {}}}},
     summary="Prometheus text format: ingest, dead letters, lag, WebSocket clients, jobs, latency",
 )
-async def get_metrics(rt: Runtime, _: Read) -> PlainTextResponse:
+async def get_metrics(rt: Reader) -> PlainTextResponse:
     s = rt.stats()
     jobs = rt.jobs.counts()
     lines = [

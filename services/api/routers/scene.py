@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from services.api.auth import Read
-from services.api.deps import Pages, Runtime, split
+from services.api.deps import Pages, Reader, split
 from services.api.runtime import bay_of
 from services.api.schemas.common import ERRORS
 from services.api.schemas.scene import ScenePublic
@@ -48,8 +47,7 @@ def _nodes(scene: Any) -> list[dict[str, Any]]:
     summary="Scene nodes with rail segments and port links, filterable by kind / family / bay",
 )
 def get_scene(
-    rt: Runtime,
-    _: Read,
+    rt: Reader,
     pages: Pages,
     kind: Annotated[str | None, Query(description="comma-separated node kinds")] = None,
     family: Annotated[str | None, Query(description="comma-separated tool families")] = None,
@@ -93,7 +91,7 @@ def get_scene(
     response_class=Response,
     summary="The whole scene as one binary glTF (open it in any glTF viewer)",
 )
-def get_scene_glb(rt: Runtime, _: Read) -> Response:
+def get_scene_glb(rt: Reader) -> Response:
     return Response(
         rt.glb(),
         media_type="model/gltf-binary",

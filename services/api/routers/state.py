@@ -6,8 +6,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.auth import Read
-from services.api.deps import Runtime, iso
+from services.api.deps import Reader, iso
 from services.api.routers.kpis import kpis_of
 from services.api.schemas.common import ERRORS
 from twin.live.events import EventFormatError, parse_time
@@ -44,8 +43,7 @@ def _number(text: str) -> bool:
     summary="The twin state now, or as of an event time (?at=ISO 8601 UTC or epoch seconds)",
 )
 async def get_state(
-    rt: Runtime,
-    _: Read,
+    rt: Reader,
     at: Annotated[str | None, Query(description="e.g. 2026-01-31T08:00:00Z")] = None,
 ) -> Any:
     t = parse_at("at", at)

@@ -5,8 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.api.auth import Read
-from services.api.deps import Pages, Runtime, iso
+from services.api.deps import Pages, Reader, iso
 from services.api.schemas.common import ERRORS
 from services.api.schemas.vehicles import VehiclePage
 
@@ -41,6 +40,6 @@ def render(rt: Any, v: Any) -> dict[str, Any]:
     responses=ERRORS,
     summary="OHT vehicles: rail segment, offset, speed and world position",
 )
-async def list_vehicles(rt: Runtime, _: Read, pages: Pages) -> Any:
+async def list_vehicles(rt: Reader, pages: Pages) -> Any:
     items = sorted(rt.state.vehicles.values(), key=lambda x: x.id)
     return JSONResponse(pages.page(items, lambda v: render(rt, v)))

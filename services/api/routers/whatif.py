@@ -6,8 +6,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.auth import WhatIf
-from services.api.deps import Runtime, not_found
+from services.api.deps import WhatIfRunner, not_found
 from services.api.jobs import CapExceeded
 from services.api.schemas.common import ERRORS, NOT_FOUND, Problem
 from services.api.schemas.whatif import WhatIfCreate, WhatIfJobPublic
@@ -27,7 +26,7 @@ router = APIRouter(prefix="/whatif", tags=["whatif"])
     },
     summary="Start a what-if job (scenarios × replications); returns its id",
 )
-async def create_job(body: WhatIfCreate, rt: Runtime, _: WhatIf) -> Any:
+async def create_job(body: WhatIfCreate, rt: WhatIfRunner) -> Any:
     try:
         job = await run_in_threadpool(rt.jobs.submit, body.model_dump())
     except InputError as exc:
@@ -43,7 +42,7 @@ async def create_job(body: WhatIfCreate, rt: Runtime, _: WhatIf) -> Any:
     responses={**ERRORS, **NOT_FOUND},
     summary="A job's status, progress and (when completed) results",
 )
-async def get_job(job_id: str, rt: Runtime, _: WhatIf) -> Any:
+async def get_job(job_id: str, rt: WhatIfRunner) -> Any:
     job = rt.jobs.get(job_id)
     if job is None:
         raise not_found("what-if job", job_id, list(rt.jobs.jobs))
@@ -56,7 +55,7 @@ async def get_job(job_id: str, rt: Runtime, _: WhatIf) -> Any:
     responses={**ERRORS, **NOT_FOUND},
     summary="Cancel a queued or running job",
 )
-async def cancel_job(job_id: str, rt: Runtime, _: WhatIf) -> Any:
+async def cancel_job(job_id: str, rt: WhatIfRunner) -> Any:
     job = rt.jobs.cancel(job_id)
     if job is None:
         raise not_found("what-if job", job_id, list(rt.jobs.jobs))
