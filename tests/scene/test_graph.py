@@ -89,3 +89,30 @@ def test_summary_counts_match_the_nodes(demo):
     for n in demo.nodes(("tool", "stocker")):
         b = demo.bbox(n.id)
         assert np.all(b[0] >= box[0] - 1e-3) and np.all(b[1] <= box[1] + 1e-3)
+
+
+def test_add_many_equals_add_and_lists_every_problem():
+    """add_many builds the same graph as repeated add, and rejects a batch listing all its problems."""
+    from twin.scene.graph import Node, SceneGraph, translation
+
+    def batch():
+        return [Node(id="f", kind="fab")] + [
+            Node(id=f"t{i}", kind="tool", parent="f", transform=translation(i, 2 * i, 0, 0.1 * i))
+            for i in range(50)
+        ]
+
+    one, many = SceneGraph(), SceneGraph()
+    for n in batch():
+        one.add(n)
+    many.add_many(batch())
+    for i in range(50):
+        np.testing.assert_array_equal(one.world_transform(f"t{i}"), many.world_transform(f"t{i}"))
+    assert many.children("f") == one.children("f")
+    bad = [
+        Node(id="t1", kind="tool", parent="f"),
+        Node(id="x", kind="tool", parent="nowhere"),
+        Node(id="y", kind="tool", transform=np.full((4, 4), np.nan)),
+    ]
+    with pytest.raises(InputError) as err:
+        many.add_many(bad)
+    assert len(err.value.problems) == 3 and "x" not in many and "y" not in many

@@ -132,6 +132,46 @@ class SceneGraph:
             self._kdtree = None
         return node
 
+    def add_many(self, nodes: Iterable[Node]) -> None:
+        """Add nodes in order (a parent before its children), as :meth:`add` would, but check all
+        transforms in one vectorised pass; every problem is listed and nothing is added then.
+
+        The transforms end up as views into one (n, 4, 4) block: importers of large layouts
+        (SMAT2022: 26k nodes) spend less time and memory than with one array per node.
+        """
+        nodes = list(nodes)
+        if not nodes:
+            return
+        problems: list[str] = []
+        try:
+            block = np.array([n.transform for n in nodes], dtype=float)
+        except (ValueError, TypeError):
+            block = None
+        if block is None or block.shape != (len(nodes), 4, 4):
+            for n in nodes:
+                if np.shape(n.transform) != (4, 4):
+                    problems.append(f"node {n.id!r}: transform must be a finite 4×4 matrix")
+            block = None if problems else np.array([n.transform for n in nodes], dtype=float)
+        if block is not None:
+            for i in np.nonzero(~np.isfinite(block).all(axis=(1, 2)))[0]:
+                problems.append(f"node {nodes[i].id!r}: transform must be a finite 4×4 matrix")
+        seen: set[str] = set()
+        for n in nodes:
+            if n.id in self._nodes or n.id in seen:
+                problems.append(f"duplicate node id {n.id!r}")
+            if n.parent is not None and n.parent not in self._nodes and n.parent not in seen:
+                problems.append(f"node {n.id!r}: unknown parent node {n.parent!r}")
+            seen.add(n.id)
+        if problems:
+            raise InputError("scene", problems)
+        for i, n in enumerate(nodes):
+            n.transform = block[i]
+            self._nodes[n.id] = n
+            self._children.setdefault(n.parent, []).append(n.id)
+            self._children.setdefault(n.id, [])
+            if n.kind == "rail_node":
+                self._kdtree = None
+
     def node(self, node_id: str) -> Node:
         try:
             return self._nodes[node_id]

@@ -68,6 +68,7 @@ def import_smat2022(
     scene.add(Node(id=root, kind="fab"))
     scene.metadata.update(source=path.name, importer="smat2022", rail_height=RAIL_HEIGHT)
     areas = areas or {}
+    stage = _Stager(scene, problems)
 
     vtypes = _vehicle_types(sheets["VehicleType"], problems)
     scene.vehicle_types.update(vtypes)
@@ -76,9 +77,7 @@ def import_smat2022(
     for row, r in sheets["Bay"]:
         neighbours = [b for b in str(r["NEIGHBOR_BAY"] or "").split(",") if b]
         attrs = {"type": r["TYPE"], "reticle": bool(r["RETICLE"]), "neighbours": neighbours}
-        _add(
-            scene,
-            problems,
+        stage(
             f"Bay row {row}",
             Node(id=str(r["NAME"]), kind="bay", parent=root, bay=str(r["NAME"]), attrs=attrs),
         )
@@ -97,9 +96,10 @@ def import_smat2022(
             transform=translation(x * MM, y * MM, RAIL_HEIGHT),
             attrs=attrs,
         )
-        if _add(scene, problems, f"Address row {row}", node):
-            scene.rail.add_node(nid)
+        if stage(f"Address row {row}", node):
             xy[nid] = (x * MM, y * MM)
+    stage.flush()
+    scene.rail.add_nodes_from(xy)
 
     for row, r in sheets["Rail"]:
         sid, a, b = str(r["NAME"]), r["FROM_NODE"], r["TO_NODE"]
@@ -147,9 +147,11 @@ def import_smat2022(
             area=areas.get(group) if kind == "tool" else None,
             attrs={"tool_group": group} if kind != "tool" else {},
         )  # fmt: skip
-        if _add(scene, problems, where, node):
+        if stage(where, node):
             tops[eid] = height
+    stage.flush()
 
+    links: list[tuple[str, str | None, str, float]] = []
     for row, r in sheets["Port"]:
         pid, eqp, sid = str(r["NAME"]), r["EQP_NAME"], r["RAILLINE_NAME"]
         where = f"Port row {row} ({pid})"
@@ -180,13 +182,12 @@ def import_smat2022(
             parent = seg.bay if seg.bay in scene else root
             local = translation(px, py, RAIL_HEIGHT - BUFFER_DROP, yaw)
         attrs = {"port_type": r["PORT_TYPE"]}
-        if _add(
-            scene,
-            problems,
-            where,
-            Node(id=pid, kind="port", parent=parent, bay=seg.bay, transform=local, attrs=attrs),
-        ):
-            scene.link_port(pid, tool=tool, segment=sid, offset=offset)
+        node = Node(id=pid, kind="port", parent=parent, bay=seg.bay, transform=local, attrs=attrs)
+        if stage(where, node):
+            links.append((pid, tool, sid, offset))
+    stage.flush()
+    for pid, tool, sid, offset in links:
+        scene.link_port(pid, tool=tool, segment=sid, offset=offset)
 
     for row, r in sheets["Vehicle"]:
         vid, vtype, sid = str(r["NAME"]), r["TYPE"], r["RAILLINE_NAME"]
@@ -215,7 +216,8 @@ def import_smat2022(
             transform=translation(*point, yaw=math.atan2(yb - ya, xb - xa)),
             attrs=attrs,
         )
-        _add(scene, problems, where, node)
+        stage(where, node)
+    stage.flush()
 
     if problems:
         raise InputError(f"SMAT2022 workbook {path.name}", _capped(problems))
@@ -327,15 +329,32 @@ def _nums(
     return tuple(out)
 
 
-def _add(scene: SceneGraph, problems: list[str], where: str, node: Node) -> bool:
-    if node.id in scene:
-        problems.append(f"{where}: duplicate name {node.id!r}")
-        return False
-    if node.parent is not None and node.parent not in scene:
-        problems.append(f"{where}: parent {node.parent!r} does not exist")
-        return False
-    scene.add(node)
-    return True
+class _Stager:
+    """Checks nodes row by row (duplicates, parents) and adds them in one ``add_many`` call."""
+
+    def __init__(self, scene: SceneGraph, problems: list[str]) -> None:
+        self.scene, self.problems = scene, problems
+        self.nodes: list[Node] = []
+        self.ids: set[str] = set()
+
+    def __call__(self, where: str, node: Node) -> bool:
+        if node.id in self.scene or node.id in self.ids:
+            self.problems.append(f"{where}: duplicate name {node.id!r}")
+            return False
+        if (
+            node.parent is not None
+            and node.parent not in self.scene
+            and node.parent not in self.ids
+        ):
+            self.problems.append(f"{where}: parent {node.parent!r} does not exist")
+            return False
+        self.nodes.append(node)
+        self.ids.add(node.id)
+        return True
+
+    def flush(self) -> None:
+        self.scene.add_many(self.nodes)
+        self.nodes, self.ids = [], set()
 
 
 def _capped(problems: list[str]) -> list[str]:
