@@ -21,4 +21,6 @@ def load_scene(src: str | Path) -> SceneGraph:
         return import_smat2022(path)
     if not path.exists():
         raise InputError("scene", [f"{path}: no such scene folder or workbook"])
-    raise UnsupportedFormatError(path.suffix.lstrip(".") or "(no extension)", ["folder", "yaml", "xlsx"], path)
+    raise UnsupportedFormatError(
+        path.suffix.lstrip(".") or "(no extension)", ["folder", "yaml", "xlsx"], path
+    )
