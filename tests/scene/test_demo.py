@@ -40,7 +40,7 @@ def test_committed_demo_is_what_the_generator_writes(tmp_path):
     for rel in ["scene.yaml", *[f"process/{p.name}" for p in (DEMO / "process").iterdir()]]:
         assert filecmp.cmp(tmp_path / "demo" / rel, DEMO / rel, shallow=False), rel
     for glb in (DEMO / "assets").glob("*.glb"):
-        assert (tmp_path / "demo" / "assets" / glb.name).stat().st_size == glb.stat().st_size
+        assert filecmp.cmp(tmp_path / "demo" / "assets" / glb.name, glb, shallow=False), glb.name
 
 
 def test_demo_has_what_the_issue_asks(demo):
