@@ -268,3 +268,17 @@ def test_wait_cycles_match_networkx():
         assert {frozenset(c) for c in got} == expect
         for cycle in got:  # in wait order: each waits on the next
             assert all(blocker[a] == b for a, b in zip(cycle, cycle[1:] + cycle[:1]))
+
+
+def test_reopened_segment_is_used_again():
+    """After open_segment, new routes take the shortcut again (shortest path on the full graph)."""
+    scene = loop_scene(vehicles=1, shortcut=True)
+    sim = OhtSim(scene, OhtConfig(load_time=1.0, unload_time=1.0))
+    sim.close_segment("cut")
+    sim.open_segment("cut")
+    sim.submit("v0", "port_s0", "port_s13")
+    while sim.stage_of("v0") != "to_dest":
+        sim.advance(0.5)
+    assert "cut" in [sim.rail.seg_ids[s] for s in sim.r_segs[0, : sim.r_n[0]]]
+    with pytest.raises(NotFoundError):
+        sim.close_segment("no_such_segment")

@@ -529,7 +529,7 @@ class PhysicsWorld:
             )
         if not (np.all(np.isfinite(origins)) and np.all(np.isfinite(ends))):
             raise InputError("ray cast", ["ray origins and ends must be finite"])
-        ids, frac, pos, nrm = [], [], [], []
+        rows = []
         for k in range(0, len(origins), RAY_BATCH):
             res = self._p.rayTestBatch(
                 origins[k : k + RAY_BATCH].tolist(),
@@ -539,18 +539,11 @@ class PhysicsWorld:
             )
             if len(res) != len(origins[k : k + RAY_BATCH]):  # never silently lose a ray
                 raise RuntimeError(f"rayTestBatch returned {len(res)} results for {RAY_BATCH} rays")
-            for hit in res:
-                ids.append(self.node_of.get(hit[0], "") if hit[0] >= 0 else "")
-                frac.append(hit[2])
-                pos.append(hit[3])
-                nrm.append(hit[4])
-        n = len(origins)
-        return RayHits(
-            ids,
-            np.asarray(frac, dtype=float).reshape(n),
-            np.asarray(pos, dtype=float).reshape(n, 3),
-            np.asarray(nrm, dtype=float).reshape(n, 3),
-        )
+            rows.extend((h[0], h[2], *h[3], *h[4]) for h in res)
+        arr = np.array(rows, dtype=float).reshape(len(origins), 8)
+        names = {-1: ""} | self.node_of
+        ids = [names.get(b, "") for b in arr[:, 0].astype(np.int64).tolist()]
+        return RayHits(ids, arr[:, 1].copy(), arr[:, 2:5].copy(), arr[:, 5:8].copy())
 
     def camera_image(
         self,
