@@ -34,7 +34,8 @@ class AlignConfig:
 
     voxel: float = 0.25  # m; voxel of the global registration (features, RANSAC)
     icp_voxel: float = 0.08  # m; voxel of the finest whole-scan ICP level
-    tool_voxel: float = 0.03  # m; spacing of the scan points used in the per-tool fits
+    tool_voxel: float = 0.05  # m; spacing of the scan points used in the per-tool fits
+    tool_points: int = 4000  # at most this many points per tool fit (a uniform subset)
     margin: float = 1.0  # m around a tool's expected box where its points are looked for
     floor_clearance: float = 0.05  # m; scan points this close to the floor belong to the floor
     tolerance_mm: float = 50.0  # a tool whose origin moved more than this is flagged
@@ -158,6 +159,7 @@ def measure_tools(
     pts = np.asarray(pts.points)
     pts = pts[pts[:, 2] > floor_z(scene) + config.floor_clearance]
     ids = solid_ids(scene)
+    rng = np.random.default_rng(config.seed)
     best_d = np.full(len(pts), np.inf)
     best_k = np.full(len(pts), -1)
     tree = cKDTree(pts[:, :2]) if len(pts) else None
@@ -182,6 +184,8 @@ def measure_tools(
     for k, node_id in enumerate(ids):
         mine = pts[order[starts[k] : starts[k + 1]]]
         kind = scene.node(node_id).kind
+        if len(mine) > config.tool_points:
+            mine = mine[rng.choice(len(mine), config.tool_points, replace=False)]
         if len(mine) < config.min_points:
             out.append(ToolDeviation(id=node_id, kind=kind, status="unobserved", points=len(mine)))
             continue
@@ -204,7 +208,7 @@ def _fit_tool(
     e = np.eye(4)  # maps scan points onto the model
     cur = pts.copy()
     c = config.margin
-    c_min = max(3.0 * config.tool_voxel, 0.05)
+    c_min = 0.05  # m; final Tukey width: well above sensor noise, below the gap to neighbours
     p2p = 0.1  # weight of the point-to-point rows: they pin sliding along a single visible face
     constrained, rmse = True, 0.0
     for _ in range(config.tool_iterations):

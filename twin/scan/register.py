@@ -103,9 +103,9 @@ def register(
     timings["reference"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    full = cloud(scan)
-    coarse = _capped(full.voxel_down_sample(v), config.icp_points // 2, rng)
-    fine = _capped(full.voxel_down_sample(config.icp_voxel), config.icp_points, rng)
+    dense = cloud(scan).voxel_down_sample(config.icp_voxel)  # one pass over the whole scan
+    coarse = _capped(dense.voxel_down_sample(v), config.icp_points // 2, rng)
+    fine = _capped(dense, config.icp_points, rng)
     timings["downsample"] = time.perf_counter() - t0
 
     candidates: list[tuple[str, np.ndarray]] = []
@@ -113,7 +113,7 @@ def register(
         candidates.append(("identity", np.eye(4)))
     if config.init in ("auto", "global"):
         t0 = time.perf_counter()
-        candidates += global_registration(full, ref_equipment, fit.floor, config, fit)
+        candidates += global_registration(dense, ref_equipment, fit.floor, config, fit)
         timings["global"] = time.perf_counter() - t0
 
     # Score every start as it is, then run coarse ICP from the best distinct ones in turn until
