@@ -23,18 +23,26 @@ from twin.live.events import Event
 DROP_CODE = 4008  # WebSocket close code: the client was too slow
 
 
-@dataclass(frozen=True, slots=True)
 class Item:
-    """One committed event as sent to clients."""
+    """One committed event as sent to clients; its JSON is made on first use (never, when no
+    client is connected) and then shared by every client."""
 
-    seq: int
-    type: str
-    subject: str
-    text: str  # '{"seq":N,"event":{...}}'
+    __slots__ = ("seq", "type", "subject", "event", "_text")
+
+    def __init__(self, seq: int, event: Event) -> None:
+        self.seq, self.type, self.subject, self.event = seq, event.type, event.subject, event
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """'{"seq":N,"event":{...}}'"""
+        if self._text is None:
+            self._text = f'{{"seq":{self.seq},"event":{self.event.to_json()}}}'
+        return self._text
 
 
 def encode(pos: int, ev: Event) -> Item:
-    return Item(pos, ev.type, ev.subject, f'{{"seq":{pos},"event":{ev.to_json()}}}')
+    return Item(pos, ev)
 
 
 @dataclass(kw_only=True)
