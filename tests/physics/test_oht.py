@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.physics.scenes import GAP, line_scene, loop_scene
 from twin.errors import ConfigError, InputError, NotFoundError
+from twin.physics.deadlock import DeadlockError
 from twin.physics.oht import OhtConfig, OhtSim
 from twin.physics.routing import RailIndex, Router
 from twin.scene.graph import Node, translation
@@ -165,6 +166,13 @@ def test_packed_loop_is_reported_as_deadlock():
     assert sorted(sim.deadlocks[0].vehicles) == sorted(f"v{k}" for k in range(n))
     assert np.array_equal(sim.state()[3], odo)
     assert sim.summary()["deadlocks"] == 1
+    # asked to stop: the same situation raises, naming the vehicles, at the time it is found
+    strict = OhtSim(scene, OhtConfig(load_time=1.0, unload_time=1.0, stop_on_deadlock=True))
+    for k in range(n):
+        strict.submit(f"v{k}", f"port_s{(k + 3) % n}", f"port_s{(k + 5) % n}")
+    with pytest.raises(DeadlockError, match="v0") as err:
+        strict.advance(80)
+    assert strict.t == pytest.approx(err.value.deadlock.time) and strict.t < 80
 
 
 def test_bad_vehicles_are_all_listed():

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.errors import TwinError
+
 
 @dataclass(frozen=True, slots=True)
 class Deadlock:
@@ -18,6 +20,17 @@ class Deadlock:
 
     time: float
     vehicles: tuple[str, ...]
+
+
+class DeadlockError(TwinError):
+    """Raised, when asked for, as soon as vehicles are found waiting on each other in a cycle."""
+
+    def __init__(self, deadlock: Deadlock):
+        self.deadlock = deadlock
+        super().__init__(
+            f"deadlock at t = {deadlock.time:.1f} s: {' -> '.join(deadlock.vehicles)} "
+            f"wait on each other in a cycle"
+        )
 
 
 def wait_cycles(blocker: np.ndarray) -> list[list[int]]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.errors import ConfigError, InputError, NotFoundError
-from twin.physics.deadlock import Deadlock, wait_cycles
+from twin.physics.deadlock import Deadlock, DeadlockError, wait_cycles
 from twin.physics.motion import Plan, evaluate, plan_stop, time_to_reach
 from twin.physics.routing import RailIndex, Router
 from twin.physics.transfers import (
@@ -51,6 +51,7 @@ class OhtConfig:
     curve_speed: float = 1.0  # m/s, speed cap on curved segments
     lookahead: float = 4.0  # m, how far ahead vehicles look for leaders, merges, speed caps
     deadlock_check: float = 5.0  # s, period of the wait-for cycle search
+    stop_on_deadlock: bool = False  # raise DeadlockError when one is found (else: record it)
 
     def validate(self, need_lookahead: float = 0.0) -> None:
         problems = []
@@ -229,8 +230,14 @@ class OhtSim(TransferJobs):
         target = self.t + seconds
         h = self.config.tick
         while self.t_tick + h <= target + 1e-12:
+            found = len(self.deadlocks)
             self._commit()
             self._decide()
+            if self.config.stop_on_deadlock and len(self.deadlocks) > found:
+                self.t = self.t_tick
+                self.stats.wall += _time.perf_counter() - wall
+                self.stats.cpu += _time.process_time() - cpu
+                raise DeadlockError(self.deadlocks[found])
         self.t = max(target, self.t_tick)
         self.stats.wall += _time.perf_counter() - wall
         self.stats.cpu += _time.process_time() - cpu
