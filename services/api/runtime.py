@@ -107,7 +107,7 @@ class TwinRuntime:
         self.model: Any = None
         self.catalog: Catalog | None = None
         self.world: Any = None
-        self.store: Any = None  # the store behind a _RecordingStore
+        self.store: Any = None  # a _RecordingStore around the event store
         self.sync: Synchroniser | None = None
         self.bus = Bus()
         self.sources: list[Any] = []

@@ -66,15 +66,17 @@ def test_auth_matrix(api, method, path, scope, body):
 
 
 def test_stream_needs_read_scope(live):
-    """WS /stream refuses a missing, unknown or ingest-only token and accepts a read token."""
+    """WS /stream refuses a missing, unknown or ingest-only token and accepts a read token
+    (in the Authorization header or as ?token=)."""
     import websockets
 
     url = live.url.replace("http", "ws") + "/stream"
 
-    async def attempt(token: str | None) -> str:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async def attempt(token: str | None, query: bool = False) -> str:
+        headers = {"Authorization": f"Bearer {token}"} if token and not query else {}
+        target = f"{url}?token={token}" if query else url
         try:
-            async with websockets.connect(url, additional_headers=headers) as ws:
+            async with websockets.connect(target, additional_headers=headers) as ws:
                 return "ok" if '"live"' in await asyncio.wait_for(ws.recv(), 10) else "?"
         except websockets.exceptions.InvalidStatus as exc:
             return str(exc.response.status_code)
@@ -90,6 +92,9 @@ def test_stream_needs_read_scope(live):
         ]
     }
     assert results == {"none": "401", "bad": "401", "ingest": "401", "read": "ok", "admin": "ok"}
+    # browsers cannot set headers on a WebSocket: ?token= works too
+    assert asyncio.run(attempt(TOKENS["read"], query=True)) == "ok"
+    assert asyncio.run(attempt("nope", query=True)) == "401"
 
 
 def test_token_table_compares_every_token():
