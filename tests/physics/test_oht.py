@@ -290,3 +290,36 @@ def test_reopened_segment_is_used_again():
     assert "cut" in [sim.rail.seg_ids[s] for s in sim.r_segs[0, : sim.r_n[0]]]
     with pytest.raises(NotFoundError):
         sim.close_segment("no_such_segment")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_mixed_vehicle_types_keep_each_followers_gap(seed):
+    """With two vehicle types (one slower, braking softer, longer) every follower keeps its own
+    length + min distance to the vehicle ahead, without emergency braking."""
+    scene = loop_scene(vehicles=24, shortcut=True)
+    scene.vehicle_types["SLOW"] = {
+        "length": 1.0,
+        "max_speed": 1.0,
+        "acceleration": 1.0,
+        "deceleration": 1.5,
+        "min_distance": 0.2,
+    }
+    for k in range(0, 24, 3):
+        scene.node(f"v{k}").attrs["vehicle_type"] = "SLOW"
+    sim = OhtSim(scene, OhtConfig(tick=0.5), seed=seed, random_transfers=True)
+    gap = {vid: (1.2 if int(vid[1:]) % 3 == 0 else GAP) for vid in sim.ids}
+    for _ in range(150):
+        sim.advance(1.3)
+        seg, off, _, _ = sim.state()
+        for i in range(sim.n):
+            for j in range(sim.n):
+                a, b = (
+                    scene.segments[sim.rail.seg_ids[seg[i]]],
+                    scene.segments[sim.rail.seg_ids[seg[j]]],
+                )
+                if i != j and a.id == b.id and off[j] >= off[i]:
+                    assert off[j] - off[i] >= gap[sim.ids[i]] - 1e-6
+                elif i != j and a.end == b.start:
+                    assert a.length - off[i] + off[j] >= gap[sim.ids[i]] - 1e-6
+    assert sim.stats.emergencies == 0
+    assert sim.stats.completed
