@@ -61,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="worker processes (default: one per CPU; 1 runs in this process)",
     )
     run.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="run on Ray: 'local' starts a private instance, 'auto' or ray://HOST:PORT joins a "
+        "cluster (needs the ray extra)",
+    )
+    run.add_argument(
         "--confidence", type=float, default=0.95, help="confidence level (default 0.95)"
     )
     run.add_argument("--json", action="store_true", help="print the full result as JSON")
@@ -113,7 +120,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sc in scenarios:
             sys.stdout.write(f"  {sc.name}: {sc.describe()}\n")
         return 0
-    executor = Serial() if args.workers == 1 else LocalProcessPool(workers=args.workers)
+    if args.ray is not None:
+        from twin.whatif.ray_executor import RayExecutor
+
+        address = None if args.ray == "local" else args.ray
+        executor = RayExecutor(address=address, num_cpus=args.workers)
+    elif args.workers == 1:
+        executor = Serial()
+    else:
+        executor = LocalProcessPool(workers=args.workers)
     result = run_whatif(
         model, scenarios, config, engine=engine, executor=executor, progress=not args.quiet
     )
