@@ -75,3 +75,22 @@ def test_added_vehicles_start_a_gap_apart():
     assert pairwise_gaps(sim) >= GAP - 1e-9
     with pytest.raises(InputError, match="room for"):
         add_vehicles(scene, 10_000)
+
+
+def test_place_answers_clearance_from_the_command_line(demo, capsys):
+    """`twin physics place` says a box in the open fits and one on a tool does not (exit 3)."""
+    from twin.scene.load import load_scene
+
+    scene = load_scene(demo)
+    tool = scene.tools()[0]
+    x, y, _ = scene.world_position(tool.id)
+    code = main(["physics", "place", str(demo), "--size", "1,1,1", "--at", f"{x},{y}", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 3 and not out["ok"] and tool.id in out["blocking"]
+    box = scene.scene_bbox()
+    far = f"{box[1][0] + 20},{box[1][1] + 20}"
+    code = main(
+        ["physics", "place", str(demo), "--size", "1,1,1", "--at", far, "--margin", "0.5", "--json"]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["ok"] and out["blocking"] == []
