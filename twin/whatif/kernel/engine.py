@@ -88,7 +88,7 @@ def state_sizes(sizes: dict[str, int], hist_bins: int) -> dict[str, int]:
 
 def bytes_per_replication(sizes: dict[str, int], records: bool = True) -> int:
     """Device bytes one replication's state takes (records optional)."""
-    from twin.whatif.kernel.kernel import STATE
+    from twin.whatif.kernel.layout import STATE
 
     slots = state_sizes(sizes, HIST_BINS)
     total = 0
@@ -284,7 +284,7 @@ def _hist_percentile(hist: np.ndarray, width: float, q: float) -> float:
 
 def pool_slots(sizes: dict[str, int], records: bool) -> dict[str, tuple[dict[str, int], int]]:
     """Per state pool: field -> first slot, and the pool's slots per replication."""
-    from twin.whatif.kernel.kernel import STATE, STATE_POOLS
+    from twin.whatif.kernel.layout import STATE, STATE_POOLS
 
     slots = state_sizes(sizes, HIST_BINS)
     out: dict[str, tuple[dict[str, int], int]] = {}
@@ -300,7 +300,8 @@ def pool_slots(sizes: dict[str, int], records: bool) -> dict[str, tuple[dict[str
 
 
 def _alloc(wp, sizes: dict[str, int], n: int, records: bool, device: str):
-    from twin.whatif.kernel.kernel import STATE_POOLS, State
+    from twin.whatif.kernel.kernel import State
+    from twin.whatif.kernel.layout import STATE_POOLS
 
     st = State()
     wpt = _WPT(wp)
@@ -315,7 +316,7 @@ def _alloc(wp, sizes: dict[str, int], n: int, records: bool, device: str):
 
 def _read_state(st, sizes: dict[str, int], n: int, records: bool) -> dict[str, np.ndarray]:
     """Every state field as a (slots, n) host array."""
-    from twin.whatif.kernel.kernel import STATE, STATE_POOLS
+    from twin.whatif.kernel.layout import STATE, STATE_POOLS
 
     slots = state_sizes(sizes, HIST_BINS)
     pools = {p: getattr(st, p).numpy() for p in STATE_POOLS.values()}
@@ -331,12 +332,12 @@ def _WPT(wp):
     return {"f8": wp.float64, "i4": wp.int32, "i8": wp.int64, "u8": wp.uint64, "u4": wp.uint32}
 
 
-def _model_struct(wp, tables: dict[str, np.ndarray], device: str):
-    from twin.whatif.kernel.kernel import MODEL_POOLS, MODEL_SEPARATE, Model
+def pack_model(tables: dict[str, np.ndarray]):
+    """Model tables -> (pool name -> flat array, field offsets, pool strides per scenario)."""
+    from twin.whatif.kernel.layout import MODEL_POOLS, MODEL_SEPARATE
 
-    m = Model()
-    wpt = _WPT(wp)
     n_sc = next(iter(tables.values())).shape[0]
+    pools, offs, strides = {}, {}, {}
     for dt, pool in MODEL_POOLS.items():
         names = [k for k, a in tables.items() if a.dtype.str[1:] == dt and k not in MODEL_SEPARATE]
         stride = max(1, sum(tables[k].shape[1] for k in names))
@@ -345,10 +346,24 @@ def _model_struct(wp, tables: dict[str, np.ndarray], device: str):
         for k in names:
             w = tables[k].shape[1]
             flat[:, o : o + w] = tables[k]
-            setattr(m, f"o_{k}", o)
+            offs[f"o_{k}"] = o
             o += w
-        setattr(m, pool, wp.array(flat.ravel(), dtype=wpt[dt], device=device))
-        setattr(m, f"s{pool}", stride)
+        pools[pool] = flat.ravel()
+        strides[f"s{pool}"] = stride
+    return pools, offs, strides
+
+
+def _model_struct(wp, tables: dict[str, np.ndarray], device: str):
+    from twin.whatif.kernel.kernel import Model
+    from twin.whatif.kernel.layout import MODEL_SEPARATE
+
+    m = Model()
+    wpt = _WPT(wp)
+    pools, offs, strides = pack_model(tables)
+    for pool, a in pools.items():
+        setattr(m, pool, wp.array(a, dtype=wpt[a.dtype.str[1:]], device=device))
+    for k, v in {**offs, **strides}.items():
+        setattr(m, k, v)
     for k in MODEL_SEPARATE:
         setattr(m, k, wp.array(tables[k], dtype=wpt[tables[k].dtype.str[1:]], device=device))
     return m

@@ -19,7 +19,7 @@ Model tables are 2-D ``[scenario, index]`` (``compile.py``); thread ``tid`` runs
 
 import warp as wp
 
-from twin.whatif.kernel.compile import TABLES
+from twin.whatif.kernel.layout import model_fields, state_fields
 from twin.whatif.kernel.rng import next_u, seed_stream
 
 # exact float64 agreement with the reference: no FMA contraction (CPU and CUDA)
@@ -56,67 +56,6 @@ DAY = wp.constant(wp.float64(86400.0))
 MAXW = wp.constant(4)
 
 
-# per-thread state: name -> (dtype, size key); the engine allocates size * n of each
-STATE = {
-    # one per thread
-    "now": ("f8", 1), "seq": ("i4", 1), "hn": ("i4", 1), "err": ("i4", 1), "err_soft": ("i4", 1),
-    "fab_n": ("i4", 1), "fab_area": ("f8", 1), "fab_last": ("f8", 1), "cqt_checks": ("i4", 1),
-    "cqt_viol": ("i4", 1), "events": ("i8", 1), "nsamp": ("i4", 1), "next_sample": ("f8", 1),
-    "lot_free": ("i4", 1), "job_free": ("i4", 1), "ncomp": ("i4", 1), "lots_used": ("i4", 1),
-    "lots_peak": ("i4", 1), "heap_peak": ("i4", 1),
-    # heap
-    "ev_t": ("f8", "heap"), "ev_kind": ("i4", "heap"), "ev_seq": ("i4", "heap"),
-    "ev_obj": ("i4", "heap"), "ev_aux": ("i4", "heap"),
-    # random streams (4 words each)
-    "rs": ("u8", "streams4"),
-    # lots
-    "l_route": ("i4", "lots"), "l_idx": ("i4", "lots"), "l_prio": ("i4", "lots"),
-    "l_wafers": ("i4", "lots"), "l_release": ("f8", "lots"), "l_due": ("f8", "lots"),
-    "l_arrived": ("f8", "lots"), "l_seq": ("i4", "lots"), "l_left": ("f8", "lots"),
-    "l_cqt_to": ("i4", "lots"), "l_cqt_dl": ("f8", "lots"), "l_rwk": ("i8", "lots"),
-    "l_qt": ("f8", "lots"), "l_pt": ("f8", "lots"), "l_tt": ("f8", "lots"),
-    "l_nsteps": ("i4", "lots"), "l_type": ("i4", "lots"), "l_src": ("i4", "lots"),
-    "l_num": ("i4", "lots"), "l_next": ("i4", "lots"), "l_prev": ("i4", "lots"),
-    "l_jnext": ("i4", "lots"), "l_only": ("i4", "lots"), "l_nded": ("i4", "lots"),
-    "l_dk": ("i4", "lots4"), "l_dt": ("i4", "lots4"),  # dedications: step index -> tool
-    "cls_head": ("i4", "classes"),  # scratch of dispatch: head lot of each setup class
-    # families
-    "q_head": ("i4", "fams"), "q_tail": ("i4", "fams"), "f_nidle": ("i4", "fams"),
-    "f_n": ("i4", "fams"), "f_area": ("f8", "fams"), "f_last": ("f8", "fams"),
-    "fs_busy": ("f8", "fams"), "fs_setup": ("f8", "fams"), "fs_down": ("f8", "fams"),
-    "fs_pm": ("f8", "fams"), "fs_started": ("i4", "fams"), "fs_qtime": ("f8", "fams"),
-    "fs_dep": ("i4", "fams"), "fs_sojourn": ("f8", "fams"),
-    # wafers waiting per route step (batch groups)
-    "g_w": ("i4", "steps"),
-    # tools
-    "idle": ("i4", "tools"), "t_setup": ("i4", "tools"), "t_mr_left": ("i4", "tools"),
-    "t_mr_setup": ("i4", "tools"), "t_ready": ("f8", "tools"), "t_inflight": ("i4", "tools"),
-    "t_down": ("f8", "tools"), "t_inidle": ("i4", "tools"), "t_failcal": ("i4", "tools"),
-    "t_jhead": ("i4", "tools"), "t_jtail": ("i4", "tools"),
-    "w_left": ("f8", "pmw"),
-    # jobs
-    "j_tool": ("i4", "jobs"), "j_gen": ("i4", "jobs"), "j_step": ("i4", "jobs"),
-    "j_start": ("f8", "jobs"), "j_end": ("f8", "jobs"), "j_lots": ("i4", "jobs"),
-    "j_pms": ("i4", "jobs"), "j_next": ("i4", "jobs"), "j_prev": ("i4", "jobs"),
-    # releases
-    "rel_k": ("i4", "rels"), "rel_done": ("i4", "rels"),
-    # statistics per lot type (completions after warm-up) and cycle-time histograms
-    "lt_n": ("i4", "types"), "lt_sum": ("f8", "types"), "lt_sq": ("f8", "types"),
-    "lt_ontime": ("i4", "types"), "hist": ("i4", "hist"),
-    # fab WIP samples and per-lot records
-    "samp": ("i4", "samples"),
-    "rc_src": ("i4", "records"), "rc_num": ("i4", "records"), "rc_release": ("f8", "records"),
-    "rc_due": ("f8", "records"), "rc_comp": ("f8", "records"), "rc_qt": ("f8", "records"),
-    "rc_pt": ("f8", "records"), "rc_tt": ("f8", "records"), "rc_nsteps": ("i4", "records"),
-    # optional event trace (time, kind, object) for agreement checks; size 1 when off
-    "tr_t": ("f8", "trace"), "tr_k": ("i4", "trace"), "tr_o": ("i4", "trace"),
-}  # fmt: skip
-
-# Warp passes structs by value: every field lives in a few typed pools instead, at an offset
-# kept in the struct (``s.f[s.o_now + tid]``), so that a call copies offsets, not 200 arrays.
-STATE_POOLS = {"f8": "f", "i4": "i", "i8": "l", "u8": "u"}
-MODEL_POOLS = {"f8": "F", "i4": "I"}
-MODEL_SEPARATE = ("str_words", "str_nwords")  # read by rng.seed_stream as 2-D arrays
 _WP = {"f8": wp.float64, "i4": wp.int32, "i8": wp.int64, "u8": wp.uint64}
 
 
@@ -127,23 +66,19 @@ def _make_struct(name: str, ann: dict):
     return wp.struct(cls)
 
 
-def _state_struct():
-    ann = {p: wp.array(dtype=_WP[dt]) for dt, p in STATE_POOLS.items()}
-    ann.update({f"o_{k}": int for k in STATE})
-    return _make_struct("State", ann)
+_KINDS = {"pool": None, "int": int, "u4_2d": wp.array2d(dtype=wp.uint32),
+          "i4_2d": wp.array2d(dtype=wp.int32)}  # fmt: skip
 
 
-def _model_struct():
-    ann = {p: wp.array(dtype=_WP[dt]) for dt, p in MODEL_POOLS.items()}
-    ann.update({f"s{p}": int for p in MODEL_POOLS.values()})
-    ann["str_words"] = wp.array2d(dtype=wp.uint32)
-    ann["str_nwords"] = wp.array2d(dtype=wp.int32)
-    ann.update({f"o_{k}": int for k, dt in TABLES.items() if k not in MODEL_SEPARATE})
-    return _make_struct("Model", ann)
+def _annotations(fields: list[tuple[str, str, str]]) -> dict:
+    return {
+        name: wp.array(dtype=_WP[dt]) if kind == "pool" else _KINDS[kind]
+        for name, kind, dt in fields
+    }
 
 
-State = _state_struct()
-Model = _model_struct()
+State = _make_struct("State", _annotations(state_fields()))
+Model = _make_struct("Model", _annotations(model_fields()))
 
 
 @wp.struct
