@@ -231,7 +231,8 @@ def read_sheets(path: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
     if not path.is_file():
         raise InputError("SMAT2022 workbook", [f"{path}: file not found"])
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        with _expat_rows():  # the shared strings (~1 MB of port names) parse faster too
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zip/xml errors of a corrupt file: name the file
         raise InputError(
             "SMAT2022 workbook", [f"{path}: not a readable .xlsx workbook: {exc}"]
@@ -276,7 +277,7 @@ def _sheet_rows(path: Path, wb: Any, problems: list[str]):
 
 @contextmanager
 def _expat_rows() -> Iterator[None]:
-    """Parse worksheet XML with the C ElementTree parser while reading rows.
+    """Parse worksheet and shared-string XML with the C ElementTree parser.
 
     When defusedxml is installed, openpyxl parses every cell through defusedxml's pure-Python
     parser, which alone makes this import miss its 3 s target. Python 3.11's expat (>= 2.4)
@@ -285,14 +286,15 @@ def _expat_rows() -> Iterator[None]:
     """
     from xml.etree.ElementTree import iterparse
 
+    from openpyxl.reader import strings
     from openpyxl.worksheet import _reader
 
-    saved = _reader.iterparse
-    _reader.iterparse = iterparse
+    saved = _reader.iterparse, strings.iterparse
+    _reader.iterparse = strings.iterparse = iterparse
     try:
         yield
     finally:
-        _reader.iterparse = saved
+        _reader.iterparse, strings.iterparse = saved
 
 
 def _vehicle_types(
