@@ -136,6 +136,22 @@ def main() -> int:
         ]
         assert len(meshes) == 10, "each asset file must be stored once"
 
+    demo = Path(__file__).resolve().parent.parent / "scenes" / "demo-fab"
+    if demo.is_dir():
+        from twin.scene.export import export_glb
+
+        med, _, cpu, scene = timed(lambda: load_scene(demo), args.repeat)
+        rows.append(("demo-fab load (median)", f"{med:.3f} s", f"{len(scene)} nodes"))
+        with tempfile.TemporaryDirectory() as tmp:
+            med, _, cpu, out = timed(lambda: export_glb(scene, Path(tmp) / "demo.glb"), args.repeat)
+            rows.append(
+                (
+                    "demo-fab GLB export (median)",
+                    f"{med:.3f} s",
+                    f"{out.stat().st_size / 1e3:.0f} kB",
+                )
+            )
+
     width = max(len(r[0]) for r in rows)
     print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'figure':<{width}}  {'value':>22}  note")
