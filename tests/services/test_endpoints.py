@@ -4,6 +4,7 @@ answers are checked against a TwinState that applied the same stream directly an
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
@@ -235,3 +236,18 @@ def test_openapi_documents_every_endpoint(api):
         assert path in spec["paths"], path
     assert "EquipmentPublic" in spec["components"]["schemas"]
     assert set(spec["paths"]["/events"]) == {"get", "post"}
+
+
+def test_whatif_round_trip(api):
+    """POST /whatif -> 202 with an id and a Location; GET follows it to completion; DELETE of a
+    finished job changes nothing."""
+    r = api.post("/whatif", json={"replications": 1, "days": 1}, headers=ADMIN)
+    assert r.status_code == 202 and r.headers["location"] == f"/whatif/{r.json()['id']}"
+    deadline = time.monotonic() + 120
+    while (job := get(api, r.headers["location"]))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert job["status"] == "completed", job["error"]
+    assert job["result"]["scenarios"]["baseline"]["replications"] == 1
+    gone = api.delete(r.headers["location"], headers=ADMIN)
+    assert gone.status_code == 200 and gone.json()["status"] == "completed"
