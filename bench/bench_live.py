@@ -187,7 +187,8 @@ def main() -> int:
     lots = max(10, args.events // 240)
     events = synthetic_stream(StreamConfig(lots=lots, seed=1), catalog)[: args.events]
     print(
-        f"synthetic stream: {len(events):,} events ({lots} lots); python {sys.version.split()[0]}"
+        f"synthetic stream: {len(events):,} events ({lots} lots); python {sys.version.split()[0]}; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
     )
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.live.util import stored_count
 from twin.live.mqtt import MqttConfig, MqttSink, MqttSource, topic_for
+from twin.live.order import ReorderConfig
 from twin.live.state import TwinState, apply_all
 from twin.live.store import SQLiteStore
 from twin.live.sync import SyncConfig, Synchroniser
@@ -29,21 +30,44 @@ def wait_for(cond, timeout, what):
         time.sleep(0.05)
 
 
+class _Gate:
+    """A source that yields nothing while ``paused`` is set."""
+
+    def __init__(self, source, paused):
+        self.source, self.paused = source, paused
+        self.confirm = source.confirm
+
+    @property
+    def exhausted(self):
+        return self.source.exhausted
+
+    def receive(self, n, timeout):
+        if self.paused.is_set():
+            time.sleep(timeout)
+            return []
+        return self.source.receive(n, timeout)
+
+    def close(self):
+        self.source.close()
+
+
 class Ingest:
     """A synchroniser reading an MqttSource on a thread, into a SQLite store."""
 
-    def __init__(self, broker, db, catalog, client_id="twin-test"):
+    def __init__(self, broker, db, catalog, client_id="twin-test", max_wait=2.0):
         cfg = MqttConfig(port=broker.port, topic="twin/fab1/events/#", client_id=client_id,
                          max_backoff=1.0)  # fmt: skip
         self.source = MqttSource(cfg)
+        self.paused = threading.Event()  # while set, the twin takes nothing from its source
         self.store = SQLiteStore(db)
-        self.sync = Synchroniser(self.store, catalog, cfg=SyncConfig(batch=500))
+        cfg = SyncConfig(batch=500, reorder=ReorderConfig(window=100_000, max_wait=max_wait))
+        self.sync = Synchroniser(self.store, catalog, cfg=cfg)
         self._stop = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
-        self.sync.run(self.source, stop=lambda: self._stop)
+        self.sync.run(_Gate(self.source, self.paused), stop=lambda: self._stop)
 
     def close(self):
         self._stop = True
@@ -108,6 +132,46 @@ def test_broker_restart_mid_stream_loses_nothing(broker, tmp_path, catalog, stre
         assert s.count() == len(stream)
         keys = [(e.source, e.seq) for e in s.read()]
         assert len(set(keys)) == len(stream)
+        assert (
+            s.state_at(None, catalog).fingerprint()
+            == apply_all(TwinState(catalog), stream).fingerprint()
+        )
+
+
+@pytest.mark.slow
+def test_broker_sigkilled_mid_stream_end_to_end_confirmation_loses_nothing(
+    broker, tmp_path, catalog, stream
+):
+    """The broker is SIGKILLed twice while it holds messages not yet delivered to the twin (the
+    twin is paused), so it loses them and the twin's session; publishers with end-to-end
+    confirmation re-send what the twin has not confirmed durable, so every event is stored
+    exactly once and the state equals the ordered replay."""
+    ingest = Ingest(broker, tmp_path / "twin.db", catalog, max_wait=10.0)
+    cfg = MqttConfig(port=broker.port, client_id="emu-k", max_backoff=1.0, resend_after=1.0)
+    sink = MqttSink(cfg, fab="fab1", end_to_end=True)
+    kills = {len(stream) // 3, 2 * len(stream) // 3}
+    try:
+        for i, e in enumerate(stream):
+            if i - 200 in kills:  # 200 events went to the broker while the twin was paused
+                assert sink.flush(30)  # the broker acknowledged them...
+                broker.stop(signal.SIGKILL)  # ...and dies before delivering them
+                time.sleep(0.3)
+                broker.start()
+                ingest.paused.clear()
+            if i in kills:
+                ingest.paused.set()
+            sink.publish(e)
+            if i % 100 == 0:
+                time.sleep(0.005)
+        assert sink.flush_confirmed(120), (sink.unconfirmed(), ingest.sync.stats)
+        wait_for(lambda: ingest.sync.pos >= len(stream), 30, f"all stored {ingest.sync.stats}")
+    finally:
+        sink.close()
+        ingest.close()
+    assert sink.republished >= 400  # the lost messages were sent again
+    with SQLiteStore(tmp_path / "twin.db") as s:
+        assert s.count() == len(stream)
+        assert s.dead_letter_count() == 0
         assert (
             s.state_at(None, catalog).fingerprint()
             == apply_all(TwinState(catalog), stream).fingerprint()

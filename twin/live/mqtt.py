@@ -13,9 +13,11 @@ burst (``max_queued_messages 0``, ``max_inflight_messages 0`` in mosquitto.conf)
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time as _time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,8 @@ class MqttConfig:
     min_backoff: float = 0.1  # s, first reconnect delay
     max_backoff: float = 5.0  # s, reconnect delay cap (doubles up to it)
     max_inflight: int = 1000  # QoS 1 messages awaiting PUBACK (sink); publish() blocks beyond
+    max_unconfirmed: int = 100_000  # end-to-end sink: events kept until the twin confirms them
+    resend_after: float = 5.0  # s; end-to-end sink re-sends what is unconfirmed after this long
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> MqttConfig:
@@ -86,6 +90,9 @@ class MqttSource:
         self.connected = threading.Event()
         self.connects = 0
         self._closed = False
+        self._fab_of: dict[str, str] = {}  # topic source name -> fab, learnt from topics
+        self._confirmed: dict[str, int] = {}
+        self._confirmed_all = 0.0  # monotonic time all positions were last re-sent
         self._client = _client(cfg, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -103,8 +110,30 @@ class MqttSource:
         self.connected.clear()
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        mid, qos = msg.mid, msg.qos
-        self._q.put(Message(msg.payload, ack=lambda: client.ack(mid, qos), origin=msg.topic))
+        mid, qos, topic = msg.mid, msg.qos, msg.topic
+        parts = topic.split("/")
+        if len(parts) == 4 and parts[2] == "events" and parts[3] not in self._fab_of:
+            self._fab_of[parts[3]] = parts[1]
+        self._q.put(Message(msg.payload, ack=lambda: client.ack(mid, qos), origin=topic))
+
+    def confirm(self, positions: dict[str, int]) -> None:
+        """Tell publishers how far each source is durable: every seq <= the published one is
+        stored or dead-lettered. Retained QoS 1 on ``twin/<fab>/acks/<source>``."""
+        # Re-sent every second even when unchanged: a broker that dies may lose a confirmation
+        # it had already accepted, and a publisher waits on it.
+        again = _time.monotonic() - self._confirmed_all >= 1.0
+        if again:
+            self._confirmed_all = _time.monotonic()
+        for source, seq in positions.items():
+            if seq <= self._confirmed.get(source, 0) and not again:
+                continue
+            name = topic_for("", source).rsplit("/", 1)[1]
+            fab = self._fab_of.get(name)
+            if fab is None:
+                continue
+            payload = json.dumps({"source": source, "seq": seq})
+            self._client.publish(f"twin/{fab}/acks/{name}", payload, qos=1, retain=True)
+            self._confirmed[source] = seq
 
     @property
     def exhausted(self) -> bool:
@@ -128,23 +157,100 @@ class MqttSource:
 
 class MqttSink:
     """Publishes events with QoS 1 on ``topic_for(fab, event.source)``; ``flush`` waits for the
-    broker's PUBACKs. Unacknowledged messages are re-sent after a reconnect."""
+    broker's PUBACKs. Unacknowledged messages are re-sent after a reconnect.
 
-    def __init__(self, cfg: MqttConfig, *, fab: str = "fab", connect_timeout: float = 10.0) -> None:
-        self.cfg, self.fab = cfg, fab
+    With ``end_to_end=True`` the sink also keeps every event until the twin confirms it durable
+    (``twin/<fab>/acks/<source>``, published by ``MqttSource.confirm``) and re-publishes the
+    unconfirmed ones after each reconnect, so nothing is lost even if the broker itself dies
+    (SIGKILL) with messages it had acknowledged but not yet delivered or persisted.
+    """
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        *,
+        fab: str = "fab",
+        end_to_end: bool = False,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.cfg, self.fab, self.end_to_end = cfg, fab, end_to_end
         self.connected = threading.Event()
         self._client = _client(cfg, manual_ack=False)
         self._lock = threading.Condition()
         self._unacked: set[int] = set()
         self._acked_early: set[int] = set()
+        # source -> [seq, topic, json, last sent (monotonic s)] in seq order
+        self._outbox: dict[str, deque[list[Any]]] = {}
+        self._connects = 0
         self.published = 0
         self.acknowledged = 0
-        self._client.on_connect = lambda c, u, f, rc, p: (
-            (not rc.is_failure) and self.connected.set()
-        )
+        self.republished = 0
+        self._client.on_connect = self._on_connect
         self._client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_confirm
+        self._closing = threading.Event()
         _connect(self._client, cfg, connect_timeout, self.connected)
+        if end_to_end:
+            threading.Thread(target=self._resender, daemon=True, name="mqtt-resend").start()
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            return
+        self._connects += 1
+        if self.end_to_end:
+            client.subscribe(f"twin/{self.fab}/acks/#", qos=1)
+            if self._connects > 1:  # the broker may have lost what it had: send it again
+                self._resend(older_than=float("inf"))
+        self.connected.set()
+
+    def _resend(self, older_than: float) -> None:
+        """Re-publish unconfirmed events last sent more than ``older_than`` s ago."""
+        now = _time.monotonic()
+        again = []
+        with self._lock:  # never call paho while holding it: paho calls back into it
+            for box in self._outbox.values():
+                for m in box:
+                    if now - m[3] >= older_than:
+                        again.append((m[1], m[2]))
+                        m[3] = now
+            self.republished += len(again)
+        for topic, payload in again:
+            self._send(topic, payload)
+
+    def _resender(self) -> None:
+        """Covers what a reconnect does not: a broker that restarted without the twin's session
+        drops messages for it until the twin subscribes again."""
+        while not self._closing.wait(min(1.0, self.cfg.resend_after / 2)):
+            if self.connected.is_set():
+                self._resend(older_than=self.cfg.resend_after)
+
+    def _on_confirm(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            ack = json.loads(msg.payload)
+            source, seq = ack["source"], int(ack["seq"])
+        except (ValueError, KeyError, TypeError):
+            return
+        with self._lock:
+            box = self._outbox.get(source)
+            while box and box[0][0] <= seq:
+                box.popleft()
+            self._lock.notify_all()
+
+    def unconfirmed(self) -> int:
+        with self._lock:
+            return sum(len(b) for b in self._outbox.values())
+
+    def flush_confirmed(self, timeout: float = 60.0) -> bool:
+        """Wait until the twin confirmed every event published (``end_to_end`` only)."""
+        deadline = _time.monotonic() + timeout
+        with self._lock:
+            while any(self._outbox.values()):
+                left = deadline - _time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(min(left, 0.1))
+        return True
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
         with self._lock:
@@ -156,7 +262,14 @@ class MqttSink:
             self._lock.notify_all()
 
     def publish(self, event: Event) -> None:
-        self.publish_raw(topic_for(self.fab, event.source), event.to_json())
+        topic, payload = topic_for(self.fab, event.source), event.to_json()
+        if self.end_to_end:
+            with self._lock:
+                while sum(len(b) for b in self._outbox.values()) >= self.cfg.max_unconfirmed:
+                    self._lock.wait(0.5)
+                box = self._outbox.setdefault(event.source, deque())
+                box.append([event.seq, topic, payload, _time.monotonic()])
+        self.publish_raw(topic, payload)
 
     def publish_raw(self, topic: str, payload: str | bytes) -> None:
         """Publish with QoS 1; waits while ``max_inflight`` messages await their PUBACK
@@ -164,13 +277,16 @@ class MqttSink:
         with self._lock:
             while len(self._unacked) >= self.cfg.max_inflight:
                 self._lock.wait(0.5)
+        self._send(topic, payload)
+        self.published += 1
+
+    def _send(self, topic: str, payload: str | bytes) -> None:
         info = self._client.publish(topic, payload, qos=1)
         with self._lock:
             if info.mid in self._acked_early:
                 self._acked_early.discard(info.mid)
             else:
                 self._unacked.add(info.mid)
-        self.published += 1
 
     def pending(self) -> int:
         with self._lock:
@@ -188,6 +304,7 @@ class MqttSink:
         return True
 
     def close(self) -> None:
+        self._closing.set()
         self._client.disconnect()
         self._client.loop_stop()
 

@@ -65,6 +65,10 @@ class ReorderBuffer:
         self.gap_events = 0
         self.missing = 0  # seqs declared lost
 
+    def positions(self) -> dict[str, int]:
+        """Per source, the highest seq up to which everything has been released."""
+        return {name: src.next - 1 for name, src in self._src.items()}
+
     def held(self) -> int:
         return sum(len(s.heap) for s in self._src.values())
 

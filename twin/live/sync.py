@@ -219,6 +219,8 @@ class Synchroniser:
         """Ingest until the source is exhausted, ``stop()`` is true, or ``idle_exit`` s pass
         without a message; then flush held events and take a snapshot."""
         last = _time.monotonic()
+        confirm = getattr(source, "confirm", None)  # sources that tell publishers what is durable
+        confirmed_at = 0.0
         while not source.exhausted and not (stop is not None and stop()):
             batch = source.receive(self.cfg.batch, self.cfg.wait)
             if batch:
@@ -228,7 +230,12 @@ class Synchroniser:
                 self._commit(self.reorder.poll(), [], [], _time.time())
                 if idle_exit is not None and _time.monotonic() - last >= idle_exit:
                     break
+            if confirm is not None and _time.monotonic() - confirmed_at >= 0.1:
+                confirm(self.reorder.positions())  # everything released is committed by now
+                confirmed_at = _time.monotonic()
         self.flush()
+        if confirm is not None:
+            confirm(self.reorder.positions())
         if self._since_snap:
             self.snapshot()
         return self.stats
