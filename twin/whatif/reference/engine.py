@@ -729,7 +729,11 @@ class Engine:
     def _job_end(self, job: Job, t: float) -> None:
         tool = job.tool
         fam = tool.fam
-        tool.jobs.remove(job)
+        jobs = tool.jobs
+        if len(jobs) == 1:
+            jobs.clear()
+        else:
+            jobs.remove(job)
         tool.inflight -= 1
         job.tool = None
         fam.area_t += fam.n * (t - fam.last_t)
@@ -777,7 +781,11 @@ class Engine:
         if job.pms:
             for dur in job.pms:
                 self._down(tool, t, self._draw_dist(tool.pm_stream, dur), "pm")
-        self._check(tool, t)
+        # the tool looks for work (as _check, inlined: this is the busiest path)
+        if not tool.in_idle and tool.down_until <= t and tool.ready <= t:
+            if tool.inflight < fam.capacity and not self._dispatch(tool, t):
+                tool.in_idle = True
+                fam.idle.append(tool)
         if obs is not None and not tool.jobs and tool.down_until <= t and tool.in_idle:
             self._state(tool, t, "standby", "idle")
 
