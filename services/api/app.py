@@ -77,6 +77,26 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
               metrics, whatif):  # fmt: skip
         app.include_router(r.router)
 
+    def openapi() -> dict[str, Any]:
+        """The generated spec plus the bearer scheme (Swagger UI then offers 'Authorize')."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            spec.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}
+            }
+            for path, ops in spec["paths"].items():
+                if path != "/health":
+                    for op in ops.values():
+                        op["security"] = [{"bearer": []}]
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(NotFoundError)
     async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, 404)

@@ -236,6 +236,9 @@ def test_openapi_documents_every_endpoint(api):
         assert path in spec["paths"], path
     assert "EquipmentPublic" in spec["components"]["schemas"]
     assert set(spec["paths"]["/events"]) == {"get", "post"}
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/kpis"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in spec["paths"]["/health"]["get"]
 
 
 def test_whatif_round_trip(api):
