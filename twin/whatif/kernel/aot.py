@@ -36,6 +36,19 @@ from twin.whatif.kernel.layout import STATE_POOLS, model_fields, state_fields
 from twin.whatif.reference.config import SimConfig, StartState
 
 KERNEL_NAME = b"simulate_kernel_cuda_kernel_forward"
+SOURCES = ("kernel.py", "layout.py", "rng.py")
+
+
+def fingerprint() -> str:
+    """Hash of what fixes the kernel and its argument layout: its sources and the tables."""
+    import hashlib
+
+    from twin.whatif.kernel.compile import TABLES
+
+    h = hashlib.sha256(repr(TABLES).encode())
+    for name in SOURCES:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def build_cubin(out_dir: str | Path, arch: int = 90) -> Path:
@@ -48,7 +61,20 @@ def build_cubin(out_dir: str | Path, arch: int = 90) -> Path:
 
     paths = wp.compile_aot_module(k, arch=arch, module_dir=str(out_dir), use_ptx=False,
                                   strip_hash=True)  # fmt: skip
-    return Path(paths[0])
+    cubin = Path(paths[0])
+    cubin.with_suffix(".fingerprint").write_text(fingerprint() + "\n")
+    return cubin
+
+
+def check_cubin(cubin: str | Path) -> None:
+    """Refuse a CUBIN built from other kernel sources than these (its layout may differ)."""
+    fp = Path(cubin).with_suffix(".fingerprint")
+    have = fp.read_text().strip() if fp.exists() else "none"
+    if have != fingerprint():
+        raise TwinError(
+            f"{cubin} was built from other kernel sources (fingerprint {have}, sources "
+            f"{fingerprint()}); rebuild it: python bench/build_aot.py"
+        )
 
 
 class _ArrayT(ctypes.Structure):
@@ -207,6 +233,8 @@ def simulate_batch_aot(
     """``engine.simulate_batch`` on the CUDA driver with a prebuilt CUBIN (one launch per
     memory-sized chunk; tables that overflow are grown and the chunk rerun)."""
     cu = cuda or Cuda()
+    if cuda is None or isinstance(cuda, Cuda):
+        check_cubin(cubin)
     fn = cu.load(Path(cubin))
     comps = [compile_model(m, config, start) for m in models]
     tables, sizes = stack(comps)

@@ -72,6 +72,7 @@ def state_sizes(sizes: dict[str, int], hist_bins: int) -> dict[str, int]:
         "lots": sizes["lots"],
         "lots4": 4 * sizes["lots"],
         "classes": sizes["n_setups"] + 2,
+        "famcls": sizes["n_fam"] * (sizes["n_setups"] + 2),
         "fams": sizes["n_fam"],
         "steps": sizes["n_steps"],
         "tools": sizes["n_tools"],

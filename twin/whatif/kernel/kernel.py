@@ -408,17 +408,68 @@ def release(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, r: int, t:
 
 
 @wp.func
+def heap_before(m: Model, s: State, n: int, tid: int, fifo: int, a: int, b: int) -> bool:
+    """Order of the reference's per-setup heaps: (-priority, arrival, seq) or FIFO."""
+    ai = a * n + tid
+    bi = b * n + tid
+    if fifo == 0:
+        pa = s.i[s.o_l_prio + ai]
+        pb = s.i[s.o_l_prio + bi]
+        if pa != pb:
+            return pa > pb
+    ta = s.f[s.o_l_arrived + ai]
+    tb = s.f[s.o_l_arrived + bi]
+    if ta != tb:
+        return ta < tb
+    return s.i[s.o_l_seq + ai] < s.i[s.o_l_seq + bi]
+
+
+@wp.func
+def class_count(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int, d: int):
+    """Waiting lots per setup class of the family (or dedicated to a tool) change by d."""
+    li = lot * n + tid
+    only = s.i[s.o_l_only + li]
+    if only >= 0:
+        s.i[s.o_t_nded + only * n + tid] = s.i[s.o_t_nded + only * n + tid] + d
+        return
+    nc = m.I[m.o_n_setups + sc * m.sI + 0] + 2
+    c = (f * nc + m.I[m.o_s_setup + sc * m.sI + lot_step(m, s, sc, li)] + 1) * n + tid
+    before = s.i[s.o_fc + c]
+    s.i[s.o_fc + c] = before + d
+    fi = f * n + tid
+    if before == 0:
+        s.i[s.o_f_ncls + fi] = s.i[s.o_f_ncls + fi] + 1
+    elif before + d == 0:
+        s.i[s.o_f_ncls + fi] = s.i[s.o_f_ncls + fi] - 1
+
+
+@wp.func
 def q_append(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int):
+    """Insert the lot in the family's queue in the reference's heap order (-priority,
+    arrival, seq), FIFO order for fifo families: arrivals come in time order, so only lots of
+    a higher priority walk back from the tail."""
     fi = f * n + tid
     li = lot * n + tid
-    tail = s.i[s.o_q_tail + fi]
-    s.i[s.o_l_prev + li] = tail
-    s.i[s.o_l_next + li] = -1
-    if tail >= 0:
-        s.i[s.o_l_next + tail * n + tid] = lot
+    prev = s.i[s.o_q_tail + fi]
+    if m.I[m.o_f_rule + sc * m.sI + f] != 2:
+        while prev >= 0:
+            if heap_before(m, s, n, tid, 0, lot, prev):
+                prev = s.i[s.o_l_prev + prev * n + tid]
+            else:
+                break
+    nxt = s.i[s.o_q_head + fi]
+    if prev >= 0:
+        nxt = s.i[s.o_l_next + prev * n + tid]
+        s.i[s.o_l_next + prev * n + tid] = lot
     else:
         s.i[s.o_q_head + fi] = lot
-    s.i[s.o_q_tail + fi] = lot
+    if nxt >= 0:
+        s.i[s.o_l_prev + nxt * n + tid] = lot
+    else:
+        s.i[s.o_q_tail + fi] = lot
+    s.i[s.o_l_prev + li] = prev
+    s.i[s.o_l_next + li] = nxt
+    class_count(m, s, sc, n, tid, f, lot, 1)
     if m.I[m.o_f_batching + sc * m.sI + f] != 0:
         g = lot_step(m, s, sc, li) * n + tid
         s.i[s.o_g_w + g] = s.i[s.o_g_w + g] + s.i[s.o_l_wafers + li]
@@ -440,6 +491,7 @@ def q_remove(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int):
         s.i[s.o_q_tail + fi] = p
     s.i[s.o_l_next + li] = -1
     s.i[s.o_l_prev + li] = -1
+    class_count(m, s, sc, n, tid, f, lot, -1)
     if m.I[m.o_f_batching + sc * m.sI + f] != 0:
         g = lot_step(m, s, sc, li) * n + tid
         s.i[s.o_g_w + g] = s.i[s.o_g_w + g] - s.i[s.o_l_wafers + li]
@@ -635,72 +687,52 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
 @wp.func
 def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int,
                    f: int, t: wp.float64) -> bool:  # fmt: skip
-    """Batch families: the best group of the same route step with enough wafers."""
+    """Batch families: the best group of the same route step with enough wafers. The queue
+    is in (-priority, arrival, seq) order, so the first lot of an eligible group is the best
+    group head, and the group's lots follow in the order the reference sorts them."""
     best = wp.int32(-1)
-    bp = wp.int32(0)
-    ba = wp.float64(0.0)
-    bq = wp.int32(0)
     lot = s.i[s.o_q_head + f * n + tid]
     while lot >= 0:
         li = lot * n + tid
         st = lot_step(m, s, sc, li)
-        ok = wp.int32(1)
-        if m.I[m.o_s_per + sc * m.sI + st] == 2:
-            if s.i[s.o_g_w + st * n + tid] < m.I[m.o_s_bmin + sc * m.sI + st]:
-                ok = wp.int32(0)
-        if ok != 0:
-            p = -s.i[s.o_l_prio + li]
-            a = s.f[s.o_l_arrived + li]
-            q = s.i[s.o_l_seq + li]
-            if best < 0 or key_less(p, a, ZERO, ZERO, q, bp, ba, ZERO, ZERO, bq):
-                best = lot
-                bp = p
-                ba = a
-                bq = q
+        if m.I[m.o_s_per + sc * m.sI + st] != 2:
+            best = lot
+            break
+        if s.i[s.o_g_w + st * n + tid] >= m.I[m.o_s_bmin + sc * m.sI + st]:
+            best = lot
+            break
         lot = s.i[s.o_l_next + li]
     if best < 0:
         return False
     gst = lot_step(m, s, sc, best * n + tid)
-    head = wp.int32(-1)
-    tail = wp.int32(-1)
-    nl = wp.int32(0)
-    w = wp.int32(0)
     if m.I[m.o_s_per + sc * m.sI + gst] != 2:
         q_remove(m, s, sc, n, tid, f, best)
         s.i[s.o_l_jnext + best * n + tid] = -1
         start(m, s, cap, sc, n, tid, tool, best, 1, s.i[s.o_l_wafers + best * n + tid], gst, t)
         return True
     bmax = m.I[m.o_s_bmax + sc * m.sI + gst]
-    while True:
-        # next lot of the group in (-priority, arrived, seq) order
-        pick = wp.int32(-1)
-        lot = s.i[s.o_q_head + f * n + tid]
-        while lot >= 0:
-            li = lot * n + tid
-            if lot_step(m, s, sc, li) == gst:
-                p = -s.i[s.o_l_prio + li]
-                a = s.f[s.o_l_arrived + li]
-                q = s.i[s.o_l_seq + li]
-                if pick < 0 or key_less(p, a, ZERO, ZERO, q, bp, ba, ZERO, ZERO, bq):
-                    pick = lot
-                    bp = p
-                    ba = a
-                    bq = q
-            lot = s.i[s.o_l_next + li]
-        if pick < 0:
-            break
-        pw = s.i[s.o_l_wafers + pick * n + tid]
-        if w + pw > bmax and nl > 0:
-            break
-        q_remove(m, s, sc, n, tid, f, pick)
-        s.i[s.o_l_jnext + pick * n + tid] = -1
-        if tail >= 0:
-            s.i[s.o_l_jnext + tail * n + tid] = pick
-        else:
-            head = pick
-        tail = pick
-        nl += 1
-        w += pw
+    head = wp.int32(-1)
+    tail = wp.int32(-1)
+    nl = wp.int32(0)
+    w = wp.int32(0)
+    lot = best
+    while lot >= 0:
+        li = lot * n + tid
+        nxt = s.i[s.o_l_next + li]
+        if lot_step(m, s, sc, li) == gst:
+            pw = s.i[s.o_l_wafers + li]
+            if w + pw > bmax and nl > 0:
+                break
+            q_remove(m, s, sc, n, tid, f, lot)
+            s.i[s.o_l_jnext + li] = -1
+            if tail >= 0:
+                s.i[s.o_l_jnext + tail * n + tid] = lot
+            else:
+                head = lot
+            tail = lot
+            nl += 1
+            w += pw
+        lot = nxt
     start(m, s, cap, sc, n, tid, tool, head, nl, w, gst, t)
     return True
 
@@ -744,23 +776,6 @@ def key_before(a: wp.vec4d, qa: int, b: wp.vec4d, qb: int) -> bool:
 
 
 @wp.func
-def heap_before(m: Model, s: State, n: int, tid: int, fifo: int, a: int, b: int) -> bool:
-    """Order of the reference's per-setup heaps: (-priority, arrival, seq) or FIFO."""
-    ai = a * n + tid
-    bi = b * n + tid
-    if fifo == 0:
-        pa = s.i[s.o_l_prio + ai]
-        pb = s.i[s.o_l_prio + bi]
-        if pa != pb:
-            return pa > pb
-    ta = s.f[s.o_l_arrived + ai]
-    tb = s.f[s.o_l_arrived + bi]
-    if ta != tb:
-        return ta < tb
-    return s.i[s.o_l_seq + ai] < s.i[s.o_l_seq + bi]
-
-
-@wp.func
 def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int,
              t: wp.float64) -> bool:  # fmt: skip
     """Start the best waiting lot (or batch) on the tool; False when nothing can start.
@@ -795,32 +810,32 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
                     bq = q
             lot = s.i[s.o_l_next + li]
     else:
-        fifo = wp.int32(0)
-        if rule == 2:
-            fifo = 1
-        nc = m.I[m.o_n_setups + sc * m.sI + 0] + 2  # no setup, each setup, dedicated
-        for c in range(nc):
-            s.i[s.o_cls_head + c * n + tid] = -1
-        while lot >= 0:
+        # the queue is in heap order: the first lot of each class is that class's head;
+        # stop once every non-empty class (and this tool's dedicated lots) has been seen
+        nc = m.I[m.o_n_setups + sc * m.sI + 0] + 2
+        need = s.i[s.o_f_ncls + f * n + tid]
+        if s.i[s.o_t_nded + ti] > 0:
+            need += 1
+        stamp = s.i[s.o_stamp + tid] + 1
+        s.i[s.o_stamp + tid] = stamp
+        found = wp.int32(0)
+        while lot >= 0 and found < need:
             li = lot * n + tid
             only = s.i[s.o_l_only + li]
             if only < 0 or only == tool:
                 c = nc - 1
                 if only < 0:
                     c = m.I[m.o_s_setup + sc * m.sI + lot_step(m, s, sc, li)] + 1
-                h = s.i[s.o_cls_head + c * n + tid]
-                if h < 0 or heap_before(m, s, n, tid, fifo, lot, h):
-                    s.i[s.o_cls_head + c * n + tid] = lot
+                if s.i[s.o_cls_head + c * n + tid] != stamp:
+                    s.i[s.o_cls_head + c * n + tid] = stamp
+                    found += 1
+                    k = lot_key(m, s, sc, n, tid, lot, rule, cur, mr_left, mr_setup, t)
+                    q = s.i[s.o_l_seq + li]
+                    if best < 0 or key_before(k, q, bk, bq):
+                        best = lot
+                        bk = k
+                        bq = q
             lot = s.i[s.o_l_next + li]
-        for c in range(nc):
-            h = s.i[s.o_cls_head + c * n + tid]
-            if h >= 0:
-                k = lot_key(m, s, sc, n, tid, h, rule, cur, mr_left, mr_setup, t)
-                q = s.i[s.o_l_seq + h * n + tid]
-                if best < 0 or key_before(k, q, bk, bq):
-                    best = h
-                    bk = k
-                    bq = q
     if best < 0:
         return False
     q_remove(m, s, sc, n, tid, f, best)

@@ -39,7 +39,9 @@ STATE = {
     "l_num": ("i4", "lots"), "l_next": ("i4", "lots"), "l_prev": ("i4", "lots"),
     "l_jnext": ("i4", "lots"), "l_only": ("i4", "lots"), "l_nded": ("i4", "lots"),
     "l_dk": ("i4", "lots4"), "l_dt": ("i4", "lots4"),  # dedications: step index -> tool
-    "cls_head": ("i4", "classes"),  # scratch of dispatch: head lot of each setup class
+    "cls_head": ("i4", "classes"),  # scratch of dispatch: classes seen (stamped)
+    "stamp": ("i4", 1), "fc": ("i4", "famcls"),  # waiting lots per family and setup class
+    "f_ncls": ("i4", "fams"), "t_nded": ("i4", "tools"),  # non-empty classes; dedicated lots
     # families
     "q_head": ("i4", "fams"), "q_tail": ("i4", "fams"), "f_nidle": ("i4", "fams"),
     "f_n": ("i4", "fams"), "f_area": ("f8", "fams"), "f_last": ("f8", "fams"),
