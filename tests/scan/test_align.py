@@ -120,3 +120,9 @@ def test_levelled_ransac_finds_a_pose_among_outliers():
     best = ransac_levelled(src, ref, 0.1, 20_000, np.random.default_rng(0))[0]
     assert np.allclose(best[:3, 3], shift, atol=0.1)
     assert abs(math.degrees(yaw_of(best) - yaw)) < 0.5
+
+
+def test_nan_scan_array_refused():
+    """An array scan with only NaN points is an InputError before any registration."""
+    with pytest.raises(InputError, match="NaN"):
+        align_scan(np.full((100, 3), np.nan), small_fab())

@@ -246,7 +246,7 @@ def _fit_tool(
         hp = a_pl[:, 1:].T @ (a_pl[:, 1:] * wt[:, None])
         ev = np.linalg.eigvalsh(hp)
         constrained = bool(ev[0] > 0.05 * ev[1])
-        small = abs(phi) * lever < 1e-5 and math.hypot(tx, ty) < 1e-5
+        small = abs(phi) * lever < 1e-4 and math.hypot(tx, ty) < 1e-4  # 0.1 mm
         if small and c <= c_min:
             break
         c = max(c * 0.5, c_min)
@@ -284,6 +284,13 @@ def align_scan(
         raise InputError(
             "scan", [f"{where}: need a non-empty (n, 3) array of points, got shape {pts.shape}"]
         )
+    finite = np.all(np.isfinite(pts), axis=1)
+    if not finite.any():
+        raise InputError(
+            "scan", [f"{where}: all {len(pts)} points have NaN or infinite coordinates"]
+        )
+    if not finite.all():
+        pts = pts[finite]  # a few bad returns are dropped, as read_scan does for files
     timings["read"] = time.perf_counter() - t0
     if not solid_ids(scene):
         raise InputError(
