@@ -331,20 +331,44 @@ class OhtSim(TransferJobs):
             self.seg_s0 = np.zeros(self.n)
             self.nxt = np.full((self.n, self.K), -1, dtype=np.int64)
             self.nxt_s0 = np.full((self.n, self.K), np.inf)
+            self.caps = np.zeros((self.n, self.K))
+            self.p_speed = np.full((self.n, self.K), np.inf)
+            self.m_ends = np.zeros((self.n, self.K + 1), dtype=np.int64)
+            self.m_ok = np.zeros((self.n, self.K + 1), dtype=bool)
+            self.m_s = np.full((self.n, self.K + 1), np.inf)
         self.seg[idx] = self.r_segs[idx, k]
         self.seg_s0[idx] = self.r_s0[idx, k]
         cols = k[:, None] + 1 + np.arange(self.K)[None, :]
         ok = cols < self.r_n[idx][:, None]
         cols = np.minimum(cols, width - 1)
-        self.nxt[idx] = np.where(ok, self.r_segs[rows, cols], -1)
-        self.nxt_s0[idx] = np.where(ok, self.r_s0[rows, cols], np.inf)
+        nxt = np.where(ok, self.r_segs[rows, cols], -1)
+        nxt_s0 = np.where(ok, self.r_s0[rows, cols], np.inf)
+        self.nxt[idx] = nxt
+        self.nxt_s0[idx] = nxt_s0
+        # what only depends on the route rows, kept here rather than recomputed every tick:
+        # caps of the next segments and their stop points, and the merge nodes ahead
+        caps = np.minimum(self.seg_cap[np.maximum(nxt, 0)], self.vmax[idx][:, None])
+        self.caps[idx] = caps
+        self.p_speed[idx] = np.where(
+            nxt >= 0, nxt_s0 + caps * caps / (2 * self.dec[idx][:, None]), np.inf
+        )
+        ends = self.rail.seg_end[np.concatenate([self.seg[idx][:, None], np.maximum(nxt, 0)], 1)]
+        on = nxt >= 0
+        cont = np.concatenate([on, np.zeros((len(idx), 1), dtype=bool)], 1)  # route goes on
+        valid = np.concatenate([np.ones((len(idx), 1), dtype=bool), on], 1) & cont
+        self.m_ends[idx] = ends
+        self.m_ok[idx] = valid & self.rail.is_merge[ends]
+        self.m_s[idx] = np.concatenate([nxt_s0, np.full((len(idx), 1), np.inf)], 1)
 
     def _set_closed(self, closed: set[int]) -> None:
         old = set(self.router.closed)
         self.router.set_closed(closed)
         saved = {
             name: getattr(self, name).copy()
-            for name in ("r_segs", "r_s0", "r_n", "k", "dest_s", "seg", "seg_s0", "nxt", "nxt_s0")
+            for name in (
+                *("r_segs", "r_s0", "r_n", "k", "dest_s", "seg", "seg_s0", "nxt", "nxt_s0"),
+                *("caps", "p_speed", "m_ends", "m_ok", "m_s"),
+            )
         }
         stops = list(self.dest_stop)
         closed_arr = np.array(sorted(closed), dtype=np.int64)
@@ -459,11 +483,8 @@ class OhtSim(TransferJobs):
         self.ldist = np.minimum(ldist, bdist)
         p_lead = np.minimum(p_route, p_branch)
         # merges on the route ahead (a node where the route continues and two rails join)
-        ends = self.rail.seg_end[np.concatenate([self.seg[:, None], np.maximum(self.nxt, 0)], 1)]
-        cont = np.concatenate([self.nxt >= 0, np.zeros((n, 1), dtype=bool)], 1)  # route goes on
-        valid = np.concatenate([np.ones((n, 1), dtype=bool), self.nxt >= 0], 1) & cont
-        m_s = np.concatenate([self.nxt_s0, np.full((n, 1), np.inf)], 1)  # node = next seg start
-        is_m = valid & self.rail.is_merge[ends] & (m_s - s[:, None] <= cfg.lookahead)
+        ends, m_s = self.m_ends, self.m_s  # node at each segment end, odometer of that node
+        is_m = self.m_ok & (m_s - s[:, None] <= cfg.lookahead)
         # skip merges the vehicle already holds (it may hold several in a row)
         held = self.holder[ends] == rows[:, None]
         want = is_m & ~held
@@ -483,11 +504,7 @@ class OhtSim(TransferJobs):
             [self.p_hard == p_dest, self.p_hard == p_lead], [0, 1], default=2
         )  # 0 destination, 1 leader, 2 merge
         # slower segments ahead as stop points
-        caps = np.minimum(self.seg_cap[np.maximum(self.nxt, 0)], self.vmax[:, None])
-        self.p_speed = np.where(
-            self.nxt >= 0, self.nxt_s0 + caps * caps / (2 * self.dec[:, None]), np.inf
-        )
-        self.caps = caps
+        # (self.p_speed, self.caps: kept up to date by _refresh)
         cap0 = np.minimum(self.seg_cap[self.seg], self.vmax)
         delay = np.clip(self.ready - self.t_tick, 0.0, None)
         self._subplans: list[tuple[np.ndarray, float | np.ndarray, np.ndarray, Plan]] = []
