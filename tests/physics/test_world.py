@@ -255,3 +255,13 @@ def test_many_rays_in_one_call():
         assert len(hits.ids) == n
         assert np.allclose(hits.position[inside, 2], 2.0, atol=1e-4)
         assert np.allclose(hits.position[outside, 2], 0.0, atol=1e-4)
+
+
+def test_missing_assets_are_listed():
+    """Tools naming assets the scene lacks are all reported; no world is left behind."""
+    scene = tool_scene([(0.0, 0.0, 1.0, 1.0, 1.0)])
+    scene.add(Node(id="A1", kind="tool", family="X", asset="ghost"))
+    scene.add(Node(id="A2", kind="stocker", asset="phantom"))
+    with pytest.raises(InputError) as err:
+        PhysicsWorld(scene)
+    assert len(err.value.problems) == 2 and "ghost" in str(err.value)

@@ -222,6 +222,14 @@ class PhysicsWorld:
         """Static bodies, batched per (shape, colour, orientation)."""
         p = self._p
         groups: dict[tuple, tuple[int, int, list[str], list[list[float]]]] = {}
+        missing = [
+            f"{n.kind} {n.id!r} uses asset {n.asset!r}, which the scene does not have "
+            f"(assets: {sorted(self.scene.assets)[:10]})"
+            for n in self.scene.nodes(EQUIPMENT_KINDS)
+            if n.asset is not None and n.asset not in self.scene.assets
+        ]
+        if missing:
+            raise InputError("physics world", missing)
         for node in self.scene.nodes(EQUIPMENT_KINDS):
             colour = family_colour(node.family or node.attrs.get("tool_group") or node.kind)
             if node.asset is not None and node.asset in self.scene.assets:
