@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def bench_scene(name: str, scene, seconds: float, rows: list[tuple[str, str, str
         rows.append((name, "ray casts (rayTestBatch)", f"{n / wall:,.0f} rays/s"))
     world.close()
     _, wall, _ = timed(
-        lambda: render_scene(scene, "/tmp/bench_physics.png", width=1280, height=720)
+        lambda: render_scene(scene, Path(tempfile.gettempdir()) / "bench_physics.png")
     )
     rows.append((name, "render 1280x720 PNG (incl. world build)", f"{wall:.2f} s"))
     sim, wall, _ = timed(lambda: OhtSim(scene, OhtConfig(), seed=1, random_transfers=True))
