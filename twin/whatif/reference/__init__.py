@@ -2,6 +2,11 @@
 
 It defines the simulation semantics (see :mod:`twin.whatif.reference.engine`); faster engines
 must agree with it. Entry point: ``simulate(model, SimConfig(days=...))``.
+
+Modules: ``engine`` (the event loop, queues, runs), ``dispatch`` (rules and the plug-in point),
+``start`` (releases, initial WIP, warm start), ``calendars`` (breakdowns, PMs), ``entities``
+(lots, tools, runs), ``compiled`` (the model as flat step/family tables), ``streams`` (random
+numbers per purpose), ``config`` and ``results``.
 """
 
 from __future__ import annotations

@@ -36,15 +36,31 @@ from collections.abc import Callable
 
 from twin.errors import ConfigError, InputError
 from twin.process.model import FabModel
+from twin.whatif.reference.calendars import CalendarsMixin
 from twin.whatif.reference.compiled import CFamily, CStep, compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
 from twin.whatif.reference.dispatch import CLASS_RULES, RULES
+from twin.whatif.reference.entities import (
+    ARRIVE,
+    DELAY_END,
+    DOWN_END,
+    FAIL,
+    JOB_END,
+    PM_TIME,
+    READY,
+    RELEASE_EV,
+    WARMUP,
+    Job,
+    Lot,
+    Tool,
+    tool_ids,
+)
 from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult
+from twin.whatif.reference.start import StartMixin
 from twin.whatif.reference.streams import (
     KIND_CODES,
     PM,
     PROCESS,
-    RELEASE,
     ROUTING,
     TOOL,
     TRANSPORT,
@@ -52,79 +68,13 @@ from twin.whatif.reference.streams import (
     draw,
 )
 
-# event kinds, in the order they run at equal times
-JOB_END, READY, DOWN_END, FAIL, PM_TIME, ARRIVE, DELAY_END, RELEASE_EV, WARMUP = range(9)
+__all__ = ["Engine", "simulate", "tool_ids"]
+
 # how a family keeps its queue
 CLASSES, BATCHING, SCAN = range(3)
 
 
-class Lot:
-    """A lot in the fab (engine-internal; custom dispatch rules read its fields)."""
-
-    __slots__ = (
-        "id", "lot_type", "product", "route", "idx", "step", "priority", "wafers", "release",
-        "due", "arrived", "seq", "left", "cqt_to", "cqt_deadline", "reworked", "qt", "pt", "tt",
-        "last_tt", "n_steps", "rec", "dedic", "only",
-    )  # fmt: skip
-
-    def __init__(self, lot_id, lot_type, product, route, priority, wafers, release, due):
-        self.id, self.lot_type, self.product, self.route = lot_id, lot_type, product, route
-        self.priority, self.wafers, self.release, self.due = priority, wafers, release, due
-        self.idx, self.step = 0, route[0]
-        self.arrived = self.left = release
-        self.seq = 0
-        self.cqt_to, self.cqt_deadline = -1, 0.0
-        self.reworked = None
-        self.qt = self.pt = self.tt = self.last_tt = 0.0
-        self.n_steps = 0
-        self.rec = None
-        self.dedic = None  # step index -> Tool: later steps that must run on a given tool
-        self.only = None  # the tool the lot waits for at its current step, if dedicated
-
-
-class Tool:
-    """One tool of a family: setup, availability, downs, accumulators for the KPIs."""
-
-    __slots__ = (
-        "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
-        "jobs", "in_idle", "stream", "pm_stream", "pm_wafer", "state", "ded",
-    )  # fmt: skip
-
-    def __init__(self, tool_id: str, fam: CFamily):
-        self.id, self.fam = tool_id, fam
-        self.setup = None
-        self.minrun_left, self.minrun_setup = 0, None
-        self.ready = self.down_until = 0.0
-        self.inflight = 0
-        self.jobs: list[Job] = []
-        self.in_idle = False
-        self.ded: list = []  # heap of lots dedicated to this tool (same layout as class heaps)
-        self.pm_wafer: list[list] = []  # [wafers left, interval, duration Dist]
-        self.state = ""
-
-
-class Job:
-    """Lots processed together on one tool (one lot, or a batch)."""
-
-    __slots__ = ("tool", "lots", "step", "start", "end", "setup", "pms")
-
-    def __init__(self, tool, lots, step, start, end, setup):
-        self.tool, self.lots, self.step = tool, lots, step
-        self.start, self.end, self.setup = start, end, setup
-        self.pms = None
-
-
-def tool_ids(model: FabModel) -> list[str]:
-    """Ids of the tools the engine creates: ``"<family>#<n>"``, n = 1..count."""
-    return [
-        f"{name}#{i + 1}"
-        for name, f in model.families.items()
-        if not f.is_delay
-        for i in range(f.count)
-    ]
-
-
-class Engine:
+class Engine(StartMixin, CalendarsMixin):
     """One replication of a model; ``run()`` returns the SimResult."""
 
     def __init__(
@@ -217,183 +167,7 @@ class Engine:
                 "tool_state", t, tool=tool.id, family=tool.fam.name, state=state, reason=reason
             )
 
-    # ---- set-up of the run -------------------------------------------------------------
-    def _calendars(self) -> None:
-        """Attach breakdown and PM calendars to every tool and schedule their first events."""
-        for fam in self.families.values():
-            for att in self.model.calendars_of(fam.name) if fam.tools else []:
-                for k, tool in enumerate(fam.tools):
-                    self._attach(tool, att, (k + 1) / len(fam.tools))
-
-    def _attach(self, tool: Tool, att, stagger: float) -> None:
-        """One calendar on one tool. A constant first occurrence F is staggered over the
-        family's n tools (tool k at F·k/n), so that a family never goes to PM all at once."""
-        m, cfg = self.model, self.cfg
-        first = att.first
-        if att.kind == "down" and cfg.breakdowns and att.calendar in m.downs:
-            cal = m.downs[att.calendar]
-            t = self.t0 + self._first(tool.stream, first, stagger)
-            self._push(t, FAIL, (tool, cal.mttf, cal.mttr))
-        elif att.kind == "pm" and cfg.pms and att.calendar in m.pms:
-            cal = m.pms[att.calendar]
-            if cal.by == "wafers":
-                left = self._first(tool.pm_stream, first, stagger) or cal.interval
-                tool.pm_wafer.append([left, cal.interval, cal.duration])
-            else:
-                t = self._first(tool.pm_stream, first, stagger)
-                if t < self.t0:  # warm start: the next occurrence on the calendar
-                    t += cal.interval * (1 + (self.t0 - t) // cal.interval)
-                self._push(t, PM_TIME, (tool, cal))
-
-    def _first(self, stream: Stream, first, stagger: float) -> float:
-        if first.kind == "constant":
-            return first.mean * stagger
-        return self._draw_dist(stream, first)
-
-    def _draw_dist(self, stream: Stream, d) -> float:
-        lo, hi = d.bounds(self.model.ptime_spread_mode)
-        return draw(stream, KIND_CODES.get(d.kind, 0), lo, hi, d.mean)
-
-    def _new_lot(self, lot_id, lot_type, product, priority, wafers, release, due) -> Lot:
-        route = self.routes[self.model.products[product].route]
-        lot = Lot(lot_id, lot_type, product, route, priority, wafers, release, due)
-        if self.cfg.record_steps:
-            lot.rec = []
-        self.product_of_type.setdefault(lot_type, product)
-        return lot
-
-    def _initial_lots(self, start: StartState | None) -> None:
-        m = self.model
-        if start is None:
-            if not self.cfg.initial_wip:
-                return
-            for w in m.wip:
-                lot = self._new_lot(
-                    w.id, w.lot_type, w.product, w.priority, w.wafers, w.release, w.due
-                )
-                lot.idx = m.route_of(w.product).index_of(w.step)
-                lot.step = lot.route[lot.idx]
-                lot.left = self.t0
-                self._enter_fab(lot, self.t0)
-                self._push(self.t0, ARRIVE, lot)
-            return
-        problems = []
-        for ts_id, ts in start.tools.items():
-            tool = self.tools.get(ts_id)
-            if tool is None:
-                problems.append(
-                    f"tool {ts_id!r} is not a tool of the model (ids look like 'Litho_FE_92#1')"
-                )
-                continue
-            tool.setup = ts.setup
-            if ts.busy_until > self.t0:
-                tool.ready = ts.busy_until
-                self._push(ts.busy_until, READY, tool)
-            if ts.down_until > self.t0:
-                tool.down_until = ts.down_until
-                self._push(ts.down_until, DOWN_END, tool)
-        for ls in start.lots:
-            if ls.product not in m.products:
-                problems.append(f"lot {ls.id}: unknown product {ls.product!r}")
-                continue
-            route = m.route_of(ls.product)
-            try:
-                idx = route.index_of(ls.step)
-            except KeyError:
-                problems.append(f"lot {ls.id}: step {ls.step} not in route {route.name}")
-                continue
-            lot = self._new_lot(
-                ls.id,
-                ls.lot_type or ls.product,
-                ls.product,
-                ls.priority,
-                ls.wafers,
-                ls.release,
-                ls.due,
-            )
-            lot.idx, lot.step = idx, lot.route[idx]
-            lot.left = self.t0
-            if ls.status == "queued":
-                self._enter_fab(lot, self.t0)
-                self._push(self.t0, ARRIVE, lot)
-            elif ls.status == "transport":
-                self._enter_fab(lot, self.t0)
-                self._push(max(ls.until, self.t0), ARRIVE, lot)
-            elif ls.status == "processing":
-                tool = self.tools.get(ls.tool or "")
-                if tool is None:
-                    problems.append(f"lot {ls.id}: processing on unknown tool {ls.tool!r}")
-                    continue
-                self._enter_fab(lot, self.t0)
-                lot.arrived = self.t0
-                end = max(ls.until, self.t0)
-                job = Job(
-                    tool, [lot], lot.step, self.t0, end + max(0.0, tool.down_until - self.t0), 0.0
-                )
-                tool.jobs.append(job)
-                tool.inflight += 1
-                tool.ready = max(tool.ready, job.end)
-                tool.fam.n += 1
-                self._push(job.end, JOB_END, job)
-            else:
-                problems.append(
-                    f"lot {ls.id}: status {ls.status!r}; use queued, processing or transport"
-                )
-        if problems:
-            raise InputError("start state", problems)
-
-    def _releases(self) -> None:
-        for i, rel in enumerate(self.model.releases):
-            if rel.count <= 0 or rel.product not in self.model.products:
-                continue
-            stream = Stream(self.cfg.seed, self.cfg.replication, RELEASE, i)
-            t, k = rel.start, 0
-            if t < self.t0 and rel.dist == "constant" and rel.interval > 0:
-                k = int(-(-(self.t0 - t) // rel.interval))  # releases already made before t0
-                t += k * rel.interval
-            elif t < self.t0:
-                t = self.t0 + stream.exponential(rel.interval)
-            if k < rel.count:
-                self._push(t, RELEASE_EV, [rel, k, stream])
-
     # ---- lots --------------------------------------------------------------------------
-    def _enter_fab(self, lot: Lot, t: float) -> None:
-        self.fab_area += self.fab_n * (t - self.fab_last)
-        self.fab_last = t
-        self.fab_n += 1
-
-    def _release(self, item, t: float) -> None:
-        rel, k, stream = item
-        for j in range(rel.lots_per_release):
-            n = k * rel.lots_per_release + j + 1
-            lot = self._new_lot(
-                f"{rel.lot_type}_{n}",
-                rel.lot_type,
-                rel.product,
-                rel.priority,
-                rel.wafers,
-                t,
-                t + rel.due_offset,
-            )
-            if t >= self.warm:
-                self.released[rel.lot_type] = self.released.get(rel.lot_type, 0) + 1
-            self._enter_fab(lot, t)
-            if self.obs is not None:
-                self.obs(
-                    "lot_released",
-                    t,
-                    lot=lot.id,
-                    lot_type=lot.lot_type,
-                    product=lot.product,
-                    priority=lot.priority,
-                )
-            lot.idx = -1
-            self._next_step(lot, t, transport=False)
-        k += 1
-        if k < rel.count:
-            dt = rel.interval if rel.dist == "constant" else stream.exponential(rel.interval)
-            self._push(t + dt, RELEASE_EV, [rel, k, stream])
-
     def _arrive(self, lot: Lot, t: float) -> None:
         """The lot reaches the queue of its current step."""
         lot.last_tt = dt = t - lot.left
@@ -788,35 +562,6 @@ class Engine:
                 fam.idle.append(tool)
         if obs is not None and not tool.jobs and tool.down_until <= t and tool.in_idle:
             self._state(tool, t, "standby", "idle")
-
-    def _down(self, tool: Tool, t: float, duration: float, kind: str) -> None:
-        """Take the tool down for ``duration`` s (after any down in progress); work waits."""
-        start = max(t, tool.down_until)
-        tool.down_until = start + duration
-        if tool.in_idle:
-            tool.fam.idle.remove(tool)
-            tool.in_idle = False
-        for job in tool.jobs:  # preempt-resume: running work ends later by the down's length
-            job.end += duration
-            self._push(job.end, JOB_END, job)
-        if tool.ready > t:
-            tool.ready += duration
-            self._push(tool.ready, READY, tool)
-        fs = self.stats[tool.fam.name]
-        if kind == "pm":
-            fs.pm += self._window(start, tool.down_until)
-        else:
-            fs.down += self._window(start, tool.down_until)
-        self._push(tool.down_until, DOWN_END, tool)
-        if self.obs is not None:
-            state = "scheduled_down" if kind == "pm" else "unscheduled_down"
-            self._state(tool, t, state, "pm" if kind == "pm" else "breakdown")
-
-    def _fail(self, item, t: float) -> None:
-        """A breakdown: repair now (after any down in progress); next failure after repair."""
-        tool, mttf, mttr = item
-        self._down(tool, t, self._draw_dist(tool.stream, mttr), "down")
-        self._push(tool.down_until + self._draw_dist(tool.stream, mttf), FAIL, item)
 
     # ---- the loop ----------------------------------------------------------------------
     def _warmup(self, t: float) -> None:

@@ -1,0 +1,79 @@
+"""Breakdowns and preventive maintenance of the reference engine's tools (a mixin of Engine).
+
+Downs preempt: work on the tool resumes after the repair, its end moved back by the down's
+length; a down that hits a tool already down starts when the first one ends.
+"""
+
+from __future__ import annotations
+
+from twin.whatif.reference.entities import DOWN_END, FAIL, JOB_END, PM_TIME, READY, Tool
+from twin.whatif.reference.streams import KIND_CODES, Stream, draw
+
+
+class CalendarsMixin:
+    """Attach down/PM calendars to tools, draw their times, take tools down and up."""
+
+    def _calendars(self) -> None:
+        """Attach breakdown and PM calendars to every tool and schedule their first events."""
+        for fam in self.families.values():
+            for att in self.model.calendars_of(fam.name) if fam.tools else []:
+                for k, tool in enumerate(fam.tools):
+                    self._attach(tool, att, (k + 1) / len(fam.tools))
+
+    def _attach(self, tool: Tool, att, stagger: float) -> None:
+        """One calendar on one tool. A constant first occurrence F is staggered over the
+        family's n tools (tool k at F·k/n), so that a family never goes to PM all at once."""
+        m, cfg = self.model, self.cfg
+        first = att.first
+        if att.kind == "down" and cfg.breakdowns and att.calendar in m.downs:
+            cal = m.downs[att.calendar]
+            t = self.t0 + self._first(tool.stream, first, stagger)
+            self._push(t, FAIL, (tool, cal.mttf, cal.mttr))
+        elif att.kind == "pm" and cfg.pms and att.calendar in m.pms:
+            cal = m.pms[att.calendar]
+            if cal.by == "wafers":
+                left = self._first(tool.pm_stream, first, stagger) or cal.interval
+                tool.pm_wafer.append([left, cal.interval, cal.duration])
+            else:
+                t = self._first(tool.pm_stream, first, stagger)
+                if t < self.t0:  # warm start: the next occurrence on the calendar
+                    t += cal.interval * (1 + (self.t0 - t) // cal.interval)
+                self._push(t, PM_TIME, (tool, cal))
+
+    def _first(self, stream: Stream, first, stagger: float) -> float:
+        if first.kind == "constant":
+            return first.mean * stagger
+        return self._draw_dist(stream, first)
+
+    def _draw_dist(self, stream: Stream, d) -> float:
+        lo, hi = d.bounds(self.model.ptime_spread_mode)
+        return draw(stream, KIND_CODES.get(d.kind, 0), lo, hi, d.mean)
+
+    def _down(self, tool: Tool, t: float, duration: float, kind: str) -> None:
+        """Take the tool down for ``duration`` s (after any down in progress); work waits."""
+        start = max(t, tool.down_until)
+        tool.down_until = start + duration
+        if tool.in_idle:
+            tool.fam.idle.remove(tool)
+            tool.in_idle = False
+        for job in tool.jobs:  # preempt-resume: running work ends later by the down's length
+            job.end += duration
+            self._push(job.end, JOB_END, job)
+        if tool.ready > t:
+            tool.ready += duration
+            self._push(tool.ready, READY, tool)
+        fs = self.stats[tool.fam.name]
+        if kind == "pm":
+            fs.pm += self._window(start, tool.down_until)
+        else:
+            fs.down += self._window(start, tool.down_until)
+        self._push(tool.down_until, DOWN_END, tool)
+        if self.obs is not None:
+            state = "scheduled_down" if kind == "pm" else "unscheduled_down"
+            self._state(tool, t, state, "pm" if kind == "pm" else "breakdown")
+
+    def _fail(self, item, t: float) -> None:
+        """A breakdown: repair now (after any down in progress); next failure after repair."""
+        tool, mttf, mttr = item
+        self._down(tool, t, self._draw_dist(tool.stream, mttr), "down")
+        self._push(tool.down_until + self._draw_dist(tool.stream, mttf), FAIL, item)

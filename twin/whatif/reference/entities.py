@@ -1,0 +1,75 @@
+"""The things the reference engine moves: lots, tools, runs (jobs), and the event kinds."""
+
+from __future__ import annotations
+
+from twin.process.model import FabModel
+from twin.whatif.reference.compiled import CFamily
+
+# event kinds, in the order they run at equal times
+JOB_END, READY, DOWN_END, FAIL, PM_TIME, ARRIVE, DELAY_END, RELEASE_EV, WARMUP = range(9)
+
+
+class Lot:
+    """A lot in the fab (engine-internal; custom dispatch rules read its fields)."""
+
+    __slots__ = (
+        "id", "lot_type", "product", "route", "idx", "step", "priority", "wafers", "release",
+        "due", "arrived", "seq", "left", "cqt_to", "cqt_deadline", "reworked", "qt", "pt", "tt",
+        "last_tt", "n_steps", "rec", "dedic", "only",
+    )  # fmt: skip
+
+    def __init__(self, lot_id, lot_type, product, route, priority, wafers, release, due):
+        self.id, self.lot_type, self.product, self.route = lot_id, lot_type, product, route
+        self.priority, self.wafers, self.release, self.due = priority, wafers, release, due
+        self.idx, self.step = 0, route[0]
+        self.arrived = self.left = release
+        self.seq = 0
+        self.cqt_to, self.cqt_deadline = -1, 0.0
+        self.reworked = None
+        self.qt = self.pt = self.tt = self.last_tt = 0.0
+        self.n_steps = 0
+        self.rec = None
+        self.dedic = None  # step index -> Tool: later steps that must run on a given tool
+        self.only = None  # the tool the lot waits for at its current step, if dedicated
+
+
+class Tool:
+    """One tool of a family: setup, availability, downs, accumulators for the KPIs."""
+
+    __slots__ = (
+        "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
+        "jobs", "in_idle", "stream", "pm_stream", "pm_wafer", "state", "ded",
+    )  # fmt: skip
+
+    def __init__(self, tool_id: str, fam: CFamily):
+        self.id, self.fam = tool_id, fam
+        self.setup = None
+        self.minrun_left, self.minrun_setup = 0, None
+        self.ready = self.down_until = 0.0
+        self.inflight = 0
+        self.jobs: list[Job] = []
+        self.in_idle = False
+        self.ded: list = []  # heap of lots dedicated to this tool (same layout as class heaps)
+        self.pm_wafer: list[list] = []  # [wafers left, interval, duration Dist]
+        self.state = ""
+
+
+class Job:
+    """Lots processed together on one tool (one lot, or a batch)."""
+
+    __slots__ = ("tool", "lots", "step", "start", "end", "setup", "pms")
+
+    def __init__(self, tool, lots, step, start, end, setup):
+        self.tool, self.lots, self.step = tool, lots, step
+        self.start, self.end, self.setup = start, end, setup
+        self.pms = None
+
+
+def tool_ids(model: FabModel) -> list[str]:
+    """Ids of the tools the engine creates: ``"<family>#<n>"``, n = 1..count."""
+    return [
+        f"{name}#{i + 1}"
+        for name, f in model.families.items()
+        if not f.is_delay
+        for i in range(f.count)
+    ]
