@@ -99,6 +99,20 @@ def _serve(args: argparse.Namespace) -> int:
     return _run(settings, args.host, args.port)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail fast, before the twin is built, when the address is taken."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                "service address", [f"cannot listen on {host}:{port}: {exc.strerror}"]
+            ) from None
+
+
 def _run(settings: Any, host: str, port: int) -> int:
     import signal
     import warnings
@@ -107,6 +121,7 @@ def _run(settings: Any, host: str, port: int) -> int:
 
     from services.api.app import UVICORN_WS, create_app
 
+    _check_port(host, port)
     # we choose the draining WebSocket implementation on purpose (see services.api.app)
     warnings.filterwarnings("ignore", message=".*[Ww]ebsockets.*deprecated")
     app = create_app(settings)

@@ -104,6 +104,18 @@ def test_twin_serve_refuses_production_without_tokens(monkeypatch, capsys):
     assert "production mode needs at least one token (TWIN_TOKENS)" in err
 
 
+def test_port_in_use_is_a_clear_error(capsys):
+    """A taken port is reported at once, before the twin is built."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["up", "--port", str(port), "--no-physics"]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_twin_serve_with_tokens_from_the_environment(tmp_path):
     """`twin serve --scene SRC --store FILE` serves with the tokens of TWIN_TOKENS and stops on
