@@ -399,7 +399,7 @@ def simulate_batch(
     """Run every model (scenario) for every replication; result[s][i] is scenario s,
     replication ``replications[i]``. ``config.seed`` keys the streams; ``config.replication``
     is ignored. A table that overflows is reported by the device; with ``grow`` it is doubled
-    (records: sized to what was needed) and the chunk rerun, at most 4 times, else
+    (records: sized to what was needed) and the chunk rerun, at most 11 times, else
     CapacityError names it. ``trace`` > 0 keeps the first ``trace`` events (time, kind, object)
     of every thread in ``KernelRun.out`` (tr_t, tr_k, tr_o)."""
     wp = _wp()
@@ -422,13 +422,13 @@ def simulate_batch(
 
     for lo in range(0, len(pairs), chunk):
         part = pairs[lo : lo + chunk]
-        for attempt in range(5):
+        for attempt in range(12):
             err = _launch(wp, simulate_kernel, m, comps, sizes, part, reps, config, records,
                           device, runs)  # fmt: skip
             if err is None:
                 break
             key, size, need = err
-            if not grow or attempt == 4:
+            if not grow or attempt == 11:
                 raise CapacityError(TABLE_NAMES[key], size, key)
             sizes[key] = max(need, 2 * size)
     return [[runs[(s, r)] for r in range(len(reps))] for s in range(len(comps))]
