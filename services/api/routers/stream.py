@@ -46,8 +46,9 @@ async def stream(
     sent = start
     reader = asyncio.create_task(_drain(ws))
     try:
-        if since is not None:
-            sent = await _replay(ws, rt, flt, since)
+        # also without ?since: an event committed between reading last_seq and attaching is
+        # in the ring by now, and the replay sends it
+        sent = await _replay(ws, rt, flt, start)
         await ws.send_text(notice("live", seq=sent))
         while not reader.done():
             waiter = asyncio.create_task(client.wake.wait())
