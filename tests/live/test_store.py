@@ -6,8 +6,10 @@ import sqlite3
 
 import pytest
 
+from twin.live.sources import Message
 from twin.live.state import TwinState, apply_all
 from twin.live.store import DeadLetter, MemoryStore, SQLiteStore
+from twin.live.sync import Synchroniser
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -96,3 +98,12 @@ def test_contract_positions_page_through_the_log(store, stream):
         cursor = page[-1][0]
     assert [e for _, e in seen] == [e for e in stream[:300] if e.type == "vehicle.position"]
     assert all(stream[p - 1] == e for p, e in seen)
+
+
+def test_contract_catalog_is_recorded_for_replays(store, stream, catalog):
+    """A synchroniser records its catalog, so state_at before any snapshot has tool families."""
+    sync = Synchroniser(store, catalog)
+    sync.process([Message(e) for e in stream])
+    assert store.catalog() == catalog
+    early = store.state_at(stream[len(stream) // 2].time)
+    assert early.catalog == catalog and early.utilisation_by_family()

@@ -88,17 +88,30 @@ class EventStore(ABC):
     def last_seqs(self) -> dict[str, int]:
         """Highest seq per source over events and dead letters (where to resume each source)."""
 
+    @abstractmethod
+    def put_meta(self, key: str, value: str) -> None:
+        """Store a small named text (e.g. the catalog the events were validated against)."""
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
     def close(self) -> None:  # noqa: B027 - optional for backends
         pass
+
+    def catalog(self) -> Catalog | None:
+        """The catalog the synchroniser recorded, if any."""
+        text = self.get_meta("catalog")
+        return None if text is None else Catalog.from_dict(json.loads(text))
 
     def append(self, events: Sequence[Event]) -> int:
         return self.write(events, ())
 
     def state_at(self, at: float | None = None, catalog: Catalog | None = None) -> TwinState:
-        """The twin state as of event time ``at`` (None: now)."""
+        """The twin state as of event time ``at`` (None: now). Without a snapshot old enough, the
+        replay starts from ``catalog`` (default: the one recorded in the store)."""
         snap = self.snapshot(at)
         if snap is None:
-            pos, state = 0, TwinState(catalog)
+            pos, state = 0, TwinState(catalog or self.catalog())
         else:
             pos, state = snap
         for ev in self.read(until=at, after=pos):
@@ -107,7 +120,7 @@ class EventStore(ABC):
 
     def replay(self, catalog: Catalog | None = None) -> TwinState:
         """A full replay from an empty state, ignoring snapshots."""
-        state = TwinState(catalog)
+        state = TwinState(catalog or self.catalog())
         for ev in self.read():
             apply(state, ev)
         return state
@@ -127,6 +140,13 @@ class MemoryStore(EventStore):
         self._keys: set[tuple[str, int]] = set()
         self._dead: list[DeadLetter] = []
         self._snaps: list[tuple[int, float, str]] = []
+        self._meta: dict[str, str] = {}
+
+    def put_meta(self, key: str, value: str) -> None:
+        self._meta[key] = value
+
+    def get_meta(self, key: str) -> str | None:
+        return self._meta.get(key)
 
     def write(self, events: Sequence[Event], dead: Sequence[DeadLetter] = ()) -> int:
         n = 0
@@ -208,6 +228,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL,
     raw TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
     pos INTEGER PRIMARY KEY,
     clock REAL NOT NULL,
@@ -242,6 +263,13 @@ class SQLiteStore(EventStore):
 
     def close(self) -> None:
         self._db.close()
+
+    def put_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
 
     def write(self, events: Sequence[Event], dead: Sequence[DeadLetter] = ()) -> int:
         dumps = _ENCODE

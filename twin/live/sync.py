@@ -87,6 +87,8 @@ class Synchroniser:
         self.world = world
         self.on_commit = on_commit  # called with the accepted events after each commit
         self.stats = SyncStats()
+        if catalog is not None:  # so `state_at` can rebuild the same state without being told
+            store.put_meta("catalog", json.dumps(catalog.to_dict()))
         self.state, self.pos = self._recover(catalog)
         start = {s: n for s, n in store.last_seqs().items() if not s.startswith("gap:")}
         self.reorder = ReorderBuffer(self.cfg.reorder, start=start)
@@ -99,7 +101,7 @@ class Synchroniser:
         if snap is not None:
             pos, state = snap
         else:
-            pos, state = 0, TwinState(catalog)
+            pos, state = 0, TwinState(catalog or self.store.catalog())
         for ev in self.store.read(after=pos):
             apply(state, ev)
             pos += 1
