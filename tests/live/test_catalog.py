@@ -71,3 +71,49 @@ def test_demo_lot_walks_its_route(demo):
     vid = sorted(cat.vehicles)[0]
     pos = make_event("amhs", 1, 2000.0, "vehicle.position", vid, segment=seg, offset=0.0, speed=1.0)
     assert validate(pos, s) is None
+
+
+def test_synchroniser_moves_the_demo_physics_world(demo):
+    """Vehicle positions and E10 states ingested for the demo fab move/colour the pybullet world:
+    each vehicle ends where the scene puts that segment offset; a refused id is reported."""
+    pytest.importorskip("pybullet")
+    from twin.live.sources import Message
+    from twin.live.store import MemoryStore
+    from twin.live.sync import Synchroniser
+    from twin.physics.world import PhysicsWorld
+
+    scene, _, cat = demo
+    vehicles = sorted(cat.vehicles)[:3]
+    segs = sorted(cat.segments)[:3]
+    tool = sorted(n.id for n in scene.tools())[0]
+    events = [
+        make_event(
+            "amhs",
+            i + 1,
+            1000.0 + i,
+            "vehicle.position",
+            v,
+            segment=seg,
+            offset=cat.segments[seg] / 2,
+            speed=1.0,
+        )  # fmt: skip
+        for i, (v, seg) in enumerate(zip(vehicles, segs))
+    ]
+    events.append(make_event("mes", 1, 1000.0, "equipment.state", tool, state="unscheduled_down",
+                             reason="breakdown"))  # fmt: skip
+    with PhysicsWorld(scene) as world:
+        sync = Synchroniser(MemoryStore(), cat, world=world)
+        sync.process([Message(e) for e in events])
+        ids, pos, _ = world.vehicle_poses()
+        for v, seg in zip(vehicles, segs):
+            want = scene.point_on_segment(seg, cat.segments[seg] / 2)
+            assert pos[ids.index(v)][:2] == pytest.approx(want[:2], abs=1e-6)
+        assert world.states[tool] == "unscheduled_down"
+        assert sync.stats.world_errors == 0
+        # a catalog-less twin accepts a vehicle the world does not know: reported, not fatal
+        blind = Synchroniser(MemoryStore(), None, world=world)
+        ghost = make_event("amhs", 1, 1.0, "vehicle.position", "GHOST", segment=segs[0],
+                           offset=0.0, speed=0.0)  # fmt: skip
+        blind.process([Message(ghost)])
+        assert blind.stats.world_errors == 1 and "GHOST" in blind.stats.last_world_error
+        assert blind.state.vehicles["GHOST"].segment == segs[0]

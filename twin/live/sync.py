@@ -67,6 +67,8 @@ class SyncStats:
     late: int = 0
     gaps: int = 0
     snapshots: int = 0
+    world_errors: int = 0  # poses/states the physics world refused (e.g. ids not in its scene)
+    last_world_error: str = ""
 
 
 class Synchroniser:
@@ -206,10 +208,15 @@ class Synchroniser:
                 poses[ev.subject] = (ev.data["segment"], float(ev.data["offset"]))
             elif ev.type == "equipment.state":
                 states[ev.subject] = ev.data["state"]
-        for vid, (seg, off) in poses.items():
-            self.world.set_vehicle_pose(vid, seg, off)  # type: ignore[union-attr]
-        for eid, st in states.items():
-            self.world.set_equipment_state(eid, st)  # type: ignore[union-attr]
+        world = self.world
+        calls = [(world.set_vehicle_pose, (v, seg, off)) for v, (seg, off) in poses.items()]  # type: ignore[union-attr]
+        calls += [(world.set_equipment_state, (e, st)) for e, st in states.items()]  # type: ignore[union-attr]
+        for fn, args in calls:
+            try:
+                fn(*args)
+            except Exception as exc:  # the state is committed; a world that disagrees is reported
+                self.stats.world_errors += 1
+                self.stats.last_world_error = f"{fn.__name__}{args}: {exc}"[:300]
 
     def run(
         self,
