@@ -35,6 +35,25 @@ def cloud(points: np.ndarray, normals: np.ndarray | None = None) -> Any:
     return pc
 
 
+def voxel_down(points: np.ndarray, voxel: float) -> np.ndarray:
+    """The centroid of the points in each occupied voxel (m); open3d's voxel_down_sample, faster.
+
+    Sorting one int64 key per point and summing runs is about twice as fast as open3d's hash map
+    on a million points, and this is the one pass that sees every point of a scan.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) == 0:
+        return pts.reshape(0, 3)
+    k = np.floor((pts - pts.min(axis=0)) / voxel).astype(np.int64)
+    span = k.max(axis=0) + 1
+    key = (k[:, 0] * span[1] + k[:, 1]) * span[2] + k[:, 2]
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    count = np.diff(np.r_[start, len(pts)])
+    return np.add.reduceat(pts[order], start, axis=0) / count[:, None]
+
+
 def raycasting_scene(meshes: list[Any]) -> Any:
     """An open3d RaycastingScene holding the given trimesh meshes."""
     import open3d as o3d
@@ -103,7 +122,7 @@ def register(
     timings["reference"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    dense = cloud(scan).voxel_down_sample(config.icp_voxel)  # one pass over the whole scan
+    dense = cloud(voxel_down(scan, config.icp_voxel))
     coarse = _capped(dense.voxel_down_sample(v), config.icp_points // 2, rng)
     fine = _capped(dense, config.icp_points, rng)
     timings["downsample"] = time.perf_counter() - t0
