@@ -3,6 +3,7 @@ ingest process killed mid-stream. At-least-once delivery + (source, seq) keys = 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -84,10 +85,12 @@ def test_topic_scheme():
     assert (cfg.host, cfg.port, cfg.topic) == ("10.0.0.5", 1884, "twin/+/events/#")
 
 
-def test_end_to_end_through_mosquitto(broker, tmp_path, catalog, stream):
-    """Every published event reaches the store once, and the state equals the ordered replay."""
+@pytest.mark.parametrize("batch", [1, 25])
+def test_end_to_end_through_mosquitto(broker, tmp_path, catalog, stream, batch):
+    """Every published event reaches the store once, and the state equals the ordered replay,
+    whether events travel one per message or batched as JSON arrays."""
     ingest = Ingest(broker, tmp_path / "twin.db", catalog)
-    sink = MqttSink(MqttConfig(port=broker.port, client_id="emu-1"), fab="fab1")
+    sink = MqttSink(MqttConfig(port=broker.port, client_id="emu-1", batch=batch), fab="fab1")
     try:
         for e in stream:
             sink.publish(e)
@@ -102,6 +105,24 @@ def test_end_to_end_through_mosquitto(broker, tmp_path, catalog, stream):
             s.state_at(None, catalog).fingerprint()
             == apply_all(TwinState(catalog), stream).fingerprint()
         )
+
+
+def test_batched_message_with_bad_events_is_split_and_acknowledged_once(catalog, stream):
+    """A JSON-array message is split: its bad elements become dead letters naming their index,
+    the good ones are applied, and the message is acknowledged once, after the last one."""
+    from twin.live.sources import Message
+    from twin.live.store import MemoryStore
+
+    acks = []
+    items = [json.loads(e.to_json()) for e in stream[:5]]
+    items.insert(2, {"not": "an event"})
+    held = json.loads(stream[6].to_json())  # ahead of seq 6: waits in the reorder buffer
+    sync = Synchroniser(MemoryStore(), catalog)
+    sync.process([Message(json.dumps(items + [held]), ack=lambda: acks.append(1), origin="t")])
+    assert sync.pos == 5 and sync.stats.rejected == 1 and acks == []
+    assert "t[2]: missing envelope keys" in sync.store.dead_letters()[0].reason
+    sync.process([Message(stream[5].to_json())])
+    assert sync.pos == 7 and acks == [1]
 
 
 @pytest.mark.slow

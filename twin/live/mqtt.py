@@ -44,6 +44,8 @@ class MqttConfig:
     max_inflight: int = 1000  # QoS 1 messages awaiting PUBACK (sink); publish() blocks beyond
     max_unconfirmed: int = 100_000  # end-to-end sink: events kept until the twin confirms them
     resend_after: float = 5.0  # s; end-to-end sink re-sends what is unconfirmed after this long
+    batch: int = 1  # sink: events per MQTT message (a JSON array when > 1)
+    linger: float = 0.005  # s a partial batch waits for more events before it is sent
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> MqttConfig:
@@ -189,10 +191,12 @@ class MqttSink:
         self._client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_confirm
+        self._batches: dict[str, list[str]] = {}  # topic -> JSON texts waiting to be sent
+        self._batch_t0: dict[str, float] = {}
         self._closing = threading.Event()
         _connect(self._client, cfg, connect_timeout, self.connected)
-        if end_to_end:
-            threading.Thread(target=self._resender, daemon=True, name="mqtt-resend").start()
+        if end_to_end or cfg.batch > 1:
+            threading.Thread(target=self._ticker, daemon=True, name="mqtt-sink").start()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:
@@ -218,12 +222,29 @@ class MqttSink:
         for topic, payload in again:
             self._send(topic, payload)
 
-    def _resender(self) -> None:
-        """Covers what a reconnect does not: a broker that restarted without the twin's session
-        drops messages for it until the twin subscribes again."""
-        while not self._closing.wait(min(1.0, self.cfg.resend_after / 2)):
-            if self.connected.is_set():
+    def _ticker(self) -> None:
+        """Sends partial batches after ``linger``; re-sends unconfirmed events (which covers what
+        a reconnect does not: a broker restarted without the twin's session drops messages for
+        it until the twin subscribes again)."""
+        tick = min(1.0, self.cfg.resend_after / 2, self.cfg.linger if self.cfg.batch > 1 else 1.0)
+        last_resend = _time.monotonic()
+        while not self._closing.wait(tick):
+            if self.cfg.batch > 1:
+                self._send_batches(older_than=self.cfg.linger)
+            now = _time.monotonic()
+            if self.end_to_end and self.connected.is_set() and now - last_resend >= 0.5:
                 self._resend(older_than=self.cfg.resend_after)
+                last_resend = now
+
+    def _send_batches(self, older_than: float) -> None:
+        now = _time.monotonic()
+        with self._lock:
+            due = [t for t, t0 in self._batch_t0.items() if now - t0 >= older_than]
+            ready = [(t, self._batches.pop(t)) for t in due]
+            for t in due:
+                del self._batch_t0[t]
+        for topic, texts in ready:
+            self.publish_raw(topic, "[" + ",".join(texts) + "]")
 
     def _on_confirm(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
@@ -243,6 +264,7 @@ class MqttSink:
 
     def flush_confirmed(self, timeout: float = 60.0) -> bool:
         """Wait until the twin confirmed every event published (``end_to_end`` only)."""
+        self._send_batches(older_than=0.0)
         deadline = _time.monotonic() + timeout
         with self._lock:
             while any(self._outbox.values()):
@@ -269,7 +291,20 @@ class MqttSink:
                     self._lock.wait(0.5)
                 box = self._outbox.setdefault(event.source, deque())
                 box.append([event.seq, topic, payload, _time.monotonic()])
-        self.publish_raw(topic, payload)
+        if self.cfg.batch <= 1:
+            self.publish_raw(topic, payload)
+            return
+        with self._lock:
+            buf = self._batches.get(topic)
+            if buf is None:
+                buf = self._batches[topic] = []
+                self._batch_t0[topic] = _time.monotonic()
+            buf.append(payload)
+            full = len(buf) >= self.cfg.batch
+            if full:
+                del self._batches[topic], self._batch_t0[topic]
+        if full:
+            self.publish_raw(topic, "[" + ",".join(buf) + "]")
 
     def publish_raw(self, topic: str, payload: str | bytes) -> None:
         """Publish with QoS 1; waits while ``max_inflight`` messages await their PUBACK
@@ -293,7 +328,9 @@ class MqttSink:
             return len(self._unacked)
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until the broker acknowledged everything published; False on timeout."""
+        """Send partial batches, then wait until the broker acknowledged everything published;
+        False on timeout."""
+        self._send_batches(older_than=0.0)
         deadline = _time.monotonic() + timeout
         with self._lock:
             while self._unacked:
@@ -304,6 +341,7 @@ class MqttSink:
         return True
 
     def close(self) -> None:
+        self._send_batches(older_than=0.0)
         self._closing.set()
         self._client.disconnect()
         self._client.loop_stop()

@@ -117,6 +117,7 @@ class Synchroniser:
         acks: list[Callable[[], None]] = []
         now = _time.time()
         push, pending = self.reorder.push, self._pending_acks
+        messages = _expand(messages)
         self.stats.received += len(messages)
         for m in messages:
             payload = m.payload
@@ -248,6 +249,44 @@ class Synchroniser:
         if self._since_snap:
             self.snapshot()
         return self.stats
+
+
+class _SharedAck:
+    """One message carrying several events is acknowledged when the last of them is durable."""
+
+    __slots__ = ("left", "ack")
+
+    def __init__(self, ack: Callable[[], None], n: int) -> None:
+        self.ack, self.left = ack, n
+
+    def __call__(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.ack()
+
+
+def _expand(messages: list[Message]) -> list[Message]:
+    """Split messages whose payload is a JSON array of events (a batched publish) into one
+    message per event, sharing the original acknowledgement."""
+    out: list[Message] | None = None
+    for i, m in enumerate(messages):
+        p = m.payload
+        if not ((type(p) is bytes and p[:1] == b"[") or (type(p) is str and p[:1] == "[")):
+            if out is not None:
+                out.append(m)
+            continue
+        try:
+            items = json.loads(p)
+        except (ValueError, RecursionError):
+            items = None  # the parser reports it as a dead letter
+        if out is None:
+            out = messages[:i]
+        if not items or not isinstance(items, list):
+            out.append(m)
+            continue
+        ack = _SharedAck(m.ack, len(items)) if m.ack is not None else None
+        out.extend(Message(item, ack, f"{m.origin}[{k}]") for k, item in enumerate(items))
+    return messages if out is None else out
 
 
 def _raw(payload: Any) -> str:
