@@ -61,7 +61,7 @@ def plan_stop(
     cap = np.asarray(cap, dtype=float)
     acc = np.asarray(acc, dtype=float)
     dec = np.asarray(dec, dtype=float)
-    delay = np.broadcast_to(np.asarray(delay, dtype=float), v0.shape).copy()
+    delay = np.full(v0.shape, delay) if np.isscalar(delay) else np.asarray(delay, dtype=float)
     stopping = v0 * v0 / (2.0 * dec)
     brake_only = dist <= stopping * (1.0 + 1e-12) + 1e-12
     emergency = dist < stopping - 1e-6
@@ -143,7 +143,7 @@ def time_to_reach(plan: Plan, target: np.ndarray) -> np.ndarray:
         r3 = plan.t1 + plan.t2 + (plan.vm - np.sqrt(disc3)) / plan.a3
         out = np.where(in3, r3, out)
     out = np.where(target <= 0, 0.0, out)
-    out = np.nan_to_num(out, nan=np.inf)
+    out = np.where(np.isnan(out), np.inf, out)
     return out + plan.delay
 
 
