@@ -41,7 +41,7 @@ class AlignConfig:
     tolerance_mm: float = 50.0  # a tool whose origin moved more than this is flagged
     tolerance_deg: float = 1.0  # a tool turned more than this is flagged
     min_points: int = 40  # points a tool needs to be measured at all
-    min_fitness: float = 0.5  # share of the scan's equipment points that must match the scene
+    min_fitness: float = 0.7  # share of the scan's equipment points that must match the scene
     init: str = "auto"  # "auto", "global" (feature matching) or "identity" (scan in fab frame)
     # "footprint" (plan-view correlation), "fpfh" (FPFH + RANSAC), "all" (both) or "auto"
     # (footprint, then FPFH only when the footprint pose fits less than half the equipment)
