@@ -32,7 +32,7 @@ PY=python3
 if ! $PY -c "import warp" >/dev/null 2>&1; then
   # offline machines answer at once; do not spend the lease waiting for an index
   if python3 -m venv --system-site-packages /tmp/v >>"$OUT/env.log" 2>&1 &&
-     timeout 120 /tmp/v/bin/pip install -q --retries 0 --timeout 10 "warp-lang>=1.5" pytest \
+     timeout 60 /tmp/v/bin/pip install -q --retries 0 --timeout 10 "warp-lang>=1.5" pytest \
        >>"$OUT/env.log" 2>&1; then
     PY=/tmp/v/bin/python
   fi
