@@ -115,7 +115,6 @@ class OhtSim(TransferJobs):
         self.s = np.zeros(n)  # odometer (m) at the tick start
         self.stage = np.full(n, IDLE, dtype=np.int64)
         self.ready = np.zeros(n)  # s, when a hoisting vehicle may move again
-        self.arrived = np.full(n, np.nan)
         # routes as padded rows: segment indices and the odometer (m) where each one starts
         self.r_segs = np.full((n, 16), -1, dtype=np.int64)
         self.r_s0 = np.full((n, 16), np.inf)
