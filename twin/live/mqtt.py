@@ -205,7 +205,7 @@ class MqttSink:
         if self.end_to_end:
             client.subscribe(f"twin/{self.fab}/acks/#", qos=1)
             if self._connects > 1:  # the broker may have lost what it had: send it again
-                self._resend(older_than=float("inf"))
+                self._resend(older_than=0.0)
         self.connected.set()
 
     def _resend(self, older_than: float) -> None:
