@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from twin.errors import ConfigError, InputError
-from twin.scan.geometry import floor_z, solid_ids, world_mesh, yaw_of
+from twin.scan.geometry import floor_z, raycasting_scene, solid_ids, world_mesh, yaw_of
 from twin.scan.io import read_scan
-from twin.scan.register import raycasting_scene, register, voxel_down
+from twin.scan.register import register, voxel_down
 from twin.scene.graph import SceneGraph
 
 INITS = ("auto", "global", "identity")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -124,6 +125,19 @@ def sample_surface(
     t = tri[face]
     pts = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
     return pts, nrm[face], own[face]
+
+
+def raycasting_scene(meshes: Iterable[trimesh.Trimesh]) -> Any:
+    """An open3d RaycastingScene holding the given trimesh meshes."""
+    import open3d as o3d
+
+    rays = o3d.t.geometry.RaycastingScene()
+    for m in meshes:
+        rays.add_triangles(
+            o3d.core.Tensor(np.asarray(m.vertices, dtype=np.float32)),
+            o3d.core.Tensor(np.asarray(m.faces, dtype=np.uint32)),
+        )
+    return rays
 
 
 def yaw_of(pose: np.ndarray) -> float:

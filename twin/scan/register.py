@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from twin.scan.geometry import floor_mesh, floor_z, sample_surface, solid_ids, world_mesh
+from twin.scan.geometry import (
+    floor_mesh,
+    floor_z,
+    raycasting_scene,
+    sample_surface,
+    solid_ids,
+    world_mesh,
+)
 from twin.scene.graph import SceneGraph
 
 if TYPE_CHECKING:
@@ -52,19 +59,6 @@ def voxel_down(points: np.ndarray, voxel: float) -> np.ndarray:
     start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
     count = np.diff(np.r_[start, len(pts)])
     return np.add.reduceat(pts[order], start, axis=0) / count[:, None]
-
-
-def raycasting_scene(meshes: list[Any]) -> Any:
-    """An open3d RaycastingScene holding the given trimesh meshes."""
-    import open3d as o3d
-
-    rays = o3d.t.geometry.RaycastingScene()
-    for m in meshes:
-        rays.add_triangles(
-            o3d.core.Tensor(np.asarray(m.vertices, dtype=np.float32)),
-            o3d.core.Tensor(np.asarray(m.faces, dtype=np.uint32)),
-        )
-    return rays
 
 
 def reference_cloud(

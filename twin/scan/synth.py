@@ -23,6 +23,7 @@ from twin.scan.geometry import (
     floor_mesh,
     floor_z,
     moved_pose,
+    raycasting_scene,
     sample_surface,
     solid_ids,
     world_mesh,
@@ -201,12 +202,7 @@ def synthesize(
     meshes.append(floor_mesh(scene))
     positions = scanner_positions(scene, config)
 
-    rays = o3d.t.geometry.RaycastingScene()
-    for mesh in meshes:
-        rays.add_triangles(
-            o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float32)),
-            o3d.core.Tensor(np.asarray(mesh.faces, dtype=np.uint32)),
-        )
+    rays = raycasting_scene(meshes)
 
     n_clean = int(round(config.points * (1.0 - config.outliers)))
     kept_pts, kept_dirs, have, rounds, batch = [], [], 0, 0, max(n_clean, 1000) * 2
