@@ -503,10 +503,10 @@ class KernelEngine:
 
     @property
     def batch_size(self) -> int:
-        # CPU: Warp runs the threads of a launch one after the other; the runner's process
-        # pool gives each core its own launch. GPU: one launch for everything.
+        # CPU: Warp runs a launch's threads one after the other, so one replication per work
+        # item lets the runner's process pool keep every core busy. GPU: one launch for all.
         dev = self.device or ""
-        return 4096 if dev.startswith("cuda") else 4
+        return 4096 if dev.startswith("cuda") else 1
 
     def run(self, model: FabModel, replications: Sequence[int], config, start: Any = None):
         from twin.whatif.runner import Replication
