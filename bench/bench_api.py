@@ -188,18 +188,22 @@ async def fanout(port: int, clients: int, rate: float, duration: float) -> tuple
     expected = int(rate * duration)
     done = asyncio.Event()
     counts = [0] * clients
-    time_re = re.compile(r'"time":"([^"]+)"')
+    time_re = re.compile(rb'"time":"([^"]+)"')
 
     async def client(k: int, ready: asyncio.Event) -> None:
         async with websockets.connect(url, additional_headers=AUTH, max_size=None) as ws:
-            await ws.recv()  # {"notice": "live"}
+            await ws.recv()  # {"notice": "live", ...}
             ready.set()
             while counts[k] < expected:
-                msg = await ws.recv()
+                msg = await ws.recv(decode=False)  # bytes: no UTF-8 decoding of 30 kB frames
                 now = time.time()
-                for t in time_re.findall(msg):  # the event's own time, no full JSON parse
-                    lat.append((now - _epoch(t)) * 1e3)
-                    counts[k] += 1
+                # the events of one message were posted together with one time: read the first
+                # and count the rest (parsing 200,000 events/s here would measure this client)
+                n = msg.count(b'"seq":')
+                m = time_re.search(msg)
+                if m is not None:
+                    lat.extend([(now - _epoch(m.group(1).decode())) * 1e3] * n)
+                    counts[k] += n
 
     readies = [asyncio.Event() for _ in range(clients)]
     tasks = [asyncio.create_task(client(k, readies[k])) for k in range(clients)]
@@ -243,6 +247,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="s per measurement")
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--events", type=int, default=60_000, help="events posted in part 2")
+    ap.add_argument("--rate", type=float, default=1000.0, help="fixed GET rate (req/s)")
     ap.add_argument("--skip-wrk", action="store_true")
     ap.add_argument(
         "--synchronous", default="FULL", choices=["FULL", "NORMAL"],
@@ -271,14 +276,14 @@ def main() -> int:
                 rows.append(("  server CPU per request (capacity of 1 core)",
                              f"{per:.0f} us ({1e6 / per:,.0f}/s)", "-", "-"))  # fmt: skip
         t0 = time.perf_counter()
-        lat = asyncio.run(fixed_rate(port, 1000.0, args.duration))
+        lat = asyncio.run(fixed_rate(port, args.rate, args.duration))
         achieved = len(lat) / (time.perf_counter() - t0)
         p50, p99 = np.percentile(lat, [50, 99])
-        rows.append(
-            ("GET /equipment/{id} fixed rate achieved", f"{achieved:,.0f} req/s", "1,000", "-")
-        )
-        rows.append(("GET /equipment/{id} @ 1,000 req/s p50", f"{p50:.2f} ms", "-", "-"))
-        rows.append(("GET /equipment/{id} @ 1,000 req/s p99", f"{p99:.2f} ms", "<= 20 ms",
+        at = f"@ {args.rate:,.0f} req/s"
+        rows.append(("GET /equipment/{id} fixed rate achieved", f"{achieved:,.0f} req/s",
+                     f"{args.rate:,.0f}", "-"))  # fmt: skip
+        rows.append((f"GET /equipment/{{id}} {at} p50", f"{p50:.2f} ms", "-", "-"))
+        rows.append((f"GET /equipment/{{id}} {at} p99", f"{p99:.2f} ms", "<= 20 ms",
                      "yes" if p99 <= 20 else "NO"))  # fmt: skip
         events = demo_events(args.events)
         c0 = cpu_seconds(proc.pid)
@@ -292,7 +297,9 @@ def main() -> int:
         per = ingest_cpu / accepted * 1e6
         rows.append(("  server CPU per event (capacity of 1 core)",
                      f"{per:.1f} us ({1e6 / per:,.0f}/s)", "-", "-"))  # fmt: skip
+        c0, w0 = cpu_seconds(proc.pid), time.perf_counter()
         lat, n = asyncio.run(fanout(port, args.clients, 2000.0, args.duration))
+        fan_cores = (cpu_seconds(proc.pid) - c0) / (time.perf_counter() - w0)
         if len(lat):
             p50, p99 = np.percentile(lat, [50, 99])
             rows.append(
@@ -300,6 +307,7 @@ def main() -> int:
             )
             rows.append((f"WS fan-out {args.clients} clients @ 2,000 ev/s p99", f"{p99:.1f} ms",
                          "<= 100 ms", "yes" if p99 <= 100 else "NO"))  # fmt: skip
+        rows.append(("  server CPU during fan-out", f"{fan_cores:.2f} cores", "< 1", "-"))
         rows.append(("  deliveries (events × clients)", f"{len(lat):,} of {n:,}", "all",
                      "yes" if len(lat) == n else "NO"))  # fmt: skip
     finally:
