@@ -47,7 +47,7 @@ def test_align_table_output(folder, tmp_path, capsys):
     """Without --json the report is a table that names the flagged tools."""
     scan = tmp_path / "scan.pcd"
     assert main(["scan", "synth", str(folder), str(scan), "--points", "60000",
-                 "--move", "T02:0,0.25,0"]) == 0  # fmt: skip
+                 "--move", "T02:0,0.25,0", "--position", "5,4", "--position", "20,13"]) == 0  # fmt: skip
     capsys.readouterr()
     assert main(["scan", "align", str(folder), str(scan), "--init", "identity"]) == 0
     out = capsys.readouterr().out
@@ -63,3 +63,5 @@ def test_bad_scan_and_bad_move_exit_1(folder, tmp_path, capsys):
     assert "junk.ply" in err and "not a PLY file" in err
     assert main(["scan", "synth", str(folder), str(tmp_path / "x.ply"), "--move", "T99:1,0,0"]) == 1
     assert "unknown tool 'T99'" in capsys.readouterr().err
+    assert main(["scan", "synth", str(folder), str(tmp_path / "x.ply"), "--position", "3"]) == 1
+    assert "'3' is not X,Y" in capsys.readouterr().err

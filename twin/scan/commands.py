@@ -62,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="dx,dy,dz,yaw",
         help="express the scan in a scanner frame offset by dx,dy,dz (m) and yaw (deg)",
     )
+    synth.add_argument(
+        "--position",
+        action="append",
+        default=None,
+        metavar="X,Y",
+        help="a scan position in fab coordinates (m); repeatable (default: one per 15 m cell)",
+    )
     synth.add_argument("--outliers", type=float, default=0.0, help="fraction of stray points")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
     synth.set_defaults(func=cmd_synth)
@@ -122,6 +129,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise InputError(
             "--frame", [f"{args.frame!r} is not dx,dy,dz,yaw (m, m, m, deg)"]
         ) from None
+    positions, problems = [], []
+    for text in args.position or []:
+        try:
+            x, y = (float(v) for v in text.split(","))
+        except ValueError:
+            problems.append(f"{text!r} is not X,Y (metres)")
+        else:
+            positions.append((x, y))
+    if problems:
+        raise InputError("--position", problems)
     moves = [Move.parse(m) for m in args.move]
     scene = load_scene(args.src)
     config = ScanConfig(
@@ -129,6 +146,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         noise_mm=args.noise_mm,
         outliers=args.outliers,
         frame=frame,  # type: ignore[arg-type]
+        positions=positions or None,
         seed=args.seed,
     )
     scan = synthesize(scene, config, moves)
