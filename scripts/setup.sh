@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # System packages: libusb for open3d, libgl/libgomp for open3d's renderer, mosquitto for the
-# MQTT tests, chromium for the browser tests.
-SYSTEM_PACKAGES=(libusb-1.0-0 libgomp1 libgl1 mosquitto chromium)
+# MQTT tests, chromium for the browser tests, wrk for the API benchmark.
+SYSTEM_PACKAGES=(libusb-1.0-0 libgomp1 libgl1 mosquitto chromium wrk)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
