@@ -124,3 +124,33 @@ def test_move_parse():
     assert Move.parse("LITH01:0.25,-0.1,2") == Move("LITH01", 0.25, -0.1, 2.0)
     with pytest.raises(InputError, match="TOOL:dx,dy,yaw"):
         Move.parse("LITH01:0.25")
+
+
+def test_density_falls_with_range_and_incidence():
+    """Floor point density follows cos(incidence) / range² (a fixed angular step), in closed form."""
+    from twin.scene.graph import Node, SceneGraph, translation
+
+    scene = SceneGraph("strip")
+    for k, x in enumerate((-20.0, 20.0)):  # two small tools: the floor spans x in [-22.5, 22.5]
+        scene.add(
+            Node(id=f"T{k}", kind="tool", size=(1.0, 1.0, 1.0), transform=translation(x, 0.0))
+        )
+    config = ScanConfig(points=80_000, noise_mm=0.0, positions=[(0.0, 0.0)], height=HEIGHT, seed=1)
+    pts = synthesize(scene, config).points
+    floor = pts[np.abs(pts[:, 2]) < 1e-5]
+
+    def expected(lo: float, hi: float) -> float:
+        """Integral of h / r³ over the strips lo <= |x| <= hi, |y| <= 2 (midpoint rule)."""
+        x = np.linspace(lo, hi, 401)[:-1] + (hi - lo) / 800
+        y = np.linspace(-2, 2, 801)[:-1] + 4 / 1600
+        gx, gy = np.meshgrid(x, y)
+        r = np.sqrt(gx**2 + gy**2 + HEIGHT**2)
+        return 2 * float((HEIGHT / r**3).sum()) * (hi - lo) / 400 * 4 / 800
+
+    def counted(lo: float, hi: float) -> int:
+        ax = np.abs(floor[:, 0])
+        return int(((ax >= lo) & (ax < hi) & (np.abs(floor[:, 1]) <= 2)).sum())
+
+    assert counted(8, 10) > 1000
+    ratio = counted(8, 10) / counted(14, 16)
+    assert ratio == pytest.approx(expected(8, 10) / expected(14, 16), rel=0.1)

@@ -68,6 +68,9 @@ class ScanConfig:
     cell: float = 15.0  # m; the automatic grid puts one scanner per cell of this size
     height: float = 1.6  # m above the floor, of the scanner's optical centre
     max_range: float = 60.0  # m
+    # m; a scanner with a fixed angular step lays points at a density ∝ cos(incidence) / range²:
+    # full density up to this range at normal incidence, thinning beyond. None: uniform density.
+    full_density_range: float | None = 8.0
     outliers: float = 0.0  # fraction of extra stray points (people, carts, dust) in the fab's box
     frame: tuple[float, float, float, float] = (
         0.0,
@@ -85,6 +88,10 @@ class ScanConfig:
             problems.append(f"noise_mm must be a finite number >= 0, got {self.noise_mm}")
         if not self.cell > 0:
             problems.append(f"cell must be > 0 m, got {self.cell}")
+        if self.full_density_range is not None and not self.full_density_range > 0:
+            problems.append(
+                f"full_density_range must be > 0 m or None, got {self.full_density_range}"
+            )
         if not self.max_range > 0:
             problems.append(f"max_range must be > 0 m, got {self.max_range}")
         if not 0 <= self.outliers < 1:
@@ -205,10 +212,12 @@ def synthesize(
     rays = raycasting_scene(meshes)
 
     n_clean = int(round(config.points * (1.0 - config.outliers)))
+    r0 = config.full_density_range
     kept_pts, kept_dirs, have, rounds, batch = [], [], 0, 0, max(n_clean, 1000) * 2
     while have < n_clean and rounds < 8:
-        pts, _, _ = sample_surface(meshes, batch, rng, skip_down_faces=True)
-        best = np.full(len(pts), np.inf)
+        pts, normals, _ = sample_surface(meshes, batch, rng, skip_down_faces=True)
+        density = np.zeros(len(pts))  # relative point density summed over the scanners
+        best = np.zeros(len(pts))  # largest single-scanner share: that ray gets the noise
         ray_dir = np.zeros_like(pts)
         for pos in positions:
             d = pts - pos
@@ -216,9 +225,17 @@ def synthesize(
             unit = d / np.maximum(dist, 1e-9)[:, None]
             query = np.hstack([np.repeat(pos[None], len(pts), axis=0), unit]).astype(np.float32)
             hit = rays.cast_rays(o3d.core.Tensor(query))["t_hit"].numpy()
-            seen = (hit >= dist - 2e-4 - 2e-5 * dist) & (dist <= config.max_range) & (dist < best)
-            best[seen], ray_dir[seen] = dist[seen], unit[seen]
-        ok = np.isfinite(best)
+            seen = (hit >= dist - 2e-4 - 2e-5 * dist) & (dist <= config.max_range)
+            if r0 is None:
+                part = seen.astype(float)
+            else:
+                cos = np.abs(np.einsum("ij,ij->i", unit, normals))
+                part = np.where(seen, (r0 / np.maximum(dist, 1e-9)) ** 2 * cos, 0.0)
+            density += part
+            better = part > best
+            best[better], ray_dir[better] = part[better], unit[better]
+        keep = rng.random(len(pts)) < np.minimum(density, 1.0)
+        ok = keep & (best > 0)
         kept_pts.append(pts[ok])
         kept_dirs.append(ray_dir[ok])
         have += int(ok.sum())
