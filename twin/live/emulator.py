@@ -1,0 +1,627 @@
+"""The fab emulator: the scene's process model driven event by event, published as a live stream.
+
+``Emulator(scene, model, seed=, hours=)`` runs the reference what-if engine
+(``twin.whatif.reference``) over the scene's process model and the OHT simulator
+(``twin.physics.oht``) over its rails, side by side on one clock, and turns what happens into
+fab events (``twin.live.events``) in time order:
+
+- ``mes`` source: ``equipment.state`` (E10; breakdowns and PMs from the model's calendars),
+  ``alarm.set``/``alarm.cleared`` around breakdowns, ``lot.released``, ``lot.track_in``,
+  ``lot.track_out``, ``lot.completed``;
+- ``amhs`` source: ``carrier.transfer_requested`` -> ``vehicle_assigned`` -> ``picked_up`` ->
+  ``delivered`` for every move of a lot's carrier, ``vehicle.position`` every
+  ``position_every`` s of a moving vehicle (and where it stops) and ``vehicle.state``.
+
+The OHT replaces the model's transport times: when a lot leaves a step, its carrier is sent
+from where it is to a load port of the tool chosen for the next step (the lot is then
+dedicated to that tool, like a push dispatch), or to the bay stocker for batch families (the
+furnace is chosen when the batch forms); the lot joins the step's queue when the carrier is
+delivered. New lots start at a stocker; finished lots go back to one. The run starts from an
+empty fab (the model's initial WIP is not used: the stream has no way to place a lot mid-route).
+
+Times: ``start`` (UTC epoch s) + simulated seconds, rounded down to 1/64 s. That grid keeps
+every time exact in JSON (microseconds) and every sum of durations exact in float64, so a
+replay reproduces the emulator's KPIs to the last bit.
+
+API (what ``twin emulate`` and ``twin up`` use)::
+
+    emu = Emulator(scene, model, seed=1, hours=8)
+    for event in emu.events(): ...        # a generator, in time order; or
+    emu.run(sink, speed=60.0)             # publish into a sink (Bus, JsonlSink, MqttSink);
+                                          # speed = sim s per wall s, None = as fast as possible
+    emu.kpis()                            # lots completed, WIP, E10 utilisation by family, ...
+
+The same seed gives the same stream, byte for byte.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time as _time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin.errors import InputError
+from twin.live.events import UP_STATES, Event
+from twin.live.sources import Sink
+from twin.physics.oht import IDLE, LOADING, TO_DEST, TO_SOURCE, UNLOADING, OhtConfig, OhtSim
+from twin.physics.routing import port_stop
+from twin.process.model import FabModel
+from twin.scene.graph import SceneGraph
+from twin.whatif.reference import SimConfig, tool_ids
+from twin.whatif.reference.engine import (
+    ARRIVE,
+    BATCHING,
+    DELAY_END,
+    DOWN_END,
+    FAIL,
+    JOB_END,
+    PM_TIME,
+    READY,
+    RELEASE_EV,
+    WARMUP,
+    Engine,
+)
+
+EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the default start of the stream
+GRID = 64  # event times are multiples of 1/GRID s (exact in JSON and in float sums)
+VEHICLE_STAGE_STATE = ("idle", "moving", "acquiring", "moving", "depositing")
+_TICK = object()  # the OHT's clock step, queued in the engine heap as an ARRIVE
+
+
+@dataclass(kw_only=True)
+class EmulatorConfig:
+    seed: int = 0  # seeds the engine's random streams (the OHT is deterministic)
+    hours: float = 8.0  # h of fab time to emulate
+    start: float = EPOCH  # s, UTC epoch of simulated time 0 (an integer)
+    position_every: float = 5.0  # s of fab time between position reports of a moving vehicle
+    # 2 s decisions (plans are exact in between) with the lookahead that tick needs
+    oht: OhtConfig = field(default_factory=lambda: OhtConfig(tick=2.0, lookahead=5.0))
+    breakdowns: bool = True  # the model's down calendars
+    pms: bool = True  # the model's PM calendars
+
+    def check(self) -> None:
+        problems = []
+        if not (
+            isinstance(self.hours, int | float) and math.isfinite(self.hours) and self.hours > 0
+        ):
+            problems.append(f"hours = {self.hours!r}: must be a number > 0")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            problems.append(f"seed = {self.seed!r}: must be an integer >= 0")
+        if not (float(self.start).is_integer() and self.start >= 0):
+            problems.append(f"start = {self.start!r}: must be whole epoch seconds >= 0")
+        if not (self.position_every > 0 and math.isfinite(self.position_every)):
+            problems.append(f"position_every = {self.position_every!r}: must be > 0 s")
+        if problems:
+            raise InputError("emulator config", problems)
+
+
+def tool_map(scene: SceneGraph, model: FabModel) -> dict[str, str]:
+    """Engine tool ids (``"<family>#<n>"``) -> scene tool ids of that family, in id order.
+
+    Every family of the model must have exactly STNQTY tools in the scene; one error lists
+    every family that does not.
+    """
+    by_family: dict[str, list[str]] = {}
+    for node in scene.nodes("tool"):
+        by_family.setdefault(str(node.family), []).append(node.id)
+    problems = []
+    out: dict[str, str] = {}
+    engine_ids = tool_ids(model)
+    for name, fam in model.families.items():
+        if fam.is_delay:
+            continue
+        tools = sorted(by_family.get(name, []))
+        if len(tools) != fam.count:
+            problems.append(
+                f"family {name}: the process model has {fam.count} tools (STNQTY), the scene "
+                f"has {len(tools)} tool nodes with family {name!r} ({', '.join(tools) or 'none'})"
+            )
+            continue
+        for k, tid in enumerate(tools):
+            out[f"{name}#{k + 1}"] = tid
+    if problems:
+        raise InputError(f"scene {scene.name} vs process model {model.name}", problems)
+    assert set(out) == set(engine_ids)
+    return out
+
+
+class _Engine(Engine):
+    """The reference engine with the OHT in the loop: arrivals wait for the carrier."""
+
+    emu: Emulator
+
+    def _arrive(self, lot: Any, t: float) -> None:
+        if lot is _TICK:
+            self.emu._tick(t)
+        elif not self.emu._carrier_there(lot, t):
+            super()._arrive(lot, t)
+
+    def steps(self) -> Iterator[float]:
+        """Engine.run's loop, one heap event at a time (mirrors it kind by kind)."""
+        heap, pop, end = self.heap, heapq.heappop, self.end
+        while heap:
+            t, kind, _, obj = heap[0]
+            if t > end:
+                return
+            pop(heap)
+            if kind == ARRIVE:
+                self._arrive(obj, t)
+            elif kind == JOB_END:
+                if obj.tool is not None and obj.end == t:
+                    self._job_end(obj, t)
+            elif kind == READY:
+                if obj.ready == t:
+                    self._check(obj, t)
+            elif kind == DELAY_END:
+                obj.pt += t - obj.arrived
+                self._step_done(obj, t, 0.0, t - obj.arrived)
+            elif kind == DOWN_END:
+                if obj.down_until == t:
+                    busy = bool(obj.jobs)
+                    self._state(
+                        obj,
+                        t,
+                        "productive" if busy else "standby",
+                        "processing" if busy else "idle",
+                    )
+                    self._check(obj, t)
+            elif kind == FAIL:
+                self._fail(obj, t)
+            elif kind == PM_TIME:
+                tool, cal = obj
+                self._down(tool, t, self._draw_dist(tool.pm_stream, cal.duration), "pm")
+                self._push(t + cal.interval, PM_TIME, obj)
+            elif kind == RELEASE_EV:
+                self._release(obj, t)
+            elif kind == WARMUP:
+                self._warmup(t)
+            yield t
+
+
+class _Move:
+    """One carrier transfer the emulator asked the OHT for."""
+
+    __slots__ = ("id", "carrier", "lot", "vehicle", "dest", "tool", "picked")
+
+    def __init__(self, xid: str, carrier: str, lot: Any, vehicle: str, dest: str, tool: Any):
+        self.id, self.carrier, self.lot, self.vehicle = xid, carrier, lot, vehicle
+        self.dest, self.tool, self.picked = dest, tool, False
+
+
+class Emulator:
+    """A fab's event stream from its process model and its OHT; see the module docstring."""
+
+    def __init__(
+        self,
+        scene: SceneGraph,
+        model: FabModel,
+        *,
+        seed: int = 0,
+        hours: float = 8.0,
+        config: EmulatorConfig | None = None,
+    ) -> None:
+        cfg = config or EmulatorConfig(seed=seed, hours=hours)
+        cfg.check()
+        self.cfg, self.scene, self.model = cfg, scene, model
+        self.tools = tool_map(scene, model)
+        self.ports: dict[str, list[str]] = {}
+        for pid, link in sorted(scene.ports.items()):
+            if link.segment is not None:
+                self.ports.setdefault(link.tool, []).append(pid)
+        self._stocker_ports()
+        missing = sorted(t for t in self.tools.values() if t not in self.ports)
+        if missing:
+            raise InputError(
+                f"scene {scene.name}", [f"tool {t!r} has no load port on the rail" for t in missing]
+            )
+        self._used = False
+        self._stats: dict[str, Any] = {}
+
+    def _stocker_ports(self) -> None:
+        """Stocker in/out ports by bay; lots start at an out port and end at an in port."""
+        self.stk_in: dict[str | None, str] = {}
+        self.stk_out: dict[str | None, str] = {}
+        for node in sorted(self.scene.nodes("stocker"), key=lambda n: n.id):
+            bay = node.parent
+            for pid in self.ports.get(node.id, []):
+                kind = self._port_type(pid)
+                if kind != "stocker_in":
+                    self.stk_out.setdefault(bay, pid)
+                if kind != "stocker_out":
+                    self.stk_in.setdefault(bay, pid)
+        if not self.stk_in or not self.stk_out:
+            raise InputError(
+                f"scene {self.scene.name}",
+                ["the emulator needs a stocker with a load port on the rail (lots start there)"],
+            )
+
+    def _port_type(self, pid: str) -> str:
+        try:
+            return str(self.scene.node(pid).attrs.get("port_type", ""))
+        except Exception:  # a port without a node of its own
+            return ""
+
+    # ------------------------------------------------------------------ public API
+    def events(self) -> Iterator[Event]:
+        """The stream, in time order (one pass: an Emulator runs once)."""
+        if self._used:
+            raise InputError("emulator", ["events() runs once; make a new Emulator to run again"])
+        self._used = True
+        cfg = self.cfg
+        self.sim = OhtSim(self.scene, cfg.oht)
+        self.veh = list(self.sim.ids)
+        self._all_ports = [p for ps in self.ports.values() for p in ps]
+        self._stops = {p: port_stop(self.scene, self.sim.rail, p) for p in self._all_ports}
+        seg, off, _, _ = self.sim.state()
+        self._last_pos = [(int(seg[i]), float(off[i])) for i in range(self.sim.n)]
+        self._vstate = ["" for _ in self.veh]
+        self._pending: dict[str, deque[_Move]] = {v: deque() for v in self.veh}
+        self._done_seen = 0
+        self._ticking = False
+        self._off = 0.0  # s, fab time minus OHT time (the OHT clock skips idle spells)
+        self._enroute: dict[str, int] = {}
+        self._ready: dict[str, int] = {}  # lot -> route index its carrier was delivered for
+        self._where: dict[str, str] = {}  # carrier -> port it stands at
+        self._xfers = 0
+        self._port_turn: dict[str, int] = {}
+        self._out: list[tuple] = []  # heap (grid time, sim time, n, source, type, subject, data)
+        self._n = 0
+        self._tool_state: dict[str, str] = {}
+        sim_cfg = SimConfig(
+            days=cfg.hours / 24.0,
+            seed=cfg.seed,
+            transport=False,
+            initial_wip=False,
+            breakdowns=cfg.breakdowns,
+            pms=cfg.pms,
+            wip_sample_days=max(cfg.hours / 24.0, 1e-6),
+        )
+        eng = _Engine(self.model, sim_cfg, observer=self._observe)
+        eng.emu = self
+        self.engine = eng
+        self._seq = {"mes": 0, "amhs": 0}
+        self._acc: dict[str, list[Any]] = {}  # tool -> [state, since, productive, total]
+        self._counts = {"released": 0, "events": 0, "transfers": 0, "clock": cfg.start}
+        end = eng.end
+        for t in eng.steps():
+            yield from self._flush(self._grid(t), end)
+        yield from self._flush(math.inf, end)
+
+    def run(self, sink: Sink, speed: float | None = None) -> dict[str, Any]:
+        """Publish the stream into ``sink``; ``speed``: sim s per wall s (None: at once)."""
+        if speed is not None and not (speed > 0 and math.isfinite(speed)):
+            raise InputError("emulator", [f"speed must be > 0 (or None for max), got {speed!r}"])
+        wall0 = t0 = None
+        for ev in self.events():
+            if speed is not None:
+                if wall0 is None:
+                    wall0, t0 = _time.monotonic(), ev.time
+                due = wall0 + (ev.time - t0) / speed
+                wait = due - _time.monotonic()
+                if wait > 0:
+                    _time.sleep(wait)
+            sink.publish(ev)
+        return self.kpis()
+
+    def kpis(self) -> dict[str, Any]:
+        """The emulator's own KPIs, from the engine's counters and the E10 states it reported
+        (utilisation = productive time / time with a known state, up to the last event)."""
+        eng = self.engine
+        clock = self._counts["clock"]
+        prod: dict[str, float] = {}
+        total: dict[str, float] = {}
+        for tid, (state, since, p, tot) in self._acc.items():
+            fam = self.scene.node(tid).family
+            open_s = max(0.0, clock - since)
+            prod[fam] = prod.get(fam, 0.0) + p + (open_s if state == "productive" else 0.0)
+            total[fam] = total.get(fam, 0.0) + tot + open_s
+        return {
+            "sim_hours": self.cfg.hours,
+            "seed": self.cfg.seed,
+            "events": self._counts["events"],
+            "lots_released": self._counts["released"],
+            "lots_completed": len(eng.records.id),
+            "wip": eng.fab_n,
+            "transfers": self._counts["transfers"],
+            "utilisation_by_family": {
+                f: (prod[f] / total[f] if total[f] > 0 else 0.0) for f in sorted(total)
+            },
+        }
+
+    # ------------------------------------------------------------------ stream
+    def _grid(self, t: float) -> float:
+        return self.cfg.start + math.floor(t * GRID) / GRID
+
+    def _emit(self, t: float, source: str, type: str, subject: str, **data: Any) -> None:
+        self._n += 1
+        heapq.heappush(self._out, (self._grid(t), t, self._n, source, type, subject, data))
+
+    def _flush(self, before: float, end: float) -> Iterator[Event]:
+        """Events whose grid time is < ``before`` (nothing produced later can precede them)."""
+        out, seq, counts = self._out, self._seq, self._counts
+        while out and out[0][0] < before:
+            gt, t, _, source, type, subject, data = heapq.heappop(out)
+            if t > end:
+                continue
+            seq[source] += 1
+            n = seq[source]
+            ev = Event(f"{source}:{n}", source, n, gt, type, subject, data)
+            counts["events"] += 1
+            counts["clock"] = gt
+            if type == "equipment.state":
+                self._account(subject, data["state"], gt)
+            yield ev
+
+    def _account(self, tool: str, state: str, t: float) -> None:
+        acc = self._acc.get(tool)
+        if acc is None:
+            self._acc[tool] = [state, t, 0.0, 0.0]
+            return
+        dur = t - acc[1]
+        if acc[0] == "productive":
+            acc[2] += dur
+        acc[3] += dur
+        acc[0], acc[1] = state, t
+
+    # ------------------------------------------------------------------ engine side
+    def _observe(self, kind: str, t: float, **f: Any) -> None:
+        if kind == "tool_state":
+            self._equipment(self.tools[f["tool"]], t, f["state"], f["reason"])
+        elif kind == "track_in":
+            tid = self.tools[f["tool"]]
+            if self._tool_state.get(tid, "standby") not in UP_STATES:
+                # the next job starts straight after a setup run: the tool is ready (E10
+                # standby) in between, and the engine must report this job's state afresh
+                self._equipment(tid, t, "standby", "ready")
+                self.engine.tools[f["tool"]].state = ("standby", "ready")
+            self._emit(t, "mes", "lot.track_in", f["lot"], equipment=tid, step=int(f["step"]))
+        elif kind == "track_out":
+            self._emit(t, "mes", "lot.track_out", f["lot"], equipment=self.tools[f["tool"]],
+                       step=int(f["step"]))  # fmt: skip
+        elif kind == "lot_released":
+            self._counts["released"] += 1
+            self._emit(t, "mes", "lot.released", f["lot"], product=f["product"],
+                       priority=int(f["priority"]))  # fmt: skip
+        elif kind == "lot_completed":
+            self._emit(t, "mes", "lot.completed", f["lot"])
+            carrier = f"C-{f['lot']}"
+            src = self._where.get(carrier)
+            if src is not None:
+                bay = self._bay_of_port(src)
+                self._transfer(
+                    carrier, f["lot"], None, src, self._stocker(self.stk_in, bay), t, None
+                )
+
+    def _equipment(self, tid: str, t: float, state: str, reason: str) -> None:
+        old = self._tool_state.get(tid)
+        if old == "unscheduled_down" and state != old:
+            self._emit(t, "mes", "alarm.cleared", tid, alarm="BREAKDOWN")
+        if state == "productive" and old is not None and old not in UP_STATES:
+            # E10: a tool comes back up through standby, never straight into production
+            self._emit(t, "mes", "equipment.state", tid, state="standby", reason="ready")
+        self._emit(t, "mes", "equipment.state", tid, state=state, reason=reason)
+        if state == "unscheduled_down" and old != state:
+            self._emit(t, "mes", "alarm.set", tid, alarm="BREAKDOWN", severity="error",
+                       text=f"{tid} down: {reason}")  # fmt: skip
+        self._tool_state[tid] = state
+
+    def _carrier_there(self, lot: Any, t: float) -> bool:
+        """False if the lot may join its queue now; True if a transfer was started for it."""
+        if lot.step.delay or self._ready.get(lot.id) == lot.idx:
+            self._ready.pop(lot.id, None)
+            return False
+        eng = self.engine
+        carrier = f"C-{lot.id}"
+        fam = lot.step.fam
+        first_tool = self.tools[fam.tools[0].id]
+        bay = self.scene.node(first_tool).parent
+        src = self._where.get(carrier) or self._stocker(self.stk_out, bay)
+        tool = None
+        if fam.mode == BATCHING:
+            dest = self._stocker(self.stk_in, bay)  # staged; the batch picks its furnace later
+        else:
+            tool = (lot.dedic or {}).get(lot.idx) or min(
+                fam.tools,
+                key=lambda tl: (tl.down_until > t, len(tl.jobs) + len(tl.ded)
+                                + self._enroute.get(tl.id, 0)),
+            )  # fmt: skip
+            if lot.dedic is None:
+                lot.dedic = {}
+            lot.dedic[lot.idx] = tool
+            scene_tool = self.tools[tool.id]
+            if src in self.ports[scene_tool]:
+                return False  # already at a port of that tool
+            ports = self.ports[scene_tool]
+            k = self._port_turn.get(scene_tool, 0)
+            self._port_turn[scene_tool] = k + 1
+            dest = ports[k % len(ports)]
+            self._enroute[tool.id] = self._enroute.get(tool.id, 0) + 1
+        if src == dest:
+            return False
+        del eng
+        self._transfer(carrier, lot.id, lot, src, dest, t, tool)
+        return True
+
+    def _stocker(self, ports: dict[str | None, str], bay: str | None) -> str:
+        return ports.get(bay) or next(iter(ports.values()))
+
+    def _bay_of_port(self, port: str) -> str | None:
+        return self.scene.node(self.scene.ports[port].tool).parent
+
+    # ------------------------------------------------------------------ OHT side
+    def _transfer(
+        self, carrier: str, lot_id: str, lot: Any, src: str, dest: str, t: float, tool: Any
+    ) -> None:
+        sim = self.sim
+        if not self._ticking:
+            # Every vehicle stands idle: nothing moves, so the OHT clock is not run through the
+            # idle time, it is shifted to now (the OHT's time + ``_off`` is fab time).
+            self._off = t - sim.t
+        self._xfers += 1
+        self._counts["transfers"] += 1
+        xid = f"X{self._xfers:07d}"
+        self._emit(t, "amhs", "carrier.transfer_requested", carrier, transfer=xid,
+                   **{"from": src, "to": dest}, lot=lot_id)  # fmt: skip
+        vid = self._pick_vehicle(src)
+        sim.submit(vid, src, dest)
+        self._pending[vid].append(_Move(xid, carrier, lot, vid, dest, tool))
+        self._where.pop(carrier, None)
+        self._emit(max(t, sim.t + self._off), "amhs", "carrier.vehicle_assigned", carrier, transfer=xid,
+                   vehicle=vid)  # fmt: skip
+        if not self._ticking:
+            self._ticking = True
+            self.engine._push(max(t, sim.t + self._off), ARRIVE, _TICK)
+
+    def _pick_vehicle(self, src: str) -> str:
+        """The nearest idle vehicle (by rail distance to the source port), else the one with
+        the shortest queue of work."""
+        sim = self.sim
+        stop = port_stop(self.scene, sim.rail, src)
+        seg, off, _, _ = sim.state()
+        best, best_key = None, None
+        for i, vid in enumerate(self.veh):
+            busy = sum(1 for mv in self._pending[vid] if mv.id)
+            if not self._pending[vid] and sim.stage[i] == IDLE:
+                try:
+                    _, dist = sim.router.route(int(seg[i]), float(off[i]), *stop)
+                except InputError:
+                    continue
+                key = (0, dist, i)
+            else:
+                key = (busy, 0.0, i)
+            if best_key is None or key < best_key:
+                best, best_key = vid, key
+        if best is None:
+            raise InputError("emulator", [f"no vehicle can reach port {src!r}"])
+        return best
+
+    def _tick(self, t: float) -> None:
+        """The OHT runs ``position_every`` s ahead of the engine; what it did is harvested."""
+        sim, off = self.sim, self._off
+        if sim.t + off < t:
+            sim.advance(t - off - sim.t)
+        sim.advance(self.cfg.position_every)
+        now = sim.t + off
+        done = sim.stats.completed
+        while self._done_seen < len(done):
+            tr = done[self._done_seen]
+            self._done_seen += 1
+            mv = self._pending[tr.vehicle].popleft()
+            if not mv.id:  # a reposition, not a carrier move
+                continue
+            if not mv.picked:
+                self._emit(tr.picked + off, "amhs", "carrier.picked_up", mv.carrier, transfer=mv.id,
+                           vehicle=mv.vehicle)  # fmt: skip
+            self._emit(tr.completed + off, "amhs", "carrier.delivered", mv.carrier, transfer=mv.id,
+                       vehicle=mv.vehicle)  # fmt: skip
+            self._where[mv.carrier] = mv.dest
+            if mv.tool is not None:
+                self._enroute[mv.tool.id] -= 1
+            if mv.lot is not None:
+                self._ready[mv.lot.id] = mv.lot.idx
+                self.engine._push(max(tr.completed + off, t), ARRIVE, mv.lot)
+        for i, vid in enumerate(self.veh):
+            job = sim.jobs[i]
+            q = self._pending[vid]
+            if q and q[0].id and job is not None and job.picked is not None and not q[0].picked:
+                q[0].picked = True
+                self._emit(job.picked + off, "amhs", "carrier.picked_up", q[0].carrier,
+                           transfer=q[0].id, vehicle=vid)  # fmt: skip
+        self._sample()
+        self._clear_the_way()
+        # Ticking stops when nothing can change without new work: no carrier move pending, no
+        # hoist running, every vehicle standing (a parked repositioning waits for the next run)
+        hoisting = bool(((sim.stage == LOADING) | (sim.stage == UNLOADING)).any())
+        carrying = any(mv.id for q in self._pending.values() for mv in q)
+        busy = carrying or hoisting or bool((sim.v > 0).any())
+        if busy:
+            self.engine._push(now, ARRIVE, _TICK)
+        else:
+            self._ticking = False
+
+    def _clear_the_way(self) -> None:
+        """Idle vehicles standing in the way of a carrier move go on past its destination
+        (the OHT simulator never moves an idle vehicle by itself)."""
+        sim = self.sim
+        lead = getattr(sim, "lead", None)
+        if lead is None:
+            return
+        moving = (sim.stage == TO_SOURCE) | (sim.stage == TO_DEST)
+        seg, off, _, _ = sim.state()
+        for i in np.nonzero(moving & (sim.v == 0))[0]:
+            q = self._pending[self.veh[i]]
+            if not any(mv.id for mv in q):
+                continue  # only vehicles with carrier work make others give way
+            j, hops = int(lead[i]), 0
+            while j >= 0 and hops < len(self.veh):
+                vid = self.veh[j]
+                if sim.stage[j] == IDLE and not self._pending[vid]:
+                    here = (int(seg[j]), float(off[j]))
+                    try:
+                        _, past = sim.router.route(*here, *sim.dest_stop[i])
+                    except InputError:
+                        past = 0.0
+                    port = self._port_ahead(here, past + 10.0)
+                    if port is not None:
+                        sim.submit(vid, port, port)  # drive there; no carrier moves
+                        self._pending[vid].append(_Move("", "", None, vid, port, None))
+                j, hops = int(lead[j]), hops + 1
+
+    def _port_ahead(self, here: tuple[int, float], at_least: float) -> str | None:
+        """The nearest rail port at least ``at_least`` m of rail ahead of ``here`` (else the
+        farthest one: out of the way in any case)."""
+        best, best_d, far, far_d = None, math.inf, None, 0.0
+        for pid in self._all_ports:
+            try:
+                _, d = self.sim.router.route(*here, *self._stops[pid])
+            except InputError:
+                continue
+            if at_least <= d < best_d:
+                best, best_d = pid, d
+            if d > far_d:
+                far, far_d = pid, d
+        return best or far
+
+    def _sample(self) -> None:
+        """Positions of vehicles that moved, and vehicle states that changed, at the OHT's now."""
+        sim = self.sim
+        now = sim.t + self._off
+        seg, off, v, _ = sim.state()
+        lens = sim.rail.seg_len
+        for i, vid in enumerate(self.veh):
+            pos = (int(seg[i]), float(off[i]))
+            if pos != self._last_pos[i]:
+                self._last_pos[i] = pos
+                o = min(max(pos[1], 0.0), float(lens[pos[0]]))
+                self._emit(now, "amhs", "vehicle.position", vid, segment=sim.rail.seg_ids[pos[0]],
+                           offset=round(o, 4), speed=round(max(float(v[i]), 0.0), 4))  # fmt: skip
+            stage = int(sim.stage[i])
+            q = self._pending[vid]
+            state = VEHICLE_STAGE_STATE[stage] if not q or q[0].id else "moving"
+            if state != self._vstate[i]:
+                self._vstate[i] = state
+                data: dict[str, Any] = {"state": state}
+                if stage in (LOADING, UNLOADING) and q and q[0].id:
+                    data["carrier"] = q[0].carrier
+                self._emit(now, "amhs", "vehicle.state", vid, **data)
+
+
+def load_emulator(src: str, *, process: str | None = None, **kw: Any) -> Emulator:
+    """An emulator for a scene folder (its ``process/`` model) or a scene plus ``process``."""
+    from twin.process import load_model
+    from twin.scene.load import load_scene
+
+    scene = load_scene(src)
+    process = process or scene.metadata.get("process_dir")
+    if process is None:
+        raise InputError(
+            "twin emulate",
+            [f"{src}: the scene names no process model (scene.yaml 'process:'); pass --process"],
+        )
+    return Emulator(scene, load_model(process), **kw)
