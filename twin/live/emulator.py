@@ -416,7 +416,6 @@ class Emulator:
         if lot.step.delay or self._ready.get(lot.id) == lot.idx:
             self._ready.pop(lot.id, None)
             return False
-        eng = self.engine
         carrier = f"C-{lot.id}"
         fam = lot.step.fam
         first_tool = self.tools[fam.tools[0].id]
@@ -444,7 +443,6 @@ class Emulator:
             self._enroute[tool.id] = self._enroute.get(tool.id, 0) + 1
         if src == dest:
             return False
-        del eng
         self._transfer(carrier, lot.id, lot, src, dest, t, tool)
         return True
 
