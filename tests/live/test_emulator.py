@@ -207,10 +207,12 @@ def test_paced_run_follows_speed(demo):
         def publish(self, ev):
             times.append((time.monotonic(), ev.time))
 
-    Emulator(scene, model, seed=1, hours=0.05).run(Clock(), speed=600.0)
+    Emulator(scene, model, seed=1, hours=0.02).run(Clock(), speed=30.0)
     (w0, t0), (w1, t1) = times[0], times[-1]
     assert t1 - t0 > 60
-    assert (w1 - w0) == pytest.approx((t1 - t0) / 600.0, abs=0.15)
+    assert (w1 - w0) == pytest.approx((t1 - t0) / 30.0, abs=0.3)
+    for w, t in times:
+        assert w - w0 >= (t - t0) / 30.0 - 0.01  # never ahead of the paced fab clock
 
 
 def test_cli_emulate_into_mosquitto_and_ingest(broker, tmp_path):
@@ -271,3 +273,22 @@ def test_scene_without_process_is_refused(tmp_path):
     (scene_dir / "scene.yaml").write_text(text)
     with pytest.raises(InputError, match="--process"):
         load_emulator(str(scene_dir))
+
+
+def test_stop_ends_run_with_consistent_kpis(demo):
+    """A run stopped early reports KPIs of exactly the events it published."""
+    scene, model = demo
+    got = []
+
+    class Sink:
+        def publish(self, ev):
+            got.append(ev)
+
+    emu = Emulator(scene, model, seed=2, hours=2.0)
+    kpis = emu.run(Sink(), stop=lambda: len(got) >= 60)
+    assert len(got) == kpis["events"] == 60
+    state = TwinState(Catalog.from_scene(scene, model))
+    for ev in got:
+        apply(state, ev)
+    assert state.kpis()["utilisation_by_family"] == kpis["utilisation_by_family"]
+    assert state.kpis()["wip"] == kpis["wip"]

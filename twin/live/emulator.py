@@ -40,7 +40,7 @@ import heapq
 import math
 import time as _time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,8 +293,19 @@ class Emulator:
             yield from self._flush(self._grid(t), end)
         yield from self._flush(math.inf, end)
 
-    def run(self, sink: Sink, speed: float | None = None) -> dict[str, Any]:
-        """Publish the stream into ``sink``; ``speed``: sim s per wall s (None: at once)."""
+    def run(
+        self,
+        sink: Sink,
+        speed: float | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Publish the stream into ``sink``; ``speed``: fab s per wall s (None: at once).
+
+        ``stop()`` is asked after each event and while waiting for the next one (every 0.2 s
+        at most); when it says True the run ends after publishing the event in hand, so
+        ``kpis()`` (returned) describe exactly what was published.
+        """
         if speed is not None and not (speed > 0 and math.isfinite(speed)):
             raise InputError("emulator", [f"speed must be > 0 (or None for max), got {speed!r}"])
         wall0 = t0 = None
@@ -303,15 +314,21 @@ class Emulator:
                 if wall0 is None:
                     wall0, t0 = _time.monotonic(), ev.time
                 due = wall0 + (ev.time - t0) / speed
-                wait = due - _time.monotonic()
-                if wait > 0:
-                    _time.sleep(wait)
+                while (wait := due - _time.monotonic()) > 0:
+                    if stop is not None and stop():
+                        break  # publish this one early: the KPIs count what was drawn
+                    _time.sleep(min(wait, 0.2))
             sink.publish(ev)
+            if stop is not None and stop():
+                break
         return self.kpis()
 
     def kpis(self) -> dict[str, Any]:
         """The emulator's own KPIs, from the engine's counters and the E10 states it reported
-        (utilisation = productive time / time with a known state, up to the last event)."""
+        (utilisation = productive time / time with a known state, up to the last event
+        published). Meaningful once ``events()`` or ``run()`` has produced the stream."""
+        if not self._used:
+            raise InputError("emulator", ["kpis() come from a run: call events() or run() first"])
         eng = self.engine
         clock = self._counts["clock"]
         prod: dict[str, float] = {}
