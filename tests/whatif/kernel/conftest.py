@@ -15,7 +15,9 @@ def _devices() -> list[str]:
         import warp as wp
     except ImportError:  # pragma: no cover - warp is a dependency of the kernel
         return []
-    wp.config.quiet = True
+    from twin.whatif.kernel.engine import quiet
+
+    quiet(wp)
     wp.init()
     return ["cpu"] + (["cuda:0"] if wp.get_cuda_device_count() > 0 else [])
 

@@ -53,10 +53,9 @@ def fingerprint() -> str:
 
 def build_cubin(out_dir: str | Path, arch: int = 90) -> Path:
     """Compile the kernel for ``sm_<arch>`` with Warp (no GPU needed); returns the CUBIN."""
-    import warp as wp
+    from twin.whatif.kernel.engine import _wp
 
-    wp.config.quiet = True
-    wp.init()
+    wp = _wp()
     import twin.whatif.kernel.kernel as k
 
     paths = wp.compile_aot_module(k, arch=arch, module_dir=str(out_dir), use_ptx=False,

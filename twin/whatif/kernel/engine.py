@@ -52,15 +52,30 @@ class CapacityError(TwinError):
 def _wp():
     import warp as wp
 
-    wp.config.quiet = True
+    quiet(wp)
     wp.init()
     return wp
+
+
+def quiet(wp) -> None:
+    """No banner or per-module messages on stdout (``--json`` output must stay JSON)."""
+    wp.config.quiet = True
+    if hasattr(wp, "LOG_WARNING") and hasattr(wp.config, "log_level"):
+        wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)
 
 
 def default_device() -> str:
     """``cuda:0`` when Warp sees a GPU, else ``cpu``."""
     wp = _wp()
     return "cuda:0" if wp.get_cuda_device_count() > 0 else "cpu"
+
+
+def check_device(wp, device: str) -> None:
+    """A device Warp can launch on, or a TwinError saying which ones it sees."""
+    known = [str(d) for d in wp.get_devices()]
+    name = "cuda:0" if device == "cuda" else device
+    if name not in known:
+        raise TwinError(f"device {device!r} is not available to Warp; devices: {', '.join(known)}")
 
 
 def state_sizes(sizes: dict[str, int], hist_bins: int) -> dict[str, int]:
@@ -404,6 +419,7 @@ def simulate_batch(
     of every thread in ``KernelRun.out`` (tr_t, tr_k, tr_o)."""
     wp = _wp()
     device = device or default_device()
+    check_device(wp, device)
     comps = [compile_model(m, config, start) for m in models]
     tables, sizes = stack(comps)
     sizes["n_pmw"] = max(1, tables["w_first"].shape[1])
