@@ -9,7 +9,7 @@ import pytest
 
 from tests.scan.fabs import small_fab
 from twin.errors import ConfigError, InputError
-from twin.scan.align import AlignConfig, align_scan
+from twin.scan.align import AlignConfig, align_scan, measure_tools
 from twin.scan.geometry import moved_pose, yaw_of
 from twin.scan.register import ransac_levelled
 from twin.scan.synth import Move, ScanConfig, synthesize
@@ -126,3 +126,18 @@ def test_nan_scan_array_refused():
     """An array scan with only NaN points is an InputError before any registration."""
     with pytest.raises(InputError, match="NaN"):
         align_scan(np.full((100, 3), np.nan), small_fab())
+
+
+def test_one_visible_face_is_reported_as_weak():
+    """A tool seen on one face only is measured along that face's normal and marked unconstrained."""
+    from tests.scan.fabs import one_box
+
+    scene = one_box()
+    config = ScanConfig(points=40_000, noise_mm=2.0, positions=[(-3.0, 0.0)], seed=2)
+    scan = synthesize(scene, config, [Move("T", 0.2, 0.0, 0.0)])
+    # The tool fit alone (the scan is in fab coordinates): with one box in view, whole-scan
+    # registration could not tell a moved tool from a moved scanner.
+    (t,) = measure_tools(scan.points, scene, AlignConfig())
+    assert t.status == "moved"
+    assert abs(t.dx - 0.2) < 0.01
+    assert not t.constrained
