@@ -494,17 +494,20 @@ class Emulator:
             self.engine._push(max(t, sim.t + self._off), ARRIVE, _TICK)
 
     def _pick_vehicle(self, src: str) -> str:
-        """The nearest idle vehicle (by rail distance to the source port), else the one with
-        the shortest queue of work."""
+        """The nearest vehicle without carrier work (by rail distance to the source port, from
+        where it stands or, if it is making way, from where it is going), else the one with
+        the fewest carrier moves queued."""
         sim = self.sim
         stop = port_stop(self.scene, sim.rail, src)
         seg, off, _, _ = sim.state()
         best, best_key = None, None
         for i, vid in enumerate(self.veh):
-            busy = sum(1 for mv in self._pending[vid] if mv.id)
-            if not self._pending[vid] and sim.stage[i] == IDLE:
+            q = self._pending[vid]
+            busy = sum(1 for mv in q if mv.id)
+            if busy == 0:
+                here = self._stops[q[-1].dest] if q else (int(seg[i]), float(off[i]))
                 try:
-                    _, dist = sim.router.route(int(seg[i]), float(off[i]), *stop)
+                    _, dist = sim.router.route(*here, *stop)
                 except InputError:
                     continue
                 key = (0, dist, i)
