@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from twin.errors import InputError
@@ -108,10 +107,7 @@ def cmd_align(args: argparse.Namespace) -> int:
             f"{t.dyaw_deg:>8.2f}{note}"
         )
     flagged = ", ".join(t.id for t in result.flagged) or "none"
-    print(
-        f"flagged beyond {args.tolerance_mm:g} mm / {args.tolerance_deg:g} deg: {flagged}",
-        file=sys.stdout,
-    )
+    print(f"flagged beyond {args.tolerance_mm:g} mm / {args.tolerance_deg:g} deg: {flagged}")
     if written is not None:
         print(f"wrote {written} ({moved} tools moved)")
     return 0
