@@ -140,6 +140,7 @@ def _box_mesh(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3],
         ]
     )  # fmt: skip
+    tri = tri[:, ::-1]  # counter-clockwise seen from outside: normals point out
     faces = (tri[None] + 8 * np.arange(len(boxes))[:, None, None]).reshape(-1, 3)
     return verts.reshape(-1, 3), faces
 

@@ -1,0 +1,41 @@
+"""`twin notebook` finds the notebooks and builds a JupyterLab command that works."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from twin.notebook_commands import NOTEBOOKS, _notebook, lab_command, notebooks_dir, register
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="twin")
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_print_names_the_lab_command_and_each_notebook(capsys: pytest.CaptureFixture) -> None:
+    """`twin notebook --print` prints the JupyterLab command on notebooks/ and every notebook."""
+    args = _parse(["notebook", "--print", "--no-browser", "--port", "8899"])
+    assert _notebook(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "-m jupyterlab" in out[0] and str(ROOT / "notebooks") in out[0]
+    assert out[0].endswith("--no-browser --port=8899")
+    assert [Path(line.strip()).name for line in out[1:]] == list(NOTEBOOKS)
+    assert notebooks_dir() == ROOT / "notebooks"
+
+
+def test_lab_command_runs_in_this_environment() -> None:
+    """The command's Python has JupyterLab: `python -m jupyterlab --version` succeeds."""
+    cmd = lab_command(ROOT / "notebooks")
+    assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
+    done = subprocess.run(
+        [*cmd[:3], "--version"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip()[0].isdigit()

@@ -1,0 +1,71 @@
+"""`twin notebook`: open the project's notebooks in JupyterLab (the `notebook` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+
+NOTEBOOKS = ("01-explore-scene.ipynb", "02-live-twin.ipynb", "03-what-if.ipynb")
+
+
+def register(sub: Any) -> None:
+    nb = sub.add_parser(
+        "notebook",
+        help="open the exploration and what-if notebooks in JupyterLab",
+        description="Start JupyterLab on the project's notebooks/ folder (01 explore a scene, "
+        "02 the live twin, 03 what-if). Needs the 'notebook' extra: pip install 'twin[notebook]'.",
+    )
+    nb.add_argument("--print", action="store_true", help="print the command instead of running it")
+    nb.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    nb.add_argument("--port", type=int, help="port for JupyterLab (default: its own, 8888)")
+    nb.set_defaults(func=_notebook)
+
+
+def notebooks_dir() -> Path:
+    """The notebooks folder of the checkout this package runs from."""
+    from twin.notebook import project_root
+
+    try:
+        folder = project_root(Path(__file__).parent) / "notebooks"
+    except FileNotFoundError:
+        folder = Path(__file__).resolve().parents[1] / "notebooks"
+    missing = [n for n in NOTEBOOKS if not (folder / n).is_file()]
+    if missing:
+        raise TwinError(
+            f"notebooks not found in {folder} (missing {', '.join(missing)}); they ship with "
+            "the source checkout: run twin from a clone of the project (pip install -e '.[all]')"
+        )
+    return folder
+
+
+def lab_command(folder: Path, *, no_browser: bool = False, port: int | None = None) -> list[str]:
+    """The command that opens JupyterLab on ``folder`` with this Python's environment."""
+    cmd = [sys.executable, "-m", "jupyterlab", str(folder)]
+    if no_browser:
+        cmd.append("--no-browser")
+    if port is not None:
+        cmd.append(f"--port={port}")
+    return cmd
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    folder = notebooks_dir()
+    cmd = lab_command(folder, no_browser=args.no_browser, port=args.port)
+    if args.print:
+        print(shlex.join(cmd))
+        for name in NOTEBOOKS:
+            print(f"  {folder / name}")
+        return 0
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise TwinError(
+            "JupyterLab is not installed in this environment: pip install 'twin[notebook]' "
+            f"(then: {shlex.join(cmd)})"
+        )
+    return subprocess.call(cmd)
