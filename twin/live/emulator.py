@@ -139,8 +139,21 @@ class _Engine(Engine):
     def _arrive(self, lot: Any, t: float) -> None:
         if lot is _TICK:
             self.emu._tick(t)
+        elif type(lot) is tuple:  # the end of a setup: the tool now processes the lots
+            tool, job = lot
+            if job in tool.jobs and tool.state == ("scheduled_down", "setup"):
+                if tool.down_until <= t:
+                    self._state(tool, t, "productive", "processing")
         elif not self.emu._carrier_there(lot, t):
             super()._arrive(lot, t)
+
+    def _start(self, tool: Any, lots: list, st: Any, t: float) -> None:
+        # The engine reports a run that begins with a setup as setup (E10 scheduled down)
+        # until it ends; the stream reports productive from the end of the setup on.
+        super()._start(tool, lots, st, t)
+        job = tool.jobs[-1]
+        if job.setup > 0:
+            self._push(t + job.setup, ARRIVE, (tool, job))
 
     def steps(self) -> Iterator[float]:
         """Engine.run's loop, one heap event at a time (mirrors it kind by kind)."""
