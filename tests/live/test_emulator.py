@@ -55,11 +55,11 @@ def fast_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fast_run(demo, fast_model, tmp_path_factory):
-    """Three hours of the fast fab written to JSONL: (emulator, events, file, KPIs)."""
+    """Two and a half hours of the fast fab written to JSONL: (emulator, events, file, KPIs)."""
     scene, _ = demo
     model = load_model(fast_model)
     path = tmp_path_factory.mktemp("emu") / "stream.jsonl"
-    emu = Emulator(scene, model, seed=3, hours=3.0)
+    emu = Emulator(scene, model, seed=3, hours=2.5)
     with JsonlSink(path) as sink:
         events = []
 
@@ -228,7 +228,7 @@ def test_cli_emulate_into_mosquitto_and_ingest(broker, tmp_path):
     )  # fmt: skip
     time.sleep(2.0)  # subscribed (persistent session from then on)
     emu = subprocess.run(
-        [py, "-m", "twin.cli", "emulate", str(DEMO), "--hours", "2", "--seed", "4",
+        [py, "-m", "twin.cli", "emulate", str(DEMO), "--hours", "1.5", "--seed", "4",
          "--mqtt", f"127.0.0.1:{broker.port}", "--json"],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )  # fmt: skip
