@@ -19,7 +19,11 @@ def register(sub: Any) -> None:
         "publish the events: lots, E10 equipment states, carrier transfers, vehicle positions. "
         "The same seed gives the same stream. Prints the emulator's KPIs at the end.",
     )
-    p.add_argument("src", help="scene folder (with a process model) or SMAT2022 .xlsx")
+    p.add_argument(
+        "src",
+        help="scene folder naming its process model (or any scene given --process whose tool "
+        "families match the model's)",
+    )
     p.add_argument("--process", help="SMT2020-format folder (default: the scene's process/)")
     p.add_argument("--hours", type=float, default=8.0, help="hours of fab time (default 8)")
     p.add_argument(
