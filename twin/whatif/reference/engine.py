@@ -18,8 +18,15 @@ Semantics (this module DEFINES them for every other engine of the project):
   route step, at least BATCHMN and at most BATCHMX wafers; a tool waits for BATCHMN.
 - Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
   interval of calendar time, or after the given number of processed wafers, at the end of the
-  run that crosses it; a constant first occurrence F is staggered, tool k of n at F·k/n) preempt: work on the tool resumes after the repair (its end moves back by
-  the down's length). Downs that hit a tool already down start when the first one ends.
+  run that crosses it; a constant first occurrence F is staggered, tool k of n at F·k/n)
+  preempt: work on the tool resumes after the repair (its end moves back by the down's
+  length). Downs that hit a tool already down start when the first one ends.
+- Minimum runs rank lots, they never idle a tool: a tool that owes lots of its setup takes
+  another setup's lot only when none of its own waits.
+- Same-tool dedication (SVESTN/FORSTEP, ``SimConfig.dedication``): the later step of a lot
+  waits for the tool that ran the earlier one.
+- Lots arriving at the same instant are handled one by one: the first finds an idle tool
+  before the others are queued (a warm start's WIP included).
 - After a step: with probability REWORK the lot goes back to RWKSTEP (at most once per step
   and lot); then steps are skipped with probability 1 - StepPercent; transport to the next step
   takes the transport time. Delay steps hold the lot without a tool. Critical queue times are
