@@ -221,12 +221,11 @@ def test_cli_emulate_into_mosquitto_and_ingest(broker, tmp_path):
     py = sys.executable
     url = f"mqtt://127.0.0.1:{broker.port}/twin/+/events/#"
     store = tmp_path / "twin.db"
-    ingest = subprocess.Popen(
-        [py, "-m", "twin.cli", "ingest", "--from", url, "--store", str(store), "--scene",
-         str(DEMO), "--idle-exit", "3", "--client-id", "emu-test"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )  # fmt: skip
-    time.sleep(2.0)  # subscribed (persistent session from then on)
+    # open the ingest client's persistent session first: the broker queues the stream for it
+    # until the ingest process connects (after the emulator has finished)
+    from twin.live.mqtt import MqttConfig, MqttSource
+
+    MqttSource(MqttConfig.from_url(url, client_id="emu-test")).close()
     emu = subprocess.run(
         [py, "-m", "twin.cli", "emulate", str(DEMO), "--hours", "1.5", "--seed", "4",
          "--mqtt", f"127.0.0.1:{broker.port}", "--json"],
@@ -234,8 +233,12 @@ def test_cli_emulate_into_mosquitto_and_ingest(broker, tmp_path):
     )  # fmt: skip
     assert emu.returncode == 0, emu.stderr
     kpis = json.loads(emu.stdout)
-    out, _ = ingest.communicate(timeout=60)
-    assert ingest.returncode == 0, out
+    ingest = subprocess.run(
+        [py, "-m", "twin.cli", "ingest", "--from", url, "--store", str(store), "--scene",
+         str(DEMO), "--idle-exit", "3", "--client-id", "emu-test"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert ingest.returncode == 0, ingest.stdout + ingest.stderr
     st = subprocess.run(
         [py, "-m", "twin.cli", "state", "--store", str(store), "--json"],
         capture_output=True,
