@@ -220,6 +220,8 @@ class Engine(StartMixin, CalendarsMixin):
     def _arrive_dedicated(self, lot: Lot, t: float) -> bool:
         """A lot whose step must run on the tool of an earlier step waits for that tool only."""
         tool = lot.dedic.pop(lot.idx, None)
+        if not lot.dedic:
+            lot.dedic = None  # nothing more dedicated: skip this check at the next steps
         if tool is None or tool.fam is not lot.step.fam:
             return False
         lot.only = tool
