@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the twin needs on a fresh Debian machine with Python 3.11: the system packages
 # that are missing, then a virtual environment in .venv with the project and its extras.
-# Sourced by scripts/up.sh and scripts/test.sh; safe to run again (it only adds what is missing).
+# Called by scripts/up.sh and scripts/test.sh with the extras they need (default: all,dev);
+# safe to run again (it only adds what is missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,11 +24,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+EXTRAS=${1:-all,dev}
+stamp=.venv/.installed-$( (cat pyproject.toml; echo "$EXTRAS") | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   echo "setup: installing the project into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[all,ray,dev]"
+  .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

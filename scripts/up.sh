@@ -2,5 +2,5 @@
 # Installs everything (system packages, .venv) and runs the twin on its embedded defaults.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh all,lab
 exec .venv/bin/twin up "$@"
