@@ -1,4 +1,4 @@
-"""`twin notebook`: open the project's notebooks in JupyterLab (the `notebook` extra)."""
+"""`twin notebook`: open the project's notebooks in JupyterLab (`notebook` and `lab` extras)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
         "notebook",
         help="open the exploration and what-if notebooks in JupyterLab",
         description="Start JupyterLab on the project's notebooks/ folder (01 explore a scene, "
-        "02 the live twin, 03 what-if). Needs the 'notebook' extra: pip install 'twin[notebook]'.",
+        "02 the live twin, 03 what-if). Needs the 'notebook' and 'lab' extras: "
+        "pip install 'twin[notebook,lab]'.",
     )
     nb.add_argument("--print", action="store_true", help="print the command instead of running it")
     nb.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
@@ -65,7 +66,7 @@ def _notebook(args: argparse.Namespace) -> int:
         return 0
     if importlib.util.find_spec("jupyterlab") is None:
         raise TwinError(
-            "JupyterLab is not installed in this environment: pip install 'twin[notebook]' "
+            "JupyterLab is not installed in this environment: pip install 'twin[notebook,lab]' "
             f"(then: {shlex.join(cmd)})"
         )
     return subprocess.call(cmd)

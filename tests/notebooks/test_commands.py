@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from twin.errors import TwinError
 from twin.notebook_commands import NOTEBOOKS, _notebook, lab_command, notebooks_dir, register
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +33,10 @@ def test_print_names_the_lab_command_and_each_notebook(capsys: pytest.CaptureFix
     assert notebooks_dir() == ROOT / "notebooks"
 
 
+HAS_LAB = importlib.util.find_spec("jupyterlab") is not None
+
+
+@pytest.mark.skipif(not HAS_LAB, reason="JupyterLab (the 'lab' extra) is not installed")
 def test_lab_command_runs_in_this_environment() -> None:
     """The command's Python has JupyterLab: `python -m jupyterlab --version` succeeds."""
     cmd = lab_command(ROOT / "notebooks")
@@ -39,3 +45,10 @@ def test_lab_command_runs_in_this_environment() -> None:
         [*cmd[:3], "--version"], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip()[0].isdigit()
+
+
+@pytest.mark.skipif(HAS_LAB, reason="JupyterLab is installed: the command would start it")
+def test_without_jupyterlab_it_says_which_extra_to_install() -> None:
+    """Without JupyterLab, `twin notebook` fails with the pip extra and the command to run."""
+    with pytest.raises(TwinError, match=r"twin\[notebook,lab\].*-m jupyterlab"):
+        _notebook(_parse(["notebook"]))
