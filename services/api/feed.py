@@ -1,21 +1,33 @@
 """Event feeds: something that publishes a live event stream into the runtime's in-process bus.
 
-``EventFeed`` is the seam the fab emulator (``twin emulate``, not written yet) will plug into.
-Until it lands, ``SyntheticFeed`` replays ``twin.live.synthetic`` streams on the scene's own
-tools, ports, vehicles and routes: the generator's abstract rail segments and stocker port are
-mapped onto real ones of the scene, event times follow the wall clock, and the stream repeats
-with fresh lot, carrier and transfer ids so it never ends.
+``EventFeed`` is the seam. Two feeds plug into it:
+
+- ``EmulatorFeed`` (the default of ``twin up``) runs the fab emulator (``twin.live.emulator``,
+  the stream of ``twin emulate``) on the runtime's scene and process model in scaled real time:
+  the fab starts empty at the wall-clock time the feed starts, lots are released, carried by
+  the OHT and processed, tools break down and get PMs.
+- ``SyntheticFeed`` replays ``twin.live.synthetic`` streams on the scene's own tools, ports,
+  vehicles and routes: the generator's abstract rail segments and stocker port are mapped onto
+  real ones of the scene, event times follow the wall clock, and the stream repeats with fresh
+  lot, carrier and transfer ids so it never ends. It needs no process model.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time as _time
 from typing import Any, Protocol
 
+from twin.errors import ConfigError
 from twin.live.catalog import Catalog
 from twin.live.events import Event
 from twin.live.synthetic import N_SEGMENTS, SEG_LEN, STOCKER, StreamConfig, synthetic_stream
+
+log = logging.getLogger("twin.api")
+
+FEEDS = ("none", "emulator", "synthetic")
+EMULATOR_HOURS = 24.0 * 365  # fab hours the emulator feed runs for (a year: it does not end)
 
 
 class Sink(Protocol):
@@ -110,6 +122,62 @@ class SyntheticFeed:
             k += 1
 
 
+class EmulatorFeed:
+    """The fab emulator on ``scene`` and ``model``, published at ``speed`` fab s per wall s."""
+
+    def __init__(
+        self,
+        scene: Any,
+        model: Any,
+        *,
+        speed: float = 60.0,  # fab s per wall s
+        seed: int = 0,
+        hours: float = EMULATOR_HOURS,  # h of fab time; the feed ends there
+        start: float | None = None,  # s, UTC epoch of the fab's time 0 (None: now)
+    ) -> None:
+        from twin.live.emulator import Emulator, EmulatorConfig
+
+        # built here, not in the thread, so a scene that does not fit its model fails at start
+        cfg = EmulatorConfig(
+            seed=seed, hours=hours, start=float(int(_time.time() if start is None else start))
+        )
+        self.emulator = Emulator(scene, model, config=cfg)
+        self.speed = speed
+        self.published = 0
+        self.kpis: dict[str, Any] | None = None  # the emulator's own, once its run has ended
+        self.error: str | None = None  # why the run ended early, if it failed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, sink: Sink) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(sink,), name="twin-feed", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()  # the emulator asks at least every 0.2 s
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self, sink: Sink) -> None:
+        feed = self
+
+        class Counting:
+            def publish(self, event: Event) -> None:
+                sink.publish(event)
+                feed.published += 1
+
+        try:
+            self.kpis = self.emulator.run(Counting(), speed=self.speed, stop=self._stop.is_set)
+        except Exception as exc:  # the API keeps serving what was published
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("emulator feed stopped")
+
+
 def _segment_map(catalog: Catalog) -> dict[str, str]:
     """The generator's segments S0..S11 (offsets up to SEG_LEN/2) -> real segments long enough."""
     long_enough = sorted(s for s, length in catalog.segments.items() if length >= SEG_LEN / 2)
@@ -124,10 +192,20 @@ def _stocker_port(catalog: Catalog) -> str:
     return ports[0] if ports else f"{STOCKER}.P1"
 
 
-def feed_for(kind: str, catalog: Catalog, **kw: Any) -> EventFeed | None:
-    """The feed named in the settings (``none`` -> None)."""
+def feed_for(
+    kind: str, catalog: Catalog, *, scene: Any = None, model: Any = None, **kw: Any
+) -> EventFeed | None:
+    """The feed named in the settings (``none`` -> None); the emulator needs the scene and its
+    process model."""
     if kind == "none":
         return None
     if kind == "synthetic":
         return SyntheticFeed(catalog, **kw)
-    raise ValueError(f"unknown feed {kind!r} (accepted: none, synthetic)")
+    if kind == "emulator":
+        if scene is None or model is None:
+            raise ConfigError(
+                "emulator feed",
+                ["the scene names no process model (scene.yaml 'process:' or TWIN_PROCESS)"],
+            )
+        return EmulatorFeed(scene, model, **kw)
+    raise ValueError(f"unknown feed {kind!r} (accepted: {', '.join(FEEDS)})")

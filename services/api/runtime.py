@@ -1,5 +1,6 @@
 """The twin runtime behind the API: scene, process model, event store, synchroniser, physics
-world, the in-process bus with its feed (and MQTT), the WebSocket hub and the what-if jobs.
+world, the in-process bus with its feed (the fab emulator or a synthetic stream) and MQTT, the
+WebSocket hub and the what-if jobs.
 
 It is built and started in the app's lifespan and stopped there. One ingest thread drains the
 bus (and MQTT) into the synchroniser; ``POST /events`` goes through the same synchroniser under
@@ -174,9 +175,17 @@ class TwinRuntime:
         from services.api.jobs import JobManager
 
         self.jobs = JobManager(self)
+        # built before anything runs: a scene that does not fit its model fails the start
+        self.feed = feed_for(
+            s.feed,
+            self.catalog,
+            scene=self.scene,
+            model=self.model,
+            speed=s.feed_speed,
+            seed=s.feed_seed,
+        )
         self._thread = threading.Thread(target=self._ingest_loop, name="twin-ingest", daemon=True)
         self._thread.start()
-        self.feed = feed_for(s.feed, self.catalog, speed=s.feed_speed, seed=s.feed_seed)
         if self.feed is not None:
             self.feed.start(self.bus)
         self.started = _time.time()

@@ -41,25 +41,99 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> dict
     raise AssertionError("the service did not come up")
 
 
+def demo_products() -> set[str]:
+    """The products of the demo fab's process model."""
+    from twin.process import load_model
+    from twin.scene.load import load_scene
+
+    return set(load_model(load_scene("scenes/demo-fab").metadata["process_dir"]).products)
+
+
+def metric(text: str, name: str) -> float:
+    """The value of an unlabelled Prometheus sample ``name`` in ``text``."""
+    (value,) = [line.split()[1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(value)
+
+
 @pytest.mark.slow
-def test_twin_up_runs_the_live_demo_and_stops_on_ctrl_c(tmp_path):
-    """`twin up` serves the demo fab on loopback with a live feed, physics and a SQLite store,
-    prints its admin token, and Ctrl-C stops it cleanly (exit 0, state snapshotted)."""
+def test_twin_up_runs_the_emulator_and_stops_on_ctrl_c(tmp_path):
+    """`twin up` (defaults: the emulator feed at 60x) serves the demo fab on loopback with
+    physics and a SQLite store: within seconds the emulator's events are applied (a tool turns
+    productive, a lot is tracked in), none is dead-lettered, and Ctrl-C exits 0 with the
+    state snapshotted."""
     port, store = free_port(), tmp_path / "up.db"
     proc = start(
         ["up", "--port", str(port), "--token", "dev-token-for-test", "--store", str(store)]
     )
     url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": "Bearer dev-token-for-test"}
     try:
         health = wait_healthy(url, proc)
-        assert health["scene"] == "demo-fab" and health["feed"] == "synthetic"
-        assert health["store"] == "sqlite"
+        assert health["scene"] == "demo-fab" and health["feed"] == "emulator"
+        assert health["store"] == "sqlite" and health["physics"] is True
+        deadline = time.monotonic() + 60
+        while True:  # the emulator tracks its first lot in after ~70 fab s (~1.2 s at 60x)
+            states = {
+                e["id"]: e["state"]
+                for e in httpx.get(url + "/equipment", headers=headers).json()["items"]
+            }
+            if "productive" in states.values():
+                break
+            assert time.monotonic() < deadline, f"no tool turned productive: {states}"
+            time.sleep(0.5)
+        assert httpx.get(url + "/kpis").status_code == 401
+        kpis = httpx.get(url + "/kpis", headers=headers).json()
+        assert kpis["revision"] > 0 and kpis["wip"] > 0 and kpis["moves"] >= 0
+        lots = httpx.get(url + "/lots", headers=headers).json()["items"]
+        assert lots and {lot["product"] for lot in lots} <= demo_products()  # the model's lots
+        vehicles = httpx.get(url + "/vehicles", headers=headers).json()["items"]
+        assert any(v["reported"] for v in vehicles)  # the OHT reported positions
+        text = httpx.get(url + "/metrics", headers=headers).text
+        assert metric(text, "twin_events_dead_lettered_total") == 0  # the stream validates
+        assert metric(text, "twin_events_ingested_total") >= kpis["revision"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "development admin token: dev-token-for-test" in out and "twin: stopped" in out
+    assert "feed: emulator at 60x" in out
+    with sqlite3.connect(store) as db:
+        (events,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+        (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        (snap,) = db.execute("SELECT MAX(pos) FROM snapshots").fetchone()
+        sources = {s for (s,) in db.execute("SELECT DISTINCT source FROM events")}
+    assert dead == 0 and sources == {"mes", "amhs"}
+    assert events >= kpis["revision"] and snap == events  # all accepted was snapshotted at stop
+
+
+@pytest.mark.slow
+def test_twin_up_synthetic_feed_is_still_selectable(tmp_path):
+    """`twin up --feed synthetic` serves the synthetic stream instead: events are applied,
+    tools get E10 states, and Ctrl-C exits 0 with the state snapshotted."""
+    port, store = free_port(), tmp_path / "up.db"
+    proc = start(
+        [
+            "up",
+            "--port",
+            str(port),
+            "--token",
+            "dev-token-for-test",
+            "--store",
+            str(store),
+            "--feed",
+            "synthetic",
+            "--no-physics",
+        ]  # fmt: skip
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        health = wait_healthy(url, proc)
+        assert health["feed"] == "synthetic" and health["physics"] is False
         headers = {"Authorization": "Bearer dev-token-for-test"}
         deadline = time.monotonic() + 60
         while httpx.get(url + "/kpis", headers=headers).json()["revision"] < 40:
             assert time.monotonic() < deadline, "the feed did not deliver events"
             time.sleep(0.5)
-        assert httpx.get(url + "/kpis").status_code == 401
         states = {
             e["state"] for e in httpx.get(url + "/equipment", headers=headers).json()["items"]
         }
@@ -68,11 +142,10 @@ def test_twin_up_runs_the_live_demo_and_stops_on_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert "development admin token: dev-token-for-test" in out and "twin: stopped" in out
     with sqlite3.connect(store) as db:
         (events,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
         (snap,) = db.execute("SELECT MAX(pos) FROM snapshots").fetchone()
-    assert events >= 40 and snap == events  # everything accepted was snapshotted at stop
+    assert events >= 40 and snap == events
 
 
 def test_twin_up_generates_a_token(monkeypatch, capsys):
@@ -82,7 +155,10 @@ def test_twin_up_generates_a_token(monkeypatch, capsys):
     seen = {}
 
     def fake_run(settings, host, port):
-        seen.update(host=host, port=port, tokens=settings.tokens, feed=settings.feed)
+        seen.update(
+            host=host, port=port, tokens=settings.tokens, feed=settings.feed,
+            speed=settings.feed_speed,
+        )  # fmt: skip
         return 0
 
     monkeypatch.setattr(sc, "_run", fake_run)
@@ -91,7 +167,8 @@ def test_twin_up_generates_a_token(monkeypatch, capsys):
     out = capsys.readouterr().out
     tokens = [line.split(": ")[1] for line in out.splitlines() if "admin token" in line]
     assert len(tokens) == 2 and tokens[0] != tokens[1] and len(tokens[0]) >= 24
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["feed"] == "synthetic"
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["feed"] == "emulator"
+    assert seen["speed"] == 60.0  # the emulator's default speed
 
 
 def test_twin_serve_refuses_production_without_tokens(monkeypatch, capsys):
