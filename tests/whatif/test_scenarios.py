@@ -413,3 +413,44 @@ def test_sweep_size_is_the_product_of_the_grid(sizes):
     assert len(scs) == math.prod(sizes) == len({s.name for s in scs})
     first = scs[0].apply(model)  # every parameter at its first value, 0.5: the factors multiply
     assert first.routes["r_2"].steps[1].mean == pytest.approx(H * 0.5 ** len(sizes))
+
+
+def test_dispatching_accepts_registered_rules_and_refuses_unknown_ones():
+    """A rule added with register_rule is accepted in a scenario (it is the live registry);
+    an unknown one is refused with its close matches and the accepted rules."""
+    from twin.whatif.reference import RULES, register_rule
+
+    name = "shortest_queue_test"
+    assert name not in RULES
+    register_rule(name, lambda lot, tool, now, setup_time: (lot.arrived, lot.seq))
+    try:
+        text = (
+            f"scenarios: [{{name: a, changes: [{{dispatching: {{area: Litho, rule: {name}}}}}]}}]"
+        )
+        (sc,) = [s for s in parse_scenarios(text, model=small_model()) if s.name == "a"]
+        m = sc.apply(small_model())
+        assert m.families["LITHO_1"].rule == m.families["LITHO_2"].rule == name
+        with pytest.raises(InputError) as err:
+            parse_scenarios(text.replace(name, "shortest_queu"), model=small_model())
+        msg = str(err.value)
+        assert "unknown dispatching rule 'shortest_queu'" in msg
+        assert f"did you mean '{name}'" in msg and "accepted: hot_first" in msg
+        assert name in msg.split("accepted: ")[1]
+    finally:
+        RULES.pop(name, None)
+    with pytest.raises(InputError, match=f"unknown dispatching rule '{name}'"):
+        parse_scenarios(text, model=small_model())  # unregistered again: refused
+
+
+def test_scenarios_module_does_not_import_the_engine():
+    """Importing twin.whatif.scenarios leaves the reference engine unimported (rules are
+    looked up when a scenario is checked)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, twin.whatif.scenarios; "
+        "print(any(m.startswith('twin.whatif.reference') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -90,6 +90,15 @@ class Select:
         return ", ".join(parts) if parts else "all families"
 
 
+def dispatch_rules() -> list[str]:
+    """The dispatching rules the engine knows now: built-in ones and those added with
+    ``twin.whatif.reference.register_rule``."""
+    # imported here: the reference package pulls in the engine, which this module must not
+    from twin.whatif.reference import RULES
+
+    return list(RULES)
+
+
 def _close(word: str, known: object) -> str:
     close = difflib.get_close_matches(word, [str(k) for k in known], n=3)  # type: ignore[union-attr]
     return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
@@ -224,10 +233,11 @@ class Dispatching(Change):
 
     def check(self, model: FabModel, where: str) -> list[str]:
         problems = super().check(model, where)
-        if self.rule not in DISPATCH_RULES:
+        rules = dispatch_rules()
+        if self.rule not in rules:
             problems.append(
-                f"{where}: unknown dispatching rule {self.rule!r}{_close(self.rule, DISPATCH_RULES)}"
-                f"; accepted: {', '.join(DISPATCH_RULES)}"
+                f"{where}: unknown dispatching rule {self.rule!r}{_close(self.rule, rules)}"
+                f"; accepted: {', '.join(rules)}"
             )
         return problems
 
@@ -580,7 +590,7 @@ _SELECT_KEYS = {"family", "families", "area", "areas"}
 CHANGE_KINDS: dict[str, str] = {
     "tool_count": "{families|area: ..., add: n} or {families|area: ..., set: n}",
     "processing_time": "{factor: x, families|area: ...} or {factor: x, route: r, steps: [..]}",
-    "dispatching": f"{{families|area: ..., rule: {'|'.join(DISPATCH_RULES)}}}",
+    "dispatching": f"{{families|area: ..., rule: {'|'.join(DISPATCH_RULES)}|a registered rule}}",
     "release_rate": "{factor: x, lot_types|products: [...] (default all)}",
     "product_mix": "{<product or lot type>: factor, ...}",
     "batch_size": "{families|area: ..., min: wafers, max: wafers}",
@@ -745,7 +755,7 @@ class _Parser:
             rule = a.get("rule")
             if not isinstance(rule, str):
                 self.problems.append(
-                    f"{where}: dispatching needs 'rule': one of {', '.join(DISPATCH_RULES)}"
+                    f"{where}: dispatching needs 'rule': one of {', '.join(dispatch_rules())}"
                 )
             return Dispatching(rule=str(rule), **common)
         if kind == "release_rate":
