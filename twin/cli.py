@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "twin.physics.commands",
     "twin.scan.commands",
     "twin.service_commands",
+    "twin.notebook_commands",
 ]
 
 
