@@ -76,8 +76,15 @@ def _settings(**kw: Any) -> Any:
 
 
 def _up(args: argparse.Namespace) -> int:
+    import math
+
+    problems = []
+    if args.speed is not None and not (args.speed > 0 and math.isfinite(args.speed)):
+        problems.append(f"--speed {args.speed:g}: must be a number > 0")
     if args.seed < 0:
-        raise ConfigError("twin up", [f"--seed {args.seed}: must be >= 0"])
+        problems.append(f"--seed {args.seed}: must be >= 0")
+    if problems:
+        raise ConfigError("twin up", problems)
     token = args.token or secrets.token_urlsafe(24)
     store = args.store or Path(tempfile.mkdtemp(prefix="twin-up-")) / "events.db"
     settings = _settings(

@@ -171,6 +171,13 @@ def test_twin_up_generates_a_token(monkeypatch, capsys):
     assert seen["speed"] == 60.0  # the emulator's default speed
 
 
+def test_twin_up_bad_flags_are_one_error(capsys):
+    """A bad --speed and a bad --seed are reported together, before anything starts."""
+    assert main(["up", "--speed", "0", "--seed", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert "--speed 0: must be a number > 0" in err and "--seed -1: must be >= 0" in err
+
+
 def test_twin_serve_refuses_production_without_tokens(monkeypatch, capsys):
     """`twin serve` defaults to production mode, which needs TWIN_TOKENS: one clear error."""
     for k in list(os.environ):
