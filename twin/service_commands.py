@@ -91,16 +91,12 @@ def _up(args: argparse.Namespace) -> int:
         mode="development",
         store=str(store),
         synchronous="NORMAL",
-        feed="none" if args.feed == "emulator" else args.feed,
+        feed=args.feed,
         feed_speed=UP_SPEED[args.feed] if args.speed is None else args.speed,
         feed_seed=args.seed,
         physics=not args.no_physics,
         tokens={token: ["admin"]},
     )
-    if args.feed == "emulator":
-        # Settings.feed (services/api/settings.py) does not list "emulator" yet; the runtime's
-        # feed_for does, so set it after validation
-        settings = settings.model_copy(update={"feed": "emulator"})
     url = f"http://127.0.0.1:{args.port}"
     print(
         f"twin up: the demo fab on {url} (API docs {url}/docs)\n"

@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     store: str | None = None  # SQLite event store file; None: in memory (not durable)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"  # SQLite durability (FULL: power loss)
     mqtt: str | None = None  # mqtt://HOST:PORT/TOPIC to subscribe to (None: no MQTT source)
-    feed: Literal["none", "synthetic"] = "none"  # built-in event feed into the in-process bus
+    feed: Literal["none", "emulator", "synthetic"] = (
+        "none"  # built-in event feed into the in-process bus
+    )
     feed_speed: float = 1.0  # × real time for the built-in feed
     feed_seed: int = 0
     physics: bool = True  # attach a pybullet world when pybullet is importable
