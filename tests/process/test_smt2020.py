@@ -166,3 +166,17 @@ def test_wip_release_dates(model, hvlm):
     assert lot.release == lot.due - offsets["Lot_3"] < 0
     start = load_model(hvlm, wip_release="start")
     assert all(w.release == 0 for w in start.wip)
+
+
+def test_tool_table_is_read_as_tool_txt_1l_or_tool_txt(tmp_path):
+    """The tool table is tool.txt.1l (AutoSched export) or, when only that exists, tool.txt."""
+    demo = Path(__file__).resolve().parents[2] / "scenes" / "demo-fab" / "process"
+    plain = load_model(demo)
+    assert (demo / "tool.txt").exists() and plain.families
+    copy = tmp_path / "process"
+    shutil.copytree(demo, copy)
+    (copy / "tool.txt").rename(copy / "tool.txt.1l")
+    renamed = load_model(copy)
+    assert {f: v.count for f, v in renamed.families.items()} == {
+        f: v.count for f, v in plain.families.items()
+    }

@@ -39,7 +39,7 @@ def load_model(path: str | Path, **options: object) -> FabModel:
     if not (folder / "part.txt").exists():
         raise UnsupportedFormatError(
             "process model",
-            ["SMT2020 folder (part.txt, route_*.txt, tool.txt.1l, order.txt)"],
+            ["SMT2020 folder (part.txt, route_*.txt, tool.txt.1l or tool.txt, order.txt)"],
             folder,
         )
     return load_smt2020(folder, **options)

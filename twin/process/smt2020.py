@@ -423,7 +423,7 @@ def load_model(
     *,
     ptime_spread_mode: str = "full",
     wip_release: str = "due",
-    tool_file: str = "tool.txt.1l",
+    tool_file: str | None = None,
 ) -> FabModel:
     """Read an SMT2020-format folder into a FabModel (times in seconds).
 
@@ -432,11 +432,16 @@ def load_model(
     START (time 0), which would make lots near the end of their route look brand new; "due"
     (default) dates the release back to DUE minus the relative due date of the lot type in
     order.txt, "start" keeps START.
+    ``tool_file``: the tool-family table; default ``tool.txt.1l`` (the AutoSched export's name),
+    else ``tool.txt`` when only that exists (the name the project's own demo fab uses).
     Raises InputError listing every problem with file:line:column.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise InputError(f"SMT2020 model {folder}", [f"{folder}: not a folder"])
+    if tool_file is None:
+        plain = not (folder / "tool.txt.1l").exists() and (folder / "tool.txt").exists()
+        tool_file = "tool.txt" if plain else "tool.txt.1l"
     p: list[str] = []
     if ptime_spread_mode not in SPREAD_MODES:
         p.append(f"ptime_spread_mode {ptime_spread_mode!r}; accepted: {', '.join(SPREAD_MODES)}")

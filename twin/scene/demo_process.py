@@ -92,7 +92,7 @@ def write_process(folder: str | Path, counts: dict[str, int]) -> list[Path]:
     )  # fmt: skip
     for part, (_, route, layers) in PRODUCTS.items():
         files[f"route_{part[-1]}.txt"] = _table(ROUTE_HEADER, route_rows(route, layers))
-    files["tool.txt.1l"] = _table(
+    files["tool.txt"] = _table(
         TOOL_HEADER,
         [{"STNFAM": fam, "STN": fam, "RULE": rule, "FWLRANK": "rank_HP;rank_RSETUP;rank_FIFO",
           "WAKERESRANK": wake, "BATCHCRITF": crit, "BATCHPER": "piece" if crit else "",
