@@ -5,15 +5,6 @@ from __future__ import annotations
 import colorsys
 import hashlib
 
-# SEMI E10 equipment states, as the live event stream names them
-E10_STATES = (
-    "productive",
-    "standby",
-    "engineering",
-    "scheduled_down",
-    "unscheduled_down",
-    "non_scheduled",
-)
 _STATE_RGBA = {
     "productive": (0.15, 0.70, 0.25, 1.0),  # green
     "standby": (0.95, 0.80, 0.15, 1.0),  # yellow

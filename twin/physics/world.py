@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twin.errors import InputError, NotFoundError
-from twin.physics.palette import E10_STATES, family_colour, state_colour
+from twin.live.events import E10_STATES
+from twin.physics.palette import family_colour, state_colour
 from twin.scene.graph import SceneGraph
 
 if TYPE_CHECKING:

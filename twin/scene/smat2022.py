@@ -164,11 +164,8 @@ def import_smat2022(
             problems.append(f"{where}: EQP_NAME {tool!r} is not in the Equipment sheet")
         if seg is None or dist is None or (tool is not None and tool not in tops):
             continue
-        offset = dist * MM
-        if not (0.0 <= offset <= seg.length + 1e-6):
-            problems.append(
-                f"{where}: DISTANCE {dist:g} mm is beyond rail {sid} ({seg.length / MM:.0f} mm)"
-            )
+        offset = _offset_on(problems, where, seg, dist)
+        if offset is None:
             continue
         (xa, ya), (xb, yb) = xy[seg.start], xy[seg.end]
         f = offset / seg.length if seg.length > 0 else 0.0
@@ -200,11 +197,8 @@ def import_smat2022(
             problems.append(f"{where}: TYPE {vtype!r} is not a VehicleType NAME ({sorted(vtypes)})")
         if seg is None or dist is None or vtype not in vtypes:
             continue
-        offset = dist * MM
-        if not (0.0 <= offset <= seg.length + 1e-6):
-            problems.append(
-                f"{where}: DISTANCE {dist:g} mm is beyond rail {sid} ({seg.length / MM:.0f} mm)"
-            )
+        offset = _offset_on(problems, where, seg, dist)
+        if offset is None:
             continue
         point = scene.point_on_segment(sid, offset)
         (xa, ya), (xb, yb) = xy[seg.start], xy[seg.end]
@@ -295,6 +289,17 @@ def _expat_rows() -> Iterator[None]:
         yield
     finally:
         _reader.iterparse, strings.iterparse = saved
+
+
+def _offset_on(problems: list[str], where: str, seg: Any, dist: float) -> float | None:
+    """DISTANCE (mm) along a rail as metres, or None (reported) when it lies beyond the rail."""
+    offset = dist * MM
+    if 0.0 <= offset <= seg.length + 1e-6:
+        return offset
+    problems.append(
+        f"{where}: DISTANCE {dist:g} mm is beyond rail {seg.id} ({seg.length / MM:.0f} mm)"
+    )
+    return None
 
 
 def _vehicle_types(
