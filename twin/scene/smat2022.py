@@ -21,8 +21,6 @@ Sheets and columns used (units in the workbook: mm, mm/s, mm/s²; the twin is SI
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -220,21 +218,21 @@ def import_smat2022(
 
 def read_sheets(path: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
     """Rows of every needed sheet as (Excel row number, {column: value}); checks sheets/columns."""
-    import openpyxl
+    from twin.scene.xlsx import XlsxError, iter_values, open_workbook
 
     if not path.is_file():
         raise InputError("SMAT2022 workbook", [f"{path}: file not found"])
     try:
-        with _expat_rows():  # the shared strings (~1 MB of port names) parse faster too
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        wb = open_workbook(path)
     except Exception as exc:  # zip/xml errors of a corrupt file: name the file
         raise InputError(
             "SMAT2022 workbook", [f"{path}: not a readable .xlsx workbook: {exc}"]
         ) from None
     problems: list[str] = []
     try:
-        with _expat_rows():
-            out = {sheet: rows for sheet, rows in _sheet_rows(path, wb, problems)}
+        out = {sheet: rows for sheet, rows in _sheet_rows(path, wb, iter_values, problems)}
+    except XlsxError as exc:
+        raise InputError(f"SMAT2022 workbook {path.name}", [str(exc)]) from None
     finally:
         wb.close()
     if problems:
@@ -242,15 +240,20 @@ def read_sheets(path: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
     return out
 
 
-def _sheet_rows(path: Path, wb: Any, problems: list[str]):
+def _sheet_rows(path: Path, wb: Any, values: Any, problems: list[str]):
+    """(sheet, rows) of each needed sheet; ``values(ws)`` yields (row number, values from A)."""
     for sheet, columns in SHEETS.items():
         if sheet not in wb.sheetnames:
             problems.append(
                 f"{path.name}: missing sheet {sheet!r} (needs columns {', '.join(columns)})"
             )
             continue
-        rows = wb[sheet].iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
+        rows = values(wb[sheet])
+        first = next(rows, None)
+        header = [
+            str(h).strip() if h is not None else ""
+            for h in (first[1] if first is not None and first[0] == 1 else ())
+        ]
         missing = [c for c in columns if c not in header]
         if missing:
             problems.append(
@@ -259,36 +262,15 @@ def _sheet_rows(path: Path, wb: Any, problems: list[str]):
             )
             continue
         idx = [(c, header.index(c)) for c in columns]
+        key = idx[0][1]
         yield (
             sheet,
             [
                 (n, {c: (r[i] if i < len(r) else None) for c, i in idx})
-                for n, r in enumerate(rows, start=2)
-                if r and r[idx[0][1]] is not None  # skip blank trailing rows
+                for n, r in rows
+                if len(r) > key and r[key] is not None  # skip blank trailing rows
             ],
         )
-
-
-@contextmanager
-def _expat_rows() -> Iterator[None]:
-    """Parse worksheet and shared-string XML with the C ElementTree parser.
-
-    When defusedxml is installed, openpyxl parses every cell through defusedxml's pure-Python
-    parser, which alone makes this import miss its 3 s target. Python 3.11's expat (>= 2.4)
-    already refuses entity-amplification bombs and ElementTree never fetches external
-    entities, so the C parser is as safe here. Restored on exit.
-    """
-    from xml.etree.ElementTree import iterparse
-
-    from openpyxl.reader import strings
-    from openpyxl.worksheet import _reader
-
-    saved = _reader.iterparse, strings.iterparse
-    _reader.iterparse = strings.iterparse = iterparse
-    try:
-        yield
-    finally:
-        _reader.iterparse, strings.iterparse = saved
 
 
 def _offset_on(problems: list[str], where: str, seg: Any, dist: float) -> float | None:
