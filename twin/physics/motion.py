@@ -64,7 +64,7 @@ def plan_stop(
     delay = np.full(v0.shape, delay) if np.isscalar(delay) else np.asarray(delay, dtype=float)
     stopping = v0 * v0 / (2.0 * dec)
     brake_only = dist <= stopping * (1.0 + 1e-12) + 1e-12
-    emergency = dist < stopping - 1e-6
+    emergency = dist < stopping - 1e-6  # implies brake_only
 
     with np.errstate(divide="ignore", invalid="ignore"):
         over_cap = v0 > cap
@@ -77,21 +77,18 @@ def plan_stop(
         d3 = vm * vm / (2.0 * dec)
         d2 = np.maximum(dist - d1 - d3, 0.0)
         t2 = np.where(vm > 0, d2 / vm, 0.0)
-        t3 = vm / dec
+        # braking only: all of it is phase 3, from v0, exactly onto dist (harder than dec in
+        # an emergency); in place, as these arrays are fresh
         a3 = dec.copy()
-        # braking only: all of it is phase 3, from v0, exactly onto dist
-        b_eff = np.where(dist > 0, v0 * v0 / (2.0 * np.maximum(dist, 1e-300)), np.inf)
-        a3 = np.where(brake_only, np.where(emergency, b_eff, dec), a3)
-        vm = np.where(brake_only, v0, vm)
-        t1 = np.where(brake_only, 0.0, t1)
-        a1 = np.where(brake_only, 0.0, a1)
-        t2 = np.where(brake_only, 0.0, t2)
-        t3 = np.where(brake_only, np.where(v0 > 0, v0 / a3, 0.0), t3)
-    # standing still with nowhere to go
-    still = (v0 <= 0) & (dist <= 0)
-    t3 = np.where(still, 0.0, t3)
-    t1 = np.where(still, 0.0, t1)
-    t2 = np.where(still, 0.0, t2)
+        if emergency.any():
+            b_eff = np.where(dist > 0, v0 * v0 / (2.0 * np.maximum(dist, 1e-300)), np.inf)
+            np.copyto(a3, b_eff, where=emergency)
+        np.copyto(vm, v0, where=brake_only)
+        np.copyto(t1, 0.0, where=brake_only)
+        np.copyto(a1, 0.0, where=brake_only)
+        np.copyto(t2, 0.0, where=brake_only)
+        # vm / dec off the brake-only branch; standing still with nowhere to go gives 0 / dec
+        t3 = vm / a3
     dist = np.where(brake_only & ~emergency, np.minimum(dist, stopping), dist)
     return Plan(v0, a1, t1, vm, t2, a3, t3, dist, delay), emergency
 
@@ -99,19 +96,21 @@ def plan_stop(
 def evaluate(plan: Plan, tau: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """Distance travelled (m) and speed (m/s) ``tau`` s after the plan starts."""
     tau = np.maximum(np.asarray(tau, dtype=float) - plan.delay, 0.0)
-    p1 = np.minimum(tau, plan.t1)
+    t1, vm, a3 = plan.t1, plan.vm, plan.a3
+    p1 = np.minimum(tau, t1)
     x = plan.v0 * p1 + 0.5 * plan.a1 * p1 * p1
     v = plan.v0 + plan.a1 * p1
-    p2 = np.clip(tau - plan.t1, 0.0, plan.t2)
-    x = x + plan.vm * p2
-    v = np.where(tau > plan.t1, plan.vm, v)
+    # np.minimum(np.maximum(...)) is np.clip without its Python-level overhead
+    p2 = np.minimum(np.maximum(tau - t1, 0.0), plan.t2)
+    x = x + vm * p2
+    v = np.where(tau > t1, vm, v)
+    # a never-stopping plan gives inf - inf, an instant emergency stop inf·0: `done` covers it
     with np.errstate(invalid="ignore"):
-        p3 = np.clip(tau - plan.t1 - plan.t2, 0.0, plan.t3)
-    p3 = np.where(np.isnan(p3), 0.0, p3)
-    with np.errstate(invalid="ignore"):  # an instant emergency stop is inf·0; `done` covers it
-        x = x + plan.vm * p3 - 0.5 * plan.a3 * p3 * p3
-        v = np.where(p3 > 0, plan.vm - plan.a3 * p3, v)
-    done = tau >= plan.t1 + plan.t2 + plan.t3
+        p3 = np.minimum(np.maximum(tau - t1 - plan.t2, 0.0), plan.t3)
+        p3 = np.where(np.isnan(p3), 0.0, p3)
+        x = x + vm * p3 - 0.5 * a3 * p3 * p3
+        v = np.where(p3 > 0, vm - a3 * p3, v)
+    done = tau >= t1 + plan.t2 + plan.t3
     x = np.where(done & np.isfinite(plan.dist), plan.dist, x)
     v = np.where(done, 0.0, v)
     return x, np.maximum(v, 0.0)

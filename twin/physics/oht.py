@@ -25,6 +25,7 @@ import numpy as np
 
 from twin.errors import ConfigError, InputError, NotFoundError
 from twin.physics.deadlock import Deadlock, DeadlockError, wait_cycles
+from twin.physics.leaders import RouteAhead, find_leaders
 from twin.physics.motion import Plan, evaluate, plan_stop, time_to_reach
 from twin.physics.routing import RailIndex, Router
 from twin.physics.transfers import (
@@ -109,6 +110,8 @@ class OhtSim(TransferJobs):
         shortest = float(rail.seg_len.min()) if len(rail.seg_len) else 1.0
         self.K = int(min(64, math.ceil(cfg.lookahead / max(shortest, 1e-3)) + 2))
         n = self.n
+        self._rows = np.arange(n)
+        self._zeros = np.zeros(n)
         self.t = 0.0  # s, current time
         self.t_tick = 0.0  # s, start of the current decision period
         self.v = np.zeros(n)
@@ -139,7 +142,8 @@ class OhtSim(TransferJobs):
         self._check_start_headway()
         if random_transfers:
             for i in range(n):
-                self._next_job(i, 0.0)
+                self._next_job(i, 0.0, refresh=False)
+            self._refresh(self._rows)
         self._start_ready_legs()
         self._decide()
 
@@ -200,7 +204,7 @@ class OhtSim(TransferJobs):
         self._start = start
 
     def _check_start_headway(self) -> None:
-        lead, dist, _, _ = self._leaders(self.s, self.seg, self.seg_s0)
+        lead, dist, _, _ = self._leaders(self.s, self.seg, self.seg_s0, self.nxt_s0, self.ahead)
         bad = np.nonzero((lead >= 0) & (dist < self.gap - 1e-9))[0]
         if len(bad):
             raise InputError(
@@ -261,7 +265,9 @@ class OhtSim(TransferJobs):
     def headways(self) -> np.ndarray:
         """Distance (m) along the rail from each vehicle to the one ahead (inf: none in sight)."""
         seg, off, _, s = self.state()
-        _, dist, _, bdist = self._leaders(s, seg, s - off, nxt=self._nxt_now(s))
+        nxt, nxt_s0 = self._nxt_now(s)
+        ahead = RouteAhead.of(self.rail, seg, s - off, nxt, nxt_s0)
+        _, dist, _, bdist = self._leaders(s, seg, s - off, nxt_s0, ahead)
         return np.minimum(dist, bdist)
 
     def summary(self) -> dict[str, object]:
@@ -298,8 +304,9 @@ class OhtSim(TransferJobs):
             raise NotFoundError("rail segment", segment, self.rail.seg_index)
         return self.rail.seg_index[segment]
 
-    def _set_route(self, i: int, dest: tuple[int, float]) -> None:
-        """Route vehicle ``i`` from where it stands (odometer kept) to a stop."""
+    def _set_route(self, i: int, dest: tuple[int, float], refresh: bool = True) -> None:
+        """Route vehicle ``i`` from where it stands (odometer kept) to a stop; ``refresh=False``
+        leaves the look-ahead rows to one batched ``_refresh`` by the caller."""
         seg = int(self.seg[i])
         off = float(self.s[i] - self.seg_s0[i])
         segs, length = self.router.route(seg, off, *dest)
@@ -318,57 +325,65 @@ class OhtSim(TransferJobs):
         self.k[i] = 0
         self.dest_stop[i] = dest
         self.dest_s[i] = float(self.s[i] + length)
-        self._refresh(np.array([i]))
+        self.seg_s0[i] = s0[0]  # what _refresh sets; a second route before it starts here too
+        if refresh:
+            self._refresh(np.array([i]))
 
     def _refresh(self, idx: np.ndarray) -> None:
-        """Current segment and the next K route segments of vehicles ``idx`` from their rows."""
+        """Current segment and the next K route segments of vehicles ``idx`` from their rows,
+        and what only depends on those (kept here rather than recomputed every decision)."""
+        n, K = self.n, self.K
         k = self.k[idx]
         rows = idx[:, None]
         width = self.r_segs.shape[1]
         if not hasattr(self, "seg"):
-            self.seg = np.zeros(self.n, dtype=np.int64)
-            self.seg_s0 = np.zeros(self.n)
-            self.nxt = np.full((self.n, self.K), -1, dtype=np.int64)
-            self.nxt_s0 = np.full((self.n, self.K), np.inf)
-            self.caps = np.zeros((self.n, self.K))
-            self.p_speed = np.full((self.n, self.K), np.inf)
-            self.m_ends = np.zeros((self.n, self.K + 1), dtype=np.int64)
-            self.m_ok = np.zeros((self.n, self.K + 1), dtype=bool)
-            self.m_s = np.full((self.n, self.K + 1), np.inf)
-        self.seg[idx] = self.r_segs[idx, k]
-        self.seg_s0[idx] = self.r_s0[idx, k]
-        cols = k[:, None] + 1 + np.arange(self.K)[None, :]
+            self.seg = np.zeros(n, dtype=np.int64)
+            self.seg_s0 = np.zeros(n)
+            self.nxt = np.full((n, K), -1, dtype=np.int64)
+            self.nxt_s0 = np.full((n, K), np.inf)
+            self.cap0 = np.zeros(n)
+            self.caps = np.zeros((n, K))
+            self.p_speed = np.full((n, K), np.inf)
+            self.m_ok = np.zeros((n, K + 1), dtype=bool)
+            self.m_s = np.full((n, K + 1), np.inf)
+            self.ahead = RouteAhead.of(self.rail, self.seg, self.seg_s0, self.nxt, self.nxt_s0)
+        seg = self.r_segs[idx, k]
+        seg_s0 = self.r_s0[idx, k]
+        self.seg[idx] = seg
+        self.seg_s0[idx] = seg_s0
+        cols = k[:, None] + 1 + np.arange(K)[None, :]
         ok = cols < self.r_n[idx][:, None]
         cols = np.minimum(cols, width - 1)
         nxt = np.where(ok, self.r_segs[rows, cols], -1)
         nxt_s0 = np.where(ok, self.r_s0[rows, cols], np.inf)
         self.nxt[idx] = nxt
         self.nxt_s0[idx] = nxt_s0
-        # what only depends on the route rows, kept here rather than recomputed every tick:
-        # caps of the next segments and their stop points, and the merge nodes ahead
+        # speed caps: of this segment, of the next ones and their stop points
+        self.cap0[idx] = np.minimum(self.seg_cap[seg], self.vmax[idx])
         caps = np.minimum(self.seg_cap[np.maximum(nxt, 0)], self.vmax[idx][:, None])
         self.caps[idx] = caps
         self.p_speed[idx] = np.where(
             nxt >= 0, nxt_s0 + caps * caps / (2 * self.dec[idx][:, None]), np.inf
         )
-        ends = self.rail.seg_end[np.concatenate([self.seg[idx][:, None], np.maximum(nxt, 0)], 1)]
+        # leader look-up rows, and the merge nodes ahead (the end nodes where the route goes on)
+        ahead = RouteAhead.of(self.rail, seg, seg_s0, nxt, nxt_s0)
+        self.ahead.put(idx, ahead)
         on = nxt >= 0
         cont = np.concatenate([on, np.zeros((len(idx), 1), dtype=bool)], 1)  # route goes on
         valid = np.concatenate([np.ones((len(idx), 1), dtype=bool), on], 1) & cont
-        self.m_ends[idx] = ends
-        self.m_ok[idx] = valid & self.rail.is_merge[ends]
+        self.m_ok[idx] = valid & self.rail.is_merge[ahead.ends]
         self.m_s[idx] = np.concatenate([nxt_s0, np.full((len(idx), 1), np.inf)], 1)
+
+    _ROUTE_ARRAYS = (
+        *("r_segs", "r_s0", "r_n", "k", "dest_s", "seg", "seg_s0", "nxt", "nxt_s0"),
+        *("cap0", "caps", "p_speed", "m_ok", "m_s"),
+    )
 
     def _set_closed(self, closed: set[int]) -> None:
         old = set(self.router.closed)
         self.router.set_closed(closed)
-        saved = {
-            name: getattr(self, name).copy()
-            for name in (
-                *("r_segs", "r_s0", "r_n", "k", "dest_s", "seg", "seg_s0", "nxt", "nxt_s0"),
-                *("caps", "p_speed", "m_ends", "m_ok", "m_s"),
-            )
-        }
+        saved = {name: getattr(self, name).copy() for name in self._ROUTE_ARRAYS}
+        saved_ahead = RouteAhead(*(getattr(self.ahead, f).copy() for f in RouteAhead.__slots__))
         stops = list(self.dest_stop)
         closed_arr = np.array(sorted(closed), dtype=np.int64)
         try:
@@ -381,6 +396,7 @@ class OhtSim(TransferJobs):
             self.router.set_closed(old)
             for name, arr in saved.items():
                 setattr(self, name, arr)
+            self.ahead = saved_ahead
             self.dest_stop = stops
             raise
         self._decide()
@@ -398,91 +414,30 @@ class OhtSim(TransferJobs):
             np.where(valid, self.nxt_s0[rows, cols], np.inf),
         )
 
-    def _leaders(
-        self,
-        s: np.ndarray,
-        seg: np.ndarray,
-        seg_s0: np.ndarray,
-        nxt: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Vehicles ahead: the nearest one along each route (index, distance m), and the nearest
-        one just past a node on a branch the route does not take (within the follower's gap of
-        the node: it is physically that close even though the route leaves it aside)."""
-        nxt_seg, nxt_s0 = nxt if nxt is not None else (self.nxt, self.nxt_s0)
-        n = self.n
-        rows = np.arange(n)
-        off = s - seg_s0
-        nseg = len(self.rail.seg_ids)
-        order = np.argsort(seg * 1e5 + off, kind="stable")  # by segment, then offset
-        sseg, soff = seg[order], off[order]
-        first_idx = np.full(nseg + 1, -1, dtype=np.int64)  # slot nseg stands for "no segment"
-        first_off = np.full(nseg + 1, np.inf)
-        starts = np.ones(n, dtype=bool)
-        starts[1:] = sseg[1:] != sseg[:-1]
-        first_idx[sseg[starts]] = order[starts]
-        first_off[sseg[starts]] = soff[starts]
-        lead = np.full(n, -1, dtype=np.int64)
-        dist = np.full(n, np.inf)
-        same = sseg[1:] == sseg[:-1]
-        lead[order[:-1][same]] = order[1:][same]
-        dist[order[:-1][same]] = soff[1:][same] - soff[:-1][same]
-        # along the route ahead: the first vehicle on the nearest next segment that has one
-        col = np.where(nxt_seg >= 0, nxt_seg, nseg)
-        cand = first_idx[col]
-        cdist = np.where(
-            (cand >= 0) & (cand != rows[:, None]), nxt_s0 - s[:, None] + first_off[col], np.inf
+    def _leaders(self, s, seg, seg_s0, nxt_s0, ahead):
+        return find_leaders(
+            self.rail, s, seg, seg_s0, nxt_s0, ahead, self.gap, self.config.lookahead
         )
-        best = np.argmin(cdist, axis=1)
-        bd = cdist[rows, best]
-        take = bd < dist  # a same-segment leader is always nearer than one further on
-        lead = np.where(take, cand[rows, best], lead)
-        dist = np.where(take, bd, dist)
-        # other branches leaving the end node of a route segment ahead (a diverge, or any node
-        # after the stop): few (vehicle, segment) pairs, so work on those alone
-        cols = np.concatenate([seg[:, None], nxt_seg], axis=1)
-        col_s0 = np.concatenate([seg_s0[:, None], nxt_s0], axis=1)
-        nexts = np.concatenate([nxt_seg, np.full((n, 1), -1)], axis=1)
-        ok = (cols >= 0) & (col_s0 - s[:, None] < self.config.lookahead)
-        ends = self.rail.seg_end[np.where(ok, cols, 0)]
-        r, c = np.nonzero(ok & ((self.rail.out_deg[ends] > 1) | (nexts < 0)))
-        blead = np.full(n, -1, dtype=np.int64)
-        bdist = np.full(n, np.inf)
-        if len(r):
-            outs = self.rail.out_segs[ends[r, c]]  # (m, D)
-            valid = (outs >= 0) & (outs != nexts[r, c][:, None])
-            ocol = np.where(valid, outs, nseg)
-            ocand = first_idx[ocol]
-            ooff = first_off[ocol]
-            node_d = col_s0[r, c] + self.rail.seg_len[cols[r, c]] - s[r]
-            d = np.where(
-                (ocand >= 0) & (ocand != r[:, None]) & (ooff < self.gap[r][:, None]),
-                node_d[:, None] + ooff,
-                np.inf,
-            ).ravel()
-            rr = np.repeat(r, outs.shape[1])
-            np.minimum.at(bdist, rr, d)
-            hit = np.isfinite(d) & (d == bdist[rr])
-            blead[rr[hit]] = ocand.ravel()[hit]
-        return lead, dist, blead, bdist
 
     # ------------------------------------------------------------ one decision
     def _decide(self) -> None:
         """Plan every vehicle's motion over the tick starting at ``t_tick``."""
-        cfg, n = self.config, self.n
+        cfg, K = self.config, self.K
         s, v = self.s, self.v
-        rows = np.arange(n)
-        lead, ldist, blead, bdist = self._leaders(s, self.seg, self.seg_s0)
+        rows = self._rows
+        lead, ldist, blead, bdist = self._leaders(s, self.seg, self.seg_s0, self.nxt_s0, self.ahead)
         near = np.minimum(ldist, bdist)
-        if np.any(np.isfinite(near)):
-            self.stats.min_headway = min(self.stats.min_headway, float(near.min()))
+        closest = float(near.min())
+        if closest < self.stats.min_headway:
+            self.stats.min_headway = closest
         # a vehicle ahead: stop by its stopping point minus the gap
         p_route = self._follow(lead, ldist)
         p_branch = self._follow(blead, bdist)
         self.lead = np.where(p_branch < p_route, blead, lead)
-        self.ldist = np.minimum(ldist, bdist)
+        self.ldist = near
         p_lead = np.minimum(p_route, p_branch)
         # merges on the route ahead (a node where the route continues and two rails join)
-        ends, m_s = self.m_ends, self.m_s  # node at each segment end, odometer of that node
+        ends, m_s = self.ahead.ends, self.m_s  # node at each segment end, odometer of that node
         is_m = self.m_ok & (m_s - s[:, None] <= cfg.lookahead)
         # skip merges the vehicle already holds (it may hold several in a row)
         held = self.holder[ends] == rows[:, None]
@@ -492,45 +447,41 @@ class OhtSim(TransferJobs):
         m_node = np.where(has_m, ends[rows, first], -1)
         m_pos = np.where(has_m, m_s[rows, first], np.inf)
         self._request_merges(m_node, m_pos, ldist, s)
-        granted = has_m & (self.holder[np.maximum(m_node, 0)] == rows)
-        p_merge = np.where(has_m & ~granted, m_pos - self.gap, np.inf)
-        self.m_node = np.where(has_m & ~granted, m_node, -1)
+        waiting = has_m & (self.holder[np.maximum(m_node, 0)] != rows)
+        p_merge = np.where(waiting, m_pos - self.gap, np.inf)
+        self.m_node = np.where(waiting, m_node, -1)
         # destination (a standing vehicle's destination is where it stands)
         moving = (self.stage == TO_SOURCE) | (self.stage == TO_DEST)
         p_dest = np.where(moving, self.dest_s, s)
         self.p_hard = np.minimum(np.minimum(p_lead, p_merge), p_dest)
-        self.p_kind = np.select(
-            [self.p_hard == p_dest, self.p_hard == p_lead], [0, 1], default=2
-        )  # 0 destination, 1 leader, 2 merge
-        # slower segments ahead as stop points
-        # (self.p_speed, self.caps: kept up to date by _refresh)
-        cap0 = np.minimum(self.seg_cap[self.seg], self.vmax)
-        delay = np.clip(self.ready - self.t_tick, 0.0, None)
-        self._subplans: list[tuple[np.ndarray, float | np.ndarray, np.ndarray, Plan]] = []
-        idx = rows
-        t_start = np.zeros(n)
-        s_start = s.copy()
-        v_start = v.copy()
-        cap = cap0
+        self._p_lead, self._p_dest = p_lead, p_dest  # which one binds: see _find_deadlocks
+        # one plan per vehicle to the nearest stop point, including slower segments ahead as
+        # stop points (self.p_speed); re-planned where the plan enters a segment with another
+        # cap. The first pass covers every vehicle on the full arrays; later ones only those
+        # that cross a segment start this tick.
         h = cfg.tick
-        for j in range(self.K + 1):
-            ps = np.where(
-                self.nxt_s0[idx] > s_start[:, None] + 1e-12, self.p_speed[idx], np.inf
-            ).min(axis=1)
-            p = np.minimum(self.p_hard[idx], ps)
+        idx, t_start, s_start, v_start = rows, self._zeros, s, v
+        cap, acc, dec, p_hard = self.cap0, self.acc, self.dec, self.p_hard
+        nxt_s0, p_speed = self.nxt_s0, self.p_speed
+        delay = np.maximum(self.ready - self.t_tick, 0.0)
+        self._subplans: list[tuple[np.ndarray, np.ndarray, np.ndarray, Plan]] = []
+        for j in range(K + 1):
+            before = nxt_s0 > s_start[:, None] + 1e-12  # segment starts still ahead
+            ps = np.where(before, p_speed, np.inf).min(axis=1)
             plan, emergency = plan_stop(
-                v_start, p - s_start, cap, self.acc[idx], self.dec[idx], delay if j == 0 else 0.0
+                v_start, np.minimum(p_hard, ps) - s_start, cap, acc, dec, delay
             )
-            self.stats.emergencies += int(np.count_nonzero(emergency))
+            if emergency.any():
+                self.stats.emergencies += int(np.count_nonzero(emergency))
             self._subplans.append((idx, t_start, s_start, plan))
-            if j == self.K:
+            if j == K:
                 break
             # where the plan enters the next segment of its route, re-plan with that cap
-            jj = np.sum(self.nxt_s0[idx] <= s_start[:, None] + 1e-12, axis=1)
-            nb = np.where(jj < self.K, self.nxt_s0[idx, np.minimum(jj, self.K - 1)], np.inf)
+            jj = K - before.sum(axis=1)
+            nb = np.where(jj < K, nxt_s0[np.arange(len(idx)), np.minimum(jj, K - 1)], np.inf)
             # only vehicles that could get that far this tick need the exact crossing time
             left = h - t_start
-            near = np.nonzero(nb - s_start <= v_start * left + 0.5 * self.acc[idx] * left * left)[0]
+            near = np.nonzero(nb - s_start <= v_start * left + 0.5 * acc * left * left)[0]
             if len(near) == 0:
                 break
             tc = np.full(len(idx), np.inf)
@@ -544,7 +495,9 @@ class OhtSim(TransferJobs):
             t_start = t_start[sel] + tc[sel]
             s_start = np.maximum(s_start[sel] + x, nb[sel])
             v_start = vv
-            cap = self.caps[idx, np.minimum(jj[sel], self.K - 1)]
+            cap = self.caps[idx, np.minimum(jj[sel], K - 1)]
+            acc, dec, p_hard = self.acc[idx], self.dec[idx], self.p_hard[idx]
+            nxt_s0, p_speed = self.nxt_s0[idx], self.p_speed[idx]
             delay = 0.0
 
     def _follow(self, lead: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -582,15 +535,21 @@ class OhtSim(TransferJobs):
         self.req_node[winners] = -1
 
     def _eval(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
-        s, v = self.s.copy(), self.v.copy()
-        for idx, t0, s0, plan in self._subplans:
-            t0 = np.broadcast_to(t0, idx.shape)
+        """Odometers and speeds ``tau`` s into the current tick (new arrays)."""
+        (idx, _, s0, plan), *later = self._subplans  # the first plan covers every vehicle
+        x, v = evaluate(plan, tau)
+        s = s0 + x
+        for idx, t0, s0, plan in later:
             m = tau >= t0
-            if not np.any(m):
-                continue
-            x, vv = evaluate(_take(plan, np.nonzero(m)[0]), tau - t0[m])
-            s[idx[m]] = s0[m] + x
-            v[idx[m]] = vv
+            if m.all():
+                x, vv = evaluate(plan, tau - t0)
+                s[idx] = s0 + x
+                v[idx] = vv
+            elif m.any():
+                sel = np.nonzero(m)[0]
+                x, vv = evaluate(_take(plan, sel), tau - t0[sel])
+                s[idx[sel]] = s0[sel] + x
+                v[idx[sel]] = vv
         return s, v
 
     # ------------------------------------------------------------ end of a tick
@@ -599,18 +558,24 @@ class OhtSim(TransferJobs):
         t0 = self.t_tick
         s_end, v_end = self._eval(h)
         # arrivals at the stop, with their exact time from the last plan
-        last_plan_t = np.full(self.n, np.nan)
-        for idx, ts, _, plan in self._subplans:
-            last_plan_t[idx] = np.broadcast_to(ts, idx.shape) + plan.duration
         moving = (self.stage == TO_SOURCE) | (self.stage == TO_DEST)
         arrived = moving & (v_end == 0) & (np.abs(s_end - self.dest_s) <= 1e-6)
-        self.s, self.v = np.where(arrived, self.dest_s, s_end), v_end
+        arrivals = np.nonzero(arrived)[0]
+        if len(arrivals):
+            last_plan_t = np.full(self.n, np.nan)
+            for idx, ts, _, plan in self._subplans:
+                last_plan_t[idx] = ts + plan.duration
+            s_end[arrivals] = self.dest_s[arrivals]
+        self.s, self.v = s_end, v_end
         self.t_tick = t0 + h
-        # segment changes
+        # segment changes: the current segment now (new routes start from it), the look-ahead
+        # rows below, in one batch with the vehicles that get a new route
         crossed = np.nonzero(self.s >= self.nxt_s0[:, 0] - 1e-12)[0]
         if len(crossed):
-            self.k[crossed] += np.sum(self.nxt_s0[crossed] <= self.s[crossed, None] + 1e-12, axis=1)
-            self._refresh(crossed)
+            k = self.k[crossed] + np.sum(self.nxt_s0[crossed] <= self.s[crossed, None] + 1e-12, 1)
+            self.k[crossed] = k
+            self.seg[crossed] = self.r_segs[crossed, k]
+            self.seg_s0[crossed] = self.r_s0[crossed, k]
         # merge releases: the holder is a full gap past the merge
         held = np.nonzero(self.holder >= 0)[0]
         if len(held):
@@ -622,7 +587,7 @@ class OhtSim(TransferJobs):
             passed = (past >= self.gap[hv]) | (standing & (past > 0))
             self.holder[held[passed]] = -1
             self.holder_s[held[passed]] = np.inf
-        for i in np.nonzero(arrived)[0]:
+        for i in arrivals:
             t_arr = t0 + float(np.clip(last_plan_t[i], 0.0, h))
             self.v[i] = 0.0
             if self.stage[i] == TO_SOURCE:
@@ -631,16 +596,22 @@ class OhtSim(TransferJobs):
             else:
                 self.stage[i] = UNLOADING
                 self.ready[i] = t_arr + self.config.unload_time
-        self._start_ready_legs()
+        routed = self._start_ready_legs(refresh=False)
+        if len(crossed) or routed:
+            stale = np.zeros(self.n, dtype=bool)
+            stale[crossed] = True
+            stale[routed] = True
+            self._refresh(np.nonzero(stale)[0])
         if self.t_tick >= self._next_deadlock_check:
             self._next_deadlock_check += self.config.deadlock_check
             self._find_deadlocks()
 
     def _find_deadlocks(self) -> None:
         """Cycles in the wait-for graph of standing vehicles blocked by a leader or a merge."""
-        kind = getattr(self, "p_kind", None)
-        if kind is None:
+        if not hasattr(self, "p_hard"):
             return
+        # which stop point binds: 0 destination, 1 leader, 2 merge
+        kind = np.where(self.p_hard == self._p_dest, 0, np.where(self.p_hard == self._p_lead, 1, 2))
         blocked = (self.v == 0) & (kind > 0) & (self.p_hard - self.s <= 1e-6)
         blocker = np.where(
             kind == 1,

@@ -36,6 +36,10 @@ class RailIndex:
         self.by_ends = {
             (int(a), int(b)): i for i, (a, b) in enumerate(zip(self.seg_start, self.seg_end))
         }
+        # the same look-up vectorised: keys start * n + end, sorted (ties keep segment order)
+        keys = self.seg_start * n + self.seg_end
+        self._key_order = np.argsort(keys, kind="stable")
+        self._keys = keys[self._key_order]
         indeg = np.bincount(self.seg_end, minlength=n)
         self.is_merge = indeg >= 2
         # segments leaving each node (-1 padded): where vehicles on other branches can be near
@@ -48,6 +52,14 @@ class RailIndex:
             self.out_segs[a, : len(group)] = group
         self.out_deg = np.sum(self.out_segs >= 0, axis=1)
 
+    def segments_between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Index of the segment from node ``a`` to node ``b`` (the last one listed when several
+        join the same nodes, like ``by_ends``); pairs without a segment give -1."""
+        keys = np.asarray(a, dtype=np.int64) * len(self.node_ids) + b
+        pos = np.searchsorted(self._keys, keys, side="right") - 1
+        found = (pos >= 0) & (self._keys[np.maximum(pos, 0)] == keys)
+        return np.where(found, self._key_order[np.maximum(pos, 0)], -1)
+
 
 class Router:
     """Shortest rail routes between stops ``(segment index, offset m)``; honours closed segments."""
@@ -55,7 +67,9 @@ class Router:
     def __init__(self, index: RailIndex):
         self.index = index
         self.closed: set[int] = set()
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # per source node: distances, and as lists (walked in Python) the predecessor node
+        # and the segment arriving from it
+        self._cache: dict[int, tuple[np.ndarray, list[int], list[int]]] = {}
         self._matrix = self._build()
 
     def _build(self) -> csr_matrix:
@@ -73,13 +87,14 @@ class Router:
         self._cache.clear()
         self._matrix = self._build()
 
-    def _row(self, src_node: int) -> tuple[np.ndarray, np.ndarray]:
+    def _row(self, src_node: int) -> tuple[np.ndarray, list[int], list[int]]:
         row = self._cache.get(src_node)
         if row is None:
             dist, pred = dijkstra(
                 self._matrix, directed=True, indices=src_node, return_predecessors=True
             )
-            row = (dist, pred)
+            via = self.index.segments_between(pred, np.arange(len(pred)))
+            row = (dist, pred.tolist(), via.tolist())
             self._cache[src_node] = row
         return row
 
@@ -94,7 +109,7 @@ class Router:
         if seg_b in self.closed:
             raise InputError("rail route", [f"destination segment {ix.seg_ids[seg_b]!r} is closed"])
         start, end = int(ix.seg_end[seg_a]), int(ix.seg_start[seg_b])
-        dist, pred = self._row(start)
+        dist, pred, via = self._row(start)
         if not np.isfinite(dist[end]):
             raise InputError(
                 "rail route",
@@ -104,11 +119,13 @@ class Router:
                     f"{sorted(ix.seg_ids[c] for c in self.closed)})"
                 ],
             )
-        nodes = [end]
-        while nodes[-1] != start:
-            nodes.append(int(pred[nodes[-1]]))
-        nodes.reverse()
-        segs = [seg_a] + [ix.by_ends[(a, b)] for a, b in zip(nodes, nodes[1:])] + [seg_b]
+        segs = [seg_b]  # walked backwards from the destination
+        node = end
+        while node != start:
+            segs.append(via[node])
+            node = pred[node]
+        segs.append(seg_a)
+        segs.reverse()
         length = (ix.seg_len[seg_a] - off_a) + float(dist[end]) + off_b
         return segs, float(length)
 

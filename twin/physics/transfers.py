@@ -92,8 +92,9 @@ class TransferJobs:
             self.router.node_distance(int(self.rail.seg_end[a[0]]), int(self.rail.seg_start[b[0]]))
         )
 
-    def _next_job(self, i: int, start: float) -> None:
-        """Give an idle vehicle its next queued (or random) transfer, moving from ``start`` s."""
+    def _next_job(self, i: int, start: float, refresh: bool = True) -> None:
+        """Give an idle vehicle its next queued (or random) transfer, moving from ``start`` s
+        (``refresh=False``: the caller refreshes the vehicle's look-ahead rows)."""
         if not self.queue[i] and self.random_transfers:
             self.queue[i].append(self._random_transfer(i))
         if not self.queue[i]:
@@ -104,7 +105,7 @@ class TransferJobs:
         self.jobs[i] = Transfer(self.ids[i], src, dst, start)
         self.stage[i] = TO_SOURCE
         self.ready[i] = start
-        self._set_route(i, port_stop(self.scene, self.rail, src))
+        self._set_route(i, port_stop(self.scene, self.rail, src), refresh)
         if self.dest_s[i] - self.s[i] <= 1e-9 and self.v[i] == 0:
             self.stage[i] = LOADING  # already standing at the source port
             self.ready[i] = start + self.config.load_time
@@ -125,21 +126,29 @@ class TransferJobs:
             self.router.route(*start, *end)
             here = end
 
-    def _start_ready_legs(self) -> None:
-        """Hoists that end during the current tick: plan the next leg, starting at ``ready``."""
+    def _start_ready_legs(self, refresh: bool = True) -> list[int]:
+        """Hoists that end during the current tick: plan the next leg, starting at ``ready``.
+
+        Returns the vehicles routed anew; with ``refresh=False`` the caller refreshes their
+        look-ahead rows (together with others, in one batch)."""
         end = self.t_tick + self.config.tick
+        routed = []  # look-ahead rows refreshed once for all of them
         while True:
             hoisting = (self.stage == LOADING) | (self.stage == UNLOADING)
             due = np.nonzero(hoisting & (self.ready < end))[0]
             if len(due) == 0:
-                return
+                break
+            routed.extend(due)
             for i in due:
                 job = self.jobs[i]
                 if self.stage[i] == LOADING:
                     job.picked = float(self.ready[i])
                     self.stage[i] = TO_DEST
-                    self._set_route(i, port_stop(self.scene, self.rail, job.dest))
+                    self._set_route(i, port_stop(self.scene, self.rail, job.dest), False)
                 else:
                     job.completed = float(self.ready[i])
                     self.stats.completed.append(job)
-                    self._next_job(i, float(self.ready[i]))
+                    self._next_job(i, float(self.ready[i]), False)
+        if refresh and routed:
+            self._refresh(np.unique(routed))
+        return routed
