@@ -346,6 +346,8 @@ class OhtSim(TransferJobs):
             self.p_speed = np.full((n, K), np.inf)
             self.m_ok = np.zeros((n, K + 1), dtype=bool)
             self.m_s = np.full((n, K + 1), np.inf)
+            self.ps_min = np.full(n, np.inf)  # nearest speed-cap stop point of a row
+            self.m_first = np.full(n, np.inf)  # odometer of the first merge node of a row
             self.ahead = RouteAhead.of(self.rail, self.seg, self.seg_s0, self.nxt, self.nxt_s0)
         seg = self.r_segs[idx, k]
         seg_s0 = self.r_s0[idx, k]
@@ -362,21 +364,24 @@ class OhtSim(TransferJobs):
         self.cap0[idx] = np.minimum(self.seg_cap[seg], self.vmax[idx])
         caps = np.minimum(self.seg_cap[np.maximum(nxt, 0)], self.vmax[idx][:, None])
         self.caps[idx] = caps
-        self.p_speed[idx] = np.where(
-            nxt >= 0, nxt_s0 + caps * caps / (2 * self.dec[idx][:, None]), np.inf
-        )
+        p_speed = np.where(nxt >= 0, nxt_s0 + caps * caps / (2 * self.dec[idx][:, None]), np.inf)
+        self.p_speed[idx] = p_speed
+        self.ps_min[idx] = p_speed.min(axis=1)
         # leader look-up rows, and the merge nodes ahead (the end nodes where the route goes on)
         ahead = RouteAhead.of(self.rail, seg, seg_s0, nxt, nxt_s0)
         self.ahead.put(idx, ahead)
         on = nxt >= 0
         cont = np.concatenate([on, np.zeros((len(idx), 1), dtype=bool)], 1)  # route goes on
         valid = np.concatenate([np.ones((len(idx), 1), dtype=bool), on], 1) & cont
-        self.m_ok[idx] = valid & self.rail.is_merge[ahead.ends]
-        self.m_s[idx] = np.concatenate([nxt_s0, np.full((len(idx), 1), np.inf)], 1)
+        m_ok = valid & self.rail.is_merge[ahead.ends]
+        m_s = np.concatenate([nxt_s0, np.full((len(idx), 1), np.inf)], 1)
+        self.m_ok[idx] = m_ok
+        self.m_s[idx] = m_s
+        self.m_first[idx] = np.where(m_ok, m_s, np.inf).min(axis=1)
 
     _ROUTE_ARRAYS = (
         *("r_segs", "r_s0", "r_n", "k", "dest_s", "seg", "seg_s0", "nxt", "nxt_s0"),
-        *("cap0", "caps", "p_speed", "m_ok", "m_s"),
+        *("cap0", "caps", "p_speed", "ps_min", "m_ok", "m_s", "m_first"),
     )
 
     def _set_closed(self, closed: set[int]) -> None:
@@ -436,16 +441,23 @@ class OhtSim(TransferJobs):
         self.lead = np.where(p_branch < p_route, blead, lead)
         self.ldist = near
         p_lead = np.minimum(p_route, p_branch)
-        # merges on the route ahead (a node where the route continues and two rails join)
-        ends, m_s = self.ahead.ends, self.m_s  # node at each segment end, odometer of that node
-        is_m = self.m_ok & (m_s - s[:, None] <= cfg.lookahead)
-        # skip merges the vehicle already holds (it may hold several in a row)
-        held = self.holder[ends] == rows[:, None]
-        want = is_m & ~held
-        first = np.argmax(want, axis=1)
-        has_m = want[rows, first]
-        m_node = np.where(has_m, ends[rows, first], -1)
-        m_pos = np.where(has_m, m_s[rows, first], np.inf)
+        # merges on the route ahead (a node where the route continues and two rails join): the
+        # first one within the look-ahead that the vehicle does not hold yet (it may hold
+        # several in a row); only vehicles with a merge node that near need the row search
+        has_m = np.zeros(self.n, dtype=bool)
+        m_node = np.full(self.n, -1, dtype=np.int64)
+        m_pos = np.full(self.n, np.inf)
+        cand = np.nonzero(self.m_first - s <= cfg.lookahead)[0]
+        if len(cand):
+            ends, m_s = self.ahead.ends[cand], self.m_s[cand]  # end nodes and their odometers
+            want = self.m_ok[cand] & (m_s - s[cand, None] <= cfg.lookahead)
+            want &= self.holder[ends] != cand[:, None]
+            first = np.argmax(want, axis=1)
+            r = np.arange(len(cand))
+            hm = want[r, first]
+            has_m[cand] = hm
+            m_node[cand] = np.where(hm, ends[r, first], -1)
+            m_pos[cand] = np.where(hm, m_s[r, first], np.inf)
         self._request_merges(m_node, m_pos, ldist, s)
         waiting = has_m & (self.holder[np.maximum(m_node, 0)] != rows)
         p_merge = np.where(waiting, m_pos - self.gap, np.inf)
@@ -465,9 +477,9 @@ class OhtSim(TransferJobs):
         nxt_s0, p_speed = self.nxt_s0, self.p_speed
         delay = np.maximum(self.ready - self.t_tick, 0.0)
         self._subplans: list[tuple[np.ndarray, np.ndarray, np.ndarray, Plan]] = []
+        ps_min = self.ps_min
         for j in range(K + 1):
-            before = nxt_s0 > s_start[:, None] + 1e-12  # segment starts still ahead
-            ps = np.where(before, p_speed, np.inf).min(axis=1)
+            ps, jj = _speed_stops(nxt_s0, p_speed, ps_min, s_start)
             plan, emergency = plan_stop(
                 v_start, np.minimum(p_hard, ps) - s_start, cap, acc, dec, delay
             )
@@ -477,7 +489,6 @@ class OhtSim(TransferJobs):
             if j == K:
                 break
             # where the plan enters the next segment of its route, re-plan with that cap
-            jj = K - before.sum(axis=1)
             nb = np.where(jj < K, nxt_s0[np.arange(len(idx)), np.minimum(jj, K - 1)], np.inf)
             # only vehicles that could get that far this tick need the exact crossing time
             left = h - t_start
@@ -497,7 +508,7 @@ class OhtSim(TransferJobs):
             v_start = vv
             cap = self.caps[idx, np.minimum(jj[sel], K - 1)]
             acc, dec, p_hard = self.acc[idx], self.dec[idx], self.p_hard[idx]
-            nxt_s0, p_speed = self.nxt_s0[idx], self.p_speed[idx]
+            nxt_s0, p_speed, ps_min = self.nxt_s0[idx], self.p_speed[idx], self.ps_min[idx]
             delay = 0.0
 
     def _follow(self, lead: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -623,6 +634,22 @@ class OhtSim(TransferJobs):
             if key not in self._seen_cycles:  # a standing deadlock is reported once
                 self._seen_cycles.add(key)
                 self.deadlocks.append(Deadlock(self.t_tick, tuple(self.ids[c] for c in cycle)))
+
+
+def _speed_stops(
+    nxt_s0: np.ndarray, p_speed: np.ndarray, ps_min: np.ndarray, s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest speed-cap stop point over the look-ahead segments that start ahead of ``s``,
+    and how many start at or behind it. Starts grow along a row, so those behind come first; a
+    vehicle with none behind (the usual case) takes its row minimum ``ps_min`` as it is."""
+    ps = ps_min.copy()
+    jj = np.zeros(len(s), dtype=np.int64)
+    lag = np.nonzero(nxt_s0[:, 0] <= s + 1e-12)[0]
+    if len(lag):
+        before = nxt_s0[lag] > s[lag, None] + 1e-12
+        ps[lag] = np.where(before, p_speed[lag], np.inf).min(axis=1)
+        jj[lag] = nxt_s0.shape[1] - before.sum(axis=1)
+    return ps, jj
 
 
 def _take(plan: Plan, sel: np.ndarray) -> Plan:
