@@ -2,8 +2,8 @@
 
 A job is queued, then run (at most ``whatif_max_running`` at once, ``whatif_max_queued``
 waiting); its progress is the replications finished so far, counted as the executor yields
-them. Cancelling a queued job drops it; cancelling a running one terminates its worker
-processes at once. A job may start from the process model's initial WIP or from the live twin
+them, plus the simulated share of running ones. Cancelling a queued job drops it; cancelling a
+running one terminates its worker processes at once (``LocalProcessPool(cancelled=...)``). A job may start from the process model's initial WIP or from the live twin
 state (lots where the twin last saw them, tools that are down kept down for an hour).
 """
 
@@ -16,17 +16,12 @@ import time as _time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import InputError, TwinError
 
 ACTIVE = ("queued", "running")
-
-
-class JobCancelled(Exception):
-    pass
 
 
 class CapExceeded(TwinError):
@@ -54,10 +49,11 @@ class WhatIfJob:
     def running_at(self, scenario: int, replication: int, fraction: float) -> None:
         self.running[(scenario, replication)] = min(1.0, max(0.0, fraction))
 
-    def finished_item(self, scenario: int, reps: list[Any]) -> None:
-        for r in reps:
-            self.running.pop((scenario, r.replication), None)
-        self.done += len(reps)
+    def replications_done(self, keys: list[tuple[int, int]]) -> None:
+        """Replications done: (scenario index, replication) as ``running_at`` names them."""
+        for key in keys:
+            self.running.pop(key, None)
+        self.done += len(keys)
 
     def public(self) -> dict[str, Any]:
         partial = sum(list(self.running.values())) if self.status == "running" else 0.0
@@ -79,57 +75,21 @@ class WhatIfJob:
         }
 
 
-class CancellablePool:
-    """An executor (``twin.whatif.runner.Executor``) whose run stops when ``cancel`` is set:
-    queued work is dropped and running worker processes are terminated. ``job`` hears each
-    finished work item and how far running replications are (forwarded from the workers)."""
+class JobPool:
+    """The executor of a job: ``twin.whatif.runner.LocalProcessPool`` stopped by the job's
+    cancel event, telling the job how far running replications are and which are done."""
 
-    def __init__(self, workers: int, cancel: threading.Event, job: WhatIfJob) -> None:
-        self.workers, self.cancel, self.job = workers, cancel, job
+    def __init__(self, workers: int, job: WhatIfJob) -> None:
+        from twin.whatif.runner import LocalProcessPool
+
+        self.job = job
+        self.pool = LocalProcessPool(workers=workers, cancelled=job.cancel.is_set)
 
     def map(self, job: Any, items: Sequence[Any], progress: Any = None) -> Iterator[list[Any]]:
-        from twin.whatif.runner import _init_worker, _run_in_worker, run_item
-
-        n = min(self.workers, len(items)) or 1
-        if n == 1:  # in this thread; stops between work items
-            for item in items:
-                if self.cancel.is_set():
-                    raise JobCancelled()
-                reps = run_item(job, item, self.job.running_at)
-                self.job.finished_item(item.scenario, reps)
-                yield reps
-            return
-        import multiprocessing
-        import queue as queue_mod
-
-        # spawn: never fork a process that runs threads (uvicorn, ingest, pybullet)
-        ctx = multiprocessing.get_context("spawn")
-        q = ctx.Queue()
-        ex = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(job, q))
-        clean = False
-        try:
-            pending = {ex.submit(_run_in_worker, it): it for it in items}
-            while pending:
-                done, _ = wait(set(pending), timeout=0.2, return_when=FIRST_COMPLETED)
-                while True:
-                    try:
-                        self.job.running_at(*q.get_nowait())
-                    except queue_mod.Empty:
-                        break
-                if self.cancel.is_set():
-                    raise JobCancelled()
-                for fut in done:
-                    item = pending.pop(fut)
-                    reps = fut.result()
-                    self.job.finished_item(item.scenario, reps)
-                    yield reps
-            clean = True
-        finally:
-            if not clean:
-                for p in list((getattr(ex, "_processes", None) or {}).values()):
-                    p.terminate()
-            ex.shutdown(wait=clean, cancel_futures=True)
-            q.close()
+        index = {s.name: i for i, s in enumerate(job.scenarios)}  # replications carry names
+        for reps in self.pool.map(job, items, self.job.running_at):
+            self.job.replications_done([(index[r.scenario], r.replication) for r in reps])
+            yield reps
 
 
 class JobManager:
@@ -240,9 +200,9 @@ class JobManager:
                     running += 1
 
     def _run(self, job: WhatIfJob) -> None:
-        from twin.whatif.runner import run_whatif
+        from twin.whatif.runner import RunCancelled, run_whatif
 
-        pool = CancellablePool(self.settings.whatif_workers, job.cancel, job)
+        pool = JobPool(self.settings.whatif_workers, job)
         try:
             result = run_whatif(
                 self.rt.model,
@@ -256,7 +216,7 @@ class JobManager:
             job.result = _finite(result.to_json())
             job.status = "completed"
             self.completed += 1
-        except JobCancelled:
+        except RunCancelled:
             job.status = "cancelled"
             self.cancelled += 1
         except Exception as exc:  # a failed job reports why; the service keeps running

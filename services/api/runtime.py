@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.api.feed import EventFeed, feed_for
-from services.api.hub import StreamHub, encode
+from services.api.hub import Item, StreamHub
 from services.api.metrics import Histogram
 from services.api.settings import Settings
 from twin.live.catalog import Catalog
@@ -131,11 +131,11 @@ class TwinRuntime:
         self._readers = threading.local()
         self._glb: bytes | None = None
         self._recording = False  # POST /events is collecting what its batch committed
-        self._accepted_now: set[tuple[str, int]] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self.physics_error: str | None = None
         self.ingest_errors = 0  # exceptions caught in the ingest loop
         self.equipment_info: dict[str, tuple[str, str | None]] = {}  # id -> (kind, bay)
+        self.rendered: dict[str, tuple[Any, int, bytes]] = {}  # id -> (record, rev, JSON)
 
     # ----------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -251,11 +251,11 @@ class TwinRuntime:
         """Synchroniser callback after each durable commit (ingest thread, lock held)."""
         sync = self.sync
         assert sync is not None
-        base = sync.pos - len(accepted)
+        first = sync.pos - len(accepted) + 1
+        items = [Item(first + i, ev) for i, ev in enumerate(accepted)]
         if self._recording:
-            self._accepted_now.update(ev.key for ev in accepted)
-            self._positions.update({ev.key: base + i + 1 for i, ev in enumerate(accepted)})
-        self.hub.publish([encode(base + i + 1, ev) for i, ev in enumerate(accepted)])
+            self._positions.update(zip([ev.key for ev in accepted], range(first, sync.pos + 1)))
+        self.hub.publish(items)
 
     def ingest(self, payloads: list[Any], origin: str = "POST /events") -> list[IngestResult]:
         """Validate, store and apply a batch; one result per payload, in order."""
@@ -275,23 +275,24 @@ class TwinRuntime:
         sync, store = self.sync, self.store
         assert sync is not None and isinstance(store, _RecordingStore)
         with self.lock:
-            self._accepted_now, self._positions, store.dead = set(), {}, []
+            self._positions, store.dead = {}, []
             self._recording = store.recording = True
             try:
                 sync.process(messages)
             finally:
                 self._recording = store.recording = False
-            accepted, positions = self._accepted_now, self._positions
+            positions = self._positions  # key -> stream position of what this batch committed
             dead = {(d.source, d.seq): d.reason for d in store.dead if d.source is not None}
             last = dict(sync.state.last_seq)
-            self._accepted_now, self._positions, store.dead = set(), {}, []
+            self._positions, store.dead = {}, []
         seen: set[tuple[str, int]] = set()
         for i, ev in parsed:
             key = ev.key
+            pos = positions.get(key)
             if key in seen:
                 results[i] = IngestResult(i, "duplicate", ev.id, reason="repeated in this batch")
-            elif key in accepted:
-                results[i] = IngestResult(i, "accepted", ev.id, seq=positions.get(key))
+            elif pos is not None:
+                results[i] = IngestResult(i, "accepted", ev.id, seq=pos)
             elif key in dead:
                 results[i] = IngestResult(i, "rejected", ev.id, reason=dead[key])
             elif ev.seq <= last.get(ev.source, 0):

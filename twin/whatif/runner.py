@@ -294,6 +294,10 @@ def _run_in_worker(item: WorkItem) -> list[Replication]:
         raise TwinError(str(exc)) from None
 
 
+class RunCancelled(Exception):
+    """A run stopped because its executor's ``cancelled()`` said so."""
+
+
 @dataclass(kw_only=True)
 class LocalProcessPool:
     """One process per core (``workers``; default: the CPUs this process may use)."""
@@ -303,6 +307,10 @@ class LocalProcessPool:
     # process that may run threads: tqdm's monitor, a web server, a notebook kernel), else the
     # platform's default. Workers then receive the job pickled, once each.
     start_method: str | None = None
+    # asked every 0.2 s while items run: once it returns True, queued items are dropped, the
+    # worker processes terminated at once (a replication may run for minutes) and
+    # RunCancelled raised from ``map``
+    cancelled: Callable[[], bool] | None = None
 
     def map(
         self, job: Job, items: Sequence[WorkItem], progress: ItemProgress | None = None
@@ -316,6 +324,8 @@ class LocalProcessPool:
             method = "forkserver"
         ctx = multiprocessing.get_context(method)
         q = ctx.Queue() if progress is not None else None
+        cancelled = self.cancelled
+        poll = 0.2 if cancelled is not None else 0.5 if q is not None else None
 
         def drain() -> None:
             while q is not None:
@@ -330,15 +340,23 @@ class LocalProcessPool:
             pending = {ex.submit(_run_in_worker, it) for it in items}
             try:
                 while pending:
-                    done, pending = wait(
-                        pending, timeout=0.5 if q is not None else None, return_when=FIRST_COMPLETED
-                    )
+                    if cancelled is not None and cancelled():
+                        # the executor has no public way to stop running work: end its workers;
+                        # it then fails every pending future itself (cancelling them as well
+                        # races with that in Python 3.11), and leaving `with` joins it
+                        for p in list((getattr(ex, "_processes", None) or {}).values()):
+                            p.terminate()
+                        left, pending = len(pending), set()
+                        raise RunCancelled(f"cancelled with {left} work item(s) left")
+                    done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
                     drain()
                     for fut in done:
                         yield fut.result()
             finally:
                 for fut in pending:
                     fut.cancel()
+                if q is not None:
+                    q.close()
 
 
 def _cpu_count() -> int:

@@ -3,30 +3,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from services.api.deps import Pages, Reader, iso, not_found, split
+from services.api.deps import Pages, Reader, not_found, split
+from services.api.fastpath import equipment_dict, equipment_json
 from services.api.schemas.common import ERRORS, NOT_FOUND
 from services.api.schemas.equipment import EquipmentPage, EquipmentPublic
 
 router = APIRouter(prefix="/equipment", tags=["equipment"])
-
-
-def render(rt: Any, e: Any) -> dict[str, Any]:
-    info = rt.equipment_info.get(e.id, ("tool", None))
-    return {
-        "id": e.id,
-        "kind": info[0],
-        "family": e.family,
-        "bay": info[1],
-        "state": e.state,
-        "reason": e.reason,
-        "since": iso(e.since) if e.state is not None else None,
-        "lots": list(e.lots),
-        "setup": e.setup,
-        "rev": e.rev,
-        "time_in": dict(e.time_in),
-    }
 
 
 @router.get(
@@ -51,7 +35,7 @@ async def list_equipment(
         and (not states or e.state in states)
         and (not bays or rt.equipment_info.get(e.id, ("", None))[1] in bays)
     ]
-    return JSONResponse(pages.page(items, lambda e: render(rt, e)))
+    return JSONResponse(pages.page(items, lambda e: equipment_dict(rt, e)))
 
 
 @router.get(
@@ -64,4 +48,5 @@ async def get_equipment(equipment_id: str, rt: Reader) -> Any:
     e = rt.state.equipment.get(equipment_id)
     if e is None:
         raise not_found("equipment", equipment_id, list(rt.state.equipment))
-    return JSONResponse(render(rt, e))
+    # usually answered by services.api.fastpath before FastAPI routes it; same bytes here
+    return Response(equipment_json(rt, e), media_type="application/json")

@@ -1,0 +1,82 @@
+"""GET /equipment/{id} below FastAPI (services.api.fastpath): same answer as the route, fresh
+after every change, timed under the route's label; errors still come from the route."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from services.api.schemas.equipment import EquipmentPublic
+from tests.services.conftest import ADMIN, auth, make_settings
+from twin.live.events import make_event
+
+
+@pytest.fixture
+def fresh():
+    """A new in-process app with an empty memory store."""
+    from fastapi.testclient import TestClient
+
+    from services.api.app import create_app
+
+    with TestClient(create_app(make_settings())) as c:
+        yield c
+
+
+def state_event(seq: int, state: str, tool: str = "LITH01") -> dict:
+    ev = make_event("mes", seq, 1.8e9 + seq, "equipment.state", tool, state=state, reason="r")
+    return ev.to_dict()
+
+
+def test_fast_path_sends_the_routes_bytes(fresh):
+    """The fast path's body is byte for byte the FastAPI route's, and fits EquipmentPublic."""
+    from services.api.routers.equipment import get_equipment
+
+    fresh.post("/events", json=[state_event(1, "standby")], headers=ADMIN)
+    r = fresh.get("/equipment/LITH01", headers=auth("read"))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    rt = fresh.app.state.runtime
+    routed = asyncio.run(get_equipment("LITH01", rt))
+    assert r.content == routed.body
+    doc = orjson.loads(r.content)
+    assert EquipmentPublic.model_validate(doc).model_dump() == doc
+    assert doc["state"] == "standby" and doc["rev"] == 1 and doc["bay"] == "BAY1"
+
+
+def test_fast_path_follows_every_change(fresh):
+    """A change to the record (a new rev) is served at once; without one the same JSON is
+    served again."""
+    fresh.post("/events", json=[state_event(1, "standby")], headers=ADMIN)
+    first = fresh.get("/equipment/LITH01", headers=ADMIN).content
+    assert fresh.get("/equipment/LITH01", headers=ADMIN).content == first
+    fresh.post("/events", json=[state_event(2, "productive")], headers=ADMIN)
+    doc = fresh.get("/equipment/LITH01", headers=ADMIN).json()
+    assert (doc["state"], doc["rev"]) == ("productive", 2)
+    assert doc["time_in"] == {"standby": 1.0}  # the closed standby interval, 1 s
+
+
+def test_errors_still_come_from_the_route(fresh):
+    """No token 401, a token without 'read' 403, an unknown id 404 with close matches, a
+    path with more segments 404: the same answers as without the fast path."""
+    r = fresh.get("/equipment/LITH01")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = fresh.get("/equipment/LITH01", headers=auth("ingest"))
+    assert r.status_code == 403 and "'read' scope" in r.json()["detail"]
+    r = fresh.get("/equipment/LITH1", headers=auth("read"))
+    assert r.status_code == 404 and "LITH01" in r.json()["detail"]
+    assert fresh.get("/equipment/LITH01/x", headers=ADMIN).status_code == 404
+
+
+def test_fast_path_is_timed_under_the_route(fresh):
+    """Requests the fast path answers count in the latency histogram as the route's."""
+    for _ in range(3):
+        assert fresh.get("/equipment/LITH01", headers=ADMIN).status_code == 200
+    text = fresh.get("/metrics", headers=ADMIN).text
+    label = 'method="GET",route="/equipment/{equipment_id}",status="200"'
+    (count,) = [
+        line.split()[-1]
+        for line in text.splitlines()
+        if line.startswith("twin_http_request_duration_seconds_count{" + label)
+    ]
+    assert float(count) == 3
