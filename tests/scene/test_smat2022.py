@@ -11,7 +11,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from twin.errors import InputError
-from twin.scene.smat2022 import SHEETS, import_smat2022
+from twin.scene.smat2022 import SHEETS, build_scene, import_smat2022
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,46 @@ def raw(smat_xlsx):
     rails = [(r[0], r[3], r[4]) for r in wb["Rail"].iter_rows(min_row=2, values_only=True)]
     wb.close()
     return address, rails
+
+
+def plain_sheets(path) -> dict[str, list[tuple[int, dict]]]:
+    """The needed sheets' rows read by openpyxl alone (no twin.scene.xlsx), as read_sheets gives."""
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    out = {}
+    for sheet, cols in SHEETS.items():
+        rows = wb[sheet].iter_rows(values_only=True)
+        header = [str(h).strip() if h is not None else "" for h in next(rows)]
+        idx = {c: header.index(c) for c in cols}
+        out[sheet] = [
+            (n, {c: r[i] for c, i in idx.items()})
+            for n, r in enumerate(rows, start=2)
+            if r[idx[cols[0]]] is not None
+        ]
+    wb.close()
+    return out
+
+
+def scene_facts(scene) -> dict:
+    """Everything an import sets: nodes with exact transforms, rail graph, ports, metadata."""
+    return {
+        "nodes": [
+            (n.id, n.kind, n.parent, n.family, n.area, n.bay, n.asset, n.size, n.attrs)
+            for n in scene
+        ],
+        "transforms": [n.transform.tobytes() for n in scene],
+        "children": {n.id: scene.children(n.id) for n in scene},
+        "segments": scene.segments,
+        "ports": scene.ports,
+        "rail": (list(scene.rail.nodes), list(scene.rail.edges(data=True))),
+        "vehicle_types": scene.vehicle_types,
+        "metadata": scene.metadata,
+    }
+
+
+def test_fast_reader_builds_the_scene_openpyxl_rows_build(smat_xlsx, smat):
+    """The import equals the scene built from openpyxl's own rows, transform bytes included."""
+    plain = build_scene(plain_sheets(smat_xlsx), name=smat.name, source=smat_xlsx.name)
+    assert scene_facts(smat) == scene_facts(plain)
 
 
 def test_counts_match_the_workbook(smat):

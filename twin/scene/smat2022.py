@@ -59,12 +59,22 @@ def import_smat2022(
     fills ``Node.area`` of the tools; without it their area stays None.
     """
     path = Path(path)
-    sheets = read_sheets(path)
+    return build_scene(read_sheets(path), name=name or path.stem, source=path.name, areas=areas)
+
+
+def build_scene(
+    sheets: dict[str, list[tuple[int, dict[str, Any]]]],
+    *,
+    name: str,
+    source: str,
+    areas: dict[str, str] | None = None,
+) -> SceneGraph:
+    """The SceneGraph of a workbook's rows as :func:`read_sheets` returns them."""
     problems: list[str] = []
-    scene = SceneGraph(name or path.stem)
+    scene = SceneGraph(name)
     root = scene.name
     scene.add(Node(id=root, kind="fab"))
-    scene.metadata.update(source=path.name, importer="smat2022", rail_height=RAIL_HEIGHT)
+    scene.metadata.update(source=source, importer="smat2022", rail_height=RAIL_HEIGHT)
     areas = areas or {}
     stage = _Stager(scene, problems)
 
@@ -212,13 +222,13 @@ def import_smat2022(
     stage.flush()
 
     if problems:
-        raise InputError(f"SMAT2022 workbook {path.name}", _capped(problems))
+        raise InputError(f"SMAT2022 workbook {source}", _capped(problems))
     return scene
 
 
 def read_sheets(path: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
     """Rows of every needed sheet as (Excel row number, {column: value}); checks sheets/columns."""
-    from twin.scene.xlsx import XlsxError, iter_values, open_workbook
+    from twin.scene.xlsx import XlsxError, open_workbook
 
     if not path.is_file():
         raise InputError("SMAT2022 workbook", [f"{path}: file not found"])
@@ -230,7 +240,7 @@ def read_sheets(path: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
         ) from None
     problems: list[str] = []
     try:
-        out = {sheet: rows for sheet, rows in _sheet_rows(path, wb, iter_values, problems)}
+        out = {sheet: rows for sheet, rows in _sheet_rows(path, wb, problems)}
     except XlsxError as exc:
         raise InputError(f"SMAT2022 workbook {path.name}", [str(exc)]) from None
     finally:
@@ -240,15 +250,16 @@ def read_sheets(path: Path) -> dict[str, list[tuple[int, dict[str, Any]]]]:
     return out
 
 
-def _sheet_rows(path: Path, wb: Any, values: Any, problems: list[str]):
-    """(sheet, rows) of each needed sheet; ``values(ws)`` yields (row number, values from A)."""
+def _sheet_rows(path: Path, wb: Any, problems: list[str]):
+    from twin.scene.xlsx import iter_values
+
     for sheet, columns in SHEETS.items():
         if sheet not in wb.sheetnames:
             problems.append(
                 f"{path.name}: missing sheet {sheet!r} (needs columns {', '.join(columns)})"
             )
             continue
-        rows = values(wb[sheet])
+        rows = iter_values(wb[sheet])
         first = next(rows, None)
         header = [
             str(h).strip() if h is not None else ""

@@ -28,14 +28,19 @@ from openpyxl.workbook import Workbook
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
 
+from twin.errors import TwinError
+
 _NS = SHEET_MAIN_NS + " "  # expat's "namespace name" prefix (namespace_separator=" ")
 _ROW, _C, _V, _IS = _NS + "row", _NS + "c", _NS + "v", _NS + "is"
 _SI, _T, _RPH = _NS + "si", _NS + "t", _NS + "rPh"
 _CHUNK = 1 << 16  # bytes fed to expat at a time: rows are handed on while the sheet streams
 
 
-class XlsxError(ValueError):
-    """A worksheet or shared-string part that cannot be read; the message says where."""
+class XlsxError(TwinError):
+    """A worksheet or shared-string part that cannot be read; the message says where.
+
+    Not a ValueError: openpyxl's reader would re-raise that as "could not read strings",
+    losing the place."""
 
 
 def open_workbook(path: str | Path) -> Workbook:
@@ -49,11 +54,16 @@ def iter_values(ws: ReadOnlyWorksheet) -> Iterator[tuple[int, list[Any]]]:
     """(Excel row number, values from column A) for each row present in a read-only sheet.
 
     Values are those of ``ws.iter_rows(values_only=True)`` for a workbook opened with
-    ``data_only=True``; a row is as long as its last written cell (openpyxl pads to the
-    sheet's width) and rows with no ``<row>`` element are skipped (openpyxl yields them empty).
+    ``data_only=True``, but a row is as long as its last value (openpyxl pads to the sheet's
+    width) and rows without values are left out (openpyxl yields them empty).
     """
-    with ws._get_source() as src:
-        yield from _rows(src, _Cells(ws._shared_strings, ws.parent), f"sheet {ws.title!r}")
+    try:
+        with ws._get_source() as src:
+            rows = _compact_rows(src, _Cells(ws._shared_strings, ws.parent), f"sheet {ws.title!r}")
+    except _NotCompact:
+        yield from _openpyxl_rows(ws)
+        return
+    yield from (row for row in rows if row[1])
 
 
 class _Reader(ExcelReader):
@@ -131,22 +141,57 @@ class _Cells:
         self.date_formats, self.timedelta_formats = wb._date_formats, wb._timedelta_formats
 
 
-def _rows(src: IO[bytes], cells: _Cells, where: str) -> Iterator[tuple[int, list[Any]]]:
-    """Stream a worksheet part: (row number, values) for each ``<row>``, in document order."""
-    done: list[tuple[int, list[Any]]] = []
+class _NotCompact(Exception):
+    """The worksheet XML has whitespace between elements: the one-pass reader cannot be exact."""
+
+
+def _compact_rows(src: IO[bytes], cells: _Cells, where: str) -> list[tuple[int, list[Any]]]:
+    """(row number, values) of every ``<row>`` of a worksheet part, in document order.
+
+    Every cell costs three callbacks, not five: no end-element handler is set (a third of the
+    parse time), so a cell is complete when the next ``<c>`` or ``<row>`` starts, and the text
+    delivered for a ``<v>`` runs up to that next start tag. That is the value exactly when no
+    text lies between elements, as Excel, LibreOffice and openpyxl write; any whitespace
+    outside a value, or a value that ends in whitespace, raises :class:`_NotCompact`.
+    """
+    rows: list[tuple[int, list[Any]]] = []
     columns: dict[str, int] = {}  # "AB" -> 28, cached: every row repeats the same letters
     strings, dates = cells.strings, cells.date_formats
-    row_no = col = style = 0
     values: list[Any] = []
+    row_no = col = style = 0
     kind = "n"
-    parts: list[str] = []
-    capture = False  # inside <v>, or inside <is> (an inline string) but not in its <rPh>
-    inline = phonetic = 0  # depth in <is> and in <rPh>
-    seen_inline = False
+    parts: list[str] = []  # text of the open cell's value
+    capture = inline = phonetic = False  # in a value; the cell has <is>; in <is>'s <rPh>
+
+    def close_cell() -> None:  # the open cell's value into its row
+        text = "".join(parts)
+        if text and text[-1] in " \t\r\n":
+            raise _NotCompact
+        try:
+            # the two cases of nearly every cell first; every rule is in cell_value
+            if kind == "s" and text:
+                value = strings[int(text)]
+            elif kind == "n" and text and style not in dates and "." not in text:
+                value = int(text) if "E" not in text and "e" not in text else float(text)
+            elif kind == "inlineStr":
+                value = text if inline else None
+            else:
+                value = cell_value(kind, style, text, cells)
+        except (ValueError, IndexError, OverflowError) as exc:
+            raise XlsxError(f"{where} row {row_no} column {col}: {exc}") from None
+        if value is not None:
+            if col > len(values):
+                values.extend([None] * (col - len(values)))
+            values[col - 1] = value
+        parts.clear()
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal row_no, col, style, values, kind, capture, inline, phonetic, seen_inline
-        if name == _C:
+        nonlocal values, row_no, col, style, kind, capture, inline, phonetic
+        if name == _V:
+            capture = kind != "inlineStr"  # openpyxl ignores the <v> of an inline string
+        elif name == _C:
+            if parts or inline:
+                close_cell()
             ref = attrs.get("r")
             if ref:
                 letters = ref.rstrip("0123456789")
@@ -158,59 +203,45 @@ def _rows(src: IO[bytes], cells: _Cells, where: str) -> Iterator[tuple[int, list
             kind = attrs.get("t", "n")
             s = attrs.get("s")
             style = int(s) if s else 0
-            seen_inline = False
-            parts.clear()
-        elif name == _V:
-            capture = kind != "inlineStr"  # openpyxl ignores the <v> of an inline string
+            capture = inline = phonetic = False
         elif name == _ROW:
+            if parts or inline:
+                close_cell()
             r = attrs.get("r")
             row_no = _row_number(r, where) if r else row_no + 1
             col, values = 0, []
+            rows.append((row_no, values))
+            capture = inline = phonetic = False
+        elif name == _T:
+            capture = inline and not phonetic
         elif name == _IS:
-            inline += 1
-            seen_inline = True
-        elif inline:
-            if name == _T:
-                capture = not phonetic
-            elif name == _RPH:
-                phonetic += 1
-
-    def end(name: str) -> None:
-        nonlocal capture, inline, phonetic
-        if name == _C:
-            text = "".join(parts)
-            try:
-                # the two cases of nearly every cell, inline; the rules are in cell_value
-                if kind == "s" and text:
-                    value = strings[int(text)]
-                elif kind == "n" and text and style not in dates and "." not in text:
-                    value = int(text) if "E" not in text and "e" not in text else float(text)
-                elif kind == "inlineStr":
-                    value = text if seen_inline else None
-                else:
-                    value = cell_value(kind, style, text, cells)
-            except (ValueError, IndexError, OverflowError) as exc:
-                raise XlsxError(f"{where} row {row_no} column {col}: {exc}") from None
-            if value is not None:
-                if col > len(values):
-                    values.extend([None] * (col - len(values)))
-                values[col - 1] = value
-        elif name == _V or name == _T:
+            capture, inline = False, True
+        else:  # <f> (its formula text is not the value), <rPh>, <r>, elements after the rows
             capture = False
-        elif name == _ROW:
-            done.append((row_no, values))
-        elif name == _IS:
-            inline -= 1
-        elif name == _RPH:
-            phonetic -= 1
+            phonetic = phonetic or name == _RPH
 
     def text(data: str) -> None:
         if capture:
             parts.append(data)
+        elif data.isspace():
+            raise _NotCompact
 
-    for _ in _feed(src, _expat(start, end, text), where):
-        yield from done
-        done.clear()
+    for _ in _feed(src, _expat(start, None, text), where):
+        pass
+    if parts or inline:
+        close_cell()
+    return rows
+
+
+def _openpyxl_rows(ws: ReadOnlyWorksheet) -> Iterator[tuple[int, list[Any]]]:
+    """openpyxl's own ``iter_rows(values_only=True)`` in the shape of :func:`iter_values`."""
+    ws.reset_dimensions()  # keep rows past a stale <dimension>, as the one-pass reader does
+    for n, row in enumerate(ws.iter_rows(values_only=True), start=1):
+        values = list(row)
+        while values and values[-1] is None:
+            values.pop()
+        if values:
+            yield n, values
 
 
 def _row_number(text: str, where: str) -> int:
@@ -230,7 +261,9 @@ def _expat(start: Any, end: Any, text: Any) -> Any:
     parser = expat.ParserCreate(namespace_separator=" ")
     parser.buffer_text = True  # one text callback per text node, not one per line
     parser.buffer_size = _CHUNK
-    parser.StartElementHandler, parser.EndElementHandler = start, end
+    parser.StartElementHandler = start
+    if end is not None:
+        parser.EndElementHandler = end
     parser.CharacterDataHandler = text
     parser.EntityDeclHandler = _refuse_entities
     return parser
