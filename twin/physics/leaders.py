@@ -28,7 +28,8 @@ class RouteAhead:
     """
 
     col: np.ndarray  # (n, K) next segments, "no segment" as index nseg
-    branchy: np.ndarray  # (n, K+1) bool: the segment's end node has other branches (or ends it)
+    branchy: np.ndarray  # (n, K+1) bool: segments leave the end node off the route
+    others: np.ndarray  # (n, K+1, D) those segments ("no segment": nseg)
     start: np.ndarray  # (n, K+1) odometer (m) where each segment starts
     end_s: np.ndarray  # (n, K+1) odometer (m) of each segment's end node
     nexts: np.ndarray  # (n, K+1) the route segment after each one (-1: none)
@@ -52,9 +53,12 @@ class RouteAhead:
         valid = cols >= 0
         safe = np.where(valid, cols, 0)
         ends = rail.seg_end[safe]
-        branchy = valid & ((rail.out_deg[ends] > 1) | (nexts < 0))
+        outs = rail.out_segs[ends]
+        off_route = valid[:, :, None] & (outs >= 0) & (outs != nexts[:, :, None])
+        others = np.where(off_route, outs, nseg)
+        branchy = off_route.any(axis=2)
         end_s = start + rail.seg_len[safe]
-        return cls(np.where(nxt >= 0, nxt, nseg), branchy, start, end_s, nexts, ends)
+        return cls(np.where(nxt >= 0, nxt, nseg), branchy, others, start, end_s, nexts, ends)
 
     def put(self, idx: np.ndarray, other: RouteAhead) -> None:
         """Overwrite the rows ``idx`` with ``other``'s (one row per index)."""
@@ -93,14 +97,15 @@ def find_leaders(
     behind = order[:-1][same]
     lead[behind] = order[1:][same]
     dist[behind] = soff[1:][same] - soff[:-1][same]
-    # along the route ahead: the first vehicle on the nearest next segment that has one
+    # along the route ahead: the first vehicle on the nearest next segment that has one (the
+    # first such column: segments ahead start further along the row, and two vehicles are
+    # never at one point, so the first occupied segment holds the nearest vehicle)
     col = ahead.col
     cand = first_idx[col]
-    cdist = np.where(
-        (cand >= 0) & (cand != rows[:, None]), nxt_s0 - s[:, None] + first_off[col], np.inf
-    )
-    best = np.argmin(cdist, axis=1)
-    bd = cdist[rows, best]
+    occupied = (cand >= 0) & (cand != rows[:, None])
+    best = np.argmax(occupied, axis=1)
+    found = occupied[rows, best]
+    bd = np.where(found, nxt_s0[rows, best] - s + first_off[col[rows, best]], np.inf)
     take = bd < dist  # a same-segment leader is always nearer than one further on
     lead = np.where(take, cand[rows, best], lead)
     dist = np.where(take, bd, dist)
@@ -110,19 +115,15 @@ def find_leaders(
     blead = np.full(n, -1, dtype=np.int64)
     bdist = np.full(n, np.inf)
     if len(r):
-        outs = rail.out_segs[ahead.ends[r, c]]  # (m, D)
-        valid = (outs >= 0) & (outs != ahead.nexts[r, c][:, None])
-        ocol = np.where(valid, outs, nseg)
+        ocol = ahead.others[r, c]  # (m, D)
         ocand = first_idx[ocol]
         ooff = first_off[ocol]
-        node_d = ahead.end_s[r, c] - s[r]
-        d = np.where(
-            (ocand >= 0) & (ocand != r[:, None]) & (ooff < gap[r][:, None]),
-            node_d[:, None] + ooff,
-            np.inf,
-        ).ravel()
-        rr = np.repeat(r, outs.shape[1])
-        np.minimum.at(bdist, rr, d)
-        hit = np.isfinite(d) & (d == bdist[rr])
-        blead[rr[hit]] = ocand.ravel()[hit]
+        # (pair, branch) entries with a vehicle within the follower's gap past the node: few
+        pi, bi = np.nonzero((ocand >= 0) & (ocand != r[:, None]) & (ooff < gap[r][:, None]))
+        if len(pi):
+            rr = r[pi]
+            d = ahead.end_s[r[pi], c[pi]] - s[rr] + ooff[pi, bi]
+            np.minimum.at(bdist, rr, d)
+            hit = d == bdist[rr]
+            blead[rr[hit]] = ocand[pi, bi][hit]
     return lead, dist, blead, bdist

@@ -112,6 +112,7 @@ class OhtSim(TransferJobs):
         n = self.n
         self._rows = np.arange(n)
         self._zeros = np.zeros(n)
+        self._kcols = 1 + np.arange(self.K)[None, :]  # look-ahead columns after the current one
         self.t = 0.0  # s, current time
         self.t_tick = 0.0  # s, start of the current decision period
         self.v = np.zeros(n)
@@ -353,7 +354,7 @@ class OhtSim(TransferJobs):
         seg_s0 = self.r_s0[idx, k]
         self.seg[idx] = seg
         self.seg_s0[idx] = seg_s0
-        cols = k[:, None] + 1 + np.arange(K)[None, :]
+        cols = k[:, None] + self._kcols
         ok = cols < self.r_n[idx][:, None]
         cols = np.minimum(cols, width - 1)
         nxt = np.where(ok, self.r_segs[rows, cols], -1)
@@ -370,10 +371,7 @@ class OhtSim(TransferJobs):
         # leader look-up rows, and the merge nodes ahead (the end nodes where the route goes on)
         ahead = RouteAhead.of(self.rail, seg, seg_s0, nxt, nxt_s0)
         self.ahead.put(idx, ahead)
-        on = nxt >= 0
-        cont = np.concatenate([on, np.zeros((len(idx), 1), dtype=bool)], 1)  # route goes on
-        valid = np.concatenate([np.ones((len(idx), 1), dtype=bool), on], 1) & cont
-        m_ok = valid & self.rail.is_merge[ahead.ends]
+        m_ok = (ahead.nexts >= 0) & self.rail.is_merge[ahead.ends]  # the route goes on there
         m_s = np.concatenate([nxt_s0, np.full((len(idx), 1), np.inf)], 1)
         self.m_ok[idx] = m_ok
         self.m_s[idx] = m_s
@@ -524,7 +522,6 @@ class OhtSim(TransferJobs):
 
     def _request_merges(self, m_node, m_pos, ldist, s) -> None:
         """First-come-first-served grants to vehicles first in line before a free merge."""
-        rows = np.arange(self.n)
         first_in_line = m_node >= 0
         first_in_line &= ldist > (m_pos - s)
         new = first_in_line & (self.req_node != m_node)
@@ -538,12 +535,14 @@ class OhtSim(TransferJobs):
         if len(asking) == 0:
             return
         asking = asking[np.argsort(self.req_seq[asking], kind="stable")]
-        nodes = m_node[asking]
-        _, first = np.unique(nodes, return_index=True)
-        winners = asking[first]
-        self.holder[m_node[winners]] = rows[winners]
-        self.holder_s[m_node[winners]] = m_pos[winners]
-        self.req_node[winners] = -1
+        granted: set[int] = set()
+        for i in asking.tolist():  # a handful: the earliest request per merge node wins
+            node = int(m_node[i])
+            if node not in granted:
+                granted.add(node)
+                self.holder[node] = i
+                self.holder_s[node] = m_pos[i]
+                self.req_node[i] = -1
 
     def _eval(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
         """Odometers and speeds ``tau`` s into the current tick (new arrays)."""
@@ -599,7 +598,7 @@ class OhtSim(TransferJobs):
             self.holder[held[passed]] = -1
             self.holder_s[held[passed]] = np.inf
         for i in arrivals:
-            t_arr = t0 + float(np.clip(last_plan_t[i], 0.0, h))
+            t_arr = t0 + min(max(float(last_plan_t[i]), 0.0), h)
             self.v[i] = 0.0
             if self.stage[i] == TO_SOURCE:
                 self.stage[i] = LOADING
@@ -653,4 +652,15 @@ def _speed_stops(
 
 
 def _take(plan: Plan, sel: np.ndarray) -> Plan:
-    return Plan(*(getattr(plan, f)[sel] for f in Plan.__slots__))
+    p = plan
+    return Plan(
+        p.v0[sel],
+        p.a1[sel],
+        p.t1[sel],
+        p.vm[sel],
+        p.t2[sel],
+        p.a3[sel],
+        p.t3[sel],
+        p.dist[sel],
+        p.delay[sel],
+    )
