@@ -433,12 +433,18 @@ class OhtSim(TransferJobs):
         closest = float(near.min())
         if closest < self.stats.min_headway:
             self.stats.min_headway = closest
-        # a vehicle ahead: stop by its stopping point minus the gap
-        p_route = self._follow(lead, ldist)
-        p_branch = self._follow(blead, bdist)
-        self.lead = np.where(p_branch < p_route, blead, lead)
+        # a vehicle ahead: stop by its stopping point minus the gap (one just past a node on
+        # another branch is rare: those few on their own)
+        p_lead = self._follow(rows, lead, ldist)
+        br = np.nonzero(bdist <= cfg.lookahead)[0]
+        if len(br):
+            p_branch = self._follow(br, blead[br], bdist[br])
+            closer = br[p_branch < p_lead[br]]
+            lead = lead.copy()
+            lead[closer] = blead[closer]
+            p_lead[br] = np.minimum(p_lead[br], p_branch)
+        self.lead = lead
         self.ldist = near
-        p_lead = np.minimum(p_route, p_branch)
         # merges on the route ahead (a node where the route continues and two rails join): the
         # first one within the look-ahead that the vehicle does not hold yet (it may hold
         # several in a row); only vehicles with a merge node that near need the row search
@@ -484,17 +490,28 @@ class OhtSim(TransferJobs):
             if emergency.any():
                 self.stats.emergencies += int(np.count_nonzero(emergency))
             self._subplans.append((idx, t_start, s_start, plan))
+            # where this plan leaves the vehicles at the end of the tick (what _commit takes)
+            x_end, v_end = evaluate(plan, h - t_start)
+            if j == 0:
+                self._end_s, self._end_v = s_start + x_end, v_end
+            else:
+                self._end_s[idx] = s_start + x_end
+                self._end_v[idx] = v_end
             if j == K:
                 break
             # where the plan enters the next segment of its route, re-plan with that cap
-            nb = np.where(jj < K, nxt_s0[np.arange(len(idx)), np.minimum(jj, K - 1)], np.inf)
-            # only vehicles that could get that far this tick need the exact crossing time
-            left = h - t_start
-            near = np.nonzero(nb - s_start <= v_start * left + 0.5 * acc * left * left)[0]
+            if jj is None:  # no look-ahead segment starts behind: the next one is column 0
+                nb = nxt_s0[:, 0]
+            else:
+                nb = np.where(jj < K, nxt_s0[np.arange(len(idx)), np.minimum(jj, K - 1)], np.inf)
+            # only vehicles that get that far by the end of the tick need the exact crossing
+            # time (a hair of slack: the two closed forms agree to rounding)
+            to_nb = nb - s_start
+            near = np.nonzero(x_end >= to_nb - 1e-9)[0]
             if len(near) == 0:
                 break
             tc = np.full(len(idx), np.inf)
-            tc[near] = time_to_reach(_take(plan, near), (nb - s_start)[near])
+            tc[near] = time_to_reach(_take(plan, near), to_nb[near])
             cross = (t_start + tc < h) & np.isfinite(nb)
             if not np.any(cross):
                 break
@@ -504,19 +521,19 @@ class OhtSim(TransferJobs):
             t_start = t_start[sel] + tc[sel]
             s_start = np.maximum(s_start[sel] + x, nb[sel])
             v_start = vv
-            cap = self.caps[idx, np.minimum(jj[sel], K - 1)]
+            cap = self.caps[idx, 0 if jj is None else np.minimum(jj[sel], K - 1)]
             acc, dec, p_hard = self.acc[idx], self.dec[idx], self.p_hard[idx]
             nxt_s0, p_speed, ps_min = self.nxt_s0[idx], self.p_speed[idx], self.ps_min[idx]
             delay = 0.0
 
-    def _follow(self, lead: np.ndarray, dist: np.ndarray) -> np.ndarray:
-        """Odometer by which each follower must be able to stop, given the vehicle ahead."""
+    def _follow(self, i: np.ndarray, lead: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """Odometer by which followers ``i`` must be able to stop, given the vehicle ahead."""
         other = np.maximum(lead, 0)
-        dec = np.maximum(self.dec, self.dec[other])
+        dec = np.maximum(self.dec[i], self.dec[other])
         vl = self.v[other]
         return np.where(
             (lead >= 0) & (dist <= self.config.lookahead),
-            self.s + dist - self.gap + vl * vl / (2 * dec),
+            self.s[i] + dist - self.gap[i] + vl * vl / (2 * dec),
             np.inf,
         )
 
@@ -566,7 +583,7 @@ class OhtSim(TransferJobs):
     def _commit(self) -> None:
         h = self.config.tick
         t0 = self.t_tick
-        s_end, v_end = self._eval(h)
+        s_end, v_end = self._end_s, self._end_v  # the same as self._eval(h)
         # arrivals at the stop, with their exact time from the last plan
         moving = (self.stage == TO_SOURCE) | (self.stage == TO_DEST)
         arrived = moving & (v_end == 0) & (np.abs(s_end - self.dest_s) <= 1e-6)
@@ -637,17 +654,19 @@ class OhtSim(TransferJobs):
 
 def _speed_stops(
     nxt_s0: np.ndarray, p_speed: np.ndarray, ps_min: np.ndarray, s: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The nearest speed-cap stop point over the look-ahead segments that start ahead of ``s``,
-    and how many start at or behind it. Starts grow along a row, so those behind come first; a
-    vehicle with none behind (the usual case) takes its row minimum ``ps_min`` as it is."""
+    and how many start at or behind it (None: none anywhere). Starts grow along a row, so those
+    behind come first; a vehicle with none behind (the usual case at a tick start) takes its
+    row minimum ``ps_min`` as it is."""
+    lag = np.nonzero(nxt_s0[:, 0] <= s + 1e-12)[0]
+    if len(lag) == 0:
+        return ps_min, None
     ps = ps_min.copy()
     jj = np.zeros(len(s), dtype=np.int64)
-    lag = np.nonzero(nxt_s0[:, 0] <= s + 1e-12)[0]
-    if len(lag):
-        before = nxt_s0[lag] > s[lag, None] + 1e-12
-        ps[lag] = np.where(before, p_speed[lag], np.inf).min(axis=1)
-        jj[lag] = nxt_s0.shape[1] - before.sum(axis=1)
+    before = nxt_s0[lag] > s[lag, None] + 1e-12
+    ps[lag] = np.where(before, p_speed[lag], np.inf).min(axis=1)
+    jj[lag] = nxt_s0.shape[1] - before.sum(axis=1)
     return ps, jj
 
 
