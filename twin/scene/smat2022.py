@@ -20,7 +20,10 @@ Sheets and columns used (units in the workbook: mm, mm/s, mm/s²; the twin is SI
 
 from __future__ import annotations
 
+import gc
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +62,26 @@ def import_smat2022(
     fills ``Node.area`` of the tools; without it their area stays None.
     """
     path = Path(path)
-    return build_scene(read_sheets(path), name=name or path.stem, source=path.name, areas=areas)
+    with _gc_paused():
+        sheets = read_sheets(path)
+        return build_scene(sheets, name=name or path.stem, source=path.name, areas=areas)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while the import allocates ~400k small objects.
+
+    None of them is garbage until the import ends, yet every 700 allocations the collector
+    scans the young ones and, as they pile up, the whole heap again and again. Reference
+    counting still frees everything as usual; the collector's previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_scene(
@@ -130,7 +152,7 @@ def build_scene(
             curve=bool(r["CURVE"]), bay=r["BAY_NAME"],
         )  # fmt: skip
 
-    tops: dict[str, float] = {}
+    centres: dict[str, tuple[float, float]] = {}  # equipment (m); its ports are placed from it
     for row, r in sheets["Equipment"]:
         eid, group, bay = str(r["NAME"]), str(r["TOOL_GROUP"]), r["BAY"]
         where = f"Equipment row {row} ({eid})"
@@ -156,7 +178,7 @@ def build_scene(
             attrs={"tool_group": group} if kind != "tool" else {},
         )  # fmt: skip
         if stage(where, node):
-            tops[eid] = height
+            centres[eid] = (x * MM, y * MM)
     stage.flush()
 
     links: list[tuple[str, str | None, str, float]] = []
@@ -168,9 +190,9 @@ def build_scene(
         tool = None if eqp in (None, "", ",") else str(eqp)
         if seg is None:
             problems.append(f"{where}: RAILLINE_NAME {sid!r} is not a Rail NAME")
-        if tool is not None and tool not in tops:
+        if tool is not None and tool not in centres:
             problems.append(f"{where}: EQP_NAME {tool!r} is not in the Equipment sheet")
-        if seg is None or dist is None or (tool is not None and tool not in tops):
+        if seg is None or dist is None or (tool is not None and tool not in centres):
             continue
         offset = _offset_on(problems, where, seg, dist)
         if offset is None:
@@ -181,7 +203,7 @@ def build_scene(
         yaw = math.atan2(yb - ya, xb - xa)
         if tool is not None:
             parent, z = tool, PORT_HEIGHT
-            tx, ty = scene.node(tool).transform[:2, 3]  # equipment sits directly in its bay
+            tx, ty = centres[tool]  # equipment sits directly in its bay
             local = translation(px - tx, py - ty, z, yaw)
         else:
             parent = seg.bay if seg.bay in scene else root

@@ -160,11 +160,12 @@ def _compact_rows(src: IO[bytes], cells: _Cells, where: str) -> list[tuple[int, 
     values: list[Any] = []
     row_no = col = style = 0
     kind = "n"
-    parts: list[str] = []  # text of the open cell's value
+    buf = ""  # text of the open cell's value
     capture = inline = phonetic = False  # in a value; the cell has <is>; in <is>'s <rPh>
 
     def close_cell() -> None:  # the open cell's value into its row
-        text = "".join(parts)
+        nonlocal buf
+        text, buf = buf, ""
         if text and text[-1] in " \t\r\n":
             raise _NotCompact
         try:
@@ -180,17 +181,21 @@ def _compact_rows(src: IO[bytes], cells: _Cells, where: str) -> list[tuple[int, 
         except (ValueError, IndexError, OverflowError) as exc:
             raise XlsxError(f"{where} row {row_no} column {col}: {exc}") from None
         if value is not None:
-            if col > len(values):
-                values.extend([None] * (col - len(values)))
-            values[col - 1] = value
-        parts.clear()
+            n = len(values)
+            if col == n + 1:  # the next column: nearly always
+                values.append(value)
+            elif col > n:
+                values.extend([None] * (col - n - 1))
+                values.append(value)
+            else:
+                values[col - 1] = value
 
     def start(name: str, attrs: dict[str, str]) -> None:
         nonlocal values, row_no, col, style, kind, capture, inline, phonetic
         if name == _V:
             capture = kind != "inlineStr"  # openpyxl ignores the <v> of an inline string
         elif name == _C:
-            if parts or inline:
+            if buf or inline:
                 close_cell()
             ref = attrs.get("r")
             if ref:
@@ -205,7 +210,7 @@ def _compact_rows(src: IO[bytes], cells: _Cells, where: str) -> list[tuple[int, 
             style = int(s) if s else 0
             capture = inline = phonetic = False
         elif name == _ROW:
-            if parts or inline:
+            if buf or inline:
                 close_cell()
             r = attrs.get("r")
             row_no = _row_number(r, where) if r else row_no + 1
@@ -221,14 +226,15 @@ def _compact_rows(src: IO[bytes], cells: _Cells, where: str) -> list[tuple[int, 
             phonetic = phonetic or name == _RPH
 
     def text(data: str) -> None:
+        nonlocal buf
         if capture:
-            parts.append(data)
+            buf += data
         elif data.isspace():
             raise _NotCompact
 
     for _ in _feed(src, _expat(start, None, text), where):
         pass
-    if parts or inline:
+    if buf or inline:
         close_cell()
     return rows
 
