@@ -14,11 +14,11 @@ burst (``max_queued_messages 0``, ``max_inflight_messages 0`` in mosquitto.conf)
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time as _time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from twin.errors import InputError
@@ -88,7 +88,12 @@ class MqttSource:
 
     def __init__(self, cfg: MqttConfig, *, connect_timeout: float = 10.0) -> None:
         self.cfg = cfg
-        self._q: queue.Queue[Message] = queue.Queue()
+        # The network thread only appends to the inbox (deque.append is atomic) and wakes the
+        # ingest thread when it waits; the ingest thread builds the messages, in batches.
+        self._inbox: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._idle = False
+        self._topics: set[str] = set()
         self.connected = threading.Event()
         self.connects = 0
         self._closed = False
@@ -112,11 +117,9 @@ class MqttSource:
         self.connected.clear()
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        mid, qos, topic = msg.mid, msg.qos, msg.topic
-        parts = topic.split("/")
-        if len(parts) == 4 and parts[2] == "events" and parts[3] not in self._fab_of:
-            self._fab_of[parts[3]] = parts[1]
-        self._q.put(Message(msg.payload, ack=lambda: client.ack(mid, qos), origin=topic))
+        self._inbox.append(msg)
+        if self._idle:
+            self._wake.set()
 
     def confirm(self, positions: dict[str, int]) -> None:
         """Tell publishers how far each source is durable: every seq <= the published one is
@@ -139,16 +142,27 @@ class MqttSource:
 
     @property
     def exhausted(self) -> bool:
-        return self._closed and self._q.empty()
+        return self._closed and not self._inbox
 
     def receive(self, max_items: int, timeout: float) -> list[Message]:
+        inbox = self._inbox
+        if not inbox and timeout > 0:
+            self._wake.clear()
+            self._idle = True  # from here on the network thread wakes us
+            if not inbox:
+                self._wake.wait(timeout)
+            self._idle = False
         out: list[Message] = []
-        try:
-            out.append(self._q.get(timeout=timeout) if timeout > 0 else self._q.get_nowait())
-            while len(out) < max_items:
-                out.append(self._q.get_nowait())
-        except queue.Empty:
-            pass
+        ack, topics = self._client.ack, self._topics
+        while inbox and len(out) < max_items:
+            msg = inbox.popleft()
+            topic = msg.topic
+            if topic not in topics:
+                topics.add(topic)
+                parts = topic.split("/")
+                if len(parts) == 4 and parts[2] == "events":
+                    self._fab_of.setdefault(parts[3], parts[1])
+            out.append(Message(msg.payload, partial(ack, msg.mid, msg.qos), topic))
         return out
 
     def close(self) -> None:

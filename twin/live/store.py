@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from twin.errors import InputError
+from twin.live import codec
 from twin.live.catalog import Catalog
 from twin.live.events import Event
 from twin.live.state import TwinState, apply
@@ -204,8 +205,6 @@ class MemoryStore(EventStore):
         return out
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     pos INTEGER PRIMARY KEY,
@@ -272,7 +271,7 @@ class SQLiteStore(EventStore):
         return None if row is None else row[0]
 
     def write(self, events: Sequence[Event], dead: Sequence[DeadLetter] = ()) -> int:
-        dumps = _ENCODE
+        dumps = codec.dumps
         rows = [(e.source, e.seq, e.id, e.time, e.type, e.subject, dumps(e.data)) for e in events]
         db = self._db
         db.execute("BEGIN IMMEDIATE")

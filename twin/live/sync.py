@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from twin.errors import ConfigError
+from twin.live import codec
 from twin.live.catalog import Catalog
 from twin.live.events import Event, EventFormatError, check_event, parse_event
 from twin.live.order import Released, ReorderBuffer, ReorderConfig
 from twin.live.sources import Message, Source
 from twin.live.state import TwinState, apply
 from twin.live.store import DeadLetter, EventStore
-from twin.live.validate import validate
+from twin.live.validate import validate_checked
 
 
 class World(Protocol):
@@ -111,16 +112,24 @@ class Synchroniser:
 
     # ----------------------------------------------------------- ingest
     def process(self, messages: list[Message]) -> int:
-        """Ingest one batch durably; returns the number of events accepted."""
+        """Ingest one batch durably; returns the number of events accepted. A batch holding
+        more than ``cfg.batch`` events (JSON-array messages) is committed in slices of that
+        size, so one large backlog does not hold back the acknowledgement of its first events."""
+        items = _expand(messages)
+        self.stats.received += len(items)
+        step = self.cfg.batch
+        if len(items) <= step:
+            return self._ingest(items)
+        return sum(self._ingest(items[i : i + step]) for i in range(0, len(items), step))
+
+    def _ingest(self, items: list[_Item]) -> int:
         out = Released()
         dead: list[DeadLetter] = []
         acks: list[Callable[[], None]] = []
         now = _time.time()
         push, pending = self.reorder.push, self._pending_acks
-        messages = _expand(messages)
-        self.stats.received += len(messages)
-        for m in messages:
-            payload = m.payload
+        released, dups, late = out.events, out.duplicates, out.late
+        for payload, ack, m, k in items:
             try:
                 if type(payload) is Event:
                     ev = payload
@@ -133,19 +142,21 @@ class Synchroniser:
                     if isinstance(exc, EventFormatError)
                     else f"unreadable payload ({type(exc).__name__})"
                 )
-                dead.append(DeadLetter(_where(m, reason), _raw(payload), received=now))
-                if m.ack is not None:
-                    acks.append(m.ack)
+                dead.append(DeadLetter(_where(m, k, reason), _raw(payload), received=now))
+                if ack is not None:
+                    acks.append(ack)
                 continue
-            if m.ack is None:
+            if ack is None:
                 push(ev, out)
                 continue
-            n_dup, n_late = len(out.duplicates), len(out.late)
+            n0, n_dup, n_late = len(released), len(dups), len(late)
             push(ev, out)
-            if len(out.duplicates) > n_dup or len(out.late) > n_late:
-                acks.append(m.ack)  # already durable (or declared lost): nothing to wait for
+            if len(released) > n0 and released[n0] is ev:
+                acks.append(ack)  # released now: committed below (the in-order fast path)
+            elif len(dups) > n_dup or len(late) > n_late:
+                acks.append(ack)  # already durable (or declared lost): nothing to wait for
             else:
-                pending.setdefault(ev.key, []).append(m.ack)
+                pending.setdefault(ev.key, []).append(ack)  # held: acked when released
         self.reorder.poll(out)
         return self._commit(out, dead, acks, now)
 
@@ -159,7 +170,7 @@ class Synchroniser:
         state, pending = self.state, self._pending_acks
         accepted: list[Event] = []
         for ev in out.events:
-            reason = validate(ev, state, checked=True)  # shape checked in process()
+            reason = validate_checked(ev, state)  # shape checked in _ingest()
             if reason is None:
                 apply(state, ev)
                 accepted.append(ev)
@@ -265,28 +276,29 @@ class _SharedAck:
             self.ack()
 
 
-def _expand(messages: list[Message]) -> list[Message]:
-    """Split messages whose payload is a JSON array of events (a batched publish) into one
-    message per event, sharing the original acknowledgement."""
-    out: list[Message] | None = None
-    for i, m in enumerate(messages):
+# (payload, ack, message it came in, index in a JSON-array message or -1)
+_Item = tuple[Any, "Callable[[], None] | None", Message, int]
+
+
+def _expand(messages: list[Message]) -> list[_Item]:
+    """One item per event: messages whose payload is a JSON array of events (a batched
+    publish) give one item per element, sharing the message's acknowledgement."""
+    out: list[_Item] = []
+    for m in messages:
         p = m.payload
         if not ((type(p) is bytes and p[:1] == b"[") or (type(p) is str and p[:1] == "[")):
-            if out is not None:
-                out.append(m)
+            out.append((p, m.ack, m, -1))
             continue
         try:
-            items = json.loads(p)
+            items = codec.loads(p)
         except (ValueError, RecursionError):
             items = None  # the parser reports it as a dead letter
-        if out is None:
-            out = messages[:i]
         if not items or not isinstance(items, list):
-            out.append(m)
+            out.append((p, m.ack, m, -1))
             continue
         ack = _SharedAck(m.ack, len(items)) if m.ack is not None else None
-        out.extend(Message(item, ack, f"{m.origin}[{k}]") for k, item in enumerate(items))
-    return messages if out is None else out
+        out.extend([(item, ack, m, k) for k, item in enumerate(items)])
+    return out
 
 
 def _raw(payload: Any) -> str:
@@ -300,5 +312,6 @@ def _raw(payload: Any) -> str:
         return repr(payload)[:100_000]
 
 
-def _where(m: Message, reason: str) -> str:
-    return f"{m.origin}: {reason}" if m.origin else reason
+def _where(m: Message, k: int, reason: str) -> str:
+    origin = m.origin if k < 0 else f"{m.origin}[{k}]"
+    return f"{origin}: {reason}" if origin else reason

@@ -53,6 +53,18 @@ def validate(ev: Event, state: TwinState, *, checked: bool = False) -> str | Non
         return f"validator error ({type(exc).__name__}: {str(exc)[:80]})"
 
 
+def validate_checked(ev: Event, state: TwinState) -> str | None:
+    """``validate`` for an event whose shape is known to be right (``parse_event`` or
+    ``check_event`` passed): the synchroniser's per-event path, without repeating those checks."""
+    rule = _RULES.get(ev.type)
+    if rule is None:
+        return None
+    try:
+        return rule(ev, state)
+    except Exception as exc:  # a validator bug must not take the stream down
+        return f"validator error ({type(exc).__name__}: {str(exc)[:80]})"
+
+
 def _known_equipment(state: TwinState, eid: str) -> str | None:
     known = state.catalog.equipment
     if known and eid not in known:
