@@ -44,6 +44,16 @@ from twin.errors import NotFoundError, TwinError
 # so a client that stops reading fills its bounded queue in the hub and is dropped; the sans-I/O
 # one (uvicorn's "auto" choice) buffers every message in memory instead.
 UVICORN_WS = "websockets"
+# How to run the app under uvicorn (``uvicorn.Config(app, host=..., port=..., **UVICORN_OPTIONS)``):
+# the draining WebSocket implementation, and no permessage-deflate: compressing is per
+# connection, so 100 clients of one stream cost 100 compressions of every message (the most
+# expensive step of fan-out when clients ask for it, as browsers and `websockets` do).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "ws": UVICORN_WS,
+    "ws_per_message_deflate": False,
+    "log_level": "warning",
+    "access_log": False,
+}
 
 DESCRIPTION = """A live, physical, queryable digital twin of a wafer fab.
 

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024  # request body limit (bytes)
     max_batch: int = 5000  # events per POST /events
     max_page: int = 1000  # items per page of a list
-    ws_queue: int = 256  # messages a WebSocket client may fall behind before it is dropped
+    ws_queue: int = 256  # commits (frames) a WebSocket client may fall behind before it is dropped
     ws_max_clients: int = 1000
     history: int = 100_000  # recent events kept in memory for WebSocket resume
     whatif_max_runs: int = 200  # scenarios × replications per job

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.api.app import UVICORN_WS, create_app
+from services.api.app import UVICORN_OPTIONS, create_app
 from services.api.settings import Settings
 
 TOKENS = {
@@ -54,9 +54,7 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(
-                self.app, host="127.0.0.1", port=self.port, log_level="warning", ws=UVICORN_WS
-            )
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **UVICORN_OPTIONS)
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from services.api.hub import Client, StreamFilter, StreamHub, encode
+from services.api.hub import Client, Frame, StreamFilter, StreamHub, encode
 from tests.services.conftest import ADMIN, TOKENS, LiveServer, make_settings
 from tests.services.streams import dicts, tool_events
 
@@ -155,7 +155,7 @@ def test_hub_offer_never_blocks():
             i, make_event("s", i, 1.0, "equipment.state", "T", state="standby", reason="x")
         )
         hub.ring.append(item)
-        c.offer([item])
+        c.offer(Frame([item]))
     assert c.dropped and len(c.batches) == 3 and c.last == 3
     assert hub.recent(0) is not None and [i.seq for i in hub.recent(2)] == [3, 4, 5]
     hub.ring.clear()
@@ -164,3 +164,46 @@ def test_hub_offer_never_blocks():
             encode(i, make_event("s", i, 1.0, "equipment.state", "T", state="standby", reason="x"))
         )
     assert hub.recent(5) is None  # the ring no longer reaches back: read the store
+
+
+def _items(seqs, subject="T"):
+    from twin.live.events import make_event
+
+    return [
+        encode(i, make_event("s", i, 1.0, "equipment.state", subject, state="standby", reason="x"))
+        for i in seqs
+    ]
+
+
+def test_clients_with_one_filter_share_one_frame():
+    """Each batch is filtered and encoded once per distinct filter: clients with equal filters
+    are queued the same frame; a client that already has part of the batch gets the rest."""
+    hub = StreamHub(history=100, queue=8)
+    a = hub.attach(StreamFilter(subjects=frozenset({"T"})), 0)
+    b = hub.attach(StreamFilter(subjects=frozenset({"T"})), 0)
+    late = hub.attach(StreamFilter(subjects=frozenset({"T"})), 2)  # has seq 1-2 already
+    other = hub.attach(StreamFilter(subjects=frozenset({"U"})), 0)
+    hub._fanout(_items([1, 2, 3]) + _items([4], subject="U"))
+    (fa,), (fb,), (fl,), (fo,) = a.batches, b.batches, late.batches, other.batches
+    assert fa is fb and fa.text is fb.text and [i.seq for i in fa.items] == [1, 2, 3]
+    assert [i.seq for i in fl.items] == [3] and [i.seq for i in fo.items] == [4]
+    assert json.loads(fa.text) == [json.loads(i.text) for i in fa.items]
+
+
+def test_queued_frames_go_out_joined():
+    """A client with several frames queued is sent them as one JSON array (up to CHUNK
+    events), skipping what it was already sent."""
+    from services.api.routers.stream import CHUNK, _message
+
+    c = Client(filter=StreamFilter(), limit=100, last=0)
+    for lo in range(1, 13, 3):
+        c.offer(Frame(_items(range(lo, lo + 3))))  # seq 1-12 in 4 frames
+    text, n, last = _message(c, 2)
+    assert [m["seq"] for m in json.loads(text)] == list(range(3, 13)) and (n, last) == (10, 12)
+    assert not c.batches
+    big = Frame(_items(range(13, 14 + CHUNK)))
+    c.offer(big)
+    c.offer(Frame(_items([14 + CHUNK])))
+    text, n, last = _message(c, 12)
+    assert text is big.text and n == CHUNK + 1  # a frame over CHUNK goes whole, alone
+    assert len(c.batches) == 1

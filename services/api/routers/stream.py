@@ -9,10 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.api.auth import ws_scopes
-from services.api.hub import DROP_CODE, batch_text, encode, notice, parse_filter
+from services.api.hub import DROP_CODE, Client, batch_text, encode, notice, parse_filter
 
 router = APIRouter(tags=["stream"])
-CHUNK = 500  # events per message while replaying
+CHUNK = 500  # events per message: replayed, or queued frames joined (a larger frame goes whole)
 
 
 @router.websocket("/stream")
@@ -44,25 +44,20 @@ async def stream(
     start = hub.last_seq if since is None else since
     client = hub.attach(flt, start)  # before the replay, so nothing falls between the two
     sent = start
-    reader = asyncio.create_task(_drain(ws))
+    reader = asyncio.create_task(_drain(ws, client))
     try:
         # also without ?since: an event committed between reading last_seq and attaching is
         # in the ring by now, and the replay sends it
         sent = await _replay(ws, rt, flt, start)
         await ws.send_text(notice("live", seq=sent))
         while not reader.done():
-            waiter = asyncio.create_task(client.wake.wait())
-            done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                waiter.cancel()
-                break
+            await client.wake.wait()  # set by the hub, and by _drain when the client leaves
             client.wake.clear()
-            while client.batches:
-                items = [i for i in client.batches.popleft() if i.seq > sent]
-                if items:
-                    await ws.send_text(batch_text(items))
-                    sent = items[-1].seq
-                    client.sent += len(items)
+            while client.batches and not reader.done():
+                text, n, sent = _message(client, sent)
+                if n:
+                    await ws.send_text(text)
+                    client.sent += n
             if client.dropped:
                 await ws.close(code=DROP_CODE, reason=f"too slow; resume with since={sent}")
                 break
@@ -75,13 +70,35 @@ async def stream(
             await reader
 
 
-async def _drain(ws: WebSocket) -> None:
-    """Reads (and ignores) what the client sends; returns when it disconnects."""
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            msg = await ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                return
+def _message(client: Client, sent: int) -> tuple[str, int, int]:
+    """The next message for a client: its queued frames after ``sent``, joined into one
+    (a client that fell behind catches up in fewer, larger messages), up to CHUNK events
+    unless a single frame is larger. Returns (text, events, last seq)."""
+    parts: list[str] = []
+    n = 0
+    while client.batches and (n == 0 or n + len(client.batches[0].items) <= CHUNK):
+        frame = client.batches.popleft().after(sent)
+        if frame is None:
+            continue
+        parts.append(frame.text)
+        n += len(frame.items)
+        sent = frame.items[-1].seq
+    if len(parts) == 1:
+        return parts[0], n, sent  # the shared text as it is: the common case
+    return "[" + ",".join(p[1:-1] for p in parts) + "]", n, sent
+
+
+async def _drain(ws: WebSocket, client: Client) -> None:
+    """Reads (and ignores) what the client sends; returns when it disconnects, waking the
+    sender so that it stops."""
+    try:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    return
+    finally:
+        client.wake.set()
 
 
 async def _replay(ws: WebSocket, rt, flt, since: int) -> int:  # noqa: ANN001
