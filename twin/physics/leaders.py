@@ -28,8 +28,8 @@ class RouteAhead:
     """
 
     col: np.ndarray  # (n, K) next segments, "no segment" as index nseg
-    branchy: np.ndarray  # (n, K+1) bool: segments leave the end node off the route
-    others: np.ndarray  # (n, K+1, D) those segments ("no segment": nseg)
+    segs: np.ndarray  # (n, K+1) the current and the next segments (-1: none)
+    branchy: np.ndarray  # (n, K+1) bool: other segments may leave the end node off the route
     start: np.ndarray  # (n, K+1) odometer (m) where each segment starts
     end_s: np.ndarray  # (n, K+1) odometer (m) of each segment's end node
     nexts: np.ndarray  # (n, K+1) the route segment after each one (-1: none)
@@ -53,12 +53,9 @@ class RouteAhead:
         valid = cols >= 0
         safe = np.where(valid, cols, 0)
         ends = rail.seg_end[safe]
-        outs = rail.out_segs[ends]
-        off_route = valid[:, :, None] & (outs >= 0) & (outs != nexts[:, :, None])
-        others = np.where(off_route, outs, nseg)
-        branchy = off_route.any(axis=2)
+        branchy = valid & ((rail.out_deg[ends] > 1) | (nexts < 0))
         end_s = start + rail.seg_len[safe]
-        return cls(np.where(nxt >= 0, nxt, nseg), branchy, others, start, end_s, nexts, ends)
+        return cls(np.where(nxt >= 0, nxt, nseg), cols, branchy, start, end_s, nexts, ends)
 
     def put(self, idx: np.ndarray, other: RouteAhead) -> None:
         """Overwrite the rows ``idx`` with ``other``'s (one row per index)."""
@@ -115,7 +112,10 @@ def find_leaders(
     blead = np.full(n, -1, dtype=np.int64)
     bdist = np.full(n, np.inf)
     if len(r):
-        ocol = ahead.others[r, c]  # (m, D)
+        # segments off the route at that node: the siblings of the route's next segment, or
+        # all that leave the node where the route ends ("no segment" padding: index nseg)
+        y = ahead.nexts[r, c]
+        ocol = np.where((y >= 0)[:, None], rail.siblings[y], rail.after[ahead.segs[r, c]])
         ocand = first_idx[ocol]
         ooff = first_off[ocol]
         # (pair, branch) entries with a vehicle within the follower's gap past the node: few

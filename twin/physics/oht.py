@@ -345,8 +345,7 @@ class OhtSim(TransferJobs):
             self.cap0 = np.zeros(n)
             self.caps = np.zeros((n, K))
             self.p_speed = np.full((n, K), np.inf)
-            self.m_ok = np.zeros((n, K + 1), dtype=bool)
-            self.m_s = np.full((n, K + 1), np.inf)
+            self.m_ok = np.zeros((n, K), dtype=bool)  # the end node of column c is a merge
             self.ps_min = np.full(n, np.inf)  # nearest speed-cap stop point of a row
             self.m_first = np.full(n, np.inf)  # odometer of the first merge node of a row
             self.ahead = RouteAhead.of(self.rail, self.seg, self.seg_s0, self.nxt, self.nxt_s0)
@@ -365,21 +364,22 @@ class OhtSim(TransferJobs):
         self.cap0[idx] = np.minimum(self.seg_cap[seg], self.vmax[idx])
         caps = np.minimum(self.seg_cap[np.maximum(nxt, 0)], self.vmax[idx][:, None])
         self.caps[idx] = caps
-        p_speed = np.where(nxt >= 0, nxt_s0 + caps * caps / (2 * self.dec[idx][:, None]), np.inf)
+        p_speed = nxt_s0 + caps * caps / (2 * self.dec[idx][:, None])  # inf past the route end
         self.p_speed[idx] = p_speed
         self.ps_min[idx] = p_speed.min(axis=1)
         # leader look-up rows, and the merge nodes ahead (the end nodes where the route goes on)
         ahead = RouteAhead.of(self.rail, seg, seg_s0, nxt, nxt_s0)
         self.ahead.put(idx, ahead)
-        m_ok = (ahead.nexts >= 0) & self.rail.is_merge[ahead.ends]  # the route goes on there
-        m_s = np.concatenate([nxt_s0, np.full((len(idx), 1), np.inf)], 1)
+        # merge nodes where the route goes on: the end of the current segment and of the next
+        # ones but the last (the route goes on from column c to the segment nxt[:, c], which
+        # starts at that node, odometer nxt_s0[:, c])
+        m_ok = (nxt >= 0) & self.rail.is_merge[ahead.ends[:, :K]]
         self.m_ok[idx] = m_ok
-        self.m_s[idx] = m_s
-        self.m_first[idx] = np.where(m_ok, m_s, np.inf).min(axis=1)
+        self.m_first[idx] = np.where(m_ok, nxt_s0, np.inf).min(axis=1)
 
     _ROUTE_ARRAYS = (
         *("r_segs", "r_s0", "r_n", "k", "dest_s", "seg", "seg_s0", "nxt", "nxt_s0"),
-        *("cap0", "caps", "p_speed", "ps_min", "m_ok", "m_s", "m_first"),
+        *("cap0", "caps", "p_speed", "ps_min", "m_ok", "m_first"),
     )
 
     def _set_closed(self, closed: set[int]) -> None:
@@ -453,7 +453,7 @@ class OhtSim(TransferJobs):
         m_pos = np.full(self.n, np.inf)
         cand = np.nonzero(self.m_first - s <= cfg.lookahead)[0]
         if len(cand):
-            ends, m_s = self.ahead.ends[cand], self.m_s[cand]  # end nodes and their odometers
+            ends, m_s = self.ahead.ends[cand, :K], self.nxt_s0[cand]  # nodes, their odometers
             want = self.m_ok[cand] & (m_s - s[cand, None] <= cfg.lookahead)
             want &= self.holder[ends] != cand[:, None]
             first = np.argmax(want, axis=1)
