@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 import numpy as np
@@ -11,6 +12,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from twin.errors import InputError
+from twin.scene import smat2022
 from twin.scene.smat2022 import SHEETS, build_scene, import_smat2022
 
 
@@ -192,6 +194,28 @@ def test_tiny_valid_workbook_imports(tmp_path):
     scene = import_smat2022(_workbook(tmp_path / "ok.xlsx"))
     assert scene.segment("r1").length == pytest.approx(1.0)
     assert scene.segment("r1").max_speed == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_import_pauses_the_garbage_collector_and_restores_it(tmp_path, monkeypatch, enabled):
+    """The cyclic GC is off while the scene is built and as it was before once the import ends,
+    also when the import fails."""
+    seen = []
+    real = smat2022.build_scene
+    monkeypatch.setattr(
+        smat2022, "build_scene", lambda *a, **k: seen.append(gc.isenabled()) or real(*a, **k)
+    )
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        import_smat2022(_workbook(tmp_path / "ok.xlsx"))
+        assert seen == [False] and gc.isenabled() is enabled
+        bad = _workbook(tmp_path / "bad.xlsx", rail_row=["r1", "B", "n1", "n9", 1, 0])
+        with pytest.raises(InputError):
+            import_smat2022(bad)
+        assert seen == [False, False] and gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 def test_ports_and_vehicles_beyond_their_rail_are_listed(tmp_path):
