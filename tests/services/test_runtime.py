@@ -162,3 +162,19 @@ def test_restart_keeps_state_and_stream_positions(tmp_path):
         got = asyncio.run(resume())
     assert [m["event"]["id"] for m in got] == [e.id for e in first[30:] + later]
     assert [m["seq"] for m in got] == list(range(seen + 1, seen + 51))
+
+
+def test_the_loaded_twin_is_kept_out_of_the_collector_while_serving():
+    """While the app runs, what start-up built is frozen out of the cyclic collector (no full
+    collection walks it); stopping the app unfreezes it, so a stopped twin can be collected."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from services.api.app import create_app
+
+    gc.unfreeze()
+    with TestClient(create_app(make_settings())) as c:
+        assert c.get("/health").status_code == 200
+        assert gc.get_freeze_count() > 10_000  # the scene, model and catalog
+    assert gc.get_freeze_count() == 0
