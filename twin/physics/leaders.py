@@ -113,9 +113,9 @@ def find_leaders(
     bdist = np.full(n, np.inf)
     if len(r):
         # segments off the route at that node: the siblings of the route's next segment, or
-        # all that leave the node where the route ends ("no segment" padding: index nseg)
+        # all that leave the node where the route ends (RailIndex.off_route)
         y = ahead.nexts[r, c]
-        ocol = np.where((y >= 0)[:, None], rail.siblings[y], rail.after[ahead.segs[r, c]])
+        ocol = rail.off_route[np.where(y >= 0, y, nseg + ahead.segs[r, c])]
         ocand = first_idx[ocol]
         ooff = first_off[ocol]
         # (pair, branch) entries with a vehicle within the follower's gap past the node: few

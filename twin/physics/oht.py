@@ -435,7 +435,7 @@ class OhtSim(TransferJobs):
             self.stats.min_headway = closest
         # a vehicle ahead: stop by its stopping point minus the gap (one just past a node on
         # another branch is rare: those few on their own)
-        p_lead = self._follow(rows, lead, ldist)
+        p_lead = self._follow(None, lead, ldist)
         br = np.nonzero(bdist <= cfg.lookahead)[0]
         if len(br):
             p_branch = self._follow(br, blead[br], bdist[br])
@@ -526,14 +526,18 @@ class OhtSim(TransferJobs):
             nxt_s0, p_speed, ps_min = self.nxt_s0[idx], self.p_speed[idx], self.ps_min[idx]
             delay = 0.0
 
-    def _follow(self, i: np.ndarray, lead: np.ndarray, dist: np.ndarray) -> np.ndarray:
-        """Odometer by which followers ``i`` must be able to stop, given the vehicle ahead."""
+    def _follow(self, i: np.ndarray | None, lead: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """Odometer by which followers ``i`` (None: all) must be able to stop, given the
+        vehicle ahead."""
+        s, gap, dec = (
+            (self.s, self.gap, self.dec) if i is None else (self.s[i], self.gap[i], self.dec[i])
+        )
         other = np.maximum(lead, 0)
-        dec = np.maximum(self.dec[i], self.dec[other])
+        dec = np.maximum(dec, self.dec[other])
         vl = self.v[other]
         return np.where(
             (lead >= 0) & (dist <= self.config.lookahead),
-            self.s[i] + dist - self.gap[i] + vl * vl / (2 * dec),
+            s + dist - gap + vl * vl / (2 * dec),
             np.inf,
         )
 

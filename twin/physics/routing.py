@@ -51,14 +51,16 @@ class RailIndex:
         for a, group in out.items():
             self.out_segs[a, : len(group)] = group
         self.out_deg = np.sum(self.out_segs >= 0, axis=1)
-        # per segment, in out_segs order and padded with len(seg_ids) ("no segment"): the
-        # segments leaving its end node, and its siblings (the others leaving its start node)
+        # segments a vehicle's route does not take at a node, in out_segs order and padded
+        # with len(seg_ids) ("no segment"): row i < nseg, the siblings of segment i (the others
+        # leaving its start node); row nseg + i, all segments leaving the end node of segment i
         nseg = len(self.seg_ids)
-        self.after = np.where(self.out_segs >= 0, self.out_segs, nseg)[self.seg_end]
-        self.siblings = np.full((nseg, width), nseg, dtype=np.int64)
+        siblings = np.full((nseg, width), nseg, dtype=np.int64)
         for i, a in enumerate(self.seg_start):
             sib = [o for o in out[int(a)] if o != i]
-            self.siblings[i, : len(sib)] = sib
+            siblings[i, : len(sib)] = sib
+        after = np.where(self.out_segs >= 0, self.out_segs, nseg)[self.seg_end]
+        self.off_route = np.concatenate([siblings, after]).reshape(2 * nseg, width)
 
     def segments_between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Index of the segment from node ``a`` to node ``b`` (the last one listed when several
