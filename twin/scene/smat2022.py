@@ -16,6 +16,10 @@ Sheets and columns used (units in the workbook: mm, mm/s, mm/s²; the twin is SI
   rail segment named RAILLINE_NAME (EQP_NAME "," means a rail-side buffer, not equipment)
 - ``VehicleType`` NAME, SIZE, MAX_SPEED, ACCELERATION, DECELERATION, MIN_DISTANCE
 - ``Vehicle`` NAME, TYPE, RAILLINE_NAME, DISTANCE → vehicles at their start position
+
+Reading: openpyxl opens the package; the cell values come from :mod:`twin.scene.xlsx` (the same
+values as openpyxl's ``iter_rows``, at a fraction of the cost). :func:`read_sheets` gives the
+rows, :func:`build_scene` the scene.
 """
 
 from __future__ import annotations
