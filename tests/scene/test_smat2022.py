@@ -8,11 +8,14 @@ import random
 import numpy as np
 import openpyxl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from twin.errors import InputError
 from twin.scene import smat2022
+from twin.scene.graph import translation
 from twin.scene.smat2022 import SHEETS, build_scene, import_smat2022
 
 
@@ -69,6 +72,19 @@ def test_fast_reader_builds_the_scene_openpyxl_rows_build(smat_xlsx, smat):
     """The import equals the scene built from openpyxl's own rows, transform bytes included."""
     plain = build_scene(plain_sheets(smat_xlsx), name=smat.name, source=smat_xlsx.name)
     assert scene_facts(smat) == scene_facts(plain)
+
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+angle = st.one_of(st.just(0.0), st.just(-0.0), st.floats(min_value=-4.0, max_value=4.0))
+
+
+@given(st.lists(st.tuples(finite, finite, finite, angle), max_size=20))
+def test_block_transforms_are_translation_bit_for_bit(poses):
+    """smat2022.transforms(poses)[i] has the bytes of translation(*poses[i]), -0.0 included."""
+    block = smat2022.transforms(poses)
+    assert block.shape == (len(poses), 4, 4)
+    for got, pose in zip(block, poses):
+        assert got.tobytes() == translation(*pose).tobytes()
 
 
 def test_counts_match_the_workbook(smat):
