@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import signal
 import sys
@@ -93,6 +94,9 @@ def _ingest(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     with SQLiteStore(args.store, synchronous=args.synchronous) as store:
         sync = Synchroniser(store, catalog, cfg=cfg)
+        # The catalog, the recovered state and the loaded modules live for the whole run:
+        # frozen, the collector's full passes skip them (they would be pauses in the stream).
+        gc.freeze()
         try:
             stats = sync.run(source, stop=lambda: stopping, idle_exit=args.idle_exit)
         finally:

@@ -176,30 +176,30 @@ def check_event(ev: Event) -> None:
     spec = _SPECS.get(ev.type)
     if spec is None:
         raise EventFormatError(f"unknown event type {ev.type!r}; known: {', '.join(EVENT_TYPES)}")
-    required, allowed = spec
+    required, allowed, n_required = spec
     data = ev.data
-    ok = True
-    for name, types in required:  # fast path: exact types (bool is not int here), finite floats
+    # fast path: exact types (bool is not int here); ``v - v`` is 0.0 only for a finite float
+    for name, types in required:
         v = data.get(name, _MISSING)
-        if type(v) not in types or (type(v) is float and not math.isfinite(v)):
-            ok = False
-            break
-    if ok and len(data) != len(required):
+        t = type(v)
+        if t not in types or (t is float and v - v != 0.0):
+            raise EventFormatError("; ".join(_problems(ev)))
+    if len(data) != n_required:
         for name, v in data.items():
             types = allowed.get(name)
-            if types is None or type(v) not in types or (type(v) is float and not math.isfinite(v)):
-                ok = False
-                break
-    if not ok:
-        raise EventFormatError("; ".join(_problems(ev)))
+            t = type(v)
+            if types is None or t not in types or (t is float and v - v != 0.0):
+                raise EventFormatError("; ".join(_problems(ev)))
 
 
 _MISSING = object()
-# type -> (((name, exact types), ...) required, {name: exact types} for all accepted fields)
+# type -> (((name, exact types), ...) required, {name: exact types} of every accepted field,
+# number of required fields)
 _SPECS = {
     t: (
-        tuple((n, frozenset(ts)) for n, ts in req.items()),
-        {n: frozenset(ts) for n, ts in {**req, **opt}.items()},
+        tuple((n, ts) for n, ts in req.items()),
+        {**req, **opt},
+        len(req),
     )
     for t, (req, opt) in EVENT_TYPES.items()
 }
@@ -246,7 +246,13 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
 
     Raises EventFormatError naming the offending key and what would be accepted.
     """
-    if isinstance(raw, str | bytes | bytearray):
+    if type(raw) is str or type(raw) is bytes:
+        try:
+            raw = _fast_loads(raw)
+        except ValueError:
+            raw = _decode(raw)  # the standard parser decides: it accepts a little more, and
+            # explains what it refuses
+    elif isinstance(raw, str | bytes | bytearray):
         raw = _decode(raw)
     if not isinstance(raw, dict):
         raise EventFormatError(f"payload must be a JSON object, got {type(raw).__name__}")
@@ -290,19 +296,23 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
 
 
 def _decode(raw: str | bytes | bytearray) -> Any:
-    try:
-        return codec.fast_loads(raw)
-    except ValueError:
-        pass  # the standard parser decides: it accepts a little more and explains what it refuses
+    """The standard library's reading of a payload, with the reason when it is refused."""
     if isinstance(raw, bytes | bytearray):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise EventFormatError("payload is not UTF-8") from None
     try:
-        return _loads(raw)
+        value = _loads(raw)
     except (ValueError, RecursionError) as exc:
         raise EventFormatError(f"payload is not JSON: {str(exc)[:80]}") from None
+    try:  # json reads an escaped lone surrogate ("\ud800"); no store can hold it as text
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventFormatError("payload holds an unpaired surrogate: not valid Unicode") from None
+    except (ValueError, TypeError, RecursionError):
+        pass  # the checks below name what is wrong with it
+    return value
 
 
 def _event_maker() -> Any:
@@ -333,6 +343,7 @@ def _event_maker() -> Any:
 
 _new_event = _event_maker()
 _fromiso = datetime.fromisoformat
+_fast_loads = codec.fast_loads
 
 
 def _envelope_problems(raw: dict[str, Any]) -> list[str]:
