@@ -6,7 +6,9 @@ showed at ~80 % of the import: the shared-string table (one descriptor-checked `
 string) and the worksheet cells (one dict per cell, then a row rebuilt from them). Both are read
 here with the C expat parser and callbacks that keep only what a values-only read returns, with
 openpyxl's own rules for each cell type (numbers, shared and inline strings, booleans, errors,
-ISO and serial dates). ``tests/scene/test_xlsx.py`` checks the result against openpyxl's
+ISO and serial dates). Worksheets take one pass with three callbacks per cell when their XML has
+no whitespace between elements (what spreadsheet programs and openpyxl write); any other sheet
+is read by openpyxl itself. ``tests/scene/test_xlsx.py`` checks the result against openpyxl's
 ``iter_rows(values_only=True)``.
 
 XML safety: like defusedxml, a document that declares entities is refused; expat (>= 2.4, as in
@@ -33,7 +35,7 @@ from twin.errors import TwinError
 _NS = SHEET_MAIN_NS + " "  # expat's "namespace name" prefix (namespace_separator=" ")
 _ROW, _C, _V, _IS = _NS + "row", _NS + "c", _NS + "v", _NS + "is"
 _SI, _T, _RPH = _NS + "si", _NS + "t", _NS + "rPh"
-_CHUNK = 1 << 16  # bytes fed to expat at a time: rows are handed on while the sheet streams
+_CHUNK = 1 << 16  # bytes of XML fed to expat at a time
 
 
 class XlsxError(TwinError):
@@ -106,8 +108,7 @@ def read_strings(src: IO[bytes]) -> list[str]:
         if capture:
             parts.append(data)
 
-    for _ in _feed(src, _expat(start, end, text), "shared strings"):
-        pass
+    _parse(src, _expat(start, end, text), "shared strings")
     return strings
 
 
@@ -232,8 +233,7 @@ def _compact_rows(src: IO[bytes], cells: _Cells, where: str) -> list[tuple[int, 
         elif data.isspace():
             raise _NotCompact
 
-    for _ in _feed(src, _expat(start, None, text), where):
-        pass
+    _parse(src, _expat(start, None, text), where)
     if buf or inline:
         close_cell()
     return rows
@@ -279,13 +279,11 @@ def _refuse_entities(name: str, *_: Any) -> None:
     raise XlsxError(f"the XML declares entity {name!r}; workbook parts never do")
 
 
-def _feed(src: IO[bytes], parser: Any, where: str) -> Iterator[None]:
-    """Feed ``src`` to ``parser`` a chunk at a time, pausing after each chunk."""
+def _parse(src: IO[bytes], parser: Any, where: str) -> None:
+    """Feed ``src`` to ``parser`` a chunk at a time (the part is never held whole)."""
     try:
         while chunk := src.read(_CHUNK):
             parser.Parse(chunk, False)
-            yield
         parser.Parse(b"", True)
     except expat.ExpatError as exc:
         raise XlsxError(f"{where}: not well-formed XML ({exc})") from None
-    yield
