@@ -15,7 +15,6 @@ import logging
 import threading
 import time as _time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from services.api.feed import EventFeed, feed_for
@@ -30,27 +29,6 @@ from twin.live.store import DeadLetter, EventStore, MemoryStore, SQLiteStore
 from twin.live.sync import SyncConfig, Synchroniser
 
 log = logging.getLogger("twin.api")
-
-
-@dataclass(slots=True)
-class IngestResult:
-    """What happened to one event of a POST /events batch."""
-
-    index: int
-    status: str  # accepted | rejected | duplicate | held
-    id: str | None = None
-    seq: int | None = None  # stream sequence number (store position) when accepted
-    reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"index": self.index, "status": self.status}
-        if self.id is not None:
-            d["id"] = self.id
-        if self.seq is not None:
-            d["seq"] = self.seq
-        if self.reason is not None:
-            d["reason"] = self.reason
-        return d
 
 
 class _RecordingStore:
@@ -257,17 +235,19 @@ class TwinRuntime:
             self._positions.update(zip([ev.key for ev in accepted], range(first, sync.pos + 1)))
         self.hub.publish(items)
 
-    def ingest(self, payloads: list[Any], origin: str = "POST /events") -> list[IngestResult]:
-        """Validate, store and apply a batch; one result per payload, in order."""
+    def ingest(self, payloads: list[Any], origin: str = "POST /events") -> list[dict[str, Any]]:
+        """Validate, store and apply a batch; one result per payload, in order: ``index``,
+        ``status`` (accepted | rejected | duplicate | held), ``id`` when the payload has one,
+        ``seq`` (stream position) when accepted, ``reason`` otherwise."""
         received = _time.time()
-        results: list[IngestResult | None] = [None] * len(payloads)
+        results: list[dict[str, Any] | None] = [None] * len(payloads)
         messages: list[Message] = []
         parsed: list[tuple[int, Event]] = []
         for i, raw in enumerate(payloads):
             try:
                 ev = parse_event(raw)
             except EventFormatError as exc:
-                results[i] = IngestResult(i, "rejected", _id_of(raw), reason=exc.reason)
+                results[i] = _result(i, "rejected", _id_of(raw), exc.reason)
                 messages.append(Message(raw, origin=f"{origin}[{i}]"))  # dead-lettered durably
                 continue
             parsed.append((i, ev))
@@ -289,24 +269,21 @@ class TwinRuntime:
         for i, ev in parsed:
             key = ev.key
             pos = positions.get(key)
-            if key in seen:
-                results[i] = IngestResult(i, "duplicate", ev.id, reason="repeated in this batch")
-            elif pos is not None:
-                results[i] = IngestResult(i, "accepted", ev.id, seq=pos)
+            if pos is not None and key not in seen:  # the common case first
+                results[i] = {"index": i, "status": "accepted", "id": ev.id, "seq": pos}
+            elif key in seen:
+                results[i] = _result(i, "duplicate", ev.id, "repeated in this batch")
             elif key in dead:
-                results[i] = IngestResult(i, "rejected", ev.id, reason=dead[key])
+                results[i] = _result(i, "rejected", ev.id, dead[key])
             elif ev.seq <= last.get(ev.source, 0):
-                results[i] = IngestResult(
-                    i, "duplicate", ev.id, reason=f"{ev.source} seq {ev.seq} was already received"
-                )
+                why = f"{ev.source} seq {ev.seq} was already received"
+                results[i] = _result(i, "duplicate", ev.id, why)
             else:
-                results[i] = IngestResult(
-                    i,
-                    "held",
-                    ev.id,
-                    reason=f"waiting for {ev.source} seq {last.get(ev.source, 0) + 1} "
-                    "(applied when it arrives, or a gap is declared after the reorder wait)",
+                why = (
+                    f"waiting for {ev.source} seq {last.get(ev.source, 0) + 1} (applied when it "
+                    "arrives, or a gap is declared after the reorder wait)"
                 )
+                results[i] = _result(i, "held", ev.id, why)
             seen.add(key)
         self._lag(received, "http")
         return results  # type: ignore[return-value]
@@ -384,6 +361,14 @@ def bay_of(scene: Any, node: Any) -> str | None:
             return p.id
         parent, hops = p.parent, hops + 1
     return None
+
+
+def _result(index: int, status: str, id: str | None, reason: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": index, "status": status}
+    if id is not None:
+        out["id"] = id
+    out["reason"] = reason
+    return out
 
 
 def _id_of(raw: Any) -> str | None:

@@ -109,8 +109,8 @@ def _ingest(rt: Any, body: bytes, cap: int) -> bytes:
     results = rt.ingest(doc)
     counts = {"accepted": 0, "rejected": 0, "duplicate": 0, "held": 0}
     for r in results:
-        counts[r.status] += 1
-    return orjson.dumps({"received": len(doc), **counts, "results": [r.to_dict() for r in results]})
+        counts[r["status"]] += 1
+    return orjson.dumps({"received": len(doc), **counts, "results": results})
 
 
 def _loads(body: bytes) -> Any:
