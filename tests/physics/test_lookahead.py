@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.physics.scenes import loop_scene
-from twin.physics.oht import OhtConfig, OhtSim, _speed_stops
+from twin.physics.lookahead import speed_stops
+from twin.physics.oht import OhtConfig, OhtSim
 from twin.physics.routing import RailIndex
 
 ROW_ARRAYS = ("seg", "seg_s0", "nxt", "nxt_s0", "cap0", "caps", "p_speed", "ps_min")
@@ -106,11 +107,11 @@ def test_speed_stops_fast_path_equals_the_masked_row_minimum():
     before = starts > s[:, None] + 1e-12
     want_ps = np.where(before, p_speed, np.inf).min(axis=1)
     want_jj = k - before.sum(axis=1)
-    ps, jj = _speed_stops(starts, p_speed, p_speed.min(axis=1), s)
+    ps, jj = speed_stops(starts, p_speed, p_speed.min(axis=1), s)
     np.testing.assert_array_equal(ps, want_ps)
     np.testing.assert_array_equal(jj, want_jj)
     # nobody at or past a start: the row minimum as it is, and no counts
-    ps, jj = _speed_stops(starts, p_speed, p_speed.min(axis=1), starts[:, 0] - 1.0)
+    ps, jj = speed_stops(starts, p_speed, p_speed.min(axis=1), starts[:, 0] - 1.0)
     assert jj is None
     np.testing.assert_array_equal(ps, p_speed.min(axis=1))
 
