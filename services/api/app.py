@@ -152,15 +152,20 @@ class BodyLimit:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.inner(scope, receive, send)
+        framed = False  # does the request say it has a body?
         for k, v in scope.get("headers", ()):
             if k == b"content-length":
+                framed = True
                 try:
                     declared = int(v)
                 except ValueError:
                     declared = 0
                 if declared > self.limit:
                     return await self._reject(send, declared)
-                break
+            elif k == b"transfer-encoding":
+                framed = True
+        if not framed:  # HTTP/1.1: no length, no chunking, no body; nothing to watch
+            return await self.inner(scope, receive, send)
         seen = 0
         started = False
 
