@@ -138,3 +138,39 @@ def test_job_from_the_live_state(client):
     assert r.status_code == 202
     job = wait_for(client, r.json()["id"], {"completed", "failed"})
     assert job["status"] == "completed", job["error"]
+
+
+def test_pool_cancel_ends_running_workers():
+    """LocalProcessPool(cancelled=...), the executor of every job: once the hook says so,
+    map raises RunCancelled mid-replication and the worker processes are gone."""
+    import multiprocessing
+
+    from twin.datasets import PROJECT_ROOT
+    from twin.process import load_model
+    from twin.whatif.runner import (
+        Job,
+        LocalProcessPool,
+        RunCancelled,
+        RunConfig,
+        WorkItem,
+        get_engine,
+    )
+    from twin.whatif.scenarios import parse_scenarios
+
+    model = load_model(PROJECT_ROOT / "scenes" / "demo-fab")
+    job = Job(
+        base=model,
+        scenarios=parse_scenarios(""),
+        engine=get_engine("reference"),
+        config=RunConfig(days=700, replications=2),
+    )
+    heard: list[float] = []  # progress of the running replications
+    # spawn: the workers are this process's children, so we can see that they are gone
+    pool = LocalProcessPool(workers=2, start_method="spawn", cancelled=lambda: bool(heard))
+    before = set(multiprocessing.active_children())  # a forkserver of earlier jobs, say
+    t0 = time.monotonic()
+    with pytest.raises(RunCancelled):
+        list(pool.map(job, [WorkItem(0, (0,)), WorkItem(0, (1,))], lambda *a: heard.append(a[2])))
+    assert heard and max(heard) < 1  # a replication had started and was stopped before its end
+    assert time.monotonic() - t0 < 60
+    assert set(multiprocessing.active_children()) <= before
