@@ -34,6 +34,14 @@ def test_contract_append_read_dedupe(store, stream):
     assert list(store.read(after=140)) == stream[140:150]
 
 
+def test_contract_duplicates_within_one_write(store, stream):
+    """One write holding copies of its own events (rows 50 to a statement in SQLite) stores each
+    once, in first-arrival order, and counts only those."""
+    assert store.write(stream[:60] + stream[10:75]) == 75
+    assert store.write(stream[70:80] + stream[70:80]) == 5
+    assert list(store.read()) == stream[:80]
+
+
 def test_contract_dead_letters(store, stream):
     """Dead letters keep their reason and payload, and count toward each source's position."""
     dead = [
