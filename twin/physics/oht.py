@@ -318,9 +318,7 @@ class OhtSim(RouteRows, TransferJobs):
     # ------------------------------------------------------------ one decision
     def _decide(self) -> None:
         """Plan every vehicle's motion over the tick starting at ``t_tick``."""
-        cfg, K = self.config, self.K
-        s, v = self.s, self.v
-        rows = self._rows
+        cfg, s = self.config, self.s
         lead, ldist, blead, bdist = self._leaders(s, self.seg, self.seg_s0, self.nxt_s0, self.ahead)
         near = np.minimum(ldist, bdist)
         closest = float(near.min())
@@ -338,6 +336,17 @@ class OhtSim(RouteRows, TransferJobs):
             p_lead[br] = np.minimum(p_lead[br], p_branch)
         self.lead = lead
         self.ldist = near
+        p_merge = self._merge_stops(s, ldist)
+        # destination (a standing vehicle's destination is where it stands)
+        moving = (self.stage == TO_SOURCE) | (self.stage == TO_DEST)
+        p_dest = np.where(moving, self.dest_s, s)
+        self.p_hard = np.minimum(np.minimum(p_lead, p_merge), p_dest)
+        self._p_lead, self._p_dest = p_lead, p_dest  # which one binds: see _find_deadlocks
+        self._plan()
+
+    def _merge_stops(self, s: np.ndarray, ldist: np.ndarray) -> np.ndarray:
+        """Stop points before merges not granted yet (inf: none); requests the free ones."""
+        cfg, K, rows = self.config, self.K, self._rows
         # merges on the route ahead (a node where the route continues and two rails join): the
         # first one within the look-ahead that the vehicle does not hold yet (it may hold
         # several in a row); only vehicles with a merge node that near need the row search
@@ -359,17 +368,18 @@ class OhtSim(RouteRows, TransferJobs):
         waiting = has_m & (self.holder[np.maximum(m_node, 0)] != rows)
         p_merge = np.where(waiting, m_pos - self.gap, np.inf)
         self.m_node = np.where(waiting, m_node, -1)
-        # destination (a standing vehicle's destination is where it stands)
-        moving = (self.stage == TO_SOURCE) | (self.stage == TO_DEST)
-        p_dest = np.where(moving, self.dest_s, s)
-        self.p_hard = np.minimum(np.minimum(p_lead, p_merge), p_dest)
-        self._p_lead, self._p_dest = p_lead, p_dest  # which one binds: see _find_deadlocks
+        return p_merge
+
+    def _plan(self) -> None:
+        """Plans over the tick from ``t_tick`` to the stop points (``p_hard``) and the speed
+        caps ahead, and where they leave each vehicle at the end of the tick."""
+        cfg, K, rows = self.config, self.K, self._rows
         # one plan per vehicle to the nearest stop point, including slower segments ahead as
         # stop points (self.p_speed); re-planned where the plan enters a segment with another
         # cap. The first pass covers every vehicle on the full arrays; later ones only those
         # that cross a segment start this tick.
         h = cfg.tick
-        idx, t_start, s_start, v_start = rows, self._zeros, s, v
+        idx, t_start, s_start, v_start = rows, self._zeros, self.s, self.v
         cap, acc, dec, p_hard = self.cap0, self.acc, self.dec, self.p_hard
         nxt_s0, p_speed = self.nxt_s0, self.p_speed
         delay = np.maximum(self.ready - self.t_tick, 0.0)
