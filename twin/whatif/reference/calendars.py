@@ -6,6 +6,8 @@ length; a down that hits a tool already down starts when the first one ends.
 
 from __future__ import annotations
 
+import math
+
 from twin.whatif.reference.entities import DOWN_END, FAIL, JOB_END, PM_TIME, READY, Tool
 from twin.whatif.reference.streams import KIND_CODES, Stream, draw
 
@@ -33,7 +35,8 @@ class CalendarsMixin:
             cal = m.pms[att.calendar]
             if cal.by == "wafers":
                 left = self._first(tool.pm_stream, first, stagger) or cal.interval
-                tool.pm_wafer.append([left, cal.interval, cal.duration])
+                tool.pm_wafer.append([left, cal.interval, cal.duration, tool.wafers])
+                tool.pm_due = min(tool.pm_due, _due(left, tool.wafers))
             else:
                 t = self._first(tool.pm_stream, first, stagger)
                 if t < self.t0:  # warm start: the next occurrence on the calendar
@@ -72,8 +75,30 @@ class CalendarsMixin:
             state = "scheduled_down" if kind == "pm" else "unscheduled_down"
             self._state(tool, t, state, "pm" if kind == "pm" else "breakdown")
 
+    def _wafer_pms(self, tool: Tool) -> list:
+        """Durations of the wafer-count PMs that fall due now (``tool.wafers`` has reached
+        ``tool.pm_due``); each PM's count starts again.
+
+        A PM's count of wafers left is only brought up to date here: ``left - (wafers since)``
+        is, bit for bit, what subtracting every run's wafers one by one gives (whole numbers
+        taken from a float stay exact until the count crosses zero, where both round once).
+        """
+        due, w = [], tool.wafers
+        for pmw in tool.pm_wafer:
+            left = pmw[0] - (w - pmw[3])
+            if left <= 0:
+                pmw[0], pmw[3] = left + pmw[1], w
+                due.append(pmw[2])
+        tool.pm_due = min(_due(pmw[0], pmw[3]) for pmw in tool.pm_wafer)
+        return due
+
     def _fail(self, item, t: float) -> None:
         """A breakdown: repair now (after any down in progress); next failure after repair."""
         tool, mttf, mttr = item
         self._down(tool, t, self._draw_dist(tool.stream, mttr), "down")
         self._push(tool.down_until + self._draw_dist(tool.stream, mttf), FAIL, item)
+
+
+def _due(left: float, since: int) -> float:
+    """Wafer count at which a PM with ``left`` wafers to go at count ``since`` falls due."""
+    return since + math.ceil(left) if math.isfinite(left) else math.inf

@@ -19,6 +19,7 @@ class CStep:
         "number", "fam", "delay", "kind", "lo", "hi", "mean", "per_piece", "batch", "bmin",
         "bmax", "setup", "setup_time", "batch_interval", "part_interval", "cascading",
         "rework_to", "rework_p", "sample_p", "cqt_to", "cqt_limit", "key", "rpt", "mean_lot", "dedicate_to",
+        "span", "plain",
     )  # fmt: skip
 
 
@@ -65,6 +66,7 @@ def compile_routes(model: FabModel, cfg: SimConfig, families: dict[str, CFamily]
             c.number, c.fam, c.delay = st.number, fam, st.is_delay or fam.name == "Delay_32"
             c.kind = KIND_CODES.get(st.dist, 0)
             c.lo, c.hi = uniform_bounds(st.mean, st.spread, mode)
+            c.span = c.hi - c.lo
             c.mean = st.mean
             c.per_piece = st.per == PER_PIECE
             c.batch = st.per == PER_BATCH
@@ -78,6 +80,7 @@ def compile_routes(model: FabModel, cfg: SimConfig, families: dict[str, CFamily]
             c.sample_p = st.sampling_percent / 100.0
             c.cqt_to = index.get(st.cqt_step, -1) if st.cqt_step is not None else -1
             c.cqt_limit = st.cqt_limit or 0.0
+            c.plain = c.rework_p == 0.0 and c.cqt_to < 0  # leaving it is just moving on
             same = st.same_tool_step
             c.dedicate_to = index.get(same, -1) if same is not None and cfg.dedication else -1
             c.key = key  # batches hold lots of the same route step

@@ -77,6 +77,8 @@ from twin.whatif.reference.streams import (
 
 __all__ = ["Engine", "simulate", "tool_ids"]
 
+_new = object.__new__
+
 # how a family keeps its queue
 CLASSES, BATCHING, SCAN = range(3)
 
@@ -111,6 +113,10 @@ class Engine(StartMixin, CalendarsMixin):
         self.tr = (KIND_CODES.get(tr.kind, 0), *tr.bounds(model.ptime_spread_mode), tr.mean)
         if not cfg.transport or (tr.kind == "constant" and tr.mean == 0):
             self.tr = None
+        # uniform transport (the usual case) as (low, high - low), drawn inline in _job_end
+        self.tr_uniform = (
+            (self.tr[1], self.tr[2] - self.tr[1]) if self.tr and self.tr[0] == 1 else None
+        )
         self.families = compile_families(model, cfg)
         self.routes = compile_routes(model, cfg, self.families)
         self.stats = {}
@@ -192,8 +198,10 @@ class Engine(StartMixin, CalendarsMixin):
         lot.seq = seq = next(self.seq)
         mode = fam.mode
         idle = fam.idle
-        if lot.dedic is not None and mode != BATCHING and self._arrive_dedicated(lot, t):
-            return
+        dedic = lot.dedic
+        if dedic is not None and mode != BATCHING and lot.idx in dedic:
+            if self._arrive_dedicated(lot, t):
+                return
         if idle and mode == CLASSES and not fam.classes and not fam.wake_least_setup:
             tool = idle.pop()  # nothing waits and a tool is free: start at once
             tool.in_idle = False
@@ -354,10 +362,17 @@ class Engine(StartMixin, CalendarsMixin):
                     cands.append(ded)
                 h, best = None, None
                 owe = tool.minrun_left > 0
+                cur, cache = tool.setup, self.setup_cache
                 for hh in cands:
                     head = hh[0]
-                    s = head[-1].step.setup
-                    stt = self._setup_time(tool.setup, head[-1].step)
+                    hst = head[-1].step
+                    s = hst.setup
+                    if s is None or s == cur:
+                        stt = 0.0
+                    else:  # _setup_time's cache, read here: one look-up per class head
+                        stt = cache.get((cur, s, hst.setup_time))
+                        if stt is None:
+                            stt = self._setup_time(cur, hst)
                     mr = 1 if owe and s != tool.minrun_setup else 0
                     if fam.fifo:
                         k = (mr, head[0], head[1])
@@ -432,28 +447,29 @@ class Engine(StartMixin, CalendarsMixin):
             tool.setup = st.setup
         if tool.minrun_left > 0:
             tool.minrun_left -= len(lots)
-        if st.kind == 1:
-            base = st.lo + (st.hi - st.lo) * fam.stream.u()
+        stream = fam.stream
+        if st.kind == 1:  # uniform, as draw() does it, inlined: one draw per run
+            buf = stream.buf
+            base = st.lo + st.span * (buf.pop() if buf else stream.u())
         else:
-            base = draw(fam.stream, st.kind, st.lo, st.hi, st.mean)
+            base = draw(stream, st.kind, st.lo, st.hi, st.mean)
         wafers = lots[0].wafers if len(lots) == 1 else sum(lt.wafers for lt in lots)
-        casc = None
-        if st.batch:
-            proc = base
-            casc = st.batch_interval
-        elif st.per_piece:
-            if st.part_interval is not None:
-                proc = base + st.part_interval * (wafers - 1)
-                casc = st.part_interval * wafers
+        if st.per_piece:
+            casc = st.part_interval
+            if casc is not None:
+                proc = base + casc * (wafers - 1)
+                casc *= wafers
             else:
                 proc = base * wafers
-        else:
+        else:  # per lot or per batch
             proc = base
             casc = st.batch_interval
         run = fam.load + proc + fam.unload
         begin = t + setup
         end = begin + run
-        job = Job(tool, lots, st, t, end, setup)
+        job = _new(Job)  # without Job.__init__: a run per step, and the call is the dear part
+        job.tool, job.lots, job.step, job.start, job.end, job.setup = tool, lots, st, t, end, setup
+        job.pms = None
         tool.jobs.append(job)
         tool.inflight += 1
         heap, seq = self.heap, self.seq
@@ -473,14 +489,9 @@ class Engine(StartMixin, CalendarsMixin):
             else:
                 fs.busy += self._window(begin, busy_end)
                 fs.setup += self._window(t, begin)
-        if tool.pm_wafer:
-            for pmw in tool.pm_wafer:
-                pmw[0] -= wafers
-                if pmw[0] <= 0:
-                    pmw[0] += pmw[1]
-                    if job.pms is None:
-                        job.pms = []
-                    job.pms.append(pmw[2])
+        tool.wafers += wafers
+        if tool.wafers >= tool.pm_due:
+            job.pms = self._wafer_pms(tool)
         measured = t >= warm
         obs = self.obs
         ded_to = st.dedicate_to
@@ -529,8 +540,9 @@ class Engine(StartMixin, CalendarsMixin):
         process = t - start
         st = job.step
         # the common case (no record, rework or CQT window) inlines _step_done/_next_step
-        plain = st.rework_p == 0.0 and st.cqt_to < 0
-        tr, u, heap, seq = self.tr, self.routing.u, self.heap, self.seq
+        plain = st.plain
+        tr, tr_uniform, tbuf = self.tr, self.tr_uniform, self.transport.buf
+        u, heap, seq = self.routing.u, self.heap, self.seq
         for lot in job.lots:
             lot.pt += process
             if measured:
@@ -553,20 +565,25 @@ class Engine(StartMixin, CalendarsMixin):
                 self._complete(lot, t)
                 continue
             lot.idx, lot.step, lot.left = i, route[i], t
-            if tr is None:
-                heapq.heappush(heap, (t, ARRIVE, next(seq), lot))
-            elif tr[0] == 1:
+            if tr_uniform is not None:
+                x = tbuf.pop() if tbuf else self.transport.u()
                 heapq.heappush(
-                    heap, (t + tr[1] + (tr[2] - tr[1]) * self.transport.u(), ARRIVE, next(seq), lot)
+                    heap, (t + tr_uniform[0] + tr_uniform[1] * x, ARRIVE, next(seq), lot)
                 )
+            elif tr is None:
+                heapq.heappush(heap, (t, ARRIVE, next(seq), lot))
             else:
                 heapq.heappush(heap, (t + draw(self.transport, *tr), ARRIVE, next(seq), lot))
         if job.pms:
             for dur in job.pms:
                 self._down(tool, t, self._draw_dist(tool.pm_stream, dur), "pm")
-        # the tool looks for work (as _check, inlined: this is the busiest path)
+        # the tool looks for work (as _check, inlined: this is the busiest path; a family
+        # whose class heaps are empty has nothing to dispatch)
         if not tool.in_idle and tool.down_until <= t and tool.ready <= t:
-            if tool.inflight < fam.capacity and not self._dispatch(tool, t):
+            if tool.inflight < fam.capacity and (
+                (fam.mode == CLASSES and not fam.classes and not tool.ded)
+                or not self._dispatch(tool, t)
+            ):
                 tool.in_idle = True
                 fam.idle.append(tool)
         if obs is not None and not tool.jobs and tool.down_until <= t and tool.in_idle:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from twin.process.model import FabModel
 from twin.whatif.reference.compiled import CFamily
 
@@ -38,7 +40,7 @@ class Tool:
 
     __slots__ = (
         "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
-        "jobs", "in_idle", "stream", "pm_stream", "pm_wafer", "state", "ded",
+        "jobs", "in_idle", "stream", "pm_stream", "pm_wafer", "wafers", "pm_due", "state", "ded",
     )  # fmt: skip
 
     def __init__(self, tool_id: str, fam: CFamily):
@@ -50,7 +52,10 @@ class Tool:
         self.jobs: list[Job] = []
         self.in_idle = False
         self.ded: list = []  # heap of lots dedicated to this tool (same layout as class heaps)
-        self.pm_wafer: list[list] = []  # [wafers left, interval, duration Dist]
+        # wafer-count PMs: [wafers left at tool.wafers == since, interval, duration Dist, since]
+        self.pm_wafer: list[list] = []
+        self.wafers = 0  # wafers the tool has started
+        self.pm_due = math.inf  # tool.wafers at which the first wafer-count PM falls due
         self.state = ""
 
 

@@ -6,7 +6,8 @@ stream), so that two scenarios that differ in one family still draw the same num
 everywhere else: common random numbers make paired differences tight.
 
 Numbers are drawn in blocks and handed out one by one from a Python list, which is far cheaper
-per draw than calling numpy for every scalar.
+per draw than calling numpy for every scalar. The engine's busiest paths take the next number
+as ``buf.pop() if buf else stream.u()`` (the same number ``u()`` returns, without the call).
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ BLOCK = 2048
 class Stream:
     """Uniform(0, 1) numbers of one purpose; ``u()`` returns the next one."""
 
-    __slots__ = ("_gen", "_buf", "_block")
+    __slots__ = ("_gen", "buf", "_block")
 
     def __init__(self, seed: int, replication: int, purpose: int, index: int = 0):
         ss = np.random.SeedSequence([seed, replication, purpose, index])
         self._gen = np.random.Generator(np.random.PCG64(ss))
-        self._buf: list[float] = []
+        self.buf: list[float] = []  # the next numbers, last one first
         self._block = 16  # grows to BLOCK: rarely used streams (one per tool) stay cheap
 
     def u(self) -> float:
         """Next uniform number in [0, 1)."""
-        buf = self._buf
+        buf = self.buf
         if not buf:
             buf.extend(self._gen.random(self._block).tolist()[::-1])  # pop() takes them in order
             self._block = min(BLOCK, self._block * 4)
