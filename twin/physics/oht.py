@@ -346,28 +346,27 @@ class OhtSim(RouteRows, TransferJobs):
 
     def _merge_stops(self, s: np.ndarray, ldist: np.ndarray) -> np.ndarray:
         """Stop points before merges not granted yet (inf: none); requests the free ones."""
-        cfg, K, rows = self.config, self.K, self._rows
+        cfg, K = self.config, self.K
+        p_merge = np.full(self.n, np.inf)
+        self.m_node = np.full(self.n, -1, dtype=np.int64)  # the merge each one waits for
         # merges on the route ahead (a node where the route continues and two rails join): the
         # first one within the look-ahead that the vehicle does not hold yet (it may hold
-        # several in a row); only vehicles with a merge node that near need the row search
-        has_m = np.zeros(self.n, dtype=bool)
-        m_node = np.full(self.n, -1, dtype=np.int64)
-        m_pos = np.full(self.n, np.inf)
+        # several in a row); only vehicles with a merge node that near take part
         cand = np.nonzero(self.m_first - s <= cfg.lookahead)[0]
-        if len(cand):
-            ends, m_s = self.ahead.ends[cand, :K], self.nxt_s0[cand]  # nodes, their odometers
-            want = self.m_ok[cand] & (m_s - s[cand, None] <= cfg.lookahead)
-            want &= self.holder[ends] != cand[:, None]
-            first = np.argmax(want, axis=1)
-            r = np.arange(len(cand))
-            hm = want[r, first]
-            has_m[cand] = hm
-            m_node[cand] = np.where(hm, ends[r, first], -1)
-            m_pos[cand] = np.where(hm, m_s[r, first], np.inf)
-        self._request_merges(m_node, m_pos, ldist, s)
-        waiting = has_m & (self.holder[np.maximum(m_node, 0)] != rows)
-        p_merge = np.where(waiting, m_pos - self.gap, np.inf)
-        self.m_node = np.where(waiting, m_node, -1)
+        if len(cand) == 0:
+            return p_merge
+        ends, m_s = self.ahead.ends[cand, :K], self.nxt_s0[cand]  # nodes, their odometers
+        want = self.m_ok[cand] & (m_s - s[cand, None] <= cfg.lookahead)
+        want &= self.holder[ends] != cand[:, None]
+        first = np.argmax(want, axis=1)
+        r = np.arange(len(cand))
+        has = want[r, first]
+        who = cand[has]  # ascending vehicle order, as the grants' tie-breaks expect
+        node, pos = ends[r, first][has], m_s[r, first][has]
+        self._request_merges(who, node, pos, ldist[who], s[who])
+        waiting = self.holder[node] != who
+        p_merge[who[waiting]] = pos[waiting] - self.gap[who[waiting]]
+        self.m_node[who[waiting]] = node[waiting]
         return p_merge
 
     def _plan(self) -> None:
@@ -444,28 +443,29 @@ class OhtSim(RouteRows, TransferJobs):
             np.inf,
         )
 
-    def _request_merges(self, m_node, m_pos, ldist, s) -> None:
-        """First-come-first-served grants to vehicles first in line before a free merge."""
-        first_in_line = m_node >= 0
-        first_in_line &= ldist > (m_pos - s)
-        new = first_in_line & (self.req_node != m_node)
+    def _request_merges(self, who, node, pos, ldist, s) -> None:
+        """First-come-first-served grants to vehicles ``who`` (ascending) first in line before
+        a free merge ``node`` at odometer ``pos``."""
+        first_in_line = ldist > (pos - s)
+        new = first_in_line & (self.req_node[who] != node)
         if np.any(new):
-            who = np.nonzero(new)[0]
-            who = who[np.argsort(m_pos[who] - s[who], kind="stable")]
-            self.req_node[who] = m_node[who]
-            self.req_seq[who] = self._seq + np.arange(len(who))
-            self._seq += len(who)
-        asking = np.nonzero(first_in_line & (self.holder[np.maximum(m_node, 0)] == -1))[0]
+            ask = np.nonzero(new)[0]
+            ask = ask[np.argsort(pos[ask] - s[ask], kind="stable")]
+            self.req_node[who[ask]] = node[ask]
+            self.req_seq[who[ask]] = self._seq + np.arange(len(ask))
+            self._seq += len(ask)
+        asking = np.nonzero(first_in_line & (self.holder[node] == -1))[0]
         if len(asking) == 0:
             return
-        asking = asking[np.argsort(self.req_seq[asking], kind="stable")]
+        asking = asking[np.argsort(self.req_seq[who[asking]], kind="stable")]
         granted: set[int] = set()
-        for i in asking.tolist():  # a handful: the earliest request per merge node wins
-            node = int(m_node[i])
-            if node not in granted:
-                granted.add(node)
-                self.holder[node] = i
-                self.holder_s[node] = m_pos[i]
+        for a in asking.tolist():  # a handful: the earliest request per merge node wins
+            m = int(node[a])
+            if m not in granted:
+                granted.add(m)
+                i = int(who[a])
+                self.holder[m] = i
+                self.holder_s[m] = pos[a]
                 self.req_node[i] = -1
 
     def _eval(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
