@@ -415,7 +415,8 @@ class _Stager:
         return True
 
     def flush(self) -> None:
-        for node, transform in zip(self.posed, transforms(self.poses)):
+        block, self.poses = transforms(self.poses), []  # poses freed before the views exist
+        for node, transform in zip(self.posed, block):
             node.transform = transform
         self.scene.add_many(self.nodes)
         self.nodes, self.ids, self.posed, self.poses = [], set(), [], []
