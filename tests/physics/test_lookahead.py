@@ -110,6 +110,12 @@ def test_speed_stops_fast_path_equals_the_masked_row_minimum():
     ps, jj = speed_stops(starts, p_speed, p_speed.min(axis=1), s)
     np.testing.assert_array_equal(ps, want_ps)
     np.testing.assert_array_equal(jj, want_jj)
+    # everybody at or past a start (vehicles that just entered a segment)
+    s_all = starts[:, 0] + rng.uniform(0.0, 1.0, n)
+    before = starts > s_all[:, None] + 1e-12
+    ps, jj = speed_stops(starts, p_speed, p_speed.min(axis=1), s_all)
+    np.testing.assert_array_equal(ps, np.where(before, p_speed, np.inf).min(axis=1))
+    np.testing.assert_array_equal(jj, k - before.sum(axis=1))
     # nobody at or past a start: the row minimum as it is, and no counts
     ps, jj = speed_stops(starts, p_speed, p_speed.min(axis=1), starts[:, 0] - 1.0)
     assert jj is None

@@ -142,6 +142,9 @@ def speed_stops(
     lag = np.nonzero(nxt_s0[:, 0] <= s + 1e-12)[0]
     if len(lag) == 0:
         return ps_min, None
+    if len(lag) == len(s):  # all of them (vehicles just past a segment start): whole rows
+        before = nxt_s0 > s[:, None] + 1e-12
+        return np.where(before, p_speed, np.inf).min(axis=1), nxt_s0.shape[1] - before.sum(1)
     ps = ps_min.copy()
     jj = np.zeros(len(s), dtype=np.int64)
     before = nxt_s0[lag] > s[lag, None] + 1e-12
