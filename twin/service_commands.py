@@ -148,7 +148,7 @@ def _run(settings: Any, host: str, port: int) -> int:
 
     import uvicorn
 
-    from services.api.app import UVICORN_WS, create_app
+    from services.api.app import UVICORN_OPTIONS, create_app
 
     _check_port(host, port)
     # we choose the draining WebSocket implementation on purpose (see services.api.app)
@@ -159,9 +159,7 @@ def _run(settings: Any, host: str, port: int) -> int:
         raise KeyboardInterrupt  # uvicorn re-raises SIGTERM after its clean shutdown
 
     signal.signal(signal.SIGTERM, terminate)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", ws=UVICORN_WS)
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **UVICORN_OPTIONS))
     try:
         server.run()  # on SIGINT/SIGTERM: stops accepting, runs the lifespan shutdown...
     except KeyboardInterrupt:
