@@ -412,17 +412,17 @@ class OhtSim(RouteRows, TransferJobs):
             near = np.nonzero(x_end >= to_nb - 1e-9)[0]
             if len(near) == 0:
                 break
-            tc = np.full(len(idx), np.inf)
-            tc[near] = time_to_reach(_take(plan, near), to_nb[near])
-            cross = (t_start + tc < h) & np.isfinite(nb)
+            plan_near = _take(plan, near)
+            tc = time_to_reach(plan_near, to_nb[near])
+            cross = (t_start[near] + tc < h) & np.isfinite(nb[near])
             if not np.any(cross):
                 break
-            sel = np.nonzero(cross)[0]
-            x, vv = evaluate(_take(plan, sel), tc[sel])
+            x, vv = evaluate(plan_near, tc)  # nearly all of them cross: pick afterwards
+            sel = near[cross]
             idx = idx[sel]
-            t_start = t_start[sel] + tc[sel]
-            s_start = np.maximum(s_start[sel] + x, nb[sel])
-            v_start = vv
+            t_start = t_start[sel] + tc[cross]
+            s_start = np.maximum(s_start[sel] + x[cross], nb[sel])
+            v_start = vv[cross]
             cap = self.caps[idx, 0 if jj is None else np.minimum(jj[sel], K - 1)]
             acc, dec, p_hard = self.acc[idx], self.dec[idx], self.p_hard[idx]
             nxt_s0, p_speed, ps_min = self.nxt_s0[idx], self.p_speed[idx], self.ps_min[idx]
