@@ -129,7 +129,7 @@ def build_scene(
             id=nid,
             kind="rail_node",
             parent=root,
-            transform=PENDING,
+            transform=_PENDING,
             attrs=attrs,
         )
         if stage(f"Address row {row}", node, (x * MM, y * MM, RAIL_HEIGHT, 0.0)):
@@ -178,7 +178,7 @@ def build_scene(
         )
         height = HEIGHTS.get(word, DEFAULT_HEIGHT)
         node = Node(
-            id=eid, kind=kind, parent=bay, bay=bay, transform=PENDING,
+            id=eid, kind=kind, parent=bay, bay=bay, transform=_PENDING,
             size=(w * MM, h * MM, height), family=group if kind == "tool" else None,
             area=areas.get(group) if kind == "tool" else None,
             attrs={"tool_group": group} if kind != "tool" else {},
@@ -215,7 +215,9 @@ def build_scene(
             parent = seg.bay if seg.bay in scene else root
             pose = (px, py, RAIL_HEIGHT - BUFFER_DROP, yaw)
         attrs = {"port_type": r["PORT_TYPE"]}
-        node = Node(id=pid, kind="port", parent=parent, bay=seg.bay, transform=PENDING, attrs=attrs)
+        node = Node(
+            id=pid, kind="port", parent=parent, bay=seg.bay, transform=_PENDING, attrs=attrs
+        )
         if stage(where, node, pose):
             links.append((pid, tool, sid, offset))
     stage.flush()
@@ -379,8 +381,8 @@ def transforms(poses: list[tuple[float, float, float, float]]) -> np.ndarray:
     return out
 
 
-PENDING = np.eye(4)  # the transform of a staged node until _Stager.flush() sets its pose
-PENDING.flags.writeable = False
+_PENDING = np.eye(4)  # the transform of a staged node until _Stager.flush() sets its pose
+_PENDING.flags.writeable = False
 
 
 class _Stager:
