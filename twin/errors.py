@@ -40,15 +40,20 @@ class UnsupportedFormatError(TwinError):
         )
 
 
+def close_matches(word: object, known: Iterable[object], n: int = 3) -> list[str]:
+    """Up to ``n`` entries of ``known`` that look like ``word`` (for "did you mean" hints)."""
+    import difflib
+
+    return difflib.get_close_matches(str(word), [str(k) for k in known], n=n)
+
+
 class NotFoundError(TwinError, KeyError):
     """An id that names nothing known; says which kind of thing and close matches."""
 
     def __init__(self, kind: str, key: str, known: Iterable[str] = ()):
-        import difflib
-
         self.kind = kind
         self.key = key
-        close = difflib.get_close_matches(str(key), [str(k) for k in known], n=3)
+        close = close_matches(key, known)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         msg = f"unknown {kind} {key!r}{hint}"
         super().__init__(msg)

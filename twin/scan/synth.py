@@ -10,7 +10,6 @@ Everything is deterministic for a seed.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.errors import ConfigError, InputError
+from twin.errors import ConfigError, InputError, close_matches
 from twin.scan.geometry import (
     floor_mesh,
     floor_z,
@@ -171,7 +170,7 @@ def check_moves(moves: list[Move], known: list[str]) -> list[str]:
     problems, seen, known_set = [], set(), set(known)
     for m in moves:
         if m.tool not in known_set:
-            close = difflib.get_close_matches(m.tool, known, n=3)
+            close = close_matches(m.tool, known)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             problems.append(f"move names unknown tool {m.tool!r}{hint}")
         if m.tool in seen:
