@@ -205,6 +205,7 @@ class MqttSink:
         self._client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_confirm
+        self._topics: dict[str, str] = {}  # event source -> topic
         self._batches: dict[str, list[str]] = {}  # topic -> JSON texts waiting to be sent
         self._batch_t0: dict[str, float] = {}
         self._closing = threading.Event()
@@ -298,7 +299,10 @@ class MqttSink:
             self._lock.notify_all()
 
     def publish(self, event: Event) -> None:
-        topic, payload = topic_for(self.fab, event.source), event.to_json()
+        topic = self._topics.get(event.source)
+        if topic is None:  # one per source: topic_for walks the name character by character
+            topic = self._topics[event.source] = topic_for(self.fab, event.source)
+        payload = event.to_json()
         if self.end_to_end:
             with self._lock:
                 while sum(len(b) for b in self._outbox.values()) >= self.cfg.max_unconfirmed:
