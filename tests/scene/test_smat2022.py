@@ -34,20 +34,17 @@ def raw(smat_xlsx):
     return address, rails
 
 
-def plain_sheets(path) -> dict[str, list[tuple[int, dict]]]:
-    """The needed sheets' rows read by openpyxl alone (no twin.scene.xlsx), as read_sheets gives."""
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+def plain_sheets(sheets: dict[str, list[tuple]]) -> dict[str, list[tuple[int, dict]]]:
+    """The needed sheets' rows from openpyxl's own rows (no twin.scene.xlsx), as read_sheets gives."""
     out = {}
     for sheet, cols in SHEETS.items():
-        rows = wb[sheet].iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(rows)]
-        idx = {c: header.index(c) for c in cols}
+        header, *rows = sheets[sheet]
+        idx = {c: [str(h).strip() if h is not None else "" for h in header].index(c) for c in cols}
         out[sheet] = [
             (n, {c: r[i] for c, i in idx.items()})
             for n, r in enumerate(rows, start=2)
             if r[idx[cols[0]]] is not None
         ]
-    wb.close()
     return out
 
 
@@ -68,9 +65,9 @@ def scene_facts(scene) -> dict:
     }
 
 
-def test_fast_reader_builds_the_scene_openpyxl_rows_build(smat_xlsx, smat):
+def test_fast_reader_builds_the_scene_openpyxl_rows_build(smat_xlsx, smat, smat_openpyxl_rows):
     """The import equals the scene built from openpyxl's own rows, transform bytes included."""
-    plain = build_scene(plain_sheets(smat_xlsx), name=smat.name, source=smat_xlsx.name)
+    plain = build_scene(plain_sheets(smat_openpyxl_rows), name=smat.name, source=smat_xlsx.name)
     assert scene_facts(smat) == scene_facts(plain)
 
 
