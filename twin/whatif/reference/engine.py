@@ -610,18 +610,21 @@ class Engine(StartMixin, CalendarsMixin):
         progress = self.progress
         span = end - self.t0
         arrive, job_end, check = self._arrive, self._job_end, self._check
+        limit = min(next_sample, end)  # one comparison per event for the end and the samples
         while heap:
             t, kind, _, obj = heap[0]
-            if t > end:
-                break
+            if t >= limit:
+                if t > end:
+                    break
+                while t >= next_sample:
+                    self.wip_times.append(next_sample)
+                    self.wip_lots.append(self.fab_n)
+                    next_sample += sample_dt
+                    if progress is not None:
+                        progress(min(1.0, (t - self.t0) / span))
+                limit = min(next_sample, end)
             pop(heap)
             n += 1
-            while t >= next_sample:
-                self.wip_times.append(next_sample)
-                self.wip_lots.append(self.fab_n)
-                next_sample += sample_dt
-                if progress is not None:
-                    progress(min(1.0, (t - self.t0) / span))
             if kind == ARRIVE:
                 arrive(obj, t)
             elif kind == JOB_END:
