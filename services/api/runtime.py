@@ -251,7 +251,7 @@ class TwinRuntime:
                 messages.append(Message(raw, origin=f"{origin}[{i}]"))  # dead-lettered durably
                 continue
             parsed.append((i, ev))
-            messages.append(Message(ev, origin=f"{origin}[{i}]"))
+            messages.append(Message(ev, origin=f"{origin}[{i}]", checked=True))
         sync, store = self.sync, self.store
         assert sync is not None and isinstance(store, _RecordingStore)
         with self.lock:

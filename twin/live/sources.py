@@ -20,20 +20,26 @@ from twin.live.events import Event, EventFormatError, parse_time
 
 
 class Message:
-    """One received payload; ``origin`` says where it came from (file:line, topic)."""
+    """One received payload; ``origin`` says where it came from (file:line, topic).
 
-    __slots__ = ("payload", "ack", "origin", "received")
+    ``checked``: the payload is an Event that ``parse_event`` already checked (its shape is not
+    checked again on ingest; state legality always is).
+    """
+
+    __slots__ = ("payload", "ack", "origin", "received", "checked")
 
     def __init__(
         self,
         payload: str | bytes | dict[str, Any] | Event,
         ack: Callable[[], None] | None = None,
         origin: str = "",
+        checked: bool = False,
     ) -> None:
         self.payload = payload
         self.ack = ack
         self.origin = origin
         self.received = _time.time()
+        self.checked = checked
 
 
 class Source(Protocol):

@@ -133,7 +133,8 @@ class Synchroniser:
             try:
                 if type(payload) is Event:
                     ev = payload
-                    check_event(ev)
+                    if not m.checked:
+                        check_event(ev)
                 else:
                     ev = parse_event(payload)  # type: ignore[arg-type]
             except Exception as exc:  # never let one payload stop the stream
