@@ -138,7 +138,7 @@ def test_batches_respect_min_and_max():
     steps = [const(1, "F", 1000.0, per="batch", batch_min=75, batch_max=100)]
     m = line(steps, [fam("F", count=2)], interval=120.0)
     events, obs = recorder()
-    res = simulate(m, SimConfig(days=1), observer=obs)
+    res = simulate(m, SimConfig(days=1, batch_wait="min"), observer=obs)
     batches = defaultdict(int)
     for k, t, f in events:
         if k == "track_in":
@@ -146,6 +146,29 @@ def test_batches_respect_min_and_max():
     sizes = set(batches.values())
     assert sizes <= {3, 4} and 4 in sizes
     assert len(res.lots) > 100
+
+
+@pytest.mark.parametrize(("wait", "first", "size"), [("max", 360.0, 4), ("min", 120.0, 2)])
+def test_batch_wait_full_or_minimum(wait, first, size):
+    """batch_wait="max" starts a batch when BATCHMX wafers wait, "min" at BATCHMN wafers."""
+    # lots of 25 wafers arrive at 0, 120, 240, ... s; one idle tool; MN 50 (2 lots), MX 100 (4)
+    steps = [const(1, "F", 10_000.0, per="batch", batch_min=50, batch_max=100)]
+    m = line(steps, [fam("F")], interval=120.0, count=8)
+    events, obs = recorder()
+    simulate(m, SimConfig(days=1, batch_wait=wait), observer=obs)
+    starts = defaultdict(int)
+    for k, t, _f in events:
+        if k == "track_in":
+            starts[t] += 1
+    assert min(starts) == pytest.approx(first)
+    assert starts[min(starts)] == size
+    assert sorted(starts.values()) == ([4, 4] if wait == "max" else [2, 2, 4])
+
+
+def test_batch_wait_is_checked():
+    """An unknown batch_wait is refused with the accepted values."""
+    with pytest.raises(ConfigError, match="max, min"):
+        SimConfig(days=1, batch_wait="full")
 
 
 def test_setups_and_minimum_runs():

@@ -70,7 +70,9 @@ def compile_routes(model: FabModel, cfg: SimConfig, families: dict[str, CFamily]
             c.mean = st.mean
             c.per_piece = st.per == PER_PIECE
             c.batch = st.per == PER_BATCH
-            c.bmin, c.bmax = st.batch_min, st.batch_max
+            # bmin is the wafers a batch tool waits for before it starts (SimConfig.batch_wait)
+            c.bmin = st.batch_max if cfg.batch_wait == "max" else st.batch_min
+            c.bmax = st.batch_max
             c.setup, c.setup_time = st.setup, st.setup_time
             c.batch_interval = st.batch_interval
             c.part_interval = st.part_interval

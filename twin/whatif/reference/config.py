@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from twin.errors import ConfigError
 
 DAY = 86400.0  # s
+BATCH_WAITS = ("max", "min")  # SimConfig.batch_wait: wafers a batch tool waits for
 
 
 @dataclass(kw_only=True)
@@ -23,6 +24,9 @@ class SimConfig:
     load_unload: bool = True  # add LTIME/ULTIME of the family to every run
     dedication: bool = True  # SVESTN/FORSTEP: a later step runs on the tool of an earlier one
     initial_wip: bool = True  # start with the model's WIP lots (ignored with a StartState)
+    # when a batch tool starts a batch of one route step: "max" waits until BATCHMX wafers
+    # wait (a full batch, as PySCFabSim does), "min" starts as soon as BATCHMN wafers wait
+    batch_wait: str = "max"
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
     wip_sample_days: float = 1.0  # days between samples of the fab WIP
 
@@ -34,6 +38,8 @@ class SimConfig:
             problems.append(f"warmup_days = {self.warmup_days}: must be >= 0 and < days")
         if not self.wip_sample_days > 0:
             problems.append(f"wip_sample_days = {self.wip_sample_days}: must be > 0")
+        if self.batch_wait not in BATCH_WAITS:
+            problems.append(f"batch_wait = {self.batch_wait!r}: accepted {', '.join(BATCH_WAITS)}")
         if self.seed < 0 or self.replication < 0:
             problems.append("seed and replication must be >= 0")
         if problems:
