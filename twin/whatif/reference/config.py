@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from twin.errors import ConfigError
 
 DAY = 86400.0  # s
-BATCH_WAITS = ("max", "min")  # SimConfig.batch_wait: wafers a batch tool waits for
+BATCH_WAITS = ("min", "max")  # SimConfig.batch_wait: wafers a batch tool waits for
 
 
 @dataclass(kw_only=True)
@@ -24,9 +24,10 @@ class SimConfig:
     load_unload: bool = True  # add LTIME/ULTIME of the family to every run
     dedication: bool = True  # SVESTN/FORSTEP: a later step runs on the tool of an earlier one
     initial_wip: bool = True  # start with the model's WIP lots (ignored with a StartState)
-    # when a batch tool starts a batch of one route step: "max" waits until BATCHMX wafers
-    # wait (a full batch, as PySCFabSim does), "min" starts as soon as BATCHMN wafers wait
-    batch_wait: str = "max"
+    # when a batch tool starts a batch of one route step: "min" as soon as BATCHMN wafers wait
+    # (the format's minimum batch); "max" waits until BATCHMX wafers wait (a full batch, as
+    # PySCFabSim does; it can hold the lots of a low-volume step indefinitely)
+    batch_wait: str = "min"
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
     wip_sample_days: float = 1.0  # days between samples of the fab WIP
 

@@ -15,8 +15,9 @@ Semantics (this module DEFINES them for every other engine of the project):
   wafers; a per-piece step with a PartInterval (cascading) takes one piece time plus the interval
   for each further wafer and frees the tool for the next lot after interval × wafers; a
   BatchInterval frees it that long after the start. Per-batch steps gather lots of the same
-  route step, at most BATCHMX wafers; a tool waits until BATCHMX wafers of one step wait (a
-  full batch, ``SimConfig.batch_wait="max"``, as PySCFabSim) or BATCHMN (``"min"``).
+  route step, at most BATCHMX wafers; a tool waits until BATCHMN wafers of one step wait
+  (``SimConfig.batch_wait="min"``, the default) or BATCHMX (``"max"``, a full batch, as
+  PySCFabSim).
 - Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
   interval of calendar time, or after the given number of processed wafers, at the end of the
   run that crosses it; a constant first occurrence F is staggered, tool k of n at F·k/n)
