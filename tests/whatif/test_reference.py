@@ -167,7 +167,7 @@ def test_batch_wait_full_or_minimum(wait, first, size):
 
 def test_batch_wait_is_checked():
     """An unknown batch_wait is refused with the accepted values."""
-    with pytest.raises(ConfigError, match="max, min"):
+    with pytest.raises(ConfigError, match="min, max"):
         SimConfig(days=1, batch_wait="full")
 
 
