@@ -23,7 +23,7 @@ from services.api.metrics import Histogram
 from services.api.settings import Settings
 from twin.live.catalog import Catalog
 from twin.live.events import Event, EventFormatError, parse_event
-from twin.live.sources import Bus, Message
+from twin.live.sources import Bus
 from twin.live.state import TwinState
 from twin.live.store import DeadLetter, EventStore, MemoryStore, SQLiteStore
 from twin.live.sync import SyncConfig, Synchroniser
@@ -241,24 +241,24 @@ class TwinRuntime:
         ``seq`` (stream position) when accepted, ``reason`` otherwise."""
         received = _time.time()
         results: list[dict[str, Any] | None] = [None] * len(payloads)
-        messages: list[Message] = []
+        batch: list[Any] = []  # parsed Events, and the raw payloads that will be dead-lettered
         parsed: list[tuple[int, Event]] = []
         for i, raw in enumerate(payloads):
             try:
                 ev = parse_event(raw)
             except EventFormatError as exc:
                 results[i] = _result(i, "rejected", _id_of(raw), exc.reason)
-                messages.append(Message(raw, origin=f"{origin}[{i}]"))  # dead-lettered durably
+                batch.append(raw)  # dead-lettered durably, as origin[i]
                 continue
             parsed.append((i, ev))
-            messages.append(Message(ev, origin=f"{origin}[{i}]", checked=True))
+            batch.append(ev)
         sync, store = self.sync, self.store
         assert sync is not None and isinstance(store, _RecordingStore)
         with self.lock:
             self._positions, store.dead = {}, []
             self._recording = store.recording = True
             try:
-                sync.process(messages)
+                sync.process_request(batch, origin)
             finally:
                 self._recording = store.recording = False
             positions = self._positions  # key -> stream position of what this batch committed

@@ -60,6 +60,8 @@ def test_per_event_results(fresh):
     assert [x.get("seq") for x in body["results"][:2]] == [1, 2]
     rt = fresh.app.state.runtime
     assert rt.store.dead_letter_count() == 3  # nothing invalid is silently dropped
+    # an unreadable payload's dead letter names the request and its index in the batch
+    assert any(d.reason.startswith("POST /events[5]: ") for d in rt.store.dead_letters())
     # the missing seq arrives: the held event is applied after it
     r = fresh.post("/events", json=[ev(4, state="productive").to_dict()], headers=ADMIN)
     assert r.json()["results"][0]["status"] == "accepted"

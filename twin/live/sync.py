@@ -115,7 +115,16 @@ class Synchroniser:
         """Ingest one batch durably; returns the number of events accepted. A batch holding
         more than ``cfg.batch`` events (JSON-array messages) is committed in slices of that
         size, so one large backlog does not hold back the acknowledgement of its first events."""
-        items = _expand(messages)
+        return self._process_items(_expand(messages))
+
+    def process_request(self, payloads: list[Any], origin: str) -> int:
+        """Ingest one request's payloads (Events that ``parse_event`` already checked, or raw
+        payloads, which are parsed here); a dead letter names ``origin[index]``. Same as
+        ``process`` with one Message per payload, without building them."""
+        request = Message(None, origin=origin, checked=True)  # type: ignore[arg-type]
+        return self._process_items([(p, None, request, k) for k, p in enumerate(payloads)])
+
+    def _process_items(self, items: list[_Item]) -> int:
         self.stats.received += len(items)
         step = self.cfg.batch
         if len(items) <= step:
