@@ -215,9 +215,11 @@ def test_paced_run_follows_speed(demo):
         assert w - w0 >= (t - t0) / 30.0 - 0.01  # never ahead of the paced fab clock
 
 
-def test_cli_emulate_into_mosquitto_and_ingest(broker, tmp_path):
-    """`twin emulate --mqtt` into a real broker, `twin ingest --from mqtt://` stores it all, and
-    `twin state` reports the emulator's KPIs."""
+@pytest.mark.parametrize("batch", [1, 25])
+def test_cli_emulate_into_mosquitto_and_ingest(broker, tmp_path, batch):
+    """`twin emulate --mqtt` into a real broker (one event per message, or JSON arrays of
+    ``batch``), `twin ingest --from mqtt://` stores it all, and `twin state` reports the
+    emulator's KPIs."""
     py = sys.executable
     url = f"mqtt://127.0.0.1:{broker.port}/twin/+/events/#"
     store = tmp_path / "twin.db"
@@ -228,7 +230,7 @@ def test_cli_emulate_into_mosquitto_and_ingest(broker, tmp_path):
     MqttSource(MqttConfig.from_url(url, client_id="emu-test")).close()
     emu = subprocess.run(
         [py, "-m", "twin.cli", "emulate", str(DEMO), "--hours", "1.5", "--seed", "4",
-         "--mqtt", f"127.0.0.1:{broker.port}", "--json"],
+         "--mqtt", f"127.0.0.1:{broker.port}", "--mqtt-batch", str(batch), "--json"],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )  # fmt: skip
     assert emu.returncode == 0, emu.stderr
@@ -263,9 +265,10 @@ def test_cli_emulate_file_and_errors(tmp_path, capsys):
     assert main(["emulate", str(DEMO), "--hours", "0.5", "--out", str(out), "--json"]) == 0
     kpis = json.loads(capsys.readouterr().out)
     assert len(out.read_text().splitlines()) == kpis["events"] > 0
-    assert main(["emulate", str(DEMO), "--hours", "-1", "--speed", "fast", "--seed", "-1"]) == 1
+    bad = ["--hours", "-1", "--speed", "fast", "--seed", "-1", "--mqtt-batch", "0"]
+    assert main(["emulate", str(DEMO), *bad]) == 1
     err = capsys.readouterr().err
-    assert "--speed" in err and "--hours" in err and "--seed" in err
+    assert "--speed" in err and "--hours" in err and "--seed" in err and "--mqtt-batch" in err
 
 
 def test_scene_without_process_is_refused(tmp_path):
