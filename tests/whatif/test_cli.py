@@ -195,16 +195,6 @@ def test_unavailable_engine_is_rejected_with_a_clear_message(tiny_fab, capsys, m
     assert code == 1 and "CPU only" in err
 
 
-def test_kernel_engine_until_it_exists(tiny_fab, capsys):
-    """Without twin.whatif.kernel, --engine kernel says the kernel is not implemented yet."""
-    import importlib.util
-
-    if importlib.util.find_spec("twin.whatif.kernel") is not None:
-        pytest.skip("twin.whatif.kernel exists: --engine kernel is its own tests' business")
-    code, out, err = run_cli(capsys, str(tiny_fab), "--engine", "kernel")
-    assert code == 1 and "kernel" in err and "not implemented yet" in err
-
-
 def test_bad_scenario_file_lists_problems_with_lines(tiny_fab, tmp_path, capsys):
     """A scenario naming unknown families fails before simulating, with file:line and hints."""
     sc = tmp_path / "bad.yaml"
