@@ -65,14 +65,6 @@ from twin.whatif.reference import SimConfig, tool_ids
 from twin.whatif.reference.engine import (
     ARRIVE,
     BATCHING,
-    DELAY_END,
-    DOWN_END,
-    FAIL,
-    JOB_END,
-    PM_TIME,
-    READY,
-    RELEASE_EV,
-    WARMUP,
     Engine,
 )
 
@@ -161,44 +153,14 @@ class _Engine(Engine):
             self._push(t + job.setup, ARRIVE, (tool, job))
 
     def steps(self) -> Iterator[float]:
-        """Engine.run's loop, one heap event at a time (mirrors it kind by kind)."""
-        heap, pop, end = self.heap, heapq.heappop, self.end
+        """Engine.run's loop, one heap event at a time (the same ``_handle`` per event)."""
+        heap, pop, end, handle = self.heap, heapq.heappop, self.end, self._handle
         while heap:
             t, kind, _, obj = heap[0]
             if t > end:
                 return
             pop(heap)
-            if kind == ARRIVE:
-                self._arrive(obj, t)
-            elif kind == JOB_END:
-                if obj.tool is not None and obj.end == t:
-                    self._job_end(obj, t)
-            elif kind == READY:
-                if obj.ready == t:
-                    self._check(obj, t)
-            elif kind == DELAY_END:
-                obj.pt += t - obj.arrived
-                self._step_done(obj, t, 0.0, t - obj.arrived)
-            elif kind == DOWN_END:
-                if obj.down_until == t:
-                    busy = bool(obj.jobs)
-                    self._state(
-                        obj,
-                        t,
-                        "productive" if busy else "standby",
-                        "processing" if busy else "idle",
-                    )
-                    self._check(obj, t)
-            elif kind == FAIL:
-                self._fail(obj, t)
-            elif kind == PM_TIME:
-                tool, cal = obj
-                self._down(tool, t, self._draw_dist(tool.pm_stream, cal.duration), "pm")
-                self._push(t + cal.interval, PM_TIME, obj)
-            elif kind == RELEASE_EV:
-                self._release(obj, t)
-            elif kind == WARMUP:
-                self._warmup(t)
+            handle(t, kind, obj)
             yield t
 
 

@@ -42,6 +42,7 @@ import itertools
 import time as _time
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 from twin.errors import ConfigError, InputError
 from twin.process.model import FabModel
@@ -602,6 +603,42 @@ class Engine(StartMixin, CalendarsMixin):
         self.fab_last = t
         self.fab_area = 0.0
 
+    def _handle(self, t: float, kind: int, obj: Any) -> None:
+        """What one heap event does, by kind (``run`` and the live emulator's loop share it).
+        Stale events (a job or down that was rescheduled) are recognised and ignored here."""
+        if kind == ARRIVE:
+            self._arrive(obj, t)
+        elif kind == JOB_END:
+            if obj.tool is not None and obj.end == t:
+                self._job_end(obj, t)
+        elif kind == READY:
+            if obj.ready == t:
+                self._check(obj, t)
+        elif kind == DELAY_END:
+            obj.pt += t - obj.arrived
+            self._step_done(obj, t, 0.0, t - obj.arrived)
+        elif kind == DOWN_END:
+            if obj.down_until == t:
+                if self.obs is not None:
+                    busy = bool(obj.jobs)
+                    self._state(
+                        obj,
+                        t,
+                        "productive" if busy else "standby",
+                        "processing" if busy else "idle",
+                    )
+                self._check(obj, t)
+        elif kind == FAIL:
+            self._fail(obj, t)
+        elif kind == PM_TIME:
+            tool, cal = obj
+            self._down(tool, t, self._draw_dist(tool.pm_stream, cal.duration), "pm")
+            self._push(t + cal.interval, PM_TIME, obj)
+        elif kind == RELEASE_EV:
+            self._release(obj, t)
+        elif kind == WARMUP:
+            self._warmup(t)
+
     def run(self) -> SimResult:
         """Run to the end of the horizon and collect the results."""
         wall = _time.perf_counter()
@@ -611,7 +648,7 @@ class Engine(StartMixin, CalendarsMixin):
         n = 0
         progress = self.progress
         span = end - self.t0
-        arrive, job_end, check = self._arrive, self._job_end, self._check
+        handle = self._handle
         limit = min(next_sample, end)  # one comparison per event for the end and the samples
         while heap:
             t, kind, _, obj = heap[0]
@@ -627,38 +664,7 @@ class Engine(StartMixin, CalendarsMixin):
                 limit = min(next_sample, end)
             pop(heap)
             n += 1
-            if kind == ARRIVE:
-                arrive(obj, t)
-            elif kind == JOB_END:
-                if obj.tool is not None and obj.end == t:
-                    job_end(obj, t)
-            elif kind == READY:
-                if obj.ready == t:
-                    check(obj, t)
-            elif kind == DELAY_END:
-                obj.pt += t - obj.arrived
-                self._step_done(obj, t, 0.0, t - obj.arrived)
-            elif kind == DOWN_END:
-                if obj.down_until == t:
-                    if self.obs is not None:
-                        busy = bool(obj.jobs)
-                        self._state(
-                            obj,
-                            t,
-                            "productive" if busy else "standby",
-                            "processing" if busy else "idle",
-                        )
-                    check(obj, t)
-            elif kind == FAIL:
-                self._fail(obj, t)
-            elif kind == PM_TIME:
-                tool, cal = obj
-                self._down(tool, t, self._draw_dist(tool.pm_stream, cal.duration), "pm")
-                self._push(t + cal.interval, PM_TIME, obj)
-            elif kind == RELEASE_EV:
-                self._release(obj, t)
-            elif kind == WARMUP:
-                self._warmup(t)
+            handle(t, kind, obj)
         self.events = n
         return self._result(_time.perf_counter() - wall)
 
