@@ -26,26 +26,33 @@ DROP_CODE = 4008  # WebSocket close code: the client was too slow
 _UNSEEN = object()
 
 
-class Item:
-    """One committed event as sent to clients; its JSON is made on first use (never, when no
-    client is connected) and then shared by every client."""
-
-    __slots__ = ("seq", "type", "subject", "event", "_text")
-
-    def __init__(self, seq: int, event: Event) -> None:
-        self.seq, self.type, self.subject, self.event = seq, event.type, event.subject, event
-        self._text: str | None = None
-
-    @property
-    def text(self) -> str:
-        """'{"seq":N,"event":{...}}'"""
-        if self._text is None:
-            self._text = f'{{"seq":{self.seq},"event":{self.event.to_json()}}}'
-        return self._text
+# One committed event as the hub keeps it: a plain tuple (seq, type, subject, id, source,
+# source seq, time, data keys, data values, schema). The cyclic garbage collector stops tracking
+# a tuple whose items are strings, numbers or such untracked tuples when it passes it (the young
+# collection untracks the inner tuples, the next one the outer), so the ring of recent events
+# stays out of every later collection (the data dict is kept as two tuples for that reason: a
+# tuple holding any dict stays tracked). As an object per event (an Item holding
+# its Event: two tracked objects each), a full ring was 200,000 objects that every full
+# collection walked: 40-170 ms with the event loop stopped (measured) and about 3 us of CPU per
+# ingested event. The JSON is made when a frame or a replay needs it (never without clients).
+Item = tuple
+SEQ, TYPE, SUBJECT = 0, 1, 2  # the fields filters and frames read
 
 
 def encode(pos: int, ev: Event) -> Item:
-    return Item(pos, ev)
+    """``ev``, committed at stream position ``pos``, as the hub keeps it."""
+    data = ev.data
+    return (
+        pos, ev.type, ev.subject, ev.id, ev.source, ev.seq, ev.time,
+        tuple(data), tuple(data.values()), ev.schema,
+    )  # fmt: skip
+
+
+def item_text(item: Item) -> str:
+    """'{"seq":N,"event":{...}}' (the event as ``Event.to_json`` writes it)."""
+    seq, type_, subject, id_, source, sseq, t, keys, values, schema = item
+    ev = Event(id_, source, sseq, t, type_, subject, dict(zip(keys, values)), schema)
+    return f'{{"seq":{seq},"event":{ev.to_json()}}}'
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -62,15 +69,16 @@ class StreamFilter:
 
     def __call__(self, item: Item) -> bool:
         if self.types and not any(
-            item.type == t or (t.endswith(".") and item.type.startswith(t)) for t in self.types
+            item[TYPE] == t or (t.endswith(".") and item[TYPE].startswith(t)) for t in self.types
         ):
             return False
-        return not self.subjects or item.subject in self.subjects
+        return not self.subjects or item[SUBJECT] in self.subjects
 
 
 class Frame:
     """Events sent in one WebSocket message (a JSON array); the text is made once, on first
-    use, and shared by every client the frame is queued for."""
+    use, and shared by every client the frame is queued for (so each event is encoded once per
+    distinct filter that passes it)."""
 
     __slots__ = ("items", "_text")
 
@@ -87,9 +95,9 @@ class Frame:
     def after(self, seq: int) -> Frame | None:
         """This frame without the events up to ``seq`` (None: nothing left)."""
         items = self.items
-        if items[0].seq > seq:
+        if items[0][SEQ] > seq:
             return self
-        rest = [i for i in items if i.seq > seq]
+        rest = [i for i in items if i[SEQ] > seq]
         return Frame(rest) if rest else None
 
 
@@ -116,7 +124,7 @@ class Client:
             self.dropped = True  # too slow: it resumes from `last` after reconnecting
         else:
             self.batches.append(mine)
-            self.last = mine.items[-1].seq
+            self.last = mine.items[-1][SEQ]
         self.wake.set()
 
 
@@ -141,7 +149,7 @@ class StreamHub:
             return
         with self._ring_lock:
             self.ring.extend(items)
-            self.last_seq = items[-1].seq
+            self.last_seq = items[-1][SEQ]
         loop = self.loop
         if loop is not None and self.clients and not loop.is_closed():
             try:
@@ -169,7 +177,7 @@ class StreamHub:
         with self._ring_lock:
             if not self.ring:
                 return [] if after >= self.last_seq else None
-            first = self.ring[0].seq
+            first = self.ring[0][SEQ]
             if after + 1 < first:
                 return None
             return list(itertools.islice(self.ring, max(0, after + 1 - first), None))
@@ -185,7 +193,7 @@ class StreamHub:
 
 def batch_text(items: Iterable[Item]) -> str:
     """One WebSocket message: a JSON array of ``{"seq", "event"}`` objects."""
-    return "[" + ",".join(i.text for i in items) + "]"
+    return "[" + ",".join(map(item_text, items)) + "]"
 
 
 def parse_filter(types: str | None, subjects: str | None) -> StreamFilter:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.api.feed import EventFeed, feed_for
-from services.api.hub import Item, StreamHub
+from services.api.hub import StreamHub, encode
 from services.api.metrics import Histogram
 from services.api.settings import Settings
 from twin.live.catalog import Catalog
@@ -230,7 +230,7 @@ class TwinRuntime:
         sync = self.sync
         assert sync is not None
         first = sync.pos - len(accepted) + 1
-        items = [Item(first + i, ev) for i, ev in enumerate(accepted)]
+        items = [encode(first + i, ev) for i, ev in enumerate(accepted)]
         if self._recording:
             self._positions.update(zip([ev.key for ev in accepted], range(first, sync.pos + 1)))
         self.hub.publish(items)

@@ -4,6 +4,7 @@ resume after a reconnect (from the recent-event ring and from the store), slow c
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import time
@@ -12,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from services.api.hub import Client, Frame, StreamFilter, StreamHub, encode
+from services.api.hub import SEQ, Client, Frame, StreamFilter, StreamHub, encode, item_text
 from tests.services.conftest import ADMIN, TOKENS, LiveServer, make_settings
 from tests.services.streams import dicts, tool_events
 
@@ -157,7 +158,7 @@ def test_hub_offer_never_blocks():
         hub.ring.append(item)
         c.offer(Frame([item]))
     assert c.dropped and len(c.batches) == 3 and c.last == 3
-    assert hub.recent(0) is not None and [i.seq for i in hub.recent(2)] == [3, 4, 5]
+    assert hub.recent(0) is not None and [i[SEQ] for i in hub.recent(2)] == [3, 4, 5]
     hub.ring.clear()
     for i in range(20, 31):
         hub.ring.append(
@@ -175,6 +176,20 @@ def _items(seqs, subject="T"):
     ]
 
 
+def test_ring_stays_out_of_the_garbage_collector():
+    """The hub keeps committed events as plain tuples that the cyclic collector stops tracking
+    (so full collections never walk the ring), each encoding to its event's JSON."""
+    from twin.live.events import make_event
+
+    hub = StreamHub(history=100)
+    hub.publish(_items(range(1, 51)))
+    gc.collect()  # untracks the data's key and value tuples
+    gc.collect()  # and then the events' tuples
+    assert len(hub.ring) == 50 and not any(gc.is_tracked(i) for i in hub.ring)
+    ev = make_event("mes", 3, 1.5, "equipment.state", "T", state="standby", reason="x")
+    assert json.loads(item_text(encode(7, ev))) == {"seq": 7, "event": json.loads(ev.to_json())}
+
+
 def test_clients_with_one_filter_share_one_frame():
     """Each batch is filtered and encoded once per distinct filter: clients with equal filters
     are queued the same frame; a client that already has part of the batch gets the rest."""
@@ -185,9 +200,9 @@ def test_clients_with_one_filter_share_one_frame():
     other = hub.attach(StreamFilter(subjects=frozenset({"U"})), 0)
     hub._fanout(_items([1, 2, 3]) + _items([4], subject="U"))
     (fa,), (fb,), (fl,), (fo,) = a.batches, b.batches, late.batches, other.batches
-    assert fa is fb and fa.text is fb.text and [i.seq for i in fa.items] == [1, 2, 3]
-    assert [i.seq for i in fl.items] == [3] and [i.seq for i in fo.items] == [4]
-    assert json.loads(fa.text) == [json.loads(i.text) for i in fa.items]
+    assert fa is fb and fa.text is fb.text and [i[SEQ] for i in fa.items] == [1, 2, 3]
+    assert [i[SEQ] for i in fl.items] == [3] and [i[SEQ] for i in fo.items] == [4]
+    assert json.loads(fa.text) == [json.loads(item_text(i)) for i in fa.items]
 
 
 def test_queued_frames_go_out_joined():

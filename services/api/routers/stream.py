@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.api.auth import ws_scopes
-from services.api.hub import DROP_CODE, Client, batch_text, encode, notice, parse_filter
+from services.api.hub import DROP_CODE, SEQ, Client, batch_text, encode, notice, parse_filter
 
 router = APIRouter(tags=["stream"])
 CHUNK = 500  # events per message: replayed, or queued frames joined (a larger frame goes whole)
@@ -82,7 +82,7 @@ def _message(client: Client, sent: int) -> tuple[str, int, int]:
             continue
         parts.append(frame.text)
         n += len(frame.items)
-        sent = frame.items[-1].seq
+        sent = frame.items[-1][SEQ]
     if len(parts) == 1:
         return parts[0], n, sent  # the shared text as it is: the common case
     return "[" + ",".join(p[1:-1] for p in parts) + "]", n, sent
@@ -119,5 +119,5 @@ async def _replay(ws: WebSocket, rt, flt, since: int) -> int:  # noqa: ANN001
         chunk = [i for i in part if flt(i)]
         if chunk:
             await ws.send_text(batch_text(chunk))
-        sent = part[-1].seq
+        sent = part[-1][SEQ]
     return sent
