@@ -247,23 +247,36 @@ def independent_streams(events: list[dict], posters: int) -> list[list[dict]]:
 
 
 def post_batches(port: int, streams: list[list[dict]], batch: int = 500) -> tuple[float, int]:
-    """Each stream posted in order, in batches, by its own client on its own connection, all
-    at once: (wall s, events accepted)."""
+    """Each stream posted in order, in batches, by its own client on its own keep-alive
+    connection, all at once: (wall s, events accepted). The clients are lean (http.client,
+    bodies encoded beforehand, orjson for the answers): their time between a response and the
+    next request is time a serial server waits, so it should be the server's figure we read."""
+    import http.client
     import threading
 
-    import httpx
+    import orjson
 
-    headers = {**AUTH, "content-type": "application/json"}
+    headers = {**AUTH, "Content-Type": "application/json"}
     accepted = [0] * len(streams)
     start = threading.Barrier(len(streams) + 1)
+    failed: list[str] = []
 
     def poster(k: int) -> None:
         evs = streams[k]
-        bodies = [json.dumps(evs[i : i + batch]).encode() for i in range(0, len(evs), batch)]
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
+        bodies = [orjson.dumps(evs[i : i + batch]) for i in range(0, len(evs), batch)]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
             start.wait()
             for body in bodies:
-                accepted[k] += c.post("/events", content=body, headers=headers).json()["accepted"]
+                conn.request("POST", "/events", body, headers)
+                r = conn.getresponse()
+                answer = r.read()
+                if r.status != 200:
+                    failed.append(f"{r.status}: {answer[:300]!r}")
+                    return
+                accepted[k] += orjson.loads(answer)["accepted"]
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=poster, args=(k,)) for k in range(len(streams))]
     for t in threads:
@@ -272,7 +285,10 @@ def post_batches(port: int, streams: list[list[dict]], batch: int = 500) -> tupl
     t0 = time.perf_counter()
     for t in threads:
         t.join()
-    return time.perf_counter() - t0, sum(accepted)
+    wall = time.perf_counter() - t0
+    if failed:
+        raise SystemExit(f"POST /events failed: {failed[0]}")
+    return wall, sum(accepted)
 
 
 # --------------------------------------------------------------------- 3. WebSocket fan-out
@@ -395,11 +411,12 @@ def main() -> int:
         runs = [
             fixed_rate_run(port, proc.pid, args.rate, args.duration) for _ in range(args.p99_runs)
         ]
-        worst = max(r["p99"] for r in runs)
-        rows.append((f"GET /equipment/{{id}} {at} p99, worst of {len(runs)} runs",
-                     f"{worst:.2f} ms", "<= 20 ms", "yes" if worst <= 20 else "NO"))  # fmt: skip
-        rows.append(("  p99 of each run", ", ".join(f"{r['p99']:.1f}" for r in runs) + " ms",
-                     "-", "-"))  # fmt: skip
+        if runs:
+            worst = max(r["p99"] for r in runs)
+            rows.append((f"GET /equipment/{{id}} {at} p99, worst of {len(runs)} runs",
+                         f"{worst:.2f} ms", "<= 20 ms", "yes" if worst <= 20 else "NO"))  # fmt: skip
+            rows.append(("  p99 of each run", ", ".join(f"{r['p99']:.1f}" for r in runs) + " ms",
+                         "-", "-"))  # fmt: skip
         events = demo_events(2 * args.events)
         serial, concurrent = events[: args.events], events[args.events :]
         for label, streams in (

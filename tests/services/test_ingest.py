@@ -70,6 +70,22 @@ def test_per_event_results(fresh):
     assert r.json()["results"][0]["status"] == "duplicate"
 
 
+def test_positions_of_a_batch_committed_in_slices(fresh):
+    """A batch larger than one commit (the synchroniser's slice) gets consecutive stream
+    positions, in the order posted, across its commits; its events are applied."""
+    sync = fresh.app.state.runtime.sync
+    sync.cfg.batch = step = 100  # events per commit; POST /events here takes up to 1,000
+    n = 2 * step + step // 2
+    states = ("standby", "productive")
+    batch = [ev(k, state=states[(k - 1) % 2]).to_dict() for k in range(1, n + 1)]
+    body = fresh.post("/events", json=batch, headers=ADMIN).json()
+    assert body["accepted"] == n
+    assert [x["seq"] for x in body["results"]] == list(range(1, n + 1))
+    assert [x["index"] for x in body["results"]] == list(range(n))
+    assert [x["id"] for x in body["results"]] == [b["id"] for b in batch]
+    assert fresh.get("/equipment/LITH01", headers=ADMIN).json()["state"] == states[(n - 1) % 2]
+
+
 def test_bad_bodies(fresh):
     """Malformed JSON is 400, a body that is not a list of events 422, wrong query types 422."""
     r = fresh.post("/events", content=b'[{"id": ', headers=ADMIN)
