@@ -6,6 +6,13 @@ valid; then accepted events and dead letters are written in one durable transact
 then are the messages acknowledged and the world updated. A crash before the commit loses only
 unacknowledged messages, which the source delivers again; a restart resumes from the latest
 snapshot plus a replay of the events after it, which equals a full replay.
+
+``run`` overlaps the two halves (``SyncConfig.overlap``): a writer thread commits batch N while
+the ingest thread parses, validates and applies batch N+1 (CPython's sqlite3 releases the GIL
+while SQLite inserts and syncs, so the commit uses the second core). The order above holds per
+batch: batch N's messages are acknowledged, and ``on_commit`` and the world see its events, only
+after its commit returned, in batch order, on the ingest thread; a snapshot is taken only when
+nothing is in flight, so it holds exactly the stored events.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import json
 import time as _time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,6 +50,7 @@ class SyncConfig:
     snapshot_every: int = 100_000  # events between snapshots
     snapshot_interval: float = 60.0  # s of wall clock between snapshots (if events arrived)
     reorder: ReorderConfig = field(default_factory=ReorderConfig)
+    overlap: bool = True  # run(): commit one batch in a writer thread while the next is applied
 
     def check(self) -> None:
         problems = []
@@ -98,6 +107,8 @@ class Synchroniser:
         self._since_snap = 0
         self._snap_wall = _time.monotonic()
         self._pending_acks: dict[tuple[str, int], list[Callable[[], None]]] = {}
+        self._writer: ThreadPoolExecutor | None = None  # set while run() overlaps commits
+        self._inflight: _Batch | None = None  # the batch the writer is committing
 
     def _recover(self, catalog: Catalog | None) -> tuple[TwinState, int]:
         snap = self.store.snapshot()
@@ -197,11 +208,40 @@ class Synchroniser:
             dead.append(
                 DeadLetter("arrived after its gap was declared", ev.to_json(), None, None, now)
             )
-        if accepted or dead:
-            self.pos += self.store.write(accepted, dead)
+        batch = _Batch(accepted, dead, acks)
+        if self._writer is None:
+            if accepted or dead:
+                batch.stored = self.store.write(accepted, dead)
+            self._committed(batch)
+            if accepted and self._snapshot_due():
+                self.snapshot()
+            return len(accepted)
+        self._finish()  # the previous batch is durable before this one goes to the writer
+        if not (accepted or dead):
+            self._committed(batch)  # nothing to write (duplicates' acks, an idle poll)
+            return 0
+        batch.future = self._writer.submit(self.store.write, accepted, dead)
+        self._inflight = batch
+        if accepted and self._snapshot_due():
+            self._finish()  # the snapshot must hold exactly the stored events
+            self.snapshot()
+        return len(accepted)
+
+    def _finish(self) -> None:
+        """Wait for the batch in flight (if any) to be durable, then acknowledge it."""
+        batch, self._inflight = self._inflight, None
+        if batch is None:
+            return
+        if batch.future is not None:
+            batch.stored = batch.future.result()  # a failed commit raises here: nothing is acked
+        self._committed(batch)
+
+    def _committed(self, batch: _Batch) -> None:
+        accepted = batch.accepted
+        self.pos += batch.stored
         self.stats.accepted += len(accepted)
-        self.stats.rejected += len(dead)
-        for ack in acks:  # durable now: the source may forget these messages
+        self.stats.rejected += len(batch.dead)
+        for ack in batch.acks:  # durable now: the source may forget these messages
             ack()
         if accepted:
             if self.world is not None:
@@ -209,14 +249,15 @@ class Synchroniser:
             if self.on_commit is not None:
                 self.on_commit(accepted)
             self._since_snap += len(accepted)
-            if (
-                self._since_snap >= self.cfg.snapshot_every
-                or _time.monotonic() - self._snap_wall >= self.cfg.snapshot_interval
-            ):
-                self.snapshot()
-        return len(accepted)
+
+    def _snapshot_due(self) -> bool:
+        return (
+            self._since_snap >= self.cfg.snapshot_every
+            or _time.monotonic() - self._snap_wall >= self.cfg.snapshot_interval
+        )
 
     def snapshot(self) -> None:
+        self._finish()  # the snapshot holds exactly the stored events
         self.store.save_snapshot(self.state, self.pos)
         self.stats.snapshots += 1
         self._since_snap = 0
@@ -249,27 +290,57 @@ class Synchroniser:
     ) -> SyncStats:
         """Ingest until the source is exhausted, ``stop()`` is true, or ``idle_exit`` s pass
         without a message; then flush held events and take a snapshot."""
-        last = _time.monotonic()
-        confirm = getattr(source, "confirm", None)  # sources that tell publishers what is durable
-        confirmed_at = 0.0
-        while not source.exhausted and not (stop is not None and stop()):
-            batch = source.receive(self.cfg.batch, self.cfg.wait)
-            if batch:
-                last = _time.monotonic()
-                self.process(batch)
-            else:
-                self._commit(self.reorder.poll(), [], [], _time.time())
-                if idle_exit is not None and _time.monotonic() - last >= idle_exit:
-                    break
-            if confirm is not None and _time.monotonic() - confirmed_at >= 0.1:
-                confirm(self.reorder.positions())  # everything released is committed by now
-                confirmed_at = _time.monotonic()
+        if self.cfg.overlap:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="twin-store-writer")
+        try:
+            self._run(source, stop, idle_exit)
+            self._finish()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown()  # a commit still running completes; it is not acked
+                self._writer, self._inflight = None, None
         self.flush()
+        confirm = getattr(source, "confirm", None)
         if confirm is not None:
             confirm(self.reorder.positions())
         if self._since_snap:
             self.snapshot()
         return self.stats
+
+    def _run(
+        self, source: Source, stop: Callable[[], bool] | None, idle_exit: float | None
+    ) -> None:
+        last = _time.monotonic()
+        confirm = getattr(source, "confirm", None)  # sources that tell publishers what is durable
+        confirmed_at = 0.0
+        while not source.exhausted and not (stop is not None and stop()):
+            # with a batch in flight, look for more without waiting: if none came, the ingest
+            # thread finishes that batch (acks it) rather than sleeping on its acknowledgement
+            batch = source.receive(self.cfg.batch, 0.0 if self._inflight else self.cfg.wait)
+            if batch:
+                last = _time.monotonic()
+                self.process(batch)
+            elif self._inflight is not None:
+                self._finish()
+            else:
+                self._commit(self.reorder.poll(), [], [], _time.time())
+                if idle_exit is not None and _time.monotonic() - last >= idle_exit:
+                    break
+            if confirm is not None and _time.monotonic() - confirmed_at >= 0.1:
+                self._finish()  # everything released is committed by now
+                confirm(self.reorder.positions())
+                confirmed_at = _time.monotonic()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One batch between its validation and its acknowledgement."""
+
+    accepted: list[Event]
+    dead: list[DeadLetter]
+    acks: list[Callable[[], None]]
+    stored: int = 0  # events the store inserted (a second copy of a (source, seq) is not)
+    future: Future[int] | None = None  # the writer thread's commit, when run() overlaps
 
 
 class _SharedAck:
