@@ -27,31 +27,33 @@ _UNSEEN = object()
 
 
 # One committed event as the hub keeps it: a plain tuple (seq, type, subject, id, source,
-# source seq, time, data keys, data values, schema). The cyclic garbage collector stops tracking
-# a tuple whose items are strings, numbers or such untracked tuples when it passes it (the young
-# collection untracks the inner tuples, the next one the outer), so the ring of recent events
-# stays out of every later collection (the data dict is kept as two tuples for that reason: a
-# tuple holding any dict stays tracked). As an object per event (an Item holding
-# its Event: two tracked objects each), a full ring was 200,000 objects that every full
-# collection walked: 40-170 ms with the event loop stopped (measured) and about 3 us of CPU per
-# ingested event. The JSON is made when a frame or a replay needs it (never without clients).
+# source seq, time, schema, data keys..., data values...). The cyclic garbage collector stops
+# tracking a tuple of strings and numbers the first time it passes it, so the ring of recent
+# events stays out of every later collection (the data is spread into the tuple for that
+# reason: a tuple holding a dict stays tracked, and a tuple of tuples needs a second pass). As
+# an object per event (an Item holding its Event: two tracked objects each), a full ring was
+# 200,000 objects that every full collection walked: 40-170 ms with the event loop stopped
+# (measured). The JSON is made when a frame or a replay needs it (never without clients).
 Item = tuple
 SEQ, TYPE, SUBJECT = 0, 1, 2  # the fields filters and frames read
+_DATA = 8  # where the data keys start
 
 
 def encode(pos: int, ev: Event) -> Item:
     """``ev``, committed at stream position ``pos``, as the hub keeps it."""
     data = ev.data
     return (
-        pos, ev.type, ev.subject, ev.id, ev.source, ev.seq, ev.time,
-        tuple(data), tuple(data.values()), ev.schema,
+        pos, ev.type, ev.subject, ev.id, ev.source, ev.seq, ev.time, ev.schema,
+        *data, *data.values(),
     )  # fmt: skip
 
 
 def item_text(item: Item) -> str:
     """'{"seq":N,"event":{...}}' (the event as ``Event.to_json`` writes it)."""
-    seq, type_, subject, id_, source, sseq, t, keys, values, schema = item
-    ev = Event(id_, source, sseq, t, type_, subject, dict(zip(keys, values)), schema)
+    seq, type_, subject, id_, source, sseq, t, schema = item[:_DATA]
+    half = _DATA + (len(item) - _DATA) // 2
+    data = dict(zip(item[_DATA:half], item[half:]))
+    ev = Event(id_, source, sseq, t, type_, subject, data, schema)
     return f'{{"seq":{seq},"event":{ev.to_json()}}}'
 
 

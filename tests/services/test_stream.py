@@ -183,11 +183,12 @@ def test_ring_stays_out_of_the_garbage_collector():
 
     hub = StreamHub(history=100)
     hub.publish(_items(range(1, 51)))
-    gc.collect()  # untracks the data's key and value tuples
-    gc.collect()  # and then the events' tuples
+    gc.collect()
     assert len(hub.ring) == 50 and not any(gc.is_tracked(i) for i in hub.ring)
-    ev = make_event("mes", 3, 1.5, "equipment.state", "T", state="standby", reason="x")
-    assert json.loads(item_text(encode(7, ev))) == {"seq": 7, "event": json.loads(ev.to_json())}
+    for extra in ({}, {"setup": "S1"}):
+        ev = make_event("mes", 3, 1.5, "equipment.state", "T", state="up", reason="x", **extra)
+        want = {"seq": 7, "event": json.loads(ev.to_json())}
+        assert json.loads(item_text(encode(7, ev))) == want
 
 
 def test_clients_with_one_filter_share_one_frame():
