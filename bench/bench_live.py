@@ -143,6 +143,7 @@ def bench_mqtt(events: list[Event], catalog, tmp: Path, rate: float | None, batc
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\n"
         "max_queued_messages 0\nmax_inflight_messages 0\n"
+        "set_tcp_nodelay true\n"  # as docs/events.md asks: without it Nagle holds deliveries
     )
     broker = subprocess.Popen(
         [mosq, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

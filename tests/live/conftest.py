@@ -52,6 +52,7 @@ class Broker:
             f"persistence_location {workdir}/\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
+            "set_tcp_nodelay true\n"
         )
         self.proc: subprocess.Popen | None = None
 

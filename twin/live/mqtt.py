@@ -8,7 +8,8 @@ fixed client id, so the broker queues messages while the twin is away), automati
 exponential backoff, and manual acknowledgement: the source acks a message only after the
 synchroniser made it durable, so a crash or a broker restart re-delivers what was not stored and
 the (source, seq) key removes the duplicates. The broker must not cap queues below the stream's
-burst (``max_queued_messages 0``, ``max_inflight_messages 0`` in mosquitto.conf).
+burst (``max_queued_messages 0``, ``max_inflight_messages 0`` in mosquitto.conf), and for
+millisecond latency it must send without Nagle's delay (``set_tcp_nodelay true``).
 """
 
 from __future__ import annotations
