@@ -15,6 +15,8 @@ import logging
 import threading
 import time as _time
 from collections.abc import Sequence
+from itertools import chain
+from operator import is_
 from typing import Any
 
 from services.api.feed import EventFeed, feed_for
@@ -230,7 +232,7 @@ class TwinRuntime:
         sync = self.sync
         assert sync is not None
         first = sync.pos - len(accepted) + 1
-        items = [encode(first + i, ev) for i, ev in enumerate(accepted)]
+        items = list(map(encode, range(first, sync.pos + 1), accepted))
         if self._recording:
             self._commits.append((first, accepted))
         self.hub.publish(items)
@@ -242,7 +244,8 @@ class TwinRuntime:
         received = _time.time()
         results: list[dict[str, Any] | None] = [None] * len(payloads)
         batch: list[Any] = []  # parsed Events, and the raw payloads that will be dead-lettered
-        parsed: list[tuple[int, Event]] = []
+        index: list[int] = []  # where each parsed event is in the request
+        parsed: list[Event] = []
         for i, raw in enumerate(payloads):
             try:
                 ev = parse_event(raw)
@@ -250,7 +253,8 @@ class TwinRuntime:
                 results[i] = _result(i, "rejected", _id_of(raw), exc.reason)
                 batch.append(raw)  # dead-lettered durably, as origin[i]
                 continue
-            parsed.append((i, ev))
+            index.append(i)
+            parsed.append(ev)
             batch.append(ev)
         sync, store = self.sync, self.store
         assert sync is not None and isinstance(store, _RecordingStore)
@@ -265,17 +269,18 @@ class TwinRuntime:
             dead = {(d.source, d.seq): d.reason for d in store.dead if d.source is not None}
             last = dict(sync.state.last_seq)
             self._commits, store.dead = [], []
-        committed = [ev for _, evs in commits for ev in evs]
-        if len(committed) == len(parsed) and all(a is b for a, (_, b) in zip(committed, parsed)):
+        committed = list(chain.from_iterable(evs for _, evs in commits))
+        if len(committed) == len(parsed) and all(map(is_, committed, parsed)):
             # the common case: every parsed event committed once, in the order posted (the
             # same objects), so each one's position is known without a lookup per event
-            for (i, ev), pos in zip(parsed, (p + k for p, evs in commits for k in range(len(evs)))):
+            at = chain.from_iterable(range(p, p + len(evs)) for p, evs in commits)
+            for i, ev, pos in zip(index, parsed, at):
                 results[i] = {"index": i, "status": "accepted", "id": ev.id, "seq": pos}
             self._lag(received, "http")
             return results  # type: ignore[return-value]
         positions = {ev.key: p + k for p, evs in commits for k, ev in enumerate(evs)}
         seen: set[tuple[str, int]] = set()
-        for i, ev in parsed:
+        for i, ev in zip(index, parsed):
             key = ev.key
             pos = positions.get(key)
             if pos is not None and key not in seen:  # the common case first
