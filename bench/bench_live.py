@@ -1,6 +1,7 @@
 """Live-sync benchmark: apply rate, durable ingest rate, MQTT end-to-end rate and latency.
 
 Run: .venv/bin/python bench/bench_live.py [--events 250000] [--mqtt-events 60000]
+     [--latency-runs 5] [--only apply|store|mqtt|latency]
 Needs mosquitto (/usr/sbin/mosquitto) for the MQTT rows; it starts its own broker.
 Targets (issue 4): apply >= 200,000 ev/s on one core; durable ingest >= 50,000 ev/s;
 MQTT end to end >= 20,000 ev/s; p99 publish-to-state latency <= 50 ms at 5,000 ev/s.
@@ -206,7 +207,12 @@ def main() -> int:
     ap.add_argument("--mqtt-events", type=int, default=60_000)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument("--mqtt-batch", type=int, default=50, help="events per MQTT message")
+    ap.add_argument("--latency-runs", type=int, default=1, help="repeat the latency measure")
+    ap.add_argument(
+        "--only", choices=["apply", "store", "mqtt", "latency"], help="run one group of rows"
+    )
     args = ap.parse_args()
+    want = lambda group: args.only in (None, group)  # noqa: E731
     catalog = synthetic_catalog()
     lots = max(10, args.events // 240)
     events = synthetic_stream(StreamConfig(lots=lots, seed=1), catalog)[: args.events]
@@ -220,12 +226,16 @@ def main() -> int:
     gc.freeze()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bench_apply(events, catalog)
-        bench_store(events, catalog, tmp)
-        for batch in sorted({1, args.mqtt_batch}):
+        if want("apply"):
+            bench_apply(events, catalog)
+        if want("store"):
+            bench_store(events, catalog, tmp)
+        for batch in sorted({1, args.mqtt_batch}) if want("mqtt") else ():
             bench_mqtt(events[: args.mqtt_events], catalog, tmp, None, batch)
         n = int(5000 * args.latency_seconds)
-        bench_mqtt(events[:n], catalog, tmp, 5000.0, args.mqtt_batch)
+        for _ in range(args.latency_runs) if want("latency") else ():
+            bench_mqtt(events[:n], catalog, tmp, 5000.0, args.mqtt_batch)
+            print(f"  (load average {os.getloadavg()[0]:.2f})", flush=True)
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     print(f"| {'measure':<52} | {'value':>12} | unit | target |")
     print(f"|{'-' * 54}|{'-' * 14}|------|--------|")
