@@ -1,7 +1,7 @@
 """Live-sync benchmark: apply rate, durable ingest rate, MQTT end-to-end rate and latency.
 
 Run: .venv/bin/python bench/bench_live.py [--events 250000] [--mqtt-events 60000]
-     [--latency-runs 5] [--only apply|store|mqtt|latency]
+     [--latency-runs 5] [--stages] [--only apply|store|mqtt|latency]
 Needs mosquitto (/usr/sbin/mosquitto) for the MQTT rows; it starts its own broker.
 Targets (issue 4): apply >= 200,000 ev/s on one core; durable ingest >= 50,000 ev/s;
 MQTT end to end >= 20,000 ev/s; p99 publish-to-state latency <= 50 ms at 5,000 ev/s.
@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from twin.live import codec
 from twin.live.events import Event
 from twin.live.mqtt import MqttConfig, MqttSink, MqttSource
 from twin.live.sources import Message
@@ -134,7 +135,77 @@ def _publisher(port: int, events: list[Event], rate: float | None, ready, batch:
     sink.close()
 
 
-def bench_mqtt(events: list[Event], catalog, tmp: Path, rate: float | None, batch: int) -> None:
+class _Stages:
+    """Per-event stage stamps in the twin's process, for decomposing the latency tail: arrival at
+    the MQTT client (paho's own stamp), receive(), validation start, commit end, on_commit. The
+    hooks wrap private methods: a diagnostic, not an API."""
+
+    def __init__(self, src: MqttSource, sync: Synchroniser, store: SQLiteStore) -> None:
+        self.arrived: list[tuple[object, float]] = []  # (payload, wall s)
+        self.received: dict[int, float] = {}  # id(payload) -> Message.received
+        self.marks: dict[str, list[tuple[float, list]]] = {"apply": [], "durable": []}
+        off = time.time() - time.monotonic()  # paho stamps with the monotonic clock
+        on_message, process = src._client.on_message, sync.process
+        commit, write = sync._commit, store.write
+
+        def arrived(client, userdata, msg):
+            on_message(client, userdata, msg)
+            self.arrived.append((msg.payload, msg.timestamp + off))
+
+        def processed(messages):
+            self.received.update((id(m.payload), m.received) for m in messages)
+            return process(messages)
+
+        def committing(out, *args):
+            self.marks["apply"].append((time.time(), [e.key for e in out.events]))
+            return commit(out, *args)
+
+        def written(evs, dead=()):
+            n = write(evs, dead)
+            self.marks["durable"].append((time.time(), [e.key for e in evs]))
+            return n
+
+        src._client.on_message, sync.process, sync._commit, store.write = (
+            arrived,
+            processed,
+            committing,
+            written,
+        )
+
+    def report(self, state_at: dict) -> None:
+        """``state_at``: event key -> (publish time, on_commit time)."""
+        at: dict = {k: {"publish": t0, "state": t1} for k, (t0, t1) in state_at.items()}
+        for payload, t in self.arrived:
+            items = codec.loads(payload)
+            for d in items if isinstance(items, list) else [items]:
+                st = at.get((d["source"], d["seq"]))
+                if st is not None:
+                    st["client"], st["receive"] = t, self.received.get(id(payload))
+        for name, marks in self.marks.items():
+            for t, keys in marks:
+                for k in keys:
+                    if k in at:
+                        at[k].setdefault(name, t)
+        order = ("publish", "client", "receive", "apply", "durable", "state")
+        rows = [v for v in at.values() if all(v.get(x) is not None for x in order)]
+        total = sorted(v["state"] - v["publish"] for v in rows)
+        tail = [v for v in rows if v["state"] - v["publish"] >= total[int(len(total) * 0.99)]]
+        print(f"  stages of {len(rows):,} events (ms): p50 / p90 / p99 / mean over the p99 tail")
+        for a, b in zip(order, order[1:]):
+            xs = sorted(v[b] - v[a] for v in rows)
+            q = [xs[int(len(xs) * f)] * 1000 for f in (0.5, 0.9, 0.99)]
+            mean = sum(v[b] - v[a] for v in tail) / len(tail) * 1000
+            print(f"    {a + ' -> ' + b:<20} {q[0]:7.2f} {q[1]:7.2f} {q[2]:7.2f} {mean:7.2f}")
+
+
+def bench_mqtt(
+    events: list[Event],
+    catalog,
+    tmp: Path,
+    rate: float | None,
+    batch: int,
+    stages: bool = False,
+) -> None:
     mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(mosq).exists():
         print("  (mosquitto not installed: MQTT rows skipped)")
@@ -154,6 +225,7 @@ def bench_mqtt(events: list[Event], catalog, tmp: Path, rate: float | None, batc
         latencies: list[float] = []
         done = threading.Event()
         first: list[float] = []
+        state_at: dict = {}
 
         def on_commit(evs: list[Event]) -> None:
             now = time.time()
@@ -161,12 +233,15 @@ def bench_mqtt(events: list[Event], catalog, tmp: Path, rate: float | None, batc
                 first.append(now)
             if rate is not None:
                 latencies.extend(now - e.time for e in evs)
+                if stages:
+                    state_at.update((e.key, (e.time, now)) for e in evs)
 
         src = MqttSource(MqttConfig(port=port, topic="twin/bench/events/#", client_id="bench-sub"))
         st = SQLiteStore(tmp / f"mqtt-{port}.db")
         sync = Synchroniser(
             st, catalog, cfg=SyncConfig(batch=2000, wait=0.002), on_commit=on_commit
         )
+        probe = _Stages(src, sync, st) if stages and rate is not None else None
         ready = mp.Event()
         pub = mp.Process(target=_publisher, args=(port, events, rate, ready, batch))
         pub.start()
@@ -194,6 +269,8 @@ def bench_mqtt(events: list[Event], catalog, tmp: Path, rate: float | None, batc
             p99 = latencies[int(len(latencies) * 0.99)] * 1000
             row(f"MQTT latency p50 at {rate:,.0f} ev/s, batch {batch}", p50, "ms", "-")
             row(f"MQTT latency p99 at {rate:,.0f} ev/s, batch {batch}", p99, "ms", "<= 50")
+            if probe is not None:
+                probe.report(state_at)
     finally:
         broker.terminate()
         broker.wait()
@@ -208,6 +285,9 @@ def main() -> int:
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument("--mqtt-batch", type=int, default=50, help="events per MQTT message")
     ap.add_argument("--latency-runs", type=int, default=1, help="repeat the latency measure")
+    ap.add_argument(
+        "--stages", action="store_true", help="latency: stamp each stage per event, report them"
+    )
     ap.add_argument(
         "--only", choices=["apply", "store", "mqtt", "latency"], help="run one group of rows"
     )
@@ -234,7 +314,7 @@ def main() -> int:
             bench_mqtt(events[: args.mqtt_events], catalog, tmp, None, batch)
         n = int(5000 * args.latency_seconds)
         for _ in range(args.latency_runs) if want("latency") else ():
-            bench_mqtt(events[:n], catalog, tmp, 5000.0, args.mqtt_batch)
+            bench_mqtt(events[:n], catalog, tmp, 5000.0, args.mqtt_batch, args.stages)
             print(f"  (load average {os.getloadavg()[0]:.2f})", flush=True)
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     print(f"| {'measure':<52} | {'value':>12} | unit | target |")
