@@ -66,11 +66,17 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-def run_queue_wait(pid: int) -> float:
-    """Seconds the process's main thread (the server's event loop) has spent ready to run but
-    waiting for a core (Linux /proc/PID/schedstat), or nan elsewhere."""
+def run_queue_wait(pid: int, threads: bool = False) -> float:
+    """Seconds the process's main thread (the server's event loop), or with ``threads`` all of
+    its threads alive now, spent ready to run but waiting for a core (Linux schedstat), or nan
+    elsewhere."""
+    paths = (
+        Path(f"/proc/{pid}/task").glob("*/schedstat")
+        if threads
+        else [Path(f"/proc/{pid}/schedstat")]
+    )
     try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+        return sum(int(p.read_text().split()[1]) for p in paths) / 1e9
     except (OSError, IndexError, ValueError):
         return float("nan")
 
@@ -423,9 +429,10 @@ def main() -> int:
             ("serial, 1 client", [serial]),
             (f"{args.posters} concurrent posters", independent_streams(concurrent, args.posters)),
         ):
-            c0 = cpu_seconds(proc.pid)
+            c0, q0 = cpu_seconds(proc.pid), run_queue_wait(proc.pid, threads=True)
             wall, accepted = post_batches(port, streams)
             ingest_cpu = cpu_seconds(proc.pid) - c0
+            waited = run_queue_wait(proc.pid, threads=True) - q0
             if accepted != args.events:
                 raise SystemExit(f"{label}: only {accepted} of {args.events} events accepted")
             rate = accepted / wall
@@ -435,9 +442,14 @@ def main() -> int:
             per = ingest_cpu / accepted * 1e6
             rows.append(("  server CPU per event (capacity of 1 core)",
                          f"{per:.1f} us ({1e6 / per:,.0f}/s)", "-", "-"))  # fmt: skip
+            # on a shared machine: how long the server's threads were ready but had no core
+            rows.append(("  server threads waiting for a core, per event (summed)",
+                         f"{waited / accepted * 1e6:.1f} us", "-", "-"))  # fmt: skip
         c0, w0, g0 = cpu_seconds(proc.pid), time.perf_counter(), time.process_time()
+        q0 = run_queue_wait(proc.pid)
         lat, n = run_async(fanout(port, args.clients, 2000.0, args.duration))
         fan_wall = time.perf_counter() - w0
+        loop_wait = (run_queue_wait(proc.pid) - q0) / fan_wall * 1e3
         fan_cpu = cpu_seconds(proc.pid) - c0
         fan_cores = fan_cpu / fan_wall
         gen_cores = (time.process_time() - g0) / fan_wall
@@ -449,6 +461,7 @@ def main() -> int:
             rows.append((f"WS fan-out {args.clients} clients @ 2,000 ev/s p99", f"{p99:.1f} ms",
                          "<= 100 ms", "yes" if p99 <= 100 else "NO"))  # fmt: skip
         rows.append(("  server CPU during fan-out", f"{fan_cores:.2f} cores", "< 1", "-"))
+        rows.append(("  server loop waiting for a core", f"{loop_wait:.0f} ms/s", "-", "-"))
         # the work itself, whatever the wall clock did: server CPU per event posted, each
         # delivered to every client (ingest included), and the rate one core would sustain
         per_ev = fan_cpu / max(1, n // args.clients) * 1e6
