@@ -4,9 +4,9 @@ The runtime is built and started in the lifespan (never at import time) and stop
 Two small ASGI middlewares wrap every request: a body-size limit (413 before the body is read
 when Content-Length says so, or as soon as a streamed body passes it) and request timing for
 ``/metrics``. Inside them, ``services.api.fastpath`` answers the hot read, ``GET
-/equipment/{id}``, without FastAPI's routing (the route still documents it and writes its
-errors). Nothing here takes a file path from a request: the scene, the store and the model
-come from the settings only.
+/equipment/{id}``, and ``POST /events`` batches that ingest without FastAPI's routing (the
+routes still document them and write their errors). Nothing here takes a file path from a
+request: the scene, the store and the model come from the settings only.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.api.auth import TokenTable
-from services.api.fastpath import EquipmentFastPath
+from services.api.fastpath import FastPath, twin_error_response
 from services.api.routers import (
     carriers,
     equipment,
@@ -39,7 +39,7 @@ from services.api.routers import (
 )
 from services.api.runtime import TwinRuntime
 from services.api.settings import Settings
-from twin.errors import NotFoundError, TwinError
+from twin.errors import TwinError
 
 # uvicorn's WebSocket implementation: "websockets" waits for the socket to drain on each send,
 # so a client that stops reading fills its bounded queue in the hub and is dropped; the sans-I/O
@@ -119,15 +119,11 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.exception_handler(NotFoundError)
-    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, 404)
-
-    @app.exception_handler(TwinError)
+    @app.exception_handler(TwinError)  # NotFoundError (404) included
     async def _twin_error(request: Request, exc: TwinError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, 422)
+        return twin_error_response(exc)
 
-    app.add_middleware(EquipmentFastPath, rt=rt, tokens=app.state.tokens)
+    app.add_middleware(FastPath, rt=rt, tokens=app.state.tokens, max_batch=settings.max_batch)
     app.add_middleware(Timing, rt=rt)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

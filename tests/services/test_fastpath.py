@@ -1,5 +1,6 @@
-"""GET /equipment/{id} below FastAPI (services.api.fastpath): same answer as the route, fresh
-after every change, timed under the route's label; errors still come from the route."""
+"""GET /equipment/{id} and POST /events below FastAPI (services.api.fastpath): same answer as
+the route, fresh after every change, timed under the route's label; errors still come from the
+route."""
 
 from __future__ import annotations
 
@@ -80,3 +81,56 @@ def test_fast_path_is_timed_under_the_route(fresh):
         if line.startswith("twin_http_request_duration_seconds_count{" + label)
     ]
     assert float(count) == 3
+
+
+def _route_post(app, body: bytes) -> bytes:
+    """POST /events answered by the FastAPI route itself (no fast path in between)."""
+    from starlette.requests import Request
+
+    from services.api.routers.events import post_events
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/events", "headers": [], "app": app}
+    return asyncio.run(post_events(app.state.runtime, Request(scope, receive))).body
+
+
+def test_post_events_below_fastapi_sends_the_routes_bytes(fresh):
+    """A batch that ingests is answered by the fast path with the bytes the route sends for
+    the same batch on an equal twin, as JSON, and is timed as the route."""
+    from fastapi.testclient import TestClient
+
+    from services.api.app import create_app
+
+    body = orjson.dumps([state_event(1, "standby"), state_event(2, "productive")])
+    r = fresh.post("/events", content=body, headers={**auth("ingest"), "content-type": "x"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json()["accepted"] == 2
+    with TestClient(create_app(make_settings())) as other:
+        assert r.content == _route_post(other.app, body)
+    text = fresh.get("/metrics", headers=ADMIN).text
+    label = 'method="POST",route="/events",status="200"'
+    assert any(
+        line.startswith("twin_http_request_duration_seconds_count{" + label)
+        for line in text.splitlines()
+    )
+
+
+def test_post_events_errors_come_from_the_route(fresh, monkeypatch):
+    """What the fast path does not answer with a 200 is answered as the route answers it: a
+    token without 'ingest' 403, a body that is not a batch 422 (read once, handed on), and a
+    TwinError from the ingest 422 with its message, as the app's handler writes it."""
+    from twin.errors import InputError
+
+    r = fresh.post("/events", json=[state_event(1, "standby")], headers=auth("read"))
+    assert r.status_code == 403 and "'ingest' scope" in r.json()["detail"]
+    r = fresh.post("/events", json={"not": "events"}, headers=auth("ingest"))
+    assert r.status_code == 422 and "JSON array of events" in r.json()["detail"]
+
+    def broken(payloads, origin="POST /events"):
+        raise InputError("store", ["disk full"])
+
+    monkeypatch.setattr(fresh.app.state.runtime, "ingest", broken)
+    r = fresh.post("/events", json=[state_event(1, "standby")], headers=auth("ingest"))
+    assert r.status_code == 422 and "disk full" in r.json()["detail"]

@@ -88,15 +88,18 @@ _BODY = {
     summary="Ingest a batch: each event validated, stored and applied; invalid ones dead-lettered",
 )
 async def post_events(rt: Ingester, request: Request) -> Any:
+    # usually answered by services.api.fastpath before FastAPI routes it (same bytes); here:
+    # errors, and a runtime not started. Parsing, ingest and encoding the answer all run off
+    # the event loop: a batch of 5,000 events must not hold up the reads and WebSocket clients
     body = await request.body()
     cap = request.app.state.settings.max_batch
-    # parsing, ingest and encoding the answer all run off the event loop: a batch of 5,000
-    # events must not hold up the reads and the WebSocket clients the loop serves
-    return Response(await run_in_threadpool(_ingest, rt, body, cap), media_type="application/json")
+    answer = await run_in_threadpool(ingest_body, rt, body, cap)
+    return Response(answer, media_type="application/json")
 
 
-def _ingest(rt: Any, body: bytes, cap: int) -> bytes:
-    """Parse a POST /events body, ingest it, and encode the per-event results."""
+def ingest_body(rt: Any, body: bytes, cap: int) -> bytes:
+    """Parse a POST /events body, ingest it, and encode the per-event results. Raises
+    HTTPException (before ingesting anything) for a body that is not a batch of events."""
     doc = _loads(body)
     if isinstance(doc, dict) and set(doc) == {"events"}:
         doc = doc["events"]
