@@ -2,8 +2,8 @@
 
 FastAPI's routing and dependency solving cost about 250 µs per request, more than the whole
 budget of the issue's read target (3,000 requests/s on one core), and with Starlette's request
-and response objects about 0.8 ms of event-loop CPU per ``POST /events`` (1.7 µs per event of a
-batch of 500, measured). This ASGI layer sits inside the body-limit and timing middlewares and
+and response objects 0.5-0.9 ms of event-loop CPU per ``POST /events`` (1-2 µs per event of a
+batch of 500, measured with thread_time). This ASGI layer sits inside the body-limit and timing middlewares and
 answers the common cases itself: a ``GET`` of a known piece of equipment by a caller whose
 token holds ``read``, and a batch of events that ingests (200) posted by a caller whose token
 holds ``ingest``. Everything else (no or bad token, a missing scope, an unknown id, a body that
