@@ -286,7 +286,10 @@ def main() -> int:
     ap.add_argument("--mqtt-batch", type=int, default=50, help="events per MQTT message")
     ap.add_argument("--latency-runs", type=int, default=1, help="repeat the latency measure")
     ap.add_argument(
-        "--stages", action="store_true", help="latency: stamp each stage per event, report them"
+        "--stages",
+        action="store_true",
+        help="latency: stamp each stage per event and report them (the stamps, held for the "
+        "whole run, add collector pauses of their own: compare tails with a plain run)",
     )
     ap.add_argument(
         "--only", choices=["apply", "store", "mqtt", "latency"], help="run one group of rows"
