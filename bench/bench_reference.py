@@ -1,12 +1,17 @@
 """Benchmark of the reference engine on SMT2020 HVLM against the published figures.
 
-Run:  nice .venv/bin/python bench/bench_reference.py [--days 730] [--seed 0]
+Run:  nice .venv/bin/python bench/bench_reference.py [--days 730] [--seed 0] [--rules pyscfabsim]
 
 Prints mean cycle time and lots finished per lot type, the utilisation of the lithography
 families, throughput against the release rate in the second half of the run, events per
 second and wall time per simulated year. Published figures (datasets README, 730 days, FIFO):
 Lot_3 66-69 d, Lot_4 38-40 d, HotLot_3 31-33 d, HotLot_4 18 d; ~19,600 Lot_3 and ~19,960
 Lot_4 lots finished; litho utilisation 94-95 %.
+
+The model runs under the rules of the published simulator (``--rules pyscfabsim``, the default
+here): full batches, every tool's first PM at the calendar's first occurrence, the next PM an
+interval after the end of the last, and downs that fall due on an idle tool skipped (see
+docs/whatif.md, "Model semantics"); ``--rules twin`` runs the engine's own defaults.
 
 The published figures are measured the way PySCFabSim measures them, and the bench prints
 those measures beside its own: the mean cycle time of the lots RELEASED in the second year
@@ -28,6 +33,13 @@ from twin.whatif.reference import SimConfig, simulate
 
 PUBLISHED_CT = {"Lot_3": (66, 69), "Lot_4": (38, 40), "HotLot_3": (31, 33), "HotLot_4": (18, 18)}
 PUBLISHED_DONE = {"Lot_3": 19600, "Lot_4": 19960}
+# SimConfig options per rule set; single flags on the command line override them
+RULES = {
+    "pyscfabsim": {"batch_wait": "max", "pm_first": "same", "pm_interval_from": "end",
+                   "idle_downs": "skip"},
+    "twin": {"batch_wait": "min", "pm_first": "staggered", "pm_interval_from": "start",
+             "idle_downs": "apply"},
+}  # fmt: skip
 DAY = 86400.0
 
 
@@ -46,8 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=float, default=730.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spread-mode", default="full", choices=["full", "half"])
-    ap.add_argument("--batch-wait", default="max", choices=["max", "min"])
+    ap.add_argument("--rules", default="pyscfabsim", choices=sorted(RULES))
+    ap.add_argument("--batch-wait", choices=["max", "min"])
+    ap.add_argument("--pm-first", choices=["staggered", "same"])
+    ap.add_argument("--pm-interval-from", choices=["start", "end"])
+    ap.add_argument("--idle-downs", choices=["apply", "skip"])
     args = ap.parse_args(argv)
+    rules = dict(RULES[args.rules])
+    for name in rules:
+        if getattr(args, name) is not None:
+            rules[name] = getattr(args, name)
     model = load_model(hvlm_dir(), ptime_spread_mode=args.spread_mode)
     last = [0.0]
 
@@ -58,14 +78,15 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
 
     t0, c0 = time.perf_counter(), time.process_time()
-    cfg = SimConfig(days=args.days, seed=args.seed, batch_wait=args.batch_wait)
+    cfg = SimConfig(days=args.days, seed=args.seed, **rules)
     res = simulate(model, cfg, progress=progress)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     sys.stderr.write("\n")
     k = res.kpis()
     scale = args.days / 730.0
-    print(f"SMT2020 HVLM, {args.days:g} simulated days, seed {args.seed}, model rules, no warm-up,"
-          f" uniform spread {args.spread_mode}, batch wait {args.batch_wait}")  # fmt: skip
+    print(f"SMT2020 HVLM, {args.days:g} simulated days, seed {args.seed}, no warm-up, uniform"
+          f" spread {args.spread_mode}, rules {args.rules}: "
+          + ", ".join(f"{k}={v}" for k, v in rules.items()))  # fmt: skip
     year2 = year2_cycle_times(res)
     print(f"{'lot type':<14}{'finished':>10}{'published':>11}{'CT mean d':>11}{'year-2 CT':>11}"
           f"{'published':>11}{'p95 d':>8}{'X':>6}{'on time':>9}")  # fmt: skip
@@ -80,6 +101,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{ct['p95']:>8.1f}{v['x_factor']:>6.2f}{v['on_time_share']:>9.2f}"
         )
     print("year-2 CT: lots released at or after day 365 and completed by the end (PySCFabSim)")
+    lots = res.lots
+    types = np.asarray(lots.lot_type, dtype=object)
+    print("mean days per finished lot: queue / process (incl. setups, downs) / transport")
+    for lt in sorted(set(lots.lot_type)):
+        sel = types == lt
+        q, p_, tr = (float(np.asarray(getattr(lots, a))[sel].mean()) / DAY
+                     for a in ("queue_time", "process_time", "transport_time"))  # fmt: skip
+        print(f"  {lt:<14}{q:7.1f}{p_:7.1f}{tr:7.1f}")
     fams = k["families"]
     litho = {f: v for f, v in fams.items() if v["area"] == "Litho"}
     print("\nlithography families (utilisation = processing incl. load/unload; +down+PM+setup;"

@@ -404,6 +404,66 @@ def test_constant_first_pm_is_staggered():
     assert starts == {f"A#{k}": k * DAY for k in range(1, 5)}
 
 
+def _pm_line(interval_days, count, first_days, wip=()):
+    """A family A of ``count`` tools with one time PM (1 h, constant first occurrence)."""
+    pm = PMCalendar(name="t", by="time", interval=interval_days * DAY, duration=Dist(mean=3600.0))
+    att = Attachment(
+        calendar="t", kind="pm", target_kind="family", target="A", first=Dist(mean=first_days * DAY)
+    )
+    steps = [const(1, "A", 2 * DAY)]
+    fams = [fam("A", count=count)]
+    return line(steps, fams, count=0, wip=wip, pms={"t": pm}, attachments=[att])
+
+
+def _pm_starts(model, cfg):
+    events, obs = recorder()
+    simulate(model, cfg, observer=obs)
+    return [(f["tool"], t) for k, t, f in events if k == "tool_state" and f["reason"] == "pm"]
+
+
+def test_same_first_pm_on_every_tool():
+    """pm_first="same": a constant first occurrence F is F on every tool (the format read
+    literally), so the whole family goes to PM at once."""
+    m = _pm_line(100, 4, 4)
+    starts = dict(_pm_starts(m, SimConfig(days=10, pm_first="same")))
+    assert starts == {f"A#{k}": 4 * DAY for k in range(1, 5)}
+
+
+def test_next_pm_an_interval_after_the_end():
+    """pm_interval_from="end": the next calendar PM comes MTBPM after the end of the last
+    (1 h PMs every 3 days from day 1: days 1, 4 + 1 h, 7 + 2 h); "start": days 1, 4, 7."""
+    m = _pm_line(3, 1, 1)
+    h = 3600.0
+    assert _pm_starts(m, SimConfig(days=9)) == [("A#1", d * DAY) for d in (1, 4, 7)]
+    assert _pm_starts(m, SimConfig(days=9, pm_interval_from="end")) == [
+        ("A#1", DAY), ("A#1", 4 * DAY + h), ("A#1", 7 * DAY + 2 * h)
+    ]  # fmt: skip
+
+
+def test_idle_downs_skip_leaves_idle_tools_up():
+    """idle_downs="skip": a PM that falls due while a tool is idle has no effect; the busy
+    tool still goes down and its lot finishes 1 h later (2 days of work + the PM)."""
+    wip = [WipLot(id="w", lot_type="L", product="p", step=1)]
+    m = _pm_line(100, 2, 1, wip=wip)
+    cfg = SimConfig(days=5, pm_first="same", idle_downs="skip")
+    assert _pm_starts(m, cfg) == [("A#1", DAY)] or _pm_starts(m, cfg) == [("A#2", DAY)]
+    res = simulate(m, cfg)
+    assert res.lots.completion == [2 * DAY + 3600.0]
+    assert res.families["A"].pm == 3600.0
+    applied = simulate(m, SimConfig(days=5, pm_first="same"))
+    assert applied.families["A"].pm == 2 * 3600.0
+    assert applied.lots.completion == [2 * DAY + 3600.0]
+
+
+def test_maintenance_rule_names_are_checked():
+    """Unknown maintenance rules are refused with the accepted values."""
+    with pytest.raises(ConfigError) as exc:
+        SimConfig(days=1, pm_first="random", pm_interval_from="middle", idle_downs="maybe")
+    text = str(exc.value)
+    for part in ("staggered, same", "start, end", "apply, skip"):
+        assert part in text
+
+
 def test_critical_ratio_rule():
     """critical_ratio serves the lot with the least slack per remaining processing time first."""
     wip = [

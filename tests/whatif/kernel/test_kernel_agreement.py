@@ -163,6 +163,26 @@ def test_options_agree_exactly():
     assert_same_run(simulate(model, SimConfig(**{**cfg.__dict__, "replication": 4})), kr.result())
 
 
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"pm_first": "same"},
+        {"pm_interval_from": "end"},
+        {"idle_downs": "skip"},
+        {"pm_first": "same", "pm_interval_from": "end", "idle_downs": "skip"},
+    ],
+    ids=["same-first", "from-end", "skip-idle", "pyscfabsim"],
+)
+def test_maintenance_rules_agree_exactly(rules):
+    """The maintenance rules PySCFabSim follows (every tool's first PM at the same time, the
+    next PM an interval after the end, downs of idle tools skipped) behave as in the
+    reference, each alone and together (12 days: the time PMs repeat)."""
+    model = toy_fab()
+    cfg = SimConfig(days=12, seed=3, **rules)
+    kr = simulate_batch([model], cfg, [1], device="cpu")[0][0]
+    assert_same_run(simulate(model, SimConfig(**{**cfg.__dict__, "replication": 1})), kr.result())
+
+
 @pytest.mark.slow
 def test_hvlm_30_days_agrees_exactly(hvlm):
     """SMT2020 HVLM, 30 days from the initial WIP (about 1.8 million events), stochastic as

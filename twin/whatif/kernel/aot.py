@@ -58,6 +58,10 @@ def build_cubin(out_dir: str | Path, arch: int = 90) -> Path:
     wp = _wp()
     import twin.whatif.kernel.kernel as k
 
+    # Warp keeps an existing module of the same (hash-free) name in ``out_dir``: remove the old
+    # build, or a stale CUBIN would be kept under a fresh fingerprint
+    for old in Path(out_dir).glob("wp_twin.whatif.kernel.kernel.*"):
+        old.unlink()
     paths = wp.compile_aot_module(k, arch=arch, module_dir=str(out_dir), use_ptx=False,
                                   strip_hash=True)  # fmt: skip
     cubin = Path(paths[0])

@@ -39,6 +39,7 @@ TABLES: dict[str, str] = {
     # scalars per scenario
     "t0": F64, "warm": F64, "end": F64, "sample_dt": F64, "hist_w": F64,
     "tr_kind": I32, "tr_lo": F64, "tr_hi": F64, "tr_mean": F64, "transport_on": I32,
+    "pm_from_end": I32, "skip_idle_downs": I32,
     "n_fam": I32, "n_tools": I32, "n_rel": I32, "n_init_tools": I32, "n_init_lots": I32,
     "n_cal_ops": I32, "n_streams": I32, "n_setups": I32, "n_types": I32,
     # families
@@ -240,6 +241,7 @@ def compile_model(
         f = model.families[n]
         if f.is_delay or f.count == 0:
             continue
+
         for att in model.calendars_of(n):
             first = _dist(att.first, mode)
             if att.kind == "down" and cfg.breakdowns and att.calendar in model.downs:
@@ -254,7 +256,7 @@ def compile_model(
                         tb[pre + "mean"].append(mean)
                 for k in range(f.count):
                     _cal_op(tb, 0, tool_of[f"{n}#{k + 1}"], down_names.index(att.calendar),
-                            first, (k + 1) / f.count)  # fmt: skip
+                            first, _stagger(cfg, k, f.count))  # fmt: skip
             elif att.kind == "pm" and cfg.pms and att.calendar in model.pms:
                 cal = model.pms[att.calendar]
                 if cal.by == "wafers":
@@ -263,7 +265,7 @@ def compile_model(
                         entries = pmw_by_tool.setdefault(tool, [])
                         entries.append((cal.interval, _dist(cal.duration, mode)))
                         # the kernel sets the entry's first count; c_cal is fixed up below
-                        _cal_op(tb, 2, tool, len(entries) - 1, first, (k + 1) / f.count)
+                        _cal_op(tb, 2, tool, len(entries) - 1, first, _stagger(cfg, k, f.count))
                     continue
                 if att.calendar not in pm_names:
                     pm_names.append(att.calendar)
@@ -275,7 +277,7 @@ def compile_model(
                     tb["p_mean"].append(mean)
                 for k in range(f.count):
                     _cal_op(tb, 1, tool_of[f"{n}#{k + 1}"], pm_names.index(att.calendar),
-                            first, (k + 1) / f.count)  # fmt: skip
+                            first, _stagger(cfg, k, f.count))  # fmt: skip
     for t in range(n_tools):
         entries = pmw_by_tool.get(t, [])
         if len(entries) > 30:
@@ -397,7 +399,9 @@ def compile_model(
         "t0": t0, "warm": warm, "end": end, "sample_dt": cfg.wip_sample_days * DAY,
         "hist_w": _hist_width(raw, cfg.days),
         "tr_kind": tr[0], "tr_lo": tr[1], "tr_hi": tr[2], "tr_mean": tr[3],
-        "transport_on": int(cfg.transport), "n_fam": len(fam_names), "n_tools": n_tools,
+        "transport_on": int(cfg.transport),
+        "pm_from_end": int(cfg.pm_interval_from == "end"),
+        "skip_idle_downs": int(cfg.idle_downs == "skip"), "n_fam": len(fam_names), "n_tools": n_tools,
         "n_rel": len(model.releases), "n_init_tools": len(tb["it_tool"]),
         "n_init_lots": len(init_ids), "n_cal_ops": len(tb["c_type"]),
         "n_streams": len(streams), "n_setups": ns, "n_types": len(lot_types),
@@ -424,6 +428,11 @@ def compile_model(
     )  # fmt: skip
     comp.sizes = _sizes(model, comp, cfg, routes)
     return comp
+
+
+def _stagger(cfg: SimConfig, k: int, count: int) -> float:
+    """The factor on a constant first occurrence for tool k of ``count`` (SimConfig.pm_first)."""
+    return 1.0 if cfg.pm_first == "same" else (k + 1) / count
 
 
 def _cal_op(tb: dict, kind: int, tool: int, cal: int, first: tuple, stagger: float) -> None:

@@ -949,9 +949,14 @@ def arrive(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, lot: int, t
 
 @wp.func
 def down(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, t: wp.float64,
-         duration: wp.float64, pm: int):  # fmt: skip
-    """Take the tool down for ``duration`` s (after any down in progress); work waits."""
+         duration: wp.float64, pm: int, calendar: int) -> wp.float64:  # fmt: skip
+    """Take the tool down for ``duration`` s (after any down in progress); work waits. Returns
+    the down's end; a breakdown or calendar PM (``calendar``) of an idle, up tool has no
+    effect with SimConfig.idle_downs="skip" (the reference's _down)."""
     ti = tool * n + tid
+    if calendar != 0 and m.I[m.o_skip_idle_downs + sc * m.sI + 0] != 0:
+        if s.i[s.o_t_inidle + ti] != 0 and s.f[s.o_t_down + ti] <= t:
+            return t + duration
     f = m.I[m.o_t_fam + sc * m.sI + tool]
     fi = f * n + tid
     st = t
@@ -975,6 +980,7 @@ def down(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, t:
     else:
         s.f[s.o_fs_down + fi] = s.f[s.o_fs_down + fi] + window(m, sc, st, du)
     push(s, cap, n, tid, du, DOWN_END, tool, 0)
+    return du
 
 
 @wp.func
@@ -1035,7 +1041,7 @@ def job_end(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, job: int, 
                 w = w0 + k
                 d = draw(s, ps, n, tid, m.I[m.o_w_kind + sc * m.sI + w], m.F[m.o_w_lo + sc * m.sF + w], m.F[m.o_w_hi + sc * m.sF + w],
                          m.F[m.o_w_mean + sc * m.sF + w])  # fmt: skip
-                down(m, s, cap, sc, n, tid, tool, t, d, 1)
+                down(m, s, cap, sc, n, tid, tool, t, d, 1, 0)
     check(m, s, cap, sc, n, tid, tool, t)
 
 
@@ -1054,7 +1060,7 @@ def fail(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, c:
         m.F[m.o_d_rhi + sc * m.sF + c],
         m.F[m.o_d_rmean + sc * m.sF + c],
     )
-    down(m, s, cap, sc, n, tid, tool, t, d, 0)
+    repaired = down(m, s, cap, sc, n, tid, tool, t, d, 0, 1)
     g = draw(
         s,
         ts,
@@ -1065,7 +1071,7 @@ def fail(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, c:
         m.F[m.o_d_fhi + sc * m.sF + c],
         m.F[m.o_d_fmean + sc * m.sF + c],
     )
-    push(s, cap, n, tid, s.f[s.o_t_down + tool * n + tid] + g, FAIL, tool, c)
+    push(s, cap, n, tid, repaired + g, FAIL, tool, c)
 
 
 @wp.func
@@ -1292,8 +1298,11 @@ def simulate_kernel(
         elif kind == PM_TIME:
             d = draw(s, m.I[m.o_t_stream + sc * m.sI + obj] + 1, n, tid, m.I[m.o_p_kind + sc * m.sI + aux], m.F[m.o_p_lo + sc * m.sF + aux],
                      m.F[m.o_p_hi + sc * m.sF + aux], m.F[m.o_p_mean + sc * m.sF + aux])  # fmt: skip
-            down(m, s, cap, sc, n, tid, obj, t, d, 1)
-            push(s, cap, n, tid, t + m.F[m.o_p_interval + sc * m.sF + aux], PM_TIME, obj, aux)
+            down(m, s, cap, sc, n, tid, obj, t, d, 1, 1)
+            nxt = t + m.F[m.o_p_interval + sc * m.sF + aux]
+            if m.I[m.o_pm_from_end + sc * m.sI + 0] != 0:  # SimConfig.pm_interval_from="end"
+                nxt = nxt + d
+            push(s, cap, n, tid, nxt, PM_TIME, obj, aux)
         elif kind == RELEASE_EV:
             release(m, s, cap, sc, n, tid, obj, t)
         else:

@@ -17,14 +17,16 @@ class CalendarsMixin:
 
     def _calendars(self) -> None:
         """Attach breakdown and PM calendars to every tool and schedule their first events."""
+        same = self.cfg.pm_first == "same"
         for fam in self.families.values():
             for att in self.model.calendars_of(fam.name) if fam.tools else []:
                 for k, tool in enumerate(fam.tools):
-                    self._attach(tool, att, (k + 1) / len(fam.tools))
+                    self._attach(tool, att, 1.0 if same else (k + 1) / len(fam.tools))
 
     def _attach(self, tool: Tool, att, stagger: float) -> None:
         """One calendar on one tool. A constant first occurrence F is staggered over the
-        family's n tools (tool k at F·k/n), so that a family never goes to PM all at once."""
+        family's n tools (tool k at F·k/n, ``stagger`` = k/n), so that a family never goes to
+        PM all at once, or is F on every tool (``SimConfig.pm_first="same"``, stagger 1)."""
         m, cfg = self.model, self.cfg
         first = att.first
         if att.kind == "down" and cfg.breakdowns and att.calendar in m.downs:
@@ -52,8 +54,15 @@ class CalendarsMixin:
         lo, hi = d.bounds(self.model.ptime_spread_mode)
         return draw(stream, KIND_CODES.get(d.kind, 0), lo, hi, d.mean)
 
-    def _down(self, tool: Tool, t: float, duration: float, kind: str) -> None:
-        """Take the tool down for ``duration`` s (after any down in progress); work waits."""
+    def _down(
+        self, tool: Tool, t: float, duration: float, kind: str, calendar: bool = False
+    ) -> float:
+        """Take the tool down for ``duration`` s (after any down in progress); work waits.
+        Returns the end of this down. With ``SimConfig.idle_downs="skip"`` a breakdown or
+        calendar PM (``calendar``) of an idle tool that is up leaves it up (the down ends,
+        unseen, at ``t + duration``); wafer-count PMs follow a run and always apply."""
+        if calendar and self.skip_idle_downs and tool.in_idle and tool.down_until <= t:
+            return t + duration
         start = max(t, tool.down_until)
         tool.down_until = start + duration
         if tool.in_idle:
@@ -74,6 +83,14 @@ class CalendarsMixin:
         if self.obs is not None:
             state = "scheduled_down" if kind == "pm" else "unscheduled_down"
             self._state(tool, t, state, "pm" if kind == "pm" else "breakdown")
+        return tool.down_until
+
+    def _pm(self, item, t: float) -> None:
+        """A calendar PM; the next one ``interval`` after this one's start or its end."""
+        tool, cal = item
+        duration = self._draw_dist(tool.pm_stream, cal.duration)
+        self._down(tool, t, duration, "pm", calendar=True)
+        self._push(t + cal.interval + (duration if self.pm_from_end else 0.0), PM_TIME, item)
 
     def _wafer_pms(self, tool: Tool) -> list:
         """Durations of the wafer-count PMs that fall due now (``tool.wafers`` has reached
@@ -95,8 +112,8 @@ class CalendarsMixin:
     def _fail(self, item, t: float) -> None:
         """A breakdown: repair now (after any down in progress); next failure after repair."""
         tool, mttf, mttr = item
-        self._down(tool, t, self._draw_dist(tool.stream, mttr), "down")
-        self._push(tool.down_until + self._draw_dist(tool.stream, mttf), FAIL, item)
+        repaired = self._down(tool, t, self._draw_dist(tool.stream, mttr), "down", True)
+        self._push(repaired + self._draw_dist(tool.stream, mttf), FAIL, item)
 
 
 def _due(left: float, since: int) -> float:

@@ -8,6 +8,9 @@ from twin.errors import ConfigError
 
 DAY = 86400.0  # s
 BATCH_WAITS = ("min", "max")  # SimConfig.batch_wait: wafers a batch tool waits for
+PM_FIRSTS = ("staggered", "same")  # SimConfig.pm_first: a constant first occurrence per tool
+PM_INTERVALS_FROM = ("start", "end")  # SimConfig.pm_interval_from: next calendar PM after
+IDLE_DOWNS = ("apply", "skip")  # SimConfig.idle_downs: does a down take an idle tool down
 
 
 @dataclass(kw_only=True)
@@ -28,6 +31,17 @@ class SimConfig:
     # (the format's minimum batch); "max" waits until BATCHMX wafers wait (a full batch, as
     # PySCFabSim does; it can hold the lots of a low-volume step indefinitely)
     batch_wait: str = "min"
+    # maintenance rules the SMT2020 format leaves open (docs/whatif.md, "Model semantics"):
+    # a constant first occurrence F of a calendar on a family of n tools: "staggered", tool k
+    # at F·k/n (a family never goes to PM all at once), or "same", every tool at F (the format
+    # read literally, as PySCFabSim does)
+    pm_first: str = "staggered"
+    # the next calendar PM: MTBPM after the start of the last ("start": MTBPM includes the PM,
+    # as AutoSched documents it) or after its end ("end", as PySCFabSim)
+    pm_interval_from: str = "start"
+    # a breakdown or PM that falls due while a tool is idle: "apply" takes the tool down;
+    # "skip" leaves it up and schedules the next one (PySCFabSim only delays running work)
+    idle_downs: str = "apply"
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
     wip_sample_days: float = 1.0  # days between samples of the fab WIP
 
@@ -41,6 +55,13 @@ class SimConfig:
             problems.append(f"wip_sample_days = {self.wip_sample_days}: must be > 0")
         if self.batch_wait not in BATCH_WAITS:
             problems.append(f"batch_wait = {self.batch_wait!r}: accepted {', '.join(BATCH_WAITS)}")
+        for name, accepted in (
+            ("pm_first", PM_FIRSTS),
+            ("pm_interval_from", PM_INTERVALS_FROM),
+            ("idle_downs", IDLE_DOWNS),
+        ):
+            if getattr(self, name) not in accepted:
+                problems.append(f"{name} = {getattr(self, name)!r}: accepted {', '.join(accepted)}")
         if self.seed < 0 or self.replication < 0:
             problems.append("seed and replication must be >= 0")
         if problems:

@@ -20,9 +20,12 @@ Semantics (this module DEFINES them for every other engine of the project):
   PySCFabSim).
 - Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
   interval of calendar time, or after the given number of processed wafers, at the end of the
-  run that crosses it; a constant first occurrence F is staggered, tool k of n at F·k/n)
-  preempt: work on the tool resumes after the repair (its end moves back by the down's
-  length). Downs that hit a tool already down start when the first one ends.
+  run that crosses it; a constant first occurrence F is staggered, tool k of n at F·k/n, or
+  ``SimConfig.pm_first="same"``: F on every tool; the next calendar PM comes an interval after
+  the start of the last, or after its end with ``pm_interval_from="end"``) preempt: work on
+  the tool resumes after the repair (its end moves back by the down's length). Downs that hit
+  a tool already down start when the first one ends. With ``idle_downs="skip"`` a down that
+  falls due while the tool is idle and up has no effect (only the next one is scheduled).
 - Minimum runs rank lots, they never idle a tool: a tool that owes lots of its setup takes
   another setup's lot only when none of its own waits.
 - Same-tool dedication (SVESTN/FORSTEP, ``SimConfig.dedication``): the later step of a lot
@@ -110,6 +113,8 @@ class Engine(StartMixin, CalendarsMixin):
         self.warm = self.t0 + cfg.warmup_days * DAY
         self.end = self.t0 + cfg.days * DAY
         seed, rep = cfg.seed, cfg.replication
+        self.pm_from_end = cfg.pm_interval_from == "end"
+        self.skip_idle_downs = cfg.idle_downs == "skip"
         self.routing = Stream(seed, rep, ROUTING)
         self.transport = Stream(seed, rep, TRANSPORT)
         tr = model.transport
@@ -631,9 +636,7 @@ class Engine(StartMixin, CalendarsMixin):
         elif kind == FAIL:
             self._fail(obj, t)
         elif kind == PM_TIME:
-            tool, cal = obj
-            self._down(tool, t, self._draw_dist(tool.pm_stream, cal.duration), "pm")
-            self._push(t + cal.interval, PM_TIME, obj)
+            self._pm(obj, t)
         elif kind == RELEASE_EV:
             self._release(obj, t)
         elif kind == WARMUP:
