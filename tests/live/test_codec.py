@@ -36,16 +36,6 @@ def test_fast_write_reads_back_as_the_standard_write(stream):
     assert codec.dumps(odd) == json.dumps(odd, separators=(",", ":"))
 
 
-def test_dumps_many_equals_dumps_one_by_one(stream):
-    """codec.dumps_many gives codec.dumps of each object, also in a batch where one object needs
-    the standard library (NaN, 2**70)."""
-    datas = [e.data for e in stream[:500]]
-    assert codec.dumps_many(datas) == [codec.dumps(d) for d in datas]
-    for odd in ({"x": math.nan}, {"x": 2**70}):
-        batch = [*datas[:10], odd, *datas[10:20]]
-        assert codec.dumps_many(batch) == [codec.dumps(d) for d in batch]
-
-
 @given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
 def test_format_time_equals_strftime(t):
     """format_time (isoformat) writes what the strftime form wrote, microseconds and Z included."""

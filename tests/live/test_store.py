@@ -35,12 +35,12 @@ def test_contract_append_read_dedupe(store, stream):
 
 
 def test_contract_duplicates_within_one_write(store, stream):
-    """One write holding copies of its own events (rows 1,000, then 50 to a statement in
-    SQLite) stores each once, in first-arrival order, and counts only those."""
+    """One write holding copies of its own events (rows 50 to a statement in SQLite) stores each
+    once, in first-arrival order, and counts only those."""
     assert store.write(stream[:60] + stream[10:75]) == 75
     assert store.write(stream[70:80] + stream[70:80]) == 5
     assert list(store.read()) == stream[:80]
-    # 1,163 rows: one 1,000-row statement, three of 50 and 13 single rows, copies across them
+    # 1,163 rows: 23 statements of 50 rows and 13 single rows, copies across them
     assert store.write(stream[80:700] + stream[400:943]) == 863
     assert list(store.read()) == stream[:943]
 
