@@ -4,6 +4,9 @@ state and the snapshots are what the one-thread pipeline gives."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from twin.live.sources import Message
@@ -120,3 +123,18 @@ def test_a_failed_commit_is_never_acknowledged(tmp_path, catalog, stream):
     assert acked == list(range(600))
     assert store.count() == 600
     store.close()
+
+
+def test_cli_no_overlap_stores_the_same(tmp_path, stream):
+    """`twin ingest --no-overlap` (commits on the ingest thread) stores what the default does."""
+    src = tmp_path / "events.jsonl"
+    src.write_text("".join(e.to_json() + "\n" for e in stream[:3000]) + "not json\n")
+    stored = []
+    for flags in ([], ["--no-overlap"]):
+        db = tmp_path / f"twin{len(flags)}.db"
+        cmd = [sys.executable, "-m", "twin.cli", "ingest", "--from", str(src), "--store", str(db),
+               "--batch", "400", "--quiet", *flags]  # fmt: skip
+        subprocess.run(cmd, check=True, timeout=120)
+        with SQLiteStore(db) as s:
+            stored.append((list(s.read()), s.dead_letter_count()))
+    assert stored[0] == stored[1] == (stream[:3000], 1)

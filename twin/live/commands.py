@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
     p.add_argument("--snapshot-every", type=int, default=100_000, help="events between snapshots")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without events")
     p.add_argument("--synchronous", default="FULL", help="SQLite synchronous: FULL or NORMAL")
+    p.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="commit on the ingest thread (default: a writer thread commits one batch while the "
+        "next is applied, which pays where a second core is free)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_ingest)
 
@@ -73,7 +79,12 @@ def _ingest(args: argparse.Namespace) -> int:
     from twin.live.store import SQLiteStore
     from twin.live.sync import SyncConfig, Synchroniser
 
-    cfg = SyncConfig(batch=args.batch, snapshot_every=args.snapshot_every, reorder=ReorderConfig())
+    cfg = SyncConfig(
+        batch=args.batch,
+        snapshot_every=args.snapshot_every,
+        reorder=ReorderConfig(),
+        overlap=not args.no_overlap,
+    )
     catalog = _catalog(args.scene, args.process)
     source: Any
     if args.src.startswith("mqtt://"):
