@@ -10,8 +10,9 @@ Lot_4 lots finished; litho utilisation 94-95 %.
 
 The model runs under the rules of the published simulator (``--rules pyscfabsim``, the default
 here): full batches, every tool's first PM at the calendar's first occurrence, the next PM an
-interval after the end of the last, and downs that fall due on an idle tool skipped (see
-docs/whatif.md, "Model semantics"); ``--rules twin`` runs the engine's own defaults.
+interval after the end of the last, downs that fall due on an idle tool skipped, and no
+same-tool dedication (see docs/whatif.md, "Model semantics"); ``--rules twin`` runs the
+engine's own defaults.
 
 The published figures are measured the way PySCFabSim measures them, and the bench prints
 those measures beside its own: the mean cycle time of the lots RELEASED in the second year
@@ -36,9 +37,9 @@ PUBLISHED_DONE = {"Lot_3": 19600, "Lot_4": 19960}
 # SimConfig options per rule set; single flags on the command line override them
 RULES = {
     "pyscfabsim": {"batch_wait": "max", "pm_first": "same", "pm_interval_from": "end",
-                   "idle_downs": "skip"},
+                   "idle_downs": "skip", "dedication": False},
     "twin": {"batch_wait": "min", "pm_first": "staggered", "pm_interval_from": "start",
-             "idle_downs": "apply"},
+             "idle_downs": "apply", "dedication": True},
 }  # fmt: skip
 DAY = 86400.0
 
@@ -63,11 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pm-first", choices=["staggered", "same"])
     ap.add_argument("--pm-interval-from", choices=["start", "end"])
     ap.add_argument("--idle-downs", choices=["apply", "skip"])
+    ap.add_argument("--dedication", choices=["on", "off"])
     args = ap.parse_args(argv)
     rules = dict(RULES[args.rules])
     for name in rules:
         if getattr(args, name) is not None:
             rules[name] = getattr(args, name)
+    if isinstance(rules["dedication"], str):
+        rules["dedication"] = rules["dedication"] == "on"
     model = load_model(hvlm_dir(), ptime_spread_mode=args.spread_mode)
     last = [0.0]
 
