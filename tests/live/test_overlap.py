@@ -125,12 +125,12 @@ def test_a_failed_commit_is_never_acknowledged(tmp_path, catalog, stream):
     store.close()
 
 
-def test_cli_no_overlap_stores_the_same(tmp_path, stream):
-    """`twin ingest --no-overlap` (commits on the ingest thread) stores what the default does."""
+def test_cli_overlap_stores_the_same(tmp_path, stream):
+    """`twin ingest --overlap` (a writer thread commits) stores what the default does."""
     src = tmp_path / "events.jsonl"
     src.write_text("".join(e.to_json() + "\n" for e in stream[:3000]) + "not json\n")
     stored = []
-    for flags in ([], ["--no-overlap"]):
+    for flags in ([], ["--overlap"]):
         db = tmp_path / f"twin{len(flags)}.db"
         cmd = [sys.executable, "-m", "twin.cli", "ingest", "--from", str(src), "--store", str(db),
                "--batch", "400", "--quiet", *flags]  # fmt: skip

@@ -37,10 +37,10 @@ def register(sub: Any) -> None:
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without events")
     p.add_argument("--synchronous", default="FULL", help="SQLite synchronous: FULL or NORMAL")
     p.add_argument(
-        "--no-overlap",
+        "--overlap",
         action="store_true",
-        help="commit on the ingest thread (default: a writer thread commits one batch while the "
-        "next is applied, which pays where a second core is free)",
+        help="commit each batch in a writer thread while the next is applied (can pay where a "
+        "second core is free; default: commit on the ingest thread)",
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_ingest)
@@ -83,7 +83,7 @@ def _ingest(args: argparse.Namespace) -> int:
         batch=args.batch,
         snapshot_every=args.snapshot_every,
         reorder=ReorderConfig(),
-        overlap=not args.no_overlap,
+        overlap=args.overlap,
     )
     catalog = _catalog(args.scene, args.process)
     source: Any

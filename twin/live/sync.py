@@ -50,7 +50,9 @@ class SyncConfig:
     snapshot_every: int = 100_000  # events between snapshots
     snapshot_interval: float = 60.0  # s of wall clock between snapshots (if events arrived)
     reorder: ReorderConfig = field(default_factory=ReorderConfig)
-    overlap: bool = True  # run(): commit one batch in a writer thread while the next is applied
+    # run(): commit one batch in a writer thread while the next is applied; off by default: on
+    # the 2-core bench machine it cost 8-30 % more CPU and never won (docs/events.md)
+    overlap: bool = False
 
     def check(self) -> None:
         problems = []
