@@ -446,7 +446,7 @@ def test_idle_downs_skip_leaves_idle_tools_up():
     wip = [WipLot(id="w", lot_type="L", product="p", step=1)]
     m = _pm_line(100, 2, 1, wip=wip)
     cfg = SimConfig(days=5, pm_first="same", idle_downs="skip")
-    assert _pm_starts(m, cfg) == [("A#1", DAY)] or _pm_starts(m, cfg) == [("A#2", DAY)]
+    assert _pm_starts(m, cfg) == [("A#2", DAY)]  # the tool the lot started on (last idle)
     res = simulate(m, cfg)
     assert res.lots.completion == [2 * DAY + 3600.0]
     assert res.families["A"].pm == 3600.0
