@@ -112,7 +112,7 @@ class CalendarsMixin:
     def _fail(self, item, t: float) -> None:
         """A breakdown: repair now (after any down in progress); next failure after repair."""
         tool, mttf, mttr = item
-        repaired = self._down(tool, t, self._draw_dist(tool.stream, mttr), "down", True)
+        repaired = self._down(tool, t, self._draw_dist(tool.stream, mttr), "down", calendar=True)
         self._push(repaired + self._draw_dist(tool.stream, mttf), FAIL, item)
 
 
