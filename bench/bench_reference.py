@@ -38,9 +38,8 @@ PUBLISHED_DONE = {"Lot_3": 19600, "Lot_4": 19960}
 RULES = {
     "pyscfabsim": {"batch_wait": "max", "pm_first": "same", "pm_interval_from": "end",
                    "idle_downs": "skip", "dedication": False},
-    "twin": {"batch_wait": "min", "pm_first": "staggered", "pm_interval_from": "start",
-             "idle_downs": "apply", "dedication": True},
 }  # fmt: skip
+RULES["twin"] = {k: getattr(SimConfig(days=1), k) for k in RULES["pyscfabsim"]}  # the defaults
 DAY = 86400.0
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from twin.errors import ConfigError, InputError
 from twin.process.model import PER_BATCH, PER_PIECE, FabModel
+from twin.whatif.reference.calendars import first_factor
 from twin.whatif.reference.compiled import compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
 from twin.whatif.reference.dispatch import RULES
@@ -256,7 +257,7 @@ def compile_model(
                         tb[pre + "mean"].append(mean)
                 for k in range(f.count):
                     _cal_op(tb, 0, tool_of[f"{n}#{k + 1}"], down_names.index(att.calendar),
-                            first, _stagger(cfg, k, f.count))  # fmt: skip
+                            first, first_factor(cfg, k, f.count))  # fmt: skip
             elif att.kind == "pm" and cfg.pms and att.calendar in model.pms:
                 cal = model.pms[att.calendar]
                 if cal.by == "wafers":
@@ -265,7 +266,7 @@ def compile_model(
                         entries = pmw_by_tool.setdefault(tool, [])
                         entries.append((cal.interval, _dist(cal.duration, mode)))
                         # the kernel sets the entry's first count; c_cal is fixed up below
-                        _cal_op(tb, 2, tool, len(entries) - 1, first, _stagger(cfg, k, f.count))
+                        _cal_op(tb, 2, tool, len(entries) - 1, first, first_factor(cfg, k, f.count))
                     continue
                 if att.calendar not in pm_names:
                     pm_names.append(att.calendar)
@@ -277,7 +278,7 @@ def compile_model(
                     tb["p_mean"].append(mean)
                 for k in range(f.count):
                     _cal_op(tb, 1, tool_of[f"{n}#{k + 1}"], pm_names.index(att.calendar),
-                            first, _stagger(cfg, k, f.count))  # fmt: skip
+                            first, first_factor(cfg, k, f.count))  # fmt: skip
     for t in range(n_tools):
         entries = pmw_by_tool.get(t, [])
         if len(entries) > 30:
@@ -428,11 +429,6 @@ def compile_model(
     )  # fmt: skip
     comp.sizes = _sizes(model, comp, cfg, routes)
     return comp
-
-
-def _stagger(cfg: SimConfig, k: int, count: int) -> float:
-    """The factor on a constant first occurrence for tool k of ``count`` (SimConfig.pm_first)."""
-    return 1.0 if cfg.pm_first == "same" else (k + 1) / count
 
 
 def _cal_op(tb: dict, kind: int, tool: int, cal: int, first: tuple, stagger: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from twin.whatif.reference.config import SimConfig
 from twin.whatif.reference.entities import DOWN_END, FAIL, JOB_END, PM_TIME, READY, Tool
 from twin.whatif.reference.streams import KIND_CODES, Stream, draw
 
@@ -17,11 +18,10 @@ class CalendarsMixin:
 
     def _calendars(self) -> None:
         """Attach breakdown and PM calendars to every tool and schedule their first events."""
-        same = self.cfg.pm_first == "same"
         for fam in self.families.values():
             for att in self.model.calendars_of(fam.name) if fam.tools else []:
                 for k, tool in enumerate(fam.tools):
-                    self._attach(tool, att, 1.0 if same else (k + 1) / len(fam.tools))
+                    self._attach(tool, att, first_factor(self.cfg, k, len(fam.tools)))
 
     def _attach(self, tool: Tool, att, stagger: float) -> None:
         """One calendar on one tool. A constant first occurrence F is staggered over the
@@ -114,6 +114,12 @@ class CalendarsMixin:
         tool, mttf, mttr = item
         repaired = self._down(tool, t, self._draw_dist(tool.stream, mttr), "down", calendar=True)
         self._push(repaired + self._draw_dist(tool.stream, mttf), FAIL, item)
+
+
+def first_factor(cfg: SimConfig, k: int, count: int) -> float:
+    """The factor on a constant first occurrence F for tool k (from 0) of ``count``: (k + 1) /
+    count when staggered, 1 with ``SimConfig.pm_first="same"`` (the kernel compiles the same)."""
+    return 1.0 if cfg.pm_first == "same" else (k + 1) / count
 
 
 def _due(left: float, since: int) -> float:
