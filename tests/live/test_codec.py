@@ -84,3 +84,13 @@ def test_large_array_batch_is_committed_in_slices_and_acked_once(catalog, stream
     text = "[" + ",".join(e.to_json() for e in stream[:250]) + "]"
     assert sync.process([Message(text, ack=lambda: acks.append(1))]) == 250
     assert commits == [100, 100, 50] and acks == [1] and sync.pos == 250
+
+
+def test_dumps_many_equals_dumps_per_object(stream):
+    """codec.dumps_many writes each object as codec.dumps does, odd values in the list included."""
+    datas = [e.data for e in stream[:500]]
+    assert codec.dumps_many(datas) == [codec.dumps(d) for d in datas]
+    for odd in ({"nan": math.nan}, {"big": 2**70}, {1: "a"}, {"none": None}):
+        mixed = [*datas[:10], odd, *datas[10:20]]
+        assert codec.dumps_many(mixed) == [codec.dumps(d) for d in mixed]
+    assert codec.dumps_many([]) == []

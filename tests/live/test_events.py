@@ -96,3 +96,17 @@ def test_not_json_and_not_object():
     for raw, msg in ((b"\xff\xfe", "not UTF-8"), ("{oops", "not JSON"), ("[1, 2]", "JSON object")):
         with pytest.raises(EventFormatError, match=msg):
             parse_event(raw)
+
+
+def test_parsed_event_is_a_frozen_event_like_a_constructed_one(stream):
+    """The parser's fast construction gives a true Event: equal, same hash, frozen, replaceable."""
+    import dataclasses
+
+    for e in stream[:300]:
+        got = parse_event(e.to_json())
+        built = Event(got.id, got.source, got.seq, got.time, got.type, got.subject, got.data)
+        assert type(got) is Event and got == built and hash(got.key) == hash(built.key)
+        assert dataclasses.asdict(got) == dataclasses.asdict(built)
+        assert dataclasses.replace(got, seq=got.seq + 1).seq == got.seq + 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.seq = 1  # type: ignore[misc]

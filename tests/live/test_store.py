@@ -118,3 +118,26 @@ def test_contract_catalog_is_recorded_for_replays(store, stream, catalog):
     assert store.catalog() == catalog
     early = store.state_at(stream[len(stream) // 2].time)
     assert early.catalog == catalog and early.utilisation_by_family()
+
+
+def test_sqlite_reads_walk_an_index_never_the_whole_table(tmp_path, stream):
+    """Every filter of read_positioned (GET /events, state_at) is answered from the rowid range
+    or the subject index, never a scan or a sort: the indexes kept are the ones reads use."""
+    store = SQLiteStore(tmp_path / "twin.db")
+    store.write(stream[:500])
+    e = stream[7]
+    filters = [{}, {"since": e.time}, {"until": e.time}, {"since": 1.0, "until": e.time}]
+    filters += [{"type": e.type}, {"subject": e.subject}]
+    filters += [{"subject": e.subject, "since": 1.0, "type": e.type}]
+    sqls: list[str] = []
+    store._db.set_trace_callback(sqls.append)  # the statements as run, values bound
+    for f in filters:
+        sqls.clear()
+        assert list(store.read_positioned(**f, after=3, limit=10))
+        (sql,) = [q for q in sqls if q.startswith("SELECT")]
+        plan = " ".join(r[-1] for r in store._db.execute("EXPLAIN QUERY PLAN " + sql))
+        assert plan.startswith("SEARCH events USING"), (f, plan)
+        assert ("events_subject" in plan) == ("subject" in f), (f, plan)
+        assert "TEMP B-TREE" not in plan, (f, plan)
+    store._db.set_trace_callback(None)
+    store.close()

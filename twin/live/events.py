@@ -281,7 +281,19 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
                 t = _fromiso(tm).timestamp()  # "Z" is UTC in Python >= 3.11
             else:
                 t = parse_time(tm)
-            ev = _new_event(i, src, seq, t, ty, subj, data)
+            # Event(...) for the hot path: a frozen dataclass sets each field through
+            # object.__setattr__; plain slot stores on a same-layout twin, then the class
+            # switch, cost about half as much (same object: tests/live/test_events.py)
+            ev = _new(_Unfrozen)
+            ev.id = i
+            ev.source = src
+            ev.seq = seq
+            ev.time = t
+            ev.type = ty
+            ev.subject = subj
+            ev.data = data
+            ev.schema = SCHEMA_VERSION
+            ev.__class__ = Event
             check_event(ev)
             return ev
     except (KeyError, EventFormatError, TypeError, ValueError, OverflowError):
@@ -315,33 +327,15 @@ def _decode(raw: str | bytes | bytearray) -> Any:
     return value
 
 
-def _event_maker() -> Any:
-    """``Event(...)`` for the parser's hot path: the frozen dataclass's ``__init__`` goes through
-    ``object.__setattr__`` per field; setting the slots directly takes about half the time."""
-    new = object.__new__
-    keys = ("id", "source", "seq", "time", "type", "subject", "data", "schema")
-    s_id, s_src, s_seq, s_time, s_type, s_subj, s_data, s_schema = (
-        Event.__dict__[k].__set__ for k in keys
-    )
+class _Unfrozen:
+    """Event's slots without the frozen ``__setattr__``; becomes an Event once filled."""
 
-    def make(
-        i: str, src: str, seq: int, t: float, ty: str, subj: str, data: dict[str, Any]
-    ) -> Event:
-        ev = new(Event)
-        s_id(ev, i)
-        s_src(ev, src)
-        s_seq(ev, seq)
-        s_time(ev, t)
-        s_type(ev, ty)
-        s_subj(ev, subj)
-        s_data(ev, data)
-        s_schema(ev, SCHEMA_VERSION)
-        return ev
-
-    return make
+    __slots__ = Event.__slots__  # the same layout, so ``__class__`` may be switched
 
 
-_new_event = _event_maker()
+_new = object.__new__
+
+
 _fromiso = datetime.fromisoformat
 _fast_loads = codec.fast_loads
 
