@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from twin.process.model import (
     Attachment,
@@ -174,4 +175,16 @@ def constant_times(model: FabModel) -> FabModel:
         a.first = c(a.first)
     for rel in m.releases:
         rel.dist = "constant"
+    return m
+
+
+def operation_fab() -> FabModel:
+    """The toy fab with route 2's first step made the batch operation of route 1's first step
+    (same description and processing): with SimConfig(batch_by="operation") their lots batch
+    together."""
+    m = toy_fab()
+    r1, r2 = list(m.routes.values())[:2]
+    op = dataclasses.replace(r1.steps[0], description="OX_1")
+    r1.steps[0] = op
+    r2.steps[0] = copy.copy(op)
     return m

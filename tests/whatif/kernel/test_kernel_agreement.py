@@ -10,7 +10,7 @@ import heapq
 import math
 
 import pytest
-from models import constant_times, toy_fab
+from models import constant_times, operation_fab, toy_fab
 
 from twin.datasets import PROJECT_ROOT
 from twin.process import load_model
@@ -181,6 +181,34 @@ def test_maintenance_rules_agree_exactly(rules):
     cfg = SimConfig(days=12, seed=3, **rules)
     kr = simulate_batch([model], cfg, [1], device="cpu")[0][0]
     assert_same_run(simulate(model, SimConfig(**{**cfg.__dict__, "replication": 1})), kr.result())
+
+
+def test_operation_batching_agrees_exactly():
+    """Batches of one operation across routes (SimConfig.batch_by="operation") form and run
+    as in the reference."""
+    model = operation_fab()
+    cfg = SimConfig(days=6, seed=7, batch_by="operation", batch_wait="max")
+    kr = simulate_batch([model], cfg, [2], device="cpu")[0][0]
+    assert_same_run(simulate(model, SimConfig(**{**cfg.__dict__, "replication": 2})), kr.result())
+
+
+def test_operation_batching_mixes_routes():
+    """batch_by="operation" puts lots of both routes into one batch (a batch draws one
+    processing time, so its lots share it); batch_by="step" never does."""
+
+    def shared(batch_by: str) -> int:
+        cfg = SimConfig(days=6, seed=7, batch_by=batch_by, record_steps=True)
+        lots = simulate(operation_fab(), cfg).lots
+        first = {p: set() for p in ("PA", "PB")}
+        for i, steps in enumerate(lots.steps):
+            for number, _q, proc, _t in steps:
+                if number == 1 and lots.product[i] in first:
+                    first[lots.product[i]].add(proc)
+        assert first["PA"] and first["PB"], "both routes ran their batch step"
+        return len(first["PA"] & first["PB"])
+
+    assert shared("operation") > 0
+    assert shared("step") == 0
 
 
 @pytest.mark.slow

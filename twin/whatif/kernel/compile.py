@@ -46,12 +46,12 @@ TABLES: dict[str, str] = {
     # families
     "f_cap": I32, "f_load": F64, "f_unload": F64, "f_rule": I32, "f_batching": I32,
     "f_setups": I32, "f_wake_least": I32, "f_delay": I32, "f_tool0": I32, "f_ntools": I32,
-    # steps (global index = the reference's batch key)
+    # steps (global index); s_bkey: the reference's batch key (SimConfig.batch_by)
     "s_fam": I32, "s_delay": I32, "s_kind": I32, "s_lo": F64, "s_hi": F64, "s_mean": F64,
     "s_per": I32, "s_bmin": I32, "s_bmax": I32, "s_setup": I32, "s_setup_time": F64,
     "s_has_bint": I32, "s_bint": F64, "s_has_pint": I32, "s_pint": F64, "s_rwk_to": I32,
     "s_rwk_p": F64, "s_rwk_bit": I32, "s_sample_p": F64, "s_cqt_to": I32, "s_cqt_limit": F64,
-    "s_rpt": F64, "s_ded": I32,
+    "s_rpt": F64, "s_ded": I32, "s_bkey": I32,
     # routes
     "r_start": I32, "r_len": I32,
     # setups: matrix (from+1, to) with NaN where the table has no entry; minimum runs (-1: none)
@@ -227,7 +227,7 @@ def compile_model(
             tb["s_cqt_limit"].append(c.cqt_limit)
             tb["s_rpt"].append(c.rpt)
             tb["s_ded"].append(getattr(c, "dedicate_to", -1))
-            assert c.key == len(tb["s_fam"]) - 1
+            tb["s_bkey"].append(c.key)  # a global step index or an earlier one's
         if bits > 62:
             rwk_problems.append(f"route {rname}: {bits} rework steps, the kernel handles 62")
     if rwk_problems:

@@ -471,7 +471,7 @@ def q_append(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int):
     s.i[s.o_l_next + li] = nxt
     class_count(m, s, sc, n, tid, f, lot, 1)
     if m.I[m.o_f_batching + sc * m.sI + f] != 0:
-        g = lot_step(m, s, sc, li) * n + tid
+        g = m.I[m.o_s_bkey + sc * m.sI + lot_step(m, s, sc, li)] * n + tid
         s.i[s.o_g_w + g] = s.i[s.o_g_w + g] + s.i[s.o_l_wafers + li]
 
 
@@ -493,7 +493,7 @@ def q_remove(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int):
     s.i[s.o_l_prev + li] = -1
     class_count(m, s, sc, n, tid, f, lot, -1)
     if m.I[m.o_f_batching + sc * m.sI + f] != 0:
-        g = lot_step(m, s, sc, li) * n + tid
+        g = m.I[m.o_s_bkey + sc * m.sI + lot_step(m, s, sc, li)] * n + tid
         s.i[s.o_g_w + g] = s.i[s.o_g_w + g] - s.i[s.o_l_wafers + li]
 
 
@@ -687,7 +687,7 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
 @wp.func
 def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int,
                    f: int, t: wp.float64) -> bool:  # fmt: skip
-    """Batch families: the best group of the same route step with enough wafers. The queue
+    """Batch families: the best group of one batch key with enough wafers. The queue
     is in (-priority, arrival, seq) order, so the first lot of an eligible group is the best
     group head, and the group's lots follow in the order the reference sorts them."""
     best = wp.int32(-1)
@@ -698,7 +698,10 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
         if m.I[m.o_s_per + sc * m.sI + st] != 2:
             best = lot
             break
-        if s.i[s.o_g_w + st * n + tid] >= m.I[m.o_s_bmin + sc * m.sI + st]:
+        if (
+            s.i[s.o_g_w + m.I[m.o_s_bkey + sc * m.sI + st] * n + tid]
+            >= m.I[m.o_s_bmin + sc * m.sI + st]
+        ):
             best = lot
             break
         lot = s.i[s.o_l_next + li]
@@ -711,6 +714,7 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
         start(m, s, cap, sc, n, tid, tool, best, 1, s.i[s.o_l_wafers + best * n + tid], gst, t)
         return True
     bmax = m.I[m.o_s_bmax + sc * m.sI + gst]
+    gkey = m.I[m.o_s_bkey + sc * m.sI + gst]  # lots of steps with this batch key join
     head = wp.int32(-1)
     tail = wp.int32(-1)
     nl = wp.int32(0)
@@ -719,7 +723,7 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
     while lot >= 0:
         li = lot * n + tid
         nxt = s.i[s.o_l_next + li]
-        if lot_step(m, s, sc, li) == gst:
+        if m.I[m.o_s_bkey + sc * m.sI + lot_step(m, s, sc, li)] == gkey:
             pw = s.i[s.o_l_wafers + li]
             if w + pw > bmax and nl > 0:
                 break

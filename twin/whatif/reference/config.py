@@ -11,6 +11,7 @@ BATCH_WAITS = ("min", "max")  # SimConfig.batch_wait: wafers a batch tool waits 
 PM_FIRSTS = ("staggered", "same")  # SimConfig.pm_first: a constant first occurrence per tool
 PM_INTERVALS_FROM = ("start", "end")  # SimConfig.pm_interval_from: next calendar PM after
 IDLE_DOWNS = ("apply", "skip")  # SimConfig.idle_downs: does a down take an idle tool down
+BATCH_BYS = ("step", "operation")  # SimConfig.batch_by: which waiting lots may share a batch
 
 
 @dataclass(kw_only=True)
@@ -31,6 +32,12 @@ class SimConfig:
     # (the format's minimum batch); "max" waits until BATCHMX wafers wait (a full batch, as
     # PySCFabSim does; it can hold the lots of a low-volume step indefinitely)
     batch_wait: str = "min"
+    # which lots of a batch family may share a batch: "step", lots at the same step of the same
+    # route; "operation", lots at steps of any route with the same description (DESC) and the
+    # same processing (distribution, mean time, batch limits): the same recipe, as PySCFabSim
+    # batches by DESC (in HVLM 9 of route 4's 11 batch steps are route 3 operations); a batch
+    # runs with the processing of its first lot's step
+    batch_by: str = "step"
     # maintenance rules the SMT2020 format leaves open (docs/whatif.md, "Model semantics"):
     # a constant first occurrence F of a calendar on a family of n tools: "staggered", tool k
     # at F·k/n (a family never goes to PM all at once), or "same", every tool at F (the format
@@ -59,6 +66,7 @@ class SimConfig:
             ("pm_first", PM_FIRSTS),
             ("pm_interval_from", PM_INTERVALS_FROM),
             ("idle_downs", IDLE_DOWNS),
+            ("batch_by", BATCH_BYS),
         ):
             if getattr(self, name) not in accepted:
                 problems.append(f"{name} = {getattr(self, name)!r}: accepted {', '.join(accepted)}")

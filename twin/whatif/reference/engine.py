@@ -15,7 +15,8 @@ Semantics (this module DEFINES them for every other engine of the project):
   wafers; a per-piece step with a PartInterval (cascading) takes one piece time plus the interval
   for each further wafer and frees the tool for the next lot after interval × wafers; a
   BatchInterval frees it that long after the start. Per-batch steps gather lots of the same
-  route step, at most BATCHMX wafers; a tool waits until BATCHMN wafers of one step wait
+  route step (or, with ``SimConfig.batch_by="operation"``, of any step with the same
+  description and processing), at most BATCHMX wafers; a tool waits until BATCHMN wafers of one step wait
   (``SimConfig.batch_wait="min"``, the default) or BATCHMX (``"max"``, a full batch, as
   PySCFabSim).
 - Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
@@ -414,7 +415,8 @@ class Engine(StartMixin, CalendarsMixin):
         return True
 
     def _dispatch_batch(self, tool: Tool, t: float) -> bool:
-        """Batch families: the best group of the same route step with enough wafers."""
+        """Batch families: the best group of one batch key (compiled.batch_key) with enough
+        wafers; a batch runs with the processing of its first lot's step."""
         groups = tool.fam.groups
         best, best_key = None, None
         for key, lots in groups.items():
