@@ -151,7 +151,6 @@ class Engine(StartMixin, CalendarsMixin):
                 tool.pm_stream = Stream(seed, rep, PM, key * 4096 + k)
             self.stats[fam.name] = fam.fs = FamilyStats(tools=len(fam.tools), area=fam.area)
         self.tools = {t.id: t for f in self.families.values() for t in f.tools}
-        self.setup_cache: dict = {}
         self.min_runs = model.min_runs
         self.records = LotRecords()
         self.released: dict[str, int] = {}
@@ -331,10 +330,9 @@ class Engine(StartMixin, CalendarsMixin):
         new = st.setup
         if new is None or new == current:
             return 0.0
-        key = (current, new, st.setup_time)
-        v = self.setup_cache.get(key)
+        v = st.setup_from.get(current)
         if v is None:
-            v = self.setup_cache[key] = self.model.setup_time(current, new, st)
+            v = st.setup_from[current] = self.model.setup_time(current, new, st)
         return v
 
     def _check(self, tool: Tool, t: float) -> None:
@@ -371,7 +369,7 @@ class Engine(StartMixin, CalendarsMixin):
                     cands.append(ded)
                 h, best = None, None
                 owe = tool.minrun_left > 0
-                cur, cache = tool.setup, self.setup_cache
+                cur = tool.setup
                 for hh in cands:
                     head = hh[0]
                     hst = head[-1].step
@@ -379,7 +377,7 @@ class Engine(StartMixin, CalendarsMixin):
                     if s is None or s == cur:
                         stt = 0.0
                     else:  # _setup_time's cache, read here: one look-up per class head
-                        stt = cache.get((cur, s, hst.setup_time))
+                        stt = hst.setup_from.get(cur)
                         if stt is None:
                             stt = self._setup_time(cur, hst)
                     mr = 1 if owe and s != tool.minrun_setup else 0
@@ -477,24 +475,28 @@ class Engine(StartMixin, CalendarsMixin):
         begin = t + setup
         end = begin + run
         job = _new(Job)  # without Job.__init__: a run per step, and the call is the dear part
-        job.tool, job.lots, job.step, job.start, job.end, job.setup = tool, lots, st, t, end, setup
+        job.tool = tool
+        job.lots = lots
+        job.step = st
+        job.start = t
+        job.end = end
+        job.setup = setup
         job.pms = None
         tool.jobs.append(job)
         tool.inflight += 1
-        heap, seq = self.heap, self.seq
-        heappush(heap, (end, JOB_END, next(seq), job))
+        heappush(self.heap, (end, JOB_END, next(self.seq), job))
         if casc is None:
-            tool.ready = end
-            busy_end = end
+            tool.ready = busy_end = end
         else:
             tool.ready = busy_end = begin + casc
-            heappush(heap, (busy_end, READY, next(seq), tool))
+            heappush(self.heap, (busy_end, READY, next(self.seq), tool))
         fs = fam.fs
         warm = self.warm
         if busy_end > warm:
             if t >= warm and busy_end <= self.end:
                 fs.busy += busy_end - begin
-                fs.setup += setup
+                if setup:  # adding 0.0 changes nothing
+                    fs.setup += setup
             else:
                 fs.busy += self._window(begin, busy_end)
                 fs.setup += self._window(t, begin)
@@ -539,9 +541,10 @@ class Engine(StartMixin, CalendarsMixin):
             jobs.remove(job)
         tool.inflight -= 1
         job.tool = None
+        lots = job.lots
         fam.area_t += fam.n * (t - fam.last_t)
         fam.last_t = t
-        fam.n -= len(job.lots)
+        fam.n -= len(lots)
         fs = fam.fs
         measured = t >= self.warm
         obs = self.obs
@@ -550,9 +553,9 @@ class Engine(StartMixin, CalendarsMixin):
         st = job.step
         # the common case (no record, rework or CQT window) inlines _step_done/_next_step
         plain = st.plain
-        tr, tr_uniform, tbuf = self.tr, self.tr_uniform, self.transport.buf
-        u, heap, seq = self.routing.u, self.heap, self.seq
-        for lot in job.lots:
+        nxt = st.next
+        tr_uniform = self.tr_uniform
+        for lot in lots:
             lot.pt += process
             if measured:
                 fs.departures += 1
@@ -563,24 +566,33 @@ class Engine(StartMixin, CalendarsMixin):
                 self._step_done(lot, t, start - lot.arrived, process)
                 continue
             lot.n_steps += 1
-            route = lot.route
-            i, n = lot.idx + 1, len(route)
-            while i < n:
-                p = route[i].sample_p
-                if p >= 1.0 or u() < p:
-                    break
-                i += 1
-            if i >= n:
-                self._complete(lot, t)
-                continue
-            lot.idx, lot.step, lot.left = i, route[i], t
-            if tr_uniform is not None:
-                x = tbuf.pop() if tbuf else self.transport.u()
-                heappush(heap, (t + tr_uniform[0] + tr_uniform[1] * x, ARRIVE, next(seq), lot))
-            elif tr is None:
-                heappush(heap, (t, ARRIVE, next(seq), lot))
+            if nxt is not None and nxt.sample_p >= 1.0:  # usually: the next step is never skipped
+                lot.idx += 1
+                lot.step = nxt
             else:
-                heappush(heap, (t + draw(self.transport, *tr), ARRIVE, next(seq), lot))
+                route = lot.route
+                i, n = lot.idx + 1, len(route)
+                while i < n:
+                    p = route[i].sample_p
+                    if p >= 1.0 or self.routing.u() < p:
+                        break
+                    i += 1
+                if i >= n:
+                    self._complete(lot, t)
+                    continue
+                lot.idx = i
+                lot.step = route[i]
+            lot.left = t
+            if tr_uniform is not None:
+                buf = self.transport.buf
+                x = buf.pop() if buf else self.transport.u()
+                t_arr = t + tr_uniform[0] + tr_uniform[1] * x
+                heappush(self.heap, (t_arr, ARRIVE, next(self.seq), lot))
+            elif self.tr is None:
+                heappush(self.heap, (t, ARRIVE, next(self.seq), lot))
+            else:
+                t_arr = t + draw(self.transport, *self.tr)
+                heappush(self.heap, (t_arr, ARRIVE, next(self.seq), lot))
         if job.pms:
             for dur in job.pms:
                 self._down(tool, t, self._draw_dist(tool.pm_stream, dur), "pm")
