@@ -2,11 +2,19 @@
 
 Downs preempt: work on the tool resumes after the repair, its end moved back by the down's
 length; a down that hits a tool already down starts when the first one ends.
+
+Calendar events (each tool's next breakdown and next PM, mostly far ahead) wait in a heap of
+their own, ``cal_wait``; only the earliest of them are in the event heap (``cal_due`` lists
+those). This keeps the event heap, where every event of the run is pushed and popped, about
+half as large. The order of events is the one a single heap gives: keys (time, kind, sequence)
+are unique, and a calendar event moves to the event heap while an earlier calendar event is
+still there, so before the loop can reach its time.
 """
 
 from __future__ import annotations
 
 import math
+from heapq import heappop, heappush
 
 from twin.whatif.reference.config import SimConfig
 from twin.whatif.reference.entities import DOWN_END, FAIL, JOB_END, PM_TIME, READY, Tool
@@ -18,6 +26,8 @@ class CalendarsMixin:
 
     def _calendars(self) -> None:
         """Attach breakdown and PM calendars to every tool and schedule their first events."""
+        self.cal_wait: list = []  # heap of calendar events not yet in the event heap
+        self.cal_due: list = []  # heap of the calendar events in the event heap
         for fam in self.families.values():
             for att in self.model.calendars_of(fam.name) if fam.tools else []:
                 for k, tool in enumerate(fam.tools):
@@ -32,7 +42,7 @@ class CalendarsMixin:
         if att.kind == "down" and cfg.breakdowns and att.calendar in m.downs:
             cal = m.downs[att.calendar]
             t = self.t0 + self._first(tool.stream, first, stagger)
-            self._push(t, FAIL, (tool, cal.mttf, cal.mttr))
+            self._push_calendar(t, FAIL, (tool, cal.mttf, cal.mttr))
         elif att.kind == "pm" and cfg.pms and att.calendar in m.pms:
             cal = m.pms[att.calendar]
             if cal.by == "wafers":
@@ -43,7 +53,26 @@ class CalendarsMixin:
                 t = self._first(tool.pm_stream, first, stagger)
                 if t < self.t0:  # warm start: the next occurrence on the calendar
                     t += cal.interval * (1 + (self.t0 - t) // cal.interval)
-                self._push(t, PM_TIME, (tool, cal))
+                self._push_calendar(t, PM_TIME, (tool, cal))
+
+    def _push_calendar(self, t: float, kind: int, item) -> None:
+        """Schedule a breakdown or PM (see the module docstring)."""
+        heappush(self.cal_wait, (t, kind, next(self.seq), item))
+        self._calendar_refill()
+
+    def _calendar_refill(self) -> None:
+        """Move waiting calendar events to the event heap until the earliest one waiting is
+        later than a calendar event already there (or none waits)."""
+        wait, due = self.cal_wait, self.cal_due
+        while wait and (not due or wait[0] < due[0]):
+            ev = heappop(wait)
+            heappush(self.heap, ev)
+            heappush(due, ev)
+
+    def _calendar_done(self) -> None:
+        """The event loop has taken the earliest calendar event (the one being handled)."""
+        heappop(self.cal_due)
+        self._calendar_refill()
 
     def _first(self, stream: Stream, first, stagger: float) -> float:
         if first.kind == "constant":
@@ -87,10 +116,13 @@ class CalendarsMixin:
 
     def _pm(self, item, t: float) -> None:
         """A calendar PM; the next one ``interval`` after this one's start or its end."""
+        self._calendar_done()
         tool, cal = item
         duration = self._draw_dist(tool.pm_stream, cal.duration)
         self._down(tool, t, duration, "pm", calendar=True)
-        self._push(t + cal.interval + (duration if self.pm_from_end else 0.0), PM_TIME, item)
+        self._push_calendar(
+            t + cal.interval + (duration if self.pm_from_end else 0.0), PM_TIME, item
+        )
 
     def _wafer_pms(self, tool: Tool) -> list:
         """Durations of the wafer-count PMs that fall due now (``tool.wafers`` has reached
@@ -111,9 +143,10 @@ class CalendarsMixin:
 
     def _fail(self, item, t: float) -> None:
         """A breakdown: repair now (after any down in progress); next failure after repair."""
+        self._calendar_done()
         tool, mttf, mttr = item
         repaired = self._down(tool, t, self._draw_dist(tool.stream, mttr), "down", calendar=True)
-        self._push(repaired + self._draw_dist(tool.stream, mttf), FAIL, item)
+        self._push_calendar(repaired + self._draw_dist(tool.stream, mttf), FAIL, item)
 
 
 def first_factor(cfg: SimConfig, k: int, count: int) -> float:

@@ -19,7 +19,7 @@ class CStep:
         "number", "fam", "delay", "kind", "lo", "hi", "mean", "per_piece", "batch", "bmin",
         "bmax", "setup", "setup_time", "batch_interval", "part_interval", "cascading",
         "rework_to", "rework_p", "sample_p", "cqt_to", "cqt_limit", "key", "rpt", "mean_lot", "dedicate_to",
-        "span", "plain",
+        "span", "plain", "setup_from", "next",
     )  # fmt: skip
 
 
@@ -82,6 +82,7 @@ def compile_routes(model: FabModel, cfg: SimConfig, families: dict[str, CFamily]
             c.bmin = st.batch_max if cfg.batch_wait == "max" else st.batch_min
             c.bmax = st.batch_max
             c.setup, c.setup_time = st.setup, st.setup_time
+            c.setup_from = {}  # the engine's cache: current setup of a tool -> setup time (s)
             c.batch_interval = st.batch_interval
             c.part_interval = st.part_interval
             c.cascading = st.batch_interval is not None or st.part_interval is not None
@@ -97,6 +98,8 @@ def compile_routes(model: FabModel, cfg: SimConfig, families: dict[str, CFamily]
             extra = 0.0 if c.delay or not cfg.load_unload else fam.load + fam.unload
             c.mean_lot = st.mean_time(25) + extra
             steps.append(c)
+        for c, nxt in zip(steps, [*steps[1:], None], strict=True):
+            c.next = nxt  # the step after this one in the route (None after the last)
         # remaining processing time (s) from each step to the end, for critical ratio
         acc = 0.0
         for c in reversed(steps):
