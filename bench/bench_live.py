@@ -1,7 +1,7 @@
 """Live-sync benchmark: apply rate, durable ingest rate, MQTT end-to-end rate and latency.
 
 Run: .venv/bin/python bench/bench_live.py [--events 250000] [--mqtt-events 60000]
-     [--latency-runs 5] [--stages] [--only apply|store|mqtt|latency]
+     [--latency-runs 5] [--stages] [--only apply|store|stages|mqtt|latency]
 Needs mosquitto (/usr/sbin/mosquitto) for the MQTT rows; it starts its own broker.
 Targets (issue 4): apply >= 200,000 ev/s on one core; durable ingest >= 50,000 ev/s;
 MQTT end to end >= 20,000 ev/s; p99 publish-to-state latency <= 50 ms at 5,000 ev/s.
@@ -26,14 +26,15 @@ import time
 from pathlib import Path
 
 from twin.live import codec
-from twin.live.events import Event
+from twin.live.events import Event, check_event, parse_event, parse_time
 from twin.live.mqtt import MqttConfig, MqttSink, MqttSource
+from twin.live.order import Released, ReorderBuffer
 from twin.live.sources import Message
 from twin.live.state import TwinState, apply
 from twin.live.store import SQLiteStore
-from twin.live.sync import SyncConfig, Synchroniser
+from twin.live.sync import SyncConfig, Synchroniser, _expand
 from twin.live.synthetic import StreamConfig, synthetic_catalog, synthetic_stream
-from twin.live.validate import validate
+from twin.live.validate import validate, validate_apply
 
 ROWS: list[tuple[str, float, str, str]] = []
 
@@ -86,6 +87,49 @@ def bench_store(events: list[Event], catalog, tmp: Path) -> None:
         how = ", writer thread" if overlap else ""
         row(f"durable ingest JSON text -> state (FULL){how}, wall", rate, "ev/s", ">= 50,000")
         row(f"durable ingest JSON text -> state (FULL){how}, per CPU s", cpu, "ev/s", ">= 50,000")
+
+
+def bench_stages(events: list[Event], catalog, tmp: Path) -> None:
+    """CPU time per event of each stage of the durable row, each run alone over the same input
+    (so their sum is close to, not exactly, the pipeline's): where the time goes."""
+    lines = [e.to_json() for e in events]
+    n = len(lines)
+    stages: list[tuple[str, float]] = []
+
+    def stage(name: str, fn) -> object:
+        c = time.process_time()
+        out = fn()
+        stages.append((name, (time.process_time() - c) / n * 1e6))
+        return out
+
+    msgs = stage("source: one Message per text", lambda: [Message(x) for x in lines])
+    stage("  items (JSON-array check)", lambda: _expand(msgs))
+    dicts = stage("parse: orjson text -> dict", lambda: [codec.fast_loads(x) for x in lines])
+    parsed = stage(
+        "parse: text -> checked Event (all of it)", lambda: [parse_event(x) for x in lines]
+    )
+    stage("  of which shape check (check_event)", lambda: [check_event(e) for e in parsed])
+    stage("  of which time text -> epoch s", lambda: [parse_time(d["time"]) for d in dicts])
+
+    def reorder() -> None:
+        rb, out = ReorderBuffer(), Released()
+        for e in parsed:
+            rb.push(e, out)
+
+    stage("reorder (ReorderBuffer.push)", reorder)
+    stage("validate + apply", lambda: validate_apply(parsed, TwinState(catalog)))
+    with SQLiteStore(tmp / "stages.db") as st:
+        stage(
+            "store (2,000 per FULL commit)",
+            lambda: [st.write(parsed[i : i + 2000]) for i in range(0, n, 2000)],
+        )
+    with SQLiteStore(tmp / "stages-run.db") as st:
+        sync = Synchroniser(st, catalog, cfg=SyncConfig(batch=2000, snapshot_every=100_000))
+        stage("whole pipeline (Synchroniser.run)", lambda: sync.run(_TextSource(lines)))
+    parts = sum(v for name, v in stages[:-1] if not name.startswith(" ") and "orjson" not in name)
+    for name, v in stages:
+        print(f"  {name:<48} {v:8.2f} us of CPU per event", flush=True)
+    print(f"  {'sum of the top-level stages':<48} {parts:8.2f}")
 
 
 class _TextSource:
@@ -292,7 +336,9 @@ def main() -> int:
         "whole run, add collector pauses of their own: compare tails with a plain run)",
     )
     ap.add_argument(
-        "--only", choices=["apply", "store", "mqtt", "latency"], help="run one group of rows"
+        "--only",
+        choices=["apply", "store", "stages", "mqtt", "latency"],
+        help="run one group of rows (stages: CPU per event of each stage of the durable row)",
     )
     args = ap.parse_args()
     want = lambda group: args.only in (None, group)  # noqa: E731
@@ -313,6 +359,8 @@ def main() -> int:
             bench_apply(events, catalog)
         if want("store"):
             bench_store(events, catalog, tmp)
+        if args.only == "stages":
+            bench_stages(events, catalog, tmp)
         for batch in sorted({1, args.mqtt_batch}) if want("mqtt") else ():
             bench_mqtt(events[: args.mqtt_events], catalog, tmp, None, batch)
         n = int(5000 * args.latency_seconds)

@@ -268,3 +268,34 @@ def test_fuzzed_payloads_are_rejected_and_change_nothing(catalog, stream):
     # a JSON array is a batch of events: each element is judged (and dead-lettered) on its own
     assert store.dead_letter_count() == sum(_elements(t) for t in used)
     assert all(d.reason for d in store.dead_letters())
+
+
+def test_validate_apply_equals_validate_then_apply_per_event(catalog, stream):
+    """validate_apply accepts, rejects (with the same reasons) and changes the state exactly as
+    validate then apply one event at a time; a validator bug becomes a reason, not a crash."""
+    from twin.live.validate import _RULES, validate_apply
+
+    mixed = list(stream[:1500])
+    mixed[10:10] = [ev(9_001, "lot.track_out", "NOPE", equipment="X", step=1)]
+    mixed[40:40] = [ev(9_002, "vehicle.position", "V-ghost", segment="S1", offset=0.0, speed=0.0)]
+    one, batch = TwinState(catalog), TwinState(catalog)
+    want_ok, want_bad = [], []
+    for e in mixed:
+        reason = validate(e, one)
+        if reason is None:
+            apply(one, e)
+            want_ok.append(e)
+        else:
+            want_bad.append((e, reason))
+    assert validate_apply(mixed, batch) == (want_ok, want_bad)
+    assert len(want_bad) == 2 and batch.fingerprint() == one.fingerprint()
+
+    def broken(e, s):
+        raise KeyError("bug")
+
+    saved, _RULES["alarm.set"] = _RULES["alarm.set"], broken
+    try:
+        alarm = ev(9_003, "alarm.set", "X", alarm="A1", severity="info")
+        assert validate_apply([alarm], TwinState(catalog))[1][0][1].startswith("validator error")
+    finally:
+        _RULES["alarm.set"] = saved

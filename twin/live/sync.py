@@ -32,7 +32,7 @@ from twin.live.order import Released, ReorderBuffer, ReorderConfig
 from twin.live.sources import Message, Source
 from twin.live.state import TwinState, apply
 from twin.live.store import DeadLetter, EventStore
-from twin.live.validate import validate_checked
+from twin.live.validate import validate_apply
 
 
 class World(Protocol):
@@ -190,16 +190,12 @@ class Synchroniser:
     def _commit(
         self, out: Released, dead: list[DeadLetter], acks: list[Callable[[], None]], now: float
     ) -> int:
-        state, pending = self.state, self._pending_acks
-        accepted: list[Event] = []
-        for ev in out.events:
-            reason = validate_checked(ev, state)  # shape checked in _ingest()
-            if reason is None:
-                apply(state, ev)
-                accepted.append(ev)
-            else:
-                dead.append(DeadLetter(reason, ev.to_json(), ev.source, ev.seq, now))
-            if pending:
+        pending = self._pending_acks
+        accepted, rejected = validate_apply(out.events, self.state)  # shape checked in _ingest()
+        for ev, reason in rejected:
+            dead.append(DeadLetter(reason, ev.to_json(), ev.source, ev.seq, now))
+        if pending:
+            for ev in out.events:
                 waiting = pending.pop(ev.key, None)
                 if waiting:
                     acks.extend(waiting)

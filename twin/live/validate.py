@@ -20,7 +20,7 @@ from twin.live.events import (
     check_event,
     parse_event,
 )
-from twin.live.state import LOT_ACTIVE, TRANSFER_ACTIVE, TwinState
+from twin.live.state import LOT_ACTIVE, TRANSFER_ACTIVE, TwinState, apply
 
 
 def check_payload(raw: Any, state: TwinState) -> tuple[Event | None, str | None]:
@@ -63,6 +63,29 @@ def validate_checked(ev: Event, state: TwinState) -> str | None:
         return rule(ev, state)
     except Exception as exc:  # a validator bug must not take the stream down
         return f"validator error ({type(exc).__name__}: {str(exc)[:80]})"
+
+
+def validate_apply(
+    events: list[Event], state: TwinState
+) -> tuple[list[Event], list[tuple[Event, str]]]:
+    """``validate_checked`` then ``apply`` for each shape-checked event, in order: the accepted
+    events and the rejected ones with their reasons. The synchroniser's per-batch loop, in one
+    call instead of two (plus a dispatch) per event."""
+    accepted: list[Event] = []
+    rejected: list[tuple[Event, str]] = []
+    rules, keep = _RULES, accepted.append
+    for ev in events:
+        rule = rules.get(ev.type)
+        try:
+            reason = rule(ev, state) if rule is not None else None
+        except Exception as exc:  # a validator bug must not take the stream down
+            reason = f"validator error ({type(exc).__name__}: {str(exc)[:80]})"
+        if reason is None:
+            apply(state, ev)
+            keep(ev)
+        else:
+            rejected.append((ev, reason))
+    return accepted, rejected
 
 
 def _known_equipment(state: TwinState, eid: str) -> str | None:
@@ -242,8 +265,9 @@ def _failed(ev: Event, s: TwinState) -> str | None:
 
 
 def _position(ev: Event, s: TwinState) -> str | None:
-    if err := _known_vehicle(s, ev.subject):
-        return err
+    known = s.catalog.vehicles  # _known_vehicle inline: most events of a fab are positions
+    if known and ev.subject not in known:
+        return _known_vehicle(s, ev.subject)
     d = ev.data
     segs = s.catalog.segments
     if segs:
