@@ -455,6 +455,21 @@ def test_idle_downs_skip_leaves_idle_tools_up():
     assert applied.lots.completion == [2 * DAY + 3600.0]
 
 
+def test_wake_first_or_most_recent_idle_tool():
+    """wake="first": arriving work goes to the first idle tool of the family (A#1 runs every
+    lot when one tool at a time is enough); "recent": to the one idle most recently (A#3, the
+    last one found idle at the start, keeps all the work)."""
+    m = line([const(1, "A", 3600.0)], [fam("A", count=3)], interval=7200.0, count=5)
+
+    def tools(wake):
+        events, obs = recorder()
+        simulate(m, SimConfig(days=1, wake=wake), observer=obs)
+        return [f["tool"] for k, _t, f in events if k == "track_in"]
+
+    assert tools("first") == ["A#1"] * 5
+    assert tools("recent") == ["A#3"] * 5
+
+
 def test_maintenance_rule_names_are_checked():
     """Unknown maintenance rules are refused with the accepted values."""
     with pytest.raises(ConfigError) as exc:

@@ -169,14 +169,16 @@ def test_options_agree_exactly():
         {"pm_first": "same"},
         {"pm_interval_from": "end"},
         {"idle_downs": "skip"},
-        {"pm_first": "same", "pm_interval_from": "end", "idle_downs": "skip"},
+        {"wake": "first"},
+        {"pm_first": "same", "pm_interval_from": "end", "idle_downs": "skip", "wake": "first"},
     ],
-    ids=["same-first", "from-end", "skip-idle", "pyscfabsim"],
+    ids=["same-first", "from-end", "skip-idle", "wake-first", "pyscfabsim"],
 )
 def test_maintenance_rules_agree_exactly(rules):
     """The maintenance rules PySCFabSim follows (every tool's first PM at the same time, the
-    next PM an interval after the end, downs of idle tools skipped) behave as in the
-    reference, each alone and together (12 days: the time PMs repeat)."""
+    next PM an interval after the end, downs of idle tools skipped, work to the first idle
+    tool) behave as in the reference, each alone and together (12 days: the time PMs
+    repeat)."""
     model = toy_fab()
     cfg = SimConfig(days=12, seed=3, **rules)
     kr = simulate_batch([model], cfg, [1], device="cpu")[0][0]

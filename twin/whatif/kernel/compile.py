@@ -40,7 +40,7 @@ TABLES: dict[str, str] = {
     # scalars per scenario
     "t0": F64, "warm": F64, "end": F64, "sample_dt": F64, "hist_w": F64,
     "tr_kind": I32, "tr_lo": F64, "tr_hi": F64, "tr_mean": F64, "transport_on": I32,
-    "pm_from_end": I32, "skip_idle_downs": I32,
+    "pm_from_end": I32, "skip_idle_downs": I32, "wake_first": I32,
     "n_fam": I32, "n_tools": I32, "n_rel": I32, "n_init_tools": I32, "n_init_lots": I32,
     "n_cal_ops": I32, "n_streams": I32, "n_setups": I32, "n_types": I32,
     # families
@@ -402,7 +402,8 @@ def compile_model(
         "tr_kind": tr[0], "tr_lo": tr[1], "tr_hi": tr[2], "tr_mean": tr[3],
         "transport_on": int(cfg.transport),
         "pm_from_end": int(cfg.pm_interval_from == "end"),
-        "skip_idle_downs": int(cfg.idle_downs == "skip"), "n_fam": len(fam_names), "n_tools": n_tools,
+        "skip_idle_downs": int(cfg.idle_downs == "skip"), "wake_first": int(cfg.wake == "first"),
+        "n_fam": len(fam_names), "n_tools": n_tools,
         "n_rel": len(model.releases), "n_init_tools": len(tb["it_tool"]),
         "n_init_lots": len(init_ids), "n_cal_ops": len(tb["c_type"]),
         "n_streams": len(streams), "n_setups": ns, "n_types": len(lot_types),

@@ -894,6 +894,7 @@ def wake(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, f: int, st: i
     cnt = s.i[s.o_f_nidle + fi]
     base = m.I[m.o_f_tool0 + sc * m.sI + f]
     pos = cnt - 1
+    first = m.I[m.o_wake_first + sc * m.sI + 0] != 0  # SimConfig.wake="first"
     if (
         m.I[m.o_f_wake_least + sc * m.sI + f] != 0
         and m.I[m.o_f_setups + sc * m.sI + f] != 0
@@ -905,8 +906,18 @@ def wake(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, f: int, st: i
             v = setup_time(
                 m, sc, s.i[s.o_t_setup + s.i[s.o_idle + (base + k) * n + tid] * n + tid], st
             )
-            if v < bv:
+            # ties: the first in the idle list, or the first tool of the family
+            if v < bv or (
+                first
+                and v == bv
+                and s.i[s.o_idle + (base + k) * n + tid] < s.i[s.o_idle + (base + pos) * n + tid]
+            ):
                 bv = v
+                pos = k
+    elif first and cnt > 1:
+        pos = wp.int32(0)
+        for k in range(1, cnt):
+            if s.i[s.o_idle + (base + k) * n + tid] < s.i[s.o_idle + (base + pos) * n + tid]:
                 pos = k
     tool = s.i[s.o_idle + (base + pos) * n + tid]
     idle_remove(s, n, tid, base, cnt, pos)

@@ -12,6 +12,7 @@ PM_FIRSTS = ("staggered", "same")  # SimConfig.pm_first: a constant first occurr
 PM_INTERVALS_FROM = ("start", "end")  # SimConfig.pm_interval_from: next calendar PM after
 IDLE_DOWNS = ("apply", "skip")  # SimConfig.idle_downs: does a down take an idle tool down
 BATCH_BYS = ("step", "operation")  # SimConfig.batch_by: which waiting lots may share a batch
+WAKES = ("recent", "first")  # SimConfig.wake: which idle tool new work goes to
 
 
 @dataclass(kw_only=True)
@@ -49,6 +50,12 @@ class SimConfig:
     # a breakdown or PM that falls due while a tool is idle: "apply" takes the tool down;
     # "skip" leaves it up and schedules the next one (PySCFabSim only delays running work)
     idle_downs: str = "apply"
+    # which idle tool of a family takes arriving work (families without wake_LeastSetupTime,
+    # and ties among those): "recent", the one idle most recently (work spreads evenly over
+    # time, so wafer counts stay in step); "first", the first in the family's tool order
+    # (PySCFabSim's set of free machines iterates by index: low tools work more, their
+    # wafer-count PMs come first and a family's PMs spread out)
+    wake: str = "recent"
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
     wip_sample_days: float = 1.0  # days between samples of the fab WIP
 
@@ -67,6 +74,7 @@ class SimConfig:
             ("pm_interval_from", PM_INTERVALS_FROM),
             ("idle_downs", IDLE_DOWNS),
             ("batch_by", BATCH_BYS),
+            ("wake", WAKES),
         ):
             if getattr(self, name) not in accepted:
                 problems.append(f"{name} = {getattr(self, name)!r}: accepted {', '.join(accepted)}")

@@ -9,7 +9,8 @@ Semantics (this module DEFINES them for every other engine of the project):
   up, its cascade interval since the last start has passed and it holds fewer jobs than its
   capacity (STNCAP); an available tool takes work at once (see ``dispatch``), otherwise it
   idles. An arriving lot wakes an idle tool (the one needing least setup for families marked
-  wake_LeastSetupTime, else the one idle most recently).
+  wake_LeastSetupTime, else the one idle most recently, or with ``SimConfig.wake="first"``
+  the first of the family's tools).
 - A run: setup (sequence-dependent; a change into a setup with a minimum run makes the tool owe
   that many lots of it), load, processing, unload. Per-piece times are the drawn piece time ×
   wafers; a per-piece step with a PartInterval (cascading) takes one piece time plus the interval
@@ -117,6 +118,7 @@ class Engine(StartMixin, CalendarsMixin):
         seed, rep = cfg.seed, cfg.replication
         self.pm_from_end = cfg.pm_interval_from == "end"
         self.skip_idle_downs = cfg.idle_downs == "skip"
+        self.wake_first = cfg.wake == "first"
         self.routing = Stream(seed, rep, ROUTING)
         self.transport = Stream(seed, rep, TRANSPORT)
         tr = model.transport
@@ -145,7 +147,7 @@ class Engine(StartMixin, CalendarsMixin):
             if model.families[fam.name].is_delay:
                 continue
             fam.tools = [
-                Tool(f"{fam.name}#{k + 1}", fam) for k in range(model.families[fam.name].count)
+                Tool(f"{fam.name}#{k + 1}", fam, k) for k in range(model.families[fam.name].count)
             ]
             for k, tool in enumerate(fam.tools):  # per tool: downs and PM durations
                 tool.stream = Stream(seed, rep, TOOL, key * 4096 + k)
@@ -212,7 +214,8 @@ class Engine(StartMixin, CalendarsMixin):
         if mode == CLASSES:
             classes = fam.classes
             if not classes and fam.idle and not fam.wake_least_setup:
-                tool = fam.idle.pop()  # nothing waits and a tool is free: start at once
+                # nothing waits and a tool is free: start at once
+                tool = self._first_idle(fam.idle) if self.wake_first else fam.idle.pop()
                 tool.in_idle = False
                 self._start(tool, [lot], st, t)
                 return
@@ -258,14 +261,26 @@ class Engine(StartMixin, CalendarsMixin):
         """Give the new work to an idle tool (least setup first where the family says so)."""
         idle = fam.idle
         if fam.wake_least_setup and fam.has_setups and len(idle) > 1:
-            tool = min(idle, key=lambda tl: self._setup_time(tl.setup, st))
+            if self.wake_first:  # ties: the first tool of the family
+                tool = min(idle, key=lambda tl: (self._setup_time(tl.setup, st), tl.k))
+            else:  # ties: the first in the idle list
+                tool = min(idle, key=lambda tl: self._setup_time(tl.setup, st))
             idle.remove(tool)
+        elif self.wake_first:
+            tool = self._first_idle(idle)
         else:
             tool = idle.pop()
         tool.in_idle = False
         if not self._dispatch(tool, t):
             tool.in_idle = True
             idle.append(tool)
+
+    @staticmethod
+    def _first_idle(idle: list) -> Tool:
+        """SimConfig.wake="first": take the idle tool first in its family's order."""
+        tool = min(idle, key=_position) if len(idle) > 1 else idle[0]
+        idle.remove(tool)
+        return tool
 
     def _next_step(self, lot: Lot, t: float, transport: bool = True) -> None:
         """Move past skipped (sampled-out) steps; complete the lot or send it on."""
@@ -551,22 +566,22 @@ class Engine(StartMixin, CalendarsMixin):
         obs = self.obs
         start = job.start
         process = t - start
-        st = job.step
-        # the common case (no record, rework or CQT window) inlines _step_done/_next_step
-        plain = st.plain
-        nxt = st.next
+        # the common case (no record, rework or CQT window) inlines _step_done/_next_step;
+        # each lot's own step (a batch of one operation holds lots of several routes)
         tr_uniform = self.tr_uniform
         for lot in lots:
+            st = lot.step
             lot.pt += process
             if measured:
                 fs.departures += 1
                 fs.sojourn += t - lot.arrived
             if obs is not None:
                 obs("track_out", t, lot=lot.id, tool=tool.id, family=fam.name, step=st.number)
-            if not plain or lot.rec is not None:
+            if not st.plain or lot.rec is not None:
                 self._step_done(lot, t, start - lot.arrived, process)
                 continue
             lot.n_steps += 1
+            nxt = st.next
             if nxt is not None and nxt.sample_p >= 1.0:  # usually: the next step is never skipped
                 lot.idx += 1
                 lot.step = nxt
@@ -747,3 +762,7 @@ def simulate(
     is called as simulated time advances.
     """
     return Engine(model, config, start, observer, progress).run()
+
+
+def _position(tool: Tool) -> int:
+    return tool.k

@@ -41,10 +41,11 @@ class Tool:
     __slots__ = (
         "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
         "jobs", "in_idle", "stream", "pm_stream", "pm_wafer", "wafers", "pm_due", "state", "ded",
+        "k",
     )  # fmt: skip
 
-    def __init__(self, tool_id: str, fam: CFamily):
-        self.id, self.fam = tool_id, fam
+    def __init__(self, tool_id: str, fam: CFamily, k: int = 0):
+        self.id, self.fam, self.k = tool_id, fam, k  # k: position in the family (SimConfig.wake)
         self.setup = None
         self.minrun_left, self.minrun_setup = 0, None
         self.ready = self.down_until = 0.0
