@@ -282,16 +282,22 @@ class Engine(StartMixin, CalendarsMixin):
         idle.remove(tool)
         return tool
 
-    def _next_step(self, lot: Lot, t: float, transport: bool = True) -> None:
-        """Move past skipped (sampled-out) steps; complete the lot or send it on."""
-        route, i = lot.route, lot.idx + 1
+    def _performed_from(self, route: list, i: int) -> int:
+        """The first step from index i the lot executes (each sampled step draws whether it
+        is skipped); len(route) when none is left."""
         n = len(route)
         while i < n:
             p = route[i].sample_p
             if p >= 1.0 or self.routing.u() < p:
-                break
+                return i
             i += 1
-        if i >= n:
+        return n
+
+    def _next_step(self, lot: Lot, t: float, transport: bool = True) -> None:
+        """Move past skipped (sampled-out) steps; complete the lot or send it on."""
+        route = lot.route
+        i = self._performed_from(route, lot.idx + 1)
+        if i >= len(route):
             self._complete(lot, t)
             return
         lot.idx, lot.step, lot.left = i, route[i], t
@@ -587,13 +593,8 @@ class Engine(StartMixin, CalendarsMixin):
                 lot.step = nxt
             else:
                 route = lot.route
-                i, n = lot.idx + 1, len(route)
-                while i < n:
-                    p = route[i].sample_p
-                    if p >= 1.0 or self.routing.u() < p:
-                        break
-                    i += 1
-                if i >= n:
+                i = self._performed_from(route, lot.idx + 1)
+                if i >= len(route):
                     self._complete(lot, t)
                     continue
                 lot.idx = i
