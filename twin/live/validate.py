@@ -50,26 +50,18 @@ def validate(ev: Event, state: TwinState, *, checked: bool = False) -> str | Non
         rule = _RULES.get(ev.type)
         return rule(ev, state) if rule is not None else None
     except Exception as exc:  # a validator bug must not take the stream down
-        return f"validator error ({type(exc).__name__}: {str(exc)[:80]})"
+        return _validator_error(exc)
 
 
-def validate_checked(ev: Event, state: TwinState) -> str | None:
-    """``validate`` for an event whose shape is known to be right (``parse_event`` or
-    ``check_event`` passed): the synchroniser's per-event path, without repeating those checks."""
-    rule = _RULES.get(ev.type)
-    if rule is None:
-        return None
-    try:
-        return rule(ev, state)
-    except Exception as exc:  # a validator bug must not take the stream down
-        return f"validator error ({type(exc).__name__}: {str(exc)[:80]})"
+def _validator_error(exc: Exception) -> str:
+    return f"validator error ({type(exc).__name__}: {str(exc)[:80]})"
 
 
 def validate_apply(
     events: list[Event], state: TwinState
 ) -> tuple[list[Event], list[tuple[Event, str]]]:
-    """``validate_checked`` then ``apply`` for each shape-checked event, in order: the accepted
-    events and the rejected ones with their reasons. The synchroniser's per-batch loop, in one
+    """``validate(ev, state, checked=True)`` then ``apply`` for each shape-checked event, in
+    order: the accepted events and the rejected ones with their reasons. The synchroniser's per-batch loop, in one
     call instead of two (plus a dispatch) per event."""
     accepted: list[Event] = []
     rejected: list[tuple[Event, str]] = []
@@ -79,7 +71,7 @@ def validate_apply(
         try:
             reason = rule(ev, state) if rule is not None else None
         except Exception as exc:  # a validator bug must not take the stream down
-            reason = f"validator error ({type(exc).__name__}: {str(exc)[:80]})"
+            reason = _validator_error(exc)
         if reason is None:
             apply(state, ev)
             keep(ev)

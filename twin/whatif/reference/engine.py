@@ -47,6 +47,7 @@ import itertools
 import time as _time
 import zlib
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from twin.errors import ConfigError, InputError
@@ -84,6 +85,8 @@ from twin.whatif.reference.streams import (
 )
 
 __all__ = ["Engine", "simulate", "tool_ids"]
+
+_position = attrgetter("k")  # a tool's place in its family (SimConfig.wake="first")
 
 _new = object.__new__
 heappush, heappop = heapq.heappush, heapq.heappop
@@ -278,7 +281,7 @@ class Engine(StartMixin, CalendarsMixin):
     @staticmethod
     def _first_idle(idle: list) -> Tool:
         """SimConfig.wake="first": take the idle tool first in its family's order."""
-        tool = min(idle, key=_position) if len(idle) > 1 else idle[0]
+        tool = min(idle, key=_position)
         idle.remove(tool)
         return tool
 
@@ -763,7 +766,3 @@ def simulate(
     is called as simulated time advances.
     """
     return Engine(model, config, start, observer, progress).run()
-
-
-def _position(tool: Tool) -> int:
-    return tool.k
