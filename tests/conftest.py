@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from twin.datasets import hvlm_dir, smat2022_workbook
+
+# CI runs on a loaded 2-core machine: a property test once failed with DeadlineExceeded there
+# while passing alone, so time per example is not a property under test.
+settings.register_profile(
+    "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False
+)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(
+    os.environ.get("TWIN_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+)
 
 
 @pytest.fixture(scope="session")
