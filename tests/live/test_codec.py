@@ -65,7 +65,7 @@ def test_lone_surrogate_and_huge_integers_are_dead_letters(tmp_path, catalog):
         assert sync.process([Message(surrogate), Message(huge)]) == 0
         reasons = [d.reason for d in store.dead_letters()]
     assert "unpaired surrogate" in reasons[0]
-    assert "'seq' must be an integer >= 1" in reasons[1]
+    assert "'seq' must be an integer from 1 to 2^63-1" in reasons[1]
 
 
 def test_large_array_batch_is_committed_in_slices_and_acked_once(catalog, stream):

@@ -87,6 +87,18 @@ EVENT_TYPES: dict[str, tuple[dict[str, tuple[type, ...]], dict[str, tuple[type, 
 _loads = json.JSONDecoder().decode
 ENVELOPE_KEYS = ("id", "source", "seq", "time", "type", "subject", "data")
 
+# Input is bounded at the door: what the store (SQLite: signed 64-bit integers, UTF-8 text)
+# and the formatters (datetime: years 1..9999) can hold. docs/events.md lists these limits.
+MAX_INT = 2**63 - 1  # seq and every integer field: signed 64-bit
+MIN_INT = -(2**63)
+MAX_NAME = 256  # characters of id, source, type, subject
+MAX_TEXT = 4096  # characters of a string field in data
+MAX_DEPTH = 16  # nesting of a payload (an event needs 2: envelope -> data -> values)
+# The last representable instant (9999-12-31T23:59:59.999999Z, which a float rounds up to
+# year 10000 for some fractions): later times are refused, so every stored time formats.
+MAX_TIME = 253_402_300_799.0
+RESERVED_SOURCE_PREFIXES = ("gap:", "reset:")  # sources the twin itself writes
+
 
 class EventFormatError(ValueError):
     """A payload that is not a well-formed event; ``reason`` says what is wrong and what fits."""
@@ -131,9 +143,16 @@ class Event:
 
 
 def format_time(t: float) -> str:
-    """UTC ISO 8601 with microseconds and a ``Z`` suffix."""
+    """UTC ISO 8601 with microseconds and a ``Z`` suffix. Never raises: a time outside what
+    ``parse_time`` accepts (only a store written before the limits can hold one) is clamped
+    to the first or last representable instant, so reads keep answering."""
     # isoformat is faster than strftime; "+00:00" -> "Z"
-    return _fromts(t, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    try:
+        return _fromts(t, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    except (ValueError, OverflowError, OSError, TypeError):
+        if isinstance(t, int | float) and t > 0:  # beyond year 9999 (or +inf)
+            return "9999-12-31T23:59:59.999999Z"
+        return "1970-01-01T00:00:00.000000Z"  # NaN, negative or not a number
 
 
 _fromts = datetime.fromtimestamp
@@ -144,9 +163,15 @@ def parse_time(value: Any) -> float:
     if isinstance(value, bool):
         raise EventFormatError("'time' must be an ISO 8601 UTC string or epoch seconds, got bool")
     if isinstance(value, int | float):
-        t = float(value)
-        if not math.isfinite(t) or t < 0:
-            raise EventFormatError(f"'time' must be finite epoch seconds >= 0, got {value!r}")
+        try:
+            t = float(value)
+        except OverflowError:  # an integer past a double's range
+            t = math.inf
+        if not math.isfinite(t) or t < 0 or t > MAX_TIME:
+            raise EventFormatError(
+                f"'time' must be epoch seconds from 0 to {MAX_TIME:.0f} "
+                f"(9999-12-31T23:59:59Z), got {_short(value)}"
+            )
         return t
     if not isinstance(value, str):
         raise EventFormatError(
@@ -161,7 +186,16 @@ def parse_time(value: Any) -> float:
     off = dt.utcoffset()
     if off is None or off.total_seconds() != 0:
         raise EventFormatError(f"'time' {value[:40]!r} must be UTC (end in Z or +00:00)")
-    return dt.timestamp()
+    return _bounded(dt.timestamp(), value)
+
+
+def _bounded(t: float, value: Any) -> float:
+    """An ISO time's epoch seconds, refused before 1970 or after 9999-12-31T23:59:59Z."""
+    if 0.0 <= t <= MAX_TIME:
+        return t
+    raise EventFormatError(
+        f"'time' {str(value)[:40]!r} is outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z"
+    )
 
 
 def make_event(source: str, seq: int, time: float, type: str, subject: str, **data: Any) -> Event:
@@ -172,24 +206,134 @@ def make_event(source: str, seq: int, time: float, type: str, subject: str, **da
 
 
 def check_event(ev: Event) -> None:
-    """Shape and types of an event; raises EventFormatError with every problem found."""
+    """Shape, types and bounds of an event; raises EventFormatError with every problem found.
+
+    Bounds: the envelope's names are non-empty UTF-8 text of at most MAX_NAME characters, seq
+    and integer fields fit signed 64 bits, the time is within 1970 .. 9999, data strings are
+    UTF-8 text (no lone surrogates) of at most MAX_TEXT characters."""
     spec = _SPECS.get(ev.type)
     if spec is None:
-        raise EventFormatError(f"unknown event type {ev.type!r}; known: {', '.join(EVENT_TYPES)}")
+        raise EventFormatError(
+            f"unknown event type {_short(ev.type)}; known: {', '.join(EVENT_TYPES)}"
+        )
+    i, src, subj, seq, tm = ev.id, ev.source, ev.subject, ev.seq, ev.time
+    # fast path: ASCII names (isascii is a flag test), in range; the slow path explains
+    if not (
+        type(i) is str
+        and type(src) is str
+        and type(subj) is str
+        and i.isascii()
+        and src.isascii()
+        and subj.isascii()
+        and 0 < len(i) <= MAX_NAME
+        and 0 < len(src) <= MAX_NAME
+        and 0 < len(subj) <= MAX_NAME
+        and type(seq) is int
+        and 1 <= seq <= MAX_INT
+        and type(tm) is float
+        and 0.0 <= tm <= MAX_TIME
+    ):
+        problems = _envelope_bounds(ev)
+        if problems:
+            raise EventFormatError("; ".join(problems))
     required, allowed, n_required = spec
     data = ev.data
     # fast path: exact types (bool is not int here); ``v - v`` is 0.0 only for a finite float
     for name, types in required:
         v = data.get(name, _MISSING)
         t = type(v)
-        if t not in types or (t is float and v - v != 0.0):
+        if (
+            t not in types
+            or (t is float and v - v != 0.0)
+            or (t is int and not MIN_INT <= v <= MAX_INT)
+            or (t is str and not (v.isascii() and len(v) <= MAX_TEXT) and _bad_text(v))
+        ):
             raise EventFormatError("; ".join(_problems(ev)))
     if len(data) != n_required:
         for name, v in data.items():
             types = allowed.get(name)
             t = type(v)
-            if types is None or t not in types or (t is float and v - v != 0.0):
+            if (
+                types is None
+                or t not in types
+                or (t is float and v - v != 0.0)
+                or (t is int and not MIN_INT <= v <= MAX_INT)
+                or (t is str and not (v.isascii() and len(v) <= MAX_TEXT) and _bad_text(v))
+            ):
                 raise EventFormatError("; ".join(_problems(ev)))
+
+
+def _bad_text(v: str, limit: int = MAX_TEXT) -> bool:
+    """Too long, or not encodable as UTF-8 (a lone surrogate such as "\\ud800")."""
+    if len(v) > limit:
+        return True
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _text_problem(what: str, v: str, limit: int) -> str | None:
+    if len(v) > limit:
+        return f"{what} is {len(v):,} characters; at most {limit:,} are accepted"
+    if _bad_text(v, limit):
+        return f"{what} holds an unpaired surrogate: not valid Unicode (UTF-8 text is accepted)"
+    return None
+
+
+def _envelope_bounds(ev: Event) -> list[str]:
+    problems = []
+    for key in ("id", "source", "subject"):
+        v = getattr(ev, key)
+        if type(v) is not str or not v:
+            problems.append(f"'{key}' must be a non-empty string, got {_short(v)}")
+        elif p := _text_problem(f"'{key}'", v, MAX_NAME):
+            problems.append(p)
+    seq = ev.seq
+    if type(seq) is not int or not 1 <= seq <= MAX_INT:
+        problems.append(f"'seq' must be an integer from 1 to 2^63-1, got {_short(seq)}")
+    tm = ev.time
+    if type(tm) not in (int, float) or not 0.0 <= tm <= MAX_TIME:  # NaN fails too
+        problems.append(
+            f"'time' must be epoch seconds from 0 to {MAX_TIME:.0f} (9999-12-31T23:59:59Z), "
+            f"got {_short(tm)}"
+        )
+    return problems
+
+
+def _short(value: Any) -> str:
+    """A short, printable, never-raising description of any value (for reasons)."""
+    if isinstance(value, dict | list | tuple | set):
+        return f"{type(value).__name__} of {len(value)}"
+    if isinstance(value, str):
+        return repr(value[:40])  # repr escapes lone surrogates and control characters
+    if isinstance(value, int) and not isinstance(value, bool) and not MIN_INT <= value <= MAX_INT:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        return repr(value)[:40]
+    except Exception:  # a hostile object's __repr__
+        return type(value).__name__
+
+
+def _name(key: Any) -> str:
+    """A field name as written, when it is short printable text; else its safe description."""
+    return key if isinstance(key, str) and len(key) <= 30 and key.isprintable() else _short(key)
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Is ``value`` nested deeper than ``limit`` containers? Iterative: never recurses."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list | tuple):
+            continue
+        if d > limit:
+            return True
+        stack.extend((x, d + 1) for x in v if isinstance(x, dict | list | tuple))
+    return False
 
 
 _MISSING = object()
@@ -221,7 +365,7 @@ def _problems(ev: Event) -> list[str]:
         if types is None:
             accepted = ", ".join([*required, *optional]) or "none"
             problems.append(
-                f"{ev.type}: unknown field data.{str(name)[:30]} (accepted: {accepted})"
+                f"{ev.type}: unknown field data.{_name(name)} (accepted: {accepted})"
             )
         elif not _is(value, types):
             problems.append(_type_problem(ev.type, name, value, types))
@@ -231,14 +375,22 @@ def _problems(ev: Event) -> list[str]:
 def _is(value: Any, types: tuple[type, ...]) -> bool:
     if type(value) not in types:  # exact: bool is an int in Python, never in the schema
         return False
+    if type(value) is int:
+        return MIN_INT <= value <= MAX_INT
+    if type(value) is str:
+        return not _bad_text(value)
     return not (isinstance(value, float) and not math.isfinite(value))
 
 
 def _type_problem(etype: str, name: str, value: Any, types: tuple[type, ...]) -> str:
+    if type(value) is str and type(value) in types:
+        return f"{etype}: " + str(_text_problem(f"data.{name}", value, MAX_TEXT))
     want = "/".join("number" if t is float else t.__name__ for t in types)
     if types == _NUM:
         want = "finite number"
-    return f"{etype}: data.{name} must be {want}, got {type(value).__name__} {str(value)[:30]!r}"
+    elif types == _INT:
+        want = "integer from -2^63 to 2^63-1"
+    return f"{etype}: data.{name} must be {want}, got {type(value).__name__} {_short(value)}"
 
 
 def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
@@ -298,6 +450,10 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
             return ev
     except (KeyError, EventFormatError, TypeError, ValueError, OverflowError):
         pass
+    if too_deep(raw):
+        raise EventFormatError(
+            f"payload is nested deeper than {MAX_DEPTH} levels (an event needs 2: envelope, data)"
+        )
     problems = _envelope_problems(raw)
     if problems:
         raise EventFormatError("; ".join(problems))
@@ -345,20 +501,27 @@ def _envelope_problems(raw: dict[str, Any]) -> list[str]:
     schema = raw.get("schema", SCHEMA_VERSION)
     if schema != SCHEMA_VERSION or isinstance(schema, bool):
         problems.append(
-            f"schema version {str(schema)[:20]!r} is not supported (this twin reads {SCHEMA_VERSION})"
+            f"schema version {_short(schema)} is not supported (this twin reads {SCHEMA_VERSION})"
         )
     missing = [k for k in ENVELOPE_KEYS if k not in raw]
     if missing:
         problems.append(f"missing envelope keys {missing} (envelope: {', '.join(ENVELOPE_KEYS)})")
     extra = [k for k in raw if k not in ENVELOPE_KEYS and k != "schema"]
     if extra:
-        problems.append(f"unknown envelope keys {[str(k)[:20] for k in extra][:5]}")
+        problems.append(f"unknown envelope keys {[_short(k) for k in extra[:5]]}")
     for key in ("id", "source", "type", "subject"):
-        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
-            problems.append(f"'{key}' must be a non-empty string, got {str(raw[key])[:40]!r}")
+        if key not in raw:
+            continue
+        v = raw[key]
+        if not isinstance(v, str) or not v:
+            problems.append(f"'{key}' must be a non-empty string, got {_short(v)}")
+        elif p := _text_problem(f"'{key}'", v, MAX_NAME):
+            problems.append(p)
     seq = raw.get("seq")
-    if "seq" in raw and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 1):
-        problems.append(f"'seq' must be an integer >= 1, got {str(seq)[:40]!r}")
+    if "seq" in raw and (
+        isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_INT
+    ):
+        problems.append(f"'seq' must be an integer from 1 to 2^63-1, got {_short(seq)}")
     if "data" in raw and not isinstance(raw["data"], dict):
         problems.append(f"'data' must be an object, got {type(raw['data']).__name__}")
     if "time" in raw:
