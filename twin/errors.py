@@ -75,3 +75,9 @@ def raise_if(problems: list[str], what: str) -> None:
     """Raise one InputError listing every problem, if there are any."""
     if problems:
         raise InputError(what, problems)
+
+
+class IngestFailed(TwinError):
+    """A batch could not be made durable (the store's write failed). Nothing of it was
+    acknowledged, and the twin state was rebuilt from the store, so it holds exactly what is
+    stored: the same messages may be sent again."""

@@ -62,7 +62,7 @@ def test_lone_surrogate_and_huge_integers_are_dead_letters(tmp_path, catalog):
     huge = head + '"seq":18446744073709551616,"subject":"L1","data":{"product":"P1"}}'
     with SQLiteStore(tmp_path / "twin.db") as store:
         sync = Synchroniser(store, catalog)
-        assert sync.process([Message(surrogate), Message(huge)]) == 0
+        assert sync.process([Message(surrogate), Message(huge)]).accepted == 0
         reasons = [d.reason for d in store.dead_letters()]
     assert "unpaired surrogate" in reasons[0]
     assert "'seq' must be an integer from 1 to 2^63-1" in reasons[1]
@@ -82,7 +82,7 @@ def test_large_array_batch_is_committed_in_slices_and_acked_once(catalog, stream
 
     sync = Synchroniser(Counting(), catalog, cfg=SyncConfig(batch=100))
     text = "[" + ",".join(e.to_json() for e in stream[:250]) + "]"
-    assert sync.process([Message(text, ack=lambda: acks.append(1))]) == 250
+    assert sync.process([Message(text, ack=lambda: acks.append(1))]).accepted == 250
     assert commits == [100, 100, 50] and acks == [1] and sync.pos == 250
 
 

@@ -35,15 +35,32 @@ def test_duplicates_are_dropped_whether_released_or_held():
     assert buf.duplicates == 2
 
 
-def test_gap_declared_when_window_overflows():
-    """With window 3, a missing seq 2 is declared lost when a 4th event waits."""
+def test_seq_beyond_the_window_is_refused_not_a_gap():
+    """With window 3, an event more than 3 seqs past the highest seen is refused, declaring
+    nothing; consecutive events after a loss are held, and the 4th held declares the gap."""
     buf = ReorderBuffer(ReorderConfig(window=3, max_wait=1e9))
     buf.push(e(1))
-    for s in (3, 4, 5):
+    for s in (3, 4):
         assert buf.push(e(s)).events == []
-    r = buf.push(e(6))
-    assert [x.type for x in r.events] == ["stream.gap", "vehicle.state", "vehicle.state",
-                                          "vehicle.state", "vehicle.state"]  # fmt: skip
+    hijack = buf.push(make_event("s", 10**15, 1000.0, "vehicle.state", "V1", state="idle"))
+    assert hijack.refused and hijack.events == [] and not hijack.gaps
+    assert "the next expected seq is 2 and seqs up to 7 are accepted" in hijack.refused[0][1]
+    assert buf.push(e(8)).refused and buf.refused == 2
+    assert buf.push(e(7)).events == [] and buf.held() == 3 and buf.positions() == {"s": 1}
+    r = buf.push(e(9))  # within 3 of 7; a 4th event held: seq 2 is declared lost
+    assert seqs(r.gaps) == [("gap:s", 2)] and [x.seq for x in r.events[1:]] == [3, 4]
+    assert buf.positions() == {"s": 4} and buf.held() == 2
+
+
+def test_gap_declared_when_an_early_event_waited_max_wait():
+    """A missing seq is declared lost by a gap event once the next one waited max_wait."""
+    now = [0.0]
+    buf = ReorderBuffer(ReorderConfig(window=3, max_wait=1.0), clock=lambda: now[0])
+    buf.push(e(1))
+    assert buf.push(e(3)).events == []
+    now[0] = 1.0
+    r = buf.poll()
+    assert [x.type for x in r.events] == ["stream.gap", "vehicle.state"]
     gap = r.gaps[0]
     assert (gap.source, gap.seq, gap.subject, gap.data) == (
         "gap:s",

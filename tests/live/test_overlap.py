@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from twin.errors import IngestFailed
 from twin.live.sources import Message
 from twin.live.state import TwinState, apply_all
 from twin.live.store import SQLiteStore
@@ -113,15 +114,17 @@ def test_overlap_gives_the_same_store_state_and_snapshots(tmp_path, catalog, str
 
 
 def test_a_failed_commit_is_never_acknowledged(tmp_path, catalog, stream):
-    """When the writer thread's commit fails, run() raises it and that batch's messages (and
-    the ones after it) are not acked; the batches before it were."""
+    """When the writer thread's commit fails, run() raises IngestFailed naming the cause, that
+    batch's messages (and the ones after it) are not acked, the batches before it were, and the
+    twin state is the store's (rebuilt from it)."""
     acked: list[int] = []
     store = WatchedStore(tmp_path / "twin.db", fail_at=3)
     sync = Synchroniser(store, catalog, cfg=SyncConfig(batch=200))
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(IngestFailed, match="disk full"):
         sync.run(ListSource([e.to_json() for e in stream], 200, acked))
     assert acked == list(range(600))
-    assert store.count() == 600
+    assert store.count() == 600 == sync.pos
+    assert sync.state.fingerprint() == store.replay().fingerprint()
     store.close()
 
 

@@ -82,6 +82,8 @@ EVENT_TYPES: dict[str, tuple[dict[str, tuple[type, ...]], dict[str, tuple[type, 
     "alarm.cleared": ({"alarm": _STR}, {}),
     # Emitted by the twin itself when a sequence gap does not close within the reorder window.
     "stream.gap": ({"from_seq": _INT, "to_seq": _INT}, {}),
+    # The twin's audit record of an admin moving a source's position forward (seqs skipped).
+    "stream.reset": ({"from_seq": _INT, "to_seq": _INT, "by": _STR}, {"reason": _STR, "at": _STR}),
 }
 
 _loads = json.JSONDecoder().decode
@@ -98,6 +100,7 @@ MAX_DEPTH = 16  # nesting of a payload (an event needs 2: envelope -> data -> va
 # year 10000 for some fractions): later times are refused, so every stored time formats.
 MAX_TIME = 253_402_300_799.0
 RESERVED_SOURCE_PREFIXES = ("gap:", "reset:")  # sources the twin itself writes
+RESERVED_TYPES = frozenset({"stream.gap", "stream.reset"})  # types only the twin writes
 
 
 class EventFormatError(ValueError):

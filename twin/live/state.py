@@ -558,6 +558,20 @@ def _gap(s: TwinState, ev: Event) -> None:
     )
 
 
+def _reset(s: TwinState, ev: Event) -> None:
+    """An admin skipped a source's seqs: listed with the gaps, saying who and why."""
+    d = ev.data
+    s.gaps.append(
+        {
+            "source": ev.subject,
+            "from_seq": d["from_seq"],
+            "to_seq": d["to_seq"],
+            "reset_by": d["by"],
+            "reason": d.get("reason", ""),
+        }
+    )
+
+
 _HANDLERS = {
     "equipment.state": _equipment_state,
     "lot.released": _lot_released,
@@ -578,4 +592,5 @@ _HANDLERS = {
     "alarm.set": _alarm_set,
     "alarm.cleared": _alarm_cleared,
     "stream.gap": _gap,
+    "stream.reset": _reset,
 }

@@ -1,11 +1,19 @@
 """The synchroniser: source -> parse -> reorder -> validate -> store -> apply -> physics world.
 
-Per batch of messages: each payload is parsed (unreadable ones become dead letters), put in
-per-source order by the reorder buffer, validated against the current state, and applied when
-valid; then accepted events and dead letters are written in one durable transaction, and only
-then are the messages acknowledged and the world updated. A crash before the commit loses only
-unacknowledged messages, which the source delivers again; a restart resumes from the latest
-snapshot plus a replay of the events after it, which equals a full replay.
+Per batch of messages: each payload is parsed and bounded (unreadable, out-of-range or
+reserved ones become dead letters), put in per-source order by the reorder buffer, validated
+against the current state, and applied when valid; then accepted events and dead letters are
+written in one durable transaction, and only then are the messages acknowledged and the world
+updated. A crash before the commit loses only unacknowledged messages, which the source delivers
+again; a restart resumes from the latest snapshot plus a replay of the events after it, which
+equals a full replay.
+
+A write that fails leaves nothing ahead of the store: the state and the reorder buffer are
+rebuilt from the store (snapshot + replay), nothing of the batch is acknowledged, and
+``IngestFailed`` is raised, so the same messages are accepted when they come again. When the
+failure is one event the store cannot hold, that event is dead-lettered and the rest of its
+batch is stored and applied. ``process`` and ``process_request`` return an ``IngestResult``:
+what became of each payload.
 
 ``run`` overlaps the two halves (``SyncConfig.overlap``): a writer thread commits batch N while
 the ingest thread parses, validates and applies batch N+1 (CPython's sqlite3 releases the GIL
@@ -24,10 +32,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from twin.errors import ConfigError
+from twin.errors import ConfigError, IngestFailed, InputError
 from twin.live import codec
 from twin.live.catalog import Catalog
-from twin.live.events import Event, EventFormatError, check_event, parse_event
+from twin.live.events import (
+    MAX_DEPTH,
+    MAX_TIME,
+    RESERVED_SOURCE_PREFIXES,
+    RESERVED_TYPES,
+    Event,
+    EventFormatError,
+    check_event,
+    format_time,
+    parse_event,
+    too_deep,
+)
 from twin.live.order import Released, ReorderBuffer, ReorderConfig
 from twin.live.sources import Message, Source
 from twin.live.state import TwinState, apply
@@ -53,6 +72,10 @@ class SyncConfig:
     # run(): commit one batch in a writer thread while the next is applied; off by default: on
     # the 2-core bench machine it cost 8-30 % more CPU and never won (docs/events.md)
     overlap: bool = False
+    # s an event's time may be ahead of this machine's clock; later is dead-lettered as a
+    # producer's clock error. A year by default, since synthetic and test streams are dated
+    # ahead; a live deployment sets minutes. None: no limit but 9999-12-31T23:59:59Z
+    max_future: float | None = 366 * 86_400.0
 
     def check(self) -> None:
         problems = []
@@ -64,8 +87,10 @@ class SyncConfig:
             problems.append(f"snapshot_every must be >= 1 event, got {self.snapshot_every}")
         if self.snapshot_interval <= 0:
             problems.append(f"snapshot_interval must be > 0 s, got {self.snapshot_interval}")
-        if self.reorder.window < 1 or self.reorder.max_wait <= 0:
-            problems.append("reorder window must be >= 1 event and max_wait > 0 s")
+        if self.reorder.window < 1 or self.reorder.max_wait <= 0 or self.reorder.tail_wait <= 0:
+            problems.append("reorder window must be >= 1 event, max_wait and tail_wait > 0 s")
+        if self.max_future is not None and not self.max_future >= 0:
+            problems.append(f"max_future must be >= 0 s or None, got {self.max_future}")
         if problems:
             raise ConfigError("sync config", problems)
 
@@ -78,9 +103,48 @@ class SyncStats:
     duplicates: int = 0
     late: int = 0
     gaps: int = 0
+    refused: int = 0  # seqs (or heartbeat tails) beyond the reorder window
+    failed_writes: int = 0  # store writes that raised (the state was rebuilt each time)
     snapshots: int = 0
     world_errors: int = 0  # poses/states the physics world refused (e.g. ids not in its scene)
     last_world_error: str = ""
+
+
+ACCEPTED, REJECTED, DUPLICATE, HELD = "accepted", "rejected", "duplicate", "held"
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What one ``process``/``process_request`` call did with each payload it was given, in
+    order: ``status`` (accepted | rejected | duplicate | held), ``reason`` (why, when not
+    accepted), ``event`` (the parsed event, or None) and ``position`` (its place in the stored
+    stream when accepted, else 0). ``released`` counts events of earlier calls that this one
+    released from the reorder buffer and stored; ``gaps`` the gaps it declared."""
+
+    status: list[str] = field(default_factory=list)
+    reason: list[str | None] = field(default_factory=list)
+    event: list[Event | None] = field(default_factory=list)
+    position: list[int] = field(default_factory=list)
+    released: int = 0
+    gaps: int = 0
+
+    @property
+    def accepted(self) -> int:
+        return self.status.count(ACCEPTED)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys((ACCEPTED, REJECTED, DUPLICATE, HELD), 0)
+        for st in self.status:
+            out[st] += 1
+        return out
+
+    def extend(self, other: IngestResult) -> None:
+        self.status += other.status
+        self.reason += other.reason
+        self.event += other.event
+        self.position += other.position
+        self.released += other.released
+        self.gaps += other.gaps
 
 
 class Synchroniser:
@@ -101,11 +165,12 @@ class Synchroniser:
         self.world = world
         self.on_commit = on_commit  # called with the accepted events after each commit
         self.stats = SyncStats()
+        self.last_refusal = ""  # the latest seq jump or heartbeat refused, for people
         if catalog is not None:  # so `state_at` can rebuild the same state without being told
             store.put_meta("catalog", json.dumps(catalog.to_dict()))
+        self._catalog = catalog
         self.state, self.pos = self._recover(catalog)
-        start = {s: n for s, n in store.last_seqs().items() if not s.startswith("gap:")}
-        self.reorder = ReorderBuffer(self.cfg.reorder, start=start)
+        self.reorder = ReorderBuffer(self.cfg.reorder, start=self._start_positions())
         self._since_snap = 0
         self._snap_wall = _time.monotonic()
         self._pending_acks: dict[tuple[str, int], list[Callable[[], None]]] = {}
@@ -123,35 +188,68 @@ class Synchroniser:
             pos += 1
         return state, pos
 
+    def _start_positions(self) -> dict[str, int]:
+        """Where each source resumes: its highest stored seq (events and dead letters), or
+        where an admin's reset moved it (the ``reset:<source>`` record's seq), if later."""
+        start: dict[str, int] = {}
+        for src, n in self.store.last_seqs().items():
+            if src.startswith("gap:"):
+                continue
+            if src.startswith("reset:"):
+                src = src[len("reset:") :]
+            start[src] = max(start.get(src, 0), n)
+        return start
+
+    def _resync(self) -> None:
+        """After a failed write: state, position and reorder buffer rebuilt from the store, so
+        the twin holds exactly what is stored; messages waiting for acknowledgement are
+        forgotten unacknowledged (their sources deliver them again)."""
+        self.stats.failed_writes += 1
+        self._inflight = None
+        self.state, self.pos = self._recover(self._catalog)
+        self.reorder = ReorderBuffer(self.cfg.reorder, start=self._start_positions())
+        self._pending_acks.clear()
+
     # ----------------------------------------------------------- ingest
-    def process(self, messages: list[Message]) -> int:
-        """Ingest one batch durably; returns the number of events accepted. A batch holding
-        more than ``cfg.batch`` events (JSON-array messages) is committed in slices of that
-        size, so one large backlog does not hold back the acknowledgement of its first events."""
+    def process(self, messages: list[Message]) -> IngestResult:
+        """Ingest one batch durably; returns what became of each event (a JSON-array message
+        counts one item per element). A batch holding more than ``cfg.batch`` events is
+        committed in slices of that size, so one large backlog does not hold back the
+        acknowledgement of its first events. Raises ``IngestFailed`` when the store cannot
+        be written (nothing of the failed slice is acknowledged or kept in the state)."""
         return self._process_items(_expand(messages))
 
-    def process_request(self, payloads: list[Any], origin: str) -> int:
+    def process_request(self, payloads: list[Any], origin: str) -> IngestResult:
         """Ingest one request's payloads (Events that ``parse_event`` already checked, or raw
         payloads, which are parsed here); a dead letter names ``origin[index]``. Same as
         ``process`` with one Message per payload, without building them."""
         request = Message(None, origin=origin, checked=True)  # type: ignore[arg-type]
         return self._process_items([(p, None, request, k) for k, p in enumerate(payloads)])
 
-    def _process_items(self, items: list[_Item]) -> int:
+    def _process_items(self, items: list[_Item]) -> IngestResult:
         self.stats.received += len(items)
         step = self.cfg.batch
         if len(items) <= step:
             return self._ingest(items)
-        return sum(self._ingest(items[i : i + step]) for i in range(0, len(items), step))
+        result = IngestResult()
+        for i in range(0, len(items), step):
+            result.extend(self._ingest(items[i : i + step]))
+        return result
 
-    def _ingest(self, items: list[_Item]) -> int:
+    def _ingest(self, items: list[_Item]) -> IngestResult:
         out = Released()
         dead: list[DeadLetter] = []
         acks: list[Callable[[], None]] = []
         now = _time.time()
+        future = self.cfg.max_future
+        horizon = MAX_TIME if future is None else min(MAX_TIME, now + future)
+        n = len(items)
+        res = IngestResult([HELD] * n, [None] * n, [None] * n, [0] * n)
+        status, why, events = res.status, res.reason, res.event
+        where: dict[int, int] = {}  # id(event) -> index of its item, for the results
         push, pending = self.reorder.push, self._pending_acks
-        released, dups, late = out.events, out.duplicates, out.late
-        for payload, ack, m, k in items:
+        released, dups, late, refused = out.events, out.duplicates, out.late, out.refused
+        for k, (payload, ack, m, j) in enumerate(items):
             try:
                 if type(payload) is Event:
                     ev = payload
@@ -159,41 +257,63 @@ class Synchroniser:
                         check_event(ev)
                 else:
                     ev = parse_event(payload)  # type: ignore[arg-type]
+                if (
+                    ev.time > horizon
+                    or ev.type in RESERVED_TYPES
+                    or ev.source.startswith(RESERVED_SOURCE_PREFIXES)
+                ):
+                    raise EventFormatError(_refused_at_door(ev, now, future))
             except Exception as exc:  # never let one payload stop the stream
                 reason = (
                     exc.reason
                     if isinstance(exc, EventFormatError)
                     else f"unreadable payload ({type(exc).__name__})"
                 )
-                dead.append(DeadLetter(_where(m, k, reason), _raw(payload), received=now))
+                dead.append(DeadLetter(_where(m, j, reason), _raw(payload), received=now))
+                status[k], why[k] = REJECTED, reason
                 if ack is not None:
                     acks.append(ack)
                 continue
-            if ack is None:
-                push(ev, out)
-                continue
-            n0, n_dup, n_late = len(released), len(dups), len(late)
+            events[k] = ev
+            where[id(ev)] = k
+            n0, n_dup, n_late, n_ref = len(released), len(dups), len(late), len(refused)
             push(ev, out)
             if len(released) > n0 and released[n0] is ev:
-                acks.append(ack)  # released now: committed below (the in-order fast path)
-            elif len(dups) > n_dup or len(late) > n_late:
-                acks.append(ack)  # already durable (or declared lost): nothing to wait for
+                if ack is not None:
+                    acks.append(ack)  # released now: committed below (the in-order fast path)
+            elif len(dups) > n_dup:
+                status[k], why[k] = DUPLICATE, f"{ev.source} seq {ev.seq} was already received"
+                if ack is not None:
+                    acks.append(ack)  # already durable: nothing to wait for
+            elif len(late) > n_late or len(refused) > n_ref:
+                status[k] = REJECTED  # dead-lettered with its reason below
+                if ack is not None:
+                    acks.append(ack)
             else:
-                pending.setdefault(ev.key, []).append(ack)  # held: acked when released
+                why[k] = (
+                    f"waiting for {ev.source} seq {self.reorder.next_seq(ev.source)} (applied "
+                    "when it arrives, or a gap is declared after the reorder wait)"
+                )
+                if ack is not None:
+                    pending.setdefault(ev.key, []).append(ack)  # acked when released
         self.reorder.poll(out)
-        return self._commit(out, dead, acks, now)
+        return self._commit(out, dead, acks, now, res, where)
 
-    def flush(self) -> int:
+    def flush(self) -> IngestResult:
         """End of a finite stream: declare every open gap and commit what was held."""
         return self._commit(self.reorder.flush(), [], [], _time.time())
 
     def _commit(
-        self, out: Released, dead: list[DeadLetter], acks: list[Callable[[], None]], now: float
-    ) -> int:
+        self,
+        out: Released,
+        dead: list[DeadLetter],
+        acks: list[Callable[[], None]],
+        now: float,
+        res: IngestResult | None = None,
+        where: dict[int, int] | None = None,
+    ) -> IngestResult:
         pending = self._pending_acks
-        accepted, rejected = validate_apply(out.events, self.state)  # shape checked in _ingest()
-        for ev, reason in rejected:
-            dead.append(DeadLetter(reason, ev.to_json(), ev.source, ev.seq, now))
+        accepted, invalid = validate_apply(out.events, self.state)  # shape checked in _ingest()
         if pending:
             for ev in out.events:
                 waiting = pending.pop(ev.key, None)
@@ -202,28 +322,75 @@ class Synchroniser:
         self.stats.duplicates += len(out.duplicates)
         self.stats.late += len(out.late)
         self.stats.gaps += len(out.gaps)
-        for ev in out.late:
-            dead.append(
-                DeadLetter("arrived after its gap was declared", ev.to_json(), None, None, now)
-            )
-        batch = _Batch(accepted, dead, acks)
+        late_reason = "arrived after its gap was declared"
+        turned = [(ev, late_reason) for ev in out.late] + out.refused  # away by the reorder
+        for ev, reason in turned:  # no source/seq: a restart must not resume from them
+            dead.append(DeadLetter(reason, ev.to_json(), None, None, now))
+        if out.refused:
+            self.stats.refused += len(out.refused)
+            self.last_refusal = out.refused[-1][1]
+        batch = _Batch(accepted, dead + _letters(invalid, now), acks)
         if self._writer is None:
-            if accepted or dead:
-                batch.stored = self.store.write(accepted, dead)
+            if accepted or batch.dead:
+                invalid = self._write(batch, out, dead, invalid, now)
+            first = self.pos + 1
             self._committed(batch)
             if accepted and self._snapshot_due():
                 self.snapshot()
-            return len(accepted)
-        self._finish()  # the previous batch is durable before this one goes to the writer
-        if not (accepted or dead):
-            self._committed(batch)  # nothing to write (duplicates' acks, an idle poll)
-            return 0
-        batch.future = self._writer.submit(self.store.write, accepted, dead)
-        self._inflight = batch
-        if accepted and self._snapshot_due():
-            self._finish()  # the snapshot must hold exactly the stored events
-            self.snapshot()
-        return len(accepted)
+        else:
+            self._finish()  # the previous batch is durable before this one goes to the writer
+            first = self.pos + 1
+            if not (accepted or batch.dead):
+                self._committed(batch)  # nothing to write (duplicates' acks, an idle poll)
+            else:
+                batch.future = self._writer.submit(self.store.write, accepted, batch.dead)
+                self._inflight = batch
+                if accepted and self._snapshot_due():
+                    self._finish()  # the snapshot must hold exactly the stored events
+                    self.snapshot()
+        return _results(res, where, batch.accepted, invalid + turned, first, len(out.gaps))
+
+    def _write(
+        self,
+        batch: _Batch,
+        out: Released,
+        door: list[DeadLetter],
+        invalid: list[tuple[Event, str]],
+        now: float,
+    ) -> list[tuple[Event, str]]:
+        """The batch's durable write; returns the events validation (or the store) refused.
+        On failure the state is rebuilt from the store; events the store cannot hold are
+        dead-lettered and the rest validated and written again; any other failure raises
+        ``IngestFailed`` with the twin exactly as the store says."""
+        try:
+            batch.stored = self.store.write(batch.accepted, batch.dead)
+            return invalid
+        except Exception as exc:
+            failure = exc
+        self.state, self.pos = self._recover(self._catalog)  # back to what is stored
+        bad = {id(ev): r for ev in batch.accepted if (r := _unstorable(ev)) is not None}
+        if bad:
+            culprits = [
+                (ev, f"the store cannot hold this event ({bad[id(ev)]})")
+                for ev in batch.accepted
+                if id(ev) in bad
+            ]
+            accepted, invalid = validate_apply(
+                [ev for ev in out.events if id(ev) not in bad], self.state
+            )
+            letters = [DeadLetter(r, _raw(ev.to_dict()), None, None, now) for ev, r in culprits]
+            batch.accepted, batch.dead = accepted, door + letters + _letters(invalid, now)
+            try:
+                batch.stored = self.store.write(batch.accepted, batch.dead)
+                return invalid + culprits
+            except Exception as exc:
+                failure = exc
+        self._resync()
+        raise IngestFailed(
+            f"the event store's write failed ({type(failure).__name__}: {str(failure)[:200]}); "
+            "nothing of this batch was stored or acknowledged and the twin state was rebuilt "
+            "from the store: send the same events again"
+        ) from failure
 
     def _finish(self) -> None:
         """Wait for the batch in flight (if any) to be durable, then acknowledge it."""
@@ -231,7 +398,14 @@ class Synchroniser:
         if batch is None:
             return
         if batch.future is not None:
-            batch.stored = batch.future.result()  # a failed commit raises here: nothing is acked
+            try:
+                batch.stored = batch.future.result()
+            except Exception as exc:  # nothing is acked; the state goes back to the store's
+                self._resync()
+                raise IngestFailed(
+                    f"the event store's write failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                    "the twin state was rebuilt from the store"
+                ) from exc
         self._committed(batch)
 
     def _committed(self, batch: _Batch) -> None:
@@ -247,6 +421,70 @@ class Synchroniser:
             if self.on_commit is not None:
                 self.on_commit(accepted)
             self._since_snap += len(accepted)
+
+    # ------------------------------------------------------- positions
+    def expect_tail(self, source: str, last_seq: int, time: float | None = None) -> str | None:
+        """A producer's heartbeat said it published ``source`` up to ``last_seq`` (its last
+        event at ``time``): what of it has not arrived when it stops arriving is declared a
+        gap. Returns why it was refused (malformed, reserved, beyond the window), else None."""
+        if (
+            type(source) is not str
+            or not source
+            or len(source) > 256
+            or source.startswith(RESERVED_SOURCE_PREFIXES)
+            or type(last_seq) is not int
+            or not 1 <= last_seq < 2**63
+        ):
+            reason = "heartbeat: needs a source name and a last_seq from 1 to 2^63-1"
+        else:
+            ok_time = type(time) in (int, float) and 0 <= time <= MAX_TIME  # type: ignore[operator]
+            reason = self.reorder.expect(source, last_seq, time if ok_time else self.state.clock)
+        if reason is not None:
+            self.stats.refused += 1
+            self.last_refusal = reason
+        return reason
+
+    def heartbeats(self, beats: dict[Any, Any]) -> None:
+        """Feed heartbeats a source collected: ``{source: last_seq}`` or ``{source:
+        {"last_seq": N, "time": T, "resends": bool}}``. A producer that resends until the twin
+        confirms (end-to-end delivery) loses nothing, so its tail is never declared lost."""
+        for name, beat in list(beats.items())[:10_000]:
+            if isinstance(beat, dict):
+                if beat.get("resends") is True:
+                    continue
+                self.expect_tail(name, beat.get("last_seq"), beat.get("time"))  # type: ignore[arg-type]
+            else:
+                self.expect_tail(name, beat)
+
+    def reset_source(self, source: str, to_seq: int, *, by: str, reason: str = "") -> Event:
+        """An admin moves ``source`` forward: seqs up to ``to_seq`` count as done (skipped),
+        the next expected is ``to_seq + 1``. Stored as a ``stream.reset`` audit event (source
+        ``reset:<source>``), which a restart honours. Raises InputError when it cannot be."""
+        problems = []
+        if type(source) is not str or not source or source.startswith(RESERVED_SOURCE_PREFIXES):
+            problems.append("source: a producer's source name (not gap:... or reset:...)")
+        if type(to_seq) is not int or not 1 <= to_seq < 2**63:
+            problems.append(f"to_seq must be an integer from 1 to 2^63-1, got {to_seq!r:.40}")
+        elif not problems and to_seq < self.reorder.next_seq(source):
+            problems.append(
+                f"{source} is already at seq {self.reorder.next_seq(source) - 1}; a reset only "
+                "moves forward (a producer that starts again from 1 publishes as a new source)"
+            )
+        if problems:
+            raise InputError(f"reset of source {str(source)[:60]!r}", problems)
+        now = _time.time()
+        first, released, dropped = self.reorder.skip(source, to_seq)
+        data = {"from_seq": first, "to_seq": to_seq, "by": by, "at": format_time(now)}
+        if reason:
+            data["reason"] = reason
+        audit = Event(
+            f"reset:{source}:{to_seq}", f"reset:{source}", to_seq,
+            self.state.clock or now, "stream.reset", source, data,
+        )  # fmt: skip
+        check_event(audit)  # by and reason are bounded like any event's text
+        acks = [a for ev in dropped for a in self._pending_acks.pop(ev.key, [])]
+        self._commit(Released(events=[audit, *released]), [], acks, now)
+        return audit
 
     def _snapshot_due(self) -> bool:
         return (
@@ -310,8 +548,11 @@ class Synchroniser:
     ) -> None:
         last = _time.monotonic()
         confirm = getattr(source, "confirm", None)  # sources that tell publishers what is durable
+        beats = getattr(source, "heartbeats", None)  # sources that hear producers' last seqs
         confirmed_at = 0.0
         while not source.exhausted and not (stop is not None and stop()):
+            if beats is not None and (heard := beats()):
+                self.heartbeats(heard)
             # with a batch in flight, look for more without waiting: if none came, the ingest
             # thread finishes that batch (acks it) rather than sleeping on its acknowledgement
             batch = source.receive(self.cfg.batch, 0.0 if self._inflight else self.cfg.wait)
@@ -380,17 +621,89 @@ def _expand(messages: list[Message]) -> list[_Item]:
     return out
 
 
+_MAX_RAW = 100_000  # characters of a dead letter's payload kept
+
+
 def _raw(payload: Any) -> str:
+    """A payload as dead-letter text: at most _MAX_RAW characters of valid UTF-8 (lone
+    surrogates escaped), never raising whatever the payload (deep, huge, hostile)."""
     if isinstance(payload, bytes | bytearray):
-        return payload.decode("utf-8", errors="replace")
-    if isinstance(payload, str):
-        return payload
-    try:
-        return json.dumps(payload, default=str)[:100_000]
-    except (TypeError, ValueError, RecursionError):
-        return repr(payload)[:100_000]
+        text = bytes(payload[: _MAX_RAW * 4]).decode("utf-8", errors="replace")
+    elif isinstance(payload, str):
+        text = payload
+    elif too_deep(payload):
+        text = f"<a {type(payload).__name__} nested deeper than {MAX_DEPTH} levels>"
+    else:
+        try:
+            text = json.dumps(payload, default=repr)  # ensure_ascii: surrogates as \\ud800
+        except Exception:
+            text = f"<an unprintable {type(payload).__name__}>"
+    text = text[:_MAX_RAW]
+    if not text.isascii():
+        text = text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return text
 
 
 def _where(m: Message, k: int, reason: str) -> str:
     origin = m.origin if k < 0 else f"{m.origin}[{k}]"
     return f"{origin}: {reason}" if origin else reason
+
+
+def _letters(invalid: list[tuple[Event, str]], now: float) -> list[DeadLetter]:
+    """Dead letters of events validation refused: released in order, so they keep their
+    source and seq (a restart resumes after them)."""
+    return [DeadLetter(reason, ev.to_json(), ev.source, ev.seq, now) for ev, reason in invalid]
+
+
+def _results(
+    res: IngestResult | None,
+    where: dict[int, int] | None,
+    accepted: list[Event],
+    refused: list[tuple[Event, str]],
+    first: int,
+    gaps: int,
+) -> IngestResult:
+    """Fill in what the commit decided: positions of the accepted, reasons of the refused."""
+    if res is None or where is None:
+        res = IngestResult()
+        res.released = sum(1 for ev in accepted if ev.type != "stream.gap")
+        res.gaps = gaps
+        return res
+    status, position, why = res.status, res.position, res.reason
+    get = where.get
+    for pos, ev in enumerate(accepted, start=first):
+        k = get(id(ev))
+        if k is not None:
+            status[k], position[k], why[k] = ACCEPTED, pos, None
+        elif ev.type != "stream.gap":
+            res.released += 1
+    for ev, reason in refused:
+        k = get(id(ev))
+        if k is not None:
+            status[k], why[k] = REJECTED, reason
+    res.gaps = gaps
+    return res
+
+
+def _unstorable(ev: Event) -> str | None:
+    """Why a store could not hold ``ev`` (bounds, text, JSON), or None."""
+    try:
+        check_event(ev)
+        codec.dumps(ev.data).encode("utf-8")
+    except EventFormatError as exc:
+        return exc.reason
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc)[:100]}"
+    return None
+
+
+def _refused_at_door(ev: Event, now: float, future: float | None) -> str:
+    if ev.type in RESERVED_TYPES or ev.source.startswith(RESERVED_SOURCE_PREFIXES):
+        return (
+            f"{ev.type} from source {ev.source[:60]!r}: the sources gap:... and reset:... and "
+            "the types stream.gap and stream.reset are written by the twin itself"
+        )
+    return (
+        f"'time' {format_time(ev.time)} is more than {future:.0f} s ahead of this twin's clock "
+        f"({format_time(now)}); a producer's clock is wrong, or raise max_future"
+    )

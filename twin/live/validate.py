@@ -306,7 +306,7 @@ def _alarm_subject(ev: Event, s: TwinState) -> str | None:
 
 def _gap(ev: Event, s: TwinState) -> str | None:
     if ev.data["to_seq"] < ev.data["from_seq"]:
-        return "stream.gap: to_seq < from_seq"
+        return f"{ev.type}: to_seq < from_seq"
     return None
 
 
@@ -330,4 +330,5 @@ _RULES = {
     "alarm.set": _alarm_set,
     "alarm.cleared": _alarm_cleared,
     "stream.gap": _gap,
+    "stream.reset": _gap,
 }
