@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.api.auth import TokenTable, bearer
-from twin.errors import NotFoundError, TwinError
+from twin.errors import IngestFailed, NotFoundError, TwinError
 from twin.live.events import format_time
 
 PREFIX = "/equipment/"
@@ -156,8 +156,12 @@ class FastPath:
 
 
 def twin_error_response(exc: TwinError) -> JSONResponse:
-    """A TwinError as the API answers it: 404 for an unknown id, 422 otherwise."""
-    return JSONResponse({"detail": str(exc)}, 404 if isinstance(exc, NotFoundError) else 422)
+    """A TwinError as the API answers it: 404 for an unknown id, 503 when the store could not
+    be written (nothing of the batch was kept: send it again), 422 otherwise."""
+    status = (
+        404 if isinstance(exc, NotFoundError) else 503 if isinstance(exc, IngestFailed) else 422
+    )
+    return JSONResponse({"detail": str(exc)}, status)
 
 
 async def _send_json(send: Any, body: bytes) -> None:

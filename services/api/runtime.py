@@ -14,9 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time as _time
-from collections.abc import Sequence
-from itertools import chain
-from operator import is_
+from collections.abc import Callable
 from typing import Any
 
 from services.api.feed import EventFeed, feed_for
@@ -27,30 +25,10 @@ from twin.live.catalog import Catalog
 from twin.live.events import Event, EventFormatError, parse_event
 from twin.live.sources import Bus
 from twin.live.state import TwinState
-from twin.live.store import DeadLetter, EventStore, MemoryStore, SQLiteStore
-from twin.live.sync import SyncConfig, Synchroniser
+from twin.live.store import EventStore, MemoryStore, SQLiteStore
+from twin.live.sync import ACCEPTED, SyncConfig, Synchroniser
 
 log = logging.getLogger("twin.api")
-
-
-class _RecordingStore:
-    """Wraps the real store (every other attribute passes through) and remembers the dead
-    letters of the current POST /events batch, so the caller hears why each rejected event
-    was rejected."""
-
-    def __init__(self, inner: EventStore) -> None:
-        self.inner = inner
-        self.recording = False
-        self.dead: list[DeadLetter] = []
-
-    def write(self, events: Sequence[Event], dead: Sequence[DeadLetter] = ()) -> int:
-        n = self.inner.write(events, dead)
-        if self.recording:
-            self.dead.extend(dead)
-        return n
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 class _GuardedWorld:
@@ -88,7 +66,7 @@ class TwinRuntime:
         self.model: Any = None
         self.catalog: Catalog | None = None
         self.world: Any = None
-        self.store: Any = None  # a _RecordingStore around the event store
+        self.store: EventStore | None = None
         self.sync: Synchroniser | None = None
         self.bus = Bus()
         self.sources: list[Any] = []
@@ -110,10 +88,9 @@ class TwinRuntime:
         self._thread: threading.Thread | None = None
         self._readers = threading.local()
         self._glb: bytes | None = None
-        self._recording = False  # POST /events is collecting what its batch committed
-        self._commits: list[tuple[int, list[Event]]] = []  # (first position, events) per commit
         self.physics_error: str | None = None
         self.ingest_errors = 0  # exceptions caught in the ingest loop
+        self.last_ingest_error = ""
         self.equipment_info: dict[str, tuple[str, str | None]] = {}  # id -> (kind, bay)
         self.rendered: dict[str, tuple[Any, int, bytes]] = {}  # id -> (record, rev, JSON)
 
@@ -135,12 +112,9 @@ class TwinRuntime:
         }
         if s.physics:
             self.world = self._physics()
-        inner: EventStore = (
-            SQLiteStore(s.store, synchronous=s.synchronous) if s.store else MemoryStore()
-        )
-        self.store = _RecordingStore(inner)
+        self.store = SQLiteStore(s.store, synchronous=s.synchronous) if s.store else MemoryStore()
         self.sync = Synchroniser(
-            self.store,  # type: ignore[arg-type]
+            self.store,
             self.catalog,
             world=_GuardedWorld(self.world) if self.world is not None else None,
             cfg=SyncConfig(),
@@ -210,16 +184,23 @@ class TwinRuntime:
                 for src in self.sources:
                     wait = sync.cfg.wait if len(self.sources) == 1 else 0.01
                     batch = src.receive(sync.cfg.batch, wait)
-                    if batch:
+                    beats = getattr(src, "heartbeats", None)  # MQTT producers' last seqs
+                    heard = beats() if beats is not None else None
+                    if batch or heard:
                         got = True
                         with self.lock:
+                            if heard:
+                                sync.heartbeats(heard)
                             sync.process(batch)
-                        self._lag(min(m.received for m in batch), "bus")
+                        if batch:
+                            self._lag(min(m.received for m in batch), "bus")
                 if not got:
                     with self.lock:
                         sync.process([])  # declares gaps whose wait is over
-            except Exception:  # keep ingesting; unacknowledged messages are delivered again
+            except Exception as exc:  # keep ingesting; unacknowledged messages come again
+                # a failed write (IngestFailed) left the state as the store says: carry on
                 self.ingest_errors += 1
+                self.last_ingest_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 log.exception("ingest loop error")
                 self._stop.wait(0.5)
 
@@ -232,75 +213,65 @@ class TwinRuntime:
         sync = self.sync
         assert sync is not None
         first = sync.pos - len(accepted) + 1
-        items = list(map(encode, range(first, sync.pos + 1), accepted))
-        if self._recording:
-            self._commits.append((first, accepted))
-        self.hub.publish(items)
+        self.hub.publish(list(map(encode, range(first, sync.pos + 1), accepted)))
 
-    def ingest(self, payloads: list[Any], origin: str = "POST /events") -> list[dict[str, Any]]:
+    def ingest(
+        self,
+        payloads: list[Any],
+        origin: str = "POST /events",
+        *,
+        may_publish: Callable[[str], bool] | None = None,
+        allowed: str = "",
+    ) -> list[dict[str, Any]]:
         """Validate, store and apply a batch; one result per payload, in order: ``index``,
         ``status`` (accepted | rejected | duplicate | held), ``id`` when the payload has one,
-        ``seq`` (stream position) when accepted, ``reason`` otherwise."""
+        ``seq`` (stream position) when accepted, ``reason`` otherwise. ``may_publish``: the
+        caller's token may publish a source (``allowed`` says which, for the reason); events of
+        other sources are rejected and dead-lettered. Raises ``IngestFailed`` (nothing of the
+        batch stored; the state is the store's) when the store cannot be written."""
         received = _time.time()
-        results: list[dict[str, Any] | None] = [None] * len(payloads)
-        batch: list[Any] = []  # parsed Events, and the raw payloads that will be dead-lettered
-        index: list[int] = []  # where each parsed event is in the request
-        parsed: list[Event] = []
-        for i, raw in enumerate(payloads):
-            try:
-                ev = parse_event(raw)
-            except EventFormatError as exc:
-                results[i] = _result(i, "rejected", _id_of(raw), exc.reason)
-                batch.append(raw)  # dead-lettered durably, as origin[i]
-                continue
-            index.append(i)
-            parsed.append(ev)
-            batch.append(ev)
-        sync, store = self.sync, self.store
-        assert sync is not None and isinstance(store, _RecordingStore)
+        refuse = None
+        if may_publish is not None:
+
+            def refuse(ev: Event) -> str | None:
+                if may_publish(ev.source):
+                    return None
+                return f"this token may not publish source {ev.source[:60]!r} (it may: {allowed})"
+
+        # parsed here, outside the lock (the ingest thread keeps going meanwhile); a payload
+        # that does not parse goes in as it came, and the synchroniser dead-letters it
+        batch = [_parsed(p) for p in payloads]
+        sync = self.sync
+        assert sync is not None
         with self.lock:
-            self._commits, store.dead = [], []
-            self._recording = store.recording = True
-            try:
-                sync.process_request(batch, origin)
-            finally:
-                self._recording = store.recording = False
-            commits = self._commits  # what this batch committed, with stream positions
-            dead = {(d.source, d.seq): d.reason for d in store.dead if d.source is not None}
-            last = dict(sync.state.last_seq)
-            self._commits, store.dead = [], []
-        committed = list(chain.from_iterable(evs for _, evs in commits))
-        if len(committed) == len(parsed) and all(map(is_, committed, parsed)):
-            # the common case: every parsed event committed once, in the order posted (the
-            # same objects), so each one's position is known without a lookup per event
-            at = chain.from_iterable(range(p, p + len(evs)) for p, evs in commits)
-            for i, ev, pos in zip(index, parsed, at):
-                results[i] = {"index": i, "status": "accepted", "id": ev.id, "seq": pos}
-            self._lag(received, "http")
-            return results  # type: ignore[return-value]
-        positions = {ev.key: p + k for p, evs in commits for k, ev in enumerate(evs)}
-        seen: set[tuple[str, int]] = set()
-        for i, ev in zip(index, parsed):
-            key = ev.key
-            pos = positions.get(key)
-            if pos is not None and key not in seen:  # the common case first
-                results[i] = {"index": i, "status": "accepted", "id": ev.id, "seq": pos}
-            elif key in seen:
-                results[i] = _result(i, "duplicate", ev.id, "repeated in this batch")
-            elif key in dead:
-                results[i] = _result(i, "rejected", ev.id, dead[key])
-            elif ev.seq <= last.get(ev.source, 0):
-                why = f"{ev.source} seq {ev.seq} was already received"
-                results[i] = _result(i, "duplicate", ev.id, why)
+            res = sync.process_request(batch, origin, refuse=refuse)
+        results: list[dict[str, Any]] = []
+        add = results.append
+        for i, (status, ev, pos, why) in enumerate(
+            zip(res.status, res.event, res.position, res.reason)
+        ):
+            if status == ACCEPTED:
+                add({"index": i, "status": status, "id": ev.id, "seq": pos})  # type: ignore[union-attr]
             else:
-                why = (
-                    f"waiting for {ev.source} seq {last.get(ev.source, 0) + 1} (applied when it "
-                    "arrives, or a gap is declared after the reorder wait)"
-                )
-                results[i] = _result(i, "held", ev.id, why)
-            seen.add(key)
+                out: dict[str, Any] = {"index": i, "status": status}
+                id_ = ev.id if ev is not None else _id_of(payloads[i])
+                if id_ is not None:
+                    out["id"] = id_
+                out["reason"] = why
+                add(out)
         self._lag(received, "http")
-        return results  # type: ignore[return-value]
+        return results
+
+    def reset_source(
+        self, source: str, seq: int, *, actor: str, reason: str = ""
+    ) -> dict[str, Any]:
+        """An admin moves ``source`` forward to ``seq`` (seqs up to it count as skipped);
+        returns the stored ``stream.reset`` audit event. InputError when it cannot be."""
+        sync = self.sync
+        assert sync is not None
+        with self.lock:
+            audit = sync.reset_source(source, seq, by=actor, reason=reason)
+        return audit.to_dict()
 
     # --------------------------------------------------------------- reads
     @property
@@ -311,8 +282,8 @@ class TwinRuntime:
     def reader(self) -> EventStore:
         """A store handle for this thread: SQLite readers get their own connection (WAL lets
         them read while the ingest thread writes)."""
-        assert self.store is not None
-        inner = self.store.inner  # type: ignore[attr-defined]
+        inner = self.store
+        assert inner is not None
         if not isinstance(inner, SQLiteStore):
             return inner
         r = getattr(self._readers, "store", None)
@@ -377,12 +348,11 @@ def bay_of(scene: Any, node: Any) -> str | None:
     return None
 
 
-def _result(index: int, status: str, id: str | None, reason: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"index": index, "status": status}
-    if id is not None:
-        out["id"] = id
-    out["reason"] = reason
-    return out
+def _parsed(raw: Any) -> Any:
+    try:
+        return parse_event(raw)
+    except EventFormatError:
+        return raw
 
 
 def _id_of(raw: Any) -> str | None:

@@ -367,9 +367,7 @@ def _problems(ev: Event) -> list[str]:
         types = optional.get(name)
         if types is None:
             accepted = ", ".join([*required, *optional]) or "none"
-            problems.append(
-                f"{ev.type}: unknown field data.{_name(name)} (accepted: {accepted})"
-            )
+            problems.append(f"{ev.type}: unknown field data.{_name(name)} (accepted: {accepted})")
         elif not _is(value, types):
             problems.append(_type_problem(ev.type, name, value, types))
     return problems

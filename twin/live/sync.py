@@ -26,6 +26,7 @@ nothing is in flight, so it holds exactly the stored events.
 from __future__ import annotations
 
 import json
+import re
 import time as _time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -219,24 +220,37 @@ class Synchroniser:
         be written (nothing of the failed slice is acknowledged or kept in the state)."""
         return self._process_items(_expand(messages))
 
-    def process_request(self, payloads: list[Any], origin: str) -> IngestResult:
+    def process_request(
+        self,
+        payloads: list[Any],
+        origin: str,
+        *,
+        refuse: Callable[[Event], str | None] | None = None,
+    ) -> IngestResult:
         """Ingest one request's payloads (Events that ``parse_event`` already checked, or raw
         payloads, which are parsed here); a dead letter names ``origin[index]``. Same as
-        ``process`` with one Message per payload, without building them."""
+        ``process`` with one Message per payload, without building them. ``refuse``: the
+        caller's own check (e.g. which sources its token may publish): a reason dead-letters
+        the event, None lets it through."""
         request = Message(None, origin=origin, checked=True)  # type: ignore[arg-type]
-        return self._process_items([(p, None, request, k) for k, p in enumerate(payloads)])
+        items = [(p, None, request, k) for k, p in enumerate(payloads)]
+        return self._process_items(items, refuse)
 
-    def _process_items(self, items: list[_Item]) -> IngestResult:
+    def _process_items(
+        self, items: list[_Item], refuse: Callable[[Event], str | None] | None = None
+    ) -> IngestResult:
         self.stats.received += len(items)
         step = self.cfg.batch
         if len(items) <= step:
-            return self._ingest(items)
+            return self._ingest(items, refuse)
         result = IngestResult()
         for i in range(0, len(items), step):
-            result.extend(self._ingest(items[i : i + step]))
+            result.extend(self._ingest(items[i : i + step], refuse))
         return result
 
-    def _ingest(self, items: list[_Item]) -> IngestResult:
+    def _ingest(
+        self, items: list[_Item], refuse: Callable[[Event], str | None] | None = None
+    ) -> IngestResult:
         out = Released()
         dead: list[DeadLetter] = []
         acks: list[Callable[[], None]] = []
@@ -263,6 +277,8 @@ class Synchroniser:
                     or ev.source.startswith(RESERVED_SOURCE_PREFIXES)
                 ):
                     raise EventFormatError(_refused_at_door(ev, now, future))
+                if refuse is not None and (no := refuse(ev)) is not None:
+                    raise EventFormatError(no)
             except Exception as exc:  # never let one payload stop the stream
                 reason = (
                     exc.reason
@@ -612,13 +628,40 @@ def _expand(messages: list[Message]) -> list[_Item]:
         try:
             items = codec.loads(p)
         except (ValueError, RecursionError):
-            items = None  # the parser reports it as a dead letter
+            # one element the parsers refuse (too deep, not JSON) must not lose the others:
+            # split the array into element texts, each parsed (and refused) on its own
+            items = _split_array(p)
         if not items or not isinstance(items, list):
             out.append((p, m.ack, m, -1))
             continue
         ack = _SharedAck(m.ack, len(items)) if m.ack is not None else None
         out.extend([(item, ack, m, k) for k, item in enumerate(items)])
     return out
+
+
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def _split_array(payload: str | bytes) -> list[bytes] | None:
+    """The element texts of a JSON array whose whole parse failed (None if it is not an
+    array of that shape): strings are skipped as tokens, brackets counted, never recursing."""
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+    depth, start, out = 0, 1, []
+    for m in _TOKENS.finditer(raw):
+        tok = m.group()
+        if tok[:1] == b'"':
+            continue
+        if tok in (b"[", b"{"):
+            depth += 1
+        elif tok in (b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                out.append(raw[start : m.start()])
+                return [e for e in out if e.strip()] if raw[m.end() :].strip() == b"" else None
+        elif tok == b"," and depth == 1:
+            out.append(raw[start : m.start()])
+            start = m.end()
+    return None
 
 
 _MAX_RAW = 100_000  # characters of a dead letter's payload kept
