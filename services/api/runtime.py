@@ -356,6 +356,7 @@ def _parsed(raw: Any) -> Any:
 
 
 def _id_of(raw: Any) -> str | None:
+    """A refused payload's id as the answer echoes it: short, valid UTF-8 (escaped)."""
     if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return raw["id"][:200]
+        return raw["id"][:200].encode("utf-8", "backslashreplace").decode("utf-8")
     return None
