@@ -20,7 +20,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -46,7 +45,6 @@ class TokenSpec(BaseModel):
 
 
 TokenMap = dict[str, list[str] | TokenSpec]
-_TOKEN_MAP = TypeAdapter(TokenMap)
 
 
 class Settings(BaseSettings):
@@ -90,8 +88,11 @@ class Settings(BaseSettings):
     @field_validator("tokens", mode="before")
     @classmethod
     def _tokens_json(cls, v: Any) -> Any:
-        """TWIN_TOKENS arrives as text: parsed here, so deep nesting is an error, not a crash."""
-        return _json("TWIN_TOKENS", v) if isinstance(v, str | bytes) else v
+        """TWIN_TOKENS arrives as text: parsed here, so deep nesting is an error, not a crash;
+        checked here, so that no error names a whole token (pydantic's would, in its path)."""
+        return token_map(
+            "TWIN_TOKENS", _json("TWIN_TOKENS", v) if isinstance(v, str | bytes) else v
+        )
 
     @model_validator(mode="after")
     def _limits(self) -> Settings:
@@ -116,6 +117,7 @@ class Settings(BaseSettings):
         TokenSpec with the development rule applied; the problems found, every one."""
         problems: list[str] = []
         tokens: dict[str, Any] = dict(self.tokens)
+        loaded: dict[str, Any] = {}
         if self.tokens_file is not None:
             loaded, problems = load_tokens_file(self.tokens_file)
             for t in loaded.keys() & tokens.keys():
@@ -143,7 +145,8 @@ class Settings(BaseSettings):
             ):
                 found.append("'name' must be 1 to 100 printable characters")
             name = f"token {tail(token)}"
-            problems += [p if p.startswith(name) else f"{name}: {p}" for p in found]
+            where = f"TWIN_TOKENS_FILE {self.tokens_file[:200]!r}: " if token in loaded else ""
+            problems += [where + (p if p.startswith(name) else f"{name}: {p}") for p in found]
             ingests = "ingest" in spec.scopes and "admin" not in spec.scopes
             if ingests and not spec.sources:
                 if production:
@@ -166,6 +169,41 @@ class Settings(BaseSettings):
     def notes(self) -> list[str]:
         """Warnings worth printing at start (never a token, only its last 4 characters)."""
         return list(self._notes)
+
+
+def token_map(where: str, doc: Any) -> dict[str, list[str] | TokenSpec]:
+    """``doc`` checked as token -> [scopes] | {scopes, sources, name}; a ValueError lists every
+    problem, naming tokens by their last 4 characters."""
+    if not isinstance(doc, dict):
+        raise ValueError(
+            f"{where}: expected a JSON object of token -> [scopes], got {type(doc).__name__}"
+        )
+    out: dict[str, list[str] | TokenSpec] = {}
+    problems = []
+    for token, spec in doc.items():
+        name = f"token {tail(str(token))}"
+        if not isinstance(token, str):
+            problems.append(f"{name}: a token must be a string")
+        elif isinstance(spec, list) and all(isinstance(x, str) for x in spec):
+            out[token] = spec
+        elif isinstance(spec, TokenSpec):
+            out[token] = spec
+        elif isinstance(spec, dict):
+            try:
+                out[token] = TokenSpec.model_validate(spec)
+            except ValidationError as exc:
+                problems += [
+                    f"{name}: {'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
+                    for e in exc.errors(include_input=False)
+                ]
+        else:
+            problems.append(
+                f'{name}: expected a list of scopes or {{"scopes": [...], "sources": [...]}}, '
+                f"got {type(spec).__name__}"
+            )
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    return out
 
 
 def _json(what: str, text: str | bytes) -> Any:
@@ -195,13 +233,8 @@ def load_tokens_file(path: str) -> tuple[dict[str, Any], list[str]]:
         return {}, [f"{where}: cannot be read ({getattr(exc, 'strerror', None) or exc})"]
     if text.lstrip().startswith("{"):
         try:
-            return dict(_TOKEN_MAP.validate_python(_json(where, text))), []
+            return token_map(where, _json(where, text)), []
         except ValueError as exc:
-            if isinstance(exc, ValidationError):
-                return {}, [
-                    f"{where}: {'.'.join(map(str, e['loc'][1:])) or 'tokens'}: {e['msg']}"
-                    for e in exc.errors(include_input=False)
-                ]
             return {}, [str(exc)]
     tokens: dict[str, Any] = {}
     problems: list[str] = []

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from services.api.auth import MAX_SOURCE_CHARS
 from services.api.deps import Administrator, Pages, Reader
@@ -52,15 +53,24 @@ async def list_sources(rt: Reader, pages: Pages) -> Any:
         501: {"model": Problem, "description": "this runtime cannot reset a source"},
     },
     summary="Set a source's last seq (admin); stores a stream.reset audit event first",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SourceReset.model_json_schema()}},
+        }
+    },
 )
 async def reset_source(
     caller: Administrator,
     source: Annotated[str, Path(min_length=1, max_length=MAX_SOURCE_CHARS)],
-    body: Annotated[SourceReset, Body()],
+    request: Request,
 ) -> Any:
     rt, grant = caller
-    if not source.isprintable():
-        raise HTTPException(422, f"source {ascii(source[:40])}: accepted: printable characters")
+    body = _body(await request.body())
+    if not source.isprintable() or "\ufffd" in source:  # U+FFFD: bytes that were not UTF-8
+        raise HTTPException(
+            422, f"source {ascii(source[:40])}: accepted: printable characters in UTF-8"
+        )
     reset = getattr(rt, "reset_source", None)
     if reset is None:
         raise HTTPException(501, "this runtime has no reset_source (not available in this build)")
@@ -68,3 +78,18 @@ async def reset_source(
         lambda: reset(source, body.seq, actor=grant.name, reason=body.reason)
     )
     return JSONResponse({"source": source, "seq": body.seq, "audit": audit})
+
+
+def _body(raw: bytes) -> SourceReset:
+    """The body checked here rather than by FastAPI, whose 422 echoes the input back (and
+    cannot encode a lone surrogate in it): problems name the field and what is accepted."""
+    try:
+        return SourceReset.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        raise HTTPException(
+            422, {"message": 'expected {"seq": N, "reason": "..."}', "problems": problems}
+        ) from None
