@@ -108,15 +108,26 @@ def test_token_table_compares_every_token():
 
 
 def test_production_refuses_weak_settings():
-    """Outside development the service needs tokens, each at least 24 characters long."""
+    """Outside development the service needs tokens, each hard to guess (>= 128 estimated
+    bits); an unknown scope is refused in any mode."""
+    import secrets
+
     from pydantic import ValidationError
 
     from services.api.settings import Settings
 
     with pytest.raises(ValidationError, match="needs at least one token"):
         Settings(mode="production")
-    with pytest.raises(ValidationError, match="shorter than 24"):
+    with pytest.raises(ValidationError, match="too easy to guess"):
         Settings(mode="production", tokens={"short": ["admin"]})
+    with pytest.raises(ValidationError, match="too easy to guess"):
+        Settings(mode="production", tokens={"x" * 30: ["read"]})  # long is not enough
     with pytest.raises(ValidationError, match="unknown scope 'write'"):
         Settings(tokens={"x" * 30: ["write"]})
-    assert Settings(mode="production", tokens={"x" * 30: ["read"]}).tokens
+    assert Settings(mode="production", tokens={secrets.token_urlsafe(32): ["read"]}).tokens
+
+
+def test_token_table_ignores_unencodable_tokens():
+    """A presented token with a lone surrogate matches nothing (401), it does not raise."""
+    t = TokenTable({"abcdef": ["read"]})
+    assert t.scopes_of("\ud800") is None and t.grant_of("abc\udfff") is None
