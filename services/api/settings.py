@@ -131,6 +131,11 @@ class Settings(BaseSettings):
             )
         resolved: dict[str, TokenSpec] = {}
         notes: list[str] = []
+        if loaded and _shared(self.tokens_file):
+            notes.append(
+                f"TWIN_TOKENS_FILE {self.tokens_file[:200]!r} is readable by other users "
+                "(chmod 600 it)"
+            )
         for token, raw in tokens.items():
             spec = raw if isinstance(raw, TokenSpec) else TokenSpec(scopes=list(raw))
             found = token_problems(token, production=production)
@@ -204,6 +209,14 @@ def token_map(where: str, doc: Any) -> dict[str, list[str] | TokenSpec]:
     if problems:
         raise ValueError(f"{where}: " + "; ".join(problems))
     return out
+
+
+def _shared(path: Any) -> bool:
+    """Can users other than the owner read or write the file?"""
+    try:
+        return bool(Path(path).stat().st_mode & 0o077)
+    except (OSError, ValueError):
+        return False
 
 
 def _json(what: str, text: str | bytes) -> Any:

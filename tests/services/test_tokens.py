@@ -72,7 +72,7 @@ def test_tokens_from_the_environment_both_forms(clean_env):
 
 def test_tokens_from_a_file_of_lines_or_json(clean_env, tmp_path):
     """TWIN_TOKENS_FILE holds 'TOKEN SCOPES [SOURCES]' lines (with # comments) or JSON, and
-    adds to TWIN_TOKENS."""
+    adds to TWIN_TOKENS; a file other users can read is noted at start."""
     lines = tmp_path / "tokens"
     lines.write_text(
         "# twin tokens\n\n"
@@ -82,7 +82,12 @@ def test_tokens_from_a_file_of_lines_or_json(clean_env, tmp_path):
     )
     clean_env.setenv("TWIN_TOKENS_FILE", str(lines))
     clean_env.setenv("TWIN_TOKENS", json.dumps({STRONG["bare"]: ["read"]}))
-    table = TokenTable(Settings(mode="production").tokens)
+    lines.chmod(0o644)
+    assert "readable by other users (chmod 600 it)" in Settings(mode="production").notes()[0]
+    lines.chmod(0o600)
+    settings = Settings(mode="production")
+    assert settings.notes() == []
+    table = TokenTable(settings.tokens)
     mes = table.grant_of(STRONG["mes"])
     assert mes.publish("tool-LITH01") and mes.publish("mes") and not mes.publish("tool")
     assert table.scopes_of(STRONG["read"]) == {"read", "whatif"}
@@ -304,6 +309,19 @@ def test_health_says_only_up_without_a_token(inproc):
         body = r.json()
         assert r.status_code == 200 and body["status"] == "up" and body["scene"] == "demo-fab"
         assert not any(t in r.text for t in TOKENS.values())
+
+
+def test_sources_answer_503_when_not_running():
+    """/sources of a twin that is not running answers 503, not 500."""
+    from services.api.app import create_app
+    from services.api.routers import sources
+
+    app = create_app(make_settings())
+    app.include_router(sources.router)
+    c = TestClient(app)  # no `with`: never started
+    assert c.get("/sources", headers=ADMIN).status_code == 503
+    body = {"seq": 1, "reason": "r"}
+    assert c.post("/sources/mes/reset", json=body, headers=ADMIN).status_code == 503
 
 
 def test_health_says_down_with_503_when_not_running():

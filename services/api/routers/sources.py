@@ -24,6 +24,8 @@ router = APIRouter(prefix="/sources", tags=["sources"])
 
 def positions(rt: Any) -> list[dict[str, Any]]:
     """Every source known to the state or the reorder buffer, by name."""
+    if rt.sync is None:
+        raise HTTPException(503, "the twin is not running (see GET /health)")
     with rt.lock:
         applied = dict(rt.state.last_seq)
         released = rt.sync.reorder.positions()
@@ -71,6 +73,8 @@ async def reset_source(
         raise HTTPException(
             422, f"source {ascii(source[:40])}: accepted: printable characters in UTF-8"
         )
+    if rt.sync is None:
+        raise HTTPException(503, "the twin is not running (see GET /health)")
     reset = getattr(rt, "reset_source", None)
     if reset is None:
         raise HTTPException(501, "this runtime has no reset_source (not available in this build)")
