@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.api.auth import (
@@ -199,6 +201,17 @@ def test_production_needs_a_token():
     """Production without any token refuses to start, naming both ways to give one."""
     with pytest.raises(ValidationError, match="TWIN_TOKENS_FILE"):
         Settings(mode="production")
+
+
+@given(st.text(max_size=80), st.text(max_size=80))
+def test_token_checks_never_raise(token, presented):
+    """Any configured text gets a list of problems (never an exception), and any presented
+    text either matches or not."""
+    assert isinstance(token_problems(token, production=True), list)
+    assert entropy_bits(token) >= 0
+    table = TokenTable({STRONG["read"]: ["read"]})
+    assert table.grant_of(presented) is None or presented == STRONG["read"]
+    assert may_publish(table, "Bearer " + presented) is None
 
 
 # ------------------------------------------------------------------ sources
