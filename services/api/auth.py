@@ -28,7 +28,10 @@ MAX_SOURCE_CHARS = 200
 
 
 def tail(token: str) -> str:
-    """How a token is named in messages: its last 4 characters, never more."""
+    """How a token is named in messages: its last 4 characters, never more (and not even
+    those for a token under 12 characters, where 4 would be a good part of it)."""
+    if len(token) < 12:
+        return f"({len(token)} characters)"
     return "…" + ascii(token[-4:])[1:-1]
 
 

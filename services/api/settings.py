@@ -90,9 +90,9 @@ class Settings(BaseSettings):
     def _tokens_json(cls, v: Any) -> Any:
         """TWIN_TOKENS arrives as text: parsed here, so deep nesting is an error, not a crash;
         checked here, so that no error names a whole token (pydantic's would, in its path)."""
-        return token_map(
-            "TWIN_TOKENS", _json("TWIN_TOKENS", v) if isinstance(v, str | bytes) else v
-        )
+        if isinstance(v, str | bytes):
+            v = _json("TWIN_TOKENS", v) if v.strip() else {}  # TWIN_TOKENS= : no tokens
+        return token_map("TWIN_TOKENS", v)
 
     @model_validator(mode="after")
     def _limits(self) -> Settings:
