@@ -28,6 +28,8 @@ ENDPOINTS = [
     ("POST", "/whatif", "whatif", {"replications": 0}),  # invalid: never starts a job
     ("GET", "/whatif/nope", "whatif", None),
     ("DELETE", "/whatif/nope", "whatif", None),
+    ("GET", "/sources", "read", None),
+    ("POST", "/sources/mes/reset", "admin", {"seq": -1, "reason": "r"}),  # invalid: resets nothing
 ]
 CALLERS = ["none", "bad", "read", "ingest", "whatif", "admin"]
 
@@ -46,6 +48,11 @@ def expected(scope_needed: str | None, caller: str) -> str:
 def test_auth_matrix(api, method, path, scope, body):
     """Each endpoint answers 401 without or with a bad token, 403 without its scope, and
     serves (anything but 401/403) a token with the scope or admin."""
+    if (
+        path.startswith("/sources")
+        and api.get("/openapi.json").json()["paths"].get("/sources") is None
+    ):
+        pytest.skip("routers/sources.py is not mounted by create_app yet (the lead wires it)")
     for caller in CALLERS:
         headers = {}
         if caller == "bad":
