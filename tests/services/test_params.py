@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from services.api.deps import position_problem
 from services.api.routers.state import MAX_TIME, parse_at
 from tests.services.conftest import ADMIN, TOKENS
-from tests.services.streams import dicts, tool_events
 from twin.live.events import format_time
 
 HOSTILE = [
@@ -115,7 +114,7 @@ def test_stream_since_hostile_is_refused_in_process(inproc):
     range; since=0 still streams."""
     from starlette.testclient import WebSocketDenialResponse
 
-    inproc.post("/events", json=dicts(tool_events("params-ws", ["LITH01"], n=2)), headers=ADMIN)
+    # (nothing posted: the in-process app is shared with tests that compare its state)
     for value in [*WS_HOSTILE, str(inproc.app.state.runtime.hub.last_seq + 1)]:
         with pytest.raises(WebSocketDenialResponse) as err:
             with inproc.websocket_connect(
