@@ -53,7 +53,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TOKEN = "bench-token-" + "x" * 24
+TOKEN = "bench-XEvYLw8WWZOoFTCn943_mCNpMFnxFAnP_mAuT8Rh7ZQ"  # production mode: a token that passes the strength check
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -1,8 +1,14 @@
-"""`twin up` (the demo fab, live, on 127.0.0.1:8000) and `twin serve` (a real deployment)."""
+"""`twin up` (the demo fab, live, on 127.0.0.1:8000) and `twin serve` (a real deployment).
+
+Neither takes a token on its command line (every user of the machine can read a process's
+arguments): tokens come from ``TWIN_TOKENS`` or ``TWIN_TOKENS_FILE``. ``twin up`` without them
+generates a development admin token and prints it once, at start.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
 import tempfile
@@ -23,11 +29,12 @@ def register(sub: Any) -> None:
         description="The demo fab with its emulator feeding the in-process bus, physics, a SQLite "
         "event store and the API, all with defaults. The emulator starts from an empty fab: "
         "lots are released and carried at once, the first ones complete after about 40 fab "
-        "hours (40 min at the default --speed 60). Prints a development admin token. "
-        "Ctrl-C stops it cleanly.",
+        "hours (40 min at the default --speed 60). Tokens come from TWIN_TOKENS or TWIN_TOKENS_FILE; "
+        "without them it generates a development admin token and prints it once. Ctrl-C stops "
+        "it cleanly.",
     )
     up.add_argument("--port", type=int, default=8000)
-    up.add_argument("--token", help="development admin token (default: a new random one)")
+    up.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _no_token
     up.add_argument(
         "--feed",
         choices=("emulator", "synthetic"),
@@ -58,7 +65,18 @@ def register(sub: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-physics", action="store_true")
+    serve.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _no_token
     serve.set_defaults(func=_serve)
+
+
+def _no_token(args: argparse.Namespace) -> list[str]:
+    """A token on the command line is refused: other users see it in the process list."""
+    if args.token is None:
+        return []
+    return [
+        "--token: tokens are not taken from the command line (any user can list a process's "
+        "arguments); set TWIN_TOKENS (JSON) or TWIN_TOKENS_FILE (see docs/api.md)"
+    ]
 
 
 def _settings(**kw: Any) -> Any:
@@ -78,14 +96,15 @@ def _settings(**kw: Any) -> Any:
 def _up(args: argparse.Namespace) -> int:
     import math
 
-    problems = []
+    problems = _no_token(args)
     if args.speed is not None and not (args.speed > 0 and math.isfinite(args.speed)):
         problems.append(f"--speed {args.speed:g}: must be a number > 0")
     if args.seed < 0:
         problems.append(f"--seed {args.seed}: must be >= 0")
     if problems:
         raise ConfigError("twin up", problems)
-    token = args.token or secrets.token_urlsafe(24)
+    own = bool(os.environ.get("TWIN_TOKENS") or os.environ.get("TWIN_TOKENS_FILE"))
+    token = None if own else secrets.token_urlsafe(32)
     store = args.store or Path(tempfile.mkdtemp(prefix="twin-up-")) / "events.db"
     settings = _settings(
         mode="development",
@@ -95,24 +114,32 @@ def _up(args: argparse.Namespace) -> int:
         feed_speed=UP_SPEED[args.feed] if args.speed is None else args.speed,
         feed_seed=args.seed,
         physics=not args.no_physics,
-        tokens={token: ["admin"]},
+        tokens=None if own else {token: ["admin"]},
     )
     url = f"http://127.0.0.1:{args.port}"
+    # the generated token is printed here, once, and nowhere else (not in logs, not in /health)
+    who = (
+        "  tokens: from TWIN_TOKENS / TWIN_TOKENS_FILE\n"
+        if token is None
+        else f"  development admin token (shown once): {token}\n"
+    )
     print(
         f"twin up: the demo fab on {url} (API docs {url}/docs)\n"
-        f"  development admin token: {token}\n"
-        f"  try: curl -H 'Authorization: Bearer {token}' {url}/kpis\n"
+        + who
+        + f"  try: curl -H 'Authorization: Bearer <token>' {url}/kpis\n"
         f"  feed: {settings.feed} at {settings.feed_speed:g}x (seed {settings.feed_seed})\n"
         f"  event store: {store}\n"
-        "  Ctrl-C stops it.",
+        + "".join(f"  note: {n}\n" for n in settings.notes())
+        + "  Ctrl-C stops it.",
         flush=True,
     )
     return _run(settings, "127.0.0.1", args.port)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
+    problems = _no_token(args)
+    if problems:
+        raise ConfigError("twin serve", problems)
     mqtt = args.mqtt
     if mqtt and not mqtt.startswith("mqtt://"):
         mqtt = f"mqtt://{mqtt}/twin/+/events/#"
@@ -125,6 +152,8 @@ def _serve(args: argparse.Namespace) -> int:
         physics=False if args.no_physics else None,
     )
     print(f"twin serve: {args.scene} on http://{args.host}:{args.port}", flush=True)
+    for note in settings.notes():
+        print(f"  note: {note}", flush=True)
     return _run(settings, args.host, args.port)
 
 

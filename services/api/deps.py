@@ -1,4 +1,5 @@
-"""Dependencies and helpers shared by the routers: the runtime, pagination, 404s, times."""
+"""Dependencies and helpers shared by the routers: the runtime, pagination, 404s, times,
+and who the caller is (scopes, the sources it may publish)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
-from services.api.auth import check
+from services.api.auth import Grant, SourcePolicy, authorise, check
 from services.api.runtime import TwinRuntime
 from twin.errors import NotFoundError
 from twin.live.events import format_time
@@ -59,6 +60,18 @@ def iso(t: float | None) -> str | None:
     return None if t is None else format_time(t)
 
 
+def position_problem(name: str, value: str, last: int) -> str | None:
+    """Why ``value`` is not a stream position from 0 to ``last`` (None when it is one)."""
+    text = value.strip()
+    if len(text) <= 20 and text.isascii() and text.isdigit() and int(text) <= last:
+        return None
+    shown = ascii(value[:40]) + ("…" if len(value) > 40 else "")
+    return (
+        f"{name}={shown}: not a stream position; accepted: an integer from 0 to {last} "
+        "(the last position of the stream)"
+    )
+
+
 def split(v: str | None) -> list[str]:
     return [s.strip() for s in (v or "").split(",") if s.strip()]
 
@@ -77,3 +90,22 @@ def _scoped(scope: str):  # noqa: ANN202 - a FastAPI dependency
 Reader = Annotated[TwinRuntime, _scoped("read")]
 Ingester = Annotated[TwinRuntime, _scoped("ingest")]
 WhatIfRunner = Annotated[TwinRuntime, _scoped("whatif")]
+
+
+async def _publisher(request: Request) -> tuple[TwinRuntime, SourcePolicy]:
+    grant = authorise(request.app.state.tokens, request.headers.get("authorization"), "ingest")
+    return request.app.state.runtime, grant.publish
+
+
+# (runtime, may_publish): for POST /events, ``rt.ingest(payloads, origin, may_publish=...)``;
+# ``may_publish(source) -> bool``, ``may_publish.reason(source)`` says why not
+Publisher = Annotated[tuple[TwinRuntime, SourcePolicy], Depends(_publisher)]
+
+
+async def _admin(request: Request) -> tuple[TwinRuntime, Grant]:
+    grant = authorise(request.app.state.tokens, request.headers.get("authorization"), "admin")
+    return request.app.state.runtime, grant
+
+
+# (runtime, the caller's grant): admin-only routes; ``grant.name`` names the actor in audits
+Administrator = Annotated[tuple[TwinRuntime, Grant], Depends(_admin)]

@@ -1,28 +1,58 @@
 """Service settings: environment variables (``TWIN_...``), an optional ``.env`` file, or kwargs.
 
-One ``Settings`` object configures the runtime and the API. Tokens map a bearer token to its
-scopes; outside development the service refuses to start without tokens, with short tokens, or
-with the development default.
+One ``Settings`` object configures the runtime and the API. Tokens come from ``TWIN_TOKENS``
+(JSON) and/or the file ``TWIN_TOKENS_FILE`` (JSON, or one ``TOKEN SCOPES [SOURCES]`` per line),
+never from a command line. Each maps a bearer token to its scopes, or to ``{"scopes": [...],
+"sources": [...], "name": "..."}``: the sources it may publish (a trailing ``*`` is a prefix).
+Outside development the service refuses to start without tokens or with a token that is easy to
+guess (``services.api.auth.token_problems``). In development an ``ingest`` token that lists no
+sources may publish any (a note at start says so); in production, none.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.api.auth import source_problems, tail, token_problems
 
 SCOPES = ("read", "ingest", "whatif", "admin")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENE = PROJECT_ROOT / "scenes" / "demo-fab"
-MIN_TOKEN_CHARS = 24  # outside development
+MAX_TOKENS_FILE_BYTES = 1 << 20
+
+
+class TokenSpec(BaseModel):
+    """One token's grant: its scopes, the sources it may publish, a name for audit events."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    scopes: list[str]
+    sources: list[str] = Field(default_factory=list)  # names, or prefixes ending in '*'
+    name: str | None = None  # who holds it, as audit events name the actor
+
+
+TokenMap = dict[str, list[str] | TokenSpec]
 
 
 class Settings(BaseSettings):
     """Everything the service reads at start; see docs/api.md for the environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="TWIN_", env_file=None, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="TWIN_", env_file=None, extra="forbid", hide_input_in_errors=True
+    )
 
     mode: Literal["development", "production"] = "development"
     scene: str = str(DEFAULT_SCENE)  # scene folder or SMAT2022 workbook
@@ -37,8 +67,10 @@ class Settings(BaseSettings):
     feed_seed: int = 0
     physics: bool = True  # attach a pybullet world when pybullet is importable
 
-    # token -> scopes ("admin" implies every scope)
-    tokens: dict[str, list[str]] = Field(default_factory=dict)
+    # token -> scopes ("admin" implies every scope), or -> TokenSpec; never shown in a repr
+    tokens: Annotated[TokenMap, NoDecode] = Field(default_factory=dict, repr=False)
+    tokens_file: str | None = None  # JSON like TWIN_TOKENS, or lines "TOKEN SCOPES [SOURCES]"
+    _notes: list[str] = PrivateAttr(default_factory=list)
 
     max_body_bytes: int = 8 * 1024 * 1024  # request body limit (bytes)
     max_batch: int = 5000  # events per POST /events
@@ -53,18 +85,14 @@ class Settings(BaseSettings):
     whatif_workers: int = 2  # processes per running job
     whatif_keep: int = 100  # finished jobs remembered
 
-    @field_validator("tokens")
+    @field_validator("tokens", mode="before")
     @classmethod
-    def _scopes_known(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        bad = [
-            f"token …{t[-4:]}: unknown scope {s!r}"
-            for t, ss in v.items()
-            for s in ss
-            if s not in SCOPES
-        ]
-        if bad:
-            raise ValueError("; ".join(bad) + f" (accepted: {', '.join(SCOPES)})")
-        return v
+    def _tokens_json(cls, v: Any) -> Any:
+        """TWIN_TOKENS arrives as text: parsed here, so deep nesting is an error, not a crash;
+        checked here, so that no error names a whole token (pydantic's would, in its path)."""
+        if isinstance(v, str | bytes):
+            v = _json("TWIN_TOKENS", v) if v.strip() else {}  # TWIN_TOKENS= : no tokens
+        return token_map("TWIN_TOKENS", v)
 
     @model_validator(mode="after")
     def _limits(self) -> Settings:
@@ -79,15 +107,163 @@ class Settings(BaseSettings):
             problems.append("whatif_max_queued must be >= 0")
         if not self.feed_speed > 0:
             problems.append("feed_speed must be > 0")
-        if self.mode != "development":
-            if not self.tokens:
-                problems.append("production mode needs at least one token (TWIN_TOKENS)")
-            short = [t for t in self.tokens if len(t) < MIN_TOKEN_CHARS]
-            if short:
-                problems.append(
-                    f"{len(short)} token(s) shorter than {MIN_TOKEN_CHARS} characters "
-                    "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe())')"
-                )
+        problems += self._check_tokens()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _check_tokens(self) -> list[str]:
+        """Merge TWIN_TOKENS_FILE into the tokens, check every one, and store them as
+        TokenSpec with the development rule applied; the problems found, every one."""
+        problems: list[str] = []
+        tokens: dict[str, Any] = dict(self.tokens)
+        loaded: dict[str, Any] = {}
+        if self.tokens_file is not None:
+            loaded, problems = load_tokens_file(self.tokens_file)
+            for t in loaded.keys() & tokens.keys():
+                problems.append(f"token {tail(t)} is in both TWIN_TOKENS and TWIN_TOKENS_FILE")
+            tokens.update(loaded)
+        production = self.mode != "development"
+        if production and not tokens and not problems:
+            problems.append(
+                "production mode needs at least one token (TWIN_TOKENS) or a token file "
+                "(TWIN_TOKENS_FILE)"
+            )
+        resolved: dict[str, TokenSpec] = {}
+        notes: list[str] = []
+        if loaded and _shared(self.tokens_file):
+            notes.append(
+                f"TWIN_TOKENS_FILE {self.tokens_file[:200]!r} is readable by other users "
+                "(chmod 600 it)"
+            )
+        for token, raw in tokens.items():
+            spec = raw if isinstance(raw, TokenSpec) else TokenSpec(scopes=list(raw))
+            found = token_problems(token, production=production)
+            found += [
+                f"unknown scope {str(x)[:20]!r} (accepted: {', '.join(SCOPES)})"
+                for x in spec.scopes
+                if x not in SCOPES
+            ]
+            found += [p for x in spec.sources for p in source_problems(x)]
+            if spec.name is not None and not (
+                0 < len(spec.name) <= 100 and spec.name.isprintable()
+            ):
+                found.append("'name' must be 1 to 100 printable characters")
+            name = f"token {tail(token)}"
+            where = f"TWIN_TOKENS_FILE {self.tokens_file[:200]!r}: " if token in loaded else ""
+            problems += [where + (p if p.startswith(name) else f"{name}: {p}") for p in found]
+            ingests = "ingest" in spec.scopes and "admin" not in spec.scopes
+            if ingests and not spec.sources:
+                if production:
+                    notes.append(
+                        f"{name} has the ingest scope but lists no sources: it may publish none "
+                        '(add "sources": ["name", "prefix-*"])'
+                    )
+                else:
+                    notes.append(
+                        f"{name} has the ingest scope but lists no sources: in development it "
+                        "may publish any source (in production, none)"
+                    )
+                    spec = spec.model_copy(update={"sources": ["*"]})
+            resolved[token] = spec
+        if not problems:
+            self.tokens = resolved  # type: ignore[assignment]
+            self._notes = notes
+        return problems
+
+    def notes(self) -> list[str]:
+        """Warnings worth printing at start (never a token, only its last 4 characters)."""
+        return list(self._notes)
+
+
+def token_map(where: str, doc: Any) -> dict[str, list[str] | TokenSpec]:
+    """``doc`` checked as token -> [scopes] | {scopes, sources, name}; a ValueError lists every
+    problem, naming tokens by their last 4 characters."""
+    if not isinstance(doc, dict):
+        raise ValueError(
+            f"{where}: expected a JSON object of token -> [scopes], got {type(doc).__name__}"
+        )
+    out: dict[str, list[str] | TokenSpec] = {}
+    problems = []
+    for token, spec in doc.items():
+        name = f"token {tail(str(token))}"
+        if not isinstance(token, str):
+            problems.append(f"{name}: a token must be a string")
+        elif isinstance(spec, list) and all(isinstance(x, str) for x in spec):
+            out[token] = spec
+        elif isinstance(spec, TokenSpec):
+            out[token] = spec
+        elif isinstance(spec, dict):
+            try:
+                out[token] = TokenSpec.model_validate(spec)
+            except ValidationError as exc:
+                problems += [
+                    f"{name}: {'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
+                    for e in exc.errors(include_input=False)
+                ]
+        else:
+            problems.append(
+                f'{name}: expected a list of scopes or {{"scopes": [...], "sources": [...]}}, '
+                f"got {type(spec).__name__}"
+            )
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    return out
+
+
+def _shared(path: Any) -> bool:
+    """Can users other than the owner read or write the file?"""
+    try:
+        return bool(Path(path).stat().st_mode & 0o077)
+    except (OSError, ValueError):
+        return False
+
+
+def _json(what: str, text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise ValueError(
+            f"{what} is not JSON ({why}); accepted: an object of token -> [scopes] or "
+            '{"scopes": [...], "sources": [...], "name": "..."}'
+        ) from None
+
+
+def load_tokens_file(path: str) -> tuple[dict[str, Any], list[str]]:
+    """Tokens from a file: a JSON object (as TWIN_TOKENS), or lines ``TOKEN SCOPES [SOURCES]``
+    (comma-separated scopes and sources; blank lines and lines starting with '#' skipped).
+    Returns (tokens, problems); problems name the file and line, never a whole token."""
+    where = f"TWIN_TOKENS_FILE {path[:200]!r}"
+    try:
+        p = Path(path)
+        if p.stat().st_size > MAX_TOKENS_FILE_BYTES:
+            return {}, [f"{where}: larger than {MAX_TOKENS_FILE_BYTES} bytes"]
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {}, [f"{where}: not UTF-8 text (byte {exc.start})"]
+    except (OSError, ValueError) as exc:  # ValueError: a path with NUL
+        return {}, [f"{where}: cannot be read ({getattr(exc, 'strerror', None) or exc})"]
+    if text.lstrip().startswith("{"):
+        try:
+            return token_map(where, _json(where, text)), []
+        except ValueError as exc:
+            return {}, [str(exc)]
+    tokens: dict[str, Any] = {}
+    problems: list[str] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) not in (2, 3):
+            problems.append(
+                f"{where}:{n}: {len(parts)} fields; accepted: TOKEN SCOPES [SOURCES] "
+                "(e.g. 'Xy3…Q read,ingest mes,tool-*')"
+            )
+            continue
+        token, scopes = parts[0], parts[1].split(",")
+        sources = parts[2].split(",") if len(parts) == 3 else []
+        if token in tokens:
+            problems.append(f"{where}:{n}: token {tail(token)} appears twice")
+        tokens[token] = TokenSpec(scopes=scopes, sources=sources)
+    return tokens, problems

@@ -28,6 +28,8 @@ ENDPOINTS = [
     ("POST", "/whatif", "whatif", {"replications": 0}),  # invalid: never starts a job
     ("GET", "/whatif/nope", "whatif", None),
     ("DELETE", "/whatif/nope", "whatif", None),
+    ("GET", "/sources", "read", None),
+    ("POST", "/sources/mes/reset", "admin", {"seq": -1, "reason": "r"}),  # invalid: resets nothing
 ]
 CALLERS = ["none", "bad", "read", "ingest", "whatif", "admin"]
 
@@ -46,6 +48,11 @@ def expected(scope_needed: str | None, caller: str) -> str:
 def test_auth_matrix(api, method, path, scope, body):
     """Each endpoint answers 401 without or with a bad token, 403 without its scope, and
     serves (anything but 401/403) a token with the scope or admin."""
+    if (
+        path.startswith("/sources")
+        and api.get("/openapi.json").json()["paths"].get("/sources") is None
+    ):
+        pytest.skip("routers/sources.py is not mounted by create_app yet (the lead wires it)")
     for caller in CALLERS:
         headers = {}
         if caller == "bad":
@@ -108,15 +115,26 @@ def test_token_table_compares_every_token():
 
 
 def test_production_refuses_weak_settings():
-    """Outside development the service needs tokens, each at least 24 characters long."""
+    """Outside development the service needs tokens, each hard to guess (>= 128 estimated
+    bits); an unknown scope is refused in any mode."""
+    import secrets
+
     from pydantic import ValidationError
 
     from services.api.settings import Settings
 
     with pytest.raises(ValidationError, match="needs at least one token"):
         Settings(mode="production")
-    with pytest.raises(ValidationError, match="shorter than 24"):
+    with pytest.raises(ValidationError, match="too easy to guess"):
         Settings(mode="production", tokens={"short": ["admin"]})
+    with pytest.raises(ValidationError, match="too easy to guess"):
+        Settings(mode="production", tokens={"x" * 30: ["read"]})  # long is not enough
     with pytest.raises(ValidationError, match="unknown scope 'write'"):
         Settings(tokens={"x" * 30: ["write"]})
-    assert Settings(mode="production", tokens={"x" * 30: ["read"]}).tokens
+    assert Settings(mode="production", tokens={secrets.token_urlsafe(32): ["read"]}).tokens
+
+
+def test_token_table_ignores_unencodable_tokens():
+    """A presented token with a lone surrogate matches nothing (401), it does not raise."""
+    t = TokenTable({"abcdef": ["read"]})
+    assert t.scopes_of("\ud800") is None and t.grant_of("abc\udfff") is None

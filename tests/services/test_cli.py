@@ -27,12 +27,18 @@ def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
     )
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> dict:
+DEV_TOKEN = "dev-token-for-test"
+DEV_ENV = {"TWIN_TOKENS": json.dumps({DEV_TOKEN: ["admin"]})}  # never on the command line
+
+
+def wait_healthy(
+    url: str, proc: subprocess.Popen, timeout: float = 120, token: str = DEV_TOKEN
+) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read()
         try:
-            r = httpx.get(url + "/health", timeout=2)
+            r = httpx.get(url + "/health", timeout=2, headers={"Authorization": f"Bearer {token}"})
             if r.status_code == 200:
                 return r.json()
         except httpx.HTTPError:
@@ -62,9 +68,7 @@ def test_twin_up_runs_the_emulator_and_stops_on_ctrl_c(tmp_path):
     productive, a lot is tracked in), none is dead-lettered, and Ctrl-C exits 0 with the
     state snapshotted."""
     port, store = free_port(), tmp_path / "up.db"
-    proc = start(
-        ["up", "--port", str(port), "--token", "dev-token-for-test", "--store", str(store)]
-    )
+    proc = start(["up", "--port", str(port), "--store", str(store)], DEV_ENV)
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": "Bearer dev-token-for-test"}
     try:
@@ -95,7 +99,8 @@ def test_twin_up_runs_the_emulator_and_stops_on_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert "development admin token: dev-token-for-test" in out and "twin: stopped" in out
+    assert "tokens: from TWIN_TOKENS" in out and "twin: stopped" in out
+    assert DEV_TOKEN not in out
     assert "feed: emulator at 60x" in out
     with sqlite3.connect(store) as db:
         (events,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
@@ -116,14 +121,13 @@ def test_twin_up_synthetic_feed_is_still_selectable(tmp_path):
             "up",
             "--port",
             str(port),
-            "--token",
-            "dev-token-for-test",
             "--store",
             str(store),
             "--feed",
             "synthetic",
             "--no-physics",
-        ]  # fmt: skip
+        ],  # fmt: skip
+        DEV_ENV,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -149,7 +153,8 @@ def test_twin_up_synthetic_feed_is_still_selectable(tmp_path):
 
 
 def test_twin_up_generates_a_token(monkeypatch, capsys):
-    """Without --token, `twin up` prints a fresh random admin token (checked, not started)."""
+    """Without TWIN_TOKENS, `twin up` prints a fresh random admin token (checked, not
+    started)."""
     import twin.service_commands as sc
 
     seen = {}
@@ -161,6 +166,9 @@ def test_twin_up_generates_a_token(monkeypatch, capsys):
         )  # fmt: skip
         return 0
 
+    for k in list(os.environ):
+        if k.startswith("TWIN_"):
+            monkeypatch.delenv(k)
     monkeypatch.setattr(sc, "_run", fake_run)
     assert main(["up"]) == 0
     assert main(["up"]) == 0
@@ -204,7 +212,9 @@ def test_port_in_use_is_a_clear_error(capsys):
 def test_twin_serve_with_tokens_from_the_environment(tmp_path):
     """`twin serve --scene SRC --store FILE` serves with the tokens of TWIN_TOKENS and stops on
     SIGTERM."""
-    port, token = free_port(), "t" * 32
+    import secrets
+
+    port, token = free_port(), secrets.token_urlsafe(32)
     env = {"TWIN_TOKENS": json.dumps({token: ["read"]}), "TWIN_MODE": "production"}
     proc = start(
         ["serve", "--scene", "scenes/demo-fab", "--store", str(tmp_path / "s.db"),
@@ -213,7 +223,8 @@ def test_twin_serve_with_tokens_from_the_environment(tmp_path):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        assert wait_healthy(url, proc)["mode"] == "production"
+        assert wait_healthy(url, proc, token=token)["mode"] == "production"
+        assert httpx.get(url + "/health").json() == {"status": "up"}  # no details without one
         r = httpx.get(url + "/equipment/LITH01", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["family"] == "Litho_FE_3"
         r = httpx.post(url + "/events", json=[], headers={"Authorization": f"Bearer {token}"})

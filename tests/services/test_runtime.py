@@ -79,7 +79,7 @@ def test_physics_world_follows_vehicle_events():
 
     with TestClient(create_app(make_settings(physics=True))) as c:
         rt = c.app.state.runtime
-        assert rt.world is not None and c.get("/health").json()["physics"] is True
+        assert rt.world is not None and c.get("/health", headers=ADMIN).json()["physics"] is True
         seg = "LE0-LE1"
         ev = make_event(
             "amhs", 1, 1.8e9, "vehicle.position", "OHT_LOOP_1", segment=seg, offset=3.0, speed=1.0

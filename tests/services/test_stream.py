@@ -81,7 +81,7 @@ def test_each_change_exactly_once_and_resume(srv):
 def test_resume_from_the_store_beyond_the_ring(srv):
     """since=0 replays the whole history (more than the 50-event ring) from the event store."""
     post(srv, tool_events("ws2", ["IMP01"], n=120))
-    stored = httpx.get(srv.url + "/health").json()["events_stored"]
+    stored = httpx.get(srv.url + "/health", headers=ADMIN).json()["events_stored"]
 
     async def run():
         async with websockets.connect(ws_url(srv, since=0), additional_headers=HEADERS) as ws:

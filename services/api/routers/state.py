@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -12,16 +13,40 @@ from services.api.schemas.common import ERRORS
 from twin.live.events import EventFormatError, parse_time
 
 router = APIRouter(tags=["state"])
+MIN_TIME = 0.0  # 1970-01-01T00:00:00Z
+MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z: the last second every formatter shows
+ACCEPTED_TIMES = (
+    "ISO 8601 UTC (e.g. 2026-01-31T08:00:00Z) or epoch seconds, from 1970-01-01T00:00:00Z (0) "
+    "to 9999-12-31T23:59:59Z (253402300799)"
+)
 
 
 def parse_at(name: str, value: str | None) -> float | None:
-    """ISO 8601 UTC or epoch seconds -> epoch seconds; 422 naming the parameter otherwise."""
+    """ISO 8601 UTC or epoch seconds -> epoch seconds, from 1970 to the end of year 9999;
+    422 naming the parameter and the accepted range otherwise (never an exception past here:
+    every time that comes back can be formatted and looked up)."""
     if value is None:
         return None
-    try:
-        return parse_time(float(value) if _number(value) else value)
-    except EventFormatError as exc:
-        raise HTTPException(422, f"{name}: {exc.reason}") from None
+    why = "out of range"
+    t = math.nan
+    if _number(value):
+        t = float(value)
+        if not math.isfinite(t):
+            why = "not a finite number"
+    else:
+        try:
+            t = parse_time(value)
+        except EventFormatError as exc:
+            why = "not UTC (end in Z or +00:00)" if "UTC" in exc.reason else "not a time"
+        except (OverflowError, ValueError):  # a date past what the clock holds
+            pass
+    if not MIN_TIME <= t <= MAX_TIME:  # also NaN
+        raise HTTPException(
+            422,
+            f"{name}={ascii(value[:40])}{'…' if len(value) > 40 else ''}: {why}; accepted: "
+            f"{ACCEPTED_TIMES}",
+        )
+    return t
 
 
 def _now(rt: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -30,6 +55,8 @@ def _now(rt: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _number(text: str) -> bool:
+    if len(text) > 64:  # no number a time is written with is longer
+        return False
     try:
         float(text)
     except ValueError:

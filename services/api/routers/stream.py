@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.api.auth import ws_scopes
+from services.api.deps import position_problem
 from services.api.hub import DROP_CODE, SEQ, Client, batch_text, encode, notice, parse_filter
 
 router = APIRouter(tags=["stream"])
@@ -18,30 +19,32 @@ CHUNK = 500  # events per message: replayed, or queued frames joined (a larger f
 @router.websocket("/stream")
 async def stream(
     ws: WebSocket,
-    since: Annotated[int | None, Query(ge=0)] = None,
+    since: Annotated[
+        str | None, Query(description="stream position to resume after: 0 to the last one")
+    ] = None,
     type: str | None = None,
     subject: str | None = None,
 ) -> None:
     """Live changes as JSON arrays of ``{"seq", "event"}``. ``since=N`` first replays every
     event after stream position N (resume after a reconnect); ``type`` (names, or prefixes
     ending in '.') and ``subject`` filter, comma-separated. A client that falls behind is
-    closed with code 4008 and the seq to resume from."""
+    closed with code 4008 and the seq to resume from. A ``since`` that is not a position of
+    the stream is refused before the upgrade: 422 (or close code 4422) naming the range."""
     rt = ws.app.state.runtime
     hub = rt.hub
     if ws_scopes(ws, "read") is None:
-        if "websocket.http.response" in ws.scope.get("extensions", {}):
-            await ws.send_denial_response(
-                JSONResponse({"detail": "missing, unknown or unscoped token ('read' needed)"}, 401)
-            )
-        else:
-            await ws.close(code=4401, reason="missing, unknown or unscoped token")
-        return
+        detail = "missing, unknown or unscoped token ('read' needed)"
+        return await _refuse(ws, 401, 4401, detail)
+    if since is not None:
+        problem = position_problem("since", since, hub.last_seq)
+        if problem:
+            return await _refuse(ws, 422, 4422, problem)
     if len(hub.clients) >= rt.settings.ws_max_clients:
         await ws.close(code=1013, reason="too many stream clients; retry later")
         return
     await ws.accept()
     flt = parse_filter(type, subject)
-    start = hub.last_seq if since is None else since
+    start = hub.last_seq if since is None else int(since)
     client = hub.attach(flt, start)  # before the replay, so nothing falls between the two
     sent = start
     reader = asyncio.create_task(_drain(ws, client))
@@ -68,6 +71,14 @@ async def stream(
         reader.cancel()
         with contextlib.suppress(BaseException):
             await reader
+
+
+async def _refuse(ws: WebSocket, status: int, code: int, detail: str) -> None:
+    """Refuse the upgrade: an HTTP answer where the server can send one, else a close code."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(JSONResponse({"detail": detail}, status))
+    else:
+        await ws.close(code=code, reason=detail.encode()[:120].decode(errors="ignore"))
 
 
 def _message(client: Client, sent: int) -> tuple[str, int, int]:
