@@ -10,7 +10,7 @@ import heapq
 import math
 
 import pytest
-from models import constant_times, operation_fab, toy_fab
+from models import constant_times, mixed_batch_fab, operation_fab, toy_fab
 
 from twin.datasets import PROJECT_ROOT
 from twin.process import load_model
@@ -222,3 +222,49 @@ def test_hvlm_30_days_agrees_exactly(hvlm):
     kr = simulate_batch([model], cfg, [0], device="cpu")[0][0]
     assert_same_run(simulate(model, cfg), kr.result())
     assert kr.events > 1_000_000
+
+
+def test_mixed_batch_runs_with_the_head_lots_step():
+    """A batch of one operation (batch_by="operation") runs with the processing time and
+    setup of the step of its head lot after dispatch sorting (the highest-priority lot), not
+    those of the lot that arrived first."""
+    model = mixed_batch_fab()
+    ins: dict[tuple, list] = {}
+    outs: dict[str, list] = {}
+
+    def observe(kind, t, **f):
+        if f.get("family") != "B":
+            return
+        if kind == "track_in":
+            ins.setdefault((f["tool"], t), []).append(f["lot"])
+        elif kind == "track_out":
+            outs.setdefault(f["lot"], []).append(t)
+
+    cfg = SimConfig(days=3, seed=4, batch_by="operation", load_unload=False)
+    simulate(model, cfg, observer=observe)
+    setup, mixed, head_a = None, 0, 0
+    for (_tool, t), lots in sorted(ins.items(), key=lambda kv: kv[0][1]):
+        kinds = {lot.startswith("HotLB") for lot in lots}  # route rb's lots are the hot ones
+        head_hot = True in kinds
+        mixed += len(kinds) == 2
+        head_a += not head_hot
+        want = "OXB" if head_hot else "OXA"
+        change = 600.0 if want != setup else 0.0
+        setup = want
+        if lots[0] not in outs:
+            continue  # still running at the horizon
+        run = outs[lots[0]][0] - t - change
+        if head_hot:
+            assert run != 3600.0 and 1800.0 <= run <= 5400.0, (t, lots, run)
+        else:
+            assert run == 3600.0, (t, lots, run)
+    assert mixed > 5 and head_a > 5  # both kinds of batch were checked
+
+
+def test_mixed_batch_agrees_exactly():
+    """Mixed batches whose steps differ in spread and setup run the same in kernel and
+    reference (both take the head lot's step; the reference took the first arrival's)."""
+    model = mixed_batch_fab()
+    cfg = SimConfig(days=6, seed=4, batch_by="operation")
+    kr = simulate_batch([model], cfg, [0], device="cpu")[0][0]
+    assert_same_run(simulate(model, cfg), kr.result())

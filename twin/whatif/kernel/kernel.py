@@ -662,11 +662,12 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
             s.i[s.o_j_pms + ji] = s.i[s.o_j_pms + ji] | (1 << k)
         s.f[s.o_w_left + wi] = left
     measured = t >= warm
-    ded_to = m.I[m.o_s_ded + sc * m.sI + st]
     lot = head
     while lot >= 0:
         li = lot * n + tid
         s.i[s.o_l_only + li] = -1
+        # the lot's own step: a batch of one operation may mix routes
+        ded_to = m.I[m.o_s_ded + sc * m.sI + lot_step(m, s, sc, li)]
         if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool
             set_dedication(s, n, tid, lot, ded_to, tool)
         q = t - s.f[s.o_l_arrived + li]
@@ -689,7 +690,8 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
                    f: int, t: wp.float64) -> bool:  # fmt: skip
     """Batch families: the best group of one batch key with enough wafers. The queue
     is in (-priority, arrival, seq) order, so the first lot of an eligible group is the best
-    group head, and the group's lots follow in the order the reference sorts them."""
+    group head, and the group's lots follow in the order the reference sorts them. The batch
+    runs with the head lot's step (processing, setup, intervals), as in the reference."""
     best = wp.int32(-1)
     lot = s.i[s.o_q_head + f * n + tid]
     while lot >= 0:

@@ -37,7 +37,8 @@ class SimConfig:
     # route; "operation", lots at steps of any route with the same description (DESC) and the
     # same processing (distribution, mean time, batch limits): the same recipe, as PySCFabSim
     # batches by DESC (in HVLM 9 of route 4's 11 batch steps are route 3 operations); a batch
-    # runs with the processing of its first lot's step
+    # runs with the processing (and setup) of the step of its highest-priority lot, the first
+    # after sorting by (-priority, arrival): the same rule in the kernel
     batch_by: str = "step"
     # maintenance rules the SMT2020 format leaves open (docs/whatif.md, "Model semantics"):
     # a constant first occurrence F of a calendar on a family of n tools: "staggered", tool k
