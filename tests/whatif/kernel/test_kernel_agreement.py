@@ -15,6 +15,7 @@ from models import constant_times, mixed_batch_fab, operation_fab, toy_fab
 from twin.datasets import PROJECT_ROOT
 from twin.process import load_model
 from twin.whatif.kernel import simulate_batch
+from twin.whatif.kernel.agreement import CHOICES, NOT_OPTIONS, compare, option_cases
 from twin.whatif.reference import LotState, SimConfig, StartState, ToolState, simulate
 from twin.whatif.reference import engine as ref_engine
 
@@ -35,10 +36,11 @@ def _nan_equal(a, b) -> bool:
     return a == b
 
 
-def assert_same_run(ref, ker) -> None:
-    """Same lots in the same order, same completion/queue/process/transport times, same KPIs."""
+def assert_same_run(ref, ker, *, some_lots: bool = True) -> None:
+    """Same lots in the same order, same completion/queue/process/transport times, same KPIs
+    (and, unless some_lots is False, at least one lot finished)."""
     a, b = ref.lots, ker.lots
-    assert len(a) == len(b) and len(a) > 0
+    assert len(a) == len(b) and (len(a) > 0 or not some_lots)
     assert a.id == b.id
     assert a.completion == b.completion
     assert a.queue_time == b.queue_time and a.process_time == b.process_time
@@ -268,3 +270,50 @@ def test_mixed_batch_agrees_exactly():
     cfg = SimConfig(days=6, seed=4, batch_by="operation")
     kr = simulate_batch([model], cfg, [0], device="cpu")[0][0]
     assert_same_run(simulate(model, cfg), kr.result())
+
+
+HVLM_DAYS = 3  # short for CI; bench/bench_agreement.py runs the same cases over 60 days
+_hvlm_models: dict = {}
+
+
+def test_option_cases_cover_every_option():
+    """Every SimConfig option has an HVLM agreement case at each of its non-default values,
+    besides the defaults, the half spread and PySCFabSim's rule set."""
+    cases = option_cases()
+    names = {c.name for c in cases}
+    default = SimConfig(days=1)
+    for name in SimConfig.__dataclass_fields__:
+        if name in NOT_OPTIONS:
+            continue
+        assert any(name in c.options and len(c.options) == 1 for c in cases), name
+        for v in CHOICES.get(name, ()):
+            assert v == getattr(default, name) or f"{name}={v}" in names
+    assert {"defaults", "spread=half", "pyscfabsim"} <= names
+    assert next(c for c in cases if c.name == "pyscfabsim").options["batch_by"] == "operation"
+
+
+def test_compare_finds_the_first_difference():
+    """compare() reports None for identical runs and the first differing completion else."""
+    model = toy_fab()
+    cfg = SimConfig(days=4, seed=3)
+    ref = simulate(model, cfg)
+    assert compare(ref, simulate(model, cfg))["first_diff"] is None
+    other = simulate(model, SimConfig(days=4, seed=3, replication=1))
+    c = compare(ref, other)
+    assert c["first_diff"] is not None and 0 < c["first_diff"] <= 4
+    assert c["first_diff"] * 86400.0 in (ref.lots.completion + other.lots.completion)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", option_cases(), ids=lambda c: c.name)
+def test_hvlm_options_agree_exactly(hvlm, case):
+    """SMT2020 HVLM, 3 days, 2 replications, with each SimConfig option alone, the half spread
+    and PySCFabSim's rule set: every lot and the event count as in the reference."""
+    if case.spread not in _hvlm_models:
+        _hvlm_models[case.spread] = load_model(hvlm, ptime_spread_mode=case.spread)
+    model = _hvlm_models[case.spread]
+    runs = simulate_batch([model], case.config(HVLM_DAYS, seed=1), [0, 1], device="cpu")[0]
+    for kr in runs:
+        ref = simulate(model, case.config(HVLM_DAYS, seed=1, replication=kr.replication))
+        assert ref.events > 5000
+        assert_same_run(ref, kr.result(), some_lots=case.options.get("initial_wip", True))
