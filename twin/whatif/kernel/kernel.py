@@ -689,8 +689,9 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
 def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int,
                    f: int, t: wp.float64) -> bool:  # fmt: skip
     """Batch families: the best group of one batch key with enough wafers. The queue
-    is in (-priority, arrival, seq) order, so the first lot of an eligible group is the best
-    group head, and the group's lots follow in the order the reference sorts them. The batch
+    is in (-priority, arrival, seq) order (arrival, seq for fifo families), so the first lot
+    of an eligible group is the best group head, and the group's lots follow in the order the
+    reference sorts them. The batch
     runs with the head lot's step (processing, setup, intervals), as in the reference."""
     best = wp.int32(-1)
     lot = s.i[s.o_q_head + f * n + tid]
