@@ -112,6 +112,18 @@ def test_event_sequence_is_the_references():
     assert got == [(float(t), int(k)) for t, k in popped]
 
 
+def test_event_kinds_are_the_references():
+    """The kernel's event kinds are the reference's (entities.py), so both order equal-time
+    events alike: tools finish before downs, downs before arrivals, arrivals before releases."""
+    from twin.whatif.kernel import kernel
+    from twin.whatif.reference import entities
+
+    names = ["JOB_END", "READY", "DOWN_END", "FAIL", "PM_TIME", "ARRIVE", "DELAY_END",
+             "RELEASE_EV", "WARMUP"]  # fmt: skip
+    assert [int(getattr(kernel, k)) for k in names] == [getattr(entities, k) for k in names]
+    assert [getattr(entities, k) for k in names] == list(range(len(names)))
+
+
 def test_warm_start_agrees_exactly(device):
     """From an explicit StartState (queued, processing and in-transport lots; busy, down and
     set-up tools) the kernel continues exactly like the reference."""

@@ -21,6 +21,7 @@ import warp as wp
 
 from twin.whatif.kernel.layout import model_fields, state_fields
 from twin.whatif.kernel.rng import next_u, seed_stream
+from twin.whatif.reference import entities
 
 # exact float64 agreement with the reference: no FMA contraction (CPU and CUDA)
 wp.set_module_options(
@@ -31,16 +32,16 @@ wp.set_module_options(
     }
 )
 
-# event kinds, in the order they run at equal times (the reference's)
-JOB_END = wp.constant(0)
-READY = wp.constant(1)
-DOWN_END = wp.constant(2)
-FAIL = wp.constant(3)
-PM_TIME = wp.constant(4)
-ARRIVE = wp.constant(5)
-DELAY_END = wp.constant(6)
-RELEASE_EV = wp.constant(7)
-WARMUP = wp.constant(8)
+# event kinds, in the order they run at equal times: the reference's own values
+JOB_END = wp.constant(entities.JOB_END)
+READY = wp.constant(entities.READY)
+DOWN_END = wp.constant(entities.DOWN_END)
+FAIL = wp.constant(entities.FAIL)
+PM_TIME = wp.constant(entities.PM_TIME)
+ARRIVE = wp.constant(entities.ARRIVE)
+DELAY_END = wp.constant(entities.DELAY_END)
+RELEASE_EV = wp.constant(entities.RELEASE_EV)
+WARMUP = wp.constant(entities.WARMUP)
 
 ERR_HEAP = wp.constant(1)
 ERR_LOTS = wp.constant(2)
