@@ -363,6 +363,28 @@ def test_config_validation_lists_every_problem():
     assert len(err.value.problems) == 3
 
 
+def test_config_refuses_hostile_values():
+    """SimConfig refuses infinite, NaN and century-plus horizons, sampling that would take
+    more than a million WIP samples, and seeds or replications outside what both engines
+    key their streams with (64-bit seed, 31-bit replication) or not integers."""
+    bad = [
+        {"days": math.inf}, {"days": math.nan}, {"days": 1e9}, {"days": -0.0},
+        {"wip_sample_days": 1e-300}, {"wip_sample_days": math.nan},
+        {"wip_sample_days": -math.inf}, {"seed": 2**64}, {"seed": -1}, {"seed": "1"},
+        {"seed": True}, {"seed": 1.0}, {"seed": "\ud800"}, {"replication": 2**31},
+        {"replication": -(2**70)}, {"replication": None},
+    ]  # fmt: skip
+    for kw in bad:
+        opts = {"days": 1.0, **kw}
+        with pytest.raises(ConfigError) as err:
+            SimConfig(**opts)
+        name = next(iter(kw))
+        assert len(err.value.problems) == 1 and err.value.problems[0].startswith(name), kw
+    ok = SimConfig(days=36_500, seed=np.int64(2**62), replication=2**31 - 1)
+    assert ok.days == 36_500
+    assert SimConfig(days=1, seed=2**64 - 1, wip_sample_days=1e-6).seed == 2**64 - 1
+
+
 def test_same_tool_dedication():
     """SVESTN/FORSTEP: a lot runs the later step on the tool that ran the earlier one."""
     steps = [

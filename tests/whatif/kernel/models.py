@@ -188,3 +188,45 @@ def operation_fab() -> FabModel:
     r1.steps[0] = op
     r2.steps[0] = copy.copy(op)
     return m
+
+
+def mixed_batch_fab() -> FabModel:
+    """One batch tool whose operation "OX" is step 1 of two routes with the same description,
+    distribution, mean and batch limits (one batch key under SimConfig(batch_by="operation"))
+    but a different spread and setup: route ra's runs exactly 3600 s, route rb's is uniform on
+    3600 ± 1800 s. Hot rb lots arrive after regular ra lots, so the head of a mixed batch
+    after dispatch sorting (the highest-priority lot) is not the first lot that arrived."""
+    fams = {
+        "B": ToolFamily(name="B", count=1, area="Diff"),
+        "E": ToolFamily(name="E", count=2, area="Etch"),
+    }
+
+    def op(spread: float, setup: str) -> Step:
+        return Step(number=1, family="B", description="OX", per="batch", batch_min=50,
+                    batch_max=100, setup=setup, setup_time=600.0, **_u(3600, spread))  # fmt: skip
+
+    def route(spread: float, setup: str) -> list[Step]:
+        return [op(spread, setup), Step(number=2, family="E", **_u(600, 100))]
+
+    return FabModel(
+        name="mixed-batch",
+        families=fams,
+        products={"PA": Product(name="PA", route="ra"), "PB": Product(name="PB", route="rb")},
+        routes={
+            "ra": Route(name="ra", steps=route(0.0, "OXA")),
+            "rb": Route(name="rb", steps=route(1800.0, "OXB")),
+        },  # fmt: skip
+        releases=[
+            Release(lot_type="LA", product="PA", interval=1500.0, count=10**6, due_offset=DAY),
+            Release(
+                lot_type="HotLB",
+                product="PB",
+                interval=5000.0,
+                count=10**6,
+                priority=20,
+                start=700.0,
+                due_offset=DAY,
+            ),  # fmt: skip
+        ],
+        transport=Dist(kind="constant", mean=0.0),
+    )

@@ -10,11 +10,12 @@ import heapq
 import math
 
 import pytest
-from models import constant_times, operation_fab, toy_fab
+from models import constant_times, mixed_batch_fab, operation_fab, toy_fab
 
 from twin.datasets import PROJECT_ROOT
 from twin.process import load_model
 from twin.whatif.kernel import simulate_batch
+from twin.whatif.kernel.agreement import CHOICES, NOT_OPTIONS, compare, option_cases
 from twin.whatif.reference import LotState, SimConfig, StartState, ToolState, simulate
 from twin.whatif.reference import engine as ref_engine
 
@@ -35,10 +36,11 @@ def _nan_equal(a, b) -> bool:
     return a == b
 
 
-def assert_same_run(ref, ker) -> None:
-    """Same lots in the same order, same completion/queue/process/transport times, same KPIs."""
+def assert_same_run(ref, ker, *, some_lots: bool = True) -> None:
+    """Same lots in the same order, same completion/queue/process/transport times, same KPIs
+    (and, unless some_lots is False, at least one lot finished)."""
     a, b = ref.lots, ker.lots
-    assert len(a) == len(b) and len(a) > 0
+    assert len(a) == len(b) and (len(a) > 0 or not some_lots)
     assert a.id == b.id
     assert a.completion == b.completion
     assert a.queue_time == b.queue_time and a.process_time == b.process_time
@@ -108,6 +110,18 @@ def test_event_sequence_is_the_references():
     assert kr.events == len(popped)
     got = list(zip(kr.out["tr_t"][: kr.events].tolist(), kr.out["tr_k"][: kr.events].tolist()))
     assert got == [(float(t), int(k)) for t, k in popped]
+
+
+def test_event_kinds_are_the_references():
+    """The kernel's event kinds are the reference's (entities.py), so both order equal-time
+    events alike: tools finish before downs, downs before arrivals, arrivals before releases."""
+    from twin.whatif.kernel import kernel
+    from twin.whatif.reference import entities
+
+    names = ["JOB_END", "READY", "DOWN_END", "FAIL", "PM_TIME", "ARRIVE", "DELAY_END",
+             "RELEASE_EV", "WARMUP"]  # fmt: skip
+    assert [int(getattr(kernel, k)) for k in names] == [getattr(entities, k) for k in names]
+    assert [getattr(entities, k) for k in names] == list(range(len(names)))
 
 
 def test_warm_start_agrees_exactly(device):
@@ -222,3 +236,111 @@ def test_hvlm_30_days_agrees_exactly(hvlm):
     kr = simulate_batch([model], cfg, [0], device="cpu")[0][0]
     assert_same_run(simulate(model, cfg), kr.result())
     assert kr.events > 1_000_000
+
+
+@pytest.mark.parametrize("rule", ["hot_first", "fifo"])
+def test_mixed_batch_runs_with_the_head_lots_step(rule):
+    """A batch of one operation (batch_by="operation") runs with the processing time and
+    setup of the step of its head lot after dispatch sorting (the highest-priority lot, or
+    the earliest arrival in a fifo family), not those of the lot that arrived first."""
+    model = mixed_batch_fab()
+    model.families["B"].rule = rule
+    ins: dict[tuple, list] = {}
+    outs: dict[str, list] = {}
+    released: dict[str, float] = {}
+
+    def observe(kind, t, **f):
+        if kind == "lot_released":
+            released[f["lot"]] = t  # step 1 is at B, no transport: it arrives there now
+        if f.get("family") != "B":
+            return
+        if kind == "track_in":
+            ins.setdefault((f["tool"], t), []).append(f["lot"])
+        elif kind == "track_out":
+            outs.setdefault(f["lot"], []).append(t)
+
+    cfg = SimConfig(days=3, seed=4, batch_by="operation", load_unload=False)
+    simulate(model, cfg, observer=observe)
+    setup, mixed, heads = None, 0, {True: 0, False: 0}
+    for (_tool, t), lots in sorted(ins.items(), key=lambda kv: kv[0][1]):
+        hot = {lot: lot.startswith("HotLB") for lot in lots}  # route rb's lots are the hot ones
+        if rule == "fifo":
+            head_hot = hot[min(lots, key=released.__getitem__)]
+        else:
+            head_hot = any(hot.values())
+        mixed += len(set(hot.values())) == 2
+        heads[head_hot] += 1
+        want = "OXB" if head_hot else "OXA"
+        change = 600.0 if want != setup else 0.0
+        setup = want
+        if lots[0] not in outs:
+            continue  # still running at the horizon
+        run = outs[lots[0]][0] - t - change  # the subtraction rounds: compare to 1 ms
+        if head_hot:
+            assert abs(run - 3600.0) > 1e-3 and 1800.0 <= run <= 5400.0, (t, lots, run)
+        else:
+            assert abs(run - 3600.0) < 1e-3, (t, lots, run)
+    assert mixed > 5 and min(heads.values()) > 5  # mixed batches with both heads were checked
+
+
+@pytest.mark.parametrize("rule", ["hot_first", "fifo", "least_setup", "critical_ratio"])
+@pytest.mark.parametrize("batch_by", ["step", "operation"])
+def test_mixed_batch_agrees_exactly(device, rule, batch_by):
+    """Batch families under every rule, lots of one operation whose steps differ in spread
+    and setup: kernel and reference form and run the same batches (the reference took the
+    first arrival's step, and ordered a fifo family's batch by priority). On CUDA with
+    constant times (the setups still differ)."""
+    model = mixed_batch_fab()
+    model.families["B"].rule = rule
+    if device != "cpu":
+        model = constant_times(model)
+    cfg = SimConfig(days=6, seed=4, batch_by=batch_by)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    assert_same_run(simulate(model, cfg), kr.result())
+
+
+HVLM_DAYS = 3  # short for CI; bench/bench_agreement.py runs the same cases over 60 days
+_hvlm_models: dict = {}
+
+
+def test_option_cases_cover_every_option():
+    """Every SimConfig option has an HVLM agreement case at each of its non-default values,
+    besides the defaults, the half spread and PySCFabSim's rule set."""
+    cases = option_cases()
+    names = {c.name for c in cases}
+    default = SimConfig(days=1)
+    for name in SimConfig.__dataclass_fields__:
+        if name in NOT_OPTIONS:
+            continue
+        assert any(name in c.options and len(c.options) == 1 for c in cases), name
+        for v in CHOICES.get(name, ()):
+            assert v == getattr(default, name) or f"{name}={v}" in names
+    assert {"defaults", "spread=half", "pyscfabsim"} <= names
+    assert next(c for c in cases if c.name == "pyscfabsim").options["batch_by"] == "operation"
+
+
+def test_compare_finds_the_first_difference():
+    """compare() reports None for identical runs and the first differing completion else."""
+    model = toy_fab()
+    cfg = SimConfig(days=4, seed=3)
+    ref = simulate(model, cfg)
+    assert compare(ref, simulate(model, cfg))["first_diff"] is None
+    other = simulate(model, SimConfig(days=4, seed=3, replication=1))
+    c = compare(ref, other)
+    assert c["first_diff"] is not None and 0 < c["first_diff"] <= 4
+    assert c["first_diff"] * 86400.0 in (ref.lots.completion + other.lots.completion)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", option_cases(), ids=lambda c: c.name)
+def test_hvlm_options_agree_exactly(hvlm, case):
+    """SMT2020 HVLM, 3 days, 2 replications, with each SimConfig option alone, the half spread
+    and PySCFabSim's rule set: every lot and the event count as in the reference."""
+    if case.spread not in _hvlm_models:
+        _hvlm_models[case.spread] = load_model(hvlm, ptime_spread_mode=case.spread)
+    model = _hvlm_models[case.spread]
+    runs = simulate_batch([model], case.config(HVLM_DAYS, seed=1), [0, 1], device="cpu")[0]
+    for kr in runs:
+        ref = simulate(model, case.config(HVLM_DAYS, seed=1, replication=kr.replication))
+        assert ref.events > 5000
+        assert_same_run(ref, kr.result(), some_lots=case.options.get("initial_wip", True))

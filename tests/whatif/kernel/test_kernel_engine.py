@@ -105,6 +105,20 @@ def test_overflow_is_reported_or_grown():
     assert kr.result().lots.completion == simulate(model, cfg).lots.completion
 
 
+def test_hostile_replications_are_refused():
+    """Replication numbers outside SimConfig's range (negative, 2**31 and beyond, not
+    integers) are a ConfigError naming them; numpy integers are accepted."""
+    model = toy_fab()
+    cfg = SimConfig(days=1, seed=2)
+    for bad in ([-1], [2**31], [10**40], ["3"], [True], [1.5], ["\ud800"], [[0]]):
+        with pytest.raises(ConfigError, match="integer from 0 to 2147483647"):
+            simulate_batch([model], cfg, bad, device="cpu")
+    kr = simulate_batch([model], cfg, [np.int64(2**31 - 1)], device="cpu")[0][0]
+    assert kr.replication == 2**31 - 1
+    ref = simulate(model, SimConfig(days=1, seed=2, replication=2**31 - 1))
+    assert kr.result().lots.completion == ref.lots.completion
+
+
 def test_refused_options():
     """Plug-in dispatching rules and per-step records are refused, not silently ignored."""
     model = toy_fab()

@@ -13,6 +13,7 @@ returns one :class:`KernelRun` per thread. ``KernelRun.result()`` rebuilds the r
 from __future__ import annotations
 
 import math
+import operator
 import os
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ import numpy as np
 from twin.errors import ConfigError, TwinError
 from twin.process.model import FabModel
 from twin.whatif.kernel.compile import HIST_BINS, Compiled, compile_model, stack
-from twin.whatif.reference.config import DAY, SimConfig, StartState
+from twin.whatif.reference.config import DAY, MAX_REPLICATION, SimConfig, StartState
 from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult
 
 SIZE_KEY = {1: "heap", 2: "lots", 3: "jobs", 4: "dedications"}  # device error code -> size
@@ -426,7 +427,7 @@ def simulate_batch(
     if capacity:
         sizes.update(capacity)
     sizes["trace"] = max(1, trace)
-    reps = list(replications)
+    reps = _replications(replications)
     per = bytes_per_replication(sizes, records)
     budget = memory_budget(device)
     widest = max(total for _, total in pool_slots(sizes, records).values())
@@ -448,6 +449,29 @@ def simulate_batch(
                 raise CapacityError(TABLE_NAMES[key], size, key)
             sizes[key] = max(need, 2 * size)
     return [[runs[(s, r)] for r in range(len(reps))] for s in range(len(comps))]
+
+
+def _replications(replications) -> list[int]:
+    """The replication numbers as ints, each in SimConfig's range (a 32-bit word on the
+    device), else a ConfigError naming the bad ones."""
+    reps, bad = [], []
+    for r in replications:
+        try:
+            v = None if isinstance(r, bool) else operator.index(r)
+        except TypeError:
+            v = None
+        if v is None or not 0 <= v <= MAX_REPLICATION:
+            bad.append(repr(r)[:40])
+        else:
+            reps.append(v)
+    if bad:
+        raise ConfigError(
+            "replications",
+            [
+                f"{', '.join(bad[:5])}: each must be an integer from 0 to {MAX_REPLICATION}"
+            ],  # fmt: skip
+        )
+    return reps
 
 
 def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, runs):

@@ -21,6 +21,7 @@ import warp as wp
 
 from twin.whatif.kernel.layout import model_fields, state_fields
 from twin.whatif.kernel.rng import next_u, seed_stream
+from twin.whatif.reference import entities
 
 # exact float64 agreement with the reference: no FMA contraction (CPU and CUDA)
 wp.set_module_options(
@@ -31,16 +32,16 @@ wp.set_module_options(
     }
 )
 
-# event kinds, in the order they run at equal times (the reference's)
-JOB_END = wp.constant(0)
-READY = wp.constant(1)
-DOWN_END = wp.constant(2)
-FAIL = wp.constant(3)
-PM_TIME = wp.constant(4)
-ARRIVE = wp.constant(5)
-DELAY_END = wp.constant(6)
-RELEASE_EV = wp.constant(7)
-WARMUP = wp.constant(8)
+# event kinds, in the order they run at equal times: the reference's own values
+JOB_END = wp.constant(entities.JOB_END)
+READY = wp.constant(entities.READY)
+DOWN_END = wp.constant(entities.DOWN_END)
+FAIL = wp.constant(entities.FAIL)
+PM_TIME = wp.constant(entities.PM_TIME)
+ARRIVE = wp.constant(entities.ARRIVE)
+DELAY_END = wp.constant(entities.DELAY_END)
+RELEASE_EV = wp.constant(entities.RELEASE_EV)
+WARMUP = wp.constant(entities.WARMUP)
 
 ERR_HEAP = wp.constant(1)
 ERR_LOTS = wp.constant(2)
@@ -662,11 +663,12 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
             s.i[s.o_j_pms + ji] = s.i[s.o_j_pms + ji] | (1 << k)
         s.f[s.o_w_left + wi] = left
     measured = t >= warm
-    ded_to = m.I[m.o_s_ded + sc * m.sI + st]
     lot = head
     while lot >= 0:
         li = lot * n + tid
         s.i[s.o_l_only + li] = -1
+        # the lot's own step: a batch of one operation may mix routes
+        ded_to = m.I[m.o_s_ded + sc * m.sI + lot_step(m, s, sc, li)]
         if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool
             set_dedication(s, n, tid, lot, ded_to, tool)
         q = t - s.f[s.o_l_arrived + li]
@@ -688,8 +690,10 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
 def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int,
                    f: int, t: wp.float64) -> bool:  # fmt: skip
     """Batch families: the best group of one batch key with enough wafers. The queue
-    is in (-priority, arrival, seq) order, so the first lot of an eligible group is the best
-    group head, and the group's lots follow in the order the reference sorts them."""
+    is in (-priority, arrival, seq) order (arrival, seq for fifo families), so the first lot
+    of an eligible group is the best group head, and the group's lots follow in the order the
+    reference sorts them. The batch
+    runs with the head lot's step (processing, setup, intervals), as in the reference."""
     best = wp.int32(-1)
     lot = s.i[s.o_q_head + f * n + tid]
     while lot >= 0:

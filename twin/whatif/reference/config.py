@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass, field
 
 from twin.errors import ConfigError
@@ -13,6 +15,12 @@ PM_INTERVALS_FROM = ("start", "end")  # SimConfig.pm_interval_from: next calenda
 IDLE_DOWNS = ("apply", "skip")  # SimConfig.idle_downs: does a down take an idle tool down
 BATCH_BYS = ("step", "operation")  # SimConfig.batch_by: which waiting lots may share a batch
 WAKES = ("recent", "first")  # SimConfig.wake: which idle tool new work goes to
+MAX_DAYS = 36_500.0  # a century: the horizon of a what-if run
+MAX_SAMPLES = 1_000_000  # WIP samples per run (days / wip_sample_days)
+# the kernel keys its streams with a 64-bit seed and a 32-bit replication (the reference's
+# numpy streams take any size): one range for both engines, so a run moves between them
+MAX_SEED = 2**64 - 1
+MAX_REPLICATION = 2**31 - 1
 
 
 @dataclass(kw_only=True)
@@ -37,7 +45,8 @@ class SimConfig:
     # route; "operation", lots at steps of any route with the same description (DESC) and the
     # same processing (distribution, mean time, batch limits): the same recipe, as PySCFabSim
     # batches by DESC (in HVLM 9 of route 4's 11 batch steps are route 3 operations); a batch
-    # runs with the processing of its first lot's step
+    # runs with the processing (and setup) of the step of its highest-priority lot, the first
+    # after sorting by (-priority, arrival): the same rule in the kernel
     batch_by: str = "step"
     # maintenance rules the SMT2020 format leaves open (docs/whatif.md, "Model semantics"):
     # a constant first occurrence F of a calendar on a family of n tools: "staggered", tool k
@@ -61,12 +70,18 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if not self.days > 0:
-            problems.append(f"days = {self.days}: must be > 0")
-        if not 0 <= self.warmup_days < max(self.days, 1e-300):
+        days_ok = 0 < self.days <= MAX_DAYS  # False for NaN
+        if not days_ok:
+            problems.append(f"days = {self.days}: must be > 0 and at most {MAX_DAYS:g}")
+        if not 0 <= self.warmup_days < (self.days if days_ok else math.inf):
             problems.append(f"warmup_days = {self.warmup_days}: must be >= 0 and < days")
         if not self.wip_sample_days > 0:
             problems.append(f"wip_sample_days = {self.wip_sample_days}: must be > 0")
+        elif days_ok and not self.days / self.wip_sample_days <= MAX_SAMPLES:
+            problems.append(
+                f"wip_sample_days = {self.wip_sample_days}: at most {MAX_SAMPLES:,} WIP samples"
+                f" per run, so at least {self.days / MAX_SAMPLES:g} for {self.days:g} days"
+            )
         if self.batch_wait not in BATCH_WAITS:
             problems.append(f"batch_wait = {self.batch_wait!r}: accepted {', '.join(BATCH_WAITS)}")
         for name, accepted in (
@@ -78,8 +93,14 @@ class SimConfig:
         ):
             if getattr(self, name) not in accepted:
                 problems.append(f"{name} = {getattr(self, name)!r}: accepted {', '.join(accepted)}")
-        if self.seed < 0 or self.replication < 0:
-            problems.append("seed and replication must be >= 0")
+        for name, top in (("seed", MAX_SEED), ("replication", MAX_REPLICATION)):
+            v = getattr(self, name)
+            try:
+                iv = None if isinstance(v, bool) else operator.index(v)  # numpy ints too
+            except TypeError:
+                iv = None
+            if iv is None or not 0 <= iv <= top:
+                problems.append(f"{name} = {v!r}: must be an integer from 0 to {top}")
         if problems:
             raise ConfigError("SimConfig", problems)
 

@@ -19,7 +19,10 @@ Semantics (this module DEFINES them for every other engine of the project):
   route step (or, with ``SimConfig.batch_by="operation"``, of any step with the same
   description and processing), at most BATCHMX wafers; a tool waits until BATCHMN wafers of one step wait
   (``SimConfig.batch_wait="min"``, the default) or BATCHMX (``"max"``, a full batch, as
-  PySCFabSim).
+  PySCFabSim). A batch takes its lots in (-priority, arrival) order (arrival order in a
+  family with the fifo rule) and runs with the processing time distribution, setup and
+  intervals of the step of its first lot in that order (the head lot); each lot then follows
+  its own route (its own next step, rework, CQT window and dedication).
 - Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
   interval of calendar time, or after the given number of processed wafers, at the end of the
   run that crosses it; a constant first occurrence F is staggered, tool k of n at F·k/n, or
@@ -87,6 +90,13 @@ from twin.whatif.reference.streams import (
 __all__ = ["Engine", "simulate", "tool_ids"]
 
 _position = attrgetter("k")  # a tool's place in its family (SimConfig.wake="first")
+_fifo_order = attrgetter("arrived", "seq")  # lots of a batch family with the fifo rule
+
+
+def _batch_order(lot: Lot) -> tuple:
+    """Order of the lots of a batch family (its rule not fifo): priority, then arrival."""
+    return (-lot.priority, lot.arrived, lot.seq)
+
 
 _new = object.__new__
 heappush, heappop = heapq.heappush, heapq.heappop
@@ -438,21 +448,27 @@ class Engine(StartMixin, CalendarsMixin):
 
     def _dispatch_batch(self, tool: Tool, t: float) -> bool:
         """Batch families: the best group of one batch key (compiled.batch_key) with enough
-        wafers; a batch runs with the processing of its first lot's step."""
-        groups = tool.fam.groups
+        wafers. The group's lots are taken in (-priority, arrival, sequence) order (arrival,
+        sequence for a fifo family, which ignores priority) and the batch runs with the
+        processing time, setup and intervals of the step of the lot that heads it in that
+        order (with SimConfig.batch_by="operation" the lots of one key may be at steps whose
+        spread or setup differ); each lot then goes on along its own route."""
+        fam = tool.fam
+        groups = fam.groups
+        order = _fifo_order if fam.fifo else _batch_order
         best, best_key = None, None
         for key, lots in groups.items():
             st = lots[0].step
             if st.batch and sum(lt.wafers for lt in lots) < st.bmin:
                 continue
-            head = min((-lt.priority, lt.arrived, lt.seq) for lt in lots)
+            head = min(map(order, lots))
             if best_key is None or head < best_key:
                 best, best_key = key, head
         if best is None:
             return False
         lots = groups[best]
-        st = lots[0].step
-        lots.sort(key=lambda lt: (-lt.priority, lt.arrived, lt.seq))
+        lots.sort(key=order)
+        st = lots[0].step  # the head's step (batch_by="operation": steps of one key may differ)
         if st.batch:
             take, w = [], 0
             for lt in lots:
@@ -530,9 +546,9 @@ class Engine(StartMixin, CalendarsMixin):
             job.pms = self._wafer_pms(tool)
         measured = t >= warm
         obs = self.obs
-        ded_to = st.dedicate_to
         for lot in lots:
             lot.only = None
+            ded_to = lot.step.dedicate_to  # the lot's own step (a batch may mix routes)
             if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool
                 if lot.dedic is None:
                     lot.dedic = {}
@@ -549,7 +565,7 @@ class Engine(StartMixin, CalendarsMixin):
                         self.cqt_violations += 1
                 lot.cqt_to = -1
             if obs is not None:
-                obs("track_in", t, lot=lot.id, tool=tool.id, family=fam.name, step=st.number)
+                obs("track_in", t, lot=lot.id, tool=tool.id, family=fam.name, step=lot.step.number)
         if obs is not None:
             if setup:
                 self._state(tool, t, "scheduled_down", "setup")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,19 @@ class LotRecords:
 
     def __len__(self) -> int:
         return len(self.id)
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) over every lot's id, release, completion and steps executed, in
+        completion order, times as exact float hex: equal for two runs exactly when these
+        agree to the last bit (the golden values in tests/whatif/test_fingerprints.py)."""
+        h = hashlib.sha256()
+        for i in range(len(self.id)):
+            row = (
+                f"{ascii(self.id[i])}|{float(self.release[i]).hex()}|"
+                f"{float(self.completion[i]).hex()}|{int(self.steps_done[i])}\n"
+            )  # ascii(): quoted and escaped, so any id (a "|", a lone surrogate) is one field
+            h.update(row.encode("ascii"))
+        return h.hexdigest()
 
     def record(self, i: int) -> dict:
         """Lot i as a dict (for printing or JSON)."""

@@ -1,0 +1,120 @@
+"""Kernel against reference, option by option: the cases both the tests and
+``bench/bench_agreement.py`` run, and a comparison of two runs' lot records.
+
+A case is a name, the ``SimConfig`` options it sets and the uniform spread mode the model is
+loaded with (``load_model(..., ptime_spread_mode=...)``). ``option_cases()`` gives the
+engine's defaults, every ``SimConfig`` option on its own at each non-default value, the half
+spread, and PySCFabSim's rule set (``bench/bench_reference.py``) with all of them together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from twin.whatif.reference.config import (
+    BATCH_BYS,
+    BATCH_WAITS,
+    IDLE_DOWNS,
+    PM_FIRSTS,
+    PM_INTERVALS_FROM,
+    WAKES,
+    SimConfig,
+)
+
+DAY = 86400.0
+
+# the SimConfig fields that are not model options: the run's identity and its horizon, and
+# record_steps (the kernel refuses it: the reference alone records per-step times)
+NOT_OPTIONS = frozenset({"days", "seed", "replication", "record_steps"})
+CHOICES = {
+    "batch_wait": BATCH_WAITS,
+    "batch_by": BATCH_BYS,
+    "pm_first": PM_FIRSTS,
+    "pm_interval_from": PM_INTERVALS_FROM,
+    "idle_downs": IDLE_DOWNS,
+    "wake": WAKES,
+}
+# PySCFabSim's rule set (bench/bench_reference.py --rules pyscfabsim), with the half spread
+PYSCFABSIM = {
+    "batch_wait": "max",
+    "batch_by": "operation",
+    "pm_first": "same",
+    "pm_interval_from": "end",
+    "idle_downs": "skip",
+    "dedication": True,
+    "wake": "first",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One configuration both engines run: SimConfig options and the model's spread mode."""
+
+    name: str
+    options: dict[str, Any]
+    spread: str = "full"
+
+    def config(self, days: float, seed: int = 0, replication: int = 0) -> SimConfig:
+        """The SimConfig of this case for a horizon (warm-up options scale with it)."""
+        opts = dict(self.options)
+        if "warmup_days" in opts:
+            opts["warmup_days"] = opts["warmup_days"] * days
+        return SimConfig(days=days, seed=seed, replication=replication, **opts)
+
+
+def option_cases() -> list[Case]:
+    """The defaults, each SimConfig option alone at each value other than its default, the
+    half spread, and PySCFabSim's rules (a ``warmup_days`` value is a share of the horizon)."""
+    default = SimConfig(days=1)
+    cases = [Case("defaults", {})]
+    for f in dataclasses.fields(SimConfig):
+        if f.name in NOT_OPTIONS:
+            continue
+        now = getattr(default, f.name)
+        if isinstance(now, bool):
+            values: tuple = (not now,)
+        elif f.name in CHOICES:
+            values = tuple(v for v in CHOICES[f.name] if v != now)
+        elif f.name == "warmup_days":
+            values = (0.25,)  # a quarter of the horizon
+        elif f.name == "wip_sample_days":
+            values = (0.25,)
+        else:  # a new option must get its case here (the tests check that none is missed)
+            raise NotImplementedError(f"SimConfig.{f.name}: no agreement case for it")
+        for v in values:
+            cases.append(Case(f"{f.name}={v}", {f.name: v}))
+    cases.append(Case("spread=half", {}, spread="half"))
+    cases.append(Case("pyscfabsim", dict(PYSCFABSIM), spread="half"))
+    return cases
+
+
+def compare(ref, ker) -> dict:
+    """Lots finished by each engine and the first completion (in days, by completion order)
+    where the two records differ in lot or time; ``first_diff`` is None when every lot's id,
+    completion, queue, process and transport time and steps agree and the event counts too."""
+    a, b = ref.lots, ker.lots
+    first = math.inf
+    for i in range(min(len(a), len(b))):
+        ra = (a.id[i], a.completion[i], a.queue_time[i], a.process_time[i],
+              a.transport_time[i], a.steps_done[i])  # fmt: skip
+        rb = (b.id[i], b.completion[i], b.queue_time[i], b.process_time[i],
+              b.transport_time[i], b.steps_done[i])  # fmt: skip
+        if ra != rb:
+            first = min(a.completion[i], b.completion[i])
+            break
+    else:
+        if len(a) != len(b):
+            longer = a if len(a) > len(b) else b
+            first = longer.completion[min(len(a), len(b))]
+    same = first == math.inf and ref.events == ker.events
+    if first == math.inf and not same:
+        first = ref.end  # same lots, different event counts: the difference is after them
+    return {
+        "ref_lots": len(a),
+        "kernel_lots": len(b),
+        "ref_events": ref.events,
+        "kernel_events": ker.events,
+        "first_diff": None if same else (first - ref.start) / DAY,
+    }
