@@ -233,9 +233,13 @@ class TwinRuntime:
         refuse = None
         if may_publish is not None:
 
+            explain = getattr(may_publish, "reason", None)  # auth.may_publish says why
+
             def refuse(ev: Event) -> str | None:
                 if may_publish(ev.source):
                     return None
+                if explain is not None:
+                    return explain(ev.source)
                 return f"this token may not publish source {ev.source[:60]!r} (it may: {allowed})"
 
         # parsed here, outside the lock (the ingest thread keeps going meanwhile); a payload
