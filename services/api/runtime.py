@@ -232,7 +232,6 @@ class TwinRuntime:
         received = _time.time()
         refuse = None
         if may_publish is not None:
-
             explain = getattr(may_publish, "reason", None)  # auth.may_publish says why
 
             def refuse(ev: Event) -> str | None:
