@@ -23,6 +23,7 @@ from services.api.metrics import Histogram
 from services.api.settings import Settings
 from twin.live.catalog import Catalog
 from twin.live.events import Event, EventFormatError, parse_event
+from twin.live.order import ReorderConfig
 from twin.live.sources import Bus
 from twin.live.state import TwinState
 from twin.live.store import EventStore, MemoryStore, SQLiteStore
@@ -117,7 +118,7 @@ class TwinRuntime:
             self.store,
             self.catalog,
             world=_GuardedWorld(self.world) if self.world is not None else None,
-            cfg=SyncConfig(),
+            cfg=SyncConfig(max_future=s.max_future, reorder=ReorderConfig(window=s.reorder_window)),
             on_commit=self._committed,
         )
         self.hub.last_seq = self.sync.pos

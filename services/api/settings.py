@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     ws_queue: int = 256  # commits (frames) a WebSocket client may fall behind before it is dropped
     ws_max_clients: int = 1000
     history: int = 100_000  # recent events kept in memory for WebSocket resume
+    # ingest: s an event's time may be ahead of this machine's clock (later: dead letter, a
+    # producer's clock error); a year by default (synthetic streams are dated ahead), set
+    # minutes for a live fab. reorder_window: seqs past the highest seen that are accepted
+    max_future: float = 366 * 86_400.0
+    reorder_window: int = 1000
     whatif_max_runs: int = 200  # scenarios × replications per job
     whatif_max_days: float = 730.0  # simulated days per replication
     whatif_max_running: int = 1  # jobs simulating at once
@@ -100,11 +105,14 @@ class Settings(BaseSettings):
         for name in (
             "max_body_bytes", "max_batch", "max_page", "ws_queue", "ws_max_clients", "history",
             "whatif_max_runs", "whatif_max_running", "whatif_workers", "whatif_keep",
+            "reorder_window",
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         if self.whatif_max_queued < 0:
             problems.append("whatif_max_queued must be >= 0")
+        if not 0 <= self.max_future <= 1e11:
+            problems.append("max_future must be from 0 to 1e11 s")
         if not self.feed_speed > 0:
             problems.append("feed_speed must be > 0")
         problems += self._check_tokens()

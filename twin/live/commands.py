@@ -37,6 +37,16 @@ def register(sub: Any) -> None:
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds without events")
     p.add_argument("--synchronous", default="FULL", help="SQLite synchronous: FULL or NORMAL")
     p.add_argument(
+        "--max-future",
+        type=float,
+        default=366 * 86_400.0,
+        help="seconds an event's time may be ahead of this machine's clock (default a year; "
+        "'inf' for none but year 9999)",
+    )
+    p.add_argument(
+        "--window", type=int, default=1000, help="reorder window: seqs past the highest seen"
+    )
+    p.add_argument(
         "--overlap",
         action="store_true",
         help="commit each batch in a writer thread while the next is applied (can pay where a "
@@ -82,8 +92,9 @@ def _ingest(args: argparse.Namespace) -> int:
     cfg = SyncConfig(
         batch=args.batch,
         snapshot_every=args.snapshot_every,
-        reorder=ReorderConfig(),
+        reorder=ReorderConfig(window=args.window),
         overlap=args.overlap,
+        max_future=None if args.max_future == float("inf") else args.max_future,
     )
     catalog = _catalog(args.scene, args.process)
     source: Any
