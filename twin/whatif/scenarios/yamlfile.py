@@ -32,7 +32,6 @@ from twin.whatif.scenarios.changes import (
 )
 from twin.whatif.scenarios.scenario import BASELINE, Scenario, baseline
 
-
 # Scenario files accept no anchors or aliases: nothing in the format needs them (a sweep makes
 # many similar scenarios), and refusing them outright is the simplest guard against alias bombs.
 SCENARIO_YAML = YamlLimits(
@@ -387,7 +386,10 @@ class _Parser:
                 factors.append((str(k), float(v) if isinstance(v, int | float) else 1.0))
             return ReleaseRate(factors=tuple(factors), mix=True, line=line)
         if kind == "batch_size":
-            lo, hi = self.integer(a, "min", where, 1, 10**6), self.integer(a, "max", where, 1, 10**6)
+            lo, hi = (
+                self.integer(a, "min", where, 1, 10**6),
+                self.integer(a, "max", where, 1, 10**6),
+            )
             if lo is None and hi is None:
                 self.problems.append(f"{where}: batch_size needs 'min' and/or 'max' (wafers)")
             if select.everything:
@@ -472,7 +474,9 @@ class _Parser:
             elif isinstance(x, str) and re.fullmatch(r"\s*\d{1,9}\s*-\s*\d{1,9}\s*", x):
                 lo, hi = (int(p) for p in x.split("-"))
                 if lo > hi:
-                    self.problems.append(f"{where}: step range {x!r} runs backwards; write 'a-b' with a <= b")
+                    self.problems.append(
+                        f"{where}: step range {x!r} runs backwards; write 'a-b' with a <= b"
+                    )
                 out += range(lo, hi + 1)
             else:
                 self.problems.append(
