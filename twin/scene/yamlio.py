@@ -185,6 +185,9 @@ def load_guarded(
             problem = node_problem(node, file, limits)
             if problem is None:
                 return parser.construct_document(node)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # a value the constructor cannot make: an integer of 5,000 digits, a bad date
+            problem = f"{file}: unreadable YAML value: {str(exc)[:300]}"
         finally:
             parser.dispose()
     raise InputError(what, [problem])

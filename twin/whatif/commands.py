@@ -2,7 +2,7 @@
 
     twin whatif run MODEL [--scenarios FILE] [--days D] [--warmup-days W] [--replications R]
                           [--seed S] [--engine reference|kernel] [--device cpu|cuda]
-                          [--json] [--csv FILE] [--workers N]
+                          [--json] [--csv FILE] [--workers N] [--worker-memory MIB]
 
 MODEL is an SMT2020-format folder or a scene folder (its ``process/``). A progress bar goes to
 stderr; a table (or, with ``--json``, the full JSON) to stdout.
@@ -61,6 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="worker processes (default: one per CPU; 1 runs in this process)",
     )
     run.add_argument(
+        "--worker-memory",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="memory each worker process may use, in MiB (default "
+        f"{_default_memory()}; 0: no limit); a worker past it fails its scenario",
+    )
+    run.add_argument(
         "--ray",
         metavar="ADDRESS",
         default=None,
@@ -79,6 +87,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check the model and scenarios, list the scenarios (sweeps expanded), run nothing",
     )
     run.set_defaults(func=cmd_run)
+
+
+def _default_memory() -> int:
+    from twin.whatif.runner import DEFAULT_WORKER_MEMORY_MB
+
+    return DEFAULT_WORKER_MEMORY_MB
 
 
 def load_process_model(path: Path):
@@ -107,6 +121,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config.validate()
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", [f"--workers {args.workers}: must be >= 1"])
+    memory = _default_memory() if args.worker_memory is None else args.worker_memory
+    if not 0 <= memory <= 2**40:
+        raise InputError(
+            "--worker-memory", [f"--worker-memory {memory}: MiB in 0 (no limit)..{2**40}"]
+        )
     # rejects unknown or unavailable engines before anything is loaded
     engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
@@ -128,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.workers == 1:
         executor = Serial()
     else:
-        executor = LocalProcessPool(workers=args.workers)
+        executor = LocalProcessPool(workers=args.workers, memory_mb=memory)
     result = run_whatif(
         model, scenarios, config, engine=engine, executor=executor, progress=not args.quiet
     )
