@@ -263,6 +263,7 @@ class HogEngine:
 
     name = "hog"
     batch_size = 1
+    device = "cpu"  # a CPU engine: its workers' address space is limited (RLIMIT_AS)
 
     def __init__(self, mb: int = 0, sleep: float = 0.0):
         self.mb, self.sleep = mb, sleep
@@ -277,6 +278,12 @@ class HogEngine:
                 time.sleep(self.sleep)
             out.append(Replication(scenario=model.name, replication=r, kpis={"x": 1.0}))
         return out
+
+
+class GpuHogEngine(HogEngine):
+    """A HogEngine as an engine on a GPU is limited: by its data segment (RLIMIT_DATA)."""
+
+    device = "cuda:0"
 
 
 def hog_job(engine: HogEngine) -> Job:
