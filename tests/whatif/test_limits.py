@@ -263,7 +263,7 @@ class HogEngine:
 
     name = "hog"
     batch_size = 1
-    device = "cpu"  # a CPU engine: its workers' address space is limited (RLIMIT_AS)
+    limit_address_space = True  # as the reference engine: RLIMIT_AS
 
     def __init__(self, mb: int = 0, sleep: float = 0.0):
         self.mb, self.sleep = mb, sleep
@@ -281,9 +281,9 @@ class HogEngine:
 
 
 class GpuHogEngine(HogEngine):
-    """A HogEngine as an engine on a GPU is limited: by its data segment (RLIMIT_DATA)."""
+    """A HogEngine limited as other engines (which may load a GPU driver) are: RLIMIT_DATA."""
 
-    device = "cuda:0"
+    limit_address_space = False
 
 
 def hog_job(engine: HogEngine) -> Job:

@@ -115,6 +115,7 @@ class ReferenceEngine:
     name = "reference"
     batch_size = 1
     reports_progress = True
+    limit_address_space = True  # pure CPU: a worker's memory limit can be its address space
 
     def __init__(self, device: str | None = None):
         if device not in (None, "cpu"):
@@ -337,16 +338,16 @@ def _alive(pid: int) -> bool:
 
 def limit_memory(memory_mb: int | None, engine: Any = None) -> None:
     """Cap this process's memory at ``memory_mb`` MiB (None or 0: leave it): its address space
-    (``RLIMIT_AS``) for CPU engines; for an engine on a GPU, whose driver reserves address
-    space it never fills, its data segment (``RLIMIT_DATA``: writable private memory). Past the
-    limit an allocation fails with MemoryError, which fails the work item, not the server."""
+    (``RLIMIT_AS``) for engines that say ``limit_address_space = True`` (the reference engine);
+    for others, which may load a GPU driver that reserves address space it never fills, its
+    data segment (``RLIMIT_DATA``: writable private memory). Past the limit an allocation
+    fails with MemoryError, which fails the work item, not the server."""
     if not memory_mb:
         return
     import resource
 
-    device = str(getattr(engine, "device", None) or "")
-    cpu_only = getattr(engine, "name", "") == "reference" or device == "cpu"
-    kind = resource.RLIMIT_AS if cpu_only else resource.RLIMIT_DATA
+    whole = getattr(engine, "limit_address_space", False) is True
+    kind = resource.RLIMIT_AS if whole else resource.RLIMIT_DATA
     _soft, hard = resource.getrlimit(kind)
     limit = int(memory_mb) * 1024 * 1024
     if hard != resource.RLIM_INFINITY:
@@ -444,10 +445,14 @@ class LocalProcessPool:
                         try:
                             result = fut.result()
                         except BrokenProcessPool:
+                            limit = (
+                                f"past its memory limit of {self.memory_mb} MiB"
+                                if self.memory_mb
+                                else "out of memory"
+                            )
                             raise TwinError(
                                 "a what-if worker process died while simulating (killed, or "
-                                f"past its memory limit of {self.memory_mb} MiB); "
-                                f"{len(pending)} work item(s) were not run"
+                                f"{limit}); {len(pending)} other work item(s) were not run"
                             ) from None
                         yield result
                 finished = True
