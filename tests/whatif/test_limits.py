@@ -117,6 +117,25 @@ def test_sweep_grid_is_multiplied_before_it_is_expanded():
     assert "past 8 scenarios" in refused(lambda: parse_scenarios(small, max_scenarios=8))
 
 
+def test_sweep_expanded_size_is_counted():
+    """A sweep whose changes are large is refused by scenarios × values before it is copied
+    per scenario; a problem in a sweep's changes is listed once, not once per scenario."""
+    names = ", ".join(f"F{i}" for i in range(2000))
+    text = (
+        "sweeps:\n  - grid: {n: [" + ",".join(map(str, range(1000))) + "]}\n    changes:\n"
+        f'      - tool_count: {{families: [{names}], add: "${{n}}"}}\n'
+    )
+    msg = refused(lambda: parse_scenarios(text, source="w.yaml", model=small_model()))
+    assert "w.yaml:2: sweep grid 1000 = 1,000 scenarios of 2,008 values each" in msg
+    assert "at most 1,000,000" in msg
+    text = (
+        "sweeps:\n  - grid: {n: [1, 2, 3]}\n    changes:\n"
+        '      - tool_count: {family: NOPE, add: "${n}"}\n'
+    )
+    msg = refused(lambda: parse_scenarios(text, source="w.yaml", model=small_model()))
+    assert msg.count("unknown family 'NOPE'") == 1
+
+
 def test_tool_counts_are_bounded():
     """tool_count add: 10000000 (a worker past 5 GB) is refused while parsing; a family past
     MAX_FAMILY_TOOLS or a model past MAX_TOOLS is refused against the model."""

@@ -121,8 +121,8 @@ def parse_scenarios(
     if model is not None and not problems:
         for sc in out:
             problems += sc.check(model, source)
-    if problems:
-        raise InputError(f"scenario file {source}", problems)
+    if problems:  # a sweep repeats its changes' problems in every scenario: once each
+        raise InputError(f"scenario file {source}", list(dict.fromkeys(problems)))
     return out
 
 
@@ -280,6 +280,14 @@ class _Parser:
         if not self.room(
             count, line, f"sweep grid {' × '.join(map(str, sizes))} = {count:,} scenarios"
         ):
+            return []
+        values_each = _count_values(item.get("changes"))
+        if count * values_each > lim.MAX_SWEEP_VALUES:
+            self.problems.append(
+                f"{self.at(line)}: sweep grid {' × '.join(map(str, sizes))} = {count:,} "
+                f"scenarios of {values_each:,} values each would be {count * values_each:,} "
+                f"values; at most {lim.MAX_SWEEP_VALUES:,} (fewer grid values or changes)"
+            )
             return []
         template = item.get("name") or "sweep"
         if not isinstance(template, str):
@@ -484,6 +492,15 @@ class _Parser:
                     f"{lim._short(x)}"
                 )
         return tuple(out)
+
+
+def _count_values(v: Any) -> int:
+    """Values in a parsed YAML tree (mappings and lists count one each, with what they hold)."""
+    if isinstance(v, dict):
+        return 1 + sum(_count_values(k) + _count_values(x) for k, x in v.items())
+    if isinstance(v, list):
+        return 1 + sum(_count_values(x) for x in v)
+    return 1
 
 
 def _fmt(v: Any) -> str:
