@@ -15,6 +15,7 @@ MAX_FILE_BYTES = 1024 * 1024  # a scenario file (or the scenarios of an API requ
 MAX_YAML_DEPTH = 32  # nesting levels of a scenario file (a normal one needs 7)
 MAX_SCENARIOS = 10_000  # scenarios of one file with the baseline, sweeps counted unexpanded
 MAX_CHANGES = 100  # changes of one scenario
+MAX_PROBLEMS = 50  # problems listed in one error (then a count of the rest)
 MAX_SWEEP_VALUES = 1_000_000  # scenarios of a sweep × YAML values in its changes (expanded size)
 MAX_STEPS = 10_000  # step numbers one processing_time change lists, "a-b" ranges counted
 MAX_TOOL_CHANGE = 10_000  # |add| and set of a tool_count change

@@ -121,8 +121,12 @@ def parse_scenarios(
     if model is not None and not problems:
         for sc in out:
             problems += sc.check(model, source)
-    if problems:  # a sweep repeats its changes' problems in every scenario: once each
-        raise InputError(f"scenario file {source}", list(dict.fromkeys(problems)))
+    if problems:  # a sweep repeats its changes' problems in every scenario: once each, and
+        problems = list(dict.fromkeys(problems))  # at most MAX_PROBLEMS lines
+        if len(problems) > lim.MAX_PROBLEMS:
+            more = len(problems) - lim.MAX_PROBLEMS
+            problems = [*problems[: lim.MAX_PROBLEMS], f"... and {more:,} more problems"]
+        raise InputError(f"scenario file {source}", problems)
     return out
 
 
