@@ -142,6 +142,7 @@ def test_tool_counts_are_bounded():
     text = one_change("tool_count: {area: Litho, add: 10000000}")
     msg = refused(lambda: parse_scenarios(text, source="t.yaml"))
     assert "t.yaml:4: 'add' must be an integer in -10000..10000, got 10000000" in msg
+    assert msg.count("\n") == 1  # one problem: not also "needs exactly one of 'add' or 'set'"
     text = one_change("tool_count: {family: ETCH_1, set: 5000}")
     msg = refused(lambda: parse_scenarios(text, model=small_model()))
     assert "ETCH_1 would have 5,000 tools (has 4); a family may have 1..1,000" in msg

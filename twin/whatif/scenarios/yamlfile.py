@@ -367,7 +367,7 @@ class _Parser:
             bound = lim.MAX_TOOL_CHANGE
             add = self.integer(a, "add", where, -bound, bound)
             set_ = self.integer(a, "set", where, 1, bound)
-            if (add is None) == (set_ is None):
+            if ("add" in a) == ("set" in a):
                 self.problems.append(f"{where}: tool_count needs exactly one of 'add' or 'set'")
             return ToolCount(add=add, set=set_, **common)
         if kind == "processing_time":
