@@ -312,6 +312,17 @@ def hog_job(engine: HogEngine) -> Job:
     )
 
 
+def test_cli_default_worker_memory_is_the_runners():
+    """`twin whatif run --worker-memory` defaults to the pool's DEFAULT_WORKER_MEMORY_MB, and a
+    negative value is one error."""
+    from twin.cli import main
+    from twin.whatif.commands import DEFAULT_MEMORY_MB
+    from twin.whatif.runner import DEFAULT_WORKER_MEMORY_MB
+
+    assert DEFAULT_MEMORY_MB == DEFAULT_WORKER_MEMORY_MB == LocalProcessPool().memory_mb
+    assert main(["whatif", "run", "scenes/demo-fab", "--worker-memory", "-1"]) == 1
+
+
 def test_worker_past_its_memory_limit_fails_its_item_clearly():
     """A worker that allocates past memory_mb fails its work item with a clear error (the
     other worker is stopped at once) and this process carries on; a pool can run again."""

@@ -19,6 +19,9 @@ from typing import Any
 
 from twin.errors import InputError
 
+# runner.DEFAULT_WORKER_MEMORY_MB, written out: the runner is not imported to build the parser
+DEFAULT_MEMORY_MB = 4096
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``whatif`` command group."""
@@ -65,8 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="MIB",
-        help="memory each worker process may use, in MiB (default "
-        f"{_default_memory()}; 0: no limit); a worker past it fails its scenario",
+        help=f"memory each worker process may use, in MiB (default {DEFAULT_MEMORY_MB}; "
+        "0: no limit); a worker past it fails its scenario",
     )
     run.add_argument(
         "--ray",
@@ -87,12 +90,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check the model and scenarios, list the scenarios (sweeps expanded), run nothing",
     )
     run.set_defaults(func=cmd_run)
-
-
-def _default_memory() -> int:
-    from twin.whatif.runner import DEFAULT_WORKER_MEMORY_MB
-
-    return DEFAULT_WORKER_MEMORY_MB
 
 
 def load_process_model(path: Path):
@@ -121,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config.validate()
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", [f"--workers {args.workers}: must be >= 1"])
-    memory = _default_memory() if args.worker_memory is None else args.worker_memory
+    memory = DEFAULT_MEMORY_MB if args.worker_memory is None else args.worker_memory
     if not 0 <= memory <= 2**40:
         raise InputError(
             "--worker-memory", [f"--worker-memory {memory}: MiB in 0 (no limit)..{2**40}"]
