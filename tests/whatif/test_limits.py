@@ -312,7 +312,7 @@ def hog_job(engine: HogEngine) -> Job:
     )
 
 
-def test_cli_default_worker_memory_is_the_runners():
+def test_cli_default_worker_memory_is_the_runners(capsys):
     """`twin whatif run --worker-memory` defaults to the pool's DEFAULT_WORKER_MEMORY_MB, and a
     negative value is one error."""
     from twin.cli import main
@@ -321,6 +321,7 @@ def test_cli_default_worker_memory_is_the_runners():
 
     assert DEFAULT_MEMORY_MB == DEFAULT_WORKER_MEMORY_MB == LocalProcessPool().memory_mb
     assert main(["whatif", "run", "scenes/demo-fab", "--worker-memory", "-1"]) == 1
+    assert "--worker-memory -1: MiB in 0 (no limit)..1099511627776" in capsys.readouterr().err
 
 
 def test_worker_past_its_memory_limit_fails_its_item_clearly():
