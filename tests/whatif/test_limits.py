@@ -177,6 +177,23 @@ def test_factors_are_finite_and_in_range(value):
         assert "'factor' must be 0 or a number in 0.001..1000" in msg
 
 
+def test_release_factors_multiply_within_the_range():
+    """Release changes that are each in range but together release a stream more than
+    FACTOR_MAX times as often are refused (lots released are what fills a worker's memory)."""
+    text = (
+        "scenarios:\n  - name: flood\n    changes:\n"
+        "      - release_rate: {factor: 100}\n      - release_rate: {factor: 100}\n"
+    )
+    msg = refused(lambda: parse_scenarios(text, source="r.yaml", model=small_model()))
+    assert "r.yaml:2: scenario 'flood': its changes together release" in msg
+    assert "10,000 times as often; at most 1000 times" in msg
+    ok = text.replace(
+        "factor: 100}\n      - release_rate: {factor: 100",
+        "factor: 10}\n      - release_rate: {factor: 100",
+    )
+    assert len(parse_scenarios(ok, model=small_model())) == 2
+
+
 def test_scenarios_built_in_code_meet_the_same_limits():
     """run_whatif refuses code-built changes over the limits before any worker starts."""
     bad = Scenario(
@@ -189,6 +206,9 @@ def test_scenarios_built_in_code_meet_the_same_limits():
     msg = refused(lambda: run_whatif(small_model(), [bad], RunConfig(days=1), progress=False))
     assert "'factor' must be a number in 0.001..1000, got 1000000000.0" in msg
     assert "'add' must be an integer in -10000..10000, got 10000000" in msg
+    many = Scenario(name="many", changes=(ProcessingTime(factor=1.0),) * 101)
+    msg = refused(lambda: run_whatif(small_model(), [many], RunConfig(days=1), progress=False))
+    assert "scenario 'many' has 101 changes; at most 100" in msg
 
 
 def test_run_config_limits():
