@@ -227,6 +227,29 @@ def test_run_config_limits():
     assert "seed 1180591620717411303424: must be an integer in 0..9223372036854775807" in text
 
 
+def test_cli_refuses_before_loading_anything(tmp_path, capsys):
+    """`twin whatif run` refuses days, replications and sample limits before it loads the model,
+    and a sweep grid over the limit before it expands it: one error each, at once."""
+    from twin.cli import main
+
+    t0 = time.perf_counter()
+    assert main(["whatif", "run", "no-such-model", "--days", "inf", "-r", "100000"]) == 1
+    err = capsys.readouterr().err
+    assert "days inf: must be a number in (0, 3650]" in err
+    assert "replications 100000: must be an integer in 1..10000" in err
+    axis = "[" + ",".join(map(str, range(100))) + "]"
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        f"sweeps:\n  - grid: {{a: {axis}, b: {axis}, c: {axis}}}\n    changes:\n"
+        '      - processing_time: {factor: "${a}${b}${c}"}\n'
+    )
+    before = peak_mb()
+    demo = str(ROOT / "scenes" / "demo-fab")
+    assert main(["whatif", "run", demo, "--scenarios", str(path), "--dry-run"]) == 1
+    assert "sweep grid 100 × 100 × 100 = 1,000,000 scenarios" in capsys.readouterr().err
+    assert time.perf_counter() - t0 < 30 and peak_mb() - before < 100
+
+
 # --- YAML ------------------------------------------------------------------------------------
 
 
