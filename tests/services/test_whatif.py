@@ -223,6 +223,10 @@ AXIS = list(range(100))
             '{"scenarios": [{"name": "\\ud800", "changes": []}]}',  # JSON text: a lone surrogate
             "request:4: not valid YAML: while parsing a quoted scalar, found invalid Unicode",
         ),
+        (
+            '{"scenarios": [{"name": "x", "changes": ' + "[" * 900 + "]" * 900 + "}]}",
+            "nesting deeper than 32 levels starts here; at most 32",
+        ),
     ],
 )
 def test_attack_inputs_are_refused_at_once(client, body, expected):
