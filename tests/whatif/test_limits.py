@@ -71,8 +71,9 @@ def refused(fn, *, seconds: float = 3.0, mb: float = 100.0) -> str:
     return str(err.value)
 
 
-def one_change(change: str, grid: str = "") -> str:
-    return f"scenarios:\n  - name: x\n    changes:\n      - {change}\n{grid}"
+def one_change(change: str) -> str:
+    """A scenario file with one scenario of one change (written on line 4)."""
+    return f"scenarios:\n  - name: x\n    changes:\n      - {change}\n"
 
 
 # --- counted before built --------------------------------------------------------------------
