@@ -3,8 +3,14 @@
 A job is queued, then run (at most ``whatif_max_running`` at once, ``whatif_max_queued``
 waiting); its progress is the replications finished so far, counted as the executor yields
 them, plus the simulated share of running ones. Cancelling a queued job drops it; cancelling a
-running one terminates its worker processes at once (``LocalProcessPool(cancelled=...)``). A job may start from the process model's initial WIP or from the live twin
-state (lots where the twin last saw them, tools that are down kept down for an hour).
+running one terminates its worker processes at once (``LocalProcessPool(cancelled=...)``).
+A job may start from the process model's initial WIP or from the live twin state (lots where
+the twin last saw them, tools that are down kept down for an hour).
+
+Limits (docs/whatif.md, "Limits"): a request is counted before anything is built (sweep grids
+multiplied, step ranges counted, runs = scenarios × replications) and refused with every
+problem (HTTP 422); each worker process may use ``whatif_worker_memory_mb`` and dies with the
+server; ``shutdown`` (SIGTERM) cancels queued jobs and terminates running workers at once.
 """
 
 from __future__ import annotations
@@ -79,11 +85,13 @@ class JobPool:
     """The executor of a job: ``twin.whatif.runner.LocalProcessPool`` stopped by the job's
     cancel event, telling the job how far running replications are and which are done."""
 
-    def __init__(self, workers: int, job: WhatIfJob) -> None:
+    def __init__(self, workers: int, job: WhatIfJob, memory_mb: int | None = None) -> None:
         from twin.whatif.runner import LocalProcessPool
 
         self.job = job
-        self.pool = LocalProcessPool(workers=workers, cancelled=job.cancel.is_set)
+        self.pool = LocalProcessPool(
+            workers=workers, cancelled=job.cancel.is_set, memory_mb=memory_mb
+        )
 
     def map(self, job: Any, items: Sequence[Any], progress: Any = None) -> Iterator[list[Any]]:
         index = {s.name: i for i, s in enumerate(job.scenarios)}  # replications carry names
@@ -102,6 +110,7 @@ class JobManager:
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
+        self.closed = False  # shutdown began: nothing new is accepted or started
 
     # ------------------------------------------------------------ submit
     def submit(self, req: dict[str, Any]) -> WhatIfJob:
@@ -111,23 +120,35 @@ class JobManager:
 
         s = self.settings
         model = self.rt.model
+        if self.closed:
+            raise CapExceeded("the service is stopping; retry when it is back")
         if model is None:
             raise InputError("what-if request", ["this twin has no process model to simulate"])
         problems: list[str] = []
+        reps, days = req["replications"], req["days"]
+        if isinstance(reps, int) and reps > s.whatif_max_runs:
+            problems.append(
+                f"replications {reps}: at most {s.whatif_max_runs} runs per job "
+                f"(scenarios with the baseline × replications)"
+            )
         doc = {k: req[k] for k in ("scenarios", "sweeps") if req.get(k)}
-        try:
-            scenarios = parse_scenarios(json.dumps(doc, indent=1), source="request", model=model)
+        try:  # counted before expanded: never more scenarios than the runs a job may have
+            scenarios = parse_scenarios(
+                json.dumps(doc, indent=1),
+                source="request",
+                model=model,
+                max_scenarios=s.whatif_max_runs,
+            )
         except InputError as exc:
             problems += exc.problems
             scenarios = []
-        reps, days = req["replications"], req["days"]
         runs = max(1, len(scenarios)) * reps
         if scenarios and runs > s.whatif_max_runs:
             problems.append(
                 f"{len(scenarios)} scenarios (with the baseline) × {reps} replications = {runs} "
                 f"runs; at most {s.whatif_max_runs} per job"
             )
-        if days > s.whatif_max_days:
+        if not days <= s.whatif_max_days:
             problems.append(f"days {days:g} is over the limit of {s.whatif_max_days:g}")
         if req["engine"] not in engine_names():
             problems.append(
@@ -188,6 +209,8 @@ class JobManager:
 
     def _dispatch(self) -> None:
         with self._lock:
+            if self.closed:
+                return
             running = sum(j.status == "running" for j in self.jobs.values())
             for job in self.jobs.values():
                 if running >= self.settings.whatif_max_running:
@@ -202,7 +225,7 @@ class JobManager:
     def _run(self, job: WhatIfJob) -> None:
         from twin.whatif.runner import RunCancelled, run_whatif
 
-        pool = JobPool(self.settings.whatif_workers, job)
+        pool = JobPool(self.settings.whatif_workers, job, self.settings.whatif_worker_memory_mb)
         try:
             result = run_whatif(
                 self.rt.model,
@@ -249,12 +272,18 @@ class JobManager:
                 out[j.status] += 1
         return out
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop at once (SIGTERM, Ctrl-C): nothing new starts, queued jobs are cancelled and
+        running ones terminate their worker processes (the pools look every 0.2 s); waits at
+        most ``timeout`` seconds in all for the job threads."""
+        with self._lock:
+            self.closed = True
         for j in list(self.jobs.values()):
             if j.status in ACTIVE:
                 self.cancel(j.id)
+        deadline = _time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout=10)
+            t.join(timeout=max(0.0, deadline - _time.monotonic()))
 
 
 def _finite(obj: Any) -> Any:

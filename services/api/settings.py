@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     whatif_max_queued: int = 4  # jobs waiting to run
     whatif_workers: int = 2  # processes per running job
     whatif_keep: int = 100  # finished jobs remembered
+    # what-if limits
+    whatif_worker_memory_mb: int = Field(4096, ge=0)  # MiB per worker process (0: no limit)
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -174,3 +174,154 @@ def test_pool_cancel_ends_running_workers():
     assert heard and max(heard) < 1  # a replication had started and was stopped before its end
     assert time.monotonic() - t0 < 60
     assert set(multiprocessing.active_children()) <= before
+
+
+# --- limits: refused before anything is built ------------------------------------------------
+
+LITHO_STEPS = {"processing_time": {"route": "r_3", "steps": ["1-30000000"], "factor": 0.9}}
+AXIS = list(range(100))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"scenarios": [{"name": "s", "changes": [LITHO_STEPS]}]},
+            "'steps' name 30,000,000 step numbers or more; at most 10,000",
+        ),
+        (
+            {
+                "sweeps": [
+                    {
+                        "name": "g",
+                        "grid": {"a": AXIS, "b": AXIS, "c": AXIS},
+                        "changes": [{"processing_time": {"factor": "${a}${b}${c}"}}],
+                    }
+                ]
+            },
+            "sweep grid 100 × 100 × 100 = 1,000,000 scenarios would take the file past 20",
+        ),  # fmt: skip
+        (
+            {
+                "scenarios": [
+                    {"name": "t", "changes": [{"tool_count": {"area": "Litho", "add": 10000000}}]}
+                ]
+            },
+            "'add' must be an integer in -10000..10000, got 10000000",
+        ),  # fmt: skip
+        (
+            {"options": {"wip_sample_days": 1e-7}, "days": 10},
+            "options.wip_sample_days 1e-07: must be a number of days in 0.0416667",
+        ),
+        (
+            {"scenarios": [{"name": "f", "changes": [{"release_rate": {"factor": 1e9}}]}]},
+            "'factor' must be a number in 0.001..1000, got 1000000000.0",
+        ),
+        ({"replications": 10**6}, "replications 1000000: at most 20 runs per job"),
+        ({"seed": 2**70}, "seed 1180591620717411303424: must be an integer in 0.."),
+        (
+            '{"scenarios": [{"name": "\\ud800", "changes": []}]}',  # JSON text: a lone surrogate
+            "request:4: not valid YAML: while parsing a quoted scalar, found invalid Unicode",
+        ),
+        (
+            '{"scenarios": [{"name": "x", "changes": ' + "[" * 900 + "]" * 900 + "}]}",
+            "nesting deeper than 32 levels starts here; at most 32",
+        ),
+    ],
+)
+def test_attack_inputs_are_refused_at_once(client, body, expected):
+    """The inputs of issue 14 (a 156-byte step range, a 100×100×100 grid, 10 million tools,
+    WIP sampled every 1e-7 days) and other hostile values are refused with 422 naming the
+    field, the value and the accepted range, in well under a second and without memory."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.monotonic()
+    if isinstance(body, str):
+        headers = {**ADMIN, "Content-Type": "application/json"}
+        r = client.post("/whatif", content=body.encode(), headers=headers)
+    else:
+        r = client.post("/whatif", json=body, headers=ADMIN)
+    assert time.monotonic() - t0 < 3
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before < 100
+    assert r.status_code == 422, r.text
+    assert expected in "\n".join(r.json()["detail"]["problems"])
+
+
+def test_a_worker_past_its_memory_limit_fails_the_job_not_the_service(client, monkeypatch):
+    """A job whose worker allocates past whatif_worker_memory_mb fails with a clear error;
+    the service goes on answering and running jobs."""
+    from tests.whatif.test_limits import GpuHogEngine
+    from twin.whatif import runner
+
+    monkeypatch.setitem(runner._ENGINES, "hog", lambda: GpuHogEngine(mb=8192))
+    r = client.post("/whatif", json={"replications": 1, "days": 1, "engine": "hog"}, headers=ADMIN)
+    assert r.status_code == 202, r.text
+    job = wait_for(client, r.json()["id"], {"completed", "failed"}, timeout=60)
+    assert job["status"] == "failed"
+    assert "the worker ran out of memory (its limit is 4096 MiB" in job["error"]
+    r = client.post("/whatif", json={"replications": 1, "days": 1}, headers=ADMIN)
+    assert wait_for(client, r.json()["id"], {"completed", "failed"})["status"] == "completed"
+
+
+# --- the server stops its workers ------------------------------------------------------------
+
+
+def serve_with_a_long_job():
+    """A real `twin serve` of the demo fab running a long what-if job on 2 worker processes:
+    (process, the pids of its descendants: the forkserver and the workers)."""
+    from tests.services.conftest import free_port
+    from tests.services.test_cli import start, wait_healthy
+    from tests.whatif.test_limits import descendants
+
+    port, token = free_port(), "t" * 32
+    env = {"TWIN_MODE": "development", "TWIN_TOKENS": f'{{"{token}": ["admin"]}}',
+           "TWIN_WHATIF_WORKERS": "2"}  # fmt: skip
+    proc = start(["serve", "--scene", "scenes/demo-fab", "--port", str(port), "--no-physics"], env)
+    url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    try:
+        import httpx
+
+        wait_healthy(url, proc)
+        r = httpx.post(url + "/whatif", json={"replications": 10, "days": 700}, headers=headers)
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 60
+        while len(workers := descendants(proc.pid)) < 3:  # the forkserver and two workers
+            assert time.monotonic() < deadline, f"no workers: {workers}"
+            time.sleep(0.2)
+        time.sleep(1.0)  # the workers are initialised and simulating
+        return proc, descendants(proc.pid)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
+def test_sigterm_stops_the_server_and_its_workers_promptly():
+    """SIGTERM with a job running: the server cancels it, terminates its worker processes and
+    exits 0 within 10 s, leaving no process behind."""
+    import signal
+
+    from tests.whatif.test_limits import gone
+
+    proc, workers = serve_with_a_long_job()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - t0 < 10, out
+    assert proc.returncode == 0 and "twin: stopped" in out, out
+    assert gone(workers, within=3) == []
+
+
+def test_sigkill_of_the_server_takes_its_workers():
+    """SIGKILL of the server (no cleanup runs at all): its what-if workers are gone within a
+    few seconds (they die with their parent)."""
+    from tests.whatif.test_limits import gone
+
+    proc, workers = serve_with_a_long_job()
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert gone(workers, within=5) == []

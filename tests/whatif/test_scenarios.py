@@ -268,7 +268,7 @@ def test_bad_file_lists_every_problem_with_lines_and_close_matches():
     with pytest.raises(InputError) as err:
         parse_scenarios(text, source="s.yaml")
     msg = str(err.value)
-    assert "s.yaml:5: 'factor' must be a number > 0, got -1" in msg
+    assert "s.yaml:5: 'factor' must be a number in 0.001..1000, got -1" in msg
     assert "s.yaml:7: unknown change 'tool_cont' (did you mean 'tool_count'?)" in msg
     assert "s.yaml:8: scenario name 'a' is defined twice" in msg
     # model checks run once the file itself is well formed

@@ -2,7 +2,7 @@
 
     twin whatif run MODEL [--scenarios FILE] [--days D] [--warmup-days W] [--replications R]
                           [--seed S] [--engine reference|kernel] [--device cpu|cuda]
-                          [--json] [--csv FILE] [--workers N]
+                          [--json] [--csv FILE] [--workers N] [--worker-memory MIB]
 
 MODEL is an SMT2020-format folder or a scene folder (its ``process/``). A progress bar goes to
 stderr; a table (or, with ``--json``, the full JSON) to stdout.
@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import InputError
+
+# runner.DEFAULT_WORKER_MEMORY_MB, written out: the runner is not imported to build the parser
+DEFAULT_MEMORY_MB = 4096
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +62,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="worker processes (default: one per CPU; 1 runs in this process)",
+    )
+    run.add_argument(
+        "--worker-memory",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help=f"memory each worker process may use, in MiB (default {DEFAULT_MEMORY_MB}; "
+        "0: no limit); a worker past it fails its scenario",
     )
     run.add_argument(
         "--ray",
@@ -107,6 +118,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config.validate()
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", [f"--workers {args.workers}: must be >= 1"])
+    memory = DEFAULT_MEMORY_MB if args.worker_memory is None else args.worker_memory
+    if not 0 <= memory <= 2**40:
+        raise InputError(
+            "--worker-memory", [f"--worker-memory {memory}: MiB in 0 (no limit)..{2**40}"]
+        )
     # rejects unknown or unavailable engines before anything is loaded
     engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
@@ -128,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.workers == 1:
         executor = Serial()
     else:
-        executor = LocalProcessPool(workers=args.workers)
+        executor = LocalProcessPool(workers=args.workers, memory_mb=memory)
     result = run_whatif(
         model, scenarios, config, engine=engine, executor=executor, progress=not args.quiet
     )

@@ -23,16 +23,20 @@ import functools
 import importlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from twin.errors import ConfigError, InputError, TwinError
 from twin.process.model import FabModel
 from twin.whatif.scenarios import Scenario, baseline
+from twin.whatif.scenarios.limits import run_problems
 from twin.whatif.stats import (
     DEFAULT_CONFIDENCE,
     Estimate,
@@ -58,16 +62,17 @@ class RunConfig:
     # breakdowns=False, transport=False), passed through and validated by the engine
 
     def validate(self) -> None:
-        problems = []
-        if not self.days > 0:
-            problems.append(f"days {self.days} must be > 0")
-        if not 0 <= self.warmup_days < self.days:
+        """Every problem at once: days, replications, seed and the engine's sampling options
+        within the documented limits (docs/whatif.md, "Limits"), warm-up inside the run."""
+        problems = run_problems(
+            self.days, self.warmup_days, self.replications, self.seed, self.options
+        )
+        days_ok = not any(p.startswith("days") for p in problems)
+        if not any(p.startswith("warmup") for p in problems) and (
+            self.warmup_days < 0 or (days_ok and self.warmup_days >= self.days)
+        ):
             problems.append(f"warmup_days {self.warmup_days} must be in [0, days={self.days})")
-        if self.replications < 1:
-            problems.append(f"replications {self.replications} must be >= 1")
-        if self.seed < 0:
-            problems.append(f"seed {self.seed} must be >= 0")
-        if not 0 < self.confidence < 1:
+        if not isinstance(self.confidence, int | float) or not 0 < self.confidence < 1:
             problems.append(f"confidence {self.confidence} must be in (0, 1)")
         if problems:
             raise ConfigError("what-if run config", problems)
@@ -110,6 +115,7 @@ class ReferenceEngine:
     name = "reference"
     batch_size = 1
     reports_progress = True
+    limit_address_space = True  # pure CPU: a worker's memory limit can be its address space
 
     def __init__(self, device: str | None = None):
         if device not in (None, "cpu"):
@@ -268,12 +274,86 @@ class Serial:
 
 _WORKER_JOB: Job | None = None
 _WORKER_QUEUE: Any = None
+_WORKER_MEMORY_MB: int | None = None
 _LAST_SENT: dict[tuple[int, int], float] = {}
 
+# Memory (MiB) a pool worker may map, unless the pool says otherwise (None or 0: no limit).
+# Measured (docs/whatif.md, "Limits"): one HVLM reference replication peaks at 48 MiB resident,
+# 164 MiB mapped over 10 days, 84 MiB and 196 MiB over 730 (the kernel engine on the CPU: 225
+# MiB resident, 172 MiB of data over 730 days); the limit leaves 20x that and stops a runaway
+# replication long before the machine runs short.
+DEFAULT_WORKER_MEMORY_MB = 4096
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
-def _init_worker(job: Job, queue: Any = None) -> None:
-    global _WORKER_JOB, _WORKER_QUEUE
-    _WORKER_JOB, _WORKER_QUEUE = job, queue
+
+def _init_worker(
+    job: Job, queue: Any = None, memory_mb: int | None = None, owner: int | None = None
+) -> None:
+    global _WORKER_JOB, _WORKER_QUEUE, _WORKER_MEMORY_MB
+    die_with_parent(owner)
+    limit_memory(memory_mb, job.engine)
+    _WORKER_JOB, _WORKER_QUEUE, _WORKER_MEMORY_MB = job, queue, memory_mb
+
+
+def die_with_parent(owner: int | None = None, every: float = 1.0) -> None:
+    """End this process when its parent dies (Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``),
+    and, as a fallback everywhere, when a thread checking every ``every`` seconds finds it
+    re-parented or ``owner`` (the process that made the pool) gone. A worker must never outlive
+    the server that started it."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no libc symbol: the thread below still watches
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent or (owner is not None and not _alive(owner)):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="twin-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def limit_memory(memory_mb: int | None, engine: Any = None) -> None:
+    """Cap this process's memory at ``memory_mb`` MiB (None or 0: leave it): its address space
+    (``RLIMIT_AS``) for engines that say ``limit_address_space = True`` (the reference engine);
+    for others, which may load a GPU driver that reserves address space it never fills, its
+    data segment (``RLIMIT_DATA``: writable private memory). Past the limit an allocation
+    fails with MemoryError, which fails the work item, not the server."""
+    if not memory_mb:
+        return
+    import resource
+
+    whole = getattr(engine, "limit_address_space", False) is True
+    kind = resource.RLIMIT_AS if whole else resource.RLIMIT_DATA
+    _soft, hard = resource.getrlimit(kind)
+    limit = int(memory_mb) * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(kind, (limit, hard))
 
 
 def _send_progress(scenario: int, replication: int, fraction: float) -> None:
@@ -288,6 +368,13 @@ def _run_in_worker(item: WorkItem) -> list[Replication]:
     assert _WORKER_JOB is not None, "worker not initialised"
     try:
         return run_item(_WORKER_JOB, item, _send_progress if _WORKER_QUEUE is not None else None)
+    except MemoryError:
+        name = _WORKER_JOB.scenarios[item.scenario].name
+        raise TwinError(
+            f"scenario {name!r}, replication(s) {', '.join(map(str, item.replications))}: "
+            f"the worker ran out of memory (its limit is {_WORKER_MEMORY_MB} MiB; a smaller "
+            "scenario, fewer days or a larger limit: --worker-memory, TWIN_WHATIF_WORKER_MEMORY_MB)"
+        ) from None
     except TwinError as exc:
         # Our errors take several constructor arguments and would not unpickle in the parent
         # (which then sees a broken pool); pass the message on in a plain TwinError instead.
@@ -311,6 +398,8 @@ class LocalProcessPool:
     # worker processes terminated at once (a replication may run for minutes) and
     # RunCancelled raised from ``map``
     cancelled: Callable[[], bool] | None = None
+    # MiB each worker may use (see ``limit_memory``); None or 0: no limit
+    memory_mb: int | None = DEFAULT_WORKER_MEMORY_MB
 
     def map(
         self, job: Job, items: Sequence[WorkItem], progress: ItemProgress | None = None
@@ -335,28 +424,52 @@ class LocalProcessPool:
                     return
 
         with ProcessPoolExecutor(
-            n, mp_context=ctx, initializer=_init_worker, initargs=(job, q)
+            n,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(job, q, self.memory_mb, os.getpid()),
         ) as ex:
             pending = {ex.submit(_run_in_worker, it) for it in items}
+            finished = False
             try:
                 while pending:
                     if cancelled is not None and cancelled():
                         # the executor has no public way to stop running work: end its workers;
                         # it then fails every pending future itself (cancelling them as well
                         # races with that in Python 3.11), and leaving `with` joins it
-                        for p in list((getattr(ex, "_processes", None) or {}).values()):
-                            p.terminate()
+                        terminate_workers(ex)
                         left, pending = len(pending), set()
                         raise RunCancelled(f"cancelled with {left} work item(s) left")
                     done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
                     drain()
                     for fut in done:
-                        yield fut.result()
+                        try:
+                            result = fut.result()
+                        except BrokenProcessPool:
+                            limit = (
+                                f"past its memory limit of {self.memory_mb} MiB"
+                                if self.memory_mb
+                                else "out of memory"
+                            )
+                            raise TwinError(
+                                "a what-if worker process died while simulating (killed, or "
+                                f"{limit}); {len(pending)} other work item(s) were not run"
+                            ) from None
+                        yield result
+                finished = True
             finally:
                 for fut in pending:
                     fut.cancel()
+                if not finished:  # an item failed or the caller stopped: do not wait for the rest
+                    terminate_workers(ex)
                 if q is not None:
                     q.close()
+
+
+def terminate_workers(executor: ProcessPoolExecutor) -> None:
+    """SIGTERM every worker process of ``executor`` (they run no cleanup worth waiting for)."""
+    for p in list((getattr(executor, "_processes", None) or {}).values()):
+        p.terminate()
 
 
 def _cpu_count() -> int:

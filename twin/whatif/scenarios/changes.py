@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from twin.errors import close_matches
 from twin.process.model import Attachment, FabModel
+from twin.whatif.scenarios import limits as lim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,15 +118,35 @@ class ToolCount(Change):
         problems: list[str] = []
         if self.select.everything:
             problems.append(f"{where}: tool_count needs 'families' or 'area'")
+        bound = lim.MAX_TOOL_CHANGE
+        for key, v, low in (("add", self.add, -bound), ("set", self.set, 1)):
+            if v is not None and (not isinstance(v, int) or not low <= v <= bound):
+                problems.append(f"{where}: '{key}' must be an integer in {low}..{bound}, got {v!r}")
+        if problems:
+            return problems
+        total = sum(fam.count for fam in model.families.values() if not fam.is_delay)
         for f in self.select.resolve(model, problems, where):
             fam = model.families[f]
+            new = self._new(fam.count)
             if fam.is_delay:
                 problems.append(f"{where}: {f} is a delay, it has no tools")
-            elif self._new(fam.count) < 1:
+            elif new < 1:
                 problems.append(
-                    f"{where}: {f} would have {self._new(fam.count)} tools (has {fam.count}); "
+                    f"{where}: {f} would have {new} tools (has {fam.count}); "
                     "a family needs at least 1"
                 )
+            elif new > lim.MAX_FAMILY_TOOLS:
+                problems.append(
+                    f"{where}: {f} would have {new:,} tools (has {fam.count}); a family may "
+                    f"have 1..{lim.MAX_FAMILY_TOOLS:,}"
+                )
+            else:
+                total += new - fam.count
+        if total > lim.MAX_TOOLS:
+            problems.append(
+                f"{where}: the model would have {total:,} tools; at most {lim.MAX_TOOLS:,} in all "
+                "families together"
+            )
         return problems
 
     def _new(self, count: int) -> int:
@@ -157,6 +178,12 @@ class ProcessingTime(Change):
 
     def check(self, model: FabModel, where: str) -> list[str]:
         problems = super().check(model, where)
+        why = lim.factor_problem(self.factor)
+        if why is not None:
+            problems.append(f"{where}: {why}")
+        if len(self.steps) > lim.MAX_STEPS:
+            problems.append(f"{where}: {len(self.steps):,} steps; at most {lim.MAX_STEPS:,}")
+            return problems
         if self.steps or self.route is not None:
             route = self._route(model)
             if route not in model.routes:
@@ -169,8 +196,10 @@ class ProcessingTime(Change):
                 numbers = {s.number for s in model.routes[route].steps}
                 missing = [n for n in self.steps if n not in numbers]
                 if missing:
+                    shown = ", ".join(map(str, missing[:10]))
+                    more = f" and {len(missing) - 10:,} more" if len(missing) > 10 else ""
                     problems.append(
-                        f"{where}: route {route} has no step {', '.join(map(str, missing))} "
+                        f"{where}: route {route} has no step {shown}{more} "
                         f"(steps {min(numbers)}..{max(numbers)})"
                     )
         return problems
@@ -244,7 +273,10 @@ class ReleaseRate(Change):
     def check(self, model: FabModel, where: str) -> list[str]:
         problems: list[str] = []
         known = {r.lot_type for r in model.releases} | set(model.products)
-        for key, _ in self.factors:
+        for key, f in self.factors:
+            why = lim.factor_problem(f, zero=self.mix)
+            if why is not None:
+                problems.append(f"{where}: {key}: {why}")
             if key != "*" and key not in known:
                 problems.append(
                     f"{where}: unknown lot type or product {key!r}{did_you_mean(key, known)}; "
@@ -332,6 +364,9 @@ class Calendars(Change):
 
     def check(self, model: FabModel, where: str) -> list[str]:
         problems = super().check(model, where)
+        why = lim.factor_problem(self.factor)
+        if why is not None:
+            problems.append(f"{where}: {why}")
         if problems:
             return problems
         kinds = {"pm"} if self.what == "pm_interval" else set(self.of)

@@ -16,6 +16,8 @@ import yaml
 
 from twin.errors import InputError
 from twin.process.model import DISPATCH_RULES, FabModel
+from twin.scene.yamlio import GuardedLoader, YamlLimits, load_guarded
+from twin.whatif.scenarios import limits as lim
 from twin.whatif.scenarios.changes import (
     BatchSize,
     Calendars,
@@ -30,8 +32,18 @@ from twin.whatif.scenarios.changes import (
 )
 from twin.whatif.scenarios.scenario import BASELINE, Scenario, baseline
 
+# Scenario files accept no anchors or aliases: nothing in the format needs them (a sweep makes
+# many similar scenarios), and refusing them outright is the simplest guard against alias bombs.
+SCENARIO_YAML = YamlLimits(
+    max_bytes=lim.MAX_FILE_BYTES, max_depth=lim.MAX_YAML_DEPTH, max_aliases=0, max_alias_nodes=0
+)
 
-def load_scenarios(path: str | Path | None, model: FabModel | None = None) -> list[Scenario]:
+
+def load_scenarios(
+    path: str | Path | None,
+    model: FabModel | None = None,
+    max_scenarios: int = lim.MAX_SCENARIOS,
+) -> list[Scenario]:
     """The baseline plus the scenarios of a YAML file (none: just the baseline).
 
     With ``model``, every change is also checked against it; all problems raise one InputError.
@@ -40,19 +52,37 @@ def load_scenarios(path: str | Path | None, model: FabModel | None = None) -> li
         return [baseline()]
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > lim.MAX_FILE_BYTES:  # refused before it is read
+            raise InputError(
+                f"scenario file {path}",
+                [f"{path}: {size:,} bytes, over the limit of {lim.MAX_FILE_BYTES:,} bytes"],
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"scenario file {path}", [f"{path}: cannot read: {exc.strerror}"]) from exc
-    return parse_scenarios(text, source=str(path), model=model)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"scenario file {path}",
+            [f"{path}: not UTF-8 text (byte {exc.start + 1}: {exc.reason})"],
+        ) from None
+    return parse_scenarios(text, source=str(path), model=model, max_scenarios=max_scenarios)
 
 
 def parse_scenarios(
-    text: str, source: str = "<scenarios>", model: FabModel | None = None
+    text: str,
+    source: str = "<scenarios>",
+    model: FabModel | None = None,
+    max_scenarios: int = lim.MAX_SCENARIOS,
 ) -> list[Scenario]:
-    """Parse scenario YAML text; see the module docstring and docs/whatif.md for the format."""
+    """Parse scenario YAML text; see the module docstring and docs/whatif.md for the format.
+
+    At most ``max_scenarios`` scenarios with the baseline: sweeps are counted (the product of
+    their grid's lengths) before they are expanded, and every other limit of ``limits`` is
+    checked before the value it bounds is built."""
     problems: list[str] = []
     try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = load_guarded(text, source, _LineLoader, SCENARIO_YAML, f"scenario file {source}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}" if mark is not None else "?"
@@ -65,17 +95,21 @@ def parse_scenarios(
     out = [baseline()]
     if doc is None:
         return out
-    p = _Parser(source, problems)
+    p = _Parser(source, problems, max_scenarios)
     if not isinstance(doc, _Map):
         problems.append(f"{source}:1: expected a mapping with 'scenarios' and/or 'sweeps'")
     else:
         p.keys(doc, {"scenarios", "sweeps", "description"}, "top level")
         for item, line in p.items(doc, "scenarios"):
+            if not p.room(1, line, "scenario"):
+                break
             sc = p.scenario(item, line)
             if sc is not None:
                 out.append(sc)
         for item, line in p.items(doc, "sweeps"):
             out += p.sweep(item, line)
+            if p.full:
+                break
     seen: dict[str, int | None] = {}
     for sc in out:
         if sc.name in seen:
@@ -87,7 +121,11 @@ def parse_scenarios(
     if model is not None and not problems:
         for sc in out:
             problems += sc.check(model, source)
-    if problems:
+    if problems:  # a sweep repeats its changes' problems in every scenario: once each, and
+        problems = list(dict.fromkeys(problems))  # at most MAX_PROBLEMS lines
+        if len(problems) > lim.MAX_PROBLEMS:
+            more = len(problems) - lim.MAX_PROBLEMS
+            problems = [*problems[: lim.MAX_PROBLEMS], f"... and {more:,} more problems"]
         raise InputError(f"scenario file {source}", problems)
     return out
 
@@ -105,7 +143,7 @@ class _Seq(list):
     lines: list[int]
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(GuardedLoader):  # type: ignore[misc, valid-type]
     pass
 
 
@@ -152,9 +190,25 @@ _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 class _Parser:
     """Turns the line-annotated YAML into Scenarios, collecting problems instead of raising."""
 
-    def __init__(self, source: str, problems: list[str]):
+    def __init__(self, source: str, problems: list[str], max_scenarios: int):
         self.source = source
         self.problems = problems
+        self.left = max_scenarios - 1  # the baseline is one
+        self.max_scenarios = max_scenarios
+        self.full = False  # the limit was reached: stop reading scenarios
+
+    def room(self, n: int, line: int, what: str) -> bool:
+        """Whether ``n`` more scenarios fit under the limit; if not, one problem and stop."""
+        if n <= self.left:
+            self.left -= n
+            return True
+        if not self.full:
+            self.problems.append(
+                f"{self.at(line)}: {what} would take the file past {self.max_scenarios:,} "
+                f"scenarios (with the baseline), the most one run accepts"
+            )
+        self.full = True
+        return False
 
     def at(self, line: int | None) -> str:
         return f"{self.source}:{line if line is not None else '?'}"
@@ -186,7 +240,14 @@ class _Parser:
         if not isinstance(name, str) or not name.strip():
             self.problems.append(f"{self.at(line)}: scenario needs a 'name' (text)")
             return None
-        built = (self.change(c, ln) for c, ln in self.items(item, "changes"))
+        items = self.items(item, "changes")
+        if len(items) > lim.MAX_CHANGES:
+            self.problems.append(
+                f"{self.at(line)}: scenario {name!r} has {len(items)} changes; at most "
+                f"{lim.MAX_CHANGES}"
+            )
+            items = []
+        built = (self.change(c, ln) for c, ln in items)
         changes = [c for c in built if c is not None]
         if "changes" not in item:
             self.problems.append(f"{self.at(line)}: scenario {name!r} has no 'changes'")
@@ -218,6 +279,20 @@ class _Parser:
                 )
                 return []
             values.append(v)
+        sizes = [len(v) for v in values]
+        count = math.prod(sizes)  # counted before anything is expanded
+        if not self.room(
+            count, line, f"sweep grid {' × '.join(map(str, sizes))} = {count:,} scenarios"
+        ):
+            return []
+        values_each = _count_values(item.get("changes"))
+        if count * values_each > lim.MAX_SWEEP_VALUES:
+            self.problems.append(
+                f"{self.at(line)}: sweep grid {' × '.join(map(str, sizes))} = {count:,} "
+                f"scenarios of {values_each:,} values each would be {count * values_each:,} "
+                f"values; at most {lim.MAX_SWEEP_VALUES:,} (fewer grid values or changes)"
+            )
+            return []
         template = item.get("name") or "sweep"
         if not isinstance(template, str):
             self.problems.append(f"{self.at(line)}: sweep 'name' must be text")
@@ -289,8 +364,10 @@ class _Parser:
         )
         common: dict[str, Any] = {"select": select, "line": line}
         if kind == "tool_count":
-            add, set_ = self.integer(a, "add", where, None), self.integer(a, "set", where, 1)
-            if (add is None) == (set_ is None):
+            bound = lim.MAX_TOOL_CHANGE
+            add = self.integer(a, "add", where, -bound, bound)
+            set_ = self.integer(a, "set", where, 1, bound)
+            if ("add" in a) == ("set" in a):
                 self.problems.append(f"{where}: tool_count needs exactly one of 'add' or 'set'")
             return ToolCount(add=add, set=set_, **common)
         if kind == "processing_time":
@@ -315,19 +392,16 @@ class _Parser:
         if kind == "product_mix":
             factors = []
             for k, v in a.items():
-                if (
-                    not isinstance(v, int | float)
-                    or isinstance(v, bool)
-                    or v < 0
-                    or not math.isfinite(v)
-                ):
-                    self.problems.append(
-                        f"{self.at(a.lines[k])}: product_mix factor of {k!r} must be a number >= 0, got {v!r}"
-                    )
+                why = lim.factor_problem(v, "factor", zero=True)
+                if why is not None:
+                    self.problems.append(f"{self.at(a.lines[k])}: product_mix {k!r}: {why}")
                 factors.append((str(k), float(v) if isinstance(v, int | float) else 1.0))
             return ReleaseRate(factors=tuple(factors), mix=True, line=line)
         if kind == "batch_size":
-            lo, hi = self.integer(a, "min", where, 1), self.integer(a, "max", where, 1)
+            lo, hi = (
+                self.integer(a, "min", where, 1, 10**6),
+                self.integer(a, "max", where, 1, 10**6),
+            )
             if lo is None and hi is None:
                 self.problems.append(f"{where}: batch_size needs 'min' and/or 'max' (wafers)")
             if select.everything:
@@ -370,24 +444,25 @@ class _Parser:
     def factor(self, a: _Map, where: str) -> float:
         v = a.get("factor")
         if v is None:
-            self.problems.append(f"{where}: needs 'factor' (a number > 0)")
-            return 1.0
-        if isinstance(v, bool) or not isinstance(v, int | float) or not (0 < v < math.inf):
-            line = a.lines.get("factor")
             self.problems.append(
-                f"{self.at(line) if line else where}: 'factor' must be a number > 0, got {v!r}"
+                f"{where}: needs 'factor' (a number in {lim.FACTOR_MIN:g}..{lim.FACTOR_MAX:g})"
             )
+            return 1.0
+        why = lim.factor_problem(v)
+        if why is not None:
+            line = a.lines.get("factor")
+            self.problems.append(f"{self.at(line) if line else where}: {why}")
             return 1.0
         return float(v)
 
-    def integer(self, a: _Map, key: str, where: str, minimum: int | None) -> int | None:
+    def integer(self, a: _Map, key: str, where: str, low: int, high: int) -> int | None:
         if key not in a:
             return None
         v = a[key]
-        if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
-            floor = f" >= {minimum}" if minimum is not None else ""
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
             self.problems.append(
-                f"{self.at(a.lines[key])}: '{key}' must be an integer{floor}, got {v!r}"
+                f"{self.at(a.lines[key])}: '{key}' must be an integer in {low}..{high}, "
+                f"got {lim._short(v)}"
             )
             return None
         return v
@@ -396,16 +471,40 @@ class _Parser:
         """Step numbers: a list of integers and "a-b" ranges."""
         if v is None:
             return ()
+        items = v if isinstance(v, list) else [v]
+        count = lim.count_steps(items)  # ranges counted before they are built
+        if count is not None and count > lim.MAX_STEPS:
+            self.problems.append(
+                f"{where}: 'steps' name {count:,} step numbers or more; at most "
+                f"{lim.MAX_STEPS:,} (ranges 'a-b' count every number in them)"
+            )
+            return ()
         out: list[int] = []
-        for x in v if isinstance(v, list) else [v]:
-            if isinstance(x, int) and not isinstance(x, bool):
+        for x in items:
+            if isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 10**9:
                 out.append(x)
-            elif isinstance(x, str) and re.fullmatch(r"\s*\d+\s*-\s*\d+\s*", x):
+            elif isinstance(x, str) and re.fullmatch(r"\s*\d{1,9}\s*-\s*\d{1,9}\s*", x):
                 lo, hi = (int(p) for p in x.split("-"))
+                if lo > hi:
+                    self.problems.append(
+                        f"{where}: step range {x!r} runs backwards; write 'a-b' with a <= b"
+                    )
                 out += range(lo, hi + 1)
             else:
-                self.problems.append(f"{where}: steps are numbers or 'a-b' ranges, got {x!r}")
+                self.problems.append(
+                    f"{where}: steps are numbers in 0..1000000000 or 'a-b' ranges, got "
+                    f"{lim._short(x)}"
+                )
         return tuple(out)
+
+
+def _count_values(v: Any) -> int:
+    """Values in a parsed YAML tree (mappings and lists count one each, with what they hold)."""
+    if isinstance(v, dict):
+        return 1 + sum(_count_values(k) + _count_values(x) for k, x in v.items())
+    if isinstance(v, list):
+        return 1 + sum(_count_values(x) for x in v)
+    return 1
 
 
 def _fmt(v: Any) -> str:
