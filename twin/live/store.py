@@ -573,7 +573,7 @@ class SQLiteStore(EventStore):
             self._db.close()
             raise
 
-    def _unreadable(self, exc: Exception) -> StoreError:
+    def _unreadable(self, exc: object) -> StoreError:
         return StoreError(
             _show(self.path),
             f"cannot be read as an event store ({exc})",
@@ -769,6 +769,8 @@ class SQLiteStore(EventStore):
                     yield pos, Event(i, src, seq, t, ty, subj, loads(data))
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(exc) from None
+        except ValueError as exc:  # data that is not JSON: not as written (verify finds where)
+            raise self._unreadable(f"an event's data is not JSON: {exc}") from None
 
     @_reading
     def count(self) -> int:
@@ -1009,6 +1011,8 @@ def reset_head(path: str | Path) -> Verdict:
     at its last event (after a loss the operator has accepted, or for a copy without its head).
     A store made before the chain is chained first. Returns the verdict; the head is written
     only when it is OK."""
+    if not os.path.lexists(path):  # accepting a store never creates one
+        raise StoreError(_show(path), "no such event store", _NOT_A_STORE)
     store = SQLiteStore.__new__(SQLiteStore)
     store._open(path, "FULL", False, check_head=False)
     store.close()
