@@ -532,3 +532,19 @@ def test_write_head_replaces_the_file_whole(tmp_path):
         write_head(path, pos, hashlib.sha256(bytes([pos])).digest(), durable=pos % 2 == 0)
         assert read_head(path) == (pos, hashlib.sha256(bytes([pos])).digest())
     assert [p.name for p in tmp_path.iterdir()] == ["twin.db.head"]
+
+
+def test_a_batch_of_new_events_takes_the_one_statement_path(tmp_path, stream):
+    """New events are inserted 50 rows to a statement with no per-event lookup; only a batch
+    holding a copy falls back to storing one event at a time."""
+    with SQLiteStore(tmp_path / "twin.db") as s:
+        sqls: list[str] = []
+        s._db.set_trace_callback(sqls.append)
+        s.write(stream[:500])
+        assert not [q for q in sqls if q.startswith("SELECT 1 FROM events")]
+        assert sum(q.startswith("INSERT OR IGNORE INTO events") for q in sqls) == 10
+        sqls.clear()
+        assert s.write(stream[490:510]) == 10
+        assert [q for q in sqls if q.startswith("SELECT 1 FROM events")]
+        s._db.set_trace_callback(None)
+    assert verify(tmp_path / "twin.db").ok
