@@ -548,3 +548,28 @@ def test_a_batch_of_new_events_takes_the_one_statement_path(tmp_path, stream):
         assert [q for q in sqls if q.startswith("SELECT 1 FROM events")]
         s._db.set_trace_callback(None)
     assert verify(tmp_path / "twin.db").ok
+
+
+@pytest.mark.parametrize("name", ["bad\ud800.db", "nul\0.db", "x" * 300 + ".db"])
+def test_unusable_store_names_give_one_error(tmp_path, name):
+    """A path with a lone surrogate, a NUL or a name too long: StoreError from the constructor
+    (reader and writer), verify, backup and reset_head, never another exception."""
+    path = str(tmp_path / name)
+    for call in (
+        lambda: SQLiteStore(path),
+        lambda: SQLiteStore(path, readonly=True),
+        lambda: verify(path),
+        lambda: reset_head(path),
+        lambda: backup(path, tmp_path / "copy.db"),
+        lambda: backup(tmp_path / "none.db", path),
+    ):
+        with pytest.raises(StoreError):
+            call()
+
+
+def test_a_store_under_an_undecodable_name_works(tmp_path, stream):
+    """A file name with bytes that are not UTF-8 (held as surrogate escapes) is a usable store,
+    and messages about it print."""
+    path = tmp_path / "caf\udce9.db"
+    make(path, stream[:20])
+    assert verify(path).ok and "caf\\udce9.db" in verify(path).line()

@@ -291,7 +291,7 @@ def write_head(path: str | Path, pos: int, digest: bytes, *, durable: bool = Tru
             os.close(fd)
         os.replace(tmp, hp)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
     if durable and new:
         _fsync_dir(hp.parent)
@@ -359,6 +359,20 @@ _MAGIC = b"SQLite format 3\x00"
 _NOT_A_STORE = "give the path of a store made by `twin ingest` or `twin up --store`"
 
 
+def _usable(path: str | Path) -> Path:
+    """``path`` as a Path, or StoreError when no file can have that name."""
+    try:
+        p = Path(path)
+        if "\0" in os.fspath(p):
+            raise ValueError("NUL")
+        os.fsencode(p)
+    except (TypeError, ValueError):  # UnicodeEncodeError: a lone surrogate
+        raise StoreError(
+            _short(path), "is not a usable file name (it holds NUL or a lone surrogate)"
+        ) from None
+    return p
+
+
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     """A connection to the existing SQLite database at ``path``; StoreError for anything else."""
     try:
@@ -418,8 +432,16 @@ def _create(path: Path) -> None:
     except (sqlite3.Error, OSError) as exc:
         raise StoreError(_show(path), f"cannot be created ({exc})") from None
     finally:
-        for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        _remove(tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"))
+
+
+def _remove(*paths: Path) -> None:
+    """Delete temporary files that may or may not exist (a cleanup never raises)."""
+    for p in paths:
+        try:
             p.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _kind(db: sqlite3.Connection, path: Path) -> str:
@@ -543,7 +565,7 @@ class SQLiteStore(EventStore):
             raise InputError(
                 "event store", [f"synchronous={synchronous!r}: accepted FULL, NORMAL, EXTRA"]
             )
-        self.path = Path(path)
+        self.path = _usable(path)
         self.readonly = readonly
         self._durable = sync != "NORMAL"  # NORMAL: the head is not fsynced either
         if not readonly and not os.path.lexists(self.path):
@@ -982,7 +1004,7 @@ def verify(path: str | Path, *, head: bool = True) -> Verdict:
     """Walk the whole chain of the store at ``path`` (read-only; fine beside a writer), compare
     it with the head file (``head``) and run SQLite's quick check. StoreError if ``path`` is not
     a readable store at all."""
-    path = Path(path)
+    path = _usable(path)
     hd = read_head(path) if head else None  # before the database: writers move it after commit
     db = _connect(path, readonly=True)
     try:
@@ -1032,7 +1054,7 @@ def reset_head(path: str | Path) -> Verdict:
     at its last event (after a loss the operator has accepted, or for a copy without its head).
     A store made before the chain is chained first. Returns the verdict; the head is written
     only when it is OK."""
-    if not os.path.lexists(path):  # accepting a store never creates one
+    if not os.path.lexists(_usable(path)):  # accepting a store never creates one
         raise StoreError(_show(path), "no such event store", _NOT_A_STORE)
     store = SQLiteStore.__new__(SQLiteStore)
     store._open(path, "FULL", False, check_head=False)
@@ -1046,7 +1068,7 @@ def reset_head(path: str | Path) -> Verdict:
 def backup(src: str | Path, dest: str | Path) -> Verdict:
     """Copy the store at ``src`` to ``dest`` with SQLite's online backup (a consistent copy
     while a writer goes on), verify the copy, and write its head file. ``dest`` must be new."""
-    src, dest = Path(src), Path(dest)
+    src, dest = _usable(src), _usable(dest)
     for p in (dest, head_path(dest)):
         if os.path.lexists(p):
             raise StoreError(
@@ -1081,8 +1103,7 @@ def backup(src: str | Path, dest: str | Path) -> Verdict:
         except OSError:  # a file system without hard links
             os.replace(tmp, dest)
     finally:
-        for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
-            p.unlink(missing_ok=True)
+        _remove(tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal"))
     write_head(dest, verdict.count, verdict.hash)
     _fsync_dir(dest.parent)
     return replace(verdict, path=dest)
