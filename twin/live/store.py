@@ -16,17 +16,15 @@ last event are kept in a sidecar file (``<store>.head``) that a WAL rollback can
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
 import re
 import sqlite3
-import stat
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +34,28 @@ from twin.live import codec
 from twin.live.catalog import Catalog
 from twin.live.events import Event
 from twin.live.state import TwinState, apply
+from twin.live.store_chain import (
+    GENESIS,
+    HINT,
+    ROWS_AFTER,
+    connect,
+    fsync_dir,
+    head_path,
+    kind_of,
+    read_head,
+    remove_quietly,
+    row_bytes,
+    sha256,
+    short_text,
+    show_path,
+    usable_path,
+    walk_chain,
+    write_head,
+)
+from twin.live.store_chain import Verdict as Verdict  # the store's checks, importable from here
+from twin.live.store_chain import backup as backup
+from twin.live.store_chain import reset_head as reset_head
+from twin.live.store_chain import verify as verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,199 +239,15 @@ class MemoryStore(EventStore):
         return out
 
 
-# ------------------------------------------------------------------ hash chain and head file
-
 log = logging.getLogger(__name__)
-
-GENESIS = bytes(32)  # h_0, the hash "before" position 1
-_sha256 = hashlib.sha256
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
-_HINT = "restore the store and its .head file from a backup, or see `twin store verify --help`"
-
-
-def row_bytes(
-    pos: int, source: str, seq: int, id: str, time: float, type: str, subject: str, data: str
-) -> bytes:
-    """The canonical bytes of one stored event row, as the chain hashes them: the fields as text
-    (integers in decimal, time as Python's shortest round-trip ``repr`` of the float) joined by
-    NUL, UTF-8. ``data`` is JSON text, which holds no raw NUL; if another field does, every field
-    is written as ``<byte length>:<bytes>`` after a 0x01 instead (NUL-joined bytes start with a
-    digit), so two different rows never give the same bytes. Raises UnicodeEncodeError (a lone
-    surrogate), TypeError or ValueError (a field of the wrong type)."""
-    b = f"{pos:d}\0{source}\0{seq:d}\0{id}\0{float(time)!r}\0{type}\0{subject}\0{data}".encode()
-    if b.count(0) == 7:
-        return b
-    fields = (f"{pos:d}", source, f"{seq:d}", id, repr(float(time)), type, subject, data)
-    return b"\x01" + b"".join(b"%d:%s" % (len(x), x) for x in (f.encode() for f in fields))
-
-
-def head_path(path: str | Path) -> Path:
-    """Where the head of the store at ``path`` is kept: ``<path>.head``."""
-    return Path(f"{os.fspath(path)}.head")
-
-
-_HEAD_RE = re.compile(r"twin-store-head 1\n(0|[1-9][0-9]{0,18}) ([0-9a-f]{64})\n")
-
-
-def read_head(path: str | Path) -> tuple[int, bytes] | None:
-    """(position, hash) from the head file of the store at ``path``; None when there is none."""
-    hp = head_path(path)
-    try:
-        with open(hp, "rb") as f:
-            raw = f.read(200)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StoreError(_show(hp), f"head file cannot be read ({exc.strerror})", _HINT) from None
-    m = _HEAD_RE.fullmatch(raw.decode("ascii", "replace"))
-    if m is None:
-        raise StoreError(
-            _show(hp),
-            "is not a twin store head file (accepted: 'twin-store-head 1', then a position and "
-            "a SHA-256 in hex)",
-            _HINT,
-        )
-    return int(m[1]), bytes.fromhex(m[2])
-
-
-def write_head(path: str | Path, pos: int, digest: bytes, *, durable: bool = True) -> None:
-    """Replace the head file atomically: write a temporary file, fsync it (``durable``), rename it
-    over the head. The directory is fsynced when the head is new: a rename lost by a power cut
-    leaves the previous head, which a store ahead of its head accepts (docs/store.md)."""
-    hp = head_path(path)
-    new = not hp.exists()
-    tmp = hp.with_name(f"{hp.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        try:
-            os.write(fd, f"twin-store-head 1\n{pos:d} {digest.hex()}\n".encode())
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, hp)
-    except BaseException:
-        _remove(tmp)
-        raise
-    if durable and new:
-        _fsync_dir(hp.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _show(path: object) -> str:
-    """A path as printable text (undecodable bytes as backslash escapes)."""
-    return os.fspath(path).encode("utf-8", "backslashreplace").decode()  # type: ignore[arg-type]
-
-
-_ROWS_AFTER = (
-    "SELECT pos, source, seq, id, time, type, subject, data, hash FROM events "
-    "WHERE pos > ? ORDER BY pos"
-)
-
-
-def _walk(
-    db: sqlite3.Connection, after: int = 0, watch: int = -1
-) -> tuple[int, bytes, bytes | None, str | None, int | None]:
-    """Recompute the chain over the rows after position ``after``, continuing from the hash
-    stored there (h_0 when 0). Returns (last position that checked out, its hash, the hash at
-    position ``watch`` if reached, the first problem or None, the position it is at)."""
-    prev = GENESIS
-    if after:
-        row = db.execute("SELECT hash FROM events WHERE pos = ?", (after,)).fetchone()
-        if row is None or not isinstance(row[0], bytes) or len(row[0]) != 32:
-            what = "is missing" if row is None else "has no hash"
-            return after - 1, GENESIS, None, f"position {after} {what}", after
-        prev = row[0]
-    end, watched = after, prev if watch == after else None
-    cur = db.execute(_ROWS_AFTER, (after,))
-    try:
-        while rows := cur.fetchmany(2000):
-            for row in rows:
-                pos = row[0]
-                if pos != end + 1:
-                    return end, prev, watched, f"position {end + 1} is missing", end + 1
-                try:
-                    h = _sha256(prev + row_bytes(*row[:8])).digest()
-                except (TypeError, ValueError) as exc:
-                    return end, prev, watched, f"position {pos} is not an event row ({exc})", pos
-                if h != row[8]:
-                    what = "has no hash" if row[8] is None else "does not match its hash"
-                    return end, prev, watched, f"the event at position {pos} {what}", pos
-                prev, end = h, pos
-                if pos == watch:
-                    watched = h
-    except sqlite3.DatabaseError as exc:
-        return end, prev, watched, f"cannot be read after position {end} ({exc})", end + 1
-    return end, prev, watched, None, None
-
-
-# ------------------------------------------------------------------ opening a file
-
-_COLUMNS = {"pos", "source", "seq", "id", "time", "type", "subject", "data"}
-_MAGIC = b"SQLite format 3\x00"
-_NOT_A_STORE = "give the path of a store made by `twin ingest` or `twin up --store`"
-
-
-def _usable(path: str | Path) -> Path:
-    """``path`` as a Path, or StoreError when no file can have that name."""
-    try:
-        p = Path(path)
-        if "\0" in os.fspath(p):
-            raise ValueError("NUL")
-        os.fsencode(p)
-    except (TypeError, ValueError):  # UnicodeEncodeError: a lone surrogate
-        raise StoreError(
-            _short(path), "is not a usable file name (it holds NUL or a lone surrogate)"
-        ) from None
-    return p
-
-
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A connection to the existing SQLite database at ``path``; StoreError for anything else."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise StoreError(_show(path), "no such event store", _NOT_A_STORE) from None
-    except OSError as exc:
-        raise StoreError(_show(path), f"cannot be read ({exc.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise StoreError(_show(path), "is not a file", _NOT_A_STORE)
-    if st.st_size == 0:
-        raise StoreError(
-            _show(path),
-            "is an empty file (0 bytes), not an event store",
-            "to start a new store, give a path where no file exists (or delete this one)",
-        )
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(len(_MAGIC))
-    except OSError as exc:
-        raise StoreError(_show(path), f"cannot be read ({exc.strerror})") from None
-    if magic != _MAGIC:
-        raise StoreError(
-            _show(path), "is not an SQLite database, so not an event store", _NOT_A_STORE
-        )
-    try:
-        if readonly:
-            uri = path.absolute().as_uri() + "?mode=ro"
-            return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise StoreError(_show(path), f"cannot be opened ({exc})") from None
 
 
 def _create(path: Path) -> None:
     """Make a new, empty store at ``path`` whole or not at all: built under a temporary name
     and linked into place, so a crash never leaves a half-made store (nor an empty file)."""
     if not path.parent.is_dir():
-        raise StoreError(_show(path), "cannot be created: its folder does not exist")
+        raise StoreError(show_path(path), "cannot be created: its folder does not exist")
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.new")
     try:
         db = sqlite3.connect(tmp, isolation_level=None)
@@ -428,43 +264,11 @@ def _create(path: Path) -> None:
         except OSError:  # a file system without hard links
             if not path.exists():
                 os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except (sqlite3.Error, OSError) as exc:
-        raise StoreError(_show(path), f"cannot be created ({exc})") from None
+        raise StoreError(show_path(path), f"cannot be created ({exc})") from None
     finally:
-        _remove(tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"))
-
-
-def _remove(*paths: Path) -> None:
-    """Delete temporary files that may or may not exist (a cleanup never raises)."""
-    for p in paths:
-        try:
-            p.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
-def _kind(db: sqlite3.Connection, path: Path) -> str:
-    """'empty' (no tables), 'legacy' (a store made before the chain) or 'chained'."""
-    names = sorted(n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-    if not names:
-        return "empty"
-    if "events" not in names:
-        shown = ", ".join(n[:40] for n in names[:5]) + (", ..." if len(names) > 5 else "")
-        raise StoreError(
-            _show(path),
-            f"is an SQLite database but not a twin event store (no events table; it has {shown})",
-            _NOT_A_STORE,
-        )
-    cols = {r[1] for r in db.execute("PRAGMA table_info(events)")}
-    if missing := _COLUMNS - cols:
-        raise StoreError(
-            _show(path),
-            "is an SQLite database but not a twin event store (its events table has no "
-            f"{', '.join(sorted(missing))})",
-            _NOT_A_STORE,
-        )
-    return "chained" if "hash" in cols else "legacy"
+        remove_quietly(tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"))
 
 
 # ------------------------------------------------------------------ the SQLite store
@@ -565,18 +369,18 @@ class SQLiteStore(EventStore):
             raise InputError(
                 "event store", [f"synchronous={synchronous!r}: accepted FULL, NORMAL, EXTRA"]
             )
-        self.path = _usable(path)
+        self.path = usable_path(path)
         self.readonly = readonly
         self._durable = sync != "NORMAL"  # NORMAL: the head is not fsynced either
         if not readonly and not os.path.lexists(self.path):
             _create(self.path)
-        self._db = _connect(self.path, readonly=readonly)
+        self._db = connect(self.path, readonly=readonly)
         try:
             self._db.execute(f"PRAGMA synchronous={sync}")
-            kind = _kind(self._db, self.path)
+            kind = kind_of(self._db, self.path)
             if readonly and kind == "empty":
                 raise StoreError(
-                    _show(self.path), "is an SQLite database with no tables, not an event store"
+                    show_path(self.path), "is an SQLite database with no tables, not an event store"
                 )
             if not readonly:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -591,14 +395,14 @@ class SQLiteStore(EventStore):
                 for stale in self.path.parent.glob(
                     f"{glob_escape(head_path(self.path).name)}.*.tmp"
                 ):
-                    stale.unlink(missing_ok=True)  # left by a process killed mid head write
+                    remove_quietly(stale)  # left by a process killed mid head write
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise self._unreadable(exc) from None
         except OSError as exc:  # the head file or a temporary one
             self._db.close()
             raise StoreError(
-                _show(self.path), f"its head file cannot be written ({exc.strerror})"
+                show_path(self.path), f"its head file cannot be written ({exc.strerror})"
             ) from None
         except BaseException:
             self._db.close()
@@ -606,7 +410,7 @@ class SQLiteStore(EventStore):
 
     def _unreadable(self, exc: object) -> StoreError:
         return StoreError(
-            _show(self.path),
+            show_path(self.path),
             f"cannot be read as an event store ({exc})",
             "restore it from a backup (`twin store backup` makes one)",
         )
@@ -620,31 +424,31 @@ class SQLiteStore(EventStore):
         if head is None:
             if last_pos:
                 raise StoreError(
-                    _show(self.path),
+                    show_path(self.path),
                     f"holds {last_pos} events but its head file {head_path(self.path).name} "
                     "is missing",
-                    _HINT,
+                    HINT,
                 )
             hpos, hhash = 0, GENESIS
         else:
             hpos, hhash = head
         if hpos > last_pos:
             raise StoreError(
-                _show(self.path),
+                show_path(self.path),
                 f"ends at position {last_pos} but its head file says {hpos}: committed events "
                 "were lost (a deleted or truncated -wal file, or an older copy of the database)",
-                _HINT
+                HINT
                 + (", or to start a new store delete the .head file too" if not last_pos else ""),
             )
-        end, h, watched, problem, _ = _walk(self._db, max(hpos - 1, 0), watch=hpos)
+        end, h, watched, problem, _ = walk_chain(self._db, max(hpos - 1, 0), watch=hpos)
         if problem is not None:
-            raise StoreError(_show(self.path), f"{problem}: events altered or damaged", _HINT)
+            raise StoreError(show_path(self.path), f"{problem}: events altered or damaged", HINT)
         if (watched if hpos else GENESIS) != hhash:
             raise StoreError(
-                _show(self.path),
+                show_path(self.path),
                 f"the event at position {hpos} is not the one its head file records: "
                 "committed events were altered or replaced",
-                _HINT,
+                HINT,
             )
         if not self.readonly and (head is None or end > hpos):
             self._write_head(end, h)
@@ -661,20 +465,20 @@ class SQLiteStore(EventStore):
                 db.execute("ALTER TABLE events ADD COLUMN hash BLOB")
             db.execute("DROP TRIGGER IF EXISTS events_append_only_u")
             prev, end = GENESIS, 0
-            while rows := db.execute(_ROWS_AFTER + " LIMIT 5000", (end,)).fetchall():
+            while rows := db.execute(ROWS_AFTER + " LIMIT 5000", (end,)).fetchall():
                 hashes = []
                 for row in rows:
                     if row[0] != end + 1:
                         raise StoreError(
-                            _show(self.path),
+                            show_path(self.path),
                             f"position {end + 1} is missing, so the store cannot be chained",
-                            _HINT,
+                            HINT,
                         )
                     try:
-                        prev = _sha256(prev + row_bytes(*row[:8])).digest()
+                        prev = sha256(prev + row_bytes(*row[:8])).digest()
                     except (TypeError, ValueError) as exc:
                         raise StoreError(
-                            _show(self.path), f"position {row[0]} is not an event row ({exc})"
+                            show_path(self.path), f"position {row[0]} is not an event row ({exc})"
                         ) from None
                     end = row[0]
                     hashes.append((prev, end))
@@ -686,14 +490,14 @@ class SQLiteStore(EventStore):
             raise
         if read_head(self.path) is None:
             self._write_head(end, prev)
-        log.info("event store %s: hash chain computed over %d events", _show(self.path), end)
+        log.info("event store %s: hash chain computed over %d events", show_path(self.path), end)
 
     def close(self) -> None:
         self._db.close()
 
     def _refuse_readonly(self) -> None:
         if self.readonly:
-            raise StoreWriteError(_show(self.path), "the store was opened read-only")
+            raise StoreWriteError(show_path(self.path), "the store was opened read-only")
 
     def put_meta(self, key: str, value: str) -> None:
         self._refuse_readonly()
@@ -746,12 +550,12 @@ class SQLiteStore(EventStore):
                     db.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as exc:
-            raise StoreWriteError(_show(self.path), str(exc)) from None
+            raise StoreWriteError(show_path(self.path), str(exc)) from None
         if rows:
             try:
                 self._write_head(_last(db)[0], rows[-1][7])
             except OSError as exc:  # committed: the store is ahead of its head, which is safe
-                log.warning("event store %s: head file not updated (%s)", _show(self.path), exc)
+                log.warning("event store %s: head file not updated (%s)", show_path(self.path), exc)
         return len(rows)
 
     def _checked_rows(self, events: Sequence[Event], pos: int, h: bytes) -> list[tuple]:
@@ -773,7 +577,7 @@ class SQLiteStore(EventStore):
             data = codec.dumps(e.data)
             pos += 1
             b = row_bytes(pos, e.source, e.seq, e.id, e.time, e.type, e.subject, data)
-            h = _sha256(h + b).digest()
+            h = sha256(h + b).digest()
             row = (e.source, e.seq, e.id, e.time, e.type, e.subject, data, h)
             try:
                 db.execute(_INSERT_AT, (*row, pos))
@@ -881,7 +685,7 @@ def _chain_rows(events: Sequence[Event], datas: list[str], pos: int, h: bytes) -
     """The rows of ``events`` for positions pos+1, pos+2, ... chained from ``h`` (the hot path:
     ``row_bytes`` inlined, one hash of about a hundred bytes per event)."""
     rows = []
-    append, sha = rows.append, _sha256
+    append, sha = rows.append, sha256
     for e, d in zip(events, datas):
         pos += 1
         s, q, i, t, ty, su = e.source, e.seq, e.id, e.time, e.type, e.subject
@@ -907,19 +711,7 @@ def _insert(db: sqlite3.Connection, rows: list[tuple]) -> None:
 
 def _event_name(e: Any) -> str:
     src, seq = getattr(e, "source", None), getattr(e, "seq", None)
-    return f"event (source {_short(src)}, seq {_short(seq)})"
-
-
-def _short(v: object) -> str:
-    """A value for a message: repr'd, lone surrogates escaped, at most 60 characters."""
-    if type(v) is int and not _I64_MIN <= v <= _I64_MAX:
-        return f"an integer of {v.bit_length()} bits"
-    try:
-        text = repr(v)
-    except Exception:  # noqa: BLE001 - a message must not fail
-        text = object.__repr__(v)
-    text = text.encode("utf-8", "backslashreplace").decode()
-    return text if len(text) <= 60 else text[:57] + "..."
+    return f"event (source {short_text(src)}, seq {short_text(seq)})"
 
 
 def _unstorable(e: Event) -> str | None:
@@ -927,34 +719,34 @@ def _unstorable(e: Event) -> str | None:
     for name in ("id", "source", "type", "subject"):
         v = getattr(e, name)
         if not isinstance(v, str):
-            return f"{name} is {_short(v)}, not text"
+            return f"{name} is {short_text(v)}, not text"
         try:
             v.encode()
         except UnicodeEncodeError:
-            return f"{name} {_short(v)} holds a lone surrogate (accepted: valid Unicode text)"
+            return f"{name} {short_text(v)} holds a lone surrogate (accepted: valid Unicode text)"
     if type(e.seq) is not int:
-        return f"seq is {_short(e.seq)}, not an integer"
+        return f"seq is {short_text(e.seq)}, not an integer"
     if not _I64_MIN <= e.seq <= _I64_MAX:
-        return f"seq is {_short(e.seq)}; accepted: -2**63 to 2**63-1"
+        return f"seq is {short_text(e.seq)}; accepted: -2**63 to 2**63-1"
     t = e.time
     if type(t) not in (int, float):
-        return f"time is {_short(t)}, not a number"
+        return f"time is {short_text(t)}, not a number"
     try:
         if float(t) != float(t):
             return "time is NaN; accepted: a number of seconds"
     except OverflowError:
-        return f"time is {_short(t)}; accepted: a number of seconds"
+        return f"time is {short_text(t)}; accepted: a number of seconds"
     try:
         codec.dumps(e.data)
     except (TypeError, ValueError, RecursionError) as exc:
-        return f"data cannot be written as JSON ({_short(str(exc))})"
+        return f"data cannot be written as JSON ({short_text(str(exc))})"
     return None
 
 
 def _text(v: object) -> str:
     """Text SQLite stores whatever ``v`` is: lone surrogates backslash-escaped."""
     if not isinstance(v, str):
-        v = _short(v)
+        v = short_text(v)
     return v.encode("utf-8", "backslashreplace").decode()
 
 
@@ -962,7 +754,7 @@ def _dead_row(d: DeadLetter) -> tuple:
     """A dead letter as a row that can always be stored: nothing in it makes ``write`` fail."""
     reason, seq, received = _text(d.reason), d.seq, d.received
     if seq is not None and (type(seq) is not int or not _I64_MIN <= seq <= _I64_MAX):
-        reason += f" (seq {_short(seq)} is not a 64-bit integer: stored as none)"
+        reason += f" (seq {short_text(seq)} is not a 64-bit integer: stored as none)"
         seq = None
     try:
         received = float(received)
@@ -972,138 +764,3 @@ def _dead_row(d: DeadLetter) -> tuple:
         received = 0.0
     source = None if d.source is None else _text(d.source)
     return (received, source, seq, reason, _text(d.raw))
-
-
-# ------------------------------------------------------------------ verify and backup
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What ``verify`` found: the events at positions 1..``count`` chain intact up to ``hash``;
-    ``problem`` is the first thing wrong (None: the store is intact), at ``position`` if known."""
-
-    path: Path
-    count: int
-    hash: bytes
-    problem: str | None = None
-    position: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-    def line(self) -> str:
-        where = _show(self.path)
-        if self.ok:
-            return f"OK {where}: {self.count} events, chain intact, head {self.hash.hex()}"
-        at = f" at position {self.position}" if self.position is not None else ""
-        return f"BROKEN {where}{at}: {self.problem} ({self.count} events intact before it)"
-
-
-def verify(path: str | Path, *, head: bool = True) -> Verdict:
-    """Walk the whole chain of the store at ``path`` (read-only; fine beside a writer), compare
-    it with the head file (``head``) and run SQLite's quick check. StoreError if ``path`` is not
-    a readable store at all."""
-    path = _usable(path)
-    hd = read_head(path) if head else None  # before the database: writers move it after commit
-    db = _connect(path, readonly=True)
-    try:
-        kind = _kind(db, path)
-        if kind != "chained":
-            problem = (
-                "has no tables, so no events"
-                if kind == "empty"
-                else "has no hash chain yet "
-                "(made before chained stores): open it for writing once, or run "
-                "`twin store verify --reset-head`, to compute it"
-            )
-            return Verdict(path, 0, GENESIS, problem)
-        hpos = -1 if hd is None else hd[0]
-        end, h, watched, problem, at = _walk(db, 0, watch=hpos)
-        if problem is not None:
-            return Verdict(path, end, h, problem, at)
-        if head and hd is None and end:
-            return Verdict(path, end, h, f"its head file {head_path(path).name} is missing")
-        if hd is not None:
-            if hpos > end:
-                return Verdict(
-                    path,
-                    end,
-                    h,
-                    f"the head file says position {hpos} but the store ends at {end}: "
-                    "committed events were lost",
-                    end + 1,
-                )
-            if (watched if hpos else GENESIS) != hd[1]:
-                return Verdict(
-                    path, end, h, "the event there is not the one the head file records", hpos
-                )
-        check = db.execute("PRAGMA quick_check").fetchone()
-        if check is None or check[0] != "ok":
-            found = "no answer" if check is None else str(check[0])[:200]
-            return Verdict(path, end, h, f"SQLite's integrity check: {found}")
-        return Verdict(path, end, h)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(_show(path), f"cannot be read as an event store ({exc})", _HINT) from None
-    finally:
-        db.close()
-
-
-def reset_head(path: str | Path) -> Verdict:
-    """Accept the store at ``path`` as it is: if its whole chain verifies, write its head file
-    at its last event (after a loss the operator has accepted, or for a copy without its head).
-    A store made before the chain is chained first. Returns the verdict; the head is written
-    only when it is OK."""
-    if not os.path.lexists(_usable(path)):  # accepting a store never creates one
-        raise StoreError(_show(path), "no such event store", _NOT_A_STORE)
-    store = SQLiteStore.__new__(SQLiteStore)
-    store._open(path, "FULL", False, check_head=False)
-    store.close()
-    verdict = verify(path, head=False)
-    if verdict.ok:
-        write_head(path, verdict.count, verdict.hash)
-    return verdict
-
-
-def backup(src: str | Path, dest: str | Path) -> Verdict:
-    """Copy the store at ``src`` to ``dest`` with SQLite's online backup (a consistent copy
-    while a writer goes on), verify the copy, and write its head file. ``dest`` must be new."""
-    src, dest = _usable(src), _usable(dest)
-    for p in (dest, head_path(dest)):
-        if os.path.lexists(p):
-            raise StoreError(
-                _show(p), "already exists", "give a new path (a backup never overwrites)"
-            )
-    if not dest.parent.is_dir():
-        raise StoreError(_show(dest), "cannot be created: its folder does not exist")
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    try:
-        with SQLiteStore(src, readonly=True) as store:  # refuses a source behind its head
-            if not store.chained:
-                raise StoreError(
-                    _show(src),
-                    "has no hash chain yet (made before chained stores)",
-                    "open it for writing once, or run `twin store verify --reset-head`",
-                )
-            out = sqlite3.connect(tmp)
-            try:
-                store._db.backup(out)
-                out.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.Error as exc:
-                raise StoreError(_show(dest), f"backup failed ({exc})") from None
-            finally:
-                out.close()
-        verdict = verify(tmp, head=False)
-        if not verdict.ok:
-            raise StoreError(_show(dest), f"the copy does not verify: {verdict.problem}", _HINT)
-        try:
-            os.link(tmp, dest)
-        except FileExistsError:
-            raise StoreError(_show(dest), "already exists", "give a new path") from None
-        except OSError:  # a file system without hard links
-            os.replace(tmp, dest)
-    finally:
-        _remove(tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal"))
-    write_head(dest, verdict.count, verdict.hash)
-    _fsync_dir(dest.parent)
-    return replace(verdict, path=dest)
