@@ -573,3 +573,16 @@ def test_a_store_under_an_undecodable_name_works(tmp_path, stream):
     path = tmp_path / "caf\udce9.db"
     make(path, stream[:20])
     assert verify(path).ok and "caf\\udce9.db" in verify(path).line()
+
+
+def test_a_writer_removes_only_old_head_temporaries(tmp_path, stream):
+    """A head temporary left by a killed process (over a minute old) is removed when a writer
+    opens the store; a fresh one (maybe another writer's, mid-rename) is left alone."""
+    path = tmp_path / "twin.db"
+    make(path, stream[:10])
+    old, fresh = tmp_path / "twin.db.head.1-2.tmp", tmp_path / "twin.db.head.3-4.tmp"
+    old.write_text("x")
+    fresh.write_text("y")
+    os.utime(old, (1e9, 1e9))
+    SQLiteStore(path).close()
+    assert not old.exists() and fresh.exists()

@@ -22,6 +22,7 @@ import os
 import re
 import sqlite3
 import threading
+import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -392,10 +393,7 @@ class SQLiteStore(EventStore):
             if self.chained and check_head:
                 self._check_head()
             if not readonly:
-                for stale in self.path.parent.glob(
-                    f"{glob_escape(head_path(self.path).name)}.*.tmp"
-                ):
-                    remove_quietly(stale)  # left by a process killed mid head write
+                self._remove_stale_temporaries()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise self._unreadable(exc) from None
@@ -407,6 +405,17 @@ class SQLiteStore(EventStore):
         except BaseException:
             self._db.close()
             raise
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete head temporaries left by a process killed mid head write (a minute old: a
+        live writer's own is renamed within milliseconds)."""
+        pattern = f"{glob_escape(head_path(self.path).name)}.*.tmp"
+        for stale in self.path.parent.glob(pattern):
+            try:
+                if _time.time() - stale.stat().st_mtime > 60:
+                    remove_quietly(stale)
+            except OSError:
+                pass
 
     def _unreadable(self, exc: object) -> StoreError:
         return StoreError(
