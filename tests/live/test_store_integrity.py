@@ -111,11 +111,12 @@ def test_duplicates_and_odd_but_storable_events_keep_the_chain(tmp_path, stream)
         Event("id3", "src", 3, math.inf, "x.y", "S\u00e9\U0001f600", {"n": 2**63 - 1}),
     ]
     with SQLiteStore(path) as s:
-        assert s.write(stream[:60] + stream[10:75]) == 75
-        assert s.write(stream[70:80] + odd) == 8
+        assert s.write(stream[:60] + stream[10:75]) == 75  # copies: one at a time
+        assert s.write(odd) == 3  # new: the one-statement path
+        assert s.write(stream[70:80] + odd) == 5
         assert s.write(odd) == 0
     with SQLiteStore(path) as s:
-        assert list(s.read()) == stream[:80] + odd
+        assert list(s.read()) == stream[:75] + odd + stream[75:80]
     assert verify(path).ok and verify(path).count == 83
 
 
