@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "twin.whatif.commands",
     "twin.live.commands",
     "twin.live.emulate_commands",
+    "twin.live.store_commands",
     "twin.physics.commands",
     "twin.scan.commands",
     "twin.service_commands",

@@ -28,6 +28,29 @@ class InputError(TwinError):
         super().__init__(f"{what}: {n} problem{'s' if n != 1 else ''}\n{lines}")
 
 
+class StoreError(InputError):
+    """An event store file that cannot be used as it is: not a store, damaged, or missing or
+    altering committed events. One line: the file, what is wrong, and what to do about it."""
+
+    def __init__(self, path: object, problem: str, hint: str = ""):
+        line = f"event store {path}: {problem}" + (f"; {hint}" if hint else "")
+        TwinError.__init__(self, line)
+        self.what = "event store"
+        self.problems = [line]
+        self.path = path
+        self.problem = problem
+
+
+class StoreWriteError(TwinError):
+    """A write the event store refused, with nothing written: names the event (source, seq), or
+    the store, and what could not be stored."""
+
+    def __init__(self, where: str, problem: str):
+        self.where = where
+        self.problem = problem
+        super().__init__(f"event store write refused, nothing written: {where}: {problem}")
+
+
 class UnsupportedFormatError(TwinError):
     """A file format no loader handles; names the format and the supported ones."""
 
