@@ -292,7 +292,7 @@ class TwinRuntime:
             return inner
         r = getattr(self._readers, "store", None)
         if r is None:
-            r = self._readers.store = SQLiteStore(inner.path, synchronous="NORMAL")
+            r = self._readers.store = SQLiteStore(inner.path, synchronous="NORMAL", readonly=True)
         return r
 
     def events_after(

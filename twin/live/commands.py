@@ -144,7 +144,7 @@ def _state(args: argparse.Namespace) -> int:
             at = parse_time(float(args.at) if _is_number(args.at) else args.at)
         except EventFormatError as exc:
             raise InputError("twin state", [f"--at: {exc.reason}"]) from None
-    with SQLiteStore(args.store) as store:
+    with SQLiteStore(args.store, readonly=True) as store:
         state = store.state_at(at)
         out = state.summary()
         out["dead_letters"] = store.dead_letter_count()
