@@ -79,8 +79,11 @@ class FastPath:
     ``POST /events`` batches that ingest; passes every other request on to ``inner`` (see the
     module docstring)."""
 
-    def __init__(self, inner: Any, rt: Any, tokens: TokenTable, max_batch: int) -> None:
+    def __init__(
+        self, inner: Any, rt: Any, tokens: TokenTable, max_batch: int, max_event_values: int = 64
+    ) -> None:
         self.inner, self.rt, self.tokens, self.max_batch = inner, rt, tokens, max_batch
+        self.per_event = max_event_values
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -134,9 +137,14 @@ class FastPath:
         if self.rt.sync is not None:
             scope["route"] = _EventsRoute
             try:
-                answer = await run_in_threadpool(ingest_body, self.rt, body, self.max_batch)
-            except HTTPException:  # raised before anything is ingested: the route says why
-                del scope["route"]
+                answer = await run_in_threadpool(
+                    ingest_body, self.rt, body, self.max_batch, self.per_event
+                )
+            except HTTPException as exc:  # raised before anything is ingested
+                if exc.status_code == 413:  # a hostile body is not scanned a second time
+                    await JSONResponse({"detail": exc.detail}, 413)(scope, receive, send)
+                    return
+                del scope["route"]  # the route says why
             except TwinError as exc:  # as the app's handler answers it
                 await twin_error_response(exc)(scope, receive, send)
                 return
