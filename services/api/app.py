@@ -1,9 +1,10 @@
 """``create_app(settings)``: the FastAPI application of the twin.
 
 The runtime is built and started in the lifespan (never at import time) and stopped there.
-Two small ASGI middlewares wrap every request: a body-size limit (413 before the body is read
-when Content-Length says so, or as soon as a streamed body passes it) and request timing for
-``/metrics``. Inside them, ``services.api.fastpath`` answers the hot read, ``GET
+Two small ASGI middlewares wrap every request: a body limit (413 before the body is read
+when Content-Length says so, or as soon as a streamed body passes it; 408 when it stalls for
+``body_timeout`` s) and request timing for ``/metrics``. The server's own limits (headers,
+connections, rate) are in ``services.api.limits``. Inside them, ``services.api.fastpath`` answers the hot read, ``GET
 /equipment/{id}``, and ``POST /events`` batches that ingest without FastAPI's routing (the
 routes still document them and write their errors). Nothing here takes a file path from a
 request: the scene, the store and the model come from the settings only.

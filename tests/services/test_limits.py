@@ -350,8 +350,10 @@ def test_realistic_batch_within_the_value_bound(srv):
         (b"[" * 100_000 + b"]" * 100_000, 413),  # deep nesting: 100,000 values
         (b"[" * 2000 + b"]" * 2000, 413),  # deeper than orjson's limit: values first
         (b"\xff\xfe garbage \x00", 400),
-        ('["\ud800"]'.encode("utf-8", "surrogatepass"), 200),  # the one event is rejected
-        (b'{"events": "\\ud800"}', 422),  # an escaped lone surrogate: not a list
+        ('["\ud800"]'.encode("utf-8", "surrogatepass"), 400),  # a raw lone surrogate
+        (b'{"events": "\\ud800"}', 400),  # an escaped one
+        (b'[{"id": "\\udfff", "data": {"\\ud800": 1}}]', 400),  # was a 500 from the store
+        (b'[{"id": "x", "seq": 1e999}]', 200),  # orjson refuses inf: that event is rejected
         (b'[{"id": "' + b"\\u" * 1000 + b'"}]', 400),
         (b'"' + b'\\"' * 100_000 + b'"', 422),  # one string of escaped quotes: one value
         (b"[" + b"1e999999," * 10 + b"1]", 413),  # 11 events over max_batch 10

@@ -166,16 +166,25 @@ def check_values(body: bytes, most: int) -> None:
 def _loads(body: bytes) -> Any:
     """orjson, the fast parser; the standard library's for what orjson refuses but JSON in
     Python has always accepted here (NaN, integers past 64 bits), so nothing changes meaning:
-    such an event is still rejected on its own rather than the whole batch."""
+    such an event is still rejected on its own rather than the whole batch. Text that is not
+    Unicode (a lone surrogate, escaped or raw) is refused whole: no store could keep it."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body)
+        doc = json.loads(body)
     except ValueError as exc:
         raise HTTPException(400, f"malformed JSON: {exc}") from None
     except RecursionError:
         raise HTTPException(
             400, "malformed JSON: nested too deeply (orjson's limit: 1024 levels)"
         ) from None
+    try:  # the rare path: what orjson refused
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        raise HTTPException(
+            400, f"text is not valid Unicode: a lone surrogate {bad} (send UTF-8 text)"
+        ) from None
+    return doc
