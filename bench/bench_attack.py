@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_attack.py [--requests 10000] [--half-open 3000]
         [--over-cap 6000] [--duration 10] [--rate 1000]
 
-(a) the server's resident memory (VmRSS, and its peak VmHWM) before and after --requests
-    fuzzed requests from 32 concurrent clients, a new connection each: random garbage bodies,
+(a) the server's resident memory (VmRSS, and its peak VmHWM) before and after each of
+    --rounds parts of --requests fuzzed requests from 32 concurrent clients, a new connection each: random garbage bodies,
     headers of 1 MiB, bad JSON, deep nesting, lone surrogates, wrong tokens, huge query
     values, 8 MiB bodies of `[],` and garbage instead of HTTP; with the rate limits off, so
     that every request reaches the parsers (the worst case for memory). The status codes seen
@@ -255,6 +255,8 @@ def main() -> int:
     ap.add_argument("--over-cap", type=int, default=6000, help="half-sent, over the cap (c)")
     ap.add_argument("--duration", type=float, default=10.0, help="s per GET measurement (b)")
     ap.add_argument("--rate", type=float, default=1000.0, help="fixed GET rate (b)")
+    ap.add_argument("--rounds", type=int, default=2, help="RSS measured after each (a)")
+    ap.add_argument("--skip", default="", help="parts to skip, e.g. 'bc'")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(args.half_open, args.over_cap) + 512
@@ -271,14 +273,18 @@ def main() -> int:
     )  # fmt: skip
     try:
         rss0, _ = memory(proc.pid)
-        t0 = time.perf_counter()
-        seen = asyncio.run(fuzz(port, args.requests))
-        wall = time.perf_counter() - t0
-        time.sleep(1.0)
-        rss1, hwm = memory(proc.pid)
         rows.append(("(a) server RSS before fuzzing", f"{rss0:,.0f} MiB"))
-        rows.append((f"(a) after {args.requests:,} fuzzed requests ({wall:.0f} s)",
-                     f"{rss1:,.0f} MiB (+{rss1 - rss0:,.0f}); peak {hwm:,.0f} MiB"))  # fmt: skip
+        seen: Counter = Counter()
+        half = args.requests // args.rounds
+        for k in range(args.rounds):  # is it bounded, or a leak?
+            n = half if k < args.rounds - 1 else args.requests - half * k
+            t0 = time.perf_counter()
+            seen += asyncio.run(fuzz(port, n, seed=k))
+            wall = time.perf_counter() - t0
+            time.sleep(1.0)
+            rss1, hwm = memory(proc.pid)
+            rows.append((f"(a) after {half * (k + 1):,} fuzzed requests (+{wall:.0f} s)",
+                         f"{rss1:,.0f} MiB (+{rss1 - rss0:,.0f}); peak {hwm:,.0f} MiB"))  # fmt: skip
         by_status: Counter = Counter()
         for (_kind, status), k in sorted(seen.items()):
             by_status[status] += k
@@ -287,7 +293,7 @@ def main() -> int:
             got = ", ".join(f"{s} x{k}" for (kk, s), k in sorted(seen.items()) if kk == kind)
             rows.append((f"      {kind}", got))
         rows.append(("(a) /health after", str(health(port))))
-        for n in (args.half_open, args.over_cap):
+        for n in () if "c" in args.skip else (args.half_open, args.over_cap):
             res = half_open(port, proc.pid, n)
             cap = f" (cap {MAX_CONNECTIONS})" if n > MAX_CONNECTIONS else ""
             rows.append((f"(c) {n:,} half-sent requests{cap}",
@@ -299,6 +305,8 @@ def main() -> int:
         stop(proc)
 
     # (b): the rate limiter on, the bench client allowed (it sends at half its limit)
+    if "b" in args.skip:
+        return show(rows)
     port = free_port()
     proc = start(tmp, port, rate_limit=2 * args.rate, rate_burst=int(2 * args.rate))
     try:
@@ -313,6 +321,10 @@ def main() -> int:
                          f"{res[0]:,.0f} answers/s, {res[1]:,} of them not 2xx (429)"))  # fmt: skip
     finally:
         stop(proc)
+    return show(rows)
+
+
+def show(rows: list[tuple[str, str]]) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  result")
     for name, value in rows:

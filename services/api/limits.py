@@ -33,7 +33,9 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 HEALTH = "/health"
-FD_SPARE = 256  # file descriptors beside the connections: store, logs, worker pipes, ...
+# file descriptors beside the connections: the store, logs, worker pipes (256), and one batch
+# of accepted connections (uvicorn's backlog, 2048) that may be open before the cap closes some
+FD_SPARE = 256 + 2048
 
 
 def problem(status: int, title: str, detail: str) -> bytes:

@@ -3,6 +3,7 @@ uvicorn servers on 127.0.0.1 with small limits: each test takes a few seconds at
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -457,3 +458,33 @@ def test_limit_settings_validated_all_at_once():
     for name in ("max_header_bytes", "header_timeout", "body_timeout", "max_connections",
                  "rate_limit", "auth_fail_rate", "max_event_values", "max_concurrency"):  # fmt: skip
         assert name in text, name
+
+
+def test_twin_serve_runs_uvicorn_with_the_limits(monkeypatch):
+    """`twin serve`/`twin up` (service_commands._run) hand uvicorn the limited protocol and
+    the rate limiter built from the settings, with room for the connection cap in the
+    process's open-file limit."""
+    import resource
+
+    import uvicorn
+
+    from services.api.limits import FD_SPARE, LimitedHttp, RateLimit
+    from twin import service_commands
+
+    seen = {}
+
+    def run(self) -> None:
+        seen["config"] = self.config
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    settings = make_settings(max_connections=500, rate_limit=7)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        assert service_commands._run(settings, "127.0.0.1", free_port()) == 1  # not started
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    config = seen["config"]
+    assert config.http.func is LimitedHttp and config.guard.max_connections == 500
+    assert isinstance(config.app, RateLimit) and config.app.rate == 7
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert soft == resource.RLIM_INFINITY or soft >= 500 + FD_SPARE
