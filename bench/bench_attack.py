@@ -186,6 +186,25 @@ async def fuzz(port: int, n: int, seed: int = 0, workers: int = 32) -> Counter:
     return seen
 
 
+async def tiny_values(port: int, k: int) -> Counter:
+    """``k`` POST /events of 8 MiB of `[],` at once: a Counter of their statuses."""
+    body = b"[" + b"[]," * (8 * 1024 * 1024 // 3 - 2) + b"[]]"
+    head = (
+        f"POST /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+    async def one() -> str:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(head + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(64), 60)
+        writer.close()
+        return answer.split()[1].decode() if answer.startswith(b"HTTP/1.1 ") else "closed"
+
+    return Counter(await asyncio.gather(*(one() for _ in range(k))))
+
+
 # --------------------------------------------------------------------------- (b) GET p99
 def wrk(port: int, duration: float) -> tuple[float, int] | None:
     """(requests/s, non-2xx answers) from wrk -t2 -c64, or None without wrk."""
@@ -272,6 +291,14 @@ def main() -> int:
         max_connections=MAX_CONNECTIONS,
     )  # fmt: skip
     try:
+        for k in (1, 8):  # the attack that peaked at 435 MB (one) and 1.4 GB (eight)
+            _, hwm0 = memory(proc.pid)
+            t0 = time.perf_counter()
+            got = asyncio.run(tiny_values(port, k))
+            _, hwm1 = memory(proc.pid)
+            rows.append((f"(a) {k} x 8 MiB of [],[],... at once",
+                         f"{got} in {time.perf_counter() - t0:.2f} s; peak RSS {hwm0:,.0f} -> "
+                         f"{hwm1:,.0f} MiB"))  # fmt: skip
         rss0, _ = memory(proc.pid)
         rows.append(("(a) server RSS before fuzzing", f"{rss0:,.0f} MiB"))
         seen: Counter = Counter()
