@@ -308,6 +308,28 @@ def test_failed_authentication_has_a_stricter_bucket():
             assert c.get("/kpis", headers=ADMIN).status_code == 200
 
 
+def test_refused_stream_handshakes_count_as_failed_authentication():
+    """WS /stream handshakes with a wrong token drain the failed-authentication bucket like
+    401s do; then even a good token's handshake is answered 429 with Retry-After."""
+    import asyncio
+
+    import websockets
+
+    with LimitedServer(rate_limit=0, auth_fail_rate=0.1, auth_fail_burst=2) as srv:
+        url = srv.url.replace("http", "ws") + "/stream?token="
+
+        async def attempt(token: str) -> str:
+            try:
+                async with websockets.connect(url + token) as ws:
+                    return "ok" if '"live"' in await asyncio.wait_for(ws.recv(), 10) else "?"
+            except websockets.exceptions.InvalidStatus as exc:
+                r = exc.response
+                return f"{r.status_code} {r.headers.get('retry-after')}"
+
+        got = [asyncio.run(attempt(t)) for t in ("nope", "nope", auth("read")["Authorization"][7:])]
+        assert got[:2] == ["401 None", "401 None"] and got[2] in ("429 9", "429 10"), got
+
+
 # ------------------------------------------------------------------ POST /events bodies
 def test_tiny_values_over_the_cap_refused_413_without_parsing(srv):
     """8 MiB of `[],[],...` (2.8 million values, far over max_batch × max_event_values) is
