@@ -96,7 +96,8 @@ class Guard:
         self.pending: dict[LimitedHttp, float] = {}
         self.sweeping = False
         self.closed_slow = 0  # connections closed for slow headers (for tests and benches)
-        self.closed_full = 0  # connections closed by the connection cap
+        self.closed_full = 0  # new connections closed by the connection cap
+        self.evicted = 0  # connections waiting for headers closed to make room
         self.refused_large = 0  # 431s
 
     async def busy(self, scope: dict, receive: Any, send: Any) -> None:
@@ -145,7 +146,8 @@ class LimitedHttp(HttpToolsProtocol):
     def __init__(self, *args: Any, guard: Guard, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.guard = guard
-        self.header_bytes = 0
+        self.header_bytes = 0  # of the current request's line and headers, from whole reads
+        self.began = False  # did a request begin in the read being parsed?
         self.served = self.app  # uvicorn's wrapping of the app (proxy headers, ...)
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -155,6 +157,7 @@ class LimitedHttp(HttpToolsProtocol):
             if g.pending:  # make room: the connection that has waited longest for headers
                 oldest = next(iter(g.pending))
                 del g.pending[oldest]
+                g.evicted += 1
                 oldest.transport.close()
             else:
                 g.closed_full += 1
@@ -175,9 +178,13 @@ class LimitedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self.began = False
         super().data_received(data)
         g = self.guard
-        if self in g.pending:  # still inside a request's line and headers
+        # still inside a request's line and headers: count the read if all of it was (one that
+        # began a request may hold the end of the one before, a pipelined body: not counted,
+        # so the limit holds to within one read, 256 KiB at most)
+        if self in g.pending and not self.began:
             self.header_bytes += len(data)
             if self.header_bytes > g.max_header_bytes and not self.transport.is_closing():
                 del g.pending[self]
@@ -194,6 +201,8 @@ class LimitedHttp(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.began = True
+        self.header_bytes = 0
         self.guard.wait_headers(self, self.loop)
 
     def on_headers_complete(self) -> None:

@@ -129,6 +129,24 @@ def test_headers_just_under_the_limit_are_served(srv):
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
+def test_pipelined_body_not_counted_as_headers(srv):
+    """A read holding a body bigger than max_header_bytes and the start of the next
+    pipelined request does not count the body against that request's header limit."""
+    body = b"[" + b" " * 20_000 + b"]"
+    s = srv.sock()
+    s.sendall(
+        b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % len(body)
+        + f"Authorization: {INGEST['Authorization']}\r\n\r\n".encode()
+        + body
+        + b"GET /health HTTP/1.1\r\n"
+    )
+    time.sleep(0.2)
+    s.sendall(b"Host: x\r\nConnection: close\r\n\r\n")
+    answers = read_all(s)
+    s.close()
+    assert answers.count(b"HTTP/1.1 200") == 2, answers[:500]
+
+
 def test_stalled_headers_closed_after_the_timeout(srv):
     """A connection that sends part of its headers, or nothing, or drips a byte at a time, is
     closed header_timeout after it opened (not held open by the drip)."""
