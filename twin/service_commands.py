@@ -177,9 +177,20 @@ def _run(settings: Any, host: str, port: int) -> int:
 
     import uvicorn
 
-    from services.api.app import UVICORN_OPTIONS, create_app
+    from services.api.app import create_app
+    from services.api.limits import FD_SPARE, raise_fd_limit, server_config
 
     _check_port(host, port)
+    # every connection is a file descriptor: make room for the connection cap and the rest
+    fds = raise_fd_limit(settings.max_connections + FD_SPARE)
+    if fds < settings.max_connections + FD_SPARE:
+        cap = max(1, fds - FD_SPARE)
+        print(
+            f"twin: warning: open files limited to {fds}; connections capped at {cap} "
+            f"instead of TWIN_MAX_CONNECTIONS={settings.max_connections}",
+            file=sys.stderr,
+        )
+        settings = settings.model_copy(update={"max_connections": cap})
     # we choose the draining WebSocket implementation on purpose (see services.api.app)
     warnings.filterwarnings("ignore", message=".*[Ww]ebsockets.*deprecated")
     app = create_app(settings)
@@ -188,7 +199,7 @@ def _run(settings: Any, host: str, port: int) -> int:
         raise KeyboardInterrupt  # uvicorn re-raises SIGTERM after its clean shutdown
 
     signal.signal(signal.SIGTERM, terminate)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **UVICORN_OPTIONS))
+    server = uvicorn.Server(server_config(app, settings, host, port))  # the server limits
     try:
         server.run()  # on SIGINT/SIGTERM: stops accepting, runs the lifespan shutdown...
     except KeyboardInterrupt:

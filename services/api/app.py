@@ -1,9 +1,10 @@
 """``create_app(settings)``: the FastAPI application of the twin.
 
 The runtime is built and started in the lifespan (never at import time) and stopped there.
-Two small ASGI middlewares wrap every request: a body-size limit (413 before the body is read
-when Content-Length says so, or as soon as a streamed body passes it) and request timing for
-``/metrics``. Inside them, ``services.api.fastpath`` answers the hot read, ``GET
+Two small ASGI middlewares wrap every request: a body limit (413 before the body is read
+when Content-Length says so, or as soon as a streamed body passes it; 408 when it stalls for
+``body_timeout`` s) and request timing for ``/metrics``. The server's own limits (headers,
+connections, rate) are in ``services.api.limits``. Inside them, ``services.api.fastpath`` answers the hot read, ``GET
 /equipment/{id}``, and ``POST /events`` batches that ingest without FastAPI's routing (the
 routes still document them and write their errors). Nothing here takes a file path from a
 request: the scene, the store and the model come from the settings only.
@@ -18,8 +19,8 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
 
 from services.api.auth import TokenTable
 from services.api.fastpath import FastPath, twin_error_response
@@ -32,6 +33,7 @@ from services.api.routers import (
     lots,
     metrics,
     scene,
+    sources,
     state,
     stream,
     vehicles,
@@ -96,7 +98,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
     app.state.runtime = rt
     app.state.tokens = TokenTable(settings.tokens)
     for r in (equipment, health, scene, lots, carriers, vehicles, kpis, state, events, stream,
-              metrics, whatif):  # fmt: skip
+              sources, metrics, whatif):  # fmt: skip
         app.include_router(r.router)
 
     def openapi() -> dict[str, Any]:
@@ -123,9 +125,24 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
     async def _twin_error(request: Request, exc: TwinError) -> JSONResponse:
         return twin_error_response(exc)
 
-    app.add_middleware(FastPath, rt=rt, tokens=app.state.tokens, max_batch=settings.max_batch)
+    @app.exception_handler(_TooLarge)  # raised by BodyLimit's receive inside a route
+    async def _too_large(request: Request, exc: _TooLarge) -> Response:
+        detail = BodyLimit.too_large(settings.max_body_bytes, exc.size)
+        return JSONResponse({"detail": detail}, 413, headers={"connection": "close"})
+
+    @app.exception_handler(_Stalled)
+    async def _stalled(request: Request, exc: _Stalled) -> Response:
+        return _body_problem(408, BodyLimit.stalled(settings.body_timeout))
+
+    app.add_middleware(
+        FastPath,
+        rt=rt,
+        tokens=app.state.tokens,
+        max_batch=settings.max_batch,
+        max_event_values=settings.max_event_values,
+    )
     app.add_middleware(Timing, rt=rt)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
     return app
 
 
@@ -135,15 +152,47 @@ def _version() -> str:
     return __version__
 
 
-class _TooLarge(Exception):
-    pass
+# raised by BodyLimit's receive; HTTPExceptions so that FastAPI's body parsing lets them
+# through (it turns any other exception into a 400), then the app's handlers answer them
+class _TooLarge(HTTPException):
+    def __init__(self, size: int = 0) -> None:
+        super().__init__(413)
+        self.size = size
+
+
+class _Stalled(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(408)
+
+
+def _body_problem(status: int, detail: str) -> Response:  # 408
+    from services.api.limits import PROBLEM_TYPE, problem
+
+    return Response(
+        problem(status, "Request Timeout", detail),
+        status,
+        headers={"connection": "close"},
+        media_type=PROBLEM_TYPE[1].decode(),
+    )
 
 
 class BodyLimit:
-    """413 for a request body over ``limit`` bytes (declared or streamed)."""
+    """413 for a request body over ``limit`` bytes (declared or streamed); 408 for one that
+    stalls: no part of it for ``timeout`` s (the connection is then closed)."""
 
-    def __init__(self, inner: Any, limit: int) -> None:
-        self.inner, self.limit = inner, limit
+    def __init__(self, inner: Any, limit: int, timeout: float = 30.0) -> None:
+        self.inner, self.limit, self.timeout = inner, limit, timeout
+
+    @staticmethod
+    def too_large(limit: int, size: int) -> str:
+        return f"request body over the limit of {limit} bytes (got {size}+)"
+
+    @staticmethod
+    def stalled(timeout: float) -> str:
+        return (
+            f"request body stalled: nothing for {timeout:g} s (TWIN_BODY_TIMEOUT); "
+            "send it without pauses"
+        )
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -164,14 +213,22 @@ class BodyLimit:
             return await self.inner(scope, receive, send)
         seen = 0
         started = False
+        done = False  # the whole body has come: later receives wait for a disconnect
 
         async def limited() -> dict:
-            nonlocal seen
-            msg = await receive()
+            nonlocal seen, done
+            if done:
+                return await receive()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    msg = await receive()
+            except TimeoutError:
+                raise _Stalled() from None
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge()
+                    raise _TooLarge(seen)
+                done = not msg.get("more_body", False)
             return msg
 
         async def tracking(msg: dict) -> None:
@@ -185,11 +242,12 @@ class BodyLimit:
         except _TooLarge:
             if not started:
                 await self._reject(send, seen)
+        except _Stalled:
+            if not started:
+                await _body_problem(408, self.stalled(self.timeout))(scope, receive, send)
 
     async def _reject(self, send: Any, size: int) -> None:
-        body = json.dumps(
-            {"detail": f"request body over the limit of {self.limit} bytes (got {size}+)"}
-        ).encode()
+        body = json.dumps({"detail": self.too_large(self.limit, size)}).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -22,7 +22,7 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.api.auth import TokenTable, bearer
+from services.api.auth import TokenTable, bearer, may_publish
 from twin.errors import IngestFailed, NotFoundError, TwinError
 from twin.live.events import format_time
 
@@ -79,8 +79,11 @@ class FastPath:
     ``POST /events`` batches that ingest; passes every other request on to ``inner`` (see the
     module docstring)."""
 
-    def __init__(self, inner: Any, rt: Any, tokens: TokenTable, max_batch: int) -> None:
+    def __init__(
+        self, inner: Any, rt: Any, tokens: TokenTable, max_batch: int, max_event_values: int = 64
+    ) -> None:
         self.inner, self.rt, self.tokens, self.max_batch = inner, rt, tokens, max_batch
+        self.per_event = max_event_values
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -93,18 +96,15 @@ class FastPath:
                         scope["route"] = _Route  # the label the timing middleware records
                         await _send_json(send, body)
                         return
-            elif method == "POST" and scope["path"] == EVENTS and self._holds(scope, "ingest"):
-                return await self._post_events(scope, receive, send)
+            elif method == "POST" and scope["path"] == EVENTS:
+                policy = may_publish(self.tokens, _authorization(scope))
+                if policy is not None:  # else the route answers 401/403
+                    return await self._post_events(scope, receive, send, policy)
         await self.inner(scope, receive, send)
 
     def _holds(self, scope: dict, wanted: str) -> bool:
         """Does the request's bearer token hold ``wanted`` (or ``admin``)?"""
-        header = None
-        for k, v in scope["headers"]:
-            if k == b"authorization":
-                header = v.decode("latin-1")
-                break
-        scopes = self.tokens.scopes_of(bearer(header))
+        scopes = self.tokens.scopes_of(bearer(_authorization(scope)))
         return scopes is not None and (wanted in scopes or "admin" in scopes)
 
     def _answer(self, scope: dict, key: str) -> bytes | None:
@@ -117,7 +117,7 @@ class FastPath:
         e = rt.state.equipment.get(key)
         return None if e is None else equipment_json(rt, e)
 
-    async def _post_events(self, scope: dict, receive: Any, send: Any) -> None:
+    async def _post_events(self, scope: dict, receive: Any, send: Any, policy: Any) -> None:
         """Read the body, ingest it off the event loop (as the route does) and answer 200; a
         body the route would refuse goes to the route with the body as it came."""
         from services.api.routers.events import ingest_body
@@ -131,12 +131,18 @@ class FastPath:
             if not msg.get("more_body", False):
                 break
         body = b"".join(chunks)
+        chunks.clear()  # one copy of an 8 MiB body in memory, not two
         if self.rt.sync is not None:
             scope["route"] = _EventsRoute
             try:
-                answer = await run_in_threadpool(ingest_body, self.rt, body, self.max_batch)
-            except HTTPException:  # raised before anything is ingested: the route says why
-                del scope["route"]
+                answer = await run_in_threadpool(
+                    ingest_body, self.rt, body, self.max_batch, self.per_event, policy
+                )
+            except HTTPException as exc:  # raised before anything is ingested
+                if exc.status_code == 413:  # a hostile body is not scanned a second time
+                    await JSONResponse({"detail": exc.detail}, 413)(scope, receive, send)
+                    return
+                del scope["route"]  # the route says why
             except TwinError as exc:  # as the app's handler answers it
                 await twin_error_response(exc)(scope, receive, send)
                 return
@@ -153,6 +159,13 @@ class FastPath:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.inner(scope, replay, send)
+
+
+def _authorization(scope: dict) -> str | None:
+    for k, v in scope["headers"]:
+        if k == b"authorization":
+            return v.decode("latin-1")
+    return None
 
 
 def twin_error_response(exc: TwinError) -> JSONResponse:

@@ -173,6 +173,8 @@ class JobManager:
                 SimConfig(days=1.0, **config.options)
             except TypeError as exc:
                 problems.append(f"options: {exc}")
+            except TwinError as exc:  # SimConfig's own bounds, listed with the others
+                problems.append(f"options: {exc}")
         elif req["engine"] in engine_names():
             try:
                 get_engine(req["engine"])

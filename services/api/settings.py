@@ -92,6 +92,18 @@ class Settings(BaseSettings):
     # what-if limits
     whatif_worker_memory_mb: int = Field(4096, ge=0)  # MiB per worker process (0: no limit)
 
+    # server limits (services.api.limits; docs/api.md "Limits")
+    max_header_bytes: int = 64 * 1024  # request line + headers, bytes (431 above, then closed)
+    header_timeout: float = 10.0  # s from a connection (or a request's first byte) to its headers
+    body_timeout: float = 30.0  # s a request body may stall between two reads (408)
+    max_connections: int = 4096  # open connections (the longest waiting for headers goes first)
+    max_concurrency: int = 2048  # requests and streams in progress (503 above; /health answers)
+    rate_limit: float = 200.0  # requests/s per client address (0: no limit)
+    rate_burst: int = 400  # requests at once per client address
+    auth_fail_rate: float = 1.0  # failed authentications/s per client address (0: no limit)
+    auth_fail_burst: int = 10  # failed authentications at once per client address
+    max_event_values: int = 64  # JSON values (keys too) per event of a POST /events body, average
+
     @field_validator("tokens", mode="before")
     @classmethod
     def _tokens_json(cls, v: Any) -> Any:
@@ -118,6 +130,7 @@ class Settings(BaseSettings):
         if not self.feed_speed > 0:
             problems.append("feed_speed must be > 0")
         problems += self._check_tokens()
+        problems += self._server_limit_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -179,6 +192,31 @@ class Settings(BaseSettings):
         if not problems:
             self.tokens = resolved  # type: ignore[assignment]
             self._notes = notes
+        return problems
+
+    def _server_limit_problems(self) -> list[str]:
+        import math
+
+        problems = []
+        for name in ("max_connections", "max_concurrency", "rate_burst",
+                     "auth_fail_burst", "max_event_values"):  # fmt: skip
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        for name in ("header_timeout", "body_timeout"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                problems.append(f"{name} must be a number of seconds > 0")
+        for name in ("rate_limit", "auth_fail_rate"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                problems.append(f"{name} must be >= 0 per second (0: no limit)")
+        if self.max_header_bytes < 1024:
+            problems.append("max_header_bytes must be >= 1024 (a browser's headers need ~1 KiB)")
+        if self.max_concurrency <= self.ws_max_clients:
+            problems.append(
+                f"max_concurrency ({self.max_concurrency}) must be above ws_max_clients "
+                f"({self.ws_max_clients}): each stream client holds one"
+            )
         return problems
 
     def notes(self) -> list[str]:

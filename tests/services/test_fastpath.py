@@ -93,7 +93,8 @@ def _route_post(app, body: bytes) -> bytes:
         return {"type": "http.request", "body": body, "more_body": False}
 
     scope = {"type": "http", "method": "POST", "path": "/events", "headers": [], "app": app}
-    return asyncio.run(post_events(app.state.runtime, Request(scope, receive))).body
+    everything = (app.state.runtime, lambda source: True)  # a token that may publish any source
+    return asyncio.run(post_events(everything, Request(scope, receive))).body
 
 
 def test_post_events_below_fastapi_sends_the_routes_bytes(fresh):
@@ -128,7 +129,7 @@ def test_post_events_errors_come_from_the_route(fresh, monkeypatch):
     r = fresh.post("/events", json={"not": "events"}, headers=auth("ingest"))
     assert r.status_code == 422 and "JSON array of events" in r.json()["detail"]
 
-    def broken(payloads, origin="POST /events"):
+    def broken(payloads, origin="POST /events", **kw):
         raise InputError("store", ["disk full"])
 
     monkeypatch.setattr(fresh.app.state.runtime, "ingest", broken)

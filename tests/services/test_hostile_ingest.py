@@ -110,26 +110,40 @@ def test_a_failed_write_answers_503_and_keeps_nothing(fresh, monkeypatch):
 
 
 def test_reads_answer_over_a_legacy_store_with_out_of_range_times(tmp_path):
-    """A store written before the limits holds a time past year 9999: the twin starts over it
-    and /state, /kpis, /events still answer (the time is shown clamped to 9999-12-31)."""
+    """A store written before the limits (the schema of then, no hash chain) holds a time past
+    year 9999: the twin starts over it (chaining it) and /state, /kpis, /events still answer
+    (the time is shown clamped to 9999-12-31)."""
     from fastapi.testclient import TestClient
 
     from services.api.app import create_app
-    from twin.live.store import SQLiteStore
 
     db = tmp_path / "legacy.db"
-    with SQLiteStore(db) as s:
-        s.write([ev(1)])
     con = sqlite3.connect(db)
-    con.execute(
-        "INSERT INTO events (source, seq, id, time, type, subject, data) VALUES (?,?,?,?,?,?,?)",
-        ("mes", 2, "mes:2", 1e15, "equipment.state", "LITH01",
-         json.dumps({"state": "productive", "reason": "r"})),
-    )  # fmt: skip
+    con.executescript(LEGACY_SCHEMA)
+    rows = [ev(1), ev(2, state="productive")]
+    for e, t in zip(rows, (e.time for e in rows)):
+        con.execute(
+            "INSERT INTO events (source, seq, id, time, type, subject, data) VALUES (?,?,?,?,?,?,?)",
+            (e.source, e.seq, e.id, 1e15 if e.seq == 2 else t, e.type, e.subject, json.dumps(e.data)),
+        )  # fmt: skip
     con.commit()
     con.close()
     with TestClient(create_app(make_settings(store=str(db)))) as c:
         _reads_answer(c)
+        assert c.get("/state", headers=auth("read")).json()["clock"].startswith("9999-12-31")
+
+
+# the event store's schema before the hash chain (2026-11): what a legacy store holds
+LEGACY_SCHEMA = """
+CREATE TABLE events (pos INTEGER PRIMARY KEY, source TEXT NOT NULL, seq INTEGER NOT NULL,
+    id TEXT NOT NULL, time REAL NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+    data TEXT NOT NULL, UNIQUE (source, seq));
+CREATE INDEX events_subject ON events (subject);
+CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, received REAL NOT NULL, source TEXT,
+    seq INTEGER, reason TEXT NOT NULL, raw TEXT NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE snapshots (pos INTEGER PRIMARY KEY, clock REAL NOT NULL, state TEXT NOT NULL);
+"""
 
 
 _ITEM = st.one_of(

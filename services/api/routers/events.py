@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 import orjson
@@ -8,12 +9,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from services.api.deps import Ingester, Reader
+from services.api.deps import Publisher, Reader
 from services.api.routers.state import parse_at
 from services.api.schemas.common import ERRORS, Problem
 from services.api.schemas.events import EventsPage, IngestResponse
 
 router = APIRouter(prefix="/events", tags=["events"])
+INT64_MAX = 2**63 - 1  # SQLite's integers: a position past it answered 500
 
 
 @router.get(
@@ -33,8 +35,12 @@ async def list_events(
     ] = None,
     type: Annotated[str | None, Query(description="event type, e.g. lot.track_in")] = None,
     subject: Annotated[str | None, Query(description="entity id")] = None,
-    after: Annotated[int, Query(ge=0, description="stream position to continue after")] = 0,
-    limit: Annotated[int | None, Query(ge=1, description="events per page (capped)")] = None,
+    after: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="stream position to continue after")
+    ] = 0,
+    limit: Annotated[
+        int | None, Query(ge=1, le=INT64_MAX, description="events per page (capped)")
+    ] = None,
 ) -> Any:
     cap = request.app.state.settings.max_page
     n = min(limit or min(100, cap), cap)
@@ -87,19 +93,28 @@ _BODY = {
     openapi_extra=_BODY,
     summary="Ingest a batch: each event validated, stored and applied; invalid ones dead-lettered",
 )
-async def post_events(rt: Ingester, request: Request) -> Any:
+async def post_events(pub: Publisher, request: Request) -> Any:
     # usually answered by services.api.fastpath before FastAPI routes it (same bytes); here:
     # errors, and a runtime not started. Parsing, ingest and encoding the answer all run off
     # the event loop: a batch of 5,000 events must not hold up the reads and WebSocket clients
+    rt, may_publish = pub
     body = await request.body()
-    cap = request.app.state.settings.max_batch
-    answer = await run_in_threadpool(ingest_body, rt, body, cap)
+    s = request.app.state.settings
+    answer = await run_in_threadpool(
+        ingest_body, rt, body, s.max_batch, s.max_event_values, may_publish
+    )
     return Response(answer, media_type="application/json")
 
 
-def ingest_body(rt: Any, body: bytes, cap: int) -> bytes:
+def ingest_body(
+    rt: Any, body: bytes, cap: int, per_event: int = 64, may_publish: Any = None
+) -> bytes:
     """Parse a POST /events body, ingest it, and encode the per-event results. Raises
-    HTTPException (before ingesting anything) for a body that is not a batch of events."""
+    HTTPException (before ingesting anything) for a body that is not a batch of events, or
+    that holds more JSON values than ``cap`` events of ``per_event`` values each (checked
+    before parsing: see ``check_values``). ``may_publish``: the sources the caller's token
+    may publish (events of others are rejected one by one)."""
+    check_values(body, cap * per_event)
     doc = _loads(body)
     if isinstance(doc, dict) and set(doc) == {"events"}:
         doc = doc["events"]
@@ -109,22 +124,66 @@ def ingest_body(rt: Any, body: bytes, cap: int) -> bytes:
         )
     if len(doc) > cap:
         raise HTTPException(413, f"batch of {len(doc)} events; at most {cap} per request")
-    results = rt.ingest(doc)
+    results = rt.ingest(doc, may_publish=may_publish)
     counts = {"accepted": 0, "rejected": 0, "duplicate": 0, "held": 0}
     for r in results:
         counts[r["status"]] += 1
     return orjson.dumps({"received": len(doc), **counts, "results": results})
 
 
+def json_values_bound(body: bytes) -> int:
+    """An upper bound on the JSON values (object keys included) in ``body``, from C-speed
+    counts: every value but the first follows a ',' or ':' or opens its container after '['
+    or '{' (punctuation inside strings only raises the bound)."""
+    c = body.count
+    return c(b",") + c(b":") + c(b"[") + c(b"{") + 1
+
+
+_STRING = re.compile(rb'"[^"]*"')  # a JSON string once its escaped quotes are gone
+
+
+def json_values(body: bytes) -> int:
+    """The number of JSON values (object keys included) of a valid JSON ``body``, counted
+    without parsing it: escaped backslashes then escaped quotes go (read left to right, as a
+    parser does), strings become '0', white space goes (all at C speed), and each empty
+    container counts one value instead of two. Garbage gets some number; the parser refuses it
+    after."""
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    bare = _STRING.sub(b"0", unescaped).translate(None, b" \t\r\n")
+    c = bare.count
+    return json_values_bound(bare) - c(b"[]") - c(b"{}")
+
+
+def check_values(body: bytes, most: int) -> None:
+    """413 for a body of more than ``most`` JSON values, before any object is built: a
+    batch over the event cap made of tiny values (8 MiB of ``[],``: 1.4 million lists, 435 MB
+    when parsed) is refused at the cost of a few scans of its bytes."""
+    if json_values_bound(body) <= most:  # every ordinary batch: four bytes.count calls
+        return
+    n = json_values(body)
+    if n > most:
+        raise HTTPException(
+            413,
+            f"body of {n} JSON values; a batch may hold at most {most} (max_batch × "
+            "max_event_values: TWIN_MAX_BATCH, TWIN_MAX_EVENT_VALUES)",
+        )
+
+
 def _loads(body: bytes) -> Any:
     """orjson, the fast parser; the standard library's for what orjson refuses but JSON in
     Python has always accepted here (NaN, integers past 64 bits), so nothing changes meaning:
-    such an event is still rejected on its own rather than the whole batch."""
+    such an event is still rejected on its own rather than the whole batch (so is an event with
+    a lone surrogate, which the parser refuses: no store could keep it)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body)
+        doc = json.loads(body)
     except ValueError as exc:
         raise HTTPException(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPException(
+            400, "malformed JSON: nested too deeply (orjson's limit: 1024 levels)"
+        ) from None
+    return doc  # lone surrogates in it are refused per event, as dead letters
