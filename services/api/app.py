@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from services.api.auth import TokenTable
@@ -120,6 +121,16 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes the input, which may hold a lone surrogate that no
+        # UTF-8 encoder writes (a 500): the same list of errors, the input left out
+        problems = [
+            {k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()
+        ]
+        body = json.dumps({"detail": problems}, ensure_ascii=True, default=str)  # \\ud800
+        return Response(body, 422, media_type="application/json")
 
     @app.exception_handler(TwinError)  # NotFoundError (404) included
     async def _twin_error(request: Request, exc: TwinError) -> JSONResponse:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.services.conftest import auth, make_settings
-from twin.live.events import make_event
+from twin.live.events import Event, make_event
 
 
 def ev(seq, tool="LITH01", state="standby", source="mes"):
@@ -111,8 +111,8 @@ def test_a_failed_write_answers_503_and_keeps_nothing(fresh, monkeypatch):
 
 def test_reads_answer_over_a_legacy_store_with_out_of_range_times(tmp_path):
     """A store written before the limits (the schema of then, no hash chain) holds a time past
-    year 9999: the twin starts over it (chaining it) and /state, /kpis, /events still answer
-    (the time is shown clamped to 9999-12-31)."""
+    year 9999 and a lone surrogate in data: the twin starts over it (chaining it) and /state,
+    /kpis, /events still answer (the time clamped to 9999-12-31, the surrogate replaced)."""
     from fastapi.testclient import TestClient
 
     from services.api.app import create_app
@@ -120,7 +120,8 @@ def test_reads_answer_over_a_legacy_store_with_out_of_range_times(tmp_path):
     db = tmp_path / "legacy.db"
     con = sqlite3.connect(db)
     con.executescript(LEGACY_SCHEMA)
-    rows = [ev(1), ev(2, state="productive")]
+    rows = [ev(1), Event("mes:2", "mes", 2, 1.8e9, "equipment.state", "LITH01",
+                         {"state": "productive", "reason": "\ud800 lost"})]  # fmt: skip
     for e, t in zip(rows, (e.time for e in rows)):
         con.execute(
             "INSERT INTO events (source, seq, id, time, type, subject, data) VALUES (?,?,?,?,?,?,?)",
@@ -165,3 +166,13 @@ def test_any_mix_over_http_keeps_the_state_equal_to_the_store(fresh, batches):
         assert len(r.json()["results"]) == len(items)
     _reads_answer(fresh)
     _state_is_the_store(fresh)
+
+
+def test_validation_errors_never_echo_what_cannot_be_written(fresh):
+    """A request FastAPI's validation refuses, holding a lone surrogate in a value or a key,
+    is a 422 listing the problems (the input left out), never a 500."""
+    for body in (b'{"seed":"\\ud800"}', b'{"\\udfff": 1, "seed": [1]}'):
+        r = fresh.post(
+            "/whatif", content=body, headers={**auth("admin"), "content-type": "application/json"}
+        )
+        assert r.status_code == 422 and r.json()["detail"], r.text[:200]

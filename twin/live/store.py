@@ -619,7 +619,10 @@ class SQLiteStore(EventStore):
             cur.execute(sql, args)
             while rows := cur.fetchmany(5000):
                 for pos, i, src, seq, t, ty, subj, data in rows:
-                    yield pos, Event(i, src, seq, t, ty, subj, loads(data))
+                    d = loads(data)
+                    if "\\ud" in data:  # a store from before the limits may hold a lone one
+                        d = _whole_text(d)
+                    yield pos, Event(i, src, seq, t, ty, subj, d)
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(exc) from None
         except ValueError as exc:  # data that is not JSON: not as written (verify finds where)
@@ -773,3 +776,15 @@ def _dead_row(d: DeadLetter) -> tuple:
         received = 0.0
     source = None if d.source is None else _text(d.source)
     return (received, source, seq, reason, _text(d.raw))
+
+
+def _whole_text(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings replaced by "?", so that what a
+    legacy store holds can be served as UTF-8 (new events are refused at the door)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8") if not value.isascii() else value
+    if isinstance(value, dict):
+        return {_whole_text(k): _whole_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_text(v) for v in value]
+    return value
