@@ -139,7 +139,7 @@ def _hostile(good: dict) -> list[bytes | str]:
         b"\xff\xfe\x00garbage",
         b"\xed\xa0\x80",  # a surrogate encoded in UTF-8: not valid UTF-8
         lone,
-        "[" * 1000 + "]" * 1000,
+        '{"data":' + "[" * 1000 + "]" * 1000 + "}",
         '{"a":' * 1000 + "1" + "}" * 1000,
         "{" * 100_000,
         json.dumps([{"not": "an event"}] * 20_000),  # a huge array message
@@ -154,11 +154,14 @@ def _hostile(good: dict) -> list[bytes | str]:
     ]
 
 
-def _run_hostile(broker, tmp_path, catalog, stream, extra: list[dict]) -> tuple[Ingest, int]:
-    """Publish ``stream`` with the hostile payloads (and ``extra`` raw events) in between."""
+def _run_hostile(
+    broker, tmp_path, catalog, stream, extra: list[dict], raw: list[str] = ()
+) -> tuple[Ingest, int]:
+    """Publish ``stream`` with the hostile payloads (and ``extra`` events, ``raw`` texts) in
+    between; wait until every good event is stored."""
     ingest = Ingest(broker, tmp_path / "twin.db", catalog, max_wait=1.0)
     sink = MqttSink(MqttConfig(port=broker.port, client_id="emu-h"), fab="fab1")
-    bad = _hostile(json.loads(stream[0].to_json())) + [json.dumps(e) for e in extra]
+    bad = _hostile(json.loads(stream[0].to_json())) + [json.dumps(e) for e in extra] + list(raw)
     every = max(1, len(stream) // (len(bad) + 1))
     topic = topic_for("fab1", stream[0].source)
     try:
@@ -167,15 +170,18 @@ def _run_hostile(broker, tmp_path, catalog, stream, extra: list[dict]) -> tuple[
                 sink.publish_raw(topic, bad.pop())
             sink.publish(e)
         assert sink.flush(60)
-        wait_for(lambda: ingest.sync.pos >= len(stream), 120, f"all stored {ingest.sync.stats}")
-        assert ingest.thread.is_alive()  # ingest kept running
+        wait_for(
+            lambda: ingest.sync.pos >= len(stream) or not ingest.thread.is_alive(),
+            120,
+            f"all stored {ingest.sync.stats}",
+        )
+        assert ingest.thread.is_alive(), "ingest stopped"  # it kept running
     finally:
         sink.close()
         ingest.close()
     return ingest, len(_hostile({})) + len(extra)
 
 
-@pytest.mark.slow
 def test_hostile_payloads_among_good_events(broker, tmp_path, catalog, stream):
     """Garbage bytes, lone surrogates, 1,000-deep nesting and a 20,000-element array on the
     events topic become dead letters; ingest keeps running, every good event is stored once and
@@ -190,18 +196,20 @@ def test_hostile_payloads_among_good_events(broker, tmp_path, catalog, stream):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="sync/store (the lead's): seq 2^63 overflows SQLite INTEGER and time 1e15 makes "
-    "format_time raise, each stopping the synchroniser; a seq far ahead also skips the source",
+    reason="sync/store (the lead's): seq 2^63 overflows SQLite INTEGER, time 1e15 makes "
+    "format_time raise, a 1,000-deep array inside an array message makes sync._raw's repr "
+    "raise RecursionError: each stops the synchroniser; a seq far ahead also skips the source",
 )
 def test_hostile_seq_and_time_among_good_events(broker, tmp_path, catalog, stream):
-    """An event with seq 2^63 or time 1e15 (year 31 million) is a dead letter, not the end of
-    ingest: every good event is stored and the live state equals the store's replay."""
+    """An event with seq 2^63 or time 1e15 (year 31 million), or an array message holding a
+    1,000-deep array, is a dead letter, not the end of ingest: every good event is stored and
+    the live state equals the store's replay."""
     good = json.loads(stream[0].to_json())
     extra = [
         {**good, "id": "big-seq", "seq": 2**63},
         {**good, "id": "far-time", "seq": 10**9, "time": 1e15},
     ]
-    ingest, _ = _run_hostile(broker, tmp_path, catalog, stream, extra)
+    ingest, _ = _run_hostile(broker, tmp_path, catalog, stream, extra, ["[" * 1000 + "]" * 1000])
     with SQLiteStore(tmp_path / "twin.db") as s:
         assert sum(1 for e in s.read() if not e.source.startswith("gap:")) == len(stream)
         assert ingest.sync.state.to_json() == s.replay().to_json()
