@@ -5,7 +5,8 @@ Each run starts a Mosquitto broker with persistence on a free loopback port, run
 ingest process (SIGSTOP) for 3 s once it has stored 1,000 events, SIGKILLs the broker halfway
 through that pause and restarts it on the same port (it forgets the queue and the twin's
 session), then lets both finish. Modes: ``e2e`` (the default of `twin emulate --mqtt`),
-``plain`` (--no-end-to-end), ``e2e-live`` (end to end, ingest not stopped: the broker dies
+``plain`` (--no-end-to-end; ingest resumes only after the emulator exited, as in the attack,
+so the tail is lost too), ``e2e-live`` (end to end, ingest not stopped: the broker dies
 under a running twin). One row per run and mode:
 
     mode  run  published  stored  unique  lost  gaps  declared  dead  silent  emu_rc  ingest_rc  s
@@ -58,6 +59,7 @@ def main() -> int:
                         Path(tmp),
                         end_to_end=mode.startswith("e2e"),
                         stop_ingest=mode != "e2e-live",
+                        resume_after_emulator=mode == "plain",
                         hours=args.hours,
                         seed=run,
                     )
