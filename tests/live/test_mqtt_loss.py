@@ -38,7 +38,7 @@ def kill_scenario(
     batch: int = 50,
     stop_after: int = 1000,
     pause: float = 3.0,
-    idle_exit: float = 10.0,
+    settle: float = 12.0,
     stop_ingest: bool = True,
     resume_after_emulator: bool = False,
 ) -> dict:
@@ -48,13 +48,15 @@ def kill_scenario(
     emulator published, what the store holds, and the gaps it declared. ``stop_ingest=False``:
     the ingest process keeps running through the kill. ``resume_after_emulator`` (plain
     delivery only: end to end, the emulator waits for the twin): ingest resumes only once the
-    emulator has exited, so everything published after the kill is lost, the tail included."""
+    emulator has exited, so everything published after the kill is lost, the tail included.
+    Once the emulator has exited and the store has not changed for ``settle`` s (longer than
+    the synchroniser's tail wait), ingest is stopped with SIGTERM."""
     py, env = sys.executable, {**os.environ, "PYTHONUNBUFFERED": "1"}
     db = workdir / "twin.db"
     url = f"mqtt://127.0.0.1:{broker.port}/twin/+/events/#"
     ingest = subprocess.Popen(
         [py, "-m", "twin.cli", "ingest", "--from", url, "--store", str(db), "--client-id",
-         "twin-kill", "--idle-exit", str(idle_exit), "--batch", "500"],
+         "twin-kill", "--idle-exit", "600", "--batch", "500"],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     emu_cmd = [py, "-m", "twin.cli", "emulate", str(DEMO), "--hours", str(hours), "--seed",
@@ -79,7 +81,9 @@ def kill_scenario(
         ingest.send_signal(signal.SIGCONT)
         if not resume_after_emulator:
             out, err = emu.communicate(timeout=240)
-        ingest_out, _ = ingest.communicate(timeout=120)
+        _settle(db, settle)
+        ingest.send_signal(signal.SIGTERM)  # a clean stop: held events flushed, snapshot taken
+        ingest_out, _ = ingest.communicate(timeout=60)
     finally:
         for p in (emu, ingest):
             if p.poll() is None:
@@ -115,6 +119,19 @@ def kill_scenario(
         "ingest_out": ingest_out.strip()[-500:],
         "state_is_replay": same,
     }
+
+
+def _settle(db: Path, quiet: float, timeout: float = 300.0) -> None:
+    """Wait until the store has not grown for ``quiet`` s."""
+    deadline = time.monotonic() + timeout
+    last, since = stored_count(db), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the store kept growing for {timeout:.0f} s")
+        time.sleep(0.2)
+        n = stored_count(db)
+        if n != last:
+            last, since = n, time.monotonic()
 
 
 def _key(d) -> tuple:
