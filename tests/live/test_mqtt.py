@@ -15,7 +15,14 @@ import time
 import pytest
 
 from tests.live.util import stored_count
-from twin.live.mqtt import MqttConfig, MqttSink, MqttSource, parse_heartbeat, topic_for
+from twin.live.mqtt import (
+    MqttConfig,
+    MqttSink,
+    MqttSource,
+    heartbeat_filter,
+    parse_heartbeat,
+    topic_for,
+)
 from twin.live.order import ReorderConfig
 from twin.live.state import TwinState, apply_all
 from twin.live.store import SQLiteStore
@@ -293,6 +300,15 @@ def test_parse_heartbeat_refuses_hostile_payloads(topic, payload, why):
         parse_heartbeat(topic, payload)
 
 
+def test_heartbeat_filter_follows_the_events_filter():
+    """A twin listens to the heartbeats of the fabs and sources it subscribes to, no others."""
+    assert heartbeat_filter("twin/+/events/#") == "twin/+/heartbeat/#"
+    assert heartbeat_filter("twin/f1/events/#") == "twin/f1/heartbeat/#"
+    assert heartbeat_filter("twin/f1/events/mes") == "twin/f1/heartbeat/mes"
+    assert heartbeat_filter("twin/f1/#") == "twin/f1/heartbeat/#"
+    assert heartbeat_filter("#") == heartbeat_filter("plant/x") == "twin/+/heartbeat/#"
+
+
 def test_config_check_lists_every_problem():
     """An MqttConfig with several bad fields is refused once, naming each."""
     from twin.errors import InputError
@@ -374,3 +390,25 @@ def test_end_to_end_sink_resends_when_the_twin_announces_itself(broker, stream):
         other._client.publish("twin/fab1/presence", b"", qos=1, retain=True)  # clear it
         other.close()
         sink.close()
+
+
+def test_wide_filter_receives_events_only(broker, stream):
+    """A twin subscribed to twin/# gets events in its inbox; heartbeats go to heartbeats(), and
+    the twin's own confirmations and presence are acknowledged and dropped, not dead letters."""
+    src = MqttSource(MqttConfig(port=broker.port, topic="twin/#", client_id="wide"))
+    sink = MqttSink(MqttConfig(port=broker.port, client_id="emu-w"), fab="fab1")
+    try:
+        for e in stream[:5]:
+            sink.publish(e)
+        assert sink.flush(10)
+        wait_for(lambda: len(src._inbox) >= 5, 10, "the events")
+        src.confirm({e.source: e.seq for e in stream[:5]})  # published on twin/fab1/acks/...
+        wait_for(lambda: src.heartbeats_seen >= 1, 10, "a heartbeat")
+        time.sleep(0.3)
+        got = src.receive(100, 0.1)
+        assert sorted(m.origin for m in got) == sorted(
+            topic_for("fab1", e.source) for e in stream[:5]
+        )
+    finally:
+        sink.close()
+        src.close()

@@ -62,6 +62,18 @@ def heartbeat_topic(fab: str, source: str) -> str:
     return f"twin/{fab}/heartbeat/{topic_name(source)}"
 
 
+def heartbeat_filter(events_filter: str) -> str:
+    """The heartbeats that go with an events subscription: the same fabs and sources
+    (``twin/+/events/#`` -> ``twin/+/heartbeat/#``, ``twin/f/events/mes`` ->
+    ``twin/f/heartbeat/mes``); every fab's for a filter outside the topic scheme."""
+    parts = events_filter.split("/")
+    if parts[0] != "twin" or len(parts) < 2 or parts[1] in ("#", ""):
+        return "twin/+/heartbeat/#"
+    if len(parts) >= 3 and parts[2] == "events":
+        return "/".join(["twin", parts[1], "heartbeat", *parts[3:]])
+    return f"twin/{parts[1]}/heartbeat/#"
+
+
 def parse_heartbeat(topic: str, payload: bytes) -> tuple[str, int]:
     """``(source, last_seq)`` of a heartbeat message; ValueError naming what is wrong.
 
@@ -182,8 +194,8 @@ class MqttSource:
         self.connects = 0
         self._closed = False
         parts = cfg.topic.split("/")
-        fixed = len(parts) >= 3 and parts[0] == "twin" and parts[1] not in ("+", "#", "")
-        self.hb_topic = f"twin/{parts[1] if fixed else '+'}/heartbeat/#"
+        fixed = len(parts) >= 2 and parts[0] == "twin" and parts[1] not in ("+", "#", "")
+        self.hb_topic = heartbeat_filter(cfg.topic)
         self._fab_of: dict[str, str] = {}  # topic source name -> fab, learnt from topics
         self._fabs: set[str] = {parts[1]} if fixed else set()
         self._seen: set[str] = set()  # event topics seen (the network thread learns from them)
@@ -199,6 +211,8 @@ class MqttSource:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.message_callback_add(self.hb_topic, self._on_heartbeat)
+        for own in ("twin/+/acks/#", "twin/+/presence"):  # ours, under a wide filter ("#")
+            self._client.message_callback_add(own, self._drop)
         _connect(self._client, cfg, connect_timeout, self.connected)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -238,6 +252,9 @@ class MqttSource:
         topic = msg.topic
         if topic not in self._seen:
             self._learn(topic)
+
+    def _drop(self, client: Any, userdata: Any, msg: Any) -> None:
+        client.ack(msg.mid, msg.qos)  # the twin's own confirmations: not events
 
     def _on_heartbeat(self, client: Any, userdata: Any, msg: Any) -> None:
         client.ack(msg.mid, msg.qos)  # nothing to make durable: a later heartbeat supersedes it
