@@ -15,7 +15,14 @@ import time
 import pytest
 
 from tests.live.util import stored_count
-from twin.live.mqtt import MqttConfig, MqttSink, MqttSource, topic_for
+from twin.live.mqtt import (
+    MqttConfig,
+    MqttSink,
+    MqttSource,
+    heartbeat_filter,
+    parse_heartbeat,
+    topic_for,
+)
 from twin.live.order import ReorderConfig
 from twin.live.state import TwinState, apply_all
 from twin.live.store import SQLiteStore
@@ -240,3 +247,168 @@ def test_ingest_sigkilled_mid_stream_recovers_every_event(broker, tmp_path):
         assert s.count() == len(stream), counts
         assert s.state_at().fingerprint() == s.replay().fingerprint()
         assert s.state_at().fingerprint() == apply_all(TwinState(), stream).fingerprint()
+
+
+# ---------------------------------------------------------------- heartbeats and presence
+def _hb(source="mes", seq=5, t=1.7e9, **extra):
+    return json.dumps({"source": source, "last_seq": seq, "time": t, **extra}).encode()
+
+
+def test_parse_heartbeat_accepts_the_documented_shape():
+    """A heartbeat is {"source", "last_seq", "time"} on its source's topic; extra keys pass."""
+    assert parse_heartbeat("twin/f/heartbeat/mes", _hb()) == ("mes", 5)
+    assert parse_heartbeat("twin/f/heartbeat/a_b", _hb("a/b", 2**63 - 1, 0, v=2)) == (
+        "a/b",
+        2**63 - 1,
+    )
+
+
+@pytest.mark.parametrize(
+    "topic, payload, why",
+    [
+        ("twin/f/heartbeat/mes", b"\xff\xfe garbage", "not JSON"),
+        ("twin/f/heartbeat/mes", b"[" * 1000 + b"]" * 1000, "not JSON|JSON object"),
+        ("twin/f/heartbeat/mes", b'{"a":' * 600 + b"1" + b"}" * 600, "not JSON|'source'"),
+        ("twin/f/heartbeat/mes", b'{"a":' * 800 + b"1" + b"}" * 800, "bytes"),
+        ("twin/f/heartbeat/mes", b"[" * 100_000, "bytes"),
+        ("twin/f/heartbeat/mes", b"x" * 5000, "bytes"),
+        ("twin/f/heartbeat/mes", b"", "not JSON"),
+        ("twin/f/heartbeat/mes", b"null", "JSON object"),
+        ("twin/f/heartbeat/mes", _hb(seq=2**63), "last_seq"),
+        ("twin/f/heartbeat/mes", _hb(seq=10**400), "last_seq"),
+        ("twin/f/heartbeat/mes", _hb(seq=0), "last_seq"),
+        ("twin/f/heartbeat/mes", _hb(seq=True), "last_seq"),
+        ("twin/f/heartbeat/mes", _hb(seq=5.0), "last_seq"),
+        ("twin/f/heartbeat/mes", _hb(seq="5"), "last_seq"),
+        ("twin/f/heartbeat/mes", _hb(t=1e15), "time"),
+        ("twin/f/heartbeat/mes", _hb(t=-1), "time"),
+        ("twin/f/heartbeat/mes", b'{"source":"mes","last_seq":5,"time":NaN}', "time"),
+        ("twin/f/heartbeat/mes", b'{"source":"mes","last_seq":5,"time":1e999}', "time"),
+        ("twin/f/heartbeat/mes", _hb(t="2026-01-01T00:00:00Z"), "time"),
+        ("twin/f/heartbeat/mes", _hb(t=None), "time"),
+        ("twin/f/heartbeat/_", _hb("\ud800"), "lone surrogate"),
+        ("twin/f/heartbeat/mes", _hb(""), "'source'"),
+        ("twin/f/heartbeat/mes", _hb(["mes"]), "'source'"),
+        ("twin/f/heartbeat/mes", _hb("x" * 300), "'source'"),
+        ("twin/f/heartbeat/amhs", _hb("mes"), "does not match"),
+    ],
+)
+def test_parse_heartbeat_refuses_hostile_payloads(topic, payload, why):
+    """Garbage, deep nesting, huge or non-integer seqs, extreme or non-finite times, lone
+    surrogates and a source that is not the topic's are refused with a reason."""
+    with pytest.raises(ValueError, match=why):
+        parse_heartbeat(topic, payload)
+
+
+def test_heartbeat_filter_follows_the_events_filter():
+    """A twin listens to the heartbeats of the fabs and sources it subscribes to, no others."""
+    assert heartbeat_filter("twin/+/events/#") == "twin/+/heartbeat/#"
+    assert heartbeat_filter("twin/f1/events/#") == "twin/f1/heartbeat/#"
+    assert heartbeat_filter("twin/f1/events/mes") == "twin/f1/heartbeat/mes"
+    assert heartbeat_filter("twin/f1/#") == "twin/f1/heartbeat/#"
+    assert heartbeat_filter("#") == heartbeat_filter("plant/x") == "twin/+/heartbeat/#"
+
+
+def test_config_check_lists_every_problem():
+    """An MqttConfig with several bad fields is refused once, naming each."""
+    from twin.errors import InputError
+
+    bad = MqttConfig(heartbeat=0, resend_after=float("nan"), batch=0, linger=-1)
+    with pytest.raises(InputError) as err:
+        bad.check()
+    for name in ("heartbeat", "resend_after", "batch", "linger"):
+        assert name in str(err.value)
+
+
+def test_heartbeats_tell_a_late_twin_the_tail(broker, stream):
+    """Every sink publishes, per source, the last seq it published (retained, and on close): a
+    twin that subscribes after the publisher left still learns each source's tail; hostile
+    heartbeats are ignored and counted; heartbeats() drains."""
+    sink = MqttSink(MqttConfig(port=broker.port, client_id="emu-hb", batch=10), fab="fab1")
+    for e in stream[:300]:
+        sink.publish(e)
+    sink.close()  # sends the last heartbeats
+    tails = {}
+    for e in stream[:300]:
+        tails[e.source] = max(tails.get(e.source, 0), e.seq)
+    src = MqttSource(MqttConfig(port=broker.port, topic="twin/+/events/#", client_id="late"))
+    raw = MqttSink(MqttConfig(port=broker.port, client_id="emu-bad"), fab="fab2")
+    try:
+        wait_for(lambda: src.heartbeats_seen >= len(tails), 10, "the retained heartbeats")
+        assert src.heartbeats() == tails
+        assert src.heartbeats() == {}  # drained
+        for payload in [b"\xff", _hb(seq=2**64), _hb("\ud800"), b"[" * 5000, _hb(t=1e300)]:
+            raw.publish_raw("twin/fab2/heartbeat/mes", payload)
+        wait_for(lambda: src.heartbeats_rejected >= 5, 10, "the hostile heartbeats")
+        assert src.heartbeats_rejected == 5 and "heartbeat/mes" in src.last_heartbeat_problem
+        raw.publish_raw("twin/fab2/heartbeat/mes", _hb("mes", 7))
+        wait_for(lambda: src.heartbeats_seen > len(tails), 10, "a live heartbeat")
+        assert src.heartbeats() == {"mes": 7}
+    finally:
+        raw.close()
+        src.close()
+
+
+def test_heartbeat_follows_a_fixed_interval(broker, stream):
+    """A sink repeats its heartbeats every cfg.heartbeat s while it runs, with the last seq
+    handed to the broker (never one still waiting in a batch)."""
+    src = MqttSource(MqttConfig(port=broker.port, topic="twin/fab1/events/#", client_id="t-hb"))
+    cfg = MqttConfig(port=broker.port, client_id="emu-beat", heartbeat=0.2, batch=1000)
+    sink = MqttSink(cfg, fab="fab1")
+    try:
+        assert src.hb_topic == "twin/fab1/heartbeat/#"
+        sink.publish(stream[0])  # waits in a batch until the next heartbeat sends it first
+        wait_for(lambda: src.heartbeats_seen >= 3, 10, "three heartbeats")
+        assert src.heartbeats() == {stream[0].source: stream[0].seq}
+        assert sink.published == 1  # the batch went out before its heartbeat
+    finally:
+        sink.close()
+        src.close()
+
+
+def test_end_to_end_sink_resends_when_the_twin_announces_itself(broker, stream):
+    """An end-to-end sink re-sends every unconfirmed event as soon as a twin says it has
+    (re)subscribed on twin/<fab>/presence; a retained presence is ignored."""
+    other = MqttSink(MqttConfig(port=broker.port, client_id="emu-q"), fab="fab1")
+    other._send("twin/fab1/presence", b"{}", retain=True)  # kept: says nothing about now
+    assert other.flush(10)
+    sink = MqttSink(MqttConfig(port=broker.port, client_id="emu-p"), fab="fab1", end_to_end=True)
+    try:
+        for e in stream[:50]:
+            sink.publish(e)
+        assert sink.flush(10) and sink.unconfirmed() == 50
+        time.sleep(0.5)  # the retained presence has reached the sink by now
+        assert sink.republished == 0
+        src = MqttSource(MqttConfig(port=broker.port, topic="twin/fab1/events/#", client_id="p"))
+        wait_for(lambda: sink.presences >= 1, 10, "the twin's presence")
+        wait_for(lambda: len(src._inbox) >= 50, 10, "the re-sent events")
+        assert sink.republished == 50
+        src.confirm({e.source: 10**6 for e in stream[:50]})
+        assert sink.flush_confirmed(10) and sink.unconfirmed() == 0
+        src.close()
+    finally:
+        other._client.publish("twin/fab1/presence", b"", qos=1, retain=True)  # clear it
+        other.close()
+        sink.close()
+
+
+def test_wide_filter_receives_events_only(broker, stream):
+    """A twin subscribed to twin/# gets events in its inbox; heartbeats go to heartbeats(), and
+    the twin's own confirmations and presence are acknowledged and dropped, not dead letters."""
+    src = MqttSource(MqttConfig(port=broker.port, topic="twin/#", client_id="wide"))
+    sink = MqttSink(MqttConfig(port=broker.port, client_id="emu-w"), fab="fab1")
+    try:
+        for e in stream[:5]:
+            sink.publish(e)
+        assert sink.flush(10)
+        wait_for(lambda: len(src._inbox) >= 5, 10, "the events")
+        src.confirm({e.source: e.seq for e in stream[:5]})  # published on twin/fab1/acks/...
+        wait_for(lambda: src.heartbeats_seen >= 1, 10, "a heartbeat")
+        time.sleep(0.3)
+        got = src.receive(100, 0.1)
+        assert sorted(m.origin for m in got) == sorted(
+            topic_for("fab1", e.source) for e in stream[:5]
+        )
+    finally:
+        sink.close()
+        src.close()

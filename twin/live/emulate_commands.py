@@ -42,6 +42,21 @@ def register(sub: Any) -> None:
         help="events per MQTT message (a JSON array when > 1; what twin ingest reads, and how "
         "a broker carries 20,000+ events/s); default 1",
     )
+    p.add_argument(
+        "--no-end-to-end",
+        dest="end_to_end",
+        action="store_false",
+        help="MQTT: stop at the broker's acknowledgement. By default every event is kept until "
+        "the twin confirms it durable, re-sent after a reconnect or when the twin comes back, "
+        "and the run ends only when all are confirmed (see docs/mqtt.md)",
+    )
+    p.add_argument(
+        "--confirm-timeout",
+        type=float,
+        default=120.0,
+        help="MQTT end to end: seconds to wait at the end for the twin to confirm every event "
+        "(default 120); events still unconfirmed then are reported and the exit status is 1",
+    )
     p.add_argument("--fab", help="fab name in the MQTT topics (default: the scene's name)")
     p.add_argument("--json", action="store_true", help="print the KPIs as JSON")
     p.set_defaults(func=_emulate)
@@ -74,6 +89,8 @@ def _emulate(args: argparse.Namespace) -> int:
         problems.append(f"--seed {args.seed}: must be >= 0")
     if args.mqtt_batch < 1:
         problems.append(f"--mqtt-batch {args.mqtt_batch}: events per message, must be >= 1")
+    if not (math.isfinite(args.confirm_timeout) and 0 < args.confirm_timeout <= 86_400):
+        problems.append(f"--confirm-timeout {args.confirm_timeout}: seconds, 0 < s <= 86400")
     if problems:
         raise InputError("twin emulate", problems)
     emu = load_emulator(
@@ -87,7 +104,7 @@ def _emulate(args: argparse.Namespace) -> int:
         cfg = MqttConfig.from_url(
             f"mqtt://{args.mqtt}", client_id=f"twin-emulate-{args.seed}", batch=args.mqtt_batch
         )
-        sink = MqttSink(cfg, fab=args.fab or emu.scene.name)
+        sink = MqttSink(cfg, fab=args.fab or emu.scene.name, end_to_end=args.end_to_end)
         close = sink.close
     elif args.out == "-":
         sink = _Stdout()
@@ -101,19 +118,40 @@ def _emulate(args: argparse.Namespace) -> int:
         close = sink.close
     else:
         sink = _Discard()
+    failed = None
     try:
         kpis = emu.run(sink, speed)
-        if args.mqtt and not sink.flush(timeout=60.0):
-            raise InputError(
-                "twin emulate", [f"broker {args.mqtt} did not acknowledge every event"]
-            )
+        if args.mqtt:
+            failed = _delivered(sink, args)
     finally:
         if close is not None:
             close()
     report = sys.stderr if args.out == "-" else sys.stdout
     if args.json:
         print(json.dumps(kpis, indent=2), file=report)
-        return 0
+    else:
+        _print_kpis(kpis, report)
+    if failed is not None:
+        from twin.live.mqtt import DeliveryError
+
+        raise DeliveryError(failed)
+    return 0
+
+
+def _delivered(sink: Any, args: argparse.Namespace) -> str | None:
+    """None when the broker (or, end to end, the twin) has every event; else what is missing."""
+    if not sink.flush(timeout=60.0):
+        return f"broker {args.mqtt} did not acknowledge {sink.pending()} messages within 60 s"
+    if sink.end_to_end and not sink.flush_confirmed(timeout=args.confirm_timeout):
+        return (
+            f"{sink.unconfirmed()} events were not confirmed durable by the twin within "
+            f"{args.confirm_timeout:g} s (is `twin ingest --from mqtt://{args.mqtt}/...` "
+            "running? --no-end-to-end stops at the broker's acknowledgement)"
+        )
+    return None
+
+
+def _print_kpis(kpis: dict[str, Any], report: Any) -> None:
     print(
         f"emulated {kpis['sim_hours']} h (seed {kpis['seed']}): {kpis['events']} events, "
         f"{kpis['lots_released']} lots released, {kpis['lots_completed']} completed, "
@@ -122,7 +160,6 @@ def _emulate(args: argparse.Namespace) -> int:
     )
     for fam, u in kpis["utilisation_by_family"].items():
         print(f"  utilisation {fam:<24} {u:6.1%}", file=report)
-    return 0
 
 
 class _Stdout:

@@ -10,6 +10,18 @@ synchroniser made it durable, so a crash or a broker restart re-delivers what wa
 the (source, seq) key removes the duplicates. The broker must not cap queues below the stream's
 burst (``max_queued_messages 0``, ``max_inflight_messages 0`` in mosquitto.conf), and for
 millisecond latency it must send without Nagle's delay (``set_tcp_nodelay true``).
+
+A broker can still lose messages it acknowledged (Mosquitto writes sessions to disk only at its
+autosave interval or a clean shutdown, so a SIGKILL forgets them). Two more topics close that:
+
+- ``twin/<fab>/heartbeat/<source>``: every sink publishes, every ``heartbeat`` s and on close,
+  ``{"source": S, "last_seq": N, "time": T}`` (QoS 1, retained) for each source it publishes, N
+  the last seq it handed to the broker. The twin learns the stream's tail even when the tail
+  itself was lost (``MqttSource.heartbeats()``), so a lost tail becomes a declared gap.
+- ``twin/<fab>/acks/<source>`` and ``twin/<fab>/presence``: the twin confirms what is durable
+  (``MqttSource.confirm``) and says when it has (re)subscribed; an end-to-end sink keeps every
+  event until it is confirmed and re-sends the rest when it reconnects, when the twin comes back,
+  and every ``resend_after`` s. See docs/mqtt.md.
 """
 
 from __future__ import annotations
@@ -22,15 +34,76 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from twin.errors import InputError
+from twin.errors import InputError, TwinError
 from twin.live.events import Event
 from twin.live.sources import Message
+
+MAX_SEQ = 2**63 - 1  # the largest seq a store can hold (SQLite INTEGER)
+MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last epoch second ISO 8601 can write
+HEARTBEAT_MAX_BYTES = 4096  # a heartbeat is ~100 bytes; anything larger is refused unread
+
+
+class DeliveryError(TwinError):
+    """Events a publisher could not get acknowledged (by the broker, or durable by the twin)."""
+
+
+def topic_name(source: str) -> str:
+    """A source's name as one topic level: MQTT wildcards and separators are replaced."""
+    return "".join("_" if ch in "/+#" else ch for ch in source)
 
 
 def topic_for(fab: str, source: str) -> str:
     """The topic an event source publishes on; MQTT wildcards and separators are replaced."""
-    clean = "".join("_" if ch in "/+#" else ch for ch in source)
-    return f"twin/{fab}/events/{clean}"
+    return f"twin/{fab}/events/{topic_name(source)}"
+
+
+def heartbeat_topic(fab: str, source: str) -> str:
+    """Where a sink says the last seq it published for ``source``."""
+    return f"twin/{fab}/heartbeat/{topic_name(source)}"
+
+
+def heartbeat_filter(events_filter: str) -> str:
+    """The heartbeats that go with an events subscription: the same fabs and sources
+    (``twin/+/events/#`` -> ``twin/+/heartbeat/#``, ``twin/f/events/mes`` ->
+    ``twin/f/heartbeat/mes``); every fab's for a filter outside the topic scheme."""
+    parts = events_filter.split("/")
+    if parts[0] != "twin" or len(parts) < 2 or parts[1] in ("#", ""):
+        return "twin/+/heartbeat/#"
+    if len(parts) >= 3 and parts[2] == "events":
+        return "/".join(["twin", parts[1], "heartbeat", *parts[3:]])
+    return f"twin/{parts[1]}/heartbeat/#"
+
+
+def parse_heartbeat(topic: str, payload: bytes) -> tuple[str, int]:
+    """``(source, last_seq)`` of a heartbeat message; ValueError naming what is wrong.
+
+    Accepted: a JSON object ``{"source": S, "last_seq": N, "time": T}`` of at most
+    ``HEARTBEAT_MAX_BYTES`` bytes on ``twin/<fab>/heartbeat/<name>``, where S is a non-empty
+    string of valid Unicode whose topic name is ``<name>``, N an integer 1..2^63-1 and T finite
+    epoch seconds 0..MAX_TIME (extra keys are ignored).
+    """
+    if len(payload) > HEARTBEAT_MAX_BYTES:
+        raise ValueError(f"{len(payload)} bytes; a heartbeat has at most {HEARTBEAT_MAX_BYTES}")
+    try:
+        hb = json.loads(payload)
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON ({type(exc).__name__})") from None
+    if not isinstance(hb, dict):
+        raise ValueError(f"a JSON object is expected, got {type(hb).__name__}")
+    source, seq, t = hb.get("source"), hb.get("last_seq"), hb.get("time")
+    if type(source) is not str or not source or len(source) > 256:
+        raise ValueError("'source' must be a non-empty string of at most 256 characters")
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("'source' is not valid Unicode (a lone surrogate)") from None
+    if topic.rsplit("/", 1)[-1] != topic_name(source):
+        raise ValueError(f"'source' {source[:40]!r} does not match the topic {topic[:80]!r}")
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        raise ValueError(f"'last_seq' must be an integer 1..2^63-1, got {str(seq)[:40]!r}")
+    if type(t) not in (int, float) or not 0.0 <= t <= MAX_TIME:  # NaN fails both comparisons
+        raise ValueError(f"'time' must be epoch seconds 0..{MAX_TIME:.0f}, got {str(t)[:40]!r}")
+    return source, seq
 
 
 @dataclass(kw_only=True)
@@ -47,6 +120,23 @@ class MqttConfig:
     resend_after: float = 5.0  # s; end-to-end sink re-sends what is unconfirmed after this long
     batch: int = 1  # sink: events per MQTT message (a JSON array when > 1)
     linger: float = 0.005  # s a partial batch waits for more events before it is sent
+    heartbeat: float = 1.0  # s between a sink's heartbeats (last seq published per source)
+
+    def check(self) -> None:
+        """Raise one InputError listing every out-of-range field."""
+        problems = []
+        for name in ("min_backoff", "max_backoff", "resend_after", "heartbeat"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and 0 < v < 1e6):
+                problems.append(f"{name} {v!r}: seconds, must be > 0 and < 1e6")
+        for name in ("max_inflight", "max_unconfirmed", "batch", "keepalive"):
+            v = getattr(self, name)
+            if type(v) is not int or v < 1:
+                problems.append(f"{name} {v!r}: must be an integer >= 1")
+        if not (isinstance(self.linger, int | float) and 0 <= self.linger < 60):
+            problems.append(f"linger {self.linger!r}: seconds, must be 0..60")
+        if problems:
+            raise InputError("MQTT configuration", problems)
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> MqttConfig:
@@ -85,42 +175,109 @@ def _client(cfg: MqttConfig, *, manual_ack: bool) -> Any:
 
 
 class MqttSource:
-    """Subscribes with QoS 1; each message carries an ``ack`` the synchroniser calls when durable."""
+    """Subscribes with QoS 1; each message carries an ``ack`` the synchroniser calls when durable.
+
+    Also subscribes to the sinks' heartbeats (``heartbeats()``) and publishes the twin's
+    presence on ``twin/<fab>/presence`` each time it (re)subscribes, so end-to-end publishers
+    re-send what the broker may have dropped while the twin had no session there.
+    """
 
     def __init__(self, cfg: MqttConfig, *, connect_timeout: float = 10.0) -> None:
+        cfg.check()
         self.cfg = cfg
         # The network thread only appends to the inbox (deque.append is atomic) and wakes the
         # ingest thread when it waits; the ingest thread builds the messages, in batches.
         self._inbox: deque[Any] = deque()
         self._wake = threading.Event()
         self._idle = False
-        self._topics: set[str] = set()
         self.connected = threading.Event()
         self.connects = 0
         self._closed = False
+        parts = cfg.topic.split("/")
+        fixed = len(parts) >= 2 and parts[0] == "twin" and parts[1] not in ("+", "#", "")
+        self.hb_topic = heartbeat_filter(cfg.topic)
         self._fab_of: dict[str, str] = {}  # topic source name -> fab, learnt from topics
+        self._fabs: set[str] = {parts[1]} if fixed else set()
+        self._seen: set[str] = set()  # event topics seen (the network thread learns from them)
         self._confirmed: dict[str, int] = {}
         self._confirmed_all = 0.0  # monotonic time all positions were last re-sent
+        self._hb_lock = threading.Lock()
+        self._hb: dict[str, int] = {}
+        self.heartbeats_seen = 0
+        self.heartbeats_rejected = 0
+        self.last_heartbeat_problem = ""
         self._client = _client(cfg, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.message_callback_add(self.hb_topic, self._on_heartbeat)
+        for own in ("twin/+/acks/#", "twin/+/presence"):  # ours, under a wide filter ("#")
+            self._client.message_callback_add(own, self._drop)
         _connect(self._client, cfg, connect_timeout, self.connected)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:
             return
         self.connects += 1
-        client.subscribe(self.cfg.topic, qos=1)
+        client.subscribe([(self.cfg.topic, 1), (self.hb_topic, 1)])
+        self._confirmed_all = 0.0  # the broker may have lost the retained confirmations
+        for fab in list(self._fabs):  # after the SUBSCRIBE: publishers' re-sends reach us
+            self._announce(fab)
         self.connected.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         self.connected.clear()
 
+    def _announce(self, fab: str) -> None:
+        """Tell ``fab``'s end-to-end publishers the twin is subscribed (now): they re-send."""
+        payload = json.dumps({"twin": self.cfg.client_id, "connect": self.connects,
+                              "time": _time.time()})  # fmt: skip
+        self._client.publish(f"twin/{fab}/presence", payload, qos=1)
+
+    def _learn(self, topic: str) -> None:
+        """Note the fab and source name of a topic seen for the first time (network thread)."""
+        self._seen.add(topic)
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[0] != "twin":
+            return
+        self._fab_of.setdefault(parts[3], parts[1])
+        if parts[1] not in self._fabs:
+            self._fabs.add(parts[1])
+            self._announce(parts[1])
+
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         self._inbox.append(msg)
         if self._idle:
             self._wake.set()
+        topic = msg.topic
+        if topic not in self._seen:
+            self._learn(topic)
+
+    def _drop(self, client: Any, userdata: Any, msg: Any) -> None:
+        client.ack(msg.mid, msg.qos)  # the twin's own confirmations: not events
+
+    def _on_heartbeat(self, client: Any, userdata: Any, msg: Any) -> None:
+        client.ack(msg.mid, msg.qos)  # nothing to make durable: a later heartbeat supersedes it
+        topic = msg.topic
+        try:
+            source, seq = parse_heartbeat(topic, msg.payload)
+        except ValueError as exc:
+            self.heartbeats_rejected += 1
+            self.last_heartbeat_problem = f"{topic[:80]}: {exc}"
+            return
+        self.heartbeats_seen += 1
+        if topic not in self._seen:
+            self._learn(topic)
+        with self._hb_lock:
+            if seq > self._hb.get(source, 0):
+                self._hb[source] = seq
+
+    def heartbeats(self) -> dict[str, int]:
+        """Per source, the highest ``last_seq`` its publishers' heartbeats announced since the
+        previous call (drained: each announcement is returned once)."""
+        with self._hb_lock:
+            out, self._hb = self._hb, {}
+        return out
 
     def confirm(self, positions: dict[str, int]) -> None:
         """Tell publishers how far each source is durable: every seq <= the published one is
@@ -133,7 +290,7 @@ class MqttSource:
         for source, seq in positions.items():
             if seq <= self._confirmed.get(source, 0) and not again:
                 continue
-            name = topic_for("", source).rsplit("/", 1)[1]
+            name = topic_name(source)
             fab = self._fab_of.get(name)
             if fab is None:
                 continue
@@ -154,16 +311,10 @@ class MqttSource:
                 self._wake.wait(timeout)
             self._idle = False
         out: list[Message] = []
-        ack, topics = self._client.ack, self._topics
+        ack = self._client.ack
         while inbox and len(out) < max_items:
             msg = inbox.popleft()
-            topic = msg.topic
-            if topic not in topics:
-                topics.add(topic)
-                parts = topic.split("/")
-                if len(parts) == 4 and parts[2] == "events":
-                    self._fab_of.setdefault(parts[3], parts[1])
-            out.append(Message(msg.payload, partial(ack, msg.mid, msg.qos), topic))
+            out.append(Message(msg.payload, partial(ack, msg.mid, msg.qos), msg.topic))
         return out
 
     def close(self) -> None:
@@ -174,12 +325,16 @@ class MqttSource:
 
 class MqttSink:
     """Publishes events with QoS 1 on ``topic_for(fab, event.source)``; ``flush`` waits for the
-    broker's PUBACKs. Unacknowledged messages are re-sent after a reconnect.
+    broker's PUBACKs. Unacknowledged messages are re-sent after a reconnect. Every
+    ``cfg.heartbeat`` s and on close it publishes, per source, the last seq it published
+    (``heartbeat_topic``, retained), so the twin can tell a lost tail from a quiet source.
 
     With ``end_to_end=True`` the sink also keeps every event until the twin confirms it durable
     (``twin/<fab>/acks/<source>``, published by ``MqttSource.confirm``) and re-publishes the
-    unconfirmed ones after each reconnect, so nothing is lost even if the broker itself dies
-    (SIGKILL) with messages it had acknowledged but not yet delivered or persisted.
+    unconfirmed ones when it reconnects, when the twin announces it has (re)subscribed
+    (``twin/<fab>/presence``) and every ``resend_after`` s, so nothing is lost even if the broker
+    itself dies (SIGKILL) with messages, and sessions, it had acknowledged but not persisted.
+    ``flush_confirmed`` waits until the twin has confirmed everything.
     """
 
     def __init__(
@@ -190,6 +345,9 @@ class MqttSink:
         end_to_end: bool = False,
         connect_timeout: float = 10.0,
     ) -> None:
+        cfg.check()
+        if not fab or any(ch in fab for ch in "/+#") or fab != fab.strip():
+            raise InputError("MQTT sink", [f"fab {fab!r}: one topic level, no / + # or spaces"])
         self.cfg, self.fab, self.end_to_end = cfg, fab, end_to_end
         self.connected = threading.Event()
         self._client = _client(cfg, manual_ack=False)
@@ -198,92 +356,139 @@ class MqttSink:
         self._acked_early: set[int] = set()
         # source -> [seq, topic, json, last sent (monotonic s)] in seq order
         self._outbox: dict[str, deque[list[Any]]] = {}
+        self._kept = 0  # events in the outbox
+        self._last_seq: dict[str, int] = {}  # source -> last seq handed to the broker
         self._connects = 0
         self.published = 0
         self.acknowledged = 0
         self.republished = 0
+        self.heartbeats_sent = 0
+        self.presences = 0  # the twin said it (re)subscribed
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_confirm
+        self._client.message_callback_add(f"twin/{fab}/presence", self._on_presence)
         self._topics: dict[str, str] = {}  # event source -> topic
         self._batches: dict[str, list[str]] = {}  # topic -> JSON texts waiting to be sent
+        self._batch_src: dict[str, tuple[str, int]] = {}  # topic -> (source, last seq in batch)
         self._batch_t0: dict[str, float] = {}
         self._closing = threading.Event()
+        self._closed = False
         _connect(self._client, cfg, connect_timeout, self.connected)
-        if end_to_end or cfg.batch > 1:
-            threading.Thread(target=self._ticker, daemon=True, name="mqtt-sink").start()
+        threading.Thread(target=self._ticker, daemon=True, name="mqtt-sink").start()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:
             return
         self._connects += 1
         if self.end_to_end:
-            client.subscribe(f"twin/{self.fab}/acks/#", qos=1)
+            client.subscribe([(f"twin/{self.fab}/acks/#", 1), (f"twin/{self.fab}/presence", 1)])
             if self._connects > 1:  # the broker may have lost what it had: send it again
                 self._resend(older_than=0.0)
         self.connected.set()
 
+    def _on_presence(self, client: Any, userdata: Any, msg: Any) -> None:
+        """The twin (re)subscribed: what the broker dropped while it had no session there is
+        sent again now, ahead of new events (before its reorder window fills with them)."""
+        if msg.retain:  # an old announcement kept by the broker says nothing about now
+            return
+        self.presences += 1
+        self._resend(older_than=0.0)
+
     def _resend(self, older_than: float) -> None:
-        """Re-publish unconfirmed events last sent more than ``older_than`` s ago."""
+        """Re-publish unconfirmed events last sent more than ``older_than`` s ago, in seq order,
+        packed ``cfg.batch`` to a message."""
         now = _time.monotonic()
-        again = []
+        again: list[tuple[str, list[str]]] = []
+        size = self.cfg.batch
         with self._lock:  # never call paho while holding it: paho calls back into it
             for box in self._outbox.values():
                 for m in box:
                     if now - m[3] >= older_than:
-                        again.append((m[1], m[2]))
+                        if again and again[-1][0] == m[1] and len(again[-1][1]) < size:
+                            again[-1][1].append(m[2])
+                        else:
+                            again.append((m[1], [m[2]]))
                         m[3] = now
-            self.republished += len(again)
-        for topic, payload in again:
-            self._send(topic, payload)
+                        self.republished += 1
+        for topic, texts in again:
+            self._send(topic, texts[0] if size <= 1 else "[" + ",".join(texts) + "]")
 
     def _ticker(self) -> None:
-        """Sends partial batches after ``linger``; re-sends unconfirmed events (which covers what
-        a reconnect does not: a broker restarted without the twin's session drops messages for
-        it until the twin subscribes again)."""
-        tick = min(1.0, self.cfg.resend_after / 2, self.cfg.linger if self.cfg.batch > 1 else 1.0)
-        last_resend = _time.monotonic()
+        """Sends partial batches after ``linger``; heartbeats every ``cfg.heartbeat`` s;
+        re-sends unconfirmed events (which covers what a reconnect does not: a broker restarted
+        without the twin's session drops messages for it until the twin subscribes again)."""
+        cfg = self.cfg
+        tick = min(cfg.heartbeat, cfg.linger if cfg.batch > 1 else 1.0, 0.5)
+        if self.end_to_end:
+            tick = min(tick, cfg.resend_after / 2)
+        last_resend = last_beat = _time.monotonic()
         while not self._closing.wait(tick):
-            if self.cfg.batch > 1:
-                self._send_batches(older_than=self.cfg.linger)
+            if cfg.batch > 1:
+                self._send_batches(older_than=cfg.linger)
             now = _time.monotonic()
+            if now - last_beat >= cfg.heartbeat and self.connected.is_set():
+                self._heartbeat()
+                last_beat = now
             if self.end_to_end and self.connected.is_set() and now - last_resend >= 0.5:
-                self._resend(older_than=self.cfg.resend_after)
+                self._resend(older_than=cfg.resend_after)
                 last_resend = now
+
+    def _heartbeat(self) -> None:
+        """Send waiting batches, then one retained heartbeat per source: its last seq sent."""
+        self._send_batches(older_than=0.0)
+        with self._lock:
+            last = dict(self._last_seq)
+        t = _time.time()
+        for source, seq in last.items():
+            payload = json.dumps({"source": source, "last_seq": seq, "time": t})
+            self._send(heartbeat_topic(self.fab, source), payload, retain=True)
+            self.heartbeats_sent += 1
 
     def _send_batches(self, older_than: float) -> None:
         now = _time.monotonic()
         with self._lock:
             due = [t for t, t0 in self._batch_t0.items() if now - t0 >= older_than]
-            ready = [(t, self._batches.pop(t)) for t in due]
+            ready = [(t, self._batches.pop(t), self._batch_src.pop(t)) for t in due]
             for t in due:
                 del self._batch_t0[t]
-        for topic, texts in ready:
+        for topic, texts, (source, seq) in ready:
             self.publish_raw(topic, "[" + ",".join(texts) + "]")
+            self._sent(source, seq)
+
+    def _sent(self, source: str, seq: int) -> None:
+        with self._lock:
+            if seq > self._last_seq.get(source, 0):
+                self._last_seq[source] = seq
 
     def _on_confirm(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
             ack = json.loads(msg.payload)
-            source, seq = ack["source"], int(ack["seq"])
-        except (ValueError, KeyError, TypeError):
+            source, seq = ack["source"], ack["seq"]
+            if type(source) is not str or type(seq) is not int:
+                return
+        except (ValueError, KeyError, TypeError, RecursionError):
             return
         with self._lock:
             box = self._outbox.get(source)
             while box and box[0][0] <= seq:
                 box.popleft()
+                self._kept -= 1
             self._lock.notify_all()
 
     def unconfirmed(self) -> int:
+        """Events published that the twin has not yet confirmed durable (``end_to_end``)."""
         with self._lock:
-            return sum(len(b) for b in self._outbox.values())
+            return self._kept
 
     def flush_confirmed(self, timeout: float = 60.0) -> bool:
-        """Wait until the twin confirmed every event published (``end_to_end`` only)."""
+        """Wait until the twin confirmed every event published (``end_to_end`` only); False on
+        timeout (``unconfirmed()`` says how many are left)."""
         self._send_batches(older_than=0.0)
         deadline = _time.monotonic() + timeout
         with self._lock:
-            while any(self._outbox.values()):
+            while self._kept:
                 left = deadline - _time.monotonic()
                 if left <= 0:
                     return False
@@ -300,18 +505,23 @@ class MqttSink:
             self._lock.notify_all()
 
     def publish(self, event: Event) -> None:
-        topic = self._topics.get(event.source)
+        if self._closed:
+            raise InputError("MQTT sink", [f"publish of {event.id!r} after close()"])
+        source = event.source
+        topic = self._topics.get(source)
         if topic is None:  # one per source: topic_for walks the name character by character
-            topic = self._topics[event.source] = topic_for(self.fab, event.source)
+            topic = self._topics[source] = topic_for(self.fab, source)
         payload = event.to_json()
         if self.end_to_end:
             with self._lock:
-                while sum(len(b) for b in self._outbox.values()) >= self.cfg.max_unconfirmed:
+                while self._kept >= self.cfg.max_unconfirmed:
                     self._lock.wait(0.5)
-                box = self._outbox.setdefault(event.source, deque())
+                box = self._outbox.setdefault(source, deque())
                 box.append([event.seq, topic, payload, _time.monotonic()])
+                self._kept += 1
         if self.cfg.batch <= 1:
             self.publish_raw(topic, payload)
+            self._sent(source, event.seq)
             return
         with self._lock:
             buf = self._batches.get(topic)
@@ -319,11 +529,16 @@ class MqttSink:
                 buf = self._batches[topic] = []
                 self._batch_t0[topic] = _time.monotonic()
             buf.append(payload)
+            src = self._batch_src.get(topic)
+            if src is None or event.seq > src[1] or src[0] != source:
+                self._batch_src[topic] = (source, event.seq)
             full = len(buf) >= self.cfg.batch
             if full:
                 del self._batches[topic], self._batch_t0[topic]
+                src = self._batch_src.pop(topic)
         if full:
             self.publish_raw(topic, "[" + ",".join(buf) + "]")
+            self._sent(*src)
 
     def publish_raw(self, topic: str, payload: str | bytes) -> None:
         """Publish with QoS 1; waits while ``max_inflight`` messages await their PUBACK
@@ -334,8 +549,8 @@ class MqttSink:
         self._send(topic, payload)
         self.published += 1
 
-    def _send(self, topic: str, payload: str | bytes) -> None:
-        info = self._client.publish(topic, payload, qos=1)
+    def _send(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         with self._lock:
             if info.mid in self._acked_early:
                 self._acked_early.discard(info.mid)
@@ -359,9 +574,18 @@ class MqttSink:
                 self._lock.wait(min(left, 0.1))
         return True
 
-    def close(self) -> None:
-        self._send_batches(older_than=0.0)
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is waiting and a last heartbeat per source; wait up to ``timeout`` s for
+        the broker to take them; disconnect."""
+        if self._closed:
+            return
+        self._closed = True
         self._closing.set()
+        if self.connected.is_set():
+            self._heartbeat()
+            self.flush(timeout)
+        else:
+            self._send_batches(older_than=0.0)
         self._client.disconnect()
         self._client.loop_stop()
 
