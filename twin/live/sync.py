@@ -569,6 +569,7 @@ class Synchroniser:
         while not source.exhausted and not (stop is not None and stop()):
             if beats is not None and (heard := beats()):
                 self.heartbeats(heard)
+                last = _time.monotonic()  # a producer spoke: its tail may still be declared
             # with a batch in flight, look for more without waiting: if none came, the ingest
             # thread finishes that batch (acks it) rather than sleeping on its acknowledgement
             batch = source.receive(self.cfg.batch, 0.0 if self._inflight else self.cfg.wait)
