@@ -219,8 +219,8 @@ def test_admin_reset_moves_a_source_forward_with_an_audit_event(store, catalog, 
 
 def test_heartbeat_declares_a_lost_tail_once_it_stops_arriving(catalog, stream):
     """A heartbeat announcing seqs that never come: after tail_wait without progress the tail
-    is one stream.gap; a resending (end-to-end) producer's tail is never declared; a hostile
-    heartbeat beyond the window is refused."""
+    is one stream.gap; a resending (end-to-end) producer's tail is never declared; malformed
+    heartbeats are refused and counted."""
     now = [0.0]
     store = MemoryStore()
     cfg = SyncConfig(reorder=ReorderConfig(max_wait=1.0, tail_wait=5.0))
@@ -246,9 +246,9 @@ def test_heartbeat_declares_a_lost_tail_once_it_stops_arriving(catalog, stream):
         "to_seq": mes[19].seq,
     }
     assert sync.reorder.next_seq("erp") == 1  # nothing declared for the resending producer
-    assert sync.expect_tail("mes", 10**15) is not None and sync.stats.refused >= 1
     for junk in ({"mes": "x"}, {"mes": -3}, {1: 5}, {"gap:mes": 5}, {"mes": {"last_seq": 2**70}}):
         sync.heartbeats(junk)  # refused and counted, never raised
+    assert sync.stats.refused == 5
     assert sync.state.fingerprint() == store.replay(catalog).fingerprint()
 
 

@@ -12,8 +12,8 @@ held: one event must not be able to declare a gap over a whole producer's future
 of consecutive events after a small loss is held, and the loss declared when ``window`` events
 wait or ``max_wait`` passed). Moving a source
 forward by more than that is an admin's act (``skip``, with an audit event). A producer's
-heartbeat (``expect``: "I have published up to N") makes a lost tail visible: what has not
-arrived ``tail_wait`` seconds later is declared a gap, within the same ``window``.
+heartbeat (``expect``: "I have published up to N") makes a lost tail visible: what has stopped
+arriving for ``tail_wait`` seconds is declared a gap, whatever its length.
 """
 
 from __future__ import annotations
@@ -181,16 +181,15 @@ class ReorderBuffer:
 
     def expect(self, name: str, last_seq: int, time: float | None = None) -> str | None:
         """A producer's heartbeat: it has published up to ``last_seq``. When that tail stops
-        arriving for ``tail_wait`` s, ``poll`` declares the rest a gap. Returns why a heartbeat
-        is refused (a tail beyond the window), else None."""
+        arriving for ``tail_wait`` s, ``poll`` declares the rest a gap, however long: a loss
+        of any size is declared, never silent. (Heartbeats come from the broker's side, where
+        who may publish a source's topics is the broker's ACL; an event far ahead is still
+        refused.) Returns why a heartbeat is refused, else None (none is, today)."""
         src = self._src.get(name)
         if src is None:
             src = self._src[name] = _Source(1)
         if last_seq < src.next or last_seq <= src.tail:
             return None  # nothing new announced
-        if last_seq > src.high + self.cfg.window:
-            self.refused += 1
-            return "heartbeat: " + self._too_far(name, src, last_seq)
         if src.tail < src.next:  # a new wait starts; a tail already waiting keeps its clock
             src.tail_since, src.tail_from = self._clock(), src.next
         src.tail = last_seq
