@@ -337,6 +337,12 @@ def resolve(
     return RuleSet(name, options, overrides, chosen_by)
 
 
+def sim_options(name: str) -> dict[str, Any]:
+    """The ``SimConfig`` options of preset ``name`` (its ``spread`` is the model's: load the
+    model with ``ptime_spread_mode=PRESETS[name].options["spread"]``)."""
+    return resolve(name).sim_options
+
+
 def default_preset(model_path: str | Path | None) -> tuple[str, str]:
     """The preset of a run that names none, and why: ``twin`` for a scene's process model (a
     scene folder, or the folder a scene's ``process:`` names: a twin of a real fab, whose
