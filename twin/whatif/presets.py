@@ -254,6 +254,12 @@ def preset_problem(name: Any) -> str | None:
     return f"rules {short(name)}: unknown rule preset; accepted: {', '.join(PRESETS)}"
 
 
+def _accepted_keys(key: Any) -> str:
+    """The option names, and a word on the run's own settings when ``key`` is one of them."""
+    own = " (days, warm-up, seed and replications are the run's own settings)"
+    return ", ".join(OPTIONS) + (own if key in NOT_OPTIONS else "")
+
+
 def option_problems(options: Any, where: str = "options") -> list[str]:
     """Every unknown option name and every value an option does not accept (values of the
     type the option takes: a bool, one of its texts, a finite number)."""
@@ -262,14 +268,7 @@ def option_problems(options: Any, where: str = "options") -> list[str]:
     problems = []
     for k, v in options.items():
         if not isinstance(k, str) or k not in OPTIONS:
-            problems.append(
-                f"{where}: unknown option {short(k)}; accepted: {', '.join(OPTIONS)}"
-                + (
-                    " (days, warm-up, seed and replications are the run's own settings)"
-                    if k in NOT_OPTIONS
-                    else ""
-                )  # fmt: skip
-            )
+            problems.append(f"{where}: unknown option {short(k)}; accepted: {_accepted_keys(k)}")
             continue
         kind = OPTIONS[k]
         if kind == BOOL:
@@ -303,7 +302,7 @@ def parse_option(text: Any) -> tuple[str, Any]:
             value = raw
     if kind is None:
         problem = f"--option {short(text)}: unknown option {short(key)}; accepted: "
-        raise ConfigError("--option", [problem + ", ".join(OPTIONS)])
+        raise ConfigError("--option", [problem + _accepted_keys(key)])
     if option_problems({key: value}):
         raise ConfigError("--option", [f"--option {short(text)}: {key} accepts {accepted(key)}"])
     return key, value
