@@ -30,6 +30,35 @@ def test_every_simconfig_option_is_a_preset_option():
         assert presets.option_problems(dict(p.options)) == [], p.name
 
 
+def test_accepted_values_are_the_engines():
+    """The values presets accept are those SimConfig, the loader and the limits accept."""
+    from twin.process import model as m
+    from twin.whatif.reference import config as c
+    from twin.whatif.scenarios import limits
+
+    for k in ("BATCH_WAITS", "BATCH_BYS", "PM_FIRSTS", "PM_INTERVALS_FROM", "IDLE_DOWNS", "WAKES"):
+        assert getattr(presets, k) == getattr(c, k), k
+    assert presets.SPREAD_MODES == m.SPREAD_MODES
+    assert (presets.MIN_SAMPLE_DAYS, presets.MAX_DAYS) == (limits.MIN_SAMPLE_DAYS, limits.MAX_DAYS)
+    choices = {"batch_wait": c.BATCH_WAITS, "wake": c.WAKES, "spread": m.SPREAD_MODES}
+    for k, v in choices.items():
+        assert presets.OPTIONS[k] == v
+
+
+def test_command_line_imports_no_engine():
+    """Building the CLI's parser (which adds --rules and --option) imports no engine."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, twin.cli; twin.cli.build_parser(); "
+        "print(any(m.startswith(('twin.whatif.reference', 'twin.whatif.scenarios')) "
+        "for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_twin_preset_is_the_engine_and_loader_defaults():
     """`twin` is SimConfig()'s defaults and the loader's default spread (mean ± PTIME2)."""
     default = SimConfig(days=1)

@@ -28,16 +28,20 @@ from types import MappingProxyType
 from typing import Any
 
 from twin.errors import ConfigError
-from twin.process.model import SPREAD_MODES
-from twin.whatif.reference.config import (
-    BATCH_BYS,
-    BATCH_WAITS,
-    IDLE_DOWNS,
-    PM_FIRSTS,
-    PM_INTERVALS_FROM,
-    WAKES,
-)
-from twin.whatif.scenarios.limits import MAX_DAYS, MIN_SAMPLE_DAYS
+
+# The values SimConfig accepts (twin.whatif.reference.config: BATCH_WAITS, ...), the spread
+# modes (twin.process.model.SPREAD_MODES) and the WIP sample limits (scenarios.limits), written
+# out so that the command line imports no engine to build its parser (tests/whatif/
+# test_presets.py checks that they are the same)
+BATCH_WAITS = ("min", "max")
+BATCH_BYS = ("step", "operation")
+PM_FIRSTS = ("staggered", "same")
+PM_INTERVALS_FROM = ("start", "end")
+IDLE_DOWNS = ("apply", "skip")
+WAKES = ("recent", "first")
+SPREAD_MODES = ("full", "half")
+MIN_SAMPLE_DAYS = 1 / 24
+MAX_DAYS = 3650.0
 
 BOOL = "on/off"
 NUMBER = "days"
