@@ -18,6 +18,7 @@ import yaml
 from twin.errors import InputError
 from twin.process.model import DISPATCH_RULES, FabModel
 from twin.scene.yamlio import GuardedLoader, YamlLimits, load_guarded
+from twin.whatif import presets
 from twin.whatif.scenarios import limits as lim
 from twin.whatif.scenarios.changes import (
     BatchSize,
@@ -256,8 +257,6 @@ class _Parser:
 
     def rules(self, doc: _Map) -> tuple[str | None, dict[str, Any]]:
         """The file's ``rules:`` (a preset name) and ``options:`` (option: value), checked."""
-        from twin.whatif import presets  # imports this package: not at module level
-
         name = doc.get("rules")
         if name is not None and (why := presets.preset_problem(name)) is not None:
             self.problems.append(f"{self.at(doc.lines.get('rules'))}: {why}")
