@@ -267,3 +267,16 @@ def test_a_preset_changes_results():
     assert twin[0] != pys[0] and twin[1] != pys[1]
     assert spread[1] != twin[1] and spread[2]["overrides"] == {"spread": "half"}
     assert pys[2]["preset"] == "pyscfabsim" and pys[2]["options"]["batch_wait"] == "max"
+
+
+def test_a_preset_spread_equals_loading_with_it():
+    """Setting a preset's spread on a loaded model simulates exactly as loading the model with
+    that spread does (what bench/bench_reference.py does)."""
+    from twin.whatif.reference import simulate
+
+    rules = presets.resolve("pyscfabsim")
+    cfg = SimConfig(days=5, seed=2, **rules.sim_options)
+    a = simulate(rules.model(load_model(DEMO)), cfg)
+    b = simulate(load_model(DEMO, ptime_spread_mode="half"), cfg)
+    assert a.events == b.events and list(a.lots.completion) == list(b.lots.completion)
+    assert list(a.lots.id) == list(b.lots.id)
