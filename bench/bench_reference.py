@@ -1,6 +1,7 @@
 """Benchmark of the reference engine on SMT2020 HVLM against the published figures.
 
 Run:  nice .venv/bin/python bench/bench_reference.py [--days 730] [--seed 0] [--rules pyscfabsim]
+          [--option KEY=VALUE ...]
 
 Prints mean cycle time and lots finished per lot type, the utilisation of the lithography
 families, throughput against the release rate in the second half of the run, events per
@@ -13,7 +14,10 @@ here): full batches of one operation across routes, every tool's first PM at the
 first occurrence, the next PM an interval after the end of the last, downs that fall due on an
 idle tool skipped, new work to the first idle tool of a family, same-tool dedication, and
 processing times uniform on mean ± PTIME2/2 (see docs/whatif.md, "Model
-semantics"); ``--rules twin`` runs the engine's own defaults.
+semantics"); ``--rules twin`` runs the engine's own defaults, ``--rules smt2020`` the format
+read literally. The rule sets are those of ``twin.whatif.presets`` (docs/whatif.md, "Rule
+presets"), the ones ``twin whatif run --rules`` takes; ``--option KEY=VALUE`` or the single
+flags below change one option on top.
 
 The published figures are measured the way PySCFabSim's published output measures them: the
 mean cycle time of EVERY lot finished in the run (its JSON has one sum per lot type over all
@@ -33,18 +37,14 @@ import numpy as np
 
 from twin.datasets import hvlm_dir
 from twin.process import load_model
+from twin.whatif import presets
 from twin.whatif.reference import SimConfig, simulate
 
 PUBLISHED_CT = {"Lot_3": (66, 69), "Lot_4": (38, 40), "HotLot_3": (31, 33), "HotLot_4": (18, 18)}
 PUBLISHED_DONE = {"Lot_3": 19600, "Lot_4": 19960}
-# SimConfig options per rule set; single flags on the command line override them
-RULES = {
-    "pyscfabsim": {"batch_wait": "max", "batch_by": "operation", "pm_first": "same",
-                   "pm_interval_from": "end", "idle_downs": "skip", "dedication": True,
-                   "wake": "first"},
-}  # fmt: skip
-SPREAD = {"pyscfabsim": "half", "twin": "full"}  # uniform support: mean ± PTIME2/2 or ± PTIME2
-RULES["twin"] = {k: getattr(SimConfig(days=1), k) for k in RULES["pyscfabsim"]}  # the defaults
+# the options printed with the results: those where the presets differ
+SHOWN = ("batch_wait", "batch_by", "pm_first", "pm_interval_from", "idle_downs", "dedication",
+         "wake", "spread")  # fmt: skip
 DAY = 86400.0
 
 
@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=float, default=730.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spread-mode", choices=["full", "half"], help="default: the rules' own")
-    ap.add_argument("--rules", default="pyscfabsim", choices=sorted(RULES))
+    ap.add_argument("--rules", default="pyscfabsim", choices=list(presets.PRESETS))
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help=f"one option on top of the rules: {', '.join(presets.OPTIONS)}")  # fmt: skip
     ap.add_argument("--batch-wait", choices=["max", "min"])
     ap.add_argument("--batch-by", choices=["step", "operation"])
     ap.add_argument("--wake", choices=["recent", "first"])
@@ -72,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-downs", choices=["apply", "skip"])
     ap.add_argument("--dedication", choices=["on", "off"])
     args = ap.parse_args(argv)
-    rules = dict(RULES[args.rules])
-    for name in rules:
-        if getattr(args, name) is not None:
-            rules[name] = getattr(args, name)
-    if isinstance(rules["dedication"], str):
-        rules["dedication"] = rules["dedication"] == "on"
-    args.spread_mode = args.spread_mode or SPREAD[args.rules]
+    flags = {k: getattr(args, k) for k in SHOWN if getattr(args, k, None) is not None}
+    if "dedication" in flags:
+        flags["dedication"] = flags["dedication"] == "on"
+    if args.spread_mode is not None:
+        flags["spread"] = args.spread_mode
+    flags.update(presets.parse_option(text) for text in args.option)
+    rule_set = presets.resolve(args.rules, flags)
+    rules = {k: rule_set.options[k] for k in SHOWN}
+    args.spread_mode = rule_set.spread
     model = load_model(hvlm_dir(), ptime_spread_mode=args.spread_mode)
     last = [0.0]
 
@@ -89,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
 
     t0, c0 = time.perf_counter(), time.process_time()
-    cfg = SimConfig(days=args.days, seed=args.seed, **rules)
+    cfg = SimConfig(days=args.days, seed=args.seed, **rule_set.sim_options)
     res = simulate(model, cfg, progress=progress)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     sys.stderr.write("\n")
     k = res.kpis()
     scale = args.days / 730.0
     print(f"SMT2020 HVLM, {args.days:g} simulated days, seed {args.seed}, no warm-up, uniform"
-          f" spread {args.spread_mode}, rules {args.rules}: "
+          f" spread {args.spread_mode}, rules {rule_set.describe()}: "
           + ", ".join(f"{k}={v}" for k, v in rules.items()))  # fmt: skip
     year2 = year2_cycle_times(res)
     print(f"{'lot type':<14}{'finished':>10}{'published':>11}{'CT mean d':>11}{'year-2 CT':>11}"

@@ -5,7 +5,9 @@ waiting); its progress is the replications finished so far, counted as the execu
 them, plus the simulated share of running ones. Cancelling a queued job drops it; cancelling a
 running one terminates its worker processes at once (``LocalProcessPool(cancelled=...)``).
 A job may start from the process model's initial WIP or from the live twin state (lots where
-the twin last saw them, tools that are down kept down for an hour).
+the twin last saw them, tools that are down kept down for an hour). It runs under a rule preset
+(``rules``, ``twin.whatif.presets``; by default the served model's: ``default_rules``) with
+``options`` on top; its result records the effective rules.
 
 Limits (docs/whatif.md, "Limits"): a request is counted before anything is built (sweep grids
 multiplied, step ranges counted, runs = scenarios × replications) and refused with every
@@ -25,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin.errors import InputError, TwinError
+from twin.errors import ConfigError, InputError, TwinError
 
 ACTIVE = ("queued", "running")
 
@@ -115,6 +117,7 @@ class JobManager:
     # ------------------------------------------------------------ submit
     def submit(self, req: dict[str, Any]) -> WhatIfJob:
         """Check a request (raises InputError listing every problem) and queue it."""
+        from twin.whatif import presets
         from twin.whatif.runner import RunConfig, engine_names, get_engine
         from twin.whatif.scenarios import parse_scenarios
 
@@ -154,26 +157,34 @@ class JobManager:
             problems.append(
                 f"engine {req['engine']!r} unknown (accepted: {', '.join(engine_names())})"
             )
+        options = dict(req.get("options") or {})
+        # an option no preset knows is refused here (RunConfig passes those to the engine)
+        problems += presets.option_problems(
+            {k: v for k, v in options.items() if k not in presets.OPTIONS}
+        )
+        name, why = (req.get("rules"), "given") if req.get("rules") is not None else self.rules
         config = RunConfig(
             days=days,
             warmup_days=req["warmup_days"],
             replications=reps,
             seed=req["seed"],
             confidence=req["confidence"],
-            options=dict(req.get("options") or {}),
+            rules=name,
+            options={k: v for k, v in options.items() if k in presets.OPTIONS},
         )
         try:
             config.validate()
-        except TwinError as exc:
-            problems.append(str(exc))
+            config.rules = presets.resolve(name, config.options, chosen_by=why)
+            config.options = {}
+        except ConfigError as exc:  # every problem, each once
+            problems += [p for p in exc.problems if p not in problems]
         if req["engine"] == "reference":
             from twin.whatif.reference import SimConfig
 
-            try:
-                SimConfig(days=1.0, **config.options)
-            except TypeError as exc:
-                problems.append(f"options: {exc}")
-            except TwinError as exc:  # SimConfig's own bounds, listed with the others
+            try:  # SimConfig's own bounds, listed with the others
+                if not isinstance(config.rules, str | None):  # resolved: the options are good
+                    SimConfig(days=1.0, **config.engine_options())
+            except TwinError as exc:
                 problems.append(f"options: {exc}")
         elif req["engine"] in engine_names():
             try:
@@ -203,6 +214,11 @@ class JobManager:
             self._forget_old()
         self._dispatch()
         return job
+
+    @property
+    def rules(self) -> tuple[str, str]:
+        """The preset of a job that names none, and why: ``default_rules``."""
+        return default_rules(self.settings)
 
     def _forget_old(self) -> None:
         done = [k for k, j in self.jobs.items() if j.status not in ACTIVE]
@@ -286,6 +302,18 @@ class JobManager:
         deadline = _time.monotonic() + timeout
         for t in self._threads:
             t.join(timeout=max(0.0, deadline - _time.monotonic()))
+
+
+def default_rules(settings: Any) -> tuple[str, str]:
+    """The rule preset of a job that names none (``twin.whatif.presets.default_preset``): the
+    served scene's process model gets ``twin``; a ``process`` folder given on its own, the
+    preset of that folder (``pyscfabsim`` for an SMT2020 folder that is no scene's)."""
+    from twin.whatif import presets
+
+    process = getattr(settings, "process", None)
+    if process:
+        return presets.default_preset(process)
+    return "twin", "default for a scene"
 
 
 def _finite(obj: Any) -> Any:

@@ -140,6 +140,34 @@ def test_job_from_the_live_state(client):
     assert job["status"] == "completed", job["error"]
 
 
+def test_job_rules_and_options_are_recorded_and_change_the_result(client):
+    """A job runs under its rules with its options on top and records them in its result; a
+    job that names none runs the scene's default, twin; the two presets give other results."""
+    body = {"replications": 1, "days": 2, "seed": 5}
+    jobs = [
+        client.post("/whatif", json=b, headers=ADMIN)
+        for b in (body, {**body, "rules": "pyscfabsim", "options": {"transport": False}})
+    ]
+    assert [r.status_code for r in jobs] == [202, 202], [r.text for r in jobs]
+    twin, pys = (wait_for(client, r.json()["id"], {"completed", "failed"}) for r in jobs)
+    assert twin["status"] == pys["status"] == "completed", (twin["error"], pys["error"])
+    assert twin["result"]["rules"]["preset"] == "twin"
+    assert twin["result"]["rules"]["chosen_by"] == "default for a scene"
+    rules = pys["result"]["rules"]
+    assert rules["preset"] == "pyscfabsim" and rules["chosen_by"] == "given"
+    assert rules["overrides"] == {"transport": False} and rules["options"]["spread"] == "half"
+    assert pys["request"]["rules"] == "pyscfabsim"
+    assert twin["result"]["events"] != pys["result"]["events"]
+
+
+def test_rules_of_the_wrong_type_are_refused_by_the_schema(client):
+    """rules must be text: a number, a list or an object is one 422 naming the field."""
+    for rules in (5, ["twin"], {"a": 1}, True):
+        r = client.post("/whatif", json={"rules": rules}, headers=ADMIN)
+        assert r.status_code == 422
+        assert any(e["loc"][-1] == "rules" for e in r.json()["detail"]), r.text
+
+
 def test_pool_cancel_ends_running_workers():
     """LocalProcessPool(cancelled=...), the executor of every job: once the hook says so,
     map raises RunCancelled mid-replication and the worker processes are gone."""
@@ -226,6 +254,23 @@ AXIS = list(range(100))
         (
             '{"scenarios": [{"name": "x", "changes": ' + "[" * 900 + "]" * 900 + "}]}",
             "nesting deeper than 32 levels starts here; at most 32",
+        ),
+        (
+            {"rules": "nope"},
+            "rules 'nope': unknown rule preset; accepted: twin, pyscfabsim, smt2020",
+        ),
+        ('{"rules": "\\ud800"}', "rules '\\ud800': unknown rule preset; accepted: twin"),
+        ({"rules": "x" * 100_000}, "rules 'xxxxxxxxxxxxxxxx"),
+        ({"options": {"bogus": 1}}, "options: unknown option 'bogus'; accepted: batch_wait"),
+        ({"options": {"seed": 1}}, "(days, warm-up, seed and replications are the run's own"),
+        ('{"options": {"\\ud800": true}}', "options: unknown option '\\ud800'"),
+        ({"options": {"transport": "yes"}}, "options.transport = 'yes': accepted true or false"),
+        ({"options": {"wake": 10**400}}, "options.wake = an integer of 1329 bits: accepted"),
+        ('{"options": {"wip_sample_days": NaN}}', "options.wip_sample_days nan: must be a number"),
+        ({"options": {"wip_sample_days": 1e308}}, "options.wip_sample_days 1e+308: must be"),
+        (
+            '{"options": {"wake": ' + "[" * 900 + "]" * 900 + "}}",
+            "options.wake = a list: accepted recent, first",
         ),
     ],
 )

@@ -336,3 +336,109 @@ def test_dry_run_lists_expanded_scenarios_without_simulating(tiny_fab, tmp_path,
     assert code == 0 and err == ""
     assert "5 scenarios × 4 replications of 30 days = 20 runs on engine reference" in out
     assert "  f[n=3]: tools of FURN = 3" in out and "  baseline: no change" in out
+
+
+# --- rule presets (--rules, --option, the scenario file's rules: and options:) ---------------
+
+
+def _rules_run(capsys, model, *argv):
+    code, out, err = run_cli(
+        capsys, str(model), "--days", "6", "-r", "1", "--workers", "1", "--json", "-q", *argv
+    )
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_rules_and_options_reach_the_engine_and_the_json(tiny_fab, tmp_path, capsys):
+    """--rules and --option choose the rules; the JSON records the preset, how it was chosen,
+    every option and the overrides; the preset changes the results."""
+    twin = _rules_run(capsys, tiny_fab, "--rules", "twin")
+    pys = _rules_run(capsys, tiny_fab, "--rules", "pyscfabsim", "--option", "transport=off")
+    assert twin["rules"]["preset"] == "twin" and twin["rules"]["chosen_by"] == "--rules"
+    rules = pys["rules"]
+    assert rules["preset"] == "pyscfabsim" and rules["overrides"] == {"transport": False}
+    assert rules["options"]["batch_wait"] == "max" and rules["options"]["spread"] == "half"
+    assert rules["options"]["transport"] is False
+    assert twin["events"] != pys["events"]
+    lot1 = "lot_types", "Lot_1", "cycle_time_days", "mean"
+    a, b = twin["scenarios"]["baseline"]["kpis"], pys["scenarios"]["baseline"]["kpis"]
+    for k in lot1:
+        a, b = a[k], b[k]
+    assert a != b
+
+
+def test_scenario_file_rules_and_command_line_precedence(tiny_fab, tmp_path, capsys):
+    """The file's rules: and options: apply; --rules replaces the preset, --option wins per key
+    over the file's options; the table and --dry-run print the rules."""
+    sc = tmp_path / "r.yaml"
+    sc.write_text("rules: smt2020\noptions: {transport: off, wake: recent}\n" + SCENARIOS)
+    doc = _rules_run(capsys, tiny_fab, "--scenarios", str(sc))
+    assert doc["rules"]["preset"] == "smt2020"
+    assert doc["rules"]["chosen_by"] == "the scenario file"
+    assert doc["rules"]["overrides"] == {"transport": False, "wake": "recent"}
+    doc = _rules_run(
+        capsys, tiny_fab, "--scenarios", str(sc), "--rules", "twin", "--option", "transport=on"
+    )
+    assert doc["rules"]["preset"] == "twin" and doc["rules"]["overrides"] == {}
+    code, out, _ = run_cli(capsys, str(tiny_fab), "--scenarios", str(sc), "--dry-run")
+    assert code == 0
+    assert "rules smt2020 with wake=recent, transport=off (the scenario file)" in out
+    code, out, _ = run_cli(capsys, str(tiny_fab), "--days", "2", "-r", "1", "--workers", "1")
+    assert code == 0 and "rules pyscfabsim (default for an SMT2020 folder)" in out
+
+
+def test_default_rules_by_input(tiny_fab, capsys):
+    """Without --rules an SMT2020 folder on its own runs pyscfabsim; the demo fab scene twin."""
+    code, out, _ = run_cli(capsys, str(tiny_fab), "--dry-run")
+    assert code == 0 and "rules pyscfabsim (default for an SMT2020 folder)" in out
+    demo = Path(__file__).resolve().parents[2] / "scenes" / "demo-fab"
+    code, out, _ = run_cli(capsys, str(demo), "--dry-run")
+    assert code == 0 and "rules twin (default for a scene)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--rules", "PySCFabSim"], "unknown rule preset; accepted: twin, pyscfabsim, smt2020"),
+        (["--rules", "\udcff" * 5000], "--rules '\\udcff\\udcff"),
+        (["--option", "batchwait=max"], "unknown option 'batchwait'; accepted: batch_wait"),
+        (["--option", "transport"], "write KEY=VALUE"),
+        (["--option", "transport=2"], "transport accepts true or false (on/off)"),
+        (["--option", "wip_sample_days=nan"], "wip_sample_days accepts a number of days"),
+        (["--option", "wip_sample_days=1e309"], "wip_sample_days accepts a number of days"),
+        (["--option", "wip_sample_days=" + "9" * 10_000], "wip_sample_days accepts a number"),
+        (["--option", "wake=\ud800"], "wake accepts recent, first"),
+        (["--option", "seed=3"], "the run's own settings"),
+    ],
+)
+def test_bad_rules_and_options_are_one_clear_error(tmp_path, capsys, argv, expected):
+    """Unknown presets and options, and hostile values (NaN, huge, lone surrogates) in
+    --option and --rules, fail at once (before the model is read) with the accepted values."""
+    code, out, err = run_cli(capsys, str(tmp_path / "no-model"), *argv)
+    assert code == 1 and out == ""
+    assert expected in err and "no such folder" not in err
+    assert len(err) < 1000
+
+
+def test_bad_rules_in_the_scenario_file_name_their_lines(tiny_fab, tmp_path, capsys):
+    """A scenario file's unknown preset, unknown option and bad values are listed with their
+    lines, all at once, before anything runs."""
+    sc = tmp_path / "bad.yaml"
+    sc.write_text(
+        "rules: fast\n"
+        "options:\n"
+        "  transport: 3\n"
+        "  bogus: on\n"
+        "  wip_sample_days: .nan\n"
+        "  wake: [[[[[[first]]]]]]\n" + SCENARIOS
+    )
+    code, out, err = run_cli(capsys, str(tiny_fab), "--scenarios", str(sc))
+    assert code == 1 and out == ""
+    assert f"{sc}:1: rules 'fast': unknown rule preset; accepted: twin" in err
+    assert f"{sc}:3: options.transport = 3: accepted true or false" in err
+    assert f"{sc}:4: options: unknown option 'bogus'" in err
+    assert f"{sc}:5: options.wip_sample_days = nan" in err
+    assert f"{sc}:6: options.wake = a list: accepted recent, first" in err
+    sc.write_text("rules: [twin]\noptions: on\n")
+    code, _, err = run_cli(capsys, str(tiny_fab), "--scenarios", str(sc))
+    assert code == 1 and f"{sc}:1: rules a list" in err and f"{sc}:2: 'options' must be" in err

@@ -276,3 +276,61 @@ def test_crn_makes_paired_intervals_tighter_on_the_reference_engine():
     assert paired.mean == pytest.approx(welch.mean)
     assert paired.mean < 0 and paired.excludes_zero()
     assert paired.half_width < welch.half_width
+
+
+# --- rule presets ----------------------------------------------------------------------------
+
+
+class SpyEngine(LindleyEngine):
+    """Records the options and the model's spread mode each call was given."""
+
+    seen: list = []
+
+    def run(self, model, replications, config, start=None):
+        SpyEngine.seen.append((dict(config.options), model.ptime_spread_mode))
+        return super().run(model, replications, config, start)
+
+
+def test_engines_get_every_option_of_the_rules_and_their_spread():
+    """The engine is given every SimConfig option of the preset with the run's options on top,
+    and a model with the preset's spread; the base model keeps its own; JSON records them."""
+    from twin.whatif import presets
+
+    model = mm1_model()
+    SpyEngine.seen = []
+    cfg = RunConfig(days=20, replications=2, rules="pyscfabsim", options={"transport": False})
+    res = run_whatif(model, None, cfg, engine=SpyEngine(), executor=Serial(), progress=False)
+    options, spread = SpyEngine.seen[0]
+    assert options == {**presets.sim_options("pyscfabsim"), "transport": False}
+    assert spread == "half" and model.ptime_spread_mode == "full"
+    rules = json.loads(json.dumps(res.to_json()))["rules"]
+    assert rules == {
+        "preset": "pyscfabsim",
+        "chosen_by": "given",
+        "options": {**presets.PRESETS["pyscfabsim"].options, "transport": False},
+        "overrides": {"transport": False},
+    }
+    # a RuleSet resolved by the caller keeps how it was chosen; options still go on top
+    chosen = presets.resolve("smt2020", {"wake": "recent"}, chosen_by="--rules")
+    cfg = RunConfig(days=20, replications=1, rules=chosen, options={"pms": False})
+    got = run_whatif(model, None, cfg, engine=SpyEngine(), executor=Serial(), progress=False)
+    assert got.to_json()["rules"]["chosen_by"] == "--rules"
+    assert got.rule_set.overrides == {"wake": "recent", "pms": False}
+
+
+def test_run_config_refuses_bad_rules_with_its_other_problems():
+    """An unknown preset and bad rule option values are listed with the run's other problems;
+    an option no preset knows passes through to the engine, which refuses it."""
+    with pytest.raises(ConfigError) as err:
+        RunConfig(
+            days=0, rules="nope", options={"wake": "\ud800", "transport": 1, "spread": 2.0}
+        ).validate()
+    text = "\n".join(err.value.problems)
+    assert len(err.value.problems) == 5 and "days 0" in text
+    assert "rules 'nope': unknown rule preset; accepted: twin, pyscfabsim, smt2020" in text
+    assert "options.wake = '\\ud800': accepted recent, first" in text
+    assert "options.spread = 2.0: accepted full, half" in text
+    cfg = RunConfig(days=1, replications=1, options={"no_such_option": 1})
+    cfg.validate()
+    with pytest.raises(TypeError, match="no_such_option"):
+        run_whatif(mm1_model(), None, cfg, engine="reference", executor=Serial(), progress=False)

@@ -454,3 +454,47 @@ def test_scenarios_module_does_not_import_the_engine():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_scenario_file_rules_and_options():
+    """A file's rules: (a preset) and options: (on top of it) are read; without them the file
+    names no rules; parse_scenarios still returns the scenarios alone."""
+    from twin.whatif.scenarios import parse_scenario_file
+
+    text = "rules: pyscfabsim\noptions:\n  transport: off\n  wip_sample_days: 0.5\n"
+    text += "scenarios:\n  - name: a\n    changes:\n      - processing_time: {factor: 0.9}\n"
+    sf = parse_scenario_file(text, model=small_model())
+    assert sf.rules == "pyscfabsim" and sf.options == {"transport": False, "wip_sample_days": 0.5}
+    assert [s.name for s in sf.scenarios] == [BASELINE, "a"]
+    assert [s.name for s in parse_scenarios(text)] == [BASELINE, "a"]
+    assert parse_scenario_file("scenarios: []\n").rules is None
+    assert parse_scenario_file("").options == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "rules: PYSCFABSIM\n",
+            "x.yaml:1: rules 'PYSCFABSIM': unknown rule preset; accepted: twin",
+        ),
+        ("rules: 3\n", "x.yaml:1: rules 3: unknown rule preset"),
+        ("rules: {a: 1}\n", "x.yaml:1: rules a mapping: unknown rule preset"),
+        ("rules: " + "x" * 500_000 + "\n", "x.yaml:1: rules 'xxxxxxxxxx"),
+        ('rules: "\\ud800"\n', "x.yaml:1: not valid YAML"),  # a lone surrogate
+        ("options: [transport]\n", "x.yaml:1: 'options' must be a mapping of rule options"),
+        ("options:\n  seed: 3\n", "x.yaml:2: options: unknown option 'seed'"),
+        ("options:\n  transport: 'no'\n", "x.yaml:2: options.transport = 'no': accepted true"),
+        ("options:\n  wip_sample_days: .inf\n", "options.wip_sample_days = inf: accepted a number"),
+        ("options:\n  wip_sample_days: 1" + "0" * 400 + "\n", "an integer of 1329 bits"),
+        ("options:\n  batch_wait: " + "[" * 40 + "]" * 40 + "\n", "nesting deeper than 32"),
+    ],
+)
+def test_bad_rules_in_a_scenario_file(text, expected):
+    """Unknown presets and options and hostile values (huge, infinite, lone surrogates, wrong
+    types, deep nesting) in rules:/options: are problems with the file's line."""
+    with pytest.raises(InputError) as err:
+        parse_scenarios(text, source="x.yaml")
+    assert expected in str(err.value)
+    assert len(str(err.value)) < 1000
+    str(err.value).encode("utf-8")

@@ -2,10 +2,12 @@
 
     twin whatif run MODEL [--scenarios FILE] [--days D] [--warmup-days W] [--replications R]
                           [--seed S] [--engine reference|kernel] [--device cpu|cuda]
+                          [--rules twin|pyscfabsim|smt2020] [--option KEY=VALUE ...]
                           [--json] [--csv FILE] [--workers N] [--worker-memory MIB]
 
 MODEL is an SMT2020-format folder or a scene folder (its ``process/``). A progress bar goes to
-stderr; a table (or, with ``--json``, the full JSON) to stdout.
+stderr; a table (or, with ``--json``, the full JSON) to stdout. ``--rules`` and ``--option``
+come from ``twin.whatif.presets.add_arguments`` (any command that runs the engine adds them).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import InputError
+from twin.whatif import presets
 
 # runner.DEFAULT_WORKER_MEMORY_MB, written out: the runner is not imported to build the parser
 DEFAULT_MEMORY_MB = 4096
@@ -78,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run on Ray: 'local' starts a private instance, 'auto' or ray://HOST:PORT joins a "
         "cluster (needs the ray extra)",
     )
+    presets.add_arguments(run)
     run.add_argument(
         "--confidence", type=float, default=0.95, help="confidence level (default 0.95)"
     )
@@ -106,8 +110,9 @@ def load_process_model(path: Path):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from twin.whatif.runner import LocalProcessPool, RunConfig, Serial, get_engine, run_whatif
-    from twin.whatif.scenarios import load_scenarios
+    from twin.whatif.scenarios import load_scenario_file
 
+    presets.from_arguments(args, args.model)  # --rules and --option refused before any loading
     config = RunConfig(
         days=args.days,
         warmup_days=args.warmup_days,
@@ -126,12 +131,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     # rejects unknown or unavailable engines before anything is loaded
     engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
-    scenarios = load_scenarios(args.scenarios, model)
+    scenario_file = load_scenario_file(args.scenarios, model)
+    scenarios = scenario_file.scenarios
+    config.rules = presets.from_arguments(
+        args, args.model, scenario_file.rules, scenario_file.options
+    )
     if args.dry_run:
         sys.stdout.write(
             f"{model.name}: {len(scenarios)} scenario{'s' * (len(scenarios) != 1)} × "
             f"{config.replications} replications of {config.days:g} days = "
-            f"{len(scenarios) * config.replications} runs on engine {engine.name}\n"
+            f"{len(scenarios) * config.replications} runs on engine {engine.name}, "
+            f"rules {_rules_line(config.rules)}\n"
         )
         for sc in scenarios:
             sys.stdout.write(f"  {sc.name}: {sc.describe()}\n")
@@ -158,6 +168,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_line(rules: presets.RuleSet) -> str:
+    """``pyscfabsim (default for an SMT2020 folder)``, with the options set on top."""
+    return f"{rules.describe()} ({rules.chosen_by})"
+
+
 def _finite(x: Any) -> Any:
     """NaN/inf → None, so the output is strict JSON."""
     if isinstance(x, dict):
@@ -182,6 +197,7 @@ def format_table(result, top_families: int = 5) -> str:
         f"(warm-up {c.warmup_days:g}), {c.replications} replication"
         f"{'s' * (c.replications != 1)}, seed {c.seed}, {len(result.scenarios)} scenario"
         f"{'s' * (len(result.scenarios) != 1)}",
+        f"rules {_rules_line(result.rule_set)}",
         f"{result.events:,} events in {result.wall_seconds:.1f} s; intervals are {pct} "
         "Student-t, differences paired by replication (common random numbers)",
     ]

@@ -19,6 +19,7 @@ Three small interfaces keep the pieces apart:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import math
@@ -35,6 +36,8 @@ from typing import Any, Protocol
 
 from twin.errors import ConfigError, InputError, TwinError
 from twin.process.model import FabModel
+from twin.whatif.presets import DEFAULT as DEFAULT_RULES
+from twin.whatif.presets import OPTIONS, RuleSet, option_problems, preset_problem, resolve
 from twin.whatif.scenarios import Scenario, baseline
 from twin.whatif.scenarios.limits import run_problems
 from twin.whatif.stats import (
@@ -58,8 +61,12 @@ class RunConfig:
     replications: int = 5  # replications per scenario; replication r shares its streams
     seed: int = 1  # base seed; the streams of replication r are keyed by (seed, r)
     confidence: float = DEFAULT_CONFIDENCE  # of every interval reported
-    options: dict[str, Any] = field(default_factory=dict)  # engine options (e.g. SimConfig's
-    # breakdowns=False, transport=False), passed through and validated by the engine
+    # the rule preset (twin.whatif.presets): its name, a RuleSet the caller resolved (the
+    # CLI's, with its options and how it was chosen), or None: presets.DEFAULT ("twin")
+    rules: str | RuleSet | None = None
+    # options on top of the preset: those of presets.OPTIONS (e.g. transport=False,
+    # batch_wait="max") are checked here; any other is passed to the engine as it is
+    options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Every problem at once: days, replications, seed and the engine's sampling options
@@ -74,8 +81,39 @@ class RunConfig:
             problems.append(f"warmup_days {self.warmup_days} must be in [0, days={self.days})")
         if not isinstance(self.confidence, int | float) or not 0 < self.confidence < 1:
             problems.append(f"confidence {self.confidence} must be in (0, 1)")
+        rules = self.rules
+        name = (
+            rules.preset
+            if isinstance(rules, RuleSet)
+            else DEFAULT_RULES
+            if rules is None
+            else rules
+        )
+        if (p := preset_problem(name)) is not None:
+            problems.append(p)
+        # wip_sample_days: run_problems above has checked it
+        problems += option_problems(
+            {k: v for k, v in self._known_options().items() if k != "wip_sample_days"}
+        )
         if problems:
             raise ConfigError("what-if run config", problems)
+
+    def _known_options(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.options or {}).items() if k in OPTIONS}
+
+    def rule_set(self) -> RuleSet:
+        """The effective rules: the preset with ``options`` (those of presets.OPTIONS) on top."""
+        r = self.rules
+        if isinstance(r, RuleSet):
+            return resolve(r.preset, r.overrides, self._known_options(), chosen_by=r.chosen_by)
+        return resolve(r, self._known_options())
+
+    def engine_options(self, rules: RuleSet | None = None) -> dict[str, Any]:
+        """What the engine is given: every SimConfig option of the rules, and the options
+        that are not presets' (passed through: the engine takes or refuses them)."""
+        rules = rules or self.rule_set()
+        other = {k: v for k, v in (self.options or {}).items() if k not in OPTIONS}
+        return {**rules.sim_options, **other}
 
 
 @dataclass
@@ -514,7 +552,10 @@ def run_whatif(
     if problems:
         raise InputError(f"scenarios for model {base.name}", problems)
     eng = get_engine(engine) if isinstance(engine, str) else engine
-    job = Job(base=base, scenarios=scs, engine=eng, config=config, start=start)
+    rules = config.rule_set()
+    # the engine gets every option of the rules, and a model with their spread
+    run_config = dataclasses.replace(config, options=config.engine_options(rules))
+    job = Job(base=rules.model(base), scenarios=scs, engine=eng, config=run_config, start=start)
     items = list(_work_items(len(scs), config.replications, max(1, eng.batch_size)))
     executor = executor or LocalProcessPool()
     results: dict[str, dict[int, Replication]] = {s.name: {} for s in scs}
@@ -558,6 +599,7 @@ def run_whatif(
             name: [by_rep[i] for i in sorted(by_rep)] for name, by_rep in results.items()
         },
         wall_seconds=wall,
+        rules=rules,
     )
 
 
@@ -582,6 +624,11 @@ class WhatIfResult:
     scenarios: list[Scenario]
     replications: dict[str, list[Replication]]  # scenario name -> by replication index
     wall_seconds: float  # elapsed time of the whole run
+    rules: RuleSet | None = None  # the effective rules (None: those of ``config``)
+
+    @property
+    def rule_set(self) -> RuleSet:
+        return self.rules if self.rules is not None else self.config.rule_set()
 
     @property
     def baseline(self) -> str:
@@ -641,6 +688,7 @@ class WhatIfResult:
         return {
             "model": self.model,
             "engine": self.engine,
+            "rules": self.rule_set.to_json(),
             "days": c.days,
             "warmup_days": c.warmup_days,
             "warmup_mser5_days": self.suggested_warmup_days(),

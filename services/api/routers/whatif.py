@@ -25,6 +25,9 @@ router = APIRouter(prefix="/whatif", tags=["whatif"])
         429: {"model": Problem, "description": "too many jobs queued and running"},
     },
     summary="Start a what-if job (scenarios × replications); returns its id",
+    description="Scenarios and sweeps in the scenario-file format of docs/whatif.md; `rules` "
+    "names a rule preset (twin, pyscfabsim, smt2020; default: the served model's) and "
+    "`options` single rule options on top of it. The result records the effective rules.",
 )
 async def create_job(body: WhatIfCreate, rt: WhatIfRunner) -> Any:
     try:

@@ -19,7 +19,11 @@ class WhatIfCreate(BaseModel):
     confidence: float = Field(0.95, gt=0, lt=1)
     engine: str = "reference"
     start: Literal["model", "live"] = "model"  # the model's initial WIP, or the live twin state
-    options: dict[str, Any] = Field(default_factory=dict)  # engine options (e.g. transport)
+    # the rule preset (twin.whatif.presets: twin, pyscfabsim, smt2020); None: the default of
+    # the served model (twin for a scene's, pyscfabsim for an SMT2020 folder on its own)
+    rules: str | None = None
+    # rule options on top of the preset (e.g. {"transport": false, "batch_wait": "max"})
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class Progress(BaseModel):

@@ -18,6 +18,8 @@ A scenario file (documented with an example in docs/whatif.md)::
 ``load_scenarios(path, model)`` parses it and checks it against the model; every problem
 (unknown key, bad value, unknown family with close matches) is reported at once with
 ``file:line``. The baseline (no changes) is always the first scenario returned.
+``load_scenario_file`` also returns the file's ``rules:`` (a rule preset of
+``twin.whatif.presets``) and ``options:`` (rule options on top of it).
 """
 
 from twin.whatif.scenarios.changes import (
@@ -32,7 +34,14 @@ from twin.whatif.scenarios.changes import (
     dispatch_rules,
 )
 from twin.whatif.scenarios.scenario import BASELINE, Scenario, baseline
-from twin.whatif.scenarios.yamlfile import CHANGE_KINDS, load_scenarios, parse_scenarios
+from twin.whatif.scenarios.yamlfile import (
+    CHANGE_KINDS,
+    ScenarioFile,
+    load_scenario_file,
+    load_scenarios,
+    parse_scenario_file,
+    parse_scenarios,
+)
 
 __all__ = [
     "BASELINE",
@@ -44,10 +53,13 @@ __all__ = [
     "ProcessingTime",
     "ReleaseRate",
     "Scenario",
+    "ScenarioFile",
     "Select",
     "ToolCount",
     "baseline",
     "dispatch_rules",
+    "load_scenario_file",
     "load_scenarios",
+    "parse_scenario_file",
     "parse_scenarios",
 ]

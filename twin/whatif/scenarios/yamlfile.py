@@ -9,6 +9,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import yaml
 from twin.errors import InputError
 from twin.process.model import DISPATCH_RULES, FabModel
 from twin.scene.yamlio import GuardedLoader, YamlLimits, load_guarded
+from twin.whatif import presets
 from twin.whatif.scenarios import limits as lim
 from twin.whatif.scenarios.changes import (
     BatchSize,
@@ -39,6 +41,16 @@ SCENARIO_YAML = YamlLimits(
 )
 
 
+@dataclass
+class ScenarioFile:
+    """What a scenario file says: its scenarios (the baseline first) and the rules it asks for
+    (``rules:``, a preset name, and ``options:`` on top of it; None and {} when it names none)."""
+
+    scenarios: list[Scenario]
+    rules: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 def load_scenarios(
     path: str | Path | None,
     model: FabModel | None = None,
@@ -48,8 +60,17 @@ def load_scenarios(
 
     With ``model``, every change is also checked against it; all problems raise one InputError.
     """
+    return load_scenario_file(path, model, max_scenarios).scenarios
+
+
+def load_scenario_file(
+    path: str | Path | None,
+    model: FabModel | None = None,
+    max_scenarios: int = lim.MAX_SCENARIOS,
+) -> ScenarioFile:
+    """``load_scenarios`` with the file's ``rules:`` and ``options:`` (checked, with lines)."""
     if path is None:
-        return [baseline()]
+        return ScenarioFile([baseline()])
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -66,7 +87,7 @@ def load_scenarios(
             f"scenario file {path}",
             [f"{path}: not UTF-8 text (byte {exc.start + 1}: {exc.reason})"],
         ) from None
-    return parse_scenarios(text, source=str(path), model=model, max_scenarios=max_scenarios)
+    return parse_scenario_file(text, source=str(path), model=model, max_scenarios=max_scenarios)
 
 
 def parse_scenarios(
@@ -80,6 +101,16 @@ def parse_scenarios(
     At most ``max_scenarios`` scenarios with the baseline: sweeps are counted (the product of
     their grid's lengths) before they are expanded, and every other limit of ``limits`` is
     checked before the value it bounds is built."""
+    return parse_scenario_file(text, source, model, max_scenarios).scenarios
+
+
+def parse_scenario_file(
+    text: str,
+    source: str = "<scenarios>",
+    model: FabModel | None = None,
+    max_scenarios: int = lim.MAX_SCENARIOS,
+) -> ScenarioFile:
+    """``parse_scenarios`` with the file's ``rules:`` and ``options:`` (checked, with lines)."""
     problems: list[str] = []
     try:
         doc = load_guarded(text, source, _LineLoader, SCENARIO_YAML, f"scenario file {source}")
@@ -94,12 +125,15 @@ def parse_scenarios(
         ) from exc
     out = [baseline()]
     if doc is None:
-        return out
+        return ScenarioFile(out)
     p = _Parser(source, problems, max_scenarios)
+    rules: str | None = None
+    options: dict[str, Any] = {}
     if not isinstance(doc, _Map):
         problems.append(f"{source}:1: expected a mapping with 'scenarios' and/or 'sweeps'")
     else:
-        p.keys(doc, {"scenarios", "sweeps", "description"}, "top level")
+        p.keys(doc, {"scenarios", "sweeps", "description", "rules", "options"}, "top level")
+        rules, options = p.rules(doc)
         for item, line in p.items(doc, "scenarios"):
             if not p.room(1, line, "scenario"):
                 break
@@ -127,7 +161,7 @@ def parse_scenarios(
             more = len(problems) - lim.MAX_PROBLEMS
             problems = [*problems[: lim.MAX_PROBLEMS], f"... and {more:,} more problems"]
         raise InputError(f"scenario file {source}", problems)
-    return out
+    return ScenarioFile(out, rules, options)
 
 
 # YAML with line numbers: mappings and sequences remember where each entry is.
@@ -220,6 +254,29 @@ class _Parser:
                     f"{self.at(m.lines.get(k))}: unknown key {k!r} in {what}{did_you_mean(str(k), accepted)}; "
                     f"accepted: {', '.join(sorted(accepted))}"
                 )
+
+    def rules(self, doc: _Map) -> tuple[str | None, dict[str, Any]]:
+        """The file's ``rules:`` (a preset name) and ``options:`` (option: value), checked."""
+        name = doc.get("rules")
+        if name is not None and (why := presets.preset_problem(name)) is not None:
+            self.problems.append(f"{self.at(doc.lines.get('rules'))}: {why}")
+            name = None
+        options = doc.get("options")
+        if options is None:
+            return name, {}
+        if not isinstance(options, _Map):
+            self.problems.append(
+                f"{self.at(doc.lines.get('options'))}: 'options' must be a mapping of rule "
+                f"options to values; accepted options: {', '.join(presets.OPTIONS)}"
+            )
+            return name, {}
+        good = {}
+        for k, v in options.items():
+            found = presets.option_problems({k: v})
+            self.problems += [f"{self.at(options.lines.get(k))}: {f}" for f in found]
+            if not found:
+                good[k] = v
+        return name, good
 
     def items(self, m: _Map, key: str) -> list[tuple[Any, int]]:
         if key not in m or m[key] is None:
