@@ -17,6 +17,7 @@ SMT2020's ``fromto.txt`` as the documented "7.5 ± 2.5 min") and ``m ± s/2`` wh
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass, field
 
 # Dispatching rules the reference engine knows (a family's ``rule``); engines may register more.
@@ -60,12 +61,14 @@ def dispatch_ranks(rule: str, ranks: tuple[str, ...] = ()) -> tuple[str, ...] | 
 
 def rank_problems(ranks) -> list[str]:
     """What is wrong with a family's ``ranks`` (unknown or repeated names); empty if none."""
-    out = []
     if not isinstance(ranks, tuple):
-        return [f"ranks {ranks!r}: must be a tuple of {', '.join(RANKS)}"]
+        return [f"ranks {reprlib.repr(ranks)}: must be a tuple of {', '.join(RANKS)}"]
+    if len(ranks) > len(RANKS):
+        return [f"{len(ranks)} ranks: at most {len(RANKS)}, each once, of {', '.join(RANKS)}"]
+    out = []
     for i, r in enumerate(ranks):
         if r not in RANKS:
-            out.append(f"rank {r!r}: unknown; accepted: {', '.join(RANKS)}")
+            out.append(f"rank {reprlib.repr(r)}: unknown; accepted: {', '.join(RANKS)}")
         elif r in ranks[:i]:
             out.append(f"rank {r!r} listed twice")
     return out

@@ -217,7 +217,7 @@ def parse_tools(text: str, file: str, p: list[str]) -> dict[str, ToolFamily]:
         wake = WAKE_RANKS.get(row.get("WAKERESRANK").lower())
         if wake is None:
             p.append(
-                f"{row.where('WAKERESRANK')}: {row.get('WAKERESRANK')!r}; accepted:"
+                f"{row.where('WAKERESRANK')}: {_short(row.get('WAKERESRANK'))}; accepted:"
                 " wake_LeastSetupTime or empty"
             )
         if len(p) > n0:
@@ -239,6 +239,12 @@ def parse_tools(text: str, file: str, p: list[str]) -> dict[str, ToolFamily]:
     return out
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """repr of a value for a message, cut to ``limit`` characters (a hostile value is long)."""
+    r = repr(text)
+    return r if len(r) <= limit else f"{r[: limit - 5]}...{r[-1]} ({len(text)} characters)"
+
+
 def _parse_ranks(row: Row, rule: str | None, p: list[str]) -> tuple[str, ...]:
     """FWLRANK: ``;``-separated ranks, first decides (case-insensitive, blanks skipped)."""
     text = row.get("FWLRANK")
@@ -250,18 +256,18 @@ def _parse_ranks(row: Row, rule: str | None, p: list[str]) -> tuple[str, ...]:
         rank = FWL_RANKS.get(word.lower())
         if rank is None:
             p.append(
-                f"{row.where('FWLRANK')}: rank {word!r} unknown; accepted:"
+                f"{row.where('FWLRANK')}: rank {_short(word)} unknown; accepted:"
                 f" {', '.join(RANK_NAMES.values())} (separated by ';')"
             )
         elif rank in out:
-            p.append(f"{row.where('FWLRANK')}: rank {word!r} listed twice in {text!r}")
+            p.append(f"{row.where('FWLRANK')}: rank {word!r} listed twice in {_short(text)}")
         else:
             out.append(rank)
     own = RULE_RANKS.get(rule or "")
     if out and rule in ("fifo", "critical_ratio") and tuple(out) != own:
         # these rules are whole orders: ranks that differ would go unused
         p.append(
-            f"{row.where('FWLRANK')}: {text!r} with RULE {row.get('RULE')!r}, which orders by"
+            f"{row.where('FWLRANK')}: {_short(text)} with RULE {row.get('RULE')!r}, which orders by"
             f" {';'.join(RANK_NAMES[r] for r in own)} alone; leave FWLRANK empty (or give"
             " exactly that), or use rule_HotLotFIRST, which follows FWLRANK"
         )

@@ -10,7 +10,15 @@ import heapq
 import math
 
 import pytest
-from models import constant_times, mixed_batch_fab, operation_fab, toy_fab
+from models import (
+    RANK_CASES,
+    constant_times,
+    mixed_batch_fab,
+    operation_fab,
+    rank_fab,
+    ranked,
+    toy_fab,
+)
 
 from twin.datasets import PROJECT_ROOT
 from twin.process import load_model
@@ -297,6 +305,35 @@ def test_mixed_batch_agrees_exactly(device, rule, batch_by):
     cfg = SimConfig(days=6, seed=4, batch_by=batch_by)
     kr = simulate_batch([model], cfg, [0], device=device)[0][0]
     assert_same_run(simulate(model, cfg), kr.result())
+
+
+@pytest.mark.parametrize(
+    "rule, ranks", RANK_CASES, ids=[f"{r}-{'-'.join(k)}" for r, k in RANK_CASES]
+)
+def test_ranks_agree_exactly(device, rule, ranks):
+    """Every rank (hp, setup, fifo, cr) alone and in combinations, under hot_first and
+    least_setup, on every family of the toy fab (batching, setups with minimum runs,
+    dedication, hot lots): kernel and reference identical (on CUDA with constant times)."""
+    model = ranked(toy_fab(), rule, ranks)
+    if device != "cpu":
+        model = constant_times(model)
+    cfg = SimConfig(days=8, warmup_days=1, seed=5)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    assert_same_run(simulate(model, cfg), kr.result())
+
+
+@pytest.mark.parametrize(
+    "rule, ranks", RANK_CASES, ids=[f"{r}-{'-'.join(k)}" for r, k in RANK_CASES]
+)
+def test_ranks_hand_model_agrees_exactly(device, rule, ranks):
+    """The hand-ordered rank model (test_reference.py checks its orders): the kernel
+    finishes the lots in the reference's order at the same times."""
+    model = rank_fab(rule, ranks)
+    cfg = SimConfig(days=1)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    ref = simulate(model, cfg)
+    assert len(ref.lots) == 5
+    assert_same_run(ref, kr.result())
 
 
 HVLM_DAYS = 3  # short for CI; bench/bench_agreement.py runs the same cases over 60 days
