@@ -23,7 +23,14 @@ from models import (
 from twin.datasets import PROJECT_ROOT
 from twin.process import load_model
 from twin.whatif.kernel import simulate_batch
-from twin.whatif.kernel.agreement import CHOICES, NOT_OPTIONS, compare, option_cases
+from twin.whatif.kernel.agreement import (
+    CHOICES,
+    NOT_OPTIONS,
+    compare,
+    option_cases,
+    rank_cases,
+    with_ranks,
+)
 from twin.whatif.reference import LotState, SimConfig, StartState, ToolState, simulate
 from twin.whatif.reference import engine as ref_engine
 
@@ -381,3 +388,20 @@ def test_hvlm_options_agree_exactly(hvlm, case):
         ref = simulate(model, case.config(HVLM_DAYS, seed=1, replication=kr.replication))
         assert ref.events > 5000
         assert_same_run(ref, kr.result(), some_lots=case.options.get("initial_wip", True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", rank_cases(), ids=lambda c: c.name)
+def test_hvlm_ranks_agree_exactly(hvlm, case):
+    """SMT2020 HVLM, 3 days, with other FWLRANK lists on every family (LVHM's
+    rank_HP;rank_RSETUP;rank_CR among them): every lot and the event count as in the
+    reference, and the ranks change the run (they are not ignored)."""
+    if "full" not in _hvlm_models:
+        _hvlm_models["full"] = load_model(hvlm, ptime_spread_mode="full")
+    model = with_ranks(_hvlm_models["full"], case)
+    cfg = case.config(HVLM_DAYS, seed=1)
+    kr = simulate_batch([model], cfg, [0], device="cpu")[0][0]
+    ref = simulate(model, cfg)
+    assert compare(ref, kr.result())["first_diff"] is None
+    base = simulate(_hvlm_models["full"], cfg)
+    assert compare(ref, base)["first_diff"] is not None
