@@ -21,9 +21,12 @@ import reprlib
 from dataclasses import dataclass, field
 
 # Dispatching rules the reference engine knows (a family's ``rule``); engines may register more.
+# Each is a list of RANKS (below: RULE_RANKS, dispatch_ranks); without family ranks:
 #   hot_first      priority (super-hot, hot, regular) first, then lots needing no setup, then FIFO
-#                  (SMT2020 rule_HotLotFIRST with rank_HP;rank_RSETUP;rank_FIFO)
-#   least_setup    least setup time first, then priority, then FIFO (SMT2020 rule_LSSU)
+#                  (SMT2020 rule_HotLotFIRST with rank_HP;rank_RSETUP;rank_FIFO); with ranks:
+#                  the family's ranks (FWLRANK) in their order
+#   least_setup    least setup time first, then priority, then FIFO (SMT2020 rule_LSSU); with
+#                  ranks: setup, then the family's other ranks
 #   fifo           earliest arrival in the queue first, nothing else
 #   critical_ratio priority first, then smallest (due - now) / remaining processing time, FIFO
 DISPATCH_RULES = ("hot_first", "least_setup", "fifo", "critical_ratio")

@@ -5,7 +5,9 @@ Semantics (this module DEFINES them for every other engine of the project):
 - The event heap is keyed (time, kind, sequence): at equal times tools finish before downs,
   downs before arrivals, arrivals before releases; the sequence number breaks the remaining ties
   in the order events were scheduled.
-- A lot waits in the queue of the family of its current step. A tool is available when it is
+- A lot waits in the queue of the family of its current step; a tool takes the lot first in
+  its family's dispatching ranks (SMT2020 FWLRANK: ``dispatch_ranks``, ``dispatch.rank_key``),
+  the minimum-run flag before them and the sequence number after. A tool is available when it is
   up, its cascade interval since the last start has passed and it holds fewer jobs than its
   capacity (STNCAP); an available tool takes work at once (see ``dispatch``), otherwise it
   idles. An arriving lot wakes an idle tool (the one needing least setup for families marked
@@ -19,8 +21,8 @@ Semantics (this module DEFINES them for every other engine of the project):
   route step (or, with ``SimConfig.batch_by="operation"``, of any step with the same
   description and processing), at most BATCHMX wafers; a tool waits until BATCHMN wafers of one step wait
   (``SimConfig.batch_wait="min"``, the default) or BATCHMX (``"max"``, a full batch, as
-  PySCFabSim). A batch takes its lots in (-priority, arrival) order (arrival order in a
-  family with the fifo rule) and runs with the processing time distribution, setup and
+  PySCFabSim). A batch takes its lots in the order of the family's hp and fifo ranks
+  ((-priority, arrival) usually, arrival order in a family with the fifo rule) and runs with the processing time distribution, setup and
   intervals of the step of its first lot in that order (the head lot); each lot then follows
   its own route (its own next step, rework, CQT window and dedication).
 - Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
