@@ -6,6 +6,7 @@ constant-time runs are required to agree exactly."""
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 
@@ -405,3 +406,22 @@ def test_hvlm_ranks_agree_exactly(hvlm, case):
     assert compare(ref, kr.result())["first_diff"] is None
     base = simulate(_hvlm_models["full"], cfg)
     assert compare(ref, base)["first_diff"] is not None
+
+
+@pytest.mark.parametrize(
+    "dues",
+    [
+        [1e300, -1e300, 5e299, -1e-300],
+        [math.inf, -math.inf, 0.0, 1.0],
+        [math.nan, 1.0, math.nan, 2.0],
+    ],
+    ids=["huge", "infinite", "nan"],
+)
+def test_critical_ratio_extreme_due_dates_agree(device, dues):
+    """Extreme due dates (huge, infinite, NaN) under rank_CR: the kernel takes the lots in
+    the reference's order (a NaN ratio compares as Python's tuples do: never smaller)."""
+    model = rank_fab("hot_first", ("cr", "fifo"))
+    model.wip = [dataclasses.replace(w, due=d) for w, d in zip(model.wip, [1e7, *dues])]
+    cfg = SimConfig(days=1)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    assert_same_run(simulate(model, cfg), kr.result())
