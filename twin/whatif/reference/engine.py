@@ -177,8 +177,9 @@ class Engine(StartMixin, CalendarsMixin):
             else:
                 fam.mode = SCAN
             # the ranks that order lots within a setup class (and a batch family's lots: the
-            # setup and critical-ratio ranks do not order batches)
-            static = tuple(r for r in ranks or () if r in ("hp", "fifo"))
+            # setup and critical-ratio ranks do not order batches; a registered rule's batches
+            # go by priority and arrival, as they always have)
+            static = tuple(r for r in ranks or ("hp", "fifo") if r in ("hp", "fifo"))
             fam.static = static
             fam.fifo = static == ("fifo",)
             fam.heap = {("fifo",): HEAP_FIFO, ("hp", "fifo"): HEAP_HP_FIFO}.get(static, HEAP_OTHER)
