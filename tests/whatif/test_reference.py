@@ -610,3 +610,16 @@ def test_unknown_ranks_are_refused_by_the_engine(ranks):
     """A model whose family lists an unknown or repeated rank does not run: InputError."""
     with pytest.raises(InputError, match="rank"):
         simulate(rank_model("hot_first", ranks), SimConfig(days=1))
+
+
+def test_registered_rule_batch_family_orders_by_priority():
+    """A batch family with a registered rule (no ranks of its own) still takes its lots by
+    priority, then arrival, as before ranks existed."""
+    register_rule("seq_test", lambda lot, tool, now, setup: (lot.seq,))
+    steps = [Step(number=1, family="B", per="batch", batch_min=25, batch_max=50, mean=1000.0)]
+    wip = [
+        WipLot(id=f"w{i}", lot_type="L", product="p", step=1, priority=p)
+        for i, p in enumerate([10, 10, 10, 30, 20])
+    ]
+    m = line(steps, [fam("B", rule="seq_test")], count=0, wip=wip)
+    assert started_at(m, "B") == ["w0", "w3", "w4", "w1", "w2"]

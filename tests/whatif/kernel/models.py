@@ -282,3 +282,18 @@ def rank_fab(rule: str = "hot_first", ranks: tuple[str, ...] = ()) -> FabModel:
         ],
         setup_times={(None, "Y"): 300.0, ("X", "Y"): 300.0},
     )
+
+
+def tie_fab(rule: str = "hot_first", ranks: tuple[str, ...] = ()) -> FabModel:
+    """One tool, no setups, six lots arriving together (priorities 10, 20, 10, 30, 20, 10,
+    due dates apart): ties on arrival go to the next rank within one setup class."""
+    prios = [10, 20, 10, 30, 20, 10]
+    return FabModel(
+        families={"A": ToolFamily(name="A", count=1, area="A", rule=rule, ranks=ranks)},
+        products={"p": Product(name="p", route="r")},
+        routes={"r": Route(name="r", steps=[Step(number=1, family="A", mean=100.0)])},
+        wip=[
+            WipLot(id=f"w{i}", lot_type="L", product="p", step=1, priority=p, due=9e3 - i)
+            for i, p in enumerate(prios)
+        ],
+    )

@@ -18,6 +18,7 @@ from models import (
     operation_fab,
     rank_fab,
     ranked,
+    tie_fab,
     toy_fab,
 )
 
@@ -342,6 +343,23 @@ def test_ranks_hand_model_agrees_exactly(device, rule, ranks):
     ref = simulate(model, cfg)
     assert len(ref.lots) == 5
     assert_same_run(ref, kr.result())
+
+
+@pytest.mark.parametrize(
+    "rule, ranks", RANK_CASES, ids=[f"{r}-{'-'.join(k)}" for r, k in RANK_CASES]
+)
+def test_ranks_break_arrival_ties_within_a_class(device, rule, ranks):
+    """Lots of one setup class that arrive together go by the family's next rank (the
+    kernel's queue order within a class is the reference's heap order), identical runs;
+    under (fifo, hp) the reference serves them by priority after the first."""
+    model = tie_fab(rule, ranks)
+    cfg = SimConfig(days=1)
+    ref = simulate(model, cfg)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    assert_same_run(ref, kr.result())
+    if ranks == ("fifo", "hp"):
+        order = [i for _, i in sorted(zip(ref.lots.completion, ref.lots.id))]
+        assert order == ["w0", "w3", "w1", "w4", "w2", "w5"]
 
 
 HVLM_DAYS = 3  # short for CI; bench/bench_agreement.py runs the same cases over 60 days
