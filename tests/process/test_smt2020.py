@@ -180,3 +180,105 @@ def test_tool_table_is_read_as_tool_txt_1l_or_tool_txt(tmp_path):
     assert {f: v.count for f, v in renamed.families.items()} == {
         f: v.count for f, v in plain.families.items()
     }
+
+
+# ---- dispatching ranks (FWLRANK) and wake rules (WAKERESRANK) ------------------------------
+
+TOOL_HEADER = "STNFAM\tRULE\tFWLRANK\tWAKERESRANK\tSTNQTY\tSTNGRP"
+
+
+def _tools(*rows: str) -> tuple[dict, list[str]]:
+    from twin.process.smt2020 import parse_tools
+
+    problems: list[str] = []
+    text = "\n".join([TOOL_HEADER, *rows]) + "\n"
+    return parse_tools(text, "tool.txt", problems), problems
+
+
+def test_hvlm_ranks_are_read(model):
+    """HVLM lists rank_HP;rank_RSETUP;rank_FIFO on every family (rule_LSSU ones too)."""
+    real = [f for f in model.families.values() if not f.is_delay]
+    assert {f.ranks for f in real} == {("hp", "setup", "fifo")}
+    assert sum(f.rule == "least_setup" for f in real) == 3
+    assert sum(f.wake_least_setup for f in real) == 9
+
+
+def test_every_format_rank_is_read_in_order():
+    """FWLRANK's four ranks map to hp/setup/fifo/cr in the order given, any case, blanks
+    and empty items skipped; an empty FWLRANK gives no ranks."""
+    fams, problems = _tools(
+        "A\trule_HotLotFIRST\trank_HP;rank_RSETUP;rank_CR\t\t1\tX",
+        "B\trule_HotLotFIRST\t RANK_cr ; rank_fifo;;\twake_leastsetuptime\t1\tX",
+        "C\trule_LSSU\t\t\t1\tX",
+        "D\trule_FIFO\trank_FIFO\t\t1\tX",
+        "E\trule_CR\trank_HP;rank_CR;rank_FIFO\t\t1\tX",
+    )
+    assert problems == []
+    assert fams["A"].ranks == ("hp", "setup", "cr") and not fams["A"].wake_least_setup
+    assert fams["B"].ranks == ("cr", "fifo") and fams["B"].wake_least_setup
+    assert fams["C"].ranks == () and fams["D"].ranks == ("fifo",)
+    assert fams["E"].ranks == ("hp", "cr", "fifo")
+
+
+@pytest.mark.parametrize(
+    "fwlrank, wake, expect",
+    [
+        ("rank_HP;rank_EDD", "", "tool.txt:2:3 (FWLRANK): rank 'rank_EDD' unknown; accepted:"),
+        ("rank_HP;rank_hp", "", "tool.txt:2:3 (FWLRANK): rank 'rank_hp' listed twice"),
+        ("\ud800", "", "rank '\\ud800' unknown"),
+        ("rank_" * 20000, "", "...' (100000 characters) unknown; accepted: rank_HP, rank_RSETUP"),
+        ("[[[[[[rank_HP]]]]]]", "", "rank '[[[[[[rank_HP]]]]]]' unknown"),
+        ("rank_HP", "wake_Random", "tool.txt:2:4 (WAKERESRANK): 'wake_Random'; accepted:"),
+        ("rank_HP", "\ud800", "(WAKERESRANK): '\\ud800'; accepted: wake_LeastSetupTime"),
+    ],
+)
+def test_unknown_rank_or_wake_rule_is_refused(fwlrank, wake, expect):
+    """An unknown, repeated or garbage rank or wake rule is a problem naming file, line,
+    column and the accepted values; the family is not made."""
+    fams, problems = _tools(f"A\trule_HotLotFIRST\t{fwlrank}\t{wake}\t1\tX")
+    assert fams == {}
+    assert any(expect in p for p in problems), problems
+    assert all(len(p) < 300 for p in problems)  # a huge value is cut in the message
+
+
+@pytest.mark.parametrize("rule", ["rule_FIFO", "rule_CR"])
+def test_whole_order_rules_refuse_other_ranks(rule):
+    """rule_FIFO and rule_CR are whole orders: FWLRANK ranks they would not use are refused
+    (naming the order the rule keeps), not dropped."""
+    fams, problems = _tools(f"A\t{rule}\trank_RSETUP;rank_HP\t\t1\tX")
+    assert fams == {}
+    assert len(problems) == 1 and "tool.txt:2:3 (FWLRANK)" in problems[0]
+    assert "rule_HotLotFIRST, which follows FWLRANK" in problems[0]
+
+
+def test_bad_rank_in_a_model_folder_is_an_input_error(tmp_path):
+    """load_model raises InputError naming tool.txt, line and column of a bad FWLRANK."""
+    demo = Path(__file__).resolve().parents[2] / "scenes" / "demo-fab" / "process"
+    copy = tmp_path / "process"
+    shutil.copytree(demo, copy)
+    text = (copy / "tool.txt").read_text()
+    (copy / "tool.txt").write_text(text.replace("rank_FIFO", "rank_SPT", 1))
+    with pytest.raises(InputError, match=r"tool.txt:2:4 \(FWLRANK\): rank 'rank_SPT' unknown"):
+        load_model(copy)
+
+
+def test_model_validation_refuses_bad_ranks():
+    """A model built in code with an unknown or repeated rank, or ranks not in a tuple, is
+    refused by FabModel.validate (and so by both engines)."""
+    from twin.process.model import FabModel, ToolFamily
+
+    fams = {
+        "A": ToolFamily(name="A", count=1, area="X", ranks=("hp", "edd")),
+        "B": ToolFamily(name="B", count=1, area="X", ranks=("fifo", "fifo")),
+        "C": ToolFamily(name="C", count=1, area="X", ranks=["hp"]),
+    }
+    problems = FabModel(families=fams).validate()
+    assert "family A: rank 'edd': unknown; accepted: hp, setup, fifo, cr" in problems
+    assert "family B: rank 'fifo' listed twice" in problems
+    assert any(p.startswith("family C: ranks ['hp']: must be a tuple") for p in problems)
+    deep: list = []
+    for _ in range(100_000):  # deep nesting: the message is cut, not a RecursionError
+        deep = [deep]
+    fams = {"D": ToolFamily(name="D", count=1, area="X", ranks=(deep, "x" * 10**6))}
+    problems = FabModel(families=fams).validate()
+    assert len(problems) == 2 and all(len(p) < 200 for p in problems)

@@ -515,3 +515,111 @@ def test_critical_ratio_rule():
     fifo = dataclasses.replace(m, families={"A": fam("A", rule="fifo")})
     res = simulate(fifo, SimConfig(days=1))
     assert [i for _, i in sorted(zip(res.lots.completion, res.lots.id))] == [w.id for w in wip]
+
+
+# ---- dispatching ranks (SMT2020 FWLRANK) ---------------------------------------------------
+
+
+def rank_model(rule: str = "hot_first", ranks: tuple = ()) -> FabModel:
+    """One tool A (1000 s a lot) after a pre-tool P (100 s): a blocker starts at A at 0 and
+    sets it up X; four lots wait, set up X (product p) or Y (product q, 300 s to change),
+    arriving at 0 (WIP at A) or at 100 (WIP at P), with these priorities and due dates:
+        a: Y, 0, prio 10, due 1e7    b: X, 100, prio 10, due 5000
+        c: X, 0, prio 20, due 1e7    d: Y, 100, prio 30, due 3000
+    The critical ratio (due - now) / 1000 s orders them like their due dates."""
+    routes = {
+        "r": Route(name="r", steps=[const(1, "P", 100.0), const(2, "A", 1000.0, setup="X")]),
+        "rq": Route(name="rq", steps=[const(1, "P", 100.0), const(2, "A", 1000.0, setup="Y")]),
+    }
+    lots = [("blocker", "p", 2, 10, 1e7), ("a", "q", 2, 10, 1e7), ("c", "p", 2, 20, 1e7)]
+    lots += [("b", "p", 1, 10, 5000.0), ("d", "q", 1, 30, 3000.0)]
+    wip = [
+        WipLot(id=i, lot_type="L", product=p, step=s, priority=pr, due=due)
+        for i, p, s, pr, due in lots
+    ]
+    return FabModel(
+        families={"P": fam("P", count=4), "A": fam("A", rule=rule, ranks=ranks)},
+        products={"p": Product(name="p", route="r"), "q": Product(name="q", route="rq")},
+        routes=routes,
+        wip=wip,
+        setup_times={(None, "Y"): 300.0, ("X", "Y"): 300.0},
+    )
+
+
+def started_at(model: FabModel, family: str = "A") -> list[str]:
+    """The lots in the order they start on the family's tools."""
+    events, observe = recorder()
+    simulate(model, SimConfig(days=1), observer=observe)
+    return [f["lot"] for kind, _, f in events if kind == "track_in" and f["family"] == family]
+
+
+RANK_ORDERS = [
+    # (rule, ranks, order after the blocker), worked out by hand from rank_model's table
+    ("hot_first", ("hp",), "dcab"),  # priority 30, 20, then a before b by sequence
+    ("hot_first", ("fifo",), "acbd"),  # arrival 0 (a, c by sequence), then 100 (b, d)
+    ("hot_first", ("setup",), "cbad"),  # X needs no setup: c, b (sequence); then a, d
+    ("hot_first", ("cr",), "dbac"),  # due 3000, 5000, then a, c tie (sequence)
+    ("hot_first", ("setup", "hp"), "cbda"),  # X by priority (c, b), then Y (d, a)
+    ("hot_first", ("cr", "hp"), "dbca"),  # a, c tie on the ratio: c has the priority
+    ("hot_first", ("fifo", "hp"), "cadb"),  # at 0: c (20) before a; at 100: d (30) before b
+    ("hot_first", ("hp", "setup", "fifo"), "dcba"),  # HVLM: d (Y), c; then b (X) before a
+    ("hot_first", (), "dcba"),  # no ranks: hp, setup, fifo
+    ("least_setup", (), "cbda"),  # setup, hp, fifo
+    ("least_setup", ("hp", "setup", "fifo"), "cbda"),  # HVLM's rule_LSSU: setup leads
+    ("least_setup", ("cr",), "bcda"),  # setup, then due: X (b, c), Y (d, a)
+    ("fifo", (), "acbd"),
+    ("critical_ratio", (), "dcba"),  # hp: d, c; then the ratio: b (due 5000) before a
+]
+
+
+@pytest.mark.parametrize("rule, ranks, order", RANK_ORDERS)
+def test_ranks_dispatch_in_the_hand_computed_order(rule, ranks, order):
+    """The first rank decides and ties go to the next (the sequence number last): each rank
+    and combination serves rank_model's lots in the order worked out by hand."""
+    got = started_at(rank_model(rule, ranks))
+    assert got == ["blocker", *order]
+
+
+def test_ranks_hot_first_follows_fwlrank_not_priority():
+    """rule hot_first with FWLRANK not led by rank_HP follows FWLRANK: a hot lot waits for
+    an earlier one under rank_FIFO alone."""
+    assert started_at(rank_model("hot_first", ("fifo",)))[1:3] == ["a", "c"]
+    assert started_at(rank_model("hot_first", ("hp", "fifo")))[1:3] == ["d", "c"]
+
+
+def test_ranks_order_a_batch_family_by_priority_and_arrival():
+    """A batch family orders its lots by its ranks that depend on neither tool nor clock
+    (hp, fifo, in the family's order): (fifo) takes the earliest lots, (hp, cr) the hot ones
+    first, (setup) the sequence alone. w0 finds the tool idle and starts alone."""
+    steps = [Step(number=1, family="B", per="batch", batch_min=25, batch_max=50, mean=1000.0)]
+    wip = [
+        WipLot(id=f"w{i}", lot_type="L", product="p", step=1, priority=p)
+        for i, p in enumerate([10, 10, 10, 30, 20])
+    ]
+    got = {}
+    for ranks in [("fifo",), ("hp", "cr"), ("setup",)]:
+        m = line(steps, [fam("B", ranks=ranks)], count=0, wip=wip)
+        got[ranks] = started_at(m, "B")
+    assert got[("fifo",)] == ["w0", "w1", "w2", "w3", "w4"]
+    assert got[("hp", "cr")] == ["w0", "w3", "w4", "w1", "w2"]
+    assert got[("setup",)] == ["w0", "w1", "w2", "w3", "w4"]  # sequence alone
+
+
+@pytest.mark.parametrize("ranks", [("edd",), ("hp", "hp"), ("\ud800",), ("hp",) * 10**5])
+def test_unknown_ranks_are_refused_by_the_engine(ranks):
+    """A model whose family lists an unknown or repeated rank does not run: InputError."""
+    with pytest.raises(InputError, match="rank"):
+        simulate(rank_model("hot_first", ranks), SimConfig(days=1))
+
+
+def test_registered_rule_batch_family_orders_by_priority():
+    """A batch family with a registered rule (no ranks of its own) still takes its lots by
+    priority, then arrival, as before ranks existed."""
+    register_rule("seq_test", lambda lot, tool, now, setup: (lot.seq,))
+    steps = [Step(number=1, family="B", per="batch", batch_min=25, batch_max=50, mean=1000.0)]
+    wip = [
+        WipLot(id=f"w{i}", lot_type="L", product="p", step=1, priority=p)
+        for i, p in enumerate([10, 10, 10, 30, 20])
+    ]
+    m = line(steps, [fam("B", rule="seq_test")], count=0, wip=wip)
+    assert started_at(m, "B") == ["w0", "w3", "w4", "w1", "w2"]

@@ -17,15 +17,65 @@ SMT2020's ``fromto.txt`` as the documented "7.5 ± 2.5 min") and ``m ± s/2`` wh
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass, field
 
 # Dispatching rules the reference engine knows (a family's ``rule``); engines may register more.
+# Each is a list of RANKS (below: RULE_RANKS, dispatch_ranks); without family ranks:
 #   hot_first      priority (super-hot, hot, regular) first, then lots needing no setup, then FIFO
-#                  (SMT2020 rule_HotLotFIRST with rank_HP;rank_RSETUP;rank_FIFO)
-#   least_setup    least setup time first, then priority, then FIFO (SMT2020 rule_LSSU)
+#                  (SMT2020 rule_HotLotFIRST with rank_HP;rank_RSETUP;rank_FIFO); with ranks:
+#                  the family's ranks (FWLRANK) in their order
+#   least_setup    least setup time first, then priority, then FIFO (SMT2020 rule_LSSU); with
+#                  ranks: setup, then the family's other ranks
 #   fifo           earliest arrival in the queue first, nothing else
 #   critical_ratio priority first, then smallest (due - now) / remaining processing time, FIFO
 DISPATCH_RULES = ("hot_first", "least_setup", "fifo", "critical_ratio")
+
+# Ranks (SMT2020 FWLRANK, a family's ``ranks``), applied lexicographically in the order
+# listed after the minimum-run flag; the lot's arrival sequence number breaks the last tie.
+#   hp     higher priority first (rank_HP)
+#   setup  least setup time this tool needs for the lot first (rank_RSETUP)
+#   fifo   earliest arrival in the queue first (rank_FIFO)
+#   cr     smallest critical ratio first (rank_CR): (due - now) / remaining mean processing
+#          time of the lot's route from its current step (0 where none remains)
+RANKS = ("hp", "setup", "fifo", "cr")
+# Each built-in rule as ranks: the order it dispatches in when the family lists no ranks.
+# hot_first follows the family's ranks when it has any (rule_HotLotFIRST takes the first
+# lot of FWLRANK's order); least_setup puts setup first, then the family's other ranks;
+# fifo and critical_ratio are whole orders of their own.
+RULE_RANKS = {
+    "hot_first": ("hp", "setup", "fifo"),
+    "least_setup": ("setup", "hp", "fifo"),
+    "fifo": ("fifo",),
+    "critical_ratio": ("hp", "cr", "fifo"),
+}
+
+
+def dispatch_ranks(rule: str, ranks: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The ranks a family with this rule and these ``ranks`` dispatches by (None for a
+    rule registered with the reference engine, which has its own key function)."""
+    own = RULE_RANKS.get(rule)
+    if own is None or not ranks or rule in ("fifo", "critical_ratio"):
+        return own
+    if rule == "least_setup":
+        return ("setup", *(r for r in ranks if r != "setup"))
+    return tuple(ranks)
+
+
+def rank_problems(ranks) -> list[str]:
+    """What is wrong with a family's ``ranks`` (unknown or repeated names); empty if none."""
+    if not isinstance(ranks, tuple):
+        return [f"ranks {reprlib.repr(ranks)}: must be a tuple of {', '.join(RANKS)}"]
+    if len(ranks) > len(RANKS):
+        return [f"{len(ranks)} ranks: at most {len(RANKS)}, each once, of {', '.join(RANKS)}"]
+    out = []
+    for i, r in enumerate(ranks):
+        if r not in RANKS:
+            out.append(f"rank {reprlib.repr(r)}: unknown; accepted: {', '.join(RANKS)}")
+        elif r in ranks[:i]:
+            out.append(f"rank {r!r} listed twice")
+    return out
+
 
 # Distributions a sampled time may have.
 DISTRIBUTIONS = ("constant", "uniform", "exponential")
@@ -137,7 +187,7 @@ class ToolFamily:
     count: int  # STNQTY: tools in the family
     area: str  # STNGRP (Litho, Dry_Etch, ...)
     rule: str = "hot_first"  # dispatching rule, one of DISPATCH_RULES or a registered one
-    ranks: tuple[str, ...] = ()  # FWLRANK as given (rank_HP, rank_RSETUP, rank_FIFO)
+    ranks: tuple[str, ...] = ()  # FWLRANK as RANKS names, first decides (see dispatch_ranks)
     wake_least_setup: bool = False  # WAKERESRANK wake_LeastSetupTime: idle tool needing least
     batch_criterion: str = ""  # BATCHCRITF (crit_sameroutestep: one step per batch)
     capacity: int = 1  # STNCAP: lots in a tool at once (2 = cascading tool)
@@ -297,6 +347,7 @@ class FabModel:
                 problems.append(f"family {f.name}: count {f.count} must be >= 1")
             if f.capacity < 1:
                 problems.append(f"family {f.name}: capacity {f.capacity} must be >= 1")
+            problems.extend(f"family {f.name}: {r}" for r in rank_problems(f.ranks))
         for p in self.products.values():
             if p.route not in self.routes:
                 problems.append(f"product {p.name}: route {p.route!r} is not defined")

@@ -15,6 +15,11 @@ Choices where the format is ambiguous (each is documented where it is made):
   (``wip_release="due"``) rather than at START, which is the same for all of them.
 - ``attach.txt`` rows with an empty ``FOAUNITS`` give the first occurrence in wafers (the
   calendar is a wafer-count PM); ``REWORK`` and ``StepPercent`` are percentages.
+- ``FWLRANK`` (rank_HP, rank_RSETUP, rank_FIFO, rank_CR) orders a family's queue, first rank
+  first, under ``rule_HotLotFIRST``; ``rule_LSSU`` puts least setup first and then follows
+  FWLRANK (HVLM's rule_LSSU families list rank_HP first: this engine has always read LSSU as
+  "least setup first"); ``rule_FIFO``/``rule_CR`` are whole orders and refuse other ranks.
+  ``WAKERESRANK`` is empty or ``wake_LeastSetupTime``. Anything else is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from twin.process.model import (
     PER_LOT,
     PER_PIECE,
     PRIORITY_HOT,
+    RULE_RANKS,
     SPREAD_MODES,
     Attachment,
     Dist,
@@ -57,6 +63,12 @@ DISTS = {"uniform": "uniform", "constant": "constant", "exponential": "exponenti
 PERS = {"per_piece": PER_PIECE, "per_lot": PER_LOT, "per_batch": PER_BATCH}
 RULES = {"rule_hotlotfirst": "hot_first", "rule_lssu": "least_setup", "rule_fifo": "fifo"}
 RULES.update({"rule_cr": "critical_ratio", "fifo": "fifo", "hot_first": "hot_first"})
+# FWLRANK: the ranks of the SMT2020 models' tool.txt (HVLM: rank_HP;rank_RSETUP;rank_FIFO,
+# LVHM: rank_HP;rank_RSETUP;rank_CR); definitions in twin.process.model.RANKS
+FWL_RANKS = {"rank_hp": "hp", "rank_rsetup": "setup", "rank_fifo": "fifo", "rank_cr": "cr"}
+RANK_NAMES = {"hp": "rank_HP", "setup": "rank_RSETUP", "fifo": "rank_FIFO", "cr": "rank_CR"}
+# WAKERESRANK: which idle tool new work wakes; empty: the engine's SimConfig.wake order
+WAKE_RANKS = {"": False, "wake_leastsetuptime": True}
 OPTIONAL_FILES = (
     "WIP.txt",
     "setup.txt",
@@ -201,16 +213,22 @@ def parse_tools(text: str, file: str, p: list[str]) -> dict[str, ToolFamily]:
         ut = seconds(row, "ULTIME", "ULTUNITS", p, required=False) if row.get("ULTIME") else 0.0
         if name in out:
             p.append(f"{row.where('STNFAM')}: family {name!r} defined twice")
+        ranks = _parse_ranks(row, rule, p)
+        wake = WAKE_RANKS.get(row.get("WAKERESRANK").lower())
+        if wake is None:
+            p.append(
+                f"{row.where('WAKERESRANK')}: {_short(row.get('WAKERESRANK'))}; accepted:"
+                " wake_LeastSetupTime or empty"
+            )
         if len(p) > n0:
             continue
-        ranks = tuple(r for r in row.get("FWLRANK").split(";") if r)
         out[name] = ToolFamily(
             name=name,
             count=count,
             area=row.get("STNGRP"),
             rule=rule,
             ranks=ranks,
-            wake_least_setup=row.get("WAKERESRANK").lower() == "wake_leastsetuptime",
+            wake_least_setup=wake,
             batch_criterion=row.get("BATCHCRITF"),
             capacity=cap,
             load_time=lt or 0.0,
@@ -219,6 +237,41 @@ def parse_tools(text: str, file: str, p: list[str]) -> dict[str, ToolFamily]:
             is_delay=name == DELAY_FAMILY,
         )
     return out
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """repr of a value for a message, cut to ``limit`` characters (a hostile value is long)."""
+    r = repr(text)
+    return r if len(r) <= limit else f"{r[: limit - 5]}...{r[-1]} ({len(text)} characters)"
+
+
+def _parse_ranks(row: Row, rule: str | None, p: list[str]) -> tuple[str, ...]:
+    """FWLRANK: ``;``-separated ranks, first decides (case-insensitive, blanks skipped)."""
+    text = row.get("FWLRANK")
+    out: list[str] = []
+    for part in text.split(";"):
+        word = part.strip()
+        if not word:
+            continue
+        rank = FWL_RANKS.get(word.lower())
+        if rank is None:
+            p.append(
+                f"{row.where('FWLRANK')}: rank {_short(word)} unknown; accepted:"
+                f" {', '.join(RANK_NAMES.values())} (separated by ';')"
+            )
+        elif rank in out:
+            p.append(f"{row.where('FWLRANK')}: rank {word!r} listed twice in {_short(text)}")
+        else:
+            out.append(rank)
+    own = RULE_RANKS.get(rule or "")
+    if out and rule in ("fifo", "critical_ratio") and tuple(out) != own:
+        # these rules are whole orders: ranks that differ would go unused
+        p.append(
+            f"{row.where('FWLRANK')}: {_short(text)} with RULE {row.get('RULE')!r}, which orders by"
+            f" {';'.join(RANK_NAMES[r] for r in own)} alone; leave FWLRANK empty (or give"
+            " exactly that), or use rule_HotLotFIRST, which follows FWLRANK"
+        )
+    return tuple(out)
 
 
 def parse_orders(text: str, file: str, p: list[str], epoch: datetime | None) -> list[Release]:

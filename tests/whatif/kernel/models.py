@@ -230,3 +230,70 @@ def mixed_batch_fab() -> FabModel:
         ],
         transport=Dist(kind="constant", mean=0.0),
     )
+
+
+# every rank of SMT2020's FWLRANK alone and in combinations, with the rule they go with
+RANK_CASES = [
+    ("hot_first", ("hp",)),
+    ("hot_first", ("setup",)),
+    ("hot_first", ("fifo",)),
+    ("hot_first", ("cr",)),
+    ("hot_first", ("hp", "setup", "cr")),  # LVHM's FWLRANK
+    ("hot_first", ("cr", "setup", "hp", "fifo")),
+    ("hot_first", ("fifo", "hp")),
+    ("hot_first", ("setup", "fifo")),
+    ("least_setup", ("cr", "fifo")),
+    ("least_setup", ("hp", "setup", "fifo")),  # HVLM's rule_LSSU families
+]
+
+
+def ranked(model: FabModel, rule: str, ranks: tuple[str, ...]) -> FabModel:
+    """A copy of the model whose tool families (not the delay) all have this rule and ranks."""
+    m = copy.deepcopy(model)
+    for name, f in m.families.items():
+        if not f.is_delay:
+            m.families[name] = dataclasses.replace(f, rule=rule, ranks=ranks)
+    return m
+
+
+def rank_fab(rule: str = "hot_first", ranks: tuple[str, ...] = ()) -> FabModel:
+    """The hand-ordered model of tests/whatif/test_reference.py (rank_model): tool A after a
+    pre-tool P, a blocker then four lots that differ in setup, arrival, priority and due."""
+
+    def c(number, family, mean, **kw):
+        return Step(number=number, family=family, dist="constant", mean=mean, **kw)
+
+    routes = {
+        "r": Route(name="r", steps=[c(1, "P", 100.0), c(2, "A", 1000.0, setup="X")]),
+        "rq": Route(name="rq", steps=[c(1, "P", 100.0), c(2, "A", 1000.0, setup="Y")]),
+    }
+    lots = [("blocker", "p", 2, 10, 1e7), ("a", "q", 2, 10, 1e7), ("c", "p", 2, 20, 1e7)]
+    lots += [("b", "p", 1, 10, 5000.0), ("d", "q", 1, 30, 3000.0)]
+    return FabModel(
+        families={
+            "P": ToolFamily(name="P", count=4, area="A"),
+            "A": ToolFamily(name="A", count=1, area="A", rule=rule, ranks=ranks),
+        },
+        products={"p": Product(name="p", route="r"), "q": Product(name="q", route="rq")},
+        routes=routes,
+        wip=[
+            WipLot(id=i, lot_type="L", product=p, step=s, priority=pr, due=due)
+            for i, p, s, pr, due in lots
+        ],
+        setup_times={(None, "Y"): 300.0, ("X", "Y"): 300.0},
+    )
+
+
+def tie_fab(rule: str = "hot_first", ranks: tuple[str, ...] = ()) -> FabModel:
+    """One tool, no setups, six lots arriving together (priorities 10, 20, 10, 30, 20, 10,
+    due dates apart): ties on arrival go to the next rank within one setup class."""
+    prios = [10, 20, 10, 30, 20, 10]
+    return FabModel(
+        families={"A": ToolFamily(name="A", count=1, area="A", rule=rule, ranks=ranks)},
+        products={"p": Product(name="p", route="r")},
+        routes={"r": Route(name="r", steps=[Step(number=1, family="A", mean=100.0)])},
+        wip=[
+            WipLot(id=f"w{i}", lot_type="L", product="p", step=1, priority=p, due=9e3 - i)
+            for i, p in enumerate(prios)
+        ],
+    )

@@ -6,16 +6,33 @@ constant-time runs are required to agree exactly."""
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 
 import pytest
-from models import constant_times, mixed_batch_fab, operation_fab, toy_fab
+from models import (
+    RANK_CASES,
+    constant_times,
+    mixed_batch_fab,
+    operation_fab,
+    rank_fab,
+    ranked,
+    tie_fab,
+    toy_fab,
+)
 
 from twin.datasets import PROJECT_ROOT
 from twin.process import load_model
 from twin.whatif.kernel import simulate_batch
-from twin.whatif.kernel.agreement import CHOICES, NOT_OPTIONS, compare, option_cases
+from twin.whatif.kernel.agreement import (
+    CHOICES,
+    NOT_OPTIONS,
+    compare,
+    option_cases,
+    rank_cases,
+    with_ranks,
+)
 from twin.whatif.reference import LotState, SimConfig, StartState, ToolState, simulate
 from twin.whatif.reference import engine as ref_engine
 
@@ -299,6 +316,52 @@ def test_mixed_batch_agrees_exactly(device, rule, batch_by):
     assert_same_run(simulate(model, cfg), kr.result())
 
 
+@pytest.mark.parametrize(
+    "rule, ranks", RANK_CASES, ids=[f"{r}-{'-'.join(k)}" for r, k in RANK_CASES]
+)
+def test_ranks_agree_exactly(device, rule, ranks):
+    """Every rank (hp, setup, fifo, cr) alone and in combinations, under hot_first and
+    least_setup, on every family of the toy fab (batching, setups with minimum runs,
+    dedication, hot lots): kernel and reference identical (on CUDA with constant times)."""
+    model = ranked(toy_fab(), rule, ranks)
+    if device != "cpu":
+        model = constant_times(model)
+    cfg = SimConfig(days=8, warmup_days=1, seed=5)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    assert_same_run(simulate(model, cfg), kr.result())
+
+
+@pytest.mark.parametrize(
+    "rule, ranks", RANK_CASES, ids=[f"{r}-{'-'.join(k)}" for r, k in RANK_CASES]
+)
+def test_ranks_hand_model_agrees_exactly(device, rule, ranks):
+    """The hand-ordered rank model (test_reference.py checks its orders): the kernel
+    finishes the lots in the reference's order at the same times."""
+    model = rank_fab(rule, ranks)
+    cfg = SimConfig(days=1)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    ref = simulate(model, cfg)
+    assert len(ref.lots) == 5
+    assert_same_run(ref, kr.result())
+
+
+@pytest.mark.parametrize(
+    "rule, ranks", RANK_CASES, ids=[f"{r}-{'-'.join(k)}" for r, k in RANK_CASES]
+)
+def test_ranks_break_arrival_ties_within_a_class(device, rule, ranks):
+    """Lots of one setup class that arrive together go by the family's next rank (the
+    kernel's queue order within a class is the reference's heap order), identical runs;
+    under (fifo, hp) the reference serves them by priority after the first."""
+    model = tie_fab(rule, ranks)
+    cfg = SimConfig(days=1)
+    ref = simulate(model, cfg)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    assert_same_run(ref, kr.result())
+    if ranks == ("fifo", "hp"):
+        order = [i for _, i in sorted(zip(ref.lots.completion, ref.lots.id))]
+        assert order == ["w0", "w3", "w1", "w4", "w2", "w5"]
+
+
 HVLM_DAYS = 3  # short for CI; bench/bench_agreement.py runs the same cases over 60 days
 _hvlm_models: dict = {}
 
@@ -344,3 +407,39 @@ def test_hvlm_options_agree_exactly(hvlm, case):
         ref = simulate(model, case.config(HVLM_DAYS, seed=1, replication=kr.replication))
         assert ref.events > 5000
         assert_same_run(ref, kr.result(), some_lots=case.options.get("initial_wip", True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", rank_cases(), ids=lambda c: c.name)
+def test_hvlm_ranks_agree_exactly(hvlm, case):
+    """SMT2020 HVLM, 3 days, with other FWLRANK lists on every family (LVHM's
+    rank_HP;rank_RSETUP;rank_CR among them): every lot and the event count as in the
+    reference, and the ranks change the run (they are not ignored)."""
+    if "full" not in _hvlm_models:
+        _hvlm_models["full"] = load_model(hvlm, ptime_spread_mode="full")
+    model = with_ranks(_hvlm_models["full"], case)
+    cfg = case.config(HVLM_DAYS, seed=1)
+    kr = simulate_batch([model], cfg, [0], device="cpu")[0][0]
+    ref = simulate(model, cfg)
+    assert compare(ref, kr.result())["first_diff"] is None
+    base = simulate(_hvlm_models["full"], cfg)
+    assert compare(ref, base)["first_diff"] is not None
+
+
+@pytest.mark.parametrize(
+    "dues",
+    [
+        [1e300, -1e300, 5e299, -1e-300],
+        [math.inf, -math.inf, 0.0, 1.0],
+        [math.nan, 1.0, math.nan, 2.0],
+    ],
+    ids=["huge", "infinite", "nan"],
+)
+def test_critical_ratio_extreme_due_dates_agree(device, dues):
+    """Extreme due dates (huge, infinite, NaN) under rank_CR: the kernel takes the lots in
+    the reference's order (a NaN ratio compares as Python's tuples do: never smaller)."""
+    model = rank_fab("hot_first", ("cr", "fifo"))
+    model.wip = [dataclasses.replace(w, due=d) for w, d in zip(model.wip, [1e7, *dues])]
+    cfg = SimConfig(days=1)
+    kr = simulate_batch([model], cfg, [0], device=device)[0][0]
+    assert_same_run(simulate(model, cfg), kr.result())

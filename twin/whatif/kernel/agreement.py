@@ -90,6 +90,32 @@ def option_cases() -> list[Case]:
     return cases
 
 
+# SMT2020 FWLRANK lists both engines must agree on over HVLM, given to every tool family (the
+# rule_LSSU families keep setup first): LVHM's list, the critical ratio alone after FIFO, and
+# arrival before priority
+RANK_LISTS = {
+    "ranks=hp;setup;cr": ("hp", "setup", "cr"),
+    "ranks=cr;fifo": ("cr", "fifo"),
+    "ranks=fifo;hp": ("fifo", "hp"),
+}
+
+
+def rank_cases() -> list[Case]:
+    """HVLM agreement cases with other dispatching ranks (``with_ranks`` makes the model):
+    the options are the engine's defaults; the case's name says the ranks."""
+    return [Case(name, {}) for name in RANK_LISTS]
+
+
+def with_ranks(model, case: Case):
+    """A copy of the model whose families all list the case's ranks (RANK_LISTS)."""
+    ranks = RANK_LISTS[case.name]
+    fams = {
+        n: f if f.is_delay else dataclasses.replace(f, ranks=ranks)
+        for n, f in model.families.items()
+    }
+    return dataclasses.replace(model, families=fams)
+
+
 def compare(ref, ker) -> dict:
     """Lots finished by each engine and the first completion (in days, by completion order)
     where the two records differ in lot or time; ``first_diff`` is None when every lot's id,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.errors import ConfigError, InputError
-from twin.process.model import PER_BATCH, PER_PIECE, FabModel
+from twin.process.model import PER_BATCH, PER_PIECE, FabModel, dispatch_ranks
 from twin.whatif.reference.calendars import first_factor
 from twin.whatif.reference.compiled import compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
@@ -29,6 +29,8 @@ from twin.whatif.reference.dispatch import RULES
 from twin.whatif.reference.streams import KIND_CODES, PM, PROCESS, RELEASE, ROUTING, TOOL, TRANSPORT
 
 RULE_CODES = {"hot_first": 0, "least_setup": 1, "fifo": 2, "critical_ratio": 3}
+RANK_CODES = {"hp": 0, "setup": 1, "fifo": 2, "cr": 3}  # f_ranks: a family's dispatch ranks
+MAX_RANKS = len(RANK_CODES)  # f_ranks holds this many per family, -1 after the last
 STATUS_CODES = {"queued": 0, "transport": 1, "processing": 2}
 MAX_WORDS = 4  # uint32 words of (purpose, index) per stream
 HIST_BINS = 512  # cycle-time histogram bins per lot type (percentiles on the device path)
@@ -45,6 +47,7 @@ TABLES: dict[str, str] = {
     "n_cal_ops": I32, "n_streams": I32, "n_setups": I32, "n_types": I32,
     # families
     "f_cap": I32, "f_load": F64, "f_unload": F64, "f_rule": I32, "f_batching": I32,
+    "f_ranks": I32, "f_scan": I32,
     "f_setups": I32, "f_wake_least": I32, "f_delay": I32, "f_tool0": I32, "f_ntools": I32,
     # steps (global index); s_bkey: the reference's batch key (SimConfig.batch_by)
     "s_fam": I32, "s_delay": I32, "s_kind": I32, "s_lo": F64, "s_hi": F64, "s_mean": F64,
@@ -166,6 +169,12 @@ def compile_model(
         tb["f_load"].append(c.load)
         tb["f_unload"].append(c.unload)
         tb["f_rule"].append(RULE_CODES[c.rule])
+        # the reference's order (twin.process.model.dispatch_ranks); f_scan: a rank that
+        # depends on the clock (cr) makes the reference scan the queue instead of class heads
+        ranks = dispatch_ranks(c.rule, f.ranks)
+        codes = [RANK_CODES[r] for r in ranks]
+        tb["f_ranks"].extend(codes + [-1] * (MAX_RANKS - len(codes)))
+        tb["f_scan"].append(int("cr" in ranks))
         tb["f_batching"].append(int(c.batching))
         tb["f_setups"].append(int(c.has_setups))
         tb["f_wake_least"].append(int(bool(c.wake_least_setup)))

@@ -55,6 +55,13 @@ ZERO = wp.constant(wp.float64(0.0))
 ONE = wp.constant(wp.float64(1.0))
 DAY = wp.constant(wp.float64(86400.0))
 MAXW = wp.constant(4)
+# dispatch ranks (compile.RANK_CODES), up to MAX_RANKS per family in f_ranks, -1 after the last
+RANK_HP = wp.constant(0)
+RANK_SETUP = wp.constant(1)
+RANK_FIFO = wp.constant(2)
+RANK_CR = wp.constant(3)
+MAX_RANKS = wp.constant(4)
+vec5d = wp.types.vector(length=5, dtype=wp.float64)  # a lot's key: min-run flag, 4 ranks
 
 
 _WP = {"f8": wp.float64, "i4": wp.int32, "i8": wp.int64, "u8": wp.uint64}
@@ -409,19 +416,23 @@ def release(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, r: int, t:
 
 
 @wp.func
-def heap_before(m: Model, s: State, n: int, tid: int, fifo: int, a: int, b: int) -> bool:
-    """Order of the reference's per-setup heaps: (-priority, arrival, seq) or FIFO."""
+def heap_before(m: Model, s: State, sc: int, n: int, tid: int, f: int, a: int, b: int) -> bool:
+    """Order of the reference's per-setup heaps (CFamily.static): the family's ranks that
+    depend on neither tool nor clock (hp, fifo) in its order, then seq."""
     ai = a * n + tid
     bi = b * n + tid
-    if fifo == 0:
-        pa = s.i[s.o_l_prio + ai]
-        pb = s.i[s.o_l_prio + bi]
-        if pa != pb:
-            return pa > pb
-    ta = s.f[s.o_l_arrived + ai]
-    tb = s.f[s.o_l_arrived + bi]
-    if ta != tb:
-        return ta < tb
+    for k in range(MAX_RANKS):
+        r = m.I[m.o_f_ranks + sc * m.sI + f * MAX_RANKS + k]
+        if r == RANK_HP:
+            pa = s.i[s.o_l_prio + ai]
+            pb = s.i[s.o_l_prio + bi]
+            if pa != pb:
+                return pa > pb
+        elif r == RANK_FIFO:
+            ta = s.f[s.o_l_arrived + ai]
+            tb = s.f[s.o_l_arrived + bi]
+            if ta != tb:
+                return ta < tb
     return s.i[s.o_l_seq + ai] < s.i[s.o_l_seq + bi]
 
 
@@ -446,18 +457,17 @@ def class_count(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int,
 
 @wp.func
 def q_append(m: Model, s: State, sc: int, n: int, tid: int, f: int, lot: int):
-    """Insert the lot in the family's queue in the reference's heap order (-priority,
-    arrival, seq), FIFO order for fifo families: arrivals come in time order, so only lots of
-    a higher priority walk back from the tail."""
+    """Insert the lot in the family's queue in the reference's heap order (heap_before:
+    (-priority, arrival, seq) for the usual ranks, arrival and seq for fifo families):
+    arrivals come in time order, so only lots that go before the tail walk back."""
     fi = f * n + tid
     li = lot * n + tid
     prev = s.i[s.o_q_tail + fi]
-    if m.I[m.o_f_rule + sc * m.sI + f] != 2:
-        while prev >= 0:
-            if heap_before(m, s, n, tid, 0, lot, prev):
-                prev = s.i[s.o_l_prev + prev * n + tid]
-            else:
-                break
+    while prev >= 0:
+        if heap_before(m, s, sc, n, tid, f, lot, prev):
+            prev = s.i[s.o_l_prev + prev * n + tid]
+        else:
+            break
     nxt = s.i[s.o_q_head + fi]
     if prev >= 0:
         nxt = s.i[s.o_l_next + prev * n + tid]
@@ -746,38 +756,36 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
 
 
 @wp.func
-def lot_key(m: Model, s: State, sc: int, n: int, tid: int, lot: int, rule: int, cur: int,
-            mr_left: int, mr_setup: int, t: wp.float64) -> wp.vec4d:  # fmt: skip
-    """The rule's key of a lot for this tool, less the final sequence number: (minimum-run
-    flag, three numbers); fifo pads with zeros (same order as the reference's tuples)."""
+def lot_key(m: Model, s: State, sc: int, n: int, tid: int, lot: int, f: int, cur: int,
+            mr_left: int, mr_setup: int, t: wp.float64) -> vec5d:  # fmt: skip
+    """The family's key of a lot for this tool, less the final sequence number: (minimum-run
+    flag, one number per rank of f_ranks), zeros after the last rank (same order as the
+    reference's tuples, twin.whatif.reference.dispatch.rank_key)."""
     li = lot * n + tid
     st = lot_step(m, s, sc, li)
-    k0 = wp.float64(0.0)
+    key = vec5d()
     if mr_left > 0 and m.I[m.o_s_setup + sc * m.sI + st] != mr_setup:
-        k0 = ONE
-    prio = -wp.float64(s.i[s.o_l_prio + li])
-    arr = s.f[s.o_l_arrived + li]
-    k1 = prio
-    k2 = wp.float64(0.0)
-    k3 = arr
-    if rule == 0:  # hot_first
-        k2 = setup_time(m, sc, cur, st)
-    elif rule == 1:  # least_setup
-        k1 = setup_time(m, sc, cur, st)
-        k2 = prio
-    elif rule == 2:  # fifo
-        k1 = arr
-        k3 = ZERO
-    else:  # critical ratio
-        rpt = m.F[m.o_s_rpt + sc * m.sF + st]
-        if rpt > ZERO:
-            k2 = (s.f[s.o_l_due + li] - t) / rpt
-    return wp.vec4d(k0, k1, k2, k3)
+        key[0] = ONE
+    for k in range(MAX_RANKS):
+        r = m.I[m.o_f_ranks + sc * m.sI + f * MAX_RANKS + k]
+        v = ZERO
+        if r == RANK_HP:
+            v = -wp.float64(s.i[s.o_l_prio + li])
+        elif r == RANK_SETUP:
+            v = setup_time(m, sc, cur, st)
+        elif r == RANK_FIFO:
+            v = s.f[s.o_l_arrived + li]
+        elif r == RANK_CR:
+            rpt = m.F[m.o_s_rpt + sc * m.sF + st]
+            if rpt > ZERO:
+                v = (s.f[s.o_l_due + li] - t) / rpt
+        key[k + 1] = v
+    return key
 
 
 @wp.func
-def key_before(a: wp.vec4d, qa: int, b: wp.vec4d, qb: int) -> bool:
-    for k in range(4):
+def key_before(a: vec5d, qa: int, b: vec5d, qb: int) -> bool:
+    for k in range(5):
         if a[k] != b[k]:
             return a[k] < b[k]
     return qa < qb
@@ -788,9 +796,9 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
              t: wp.float64) -> bool:  # fmt: skip
     """Start the best waiting lot (or batch) on the tool; False when nothing can start.
 
-    Built-in rules: the reference keeps one heap per setup (plus one per tool for dedicated
-    lots) and compares the heads' keys, so the kernel finds each class's head first. Critical
-    ratio: every lot's key. Lots dedicated to another tool are not candidates."""
+    Ranks without cr: the reference keeps one heap per setup (plus one per tool for dedicated
+    lots) and compares the heads' keys, so the kernel finds each class's head first. With cr
+    (f_scan): every lot's key. Lots dedicated to another tool are not candidates."""
     f = m.I[m.o_t_fam + sc * m.sI + tool]
     if m.I[m.o_f_batching + sc * m.sI + f] != 0:
         return dispatch_batch(m, s, cap, sc, n, tid, tool, f, t)
@@ -798,19 +806,18 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
     if lot < 0:
         return False
     ti = tool * n + tid
-    rule = m.I[m.o_f_rule + sc * m.sI + f]
     cur = s.i[s.o_t_setup + ti]
     mr_left = s.i[s.o_t_mr_left + ti]
     mr_setup = s.i[s.o_t_mr_setup + ti]
     best = wp.int32(-1)
-    bk = wp.vec4d()
+    bk = vec5d()
     bq = wp.int32(0)
-    if rule == 3:
+    if m.I[m.o_f_scan + sc * m.sI + f] != 0:
         while lot >= 0:
             li = lot * n + tid
             only = s.i[s.o_l_only + li]
             if only < 0 or only == tool:
-                k = lot_key(m, s, sc, n, tid, lot, rule, cur, mr_left, mr_setup, t)
+                k = lot_key(m, s, sc, n, tid, lot, f, cur, mr_left, mr_setup, t)
                 q = s.i[s.o_l_seq + li]
                 if best < 0 or key_before(k, q, bk, bq):
                     best = lot
@@ -837,7 +844,7 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
                 if s.i[s.o_cls_head + c * n + tid] != stamp:
                     s.i[s.o_cls_head + c * n + tid] = stamp
                     found += 1
-                    k = lot_key(m, s, sc, n, tid, lot, rule, cur, mr_left, mr_setup, t)
+                    k = lot_key(m, s, sc, n, tid, lot, f, cur, mr_left, mr_setup, t)
                     q = s.i[s.o_l_seq + li]
                     if best < 0 or key_before(k, q, bk, bq):
                         best = lot

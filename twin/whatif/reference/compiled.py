@@ -29,7 +29,7 @@ class CFamily:
     __slots__ = (
         "idx", "name", "area", "rule", "static", "batching", "has_setups", "wake_least_setup",
         "capacity", "load", "unload", "tools", "queue", "groups", "idle", "keyfn", "classes",
-        "mode", "fifo", "setup_first", "stream", "fs",
+        "mode", "fifo", "ranks", "heap", "heads", "setup_at", "border", "stream", "fs",
         "n", "area_t", "last_t", "departures", "sojourn", "started", "queue_time",
     )  # fmt: skip
 

@@ -4,11 +4,13 @@ A rule is a key function; the tool takes the lot with the SMALLEST key. Every ke
 the minimum-run flag (0 unless the tool still owes lots of its current setup and this lot
 needs another setup), so minimum runs are kept whatever the rule.
 
-Built-in rules (``ToolFamily.rule``):
-  hot_first       super-hot, hot, then regular; then least setup time; then FIFO
-  least_setup     least setup time; then priority; then FIFO
-  fifo            earliest arrival in the queue
-  critical_ratio  priority; then smallest (due - now) / remaining mean processing time; FIFO
+Built-in rules (``ToolFamily.rule``) are lists of ranks (``twin.process.model.RANKS``: hp,
+setup, fifo, cr), applied in order after the minimum-run flag, the sequence number last
+(``rank_key``); ``dispatch_ranks(rule, family.ranks)`` gives a family's list:
+  hot_first       the family's ranks (SMT2020 FWLRANK); without any: hp, setup, fifo
+  least_setup     setup, then the family's other ranks; without any: setup, hp, fifo
+  fifo            fifo (earliest arrival in the queue), whatever the family's ranks
+  critical_ratio  hp, cr (smallest (due - now) / remaining mean processing time), fifo
 
 Plug-in point: ``register_rule("my_rule", key)`` where ``key(lot, tool, now, setup_time)``
 returns a sortable tuple. ``lot`` has ``id``, ``lot_type``, ``product``, ``priority``,
@@ -16,8 +18,8 @@ returns a sortable tuple. ``lot`` has ``id``, ``lot_type``, ``product``, ``prior
 and ``step`` (``number``, ``setup``, ``rpt`` = remaining mean processing time in s);
 ``tool`` has ``id``, ``setup``, ``minrun_left``, ``minrun_setup``; ``setup_time`` (s) is what
 this tool needs before running the lot. Then set a family's ``rule`` to ``"my_rule"``.
-The built-in hot_first, least_setup and fifo rules are evaluated on per-setup heaps (same order
-as their key functions, much faster on long queues); other rules scan the whole queue.
+Ranks without cr are evaluated on per-setup heaps (same order as their key functions, much
+faster on long queues); cr and registered rules scan the whole queue.
 """
 
 from __future__ import annotations
@@ -53,6 +55,38 @@ def critical_ratio(lot, tool, now: float, setup_time: float) -> tuple:
     return (_minrun(lot, tool), -lot.priority, cr, lot.arrived, lot.seq)
 
 
+def _rank_value(rank: str):
+    """The key part of one rank, a function of (lot, now, setup_time)."""
+    if rank == "hp":
+        return lambda lot, now, stt: -lot.priority
+    if rank == "setup":
+        return lambda lot, now, stt: stt
+    if rank == "fifo":
+        return lambda lot, now, stt: lot.arrived
+    if rank == "cr":
+        return _cr
+    raise ValueError(f"rank {rank!r}: unknown; accepted: hp, setup, fifo, cr")
+
+
+def _cr(lot, now: float, setup_time: float) -> float:
+    rpt = lot.step.rpt
+    return (lot.due - now) / rpt if rpt > 0 else 0.0
+
+
+def rank_key(ranks: tuple[str, ...]) -> RuleKey:
+    """The key function of a list of ranks: (minimum-run flag, one value per rank, seq)."""
+    parts = tuple(_rank_value(r) for r in ranks)
+
+    def key(lot, tool, now: float, setup_time: float) -> tuple:
+        return (
+            _minrun(lot, tool),
+            *(part(lot, now, setup_time) for part in parts),
+            lot.seq,
+        )
+
+    return key
+
+
 RULES: dict[str, RuleKey] = {
     "hot_first": hot_first,
     "least_setup": least_setup,
@@ -60,14 +94,16 @@ RULES: dict[str, RuleKey] = {
     "critical_ratio": critical_ratio,
 }
 
-# rules whose order within one setup class does not depend on the tool or the clock: the
-# engine keeps their queues as one heap per setup instead of scanning
+# rules whose order within one setup class does not depend on the tool or the clock when the
+# family lists no ranks (with ranks, any list without cr): the engine keeps their queues as
+# one heap per setup instead of scanning
 CLASS_RULES = frozenset({"hot_first", "least_setup", "fifo"})
+BUILT_IN = frozenset(RULES)  # rules given by ranks (twin.process.model.RULE_RANKS)
 
 
 def register_rule(name: str, key: RuleKey) -> None:
     """Make a dispatching rule available to the reference engine under ``name``."""
-    if name in CLASS_RULES:
+    if name in BUILT_IN:
         raise ValueError(f"rule {name!r} is built in; register the variant under another name")
     if not callable(key):
         raise TypeError(f"rule {name!r}: key must be callable (lot, tool, now, setup_time)")

@@ -5,7 +5,9 @@ Semantics (this module DEFINES them for every other engine of the project):
 - The event heap is keyed (time, kind, sequence): at equal times tools finish before downs,
   downs before arrivals, arrivals before releases; the sequence number breaks the remaining ties
   in the order events were scheduled.
-- A lot waits in the queue of the family of its current step. A tool is available when it is
+- A lot waits in the queue of the family of its current step; a tool takes the lot first in
+  its family's dispatching ranks (SMT2020 FWLRANK: ``dispatch_ranks``, ``dispatch.rank_key``),
+  the minimum-run flag before them and the sequence number after. A tool is available when it is
   up, its cascade interval since the last start has passed and it holds fewer jobs than its
   capacity (STNCAP); an available tool takes work at once (see ``dispatch``), otherwise it
   idles. An arriving lot wakes an idle tool (the one needing least setup for families marked
@@ -19,8 +21,8 @@ Semantics (this module DEFINES them for every other engine of the project):
   route step (or, with ``SimConfig.batch_by="operation"``, of any step with the same
   description and processing), at most BATCHMX wafers; a tool waits until BATCHMN wafers of one step wait
   (``SimConfig.batch_wait="min"``, the default) or BATCHMX (``"max"``, a full batch, as
-  PySCFabSim). A batch takes its lots in (-priority, arrival) order (arrival order in a
-  family with the fifo rule) and runs with the processing time distribution, setup and
+  PySCFabSim). A batch takes its lots in the order of the family's hp and fifo ranks
+  ((-priority, arrival) usually, arrival order in a family with the fifo rule) and runs with the processing time distribution, setup and
   intervals of the step of its first lot in that order (the head lot); each lot then follows
   its own route (its own next step, rework, CQT window and dedication).
 - Downs (breakdowns: exponential time to failure counted from the previous repair; PMs: every
@@ -54,11 +56,11 @@ from operator import attrgetter
 from typing import Any
 
 from twin.errors import ConfigError, InputError
-from twin.process.model import FabModel
+from twin.process.model import FabModel, dispatch_ranks
 from twin.whatif.reference.calendars import CalendarsMixin
 from twin.whatif.reference.compiled import CFamily, CStep, compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
-from twin.whatif.reference.dispatch import CLASS_RULES, RULES
+from twin.whatif.reference.dispatch import RULES, rank_key
 from twin.whatif.reference.entities import (
     ARRIVE,
     DELAY_END,
@@ -96,6 +98,24 @@ _fifo_order = attrgetter("arrived", "seq")  # lots of a batch family with the fi
 def _batch_order(lot: Lot) -> tuple:
     """Order of the lots of a batch family (its rule not fifo): priority, then arrival."""
     return (-lot.priority, lot.arrived, lot.seq)
+
+
+# a family's queue order within a setup class (CFamily.heap): the ranks that depend on
+# neither the tool nor the clock (hp, fifo), in the family's order, then the sequence number
+HEAP_FIFO, HEAP_HP_FIFO, HEAP_OTHER = range(3)
+# how a CLASSES family compares its class heads (CFamily.heads)
+HEADS_FIFO, HEADS_SETUP_FIRST, HEADS_HOT, HEADS_OTHER = range(4)
+_HEADS = {("fifo",): HEADS_FIFO, ("setup", "hp", "fifo"): HEADS_SETUP_FIRST}
+_HEADS[("hp", "setup", "fifo")] = HEADS_HOT
+
+
+def _static_order(static: tuple[str, ...]) -> Callable[[Lot], tuple]:
+    """A batch family's lot order for static ranks other than (fifo) and (hp, fifo)."""
+    getters = tuple((lambda lot: -lot.priority) if r == "hp" else _arrived for r in static)
+    return lambda lot: (*(g(lot) for g in getters), lot.seq)
+
+
+_arrived = attrgetter("arrived")
 
 
 _new = object.__new__
@@ -148,15 +168,33 @@ class Engine(StartMixin, CalendarsMixin):
         for fam in self.families.values():
             key = zlib.crc32(fam.name.encode())  # stable across scenario copies
             fam.stream = Stream(seed, rep, PROCESS, key)
+            ranks = dispatch_ranks(fam.rule, model.families[fam.name].ranks)
+            fam.ranks = ranks
             if fam.batching:
                 fam.mode = BATCHING
-            elif fam.rule in CLASS_RULES:
+            elif ranks is not None and "cr" not in ranks:
                 fam.mode = CLASSES
             else:
                 fam.mode = SCAN
-            fam.fifo = fam.rule == "fifo"
-            fam.setup_first = fam.rule == "least_setup"
-            fam.keyfn = RULES[fam.rule]
+            # the ranks that order lots within a setup class (and a batch family's lots: the
+            # setup and critical-ratio ranks do not order batches; a registered rule's batches
+            # go by priority and arrival, as they always have)
+            static = tuple(r for r in ranks or ("hp", "fifo") if r in ("hp", "fifo"))
+            fam.static = static
+            fam.fifo = static == ("fifo",)
+            fam.heap = {("fifo",): HEAP_FIFO, ("hp", "fifo"): HEAP_HP_FIFO}.get(static, HEAP_OTHER)
+            fam.heads = _HEADS.get(ranks, HEADS_OTHER)
+            # the number of static ranks before setup (where a class head's setup time goes)
+            at = ranks.index("setup") if ranks and "setup" in ranks else -1
+            fam.setup_at = -1 if at < 0 else sum(r in ("hp", "fifo") for r in ranks[:at])
+            fam.border = (
+                _fifo_order
+                if fam.fifo
+                else _batch_order
+                if fam.heap == HEAP_HP_FIFO
+                else _static_order(static)
+            )
+            fam.keyfn = rank_key(ranks) if ranks is not None else RULES[fam.rule]
             if model.families[fam.name].is_delay:
                 continue
             fam.tools = [
@@ -232,7 +270,13 @@ class Engine(StartMixin, CalendarsMixin):
                 tool.in_idle = False
                 self._start(tool, [lot], st, t)
                 return
-            entry = (t, seq, lot) if fam.fifo else (-lot.priority, t, seq, lot)
+            heap = fam.heap
+            if heap == HEAP_HP_FIFO:
+                entry = (-lot.priority, t, seq, lot)
+            elif heap == HEAP_FIFO:
+                entry = (t, seq, lot)
+            else:
+                entry = self._entry(fam, lot, t, seq)
             h = classes.get(st.setup)
             if h is None:
                 classes[st.setup] = [entry]
@@ -258,8 +302,7 @@ class Engine(StartMixin, CalendarsMixin):
             return False
         lot.only = tool
         if tool.fam.mode == CLASSES:
-            entry = (t, lot.seq, lot) if tool.fam.fifo else (-lot.priority, t, lot.seq, lot)
-            heappush(tool.ded, entry)
+            heappush(tool.ded, self._entry(tool.fam, lot, t, lot.seq))
         else:
             tool.fam.queue.append(lot)
         if tool.in_idle:
@@ -269,6 +312,14 @@ class Engine(StartMixin, CalendarsMixin):
                 tool.in_idle = True
                 tool.fam.idle.append(tool)
         return True
+
+    @staticmethod
+    def _entry(fam: CFamily, lot: Lot, t: float, seq: int) -> tuple:
+        """A lot's entry in a class heap: its static ranks (CFamily.static), seq, the lot."""
+        if fam.heap == HEAP_HP_FIFO:
+            return (-lot.priority, t, seq, lot)
+        vals = tuple(-lot.priority if r == "hp" else t for r in fam.static)
+        return (*vals, seq, lot)
 
     def _wake(self, fam: CFamily, st: CStep, t: float) -> None:
         """Give the new work to an idle tool (least setup first where the family says so)."""
@@ -415,12 +466,18 @@ class Engine(StartMixin, CalendarsMixin):
                         if stt is None:
                             stt = self._setup_time(cur, hst)
                     mr = 1 if owe and s != tool.minrun_setup else 0
-                    if fam.fifo:
-                        k = (mr, head[0], head[1])
-                    elif fam.setup_first:
-                        k = (mr, stt, head[0], head[1], head[2])
-                    else:
+                    heads = fam.heads
+                    if heads == HEADS_HOT:
                         k = (mr, head[0], stt, head[1], head[2])
+                    elif heads == HEADS_SETUP_FIRST:
+                        k = (mr, stt, head[0], head[1], head[2])
+                    elif heads == HEADS_FIFO:
+                        k = (mr, head[0], head[1])
+                    elif fam.setup_at < 0:  # other ranks: the static ranks, setup among them
+                        k = (mr, *head[:-1])
+                    else:
+                        at = fam.setup_at
+                        k = (mr, *head[:at], stt, *head[at:-1])
                     if best is None or k < best:
                         best, h = k, hh
             lot = heappop(h)[-1]
@@ -455,7 +512,7 @@ class Engine(StartMixin, CalendarsMixin):
         spread or setup differ); each lot then goes on along its own route."""
         fam = tool.fam
         groups = fam.groups
-        order = _fifo_order if fam.fifo else _batch_order
+        order = fam.border
         best, best_key = None, None
         for key, lots in groups.items():
             st = lots[0].step
