@@ -13,6 +13,7 @@ import dataclasses
 import math
 from typing import Any
 
+from twin.whatif import presets
 from twin.whatif.reference.config import (
     BATCH_BYS,
     BATCH_WAITS,
@@ -36,16 +37,8 @@ CHOICES = {
     "idle_downs": IDLE_DOWNS,
     "wake": WAKES,
 }
-# PySCFabSim's rule set (bench/bench_reference.py --rules pyscfabsim), with the half spread
-PYSCFABSIM = {
-    "batch_wait": "max",
-    "batch_by": "operation",
-    "pm_first": "same",
-    "pm_interval_from": "end",
-    "idle_downs": "skip",
-    "dedication": True,
-    "wake": "first",
-}
+# PySCFabSim's rule set: the one definition of the presets (twin.whatif.presets)
+PYSCFABSIM = presets.sim_options("pyscfabsim")
 
 
 @dataclasses.dataclass(frozen=True)
