@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.live.util import LEGACY_SCHEMA
 from twin.errors import StoreError, StoreWriteError
 from twin.live.events import Event
 from twin.live.store import (
@@ -421,21 +422,6 @@ def test_backup_refuses_a_source_behind_its_head(tmp_path, stream):
 
 # ------------------------------------------------------------------ legacy stores
 
-_LEGACY = """
-CREATE TABLE events (pos INTEGER PRIMARY KEY, source TEXT NOT NULL, seq INTEGER NOT NULL,
-    id TEXT NOT NULL, time REAL NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
-    data TEXT NOT NULL, UNIQUE (source, seq));
-CREATE INDEX events_time ON events (time);
-CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, received REAL NOT NULL, source TEXT,
-    seq INTEGER, reason TEXT NOT NULL, raw TEXT NOT NULL);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE snapshots (pos INTEGER PRIMARY KEY, clock REAL NOT NULL, state TEXT NOT NULL);
-CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-CREATE TRIGGER events_append_only_d BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-"""
-
 
 def test_a_store_made_before_the_chain_is_chained_by_its_first_writer(tmp_path, stream):
     """An old store (no hash column, no head): readers read it as it is; the first writer
@@ -443,7 +429,7 @@ def test_a_store_made_before_the_chain_is_chained_by_its_first_writer(tmp_path, 
     the append-only triggers are back."""
     path = tmp_path / "old.db"
     con = sqlite3.connect(path)
-    con.executescript("PRAGMA journal_mode=WAL;" + _LEGACY)
+    con.executescript("PRAGMA journal_mode=WAL;" + LEGACY_SCHEMA)
     from twin.live import codec
 
     con.executemany(

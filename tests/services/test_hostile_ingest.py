@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.live.util import LEGACY_SCHEMA
 from tests.services.conftest import auth, make_settings
 from twin.live.events import Event, make_event
 
@@ -132,19 +133,6 @@ def test_reads_answer_over_a_legacy_store_with_out_of_range_times(tmp_path):
     with TestClient(create_app(make_settings(store=str(db)))) as c:
         _reads_answer(c)
         assert c.get("/state", headers=auth("read")).json()["clock"].startswith("9999-12-31")
-
-
-# the event store's schema before the hash chain (2026-11): what a legacy store holds
-LEGACY_SCHEMA = """
-CREATE TABLE events (pos INTEGER PRIMARY KEY, source TEXT NOT NULL, seq INTEGER NOT NULL,
-    id TEXT NOT NULL, time REAL NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
-    data TEXT NOT NULL, UNIQUE (source, seq));
-CREATE INDEX events_subject ON events (subject);
-CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, received REAL NOT NULL, source TEXT,
-    seq INTEGER, reason TEXT NOT NULL, raw TEXT NOT NULL);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE snapshots (pos INTEGER PRIMARY KEY, clock REAL NOT NULL, state TEXT NOT NULL);
-"""
 
 
 _ITEM = st.one_of(

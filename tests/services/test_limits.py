@@ -20,12 +20,12 @@ from pydantic import ValidationError
 from services.api.app import create_app
 from services.api.limits import server_config
 from services.api.routers.events import json_values, json_values_bound
-from tests.services.conftest import ADMIN, auth, free_port, make_settings
+from tests.services.conftest import ADMIN, LiveServer, auth, free_port, make_settings
 
 INGEST = auth("ingest")
 
 
-class LimitedServer:
+class LimitedServer(LiveServer):
     """``create_app(settings)`` served as ``twin serve`` serves it (``server_config``)."""
 
     def __init__(self, **kw) -> None:
@@ -38,19 +38,6 @@ class LimitedServer:
         self.config = server_config(self.app, self.settings, "127.0.0.1", self.port)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LimitedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
     @property
     def guard(self):

@@ -15,12 +15,6 @@ from typing import Any
 
 from twin.whatif import presets
 from twin.whatif.reference.config import (
-    BATCH_BYS,
-    BATCH_WAITS,
-    IDLE_DOWNS,
-    PM_FIRSTS,
-    PM_INTERVALS_FROM,
-    WAKES,
     SimConfig,
 )
 
@@ -29,13 +23,8 @@ DAY = 86400.0
 # the SimConfig fields that are not model options: the run's identity and its horizon, and
 # record_steps (the kernel refuses it: the reference alone records per-step times)
 NOT_OPTIONS = frozenset({"days", "seed", "replication", "record_steps"})
-CHOICES = {
-    "batch_wait": BATCH_WAITS,
-    "batch_by": BATCH_BYS,
-    "pm_first": PM_FIRSTS,
-    "pm_interval_from": PM_INTERVALS_FROM,
-    "idle_downs": IDLE_DOWNS,
-    "wake": WAKES,
+CHOICES = {  # the options that take one of a few texts (the presets' list; spread is the model's)
+    k: v for k, v in presets.OPTIONS.items() if isinstance(v, tuple) and k != "spread"
 }
 # PySCFabSim's rule set: the one definition of the presets (twin.whatif.presets)
 PYSCFABSIM = presets.sim_options("pyscfabsim")
