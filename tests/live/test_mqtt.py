@@ -412,3 +412,15 @@ def test_wide_filter_receives_events_only(broker, stream):
     finally:
         sink.close()
         src.close()
+
+
+def test_an_end_to_end_producers_tail_is_never_expected():
+    """A heartbeat that says the producer resends until confirmed is left out of heartbeats():
+    its tail comes again after a loss, so the twin must not declare it a gap."""
+    from twin.live.mqtt import _resends
+
+    assert _resends(
+        json.dumps({"source": "mes", "last_seq": 5, "time": 1.0, "resends": True}).encode()
+    )
+    for payload in (_hb(), b"garbage", b"[1]", b'{"resends": "yes"}', b"{" * 5000):
+        assert not _resends(payload)

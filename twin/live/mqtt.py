@@ -77,10 +77,12 @@ def heartbeat_filter(events_filter: str) -> str:
 def parse_heartbeat(topic: str, payload: bytes) -> tuple[str, int]:
     """``(source, last_seq)`` of a heartbeat message; ValueError naming what is wrong.
 
-    Accepted: a JSON object ``{"source": S, "last_seq": N, "time": T}`` of at most
+    Accepted: a JSON object ``{"source": S, "last_seq": N, "time": T, "resends": B}`` of at most
     ``HEARTBEAT_MAX_BYTES`` bytes on ``twin/<fab>/heartbeat/<name>``, where S is a non-empty
     string of valid Unicode whose topic name is ``<name>``, N an integer 1..2^63-1 and T finite
-    epoch seconds 0..MAX_TIME (extra keys are ignored).
+    epoch seconds 0..MAX_TIME (extra keys are ignored). ``resends`` true: the producer keeps
+    every event until the twin confirms it durable (end to end), so ``heartbeats()`` leaves its
+    tail out: it will come again, never to be declared lost.
     """
     if len(payload) > HEARTBEAT_MAX_BYTES:
         raise ValueError(f"{len(payload)} bytes; a heartbeat has at most {HEARTBEAT_MAX_BYTES}")
@@ -104,6 +106,14 @@ def parse_heartbeat(topic: str, payload: bytes) -> tuple[str, int]:
     if type(t) not in (int, float) or not 0.0 <= t <= MAX_TIME:  # NaN fails both comparisons
         raise ValueError(f"'time' must be epoch seconds 0..{MAX_TIME:.0f}, got {str(t)[:40]!r}")
     return source, seq
+
+
+def _resends(payload: bytes) -> bool:
+    """Does a (valid) heartbeat say its producer resends until the twin confirms?"""
+    try:
+        return json.loads(payload).get("resends") is True
+    except (ValueError, RecursionError, AttributeError):
+        return False
 
 
 @dataclass(kw_only=True)
@@ -268,6 +278,8 @@ class MqttSource:
         self.heartbeats_seen += 1
         if topic not in self._seen:
             self._learn(topic)
+        if _resends(msg.payload):  # an end-to-end producer: its tail is never a gap
+            return
         with self._hb_lock:
             if seq > self._hb.get(source, 0):
                 self._hb[source] = seq
@@ -442,7 +454,11 @@ class MqttSink:
             last = dict(self._last_seq)
         t = _time.time()
         for source, seq in last.items():
-            payload = json.dumps({"source": source, "last_seq": seq, "time": t})
+            # "resends": this sink keeps every event until the twin confirms it, so its tail
+            # comes again after any loss: the twin must never declare it lost
+            payload = json.dumps(
+                {"source": source, "last_seq": seq, "time": t, "resends": self.end_to_end}
+            )
             self._send(heartbeat_topic(self.fab, source), payload, retain=True)
             self.heartbeats_sent += 1
 
