@@ -148,6 +148,21 @@ def test_job_from_the_live_state(client):
     assert job["status"] == "completed", job["error"]
 
 
+def test_live_job_with_an_unmapped_tool_is_refused(client):
+    """start=live with a tool the tool-id map does not know is a 422 naming it, not a job."""
+    from twin.live.state import Equipment
+
+    state = client.app.state.runtime.state
+    state.equipment["GHOST-1"] = Equipment("GHOST-1", "Litho_FE_3")
+    try:
+        body = {"replications": 1, "days": 1, "start": "live"}
+        r = client.post("/whatif", json=body, headers=ADMIN)
+    finally:
+        del state.equipment["GHOST-1"]
+    assert r.status_code == 422, r.text
+    assert "1 twin tool id not in the tool-id map: 'GHOST-1'" in str(r.json()["detail"])
+
+
 def test_job_rules_and_options_are_recorded_and_change_the_result(client):
     """A job runs under its rules with its options on top and records them in its result; a
     job that names none runs the scene's default, twin; the two presets give other results."""
