@@ -290,3 +290,25 @@ def test_start_options_that_do_not_fit_are_refused(store, tmp_path, capsys):
     ):
         assert main(base + extra) == 1
         assert says in capsys.readouterr().err
+
+
+def test_processing_counts_from_the_end_of_the_setup(demo, states):
+    """A lot whose run began with a setup has worked since the setup ended (the tool turned
+    productive then), not since its track-in; a later state change is capped at the longest
+    setup."""
+    scene, model = demo
+    tm = ToolIdMap.from_scene(scene, model)
+    state = states[-1].copy()
+    lot = next(x for x in state.lots.values() if x.status == "queued")
+    route = model.route_of(lot.product)
+    step = next(s for s in route.steps if s.setup)
+    fam = model.families[step.family]
+    tool = tm.to_twin[f"{step.family}#1"]
+    lot.status, lot.step, lot.location = "processing", step.number, tool
+    e = state.equipment[tool]
+    for since, worked in ((1200.0, 1200.0), (3000.0, 2400.0 - 1800.0)):
+        lot.updated = state.clock - 2400.0  # tracked in 40 min ago
+        e.state, e.reason, e.since = "productive", "processing", lot.updated + since
+        ls = next(x for x in start_from_twin(state, model, tm).lots if x.id == lot.id)
+        run = step.mean_time(ls.wafers) + fam.load_time + fam.unload_time
+        assert ls.until == pytest.approx(max(0.0, run - worked)), since

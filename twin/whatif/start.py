@@ -12,7 +12,7 @@ relative to it.
   times the wafers) + unload, plus the setup when the tool is still in its setup (E10
   scheduled down, reason ``setup``), minus the time it has already worked (from its track-in,
   or from the end of its setup; a down that interrupts it now stops the count at the down's
-  start). Lots of one batch in progress stay together on their tool and end together.
+  start; an earlier down that has ended is not known, so the lot ends that much earlier). Lots of one batch in progress stay together on their tool and end together.
   Priority, wafers, lot type and due date come from the model's release of the lot's product
   (the lot type named by the lot id's prefix, ``Lot_3_17`` -> ``Lot_3``, when there is one).
 - **Holds.** The engines have no hold: a held lot is placed in transport to its step until
@@ -239,11 +239,19 @@ def _work_left(state: Any, model: Any, lot: Any, step: Any, wafers: int, clock: 
             current = e.setup if e.setup != step.setup else None
             setup = model.setup_time(current, step.setup, step) if step.setup else 0.0
             return max(0.0, began + setup - clock) + run
-        if e.state == "productive":
-            began = e.since  # processing began when the setup (or a down) ended
+        if e.state == "productive" and step.setup is not None:
+            # the run began with a setup: processing began when it ended (a later state
+            # change, e.g. the track-in of another lot of a cascading tool, is no setup)
+            began = min(e.since, began + _longest_setup(model, step))
         elif _down_kind(e) is not None:
             stop = e.since  # down now: the run stopped when it went down
     return max(0.0, run - max(0.0, stop - began))
+
+
+def _longest_setup(model: Any, step: Any) -> float:
+    """The longest setup into a step's setup (s)."""
+    times = [v for (_, to), v in model.setup_times.items() if to == step.setup]
+    return max([step.setup_time, *times])
 
 
 def _down_kind(e: Any) -> str | None:
