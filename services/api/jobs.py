@@ -4,8 +4,10 @@ A job is queued, then run (at most ``whatif_max_running`` at once, ``whatif_max_
 waiting); its progress is the replications finished so far, counted as the executor yields
 them, plus the simulated share of running ones. Cancelling a queued job drops it; cancelling a
 running one terminates its worker processes at once (``LocalProcessPool(cancelled=...)``).
-A job may start from the process model's initial WIP or from the live twin state (lots where
-the twin last saw them, tools that are down kept down for an hour). It runs under a rule preset
+A job may start from the process model's initial WIP or from the live twin state
+(``twin.whatif.start.start_from_twin`` with the scene's ``ToolIdMap``: lots at their steps,
+processing lots on their tools for the mean time left, down tools for the mean repair or PM
+time left; a tool or lot that does not map is refused, HTTP 422). It runs under a rule preset
 (``rules``, ``twin.whatif.presets``; by default the served model's: ``default_rules``) with
 ``options`` on top; its result records the effective rules.
 
@@ -17,7 +19,6 @@ server; ``shutdown`` (SIGTERM) cancels queued jobs and terminates running worker
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time as _time
@@ -113,6 +114,7 @@ class JobManager:
         self.failed = 0
         self.cancelled = 0
         self.closed = False  # shutdown began: nothing new is accepted or started
+        self._tool_map: Any = None
 
     # ------------------------------------------------------------ submit
     def submit(self, req: dict[str, Any]) -> WhatIfJob:
@@ -120,6 +122,7 @@ class JobManager:
         from twin.whatif import presets
         from twin.whatif.runner import RunConfig, engine_names, get_engine
         from twin.whatif.scenarios import parse_scenarios
+        from twin.whatif.start import start_from_twin
 
         s = self.settings
         model = self.rt.model
@@ -191,9 +194,14 @@ class JobManager:
                 get_engine(req["engine"])
             except TwinError as exc:
                 problems.append(str(exc))
+        start = None
+        if req["start"] == "live":
+            try:
+                start = start_from_twin(self.rt.state, model, self.tool_map())
+            except InputError as exc:
+                problems += exc.problems
         if problems:
             raise InputError("what-if request", problems)
-        start = live_start(self.rt.state, model, self.rt.scene) if req["start"] == "live" else None
         job = WhatIfJob(
             id=uuid.uuid4().hex[:12],
             request=req,
@@ -214,6 +222,15 @@ class JobManager:
             self._forget_old()
         self._dispatch()
         return job
+
+    def tool_map(self) -> Any:
+        """The scene's ``ToolIdMap`` (``twin.process.toolmap``), as the emulator maps tools;
+        built once."""
+        from twin.process.toolmap import ToolIdMap
+
+        if self._tool_map is None:
+            self._tool_map = ToolIdMap.from_scene(self.rt.scene, self.rt.model)
+        return self._tool_map
 
     @property
     def rules(self) -> tuple[str, str]:
@@ -325,50 +342,3 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
     return obj
-
-
-def live_start(state: Any, model: Any, scene: Any) -> Any:
-    """The live twin state as a reference-engine start: every active lot of a known product at
-    its current step (processing lots on their tool for the rest of the step's mean time),
-    and tools that are down kept down for an hour (the twin cannot know when they return)."""
-    from twin.whatif.reference import LotState, StartState, ToolState
-
-    clock = state.clock
-    tool_ids: dict[str, str] = {}  # scene tool -> "<family>#<n>" in id order per family
-    for fam, fam_def in model.families.items():
-        ids = sorted(e.id for e in list(state.equipment.values()) if e.family == fam)
-        for n, eid in enumerate(itertools.islice(ids, fam_def.count), start=1):
-            tool_ids[eid] = f"{fam}#{n}"
-    lot_type = {}
-    for rel in model.releases:
-        lot_type.setdefault(rel.product, rel.lot_type)
-    lots = []
-    for lot in list(state.lots.values()):
-        if lot.status not in ("queued", "processing", "hold") or lot.product not in model.products:
-            continue
-        route = model.route_of(lot.product)
-        if lot.step is None:
-            continue
-        try:
-            step = route.steps[route.index_of(lot.step)]
-        except KeyError:
-            continue
-        ls = LotState(
-            id=lot.id,
-            product=lot.product,
-            step=lot.step,
-            lot_type=lot_type.get(lot.product, lot.product),
-            release=min(0.0, lot.released - clock),
-        )
-        if lot.status == "processing" and lot.location in tool_ids:
-            ls.status, ls.tool = "processing", tool_ids[lot.location]
-            ls.until = max(0.0, lot.updated + step.mean - clock)
-        lots.append(ls)
-    tools = {}
-    for eid, tid in tool_ids.items():
-        e = state.equipment[eid]
-        if e.state in ("unscheduled_down", "scheduled_down"):
-            tools[tid] = ToolState(
-                down_until=3600.0, down_kind="pm" if e.state == "scheduled_down" else "down"
-            )
-    return StartState(time=0.0, lots=lots, tools=tools)

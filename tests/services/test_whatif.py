@@ -124,20 +124,43 @@ def test_over_the_caps_and_bad_scenarios(client):
 
 
 def test_job_from_the_live_state(client):
-    """start=live simulates from the lots and tools the twin holds now."""
-    from services.api.jobs import live_start
+    """start=live starts the job from twin.whatif.start.start_from_twin with the scene's
+    ToolIdMap (the emulator's map): every active lot and every tool of the twin is in it."""
+    from twin.process.toolmap import ToolIdMap
+    from twin.whatif.start import start_from_twin
 
-    stream = demo_stream(lots=4, seed=11)
+    stream = demo_stream(lots=4, seed=11)[:1500]  # a lot held, others queued and processing
     for lo in range(0, len(stream), 500):
-        client.post("/events", json=dicts(stream[lo : lo + 500]), headers=ADMIN)
+        r = client.post("/events", json=dicts(stream[lo : lo + 500]), headers=ADMIN)
+        assert r.status_code == 200, r.text
     rt = client.app.state.runtime
-    start = live_start(rt.state, rt.model, rt.scene)
-    active = [x for x in rt.state.lots.values() if x.status in ("queued", "processing", "hold")]
-    assert len(start.lots) == len(active)
+    lots = rt.state.lots.values()
+    active = {x.id for x in lots if x.status in ("queued", "processing", "hold")}
+    assert {x.status for x in lots} == {"queued", "processing", "hold"}
     r = client.post("/whatif", json={"replications": 1, "days": 1, "start": "live"}, headers=ADMIN)
     assert r.status_code == 202
+    start = rt.jobs.get(r.json()["id"]).start
+    assert {lot.id for lot in start.lots} == active
+    tool_map = ToolIdMap.from_scene(rt.scene, rt.model)
+    assert set(start.tools) == set(tool_map.to_twin)
+    assert start == start_from_twin(rt.state, rt.model, tool_map)
     job = wait_for(client, r.json()["id"], {"completed", "failed"})
     assert job["status"] == "completed", job["error"]
+
+
+def test_live_job_with_an_unmapped_tool_is_refused(client):
+    """start=live with a tool the tool-id map does not know is a 422 naming it, not a job."""
+    from twin.live.state import Equipment
+
+    state = client.app.state.runtime.state
+    state.equipment["GHOST-1"] = Equipment("GHOST-1", "Litho_FE_3")
+    try:
+        body = {"replications": 1, "days": 1, "start": "live"}
+        r = client.post("/whatif", json=body, headers=ADMIN)
+    finally:
+        del state.equipment["GHOST-1"]
+    assert r.status_code == 422, r.text
+    assert "1 twin tool id not in the tool-id map: 'GHOST-1'" in str(r.json()["detail"])
 
 
 def test_job_rules_and_options_are_recorded_and_change_the_result(client):

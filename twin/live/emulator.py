@@ -60,8 +60,9 @@ from twin.live.sources import Sink
 from twin.physics.oht import OhtConfig, OhtSim
 from twin.physics.routing import port_stop
 from twin.process.model import FabModel
+from twin.process.toolmap import ToolIdMap
 from twin.scene.graph import SceneGraph
-from twin.whatif.reference import SimConfig, tool_ids
+from twin.whatif.reference import SimConfig
 from twin.whatif.reference.engine import (
     ARRIVE,
     BATCHING,
@@ -100,32 +101,11 @@ class EmulatorConfig:
 
 
 def tool_map(scene: SceneGraph, model: FabModel) -> dict[str, str]:
-    """Engine tool ids (``"<family>#<n>"``) -> scene tool ids of that family, in id order.
-
-    Every family of the model must have exactly STNQTY tools in the scene; one error lists
-    every family that does not.
-    """
-    by_family: dict[str, list[str]] = {}
-    for node in scene.nodes("tool"):
-        by_family.setdefault(str(node.family), []).append(node.id)
-    problems = []
-    out: dict[str, str] = {}
-    engine_ids = tool_ids(model)
-    for name, fam in model.families.items():
-        if fam.is_delay:
-            continue
-        tools = sorted(by_family.get(name, []))
-        if len(tools) != fam.count:
-            problems.append(
-                f"family {name}: the process model has {fam.count} tools (STNQTY), the scene "
-                f"has {len(tools)} tool nodes with family {name!r} ({', '.join(tools) or 'none'})"
-            )
-            continue
-        for k, tid in enumerate(tools):
-            out[f"{name}#{k + 1}"] = tid
-    if problems or set(out) != set(engine_ids):
-        raise InputError(f"scene {scene.name} vs process model {model.name}", problems)
-    return out
+    """Engine tool ids (``"<family>#<n>"``) -> scene tool ids: ``ToolIdMap.from_scene``'s
+    ``to_twin`` (twin.process.toolmap, the one map of the emulator, the API and the what-if
+    start). Every family must have exactly STNQTY tools in the scene; one error lists every
+    family that does not."""
+    return ToolIdMap.from_scene(scene, model).to_twin
 
 
 class _Engine(Engine):
@@ -179,7 +159,7 @@ class Emulator(AmhsMixin):
         cfg = config or EmulatorConfig(seed=seed, hours=hours)
         cfg.check()
         self.cfg, self.scene, self.model = cfg, scene, model
-        self.tools = tool_map(scene, model)
+        self.tools = ToolIdMap.from_scene(scene, model).to_twin
         self.ports: dict[str, list[str]] = {}
         for pid, link in sorted(scene.ports.items()):
             if link.segment is not None:

@@ -4,10 +4,13 @@
                           [--seed S] [--engine reference|kernel] [--device cpu|cuda]
                           [--rules twin|pyscfabsim|smt2020] [--option KEY=VALUE ...]
                           [--json] [--csv FILE] [--workers N] [--worker-memory MIB]
+                          [--start model|live --store DB [--at T]]
 
 MODEL is an SMT2020-format folder or a scene folder (its ``process/``). A progress bar goes to
 stderr; a table (or, with ``--json``, the full JSON) to stdout. ``--rules`` and ``--option``
 come from ``twin.whatif.presets.add_arguments`` (any command that runs the engine adds them).
+``--start live`` starts every scenario from the twin state held in an event store (now, or as
+of ``--at``), through ``twin.whatif.start`` and the one tool-id map (``twin.process.toolmap``).
 """
 
 from __future__ import annotations
@@ -81,6 +84,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run on Ray: 'local' starts a private instance, 'auto' or ray://HOST:PORT joins a "
         "cluster (needs the ray extra)",
     )
+    run.add_argument(
+        "--start",
+        choices=("model", "live"),
+        default="model",
+        help="model: the process model's initial WIP (default); live: the twin state in --store",
+    )
+    run.add_argument("--store", type=Path, help="event store (SQLite) of --start live")
+    run.add_argument(
+        "--at",
+        help="--start live as of this event time: ISO 8601 UTC (2026-01-31T08:00:00Z) or epoch s "
+        "(default: the latest state)",
+    )
     presets.add_arguments(run)
     run.add_argument(
         "--confidence", type=float, default=0.95, help="confidence level (default 0.95)"
@@ -128,9 +143,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(
             "--worker-memory", [f"--worker-memory {memory}: MiB in 0 (no limit)..{2**40}"]
         )
+    at = _start_arguments(args)
     # rejects unknown or unavailable engines before anything is loaded
     engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
+    start = (
+        live_start(args.model, model, args.store, at, quiet=args.quiet)
+        if (args.start == "live")
+        else None
+    )
     scenario_file = load_scenario_file(args.scenarios, model)
     scenarios = scenario_file.scenarios
     config.rules = presets.from_arguments(
@@ -156,7 +177,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         executor = LocalProcessPool(workers=args.workers, memory_mb=memory)
     result = run_whatif(
-        model, scenarios, config, engine=engine, executor=executor, progress=not args.quiet
+        model,
+        scenarios,
+        config,
+        engine=engine,
+        executor=executor,
+        progress=not args.quiet,
+        start=start,
     )
     if args.csv is not None:
         result.write_csv(args.csv)
@@ -166,6 +193,100 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_table(result))
     return 0
+
+
+def _start_arguments(args: argparse.Namespace) -> float | None:
+    """Check --start/--store/--at before anything is loaded; the --at time (epoch s) or None."""
+    from twin.live.events import EventFormatError, parse_time
+
+    problems = []
+    if args.start != "live":
+        for name in ("store", "at"):
+            if getattr(args, name) is not None:
+                problems.append(f"--{name} goes with --start live")
+    elif args.store is None:
+        problems.append("--start live needs --store DB (the event store of the twin)")
+    elif not _is_file(args.store):
+        problems.append(f"--store {_safe(args.store)}: no such event store")
+    at = None
+    if args.at is not None:
+        text = str(args.at)
+        try:
+            at = parse_time(float(text) if _is_number(text) else text)
+        except EventFormatError as exc:
+            problems.append(f"--at: {_safe(exc.reason)}")
+    if problems:
+        raise InputError("twin whatif run", problems)
+    return at
+
+
+def live_start(model_path: Path, model: Any, store_path: Path, at: float | None, quiet=False):
+    """The StartState of the twin in an event store, as of ``at`` (None: its latest state).
+    Tools map by the scene's tool nodes when MODEL is a scene folder, else by the equipment
+    recorded in the store's catalog."""
+    from twin.live.events import format_time
+    from twin.live.store import SQLiteStore
+    from twin.process.toolmap import ToolIdMap
+    from twin.whatif.start import build_start
+
+    where = f"--store {_safe(store_path)}"
+    with SQLiteStore(store_path, readonly=True) as store:
+        first = next(store.read_positioned(limit=1), None)
+        if first is None:
+            raise InputError("twin whatif run", [f"{where}: the store holds no events"])
+        if at is not None and next(store.read_positioned(until=at, limit=1), None) is None:
+            raise InputError(
+                "twin whatif run",
+                [
+                    f"--at {format_time(at)} is before the first event of {where} "
+                    f"(the first stored event is at {format_time(first[1].time)})"
+                ],
+            )
+        state = store.state_at(at)
+        catalog = store.catalog()
+    if (model_path / "process").is_dir() and (model_path / "scene.yaml").exists():
+        from twin.scene.load import load_scene
+
+        tool_map = ToolIdMap.from_scene(load_scene(model_path), model)
+    elif catalog is not None and catalog.equipment:
+        tool_map = ToolIdMap.from_families(catalog.equipment, model, where=f"{where} catalog")
+    else:
+        raise InputError(
+            "twin whatif run",
+            [f"{where} records no equipment catalog: give the scene folder as MODEL to map tools"],
+        )
+    live = build_start(state, model, tool_map)
+    if not quiet:
+        when = "now" if at is None else f"as of {format_time(at)}"
+        c = live.counts
+        sys.stderr.write(
+            f"live start ({when}, clock {format_time(state.clock)}): {c['lots']} lots "
+            f"({c['queued']} queued, {c['processing']} processing, {c['hold']} held), "
+            f"{c['tools']} tools ({c['down']} down)\n"
+        )
+        for note in live.notes:
+            sys.stderr.write(f"  {note}\n")
+    return live.start
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name the file system cannot hold (a lone surrogate)
+        return False
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _safe(x: Any) -> str:
+    """Text that any terminal can print (a lone surrogate is escaped)."""
+    return str(x).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _rules_line(rules: presets.RuleSet) -> str:
