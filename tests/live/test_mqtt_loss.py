@@ -16,9 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.live.test_atomic import POISON, _poisoned, _text
 from tests.live.test_mqtt import Ingest, wait_for
 from tests.live.util import stored_count
+from twin.live.events import make_event
 from twin.live.mqtt import MqttConfig, MqttSink, topic_for
 from twin.live.store import SQLiteStore
 
@@ -267,3 +271,65 @@ def test_emulate_refuses_bad_confirm_timeout(capsys):
     for bad in ("0", "nan", "-1", "1e9"):
         assert main(["emulate", str(DEMO), "--confirm-timeout", bad, "--mqtt", "x:1"]) == 1
         assert "--confirm-timeout" in capsys.readouterr().err
+
+
+_GOODS = st.integers(0, 199)
+_POISONS = st.sampled_from(sorted(POISON))
+_ITEMS = st.lists(
+    st.one_of(
+        st.tuples(st.just("good"), _GOODS),
+        st.tuples(st.just("poison"), _POISONS),
+        st.tuples(
+            st.just("garbage"), st.sampled_from([b"\xff\x00", b"{", b"null", b"[]", b"[[[["])
+        ),
+        st.tuples(st.just("array"), st.lists(st.one_of(_GOODS, _POISONS), max_size=8)),
+    ),
+    max_size=15,
+)
+
+
+@pytest.mark.slow
+def test_any_mix_over_mqtt_keeps_the_state_equal_to_the_store(broker, tmp_path, catalog, stream):
+    """Arbitrary mixes of good events, poison payloads, garbage and JSON-array messages through
+    a real broker into a running twin: ingest keeps running, nothing is stored twice, and the
+    state equals a replay of the store after every mix."""
+    ingest = Ingest(broker, tmp_path / "twin.db", catalog)
+    sink = MqttSink(MqttConfig(port=broker.port, client_id="hyp"), fab="fab1")
+    good = stream[:200]
+    topic = topic_for("fab1", good[0].source)
+    probe = [0]
+
+    def text(w: int | str) -> str:
+        return good[w].to_json() if isinstance(w, int) else _text(_poisoned(good[1], w))
+
+    @settings(max_examples=12, deadline=None)
+    @given(plan=_ITEMS)
+    def one_mix(plan):
+        for kind, what in plan:
+            if kind == "array":
+                sink.publish_raw(topic, "[" + ",".join(map(text, what)) + "]")
+            else:
+                sink.publish_raw(topic, what if kind == "garbage" else text(what))
+        probe[0] += 1  # a barrier: once it is applied, everything published before was taken
+        ev = make_event("probe", probe[0], good[0].time, "alarm.set", "ETCH_1", alarm="p",
+                        severity="info")  # fmt: skip
+        sink.publish_raw(topic_for("fab1", "probe"), ev.to_json())
+        assert sink.flush(30)
+        state = ingest.sync.state
+        wait_for(lambda: state.last_seq.get("probe", 0) >= probe[0], 60, "the barrier")
+        ingest.paused.set()
+        try:
+            time.sleep(0.3)
+            with SQLiteStore(tmp_path / "twin.db", readonly=True) as s:
+                keys = [e.key for e in s.read()]
+                assert len(keys) == len(set(keys))
+                assert ingest.sync.state.fingerprint() == s.replay(catalog).fingerprint()
+        finally:
+            ingest.paused.clear()
+
+    try:
+        one_mix()
+        assert ingest.thread.is_alive(), "ingest stopped"
+    finally:
+        sink.close()
+        ingest.close()
