@@ -91,3 +91,19 @@ def test_resumes_after_restart():
     buf = ReorderBuffer(start={"s": 10})
     assert buf.push(e(10)).duplicates == [e(10)]
     assert seqs(buf.push(e(11)).events) == [("s", 11)]
+
+
+def test_a_patient_source_waits_for_the_resend_instead_of_declaring_a_gap():
+    """An end-to-end producer re-sends what is missing: no gap on the timer, at most window
+    events held (more are refused, to come again), and the re-sent seq releases them all."""
+    now = [0.0]
+    buf = ReorderBuffer(ReorderConfig(window=3, max_wait=1.0), clock=lambda: now[0])
+    buf.be_patient("s")
+    buf.push(e(1))
+    for s in (3, 4, 5):
+        assert buf.push(e(s)).events == []
+    assert buf.push(e(6)).refused  # the held buffer is full: refused, its re-send comes later
+    now[0] = 100.0
+    assert buf.poll().events == [] and buf.held() == 3
+    r = buf.push(e(2))
+    assert [x.seq for x in r.events] == [2, 3, 4, 5] and not r.gaps

@@ -278,15 +278,19 @@ class MqttSource:
         self.heartbeats_seen += 1
         if topic not in self._seen:
             self._learn(topic)
-        if _resends(msg.payload):  # an end-to-end producer: its tail is never a gap
+        if _resends(msg.payload):  # an end-to-end producer: what it lost is never a gap
+            with self._hb_lock:
+                self._hb[source] = {"last_seq": seq, "resends": True}
             return
         with self._hb_lock:
-            if seq > self._hb.get(source, 0):
+            cur = self._hb.get(source, 0)
+            if not isinstance(cur, dict) and seq > cur:  # a re-sending producer's word stands
                 self._hb[source] = seq
 
-    def heartbeats(self) -> dict[str, int]:
+    def heartbeats(self) -> dict[str, Any]:
         """Per source, the highest ``last_seq`` its publishers' heartbeats announced since the
-        previous call (drained: each announcement is returned once)."""
+        previous call (drained: each announcement is returned once); for a producer that
+        re-sends until confirmed, ``{"last_seq": N, "resends": True}`` instead."""
         with self._hb_lock:
             out, self._hb = self._hb, {}
         return out

@@ -48,12 +48,13 @@ class Released:
 class _Source:
     __slots__ = (
         "next", "heap", "held", "first_wait", "gaps", "tail", "tail_since", "tail_from",
-        "tail_time", "_high",
+        "tail_time", "_high", "patient",
     )  # fmt: skip
 
     def __init__(self, next_seq: int) -> None:
         self.next = next_seq
         self._high = 0  # the highest seq held (stale once the heap is empty)
+        self.patient = False  # an end-to-end producer: what is missing will be re-sent
         self.heap: list[tuple[int, Event]] = []
         self.held: set[int] = set()
         self.first_wait = 0.0  # wall clock when the oldest early event started waiting
@@ -130,8 +131,8 @@ class ReorderBuffer:
             self.duplicates += 1
             out.duplicates.append(ev)
             return out
-        if seq > src.high + self.cfg.window:
-            self.refused += 1
+        if seq > src.high + self.cfg.window or (src.patient and len(src.heap) >= self.cfg.window):
+            self.refused += 1  # (a patient source's re-send of it comes again later)
             out.refused.append((ev, self._too_far(ev.source, src, seq)))
             return out
         if not src.heap:
@@ -140,7 +141,7 @@ class ReorderBuffer:
         src.held.add(seq)
         if seq > src.high:
             src.high = seq
-        if len(src.heap) > self.cfg.window:
+        if len(src.heap) > self.cfg.window and not src.patient:
             self._skip(ev.source, src, out)
         return out
 
@@ -158,6 +159,8 @@ class ReorderBuffer:
         out = out if out is not None else Released()
         now = self._clock()
         for name, src in list(self._src.items()):
+            if src.patient:  # its producer re-sends what is missing: nothing is lost
+                continue
             while src.heap and now - src.first_wait >= self.cfg.max_wait:
                 self._skip(name, src, out)
             if src.tail < src.next:
@@ -196,6 +199,15 @@ class ReorderBuffer:
         if time is not None:
             src.tail_time = time
         return None
+
+    def be_patient(self, name: str) -> None:
+        """``name``'s producer re-sends until the twin confirms (end-to-end delivery): a
+        missing seq is waited for, never declared lost on a timer (events too far ahead are
+        refused, and come again); ``flush`` at the end of a finite stream still declares."""
+        src = self._src.get(name)
+        if src is None:
+            src = self._src[name] = _Source(1)
+        src.patient = True
 
     def skip(self, name: str, to_seq: int) -> tuple[int, list[Event], list[Event]]:
         """An admin's reset: ``name``'s next expected seq becomes ``to_seq + 1`` (forward

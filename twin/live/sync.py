@@ -463,10 +463,13 @@ class Synchroniser:
     def heartbeats(self, beats: dict[Any, Any]) -> None:
         """Feed heartbeats a source collected: ``{source: last_seq}`` or ``{source:
         {"last_seq": N, "time": T, "resends": bool}}``. A producer that resends until the twin
-        confirms (end-to-end delivery) loses nothing, so its tail is never declared lost."""
+        confirms (end-to-end delivery) loses nothing, so neither its tail nor a seq missing
+        in its stream is ever declared lost: the twin waits for the re-send."""
         for name, beat in list(beats.items())[:10_000]:
             if isinstance(beat, dict):
                 if beat.get("resends") is True:
+                    if type(name) is str and name and not name.startswith(RESERVED_SOURCE_PREFIXES):
+                        self.reorder.be_patient(name)  # it re-sends: never declare its losses
                     continue
                 self.expect_tail(name, beat.get("last_seq"), beat.get("time"))  # type: ignore[arg-type]
             else:
