@@ -1,5 +1,6 @@
 """The kernel's modules (one per section of the simulation): the same Warp options in each,
-every one in the AOT fingerprint, and the one job-slot helper used by both of its callers."""
+every one in the AOT fingerprint; the one job-slot helper used by both of its callers and the
+one start-state check used by both engines."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from models import toy_fab
 
 import twin.whatif.kernel as pkg
+from twin.errors import InputError
 from twin.whatif.kernel import CapacityError, aot, simulate_batch
 from twin.whatif.reference import SimConfig, simulate
-from twin.whatif.reference.config import LotState, StartState
+from twin.whatif.reference.config import LotState, StartState, ToolState
 
 FOLDER = Path(pkg.__file__).parent
 WARP_MODULES = sorted(
@@ -73,3 +75,39 @@ def test_full_job_table_is_reported_at_start_and_during_the_run():
     ref = simulate(model, cfg, start=start)
     assert kr.result().lots.completion == ref.lots.completion
     assert kr.events == ref.events
+
+
+def _problems(run) -> str:
+    with pytest.raises(InputError) as info:
+        run()
+    return str(info.value)
+
+
+@pytest.mark.parametrize("status", ["parked", "\ud800", ["queued"], "", "PROCESSING"])
+def test_both_engines_refuse_a_start_state_alike(status):
+    """One check (reference.start.start_lot_check) for both engines: a start state's unknown
+    tool, unknown product, step outside the route, unknown status (garbage, lone surrogate, a
+    list) and processing lot on an unknown tool give the same InputError, naming every one."""
+    model = toy_fab()
+    model.wip = []
+    t0 = 86400.0
+    start = StartState(
+        time=t0,
+        lots=[
+            LotState(id="a", product="P9", step=1),
+            LotState(id="b", product="PA", step=10**9),
+            LotState(id="c", product="PA", step=2, status=status),
+            LotState(id="d", product="PA", step=3, status="processing", tool="C#99"),
+            LotState(id="e", product="PA", step=2),
+        ],
+        tools={"Nope#1": ToolState(), "\ud800": ToolState()},
+    )
+    cfg = SimConfig(days=1, seed=1)
+    ref = _problems(lambda: simulate(model, cfg, start=start))
+    ker = _problems(lambda: simulate_batch([model], cfg, [0], start=start, device="cpu"))
+    assert ref == ker
+    for part in ("'Nope#1' is not a tool", "'\\ud800' is not a tool", "lot a: unknown product",
+                 "lot b: step 1000000000 not in route", f"lot c: status {status!r}",
+                 "lot d: processing on unknown tool 'C#99'"):  # fmt: skip
+        assert part in ref
+    assert "lot e" not in ref

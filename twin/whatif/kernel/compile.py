@@ -26,12 +26,13 @@ from twin.whatif.reference.calendars import first_factor
 from twin.whatif.reference.compiled import compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
 from twin.whatif.reference.dispatch import RULES
+from twin.whatif.reference.start import STATUSES, start_lot_check, start_tool_problem
 from twin.whatif.reference.streams import KIND_CODES, PM, PROCESS, RELEASE, ROUTING, TOOL, TRANSPORT
 
 RULE_CODES = {"hot_first": 0, "least_setup": 1, "fifo": 2, "critical_ratio": 3}
 RANK_CODES = {"hp": 0, "setup": 1, "fifo": 2, "cr": 3}  # f_ranks: a family's dispatch ranks
 MAX_RANKS = len(RANK_CODES)  # f_ranks holds this many per family, -1 after the last
-STATUS_CODES = {"queued": 0, "transport": 1, "processing": 2}
+STATUS_CODES = {s: k for k, s in enumerate(STATUSES)}  # queued 0, transport 1, processing 2
 MAX_WORDS = 4  # uint32 words of (purpose, index) per stream
 HIST_BINS = 512  # cycle-time histogram bins per lot type (percentiles on the device path)
 
@@ -326,36 +327,20 @@ def compile_model(
             init_ids.append(w.id)
     else:
         for ts_id, ts in start.tools.items():
-            if ts_id not in tool_of:
-                lot_problems.append(
-                    f"tool {ts_id!r} is not a tool of the model (ids look like 'Litho_FE_92#1')"
-                )
+            problem = start_tool_problem(ts_id, tool_of)
+            if problem:
+                lot_problems.append(problem)
                 continue
             tb["it_tool"].append(tool_of[ts_id])
             tb["it_setup"].append(sid(ts.setup))
             tb["it_busy"].append(ts.busy_until)
             tb["it_down"].append(ts.down_until)
         for ls in start.lots:
-            if ls.product not in model.products:
-                lot_problems.append(f"lot {ls.id}: unknown product {ls.product!r}")
+            idx, problem = start_lot_check(model, ls, tool_of)
+            if problem:
+                lot_problems.append(problem)
                 continue
-            route = model.route_of(ls.product)
-            try:
-                idx = route.index_of(ls.step)
-            except KeyError:
-                lot_problems.append(f"lot {ls.id}: step {ls.step} not in route {route.name}")
-                continue
-            if ls.status not in STATUS_CODES:
-                lot_problems.append(
-                    f"lot {ls.id}: status {ls.status!r}; use queued, processing or transport"
-                )
-                continue
-            tool = -1
-            if ls.status == "processing":
-                if (ls.tool or "") not in tool_of:
-                    lot_problems.append(f"lot {ls.id}: processing on unknown tool {ls.tool!r}")
-                    continue
-                tool = tool_of[ls.tool]
+            tool = tool_of[ls.tool] if ls.status == "processing" else -1
             _init_lot(tb, route_of_product[ls.product], idx, ls.priority, ls.wafers, ls.release,
                       ls.due, tid_(ls.lot_type or ls.product, ls.product),
                       STATUS_CODES[ls.status], tool, ls.until)  # fmt: skip
