@@ -3,8 +3,9 @@
     .venv/bin/python bench/build_aot.py [--arch 90] [--out bench/aot]
 
 ``bench/gpu_check.sh`` uses the CUBIN on GPU machines where Warp cannot be installed
-(``twin.whatif.kernel.aot``). Rebuild it after any change to ``twin/whatif/kernel/kernel.py``:
-the file name carries no hash, and the struct layout must match ``layout.py``.
+(``twin.whatif.kernel.aot``). Rebuild it after any change to one of the kernel's modules
+(``aot.SOURCES``; ``check_cubin`` refuses a stale one): the file name carries no hash, and the
+struct layout must match ``layout.py``.
 """
 
 from __future__ import annotations

@@ -36,7 +36,9 @@ from twin.whatif.kernel.layout import STATE_POOLS, model_fields, state_fields
 from twin.whatif.reference.config import SimConfig, StartState
 
 KERNEL_NAME = b"simulate_kernel_cuda_kernel_forward"
-SOURCES = ("kernel.py", "layout.py", "rng.py")
+# every module whose source the kernel is compiled from
+SOURCES = ("kernel.py", "options.py", "base.py", "heap.py", "lots.py", "queues.py", "tools.py",
+           "dispatch.py", "events.py", "init.py", "layout.py", "rng.py")  # fmt: skip
 
 
 def fingerprint() -> str:

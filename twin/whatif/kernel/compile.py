@@ -26,12 +26,13 @@ from twin.whatif.reference.calendars import first_factor
 from twin.whatif.reference.compiled import compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
 from twin.whatif.reference.dispatch import RULES
+from twin.whatif.reference.start import STATUSES, start_lot_check, start_tool_problem
 from twin.whatif.reference.streams import KIND_CODES, PM, PROCESS, RELEASE, ROUTING, TOOL, TRANSPORT
 
 RULE_CODES = {"hot_first": 0, "least_setup": 1, "fifo": 2, "critical_ratio": 3}
 RANK_CODES = {"hp": 0, "setup": 1, "fifo": 2, "cr": 3}  # f_ranks: a family's dispatch ranks
 MAX_RANKS = len(RANK_CODES)  # f_ranks holds this many per family, -1 after the last
-STATUS_CODES = {"queued": 0, "transport": 1, "processing": 2}
+STATUS_CODES = {s: k for k, s in enumerate(STATUSES)}  # queued 0, transport 1, processing 2
 MAX_WORDS = 4  # uint32 words of (purpose, index) per stream
 HIST_BINS = 512  # cycle-time histogram bins per lot type (percentiles on the device path)
 
@@ -130,11 +131,8 @@ def check_config(cfg: SimConfig) -> None:
         )
 
 
-def compile_model(
-    model: FabModel, cfg: SimConfig, start: StartState | None = None, *, name: str = ""
-) -> Compiled:
-    """Tables of ``model`` under ``cfg`` (seed/replication are ignored: per-thread)."""
-    check_config(cfg)
+def _check_model(model: FabModel) -> None:
+    """A valid model whose families' rules the kernel implements."""
     problems = model.validate()
     if problems:
         raise InputError(f"process model {model.name}", problems)
@@ -146,21 +144,99 @@ def compile_model(
         if extra:
             msg += f" (plug-in rules {extra} run on the reference engine only)"
         raise ConfigError("kernel dispatching", [msg])
+
+
+class _Names:
+    """Names in order of first use; ``index`` adds a name the first time it is asked for."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def index(self, name: str) -> int:
+        if name not in self.names:
+            self.names.append(name)
+        return self.names.index(name)
+
+    def setup(self, name: str | None) -> int:
+        """A setup's index; -1 for none."""
+        return -1 if name is None else self.index(name)
+
+
+class _LotTypes(_Names):
+    """Lot types in order of first use, each with the product it was first seen with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.product_of: dict[str, str] = {}
+
+    def of(self, lot_type: str, product: str) -> int:
+        idx = self.index(lot_type)
+        self.product_of.setdefault(lot_type, product)
+        return idx
+
+
+def compile_model(
+    model: FabModel, cfg: SimConfig, start: StartState | None = None, *, name: str = ""
+) -> Compiled:
+    """Tables of ``model`` under ``cfg`` (seed/replication are ignored: per-thread)."""
+    check_config(cfg)
+    _check_model(model)
     mode = model.ptime_spread_mode
     fams = compile_families(model, cfg)
     routes = compile_routes(model, cfg, fams)
     tb: dict[str, list] = {k: [] for k in TABLES}
     t0 = start.time if start else 0.0
     warm, end = t0 + cfg.warmup_days * DAY, t0 + cfg.days * DAY
-
-    # --- streams: 0 routing, 1 transport, then one per family, two per tool, one per release
+    # streams: 0 routing, 1 transport, then one per family, two per tool, one per release
     streams: list[tuple[int, int]] = [(ROUTING, 0), (TRANSPORT, 0)]
+    fam_names = list(fams)
+    setups = _Names()  # every name a step, the setup table, min runs or the start state uses
+    types = _LotTypes()
+    tool_of = _families(tb, model, fams, streams)
+    route_of_product = _steps(tb, model, routes, fam_names, setups)
+    _calendars(tb, model, cfg, fam_names, tool_of, mode)
+    init_ids = _initial_lots(tb, model, cfg, start, tool_of, route_of_product, setups, types)
+    rel_types = _releases(tb, model, streams, route_of_product, types)
+    _setup_matrix(tb, model, setups)
+    _stream_words(tb, streams)
+    raw = {p: (routes[pr.route][0].rpt if routes[pr.route] else 0.0)
+           for p, pr in model.products.items()}  # fmt: skip
+    _scalars(tb, model, cfg, mode, t0, warm, end, raw)
+    tb["n_fam"] = [len(fam_names)]
+    tb["n_tools"] = [len(tb["t_fam"])]
+    tb["n_init_lots"] = [len(init_ids)]
+    tb["n_streams"] = [len(streams)]
+    tb["n_setups"] = [len(setups.names)]
+    tb["n_types"] = [len(types.names)]
+    tables = {k: np.asarray(v, dtype=TABLES[k]) for k, v in tb.items()}
+    comp = Compiled(
+        name=name or model.name,
+        tables=tables,
+        lot_types=types.names,
+        product_of_type=types.product_of,
+        families=fam_names,
+        family_tools=[0 if model.families[n].is_delay else model.families[n].count
+                      for n in fam_names],
+        family_areas=[model.families[n].area for n in fam_names],
+        family_delay=[model.families[n].is_delay for n in fam_names],
+        init_ids=init_ids,
+        rel_types=rel_types,
+        raw_process_time=raw,
+        t0=t0,
+        warm=warm,
+        end=end,
+    )  # fmt: skip
+    comp.sizes = _sizes(model, comp, cfg, routes)
+    return comp
+
+
+def _families(tb: dict, model: FabModel, fams: dict, streams: list) -> dict[str, int]:
+    """Families and their tools (tool index order = the reference's self.tools order), with
+    the process stream of each family and the two streams of each tool; tool id -> index."""
     fam_names = list(fams)
     fam_key = {n: zlib.crc32(n.encode()) for n in fam_names}
     for n in fam_names:
         streams.append((PROCESS, fam_key[n]))
-
-    # --- families and tools (tool index order = the reference's self.tools order)
     tool_of: dict[str, int] = {}
     n_tools = 0
     for n in fam_names:
@@ -189,18 +265,12 @@ def compile_model(
             streams.append((TOOL, fam_key[n] * 4096 + k))
             streams.append((PM, fam_key[n] * 4096 + k))
             n_tools += 1
+    return tool_of
 
-    # --- setups: every name a step, the setup table, min runs or the start state uses
-    setup_names: list[str] = []
 
-    def sid(s: str | None) -> int:
-        if s is None:
-            return -1
-        if s not in setup_names:
-            setup_names.append(s)
-        return setup_names.index(s)
-
-    # --- steps, in the reference's key order
+def _steps(tb: dict, model: FabModel, routes: dict, fam_names: list, setups: _Names) -> dict:
+    """Steps (global index), in the reference's key order, and the routes' spans of them;
+    product -> route index."""
     route_names = list(model.routes)
     rwk_problems = []
     for rname in route_names:
@@ -218,7 +288,7 @@ def compile_model(
             tb["s_per"].append(2 if c.batch else (1 if c.per_piece else 0))
             tb["s_bmin"].append(c.bmin)
             tb["s_bmax"].append(c.bmax)
-            tb["s_setup"].append(sid(c.setup))
+            tb["s_setup"].append(setups.setup(c.setup))
             tb["s_setup_time"].append(c.setup_time)
             tb["s_has_bint"].append(int(c.batch_interval is not None))
             tb["s_bint"].append(c.batch_interval or 0.0)
@@ -241,9 +311,13 @@ def compile_model(
             rwk_problems.append(f"route {rname}: {bits} rework steps, the kernel handles 62")
     if rwk_problems:
         raise InputError("kernel model", rwk_problems)
-    route_of_product = {p: route_names.index(pr.route) for p, pr in model.products.items()}
+    return {p: route_names.index(pr.route) for p, pr in model.products.items()}
 
-    # --- calendars, in the order the reference attaches them
+
+def _calendars(tb: dict, model: FabModel, cfg: SimConfig, fam_names: list, tool_of: dict,
+               mode: str) -> None:  # fmt: skip
+    """Breakdown and PM calendars and the calendar operations at the start, in the order the
+    reference attaches them; wafer-count PM entries per tool."""
     down_names: list[str] = []
     pm_names: list[str] = []
     pmw_by_tool: dict[int, list] = {}
@@ -288,7 +362,7 @@ def compile_model(
                 for k in range(f.count):
                     _cal_op(tb, 1, tool_of[f"{n}#{k + 1}"], pm_names.index(att.calendar),
                             first, first_factor(cfg, k, f.count))  # fmt: skip
-    for t in range(n_tools):
+    for t in range(len(tb["t_fam"])):
         entries = pmw_by_tool.get(t, [])
         if len(entries) > 30:
             raise InputError("kernel model", [f"tool {t}: {len(entries)} wafer PMs (max 30)"])
@@ -306,64 +380,47 @@ def compile_model(
         if typ == 2:
             tb["c_cal"][c] += tb["t_pmw0"][tb["c_tool"][c]]
 
-    # --- lot types and initial lots
-    lot_types: list[str] = []
-    product_of_type: dict[str, str] = {}
 
-    def tid_(lt: str, product: str) -> int:
-        if lt not in lot_types:
-            lot_types.append(lt)
-        product_of_type.setdefault(lt, product)
-        return lot_types.index(lt)
-
+def _initial_lots(tb: dict, model: FabModel, cfg: SimConfig, start: StartState | None,
+                  tool_of: dict, route_of_product: dict, setups: _Names,
+                  types: _LotTypes) -> list[str]:  # fmt: skip
+    """The initial lots (the model's WIP, or the start state's lots and tools); their ids."""
     init_ids: list[str] = []
     lot_problems: list[str] = []
     if start is None:
         for w in model.wip if cfg.initial_wip else []:
             r = route_of_product[w.product]
             _init_lot(tb, r, model.route_of(w.product).index_of(w.step), w.priority, w.wafers,
-                      w.release, w.due, tid_(w.lot_type, w.product), 0, -1, 0.0)  # fmt: skip
+                      w.release, w.due, types.of(w.lot_type, w.product), 0, -1, 0.0)  # fmt: skip
             init_ids.append(w.id)
     else:
         for ts_id, ts in start.tools.items():
-            if ts_id not in tool_of:
-                lot_problems.append(
-                    f"tool {ts_id!r} is not a tool of the model (ids look like 'Litho_FE_92#1')"
-                )
+            problem = start_tool_problem(ts_id, tool_of)
+            if problem:
+                lot_problems.append(problem)
                 continue
             tb["it_tool"].append(tool_of[ts_id])
-            tb["it_setup"].append(sid(ts.setup))
+            tb["it_setup"].append(setups.setup(ts.setup))
             tb["it_busy"].append(ts.busy_until)
             tb["it_down"].append(ts.down_until)
         for ls in start.lots:
-            if ls.product not in model.products:
-                lot_problems.append(f"lot {ls.id}: unknown product {ls.product!r}")
+            idx, problem = start_lot_check(model, ls, tool_of)
+            if problem:
+                lot_problems.append(problem)
                 continue
-            route = model.route_of(ls.product)
-            try:
-                idx = route.index_of(ls.step)
-            except KeyError:
-                lot_problems.append(f"lot {ls.id}: step {ls.step} not in route {route.name}")
-                continue
-            if ls.status not in STATUS_CODES:
-                lot_problems.append(
-                    f"lot {ls.id}: status {ls.status!r}; use queued, processing or transport"
-                )
-                continue
-            tool = -1
-            if ls.status == "processing":
-                if (ls.tool or "") not in tool_of:
-                    lot_problems.append(f"lot {ls.id}: processing on unknown tool {ls.tool!r}")
-                    continue
-                tool = tool_of[ls.tool]
+            tool = tool_of[ls.tool] if ls.status == "processing" else -1
             _init_lot(tb, route_of_product[ls.product], idx, ls.priority, ls.wafers, ls.release,
-                      ls.due, tid_(ls.lot_type or ls.product, ls.product),
+                      ls.due, types.of(ls.lot_type or ls.product, ls.product),
                       STATUS_CODES[ls.status], tool, ls.until)  # fmt: skip
             init_ids.append(ls.id)
     if lot_problems:
         raise InputError("start state", lot_problems)
+    return init_ids
 
-    # --- releases
+
+def _releases(tb: dict, model: FabModel, streams: list, route_of_product: dict,
+              types: _LotTypes) -> list[str]:  # fmt: skip
+    """The release streams (one random stream each); release index -> lot type."""
     rel_types = []
     for i, rel in enumerate(model.releases):
         on = rel.count > 0 and rel.product in model.products
@@ -376,35 +433,42 @@ def compile_model(
         tb["rel_prio"].append(rel.priority)
         tb["rel_wafers"].append(rel.wafers)
         tb["rel_due_off"].append(rel.due_offset)
-        tb["rel_type"].append(tid_(rel.lot_type, rel.product) if on else 0)
+        tb["rel_type"].append(types.of(rel.lot_type, rel.product) if on else 0)
         tb["rel_route"].append(route_of_product.get(rel.product, 0))
         tb["rel_stream"].append(len(streams))
         streams.append((RELEASE, i))
         rel_types.append(rel.lot_type)
+    return rel_types
 
-    # --- setup matrix and minimum runs (after every setup name is known)
+
+def _setup_matrix(tb: dict, model: FabModel, setups: _Names) -> None:
+    """Setup matrix and minimum runs (after every setup name is known)."""
     for a, b in model.setup_times:
-        sid(a)
-        sid(b)
+        setups.setup(a)
+        setups.setup(b)
     for s in model.min_runs:
-        sid(s)
-    ns = len(setup_names)
+        setups.setup(s)
+    ns = len(setups.names)
     mat = np.full((ns + 1, max(ns, 1)), np.nan)
     for (a, b), v in model.setup_times.items():
-        mat[sid(a) + 1, sid(b)] = v
+        mat[setups.setup(a) + 1, setups.setup(b)] = v
     tb["su_mat"] = list(mat.ravel())
-    tb["su_minrun"] = [model.min_runs.get(s, -1) for s in setup_names]
+    tb["su_minrun"] = [model.min_runs.get(s, -1) for s in setups.names]
 
-    # --- stream words (purpose, index); numpy's SeedSequence coerces each int to uint32 words
+
+def _stream_words(tb: dict, streams: list) -> None:
+    """Stream words (purpose, index); numpy's SeedSequence coerces each int to uint32 words."""
     for purpose, index in streams:
         w = _words(purpose) + _words(index)
         assert len(w) <= MAX_WORDS
         tb["str_nwords"].append(len(w))
         tb["str_words"].extend(w + [0] * (MAX_WORDS - len(w)))
 
+
+def _scalars(tb: dict, model: FabModel, cfg: SimConfig, mode: str, t0: float, warm: float,
+             end: float, raw: dict) -> None:  # fmt: skip
+    """Scalars per scenario: times, transport, SimConfig switches, table lengths."""
     tr = _dist(model.transport, mode)
-    raw = {p: (routes[pr.route][0].rpt if routes[pr.route] else 0.0)
-           for p, pr in model.products.items()}  # fmt: skip
     scal = {
         "t0": t0, "warm": warm, "end": end, "sample_dt": cfg.wip_sample_days * DAY,
         "hist_w": _hist_width(raw, cfg.days),
@@ -412,33 +476,11 @@ def compile_model(
         "transport_on": int(cfg.transport),
         "pm_from_end": int(cfg.pm_interval_from == "end"),
         "skip_idle_downs": int(cfg.idle_downs == "skip"), "wake_first": int(cfg.wake == "first"),
-        "n_fam": len(fam_names), "n_tools": n_tools,
         "n_rel": len(model.releases), "n_init_tools": len(tb["it_tool"]),
-        "n_init_lots": len(init_ids), "n_cal_ops": len(tb["c_type"]),
-        "n_streams": len(streams), "n_setups": ns, "n_types": len(lot_types),
+        "n_cal_ops": len(tb["c_type"]),
     }  # fmt: skip
     for k, v in scal.items():
         tb[k] = [v]
-    tables = {k: np.asarray(v, dtype=TABLES[k]) for k, v in tb.items()}
-    comp = Compiled(
-        name=name or model.name,
-        tables=tables,
-        lot_types=lot_types,
-        product_of_type=product_of_type,
-        families=fam_names,
-        family_tools=[0 if model.families[n].is_delay else model.families[n].count
-                      for n in fam_names],
-        family_areas=[model.families[n].area for n in fam_names],
-        family_delay=[model.families[n].is_delay for n in fam_names],
-        init_ids=init_ids,
-        rel_types=rel_types,
-        raw_process_time=raw,
-        t0=t0,
-        warm=warm,
-        end=end,
-    )  # fmt: skip
-    comp.sizes = _sizes(model, comp, cfg, routes)
-    return comp
 
 
 def _cal_op(tb: dict, kind: int, tool: int, cal: int, first: tuple, stagger: float) -> None:

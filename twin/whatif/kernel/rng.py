@@ -10,6 +10,10 @@ lo, increment hi, increment lo) of the 128-bit LCG; the host computes nothing pe
 
 import warp as wp
 
+from twin.whatif.kernel.options import configure
+
+configure(__name__)
+
 M32 = wp.constant(wp.uint32(0xFFFFFFFF))
 INIT_A = wp.constant(wp.uint32(0x43B0D7E5))
 MULT_A = wp.constant(wp.uint32(0x931E8875))

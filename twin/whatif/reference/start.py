@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from twin.errors import InputError
-from twin.whatif.reference.config import StartState
+from twin.process.model import FabModel
+from twin.whatif.reference.config import LotState, StartState
 from twin.whatif.reference.entities import ARRIVE, DOWN_END, JOB_END, READY, RELEASE_EV, Job, Lot
 from twin.whatif.reference.streams import RELEASE, Stream
+
+STATUSES = ("queued", "transport", "processing")  # a start-state lot's status
+
+
+def start_tool_problem(tool_id, tools: Container[str]) -> str | None:
+    """What is wrong with a start state's tool id (None: a tool of ``tools``); both engines."""
+    if tool_id in tools:
+        return None
+    return f"tool {tool_id!r} is not a tool of the model (ids look like 'Litho_FE_92#1')"
+
+
+def start_lot_check(model: FabModel, ls: LotState, tools: Container[str]) -> tuple[int, str | None]:
+    """A start state's lot against the model, for both engines: (its step's index in its
+    product's route, None), or (-1, the problem): an unknown product, a step not in the route,
+    an unknown status, a processing lot on a tool not in ``tools``."""
+    if ls.product not in model.products:
+        return -1, f"lot {ls.id}: unknown product {ls.product!r}"
+    route = model.route_of(ls.product)
+    try:
+        idx = route.index_of(ls.step)
+    except KeyError:
+        return -1, f"lot {ls.id}: step {ls.step} not in route {route.name}"
+    if ls.status not in STATUSES:
+        return -1, f"lot {ls.id}: status {ls.status!r}; use queued, processing or transport"
+    if ls.status == "processing" and (ls.tool or "") not in tools:
+        return -1, f"lot {ls.id}: processing on unknown tool {ls.tool!r}"
+    return idx, None
 
 
 class StartMixin:
@@ -36,12 +66,11 @@ class StartMixin:
             return
         problems = []
         for ts_id, ts in start.tools.items():
-            tool = self.tools.get(ts_id)
-            if tool is None:
-                problems.append(
-                    f"tool {ts_id!r} is not a tool of the model (ids look like 'Litho_FE_92#1')"
-                )
+            problem = start_tool_problem(ts_id, self.tools)
+            if problem:
+                problems.append(problem)
                 continue
+            tool = self.tools[ts_id]
             tool.setup = ts.setup
             if ts.busy_until > self.t0:
                 tool.ready = ts.busy_until
@@ -50,14 +79,9 @@ class StartMixin:
                 tool.down_until = ts.down_until
                 self._push(ts.down_until, DOWN_END, tool)
         for ls in start.lots:
-            if ls.product not in m.products:
-                problems.append(f"lot {ls.id}: unknown product {ls.product!r}")
-                continue
-            route = m.route_of(ls.product)
-            try:
-                idx = route.index_of(ls.step)
-            except KeyError:
-                problems.append(f"lot {ls.id}: step {ls.step} not in route {route.name}")
+            idx, problem = start_lot_check(m, ls, self.tools)
+            if problem:
+                problems.append(problem)
                 continue
             lot = self._new_lot(
                 ls.id,
@@ -76,11 +100,8 @@ class StartMixin:
             elif ls.status == "transport":
                 self._enter_fab(lot, self.t0)
                 self._push(max(ls.until, self.t0), ARRIVE, lot)
-            elif ls.status == "processing":
-                tool = self.tools.get(ls.tool or "")
-                if tool is None:
-                    problems.append(f"lot {ls.id}: processing on unknown tool {ls.tool!r}")
-                    continue
+            else:  # processing (start_lot_check accepts no other status)
+                tool = self.tools[ls.tool]
                 self._enter_fab(lot, self.t0)
                 lot.arrived = self.t0
                 end = max(ls.until, self.t0)
@@ -92,10 +113,6 @@ class StartMixin:
                 tool.ready = max(tool.ready, job.end)
                 tool.fam.n += 1
                 self._push(job.end, JOB_END, job)
-            else:
-                problems.append(
-                    f"lot {ls.id}: status {ls.status!r}; use queued, processing or transport"
-                )
         if problems:
             raise InputError("start state", problems)
 
