@@ -1,8 +1,8 @@
 """Run what-if work items on a Ray cluster (the optional ``ray`` extra).
 
-Same contract as the local executors of :mod:`twin.whatif.runner`: the job (base model,
+Same contract as the local executors of :mod:`twin.whatif.executors`: the job (base model,
 scenarios, engine, run config) is put in the object store once, each work item becomes one
-remote task calling :func:`twin.whatif.runner.run_item`, and results are yielded as tasks finish.
+remote task calling :func:`twin.whatif.executors.run_item`, and results are yielded as tasks finish.
 ``address=None`` starts a private local Ray instance (shut down afterwards); ``"auto"`` or
 ``"ray://host:port"`` joins an existing cluster and leaves it running.
 """
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from twin.errors import TwinError
-from twin.whatif.runner import ItemProgress, Job, Replication, WorkItem, run_item
+from twin.whatif.executors import ItemProgress, Job, WorkItem, run_item
+from twin.whatif.results import Replication
 
 
 def _remote_run(job: Job, item: WorkItem) -> list[Replication]:
