@@ -95,14 +95,16 @@ def test_resumes_after_restart():
 
 def test_a_patient_source_waits_for_the_resend_instead_of_declaring_a_gap():
     """An end-to-end producer re-sends what is missing: no gap on the timer, at most window
-    events held (more are refused, to come again), and the re-sent seq releases them all."""
+    events held (more are deferred, not dead-lettered: they come again), and the re-sent seq
+    releases them all."""
     now = [0.0]
     buf = ReorderBuffer(ReorderConfig(window=3, max_wait=1.0), clock=lambda: now[0])
     buf.be_patient("s")
     buf.push(e(1))
     for s in (3, 4, 5):
         assert buf.push(e(s)).events == []
-    assert buf.push(e(6)).refused  # the held buffer is full: refused, its re-send comes later
+    r = buf.push(e(6))  # the held buffer is full: deferred, its re-send comes later
+    assert r.deferred and not r.refused and buf.refused == 0
     now[0] = 100.0
     assert buf.poll().events == [] and buf.held() == 3
     r = buf.push(e(2))

@@ -43,6 +43,7 @@ class Released:
     late: list[Event] = field(default_factory=list)  # arrived after their gap was declared
     gaps: list[Event] = field(default_factory=list)
     refused: list[tuple[Event, str]] = field(default_factory=list)  # too far ahead, and why
+    deferred: list[Event] = field(default_factory=list)  # a patient source's, to come again
 
 
 class _Source:
@@ -131,8 +132,11 @@ class ReorderBuffer:
             self.duplicates += 1
             out.duplicates.append(ev)
             return out
-        if seq > src.high + self.cfg.window or (src.patient and len(src.heap) >= self.cfg.window):
-            self.refused += 1  # (a patient source's re-send of it comes again later)
+        if src.patient and len(src.heap) >= self.cfg.window:
+            out.deferred.append(ev)  # its producer re-sends it until the twin confirms it
+            return out
+        if seq > src.high + self.cfg.window:
+            self.refused += 1
             out.refused.append((ev, self._too_far(ev.source, src, seq)))
             return out
         if not src.heap:
@@ -202,8 +206,9 @@ class ReorderBuffer:
 
     def be_patient(self, name: str) -> None:
         """``name``'s producer re-sends until the twin confirms (end-to-end delivery): a
-        missing seq is waited for, never declared lost on a timer (events too far ahead are
-        refused, and come again); ``flush`` at the end of a finite stream still declares."""
+        missing seq is waited for, never declared lost on a timer; once ``window`` events wait,
+        later ones are deferred (not kept, not refused: the producer sends them again until
+        confirmed); ``flush`` at the end of a finite stream still declares."""
         src = self._src.get(name)
         if src is None:
             src = self._src[name] = _Source(1)

@@ -105,6 +105,7 @@ class SyncStats:
     late: int = 0
     gaps: int = 0
     refused: int = 0  # seqs (or heartbeat tails) beyond the reorder window
+    deferred: int = 0  # an end-to-end producer's events not kept now: it sends them again
     failed_writes: int = 0  # store writes that raised (the state was rebuilt each time)
     snapshots: int = 0
     world_errors: int = 0  # poses/states the physics world refused (e.g. ids not in its scene)
@@ -263,6 +264,7 @@ class Synchroniser:
         where: dict[int, int] = {}  # id(event) -> index of its item, for the results
         push, pending = self.reorder.push, self._pending_acks
         released, dups, late, refused = out.events, out.duplicates, out.late, out.refused
+        deferred = out.deferred
         for k, (payload, ack, m, j) in enumerate(items):
             try:
                 if type(payload) is Event:
@@ -293,6 +295,7 @@ class Synchroniser:
             events[k] = ev
             where[id(ev)] = k
             n0, n_dup, n_late, n_ref = len(released), len(dups), len(late), len(refused)
+            n_def = len(deferred)
             push(ev, out)
             if len(released) > n0 and released[n0] is ev:
                 if ack is not None:
@@ -303,6 +306,11 @@ class Synchroniser:
                     acks.append(ack)  # already durable: nothing to wait for
             elif len(late) > n_late or len(refused) > n_ref:
                 status[k] = REJECTED  # dead-lettered with its reason below
+                if ack is not None:
+                    acks.append(ack)
+            elif len(deferred) > n_def:  # its end-to-end producer sends it again
+                why[k] = f"{ev.source} re-sends seq {ev.seq} until confirmed: not kept for now"
+                self.stats.deferred += 1
                 if ack is not None:
                     acks.append(ack)
             else:
