@@ -105,6 +105,7 @@ def test_a_patient_source_waits_for_the_resend_instead_of_declaring_a_gap():
         assert buf.push(e(s)).events == []
     r = buf.push(e(6))  # the held buffer is full: deferred, its re-send comes later
     assert r.deferred and not r.refused and buf.refused == 0
+    assert buf.push(e(10**6)).deferred and buf.refused == 0  # far ahead: deferred too
     now[0] = 100.0
     assert buf.poll().events == [] and buf.held() == 3
     r = buf.push(e(2))

@@ -132,10 +132,11 @@ class ReorderBuffer:
             self.duplicates += 1
             out.duplicates.append(ev)
             return out
-        if src.patient and len(src.heap) >= self.cfg.window:
+        too_far = seq > src.high + self.cfg.window
+        if src.patient and (too_far or len(src.heap) >= self.cfg.window):
             out.deferred.append(ev)  # its producer re-sends it until the twin confirms it
             return out
-        if seq > src.high + self.cfg.window:
+        if too_far:
             self.refused += 1
             out.refused.append((ev, self._too_far(ev.source, src, seq)))
             return out
@@ -206,9 +207,9 @@ class ReorderBuffer:
 
     def be_patient(self, name: str) -> None:
         """``name``'s producer re-sends until the twin confirms (end-to-end delivery): a
-        missing seq is waited for, never declared lost on a timer; once ``window`` events wait,
-        later ones are deferred (not kept, not refused: the producer sends them again until
-        confirmed); ``flush`` at the end of a finite stream still declares."""
+        missing seq is waited for, never declared lost on a timer; an event beyond the window,
+        or once ``window`` events wait, is deferred (not kept, not refused: the producer sends
+        it again until confirmed); ``flush`` at the end of a finite stream still declares."""
         src = self._src.get(name)
         if src is None:
             src = self._src[name] = _Source(1)
