@@ -1,0 +1,325 @@
+"""Estimators of a fab model's parameters from its event log (docs/forecast.md).
+
+``calibrate(events, model, equipment)`` reads the events of one window once and estimates:
+
+- processing time per tool family: each run (the lots that one tool tracked in together and out
+  together) gives ``(track-out - track-in - time the tool spent down or in setup meanwhile -
+  load - unload) / design mean of the run``; the family's estimate is the mean of these ratios
+  (t-interval) times the design mean time of its runs;
+- time to repair per family: the lengths of complete E10 ``unscheduled_down`` spells
+  (exponential mean, chi-square interval);
+- time to failure per family: time up (not unscheduled down) over the number of failures
+  (exponential mean from a time-truncated record, chi-square interval);
+- release rate per product: lots released per day (Poisson, Garwood's exact interval).
+
+Each estimate carries its sample count ``n`` and 95 % interval; below its threshold (``MIN_N``)
+the design value is kept and the parameter is flagged thin, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from twin.errors import TwinError
+from twin.live.events import UP_STATES, Event
+from twin.process.model import PER_PIECE, FabModel, Step
+
+from . import stats
+
+# The least sample count for an estimate to replace the design value, per kind of parameter.
+MIN_N = {"processing_time": 30, "ttr": 10, "ttf": 10, "release_rate": 30}
+KINDS = tuple(MIN_N)
+TYPES = ("lot.released", "lot.track_in", "lot.track_out", "equipment.state")
+
+
+class CalibrationError(TwinError):
+    """The events and the model cannot be calibrated together; says why and what would do."""
+
+
+@dataclass(kw_only=True)
+class Parameter:
+    """One estimated parameter: ``design`` and ``estimate`` in the unit of its kind (processing
+    time, TTR, TTF: seconds; release rate: lots per day), ``ci`` its 95 % interval."""
+
+    name: str  # "<kind>:<family or product>"
+    kind: str
+    target: str
+    design: float
+    estimate: float  # nan without any sample
+    ci: tuple[float, float]
+    n: int
+    interval: str  # which interval: "t", "chi-square", "poisson"
+    thin: str = ""  # why the design value is kept ("" when the estimate is used)
+    effect: float = 0.0  # proxy of the effect on cycle time (report order; docs/forecast.md)
+
+    @property
+    def drift(self) -> bool:
+        """The interval excludes the design value, on enough data."""
+        lo, hi = self.ci
+        return not self.thin and not (lo <= self.design <= hi)
+
+    @property
+    def factor(self) -> float:
+        """The estimate over the design value (1.0 when thin or undefined)."""
+        if self.thin or not (self.design > 0 and math.isfinite(self.estimate)):
+            return 1.0
+        return self.estimate / self.design
+
+    def as_dict(self) -> dict[str, object]:
+        def num(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
+        return {
+            "name": self.name,
+            "design": num(self.design),
+            "estimate": num(self.estimate),
+            "ci": [num(self.ci[0]), num(self.ci[1])],
+            "n": self.n,
+            "drift": self.drift,
+        }
+
+
+@dataclass(kw_only=True)
+class Calibration:
+    """Every parameter estimated from one window of events."""
+
+    since: float  # s, UTC epoch
+    until: float
+    parameters: list[Parameter] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # why runs were left out -> count
+
+    def by_name(self) -> dict[str, Parameter]:
+        return {p.name: p for p in self.parameters}
+
+
+def calibrate(
+    events: Iterable[Event],
+    model: FabModel,
+    equipment: dict[str, str | None],
+    *,
+    since: float,
+    until: float,
+    products: dict[str, str] | None = None,
+) -> Calibration:
+    """Estimate the model's parameters from ``events`` (time order) between since and until.
+
+    ``equipment``: tool id -> family (the store's catalog or the scene's); ``products``: lot ->
+    product for lots released before the window (lot.released events in the window add to it).
+    """
+    if not (since < until):
+        raise CalibrationError(f"the window is empty: since {since} is not before until {until}")
+    lot_product = dict(products or {})
+    open_in: dict[str, tuple[float, str, int]] = {}
+    runs: dict[tuple[str, float, float], list[tuple[str, int]]] = defaultdict(list)
+    spells: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    released: dict[str, int] = defaultdict(int)
+    unknown: dict[str, int] = defaultdict(int)
+    for ev in events:
+        t = ev.time
+        if t < since or t > until:
+            continue
+        typ = ev.type
+        if typ == "lot.track_in":
+            open_in[ev.subject] = (t, str(ev.data.get("equipment")), int(ev.data.get("step", -1)))
+        elif typ == "lot.track_out":
+            got = open_in.pop(ev.subject, None)
+            eq = str(ev.data.get("equipment"))
+            if got is not None and got[1] == eq:
+                runs[(eq, got[0], t)].append((ev.subject, got[2]))
+        elif typ == "equipment.state":
+            spells[ev.subject].append((t, str(ev.data.get("state"))))
+        elif typ == "lot.released":
+            product = str(ev.data.get("product"))
+            lot_product[ev.subject] = product
+            released[product] += 1
+    for eq, _, _ in runs:
+        if equipment.get(eq) is None or equipment[eq] not in model.families:
+            unknown[eq] += 1
+    if unknown:
+        fams = sorted({str(equipment.get(e)) for e in unknown if equipment.get(e) is not None})
+        shown = ", ".join(sorted(unknown)[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise CalibrationError(
+            f"the store's equipment does not match the model: {len(unknown)} tools ({shown}) "
+            + (
+                f"belong to families the model lacks ({', '.join(fams[:10])})"
+                if fams
+                else "are not in the equipment catalog"
+            )
+            + f"; the model's families: {', '.join(sorted(model.families))}"
+        )
+    cal = Calibration(since=since, until=until)
+    down = {eq: _DownClock(s, until) for eq, s in spells.items()}
+    cal.parameters += _processing(runs, model, equipment, lot_product, down, cal.skipped)
+    cal.parameters += _failures(spells, model, equipment, since, until)
+    cal.parameters += _releases(released, model, (until - since) / 86400.0)
+    _effects(cal.parameters, model)
+    return cal
+
+
+class _DownClock:
+    """Time a tool spent in a state that is not up (down, setup, PM) before any instant."""
+
+    def __init__(self, changes: list[tuple[float, str]], until: float) -> None:
+        self.times = [t for t, _ in changes]
+        self.down = [s not in UP_STATES for _, s in changes]
+        self.cum = [0.0]
+        for i in range(1, len(changes)):
+            dt = self.times[i] - self.times[i - 1]
+            self.cum.append(self.cum[-1] + (dt if self.down[i - 1] else 0.0))
+
+    def at(self, t: float) -> float:
+        i = bisect_right(self.times, t) - 1
+        if i < 0:
+            return 0.0
+        return self.cum[i] + ((t - self.times[i]) if self.down[i] else 0.0)
+
+    def between(self, a: float, b: float) -> float:
+        return self.at(b) - self.at(a)
+
+
+def _processing(runs, model, equipment, lot_product, down, skipped) -> list[Parameter]:
+    wafers_of = {}
+    for rel in model.releases:
+        wafers_of.setdefault(rel.product, rel.wafers)
+    default_wafers = model.releases[0].wafers if model.releases else 25
+    steps: dict[tuple[str, int], Step] = {}
+    for prod in model.products.values():
+        for s in model.routes[prod.route].steps:
+            steps[(prod.name, s.number)] = s
+    ratios: dict[str, list[float]] = defaultdict(list)
+    design: dict[str, list[float]] = defaultdict(list)
+    for (eq, t_in, t_out), lots in runs.items():
+        fam = model.families[equipment[eq]]  # type: ignore[index]
+        lot, number = lots[0]
+        step = steps.get((lot_product.get(lot, ""), number))
+        if step is None:
+            skipped["runs of lots whose product or step is unknown"] = (
+                skipped.get("runs of lots whose product or step is unknown", 0) + 1
+            )
+            continue
+        if step.per == PER_PIECE:
+            wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
+            mean = step.mean * wafers
+        else:
+            mean = step.mean
+        if not mean > 0:
+            continue
+        if step.is_cascading or fam.capacity > 1:
+            skipped["runs on cascading tools"] = skipped.get("runs on cascading tools", 0) + 1
+            continue
+        lost = down[eq].between(t_in, t_out) if eq in down else 0.0
+        work = (t_out - t_in) - lost - fam.load_time - fam.unload_time
+        ratios[fam.name].append(work / mean)
+        design[fam.name].append(mean)
+    out = []
+    for name in sorted(n for n, f in model.families.items() if not f.is_delay):
+        rs = ratios.get(name, [])
+        n = len(rs)
+        d = math.fsum(design[name]) / n if n else _design_run_mean(model, name)
+        m, (lo, hi) = stats.t_interval(rs)
+        p = Parameter(
+            name=f"processing_time:{name}", kind="processing_time", target=name, design=d,
+            estimate=m * d, ci=(lo * d, hi * d), n=n, interval="t",
+        )  # fmt: skip
+        out.append(_thin(p, "runs"))
+    return out
+
+
+def _design_run_mean(model: FabModel, family: str) -> float:
+    means = [s.mean_time() for r in model.routes.values() for s in r.steps if s.family == family]
+    return math.fsum(means) / len(means) if means else math.nan
+
+
+def _failures(spells, model, equipment, since, until) -> list[Parameter]:
+    repairs: dict[str, list[float]] = defaultdict(list)
+    up_time: dict[str, float] = defaultdict(float)
+    failures: dict[str, int] = defaultdict(int)
+    for eq, changes in spells.items():
+        fam = equipment.get(eq)
+        if fam is None:
+            continue
+        began = None
+        for i, (t, state) in enumerate(changes):
+            nxt = changes[i + 1][0] if i + 1 < len(changes) else until
+            if state == "unscheduled_down":
+                if began is None:
+                    began = t
+                    failures[fam] += 1
+            else:
+                up_time[fam] += nxt - t
+                if began is not None:
+                    repairs[fam].append(t - began)
+                    began = None
+    out = []
+    for name in sorted(model.families):
+        cals = [
+            a for a in model.calendars_of(name) if a.kind == "down" and a.calendar in model.downs
+        ]
+        if not cals or model.families[name].is_delay:
+            continue
+        cal = model.downs[cals[0].calendar]
+        rs = repairs.get(name, [])
+        mean, ci = stats.exp_mean_interval(len(rs), math.fsum(rs), complete=True)
+        out.append(_thin(Parameter(
+            name=f"ttr:{name}", kind="ttr", target=name, design=cal.mttr.mean, estimate=mean,
+            ci=ci, n=len(rs), interval="chi-square"), "repairs"))  # fmt: skip
+        r = failures.get(name, 0)
+        mean, ci = stats.exp_mean_interval(r, up_time.get(name, 0.0))
+        out.append(_thin(Parameter(
+            name=f"ttf:{name}", kind="ttf", target=name, design=cal.mttf.mean, estimate=mean,
+            ci=ci, n=r, interval="chi-square"), "failures"))  # fmt: skip
+    return out
+
+
+def _releases(released, model, days) -> list[Parameter]:
+    design: dict[str, float] = defaultdict(float)
+    for rel in model.releases:
+        if rel.count:
+            design[rel.product] += rel.rate_per_day
+    out = []
+    for product in sorted(set(design) | set(released)):
+        n = released.get(product, 0)
+        rate, ci = stats.poisson_rate_interval(n, days)
+        p = Parameter(
+            name=f"release_rate:{product}", kind="release_rate", target=product,
+            design=design.get(product, 0.0), estimate=rate, ci=ci, n=n, interval="poisson",
+        )  # fmt: skip
+        out.append(_thin(p, "lots released"))
+    return out
+
+
+def _thin(p: Parameter, what: str) -> Parameter:
+    need = MIN_N[p.kind]
+    if p.n < need:
+        p.thin = f"{p.n} {what} in the window; at least {need} needed: design value kept"
+    return p
+
+
+def _effects(params: list[Parameter], model: FabModel) -> None:
+    """Proxy of each parameter's effect on cycle time (docs/forecast.md): |relative change| x
+    the family's share of the fab's processing work (processing time), x that share times the
+    family's design unavailability MTTR / (MTTF + MTTR) (TTR, TTF); release rates weigh 1."""
+    load = model.offered_load()
+    work = {f: u * model.families[f].count for f, u in load.items()}
+    total = math.fsum(work.values()) or 1.0
+    share = {f: w / total for f, w in work.items()}
+    unavail = {}
+    for p in params:
+        if p.kind in ("ttr", "ttf"):
+            cal = next(a for a in model.calendars_of(p.target) if a.kind == "down")
+            d = model.downs[cal.calendar]
+            unavail[p.target] = d.mttr.mean / (d.mttr.mean + d.mttf.mean)
+    for p in params:
+        if p.thin or not (p.design > 0 and math.isfinite(p.estimate)):
+            continue  # thin: the design value is kept, nothing changes
+        rel = abs(p.estimate / p.design - 1.0)
+        if p.kind == "processing_time":
+            p.effect = rel * share.get(p.target, 0.0)
+        elif p.kind in ("ttr", "ttf"):
+            p.effect = rel * share.get(p.target, 0.0) * unavail.get(p.target, 0.0)
+        else:
+            p.effect = rel
