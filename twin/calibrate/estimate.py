@@ -118,30 +118,38 @@ def calibrate(
     spells: dict[str, list[tuple[float, str]]] = defaultdict(list)
     released: dict[str, int] = defaultdict(int)
     unknown: dict[str, int] = defaultdict(int)
+    skipped: dict[str, int] = defaultdict(int)
     for ev in events:
         t = ev.time
         if t < since or t > until:
             continue
-        typ = ev.type
+        typ, data = ev.type, ev.data
+        if not _well_formed(typ, data):
+            if typ in TYPES:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
+            continue
         if typ == "lot.track_in":
-            open_in[ev.subject] = (t, str(ev.data.get("equipment")), int(ev.data.get("step", -1)))
+            open_in[ev.subject] = (t, data["equipment"], data["step"])
         elif typ == "lot.track_out":
             got = open_in.pop(ev.subject, None)
-            eq = str(ev.data.get("equipment"))
+            eq = data["equipment"]
             if got is not None and got[1] == eq:
                 runs[(eq, got[0], t)].append((ev.subject, got[2]))
         elif typ == "equipment.state":
-            spells[ev.subject].append((t, str(ev.data.get("state"))))
-        elif typ == "lot.released":
-            product = str(ev.data.get("product"))
-            lot_product[ev.subject] = product
-            released[product] += 1
+            spells[ev.subject].append((t, data["state"]))
+        else:
+            lot_product[ev.subject] = data["product"]
+            released[data["product"]] += 1
+    stray = sum(n for prod, n in released.items() if prod not in model.products)
+    if stray:
+        skipped["lots released of products the model lacks"] = stray
     for eq, _, _ in runs:
         if equipment.get(eq) is None or equipment[eq] not in model.families:
             unknown[eq] += 1
     if unknown:
-        fams = sorted({str(equipment.get(e)) for e in unknown if equipment.get(e) is not None})
-        shown = ", ".join(sorted(unknown)[:10]) + (" ..." if len(unknown) > 10 else "")
+        fams = sorted({_show(equipment.get(e)) for e in unknown if equipment.get(e) is not None})
+        shown = ", ".join(_show(e) for e in sorted(unknown)[:10])
+        shown += " ..." if len(unknown) > 10 else ""
         raise CalibrationError(
             f"the store's equipment does not match the model: {len(unknown)} tools ({shown}) "
             + (
@@ -151,13 +159,35 @@ def calibrate(
             )
             + f"; the model's families: {', '.join(sorted(model.families))}"
         )
-    cal = Calibration(since=since, until=until)
+    cal = Calibration(since=since, until=until, skipped=skipped)
     down = {eq: _DownClock(s, until) for eq, s in spells.items()}
     cal.parameters += _processing(runs, model, equipment, lot_product, down, cal.skipped)
     cal.parameters += _failures(spells, model, equipment, since, until)
     cal.parameters += _releases(released, model, (until - since) / 86400.0)
     _effects(cal.parameters, model)
     return cal
+
+
+_FIELDS = {
+    "lot.track_in": {"equipment": str, "step": int},
+    "lot.track_out": {"equipment": str},
+    "equipment.state": {"state": str},
+    "lot.released": {"product": str},
+}
+
+
+def _show(name: object) -> str:
+    """A name from the events, safe to print (a lone surrogate is shown escaped), at most 60."""
+    text = str(name)[:60]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _well_formed(typ: str, data: object) -> bool:
+    """Whether an event of a type calibration reads has the fields it reads, of their types."""
+    fields = _FIELDS.get(typ)
+    if fields is None or not isinstance(data, dict):
+        return False
+    return all(type(data.get(k)) is tp for k, tp in fields.items())
 
 
 class _DownClock:
@@ -281,7 +311,7 @@ def _releases(released, model, days) -> list[Parameter]:
         if rel.count:
             design[rel.product] += rel.rate_per_day
     out = []
-    for product in sorted(set(design) | set(released)):
+    for product in sorted(design):
         n = released.get(product, 0)
         rate, ci = stats.poisson_rate_interval(n, days)
         p = Parameter(
