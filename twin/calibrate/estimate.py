@@ -112,7 +112,8 @@ def calibrate(
     """
     if not (since < until):
         raise CalibrationError(f"the window is empty: since {since} is not before until {until}")
-    lot_product = dict(products or {})
+    lot_product = {w.id: w.product for w in model.wip}  # the model's initial WIP, if it ran
+    lot_product.update(products or {})
     open_in: dict[str, tuple[float, str, int]] = {}
     runs: dict[tuple[str, float, float], list[tuple[str, int]]] = defaultdict(list)
     spells: dict[str, list[tuple[float, str]]] = defaultdict(list)
