@@ -29,7 +29,7 @@ from twin.live.events import Event  # noqa: E402
 from twin.live.store import SQLiteStore  # noqa: E402
 from twin.process import load_model  # noqa: E402
 from twin.whatif.reference import SimConfig  # noqa: E402
-from twin.whatif.reference.engine import Engine  # noqa: E402
+from twin.whatif.reference.engine import ARRIVE, Engine  # noqa: E402
 
 EPOCH = 1_767_225_600.0
 
@@ -54,15 +54,22 @@ def events_of(model, days: float, seed: int, wip: bool) -> tuple[list[Event], di
             data = {"product": f["product"], "priority": int(f["priority"])}
             out.append(Event(f"mes:{n}", "mes", n, time_, "lot.released", f["lot"], data))
 
-    class _Engine(Engine):  # a setup ends in productive, as the emulator reports it
+    class _Engine(Engine):  # E10 around setups as the emulator reports them (emulator.py)
+        def _arrive(self, lot, t):
+            if type(lot) is not tuple:
+                return super()._arrive(lot, t)
+            tool, job = lot  # the end of a setup: productive, unless the tool went down
+            if job in tool.jobs and tool.state == ("scheduled_down", "setup"):
+                if tool.down_until <= t:
+                    self._state(tool, t, "productive", "processing")
+
         def _start(self, tool, lots, st, t):
-            if tool.state == ("scheduled_down", "setup"):  # the last setup has ended
-                tool.state = ("productive", "processing")
+            if tool.state[0] not in ("productive", "standby"):  # ready between two runs
+                tool.state = ("standby", "ready")
             super()._start(tool, lots, st, t)
             job = tool.jobs[-1]
             if job.setup > 0:
-                obs("tool_state", t + job.setup, tool=tool.id, family=tool.fam.name,
-                    state="productive", reason="processing")  # fmt: skip
+                self._push(t + job.setup, ARRIVE, (tool, job))
 
     cfg = SimConfig(days=days, seed=seed, initial_wip=wip, wip_sample_days=days)
     _Engine(model, cfg, None, obs).run()

@@ -137,3 +137,28 @@ def test_empty_window_is_refused():
     """since >= until: an error naming both."""
     with pytest.raises(CalibrationError, match="not before"):
         calibrate([], MODEL, LITHO, since=T0, until=T0)
+
+
+def test_uniform_cut_at_zero_has_a_larger_design_mean():
+    """A uniform whose spread exceeds its mean is cut at 0 (support 0 .. mean + spread): the
+    design value is the mean of that support, so runs drawn from it are not drift."""
+    import copy
+    import random
+
+    model = copy.deepcopy(MODEL)
+    for r in model.routes.values():
+        for s in r.steps:
+            if s.family == "Litho_FE_3":
+                s.spread = 2 * s.mean  # support 0 .. 3 x mean: expected 1.5 x mean
+    rng = random.Random(3)
+    log = Log()
+    for k in range(200):
+        log.add(k * 1e5, "lot.released", f"L{k}", product="part_A", priority=10)
+        log.add(k * 1e5 + 1, "lot.track_in", f"L{k}", equipment="LITH01", step=4)
+        proc = rng.uniform(0, 3 * 168.0) * 25
+        log.add(k * 1e5 + 121 + proc, "lot.track_out", f"L{k}", equipment="LITH01", step=4)
+    evs = log.sorted()
+    cal = calibrate(evs, model, LITHO, since=evs[0].time, until=evs[-1].time)
+    p = cal.by_name()["processing_time:Litho_FE_3"]
+    assert p.design == pytest.approx(1.5 * 168.0 * 25)
+    assert p.ci[0] <= p.design <= p.ci[1] and not p.drift

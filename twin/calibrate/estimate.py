@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from twin.errors import TwinError
 from twin.live.events import UP_STATES, Event
-from twin.process.model import PER_PIECE, FabModel, Step
+from twin.process.model import PER_PIECE, FabModel, Step, uniform_bounds
 
 from . import stats
 
@@ -232,15 +232,15 @@ def _processing(runs, model, equipment, lot_product, down, skipped) -> list[Para
                 skipped.get("runs of lots whose product or step is unknown", 0) + 1
             )
             continue
-        if step.per == PER_PIECE:
-            wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
-            mean = step.mean * wafers
-        else:
-            mean = step.mean
-        if not mean > 0:
-            continue
         if step.is_cascading or fam.capacity > 1:
+            # a cascading run's occupancy is mostly its interval, and its tool's states
+            # overlap two runs: no processing time to read from it
             skipped["runs on cascading tools"] = skipped.get("runs on cascading tools", 0) + 1
+            continue
+        mean = _expected(step, model.ptime_spread_mode)
+        if step.per == PER_PIECE:
+            mean *= sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
+        if not mean > 0:
             continue
         lost = down[eq].between(t_in, t_out) if eq in down else 0.0
         work = (t_out - t_in) - lost - fam.load_time - fam.unload_time
@@ -258,6 +258,15 @@ def _processing(runs, model, equipment, lot_product, down, skipped) -> list[Para
         )  # fmt: skip
         out.append(_thin(p, "runs"))
     return out
+
+
+def _expected(step: Step, spread_mode: str) -> float:
+    """The expected processing time of one draw: a uniform whose support is cut at 0 (spread
+    larger than the mean) has a larger mean than its ``mean``."""
+    if step.dist == "uniform":
+        lo, hi = uniform_bounds(step.mean, step.spread, spread_mode)
+        return (lo + hi) / 2
+    return step.mean
 
 
 def _design_run_mean(model: FabModel, family: str) -> float:
