@@ -181,3 +181,34 @@ def test_bad_truth_is_a_clear_error(tmp_path, capsys, text, why):
     assert rc == 1 and err.startswith("twin: error:") and why in err, err
     with pytest.raises(InputError):
         truth_model(load_model(DEMO / "process"), str(tmp_path / "truth.yaml"))
+
+
+def test_extreme_but_valid_window(store, capsys):
+    """--since 0 and --until the last representable instant (9999-12-31T23:59:59Z) are a valid
+    window: the report covers the store's events."""
+    rc, out, _ = _run(capsys, "--store", store, "--model", DEMO, "--since", "0",
+                      "--until", "9999-12-31T23:59:59Z", "--json")  # fmt: skip
+    doc = json.loads(out)
+    assert rc == 0 and doc["since"] == "1970-01-01T00:00:00Z"
+    assert doc["until"].startswith("9999-12-31")
+    assert "processing_time:Litho_FE_3" in doc["drift"]
+
+
+def test_calibrated_downcal_scales_repair_time(tmp_path, capsys):
+    """12 Litho repairs of twice the design MTTR: ttr:Litho_FE_3 drifts and the calibrated
+    downcal.txt has BREAK_Litho's MTTR at the estimate; other calendars are as designed."""
+    log = litho_runs(40, 1.0)
+    t = log.sorted()[-1].time - 1_767_225_600.0 + 100
+    for k in range(12):
+        log.add(t + k * 100_000, "equipment.state", "LITH01", state="unscheduled_down", reason="b")
+        log.add(t + k * 100_000 + 28_800, "equipment.state", "LITH01", state="standby", reason="r")
+    path = store_of(tmp_path / "downs.db", log.sorted())
+    rc, out, _ = _run(capsys, "--store", path, "--model", DEMO, "--out", tmp_path / "o", "--json")
+    doc = json.loads(out)
+    assert rc == 0 and "ttr:Litho_FE_3" in doc["drift"]
+    design, cal = load_model(DEMO / "process"), load_model(tmp_path / "o" / "process")
+    # with litho_runs' one 1,000 s breakdown: 13 repairs
+    assert cal.downs["BREAK_Litho"].mttr.mean == pytest.approx((12 * 28_800.0 + 1000) / 13)
+    for name, d in design.downs.items():
+        if name != "BREAK_Litho":
+            assert cal.downs[name].mttr.mean == d.mttr.mean and cal.downs[name].mttf == d.mttf

@@ -2,8 +2,8 @@
 
 The design model's folder is copied; in the tables whose parameters were calibrated only the
 numbers change: route files' PTIME and PTIME2 (processing time, mean and spread, × the family's
-estimated factor) and downcal.txt's MTTR and MTTF (× the area's estimated factor, where the
-calendar is attached to an area whose families agree). Parameters on thin data keep the design
+estimated factor) and downcal.txt's MTTR and MTTF (× the factor of the calendar's families; a
+calendar shared by several families takes their factors' mean weighted by their samples). Parameters on thin data keep the design
 value; release rates are reported, not written (order.txt's schedule is a plan, not a rate).
 """
 
@@ -28,12 +28,18 @@ def write_calibrated(model: Any, cal: Calibration, model_path: str | Path, out: 
     ptime = {p.target: p.factor for p in cal.parameters if p.kind == "processing_time"}
     for f in sorted(dest.glob("route*.txt")):
         _scale(f, "STNFAM", ptime, ("PTIME", "PTIME2"))
-    by_cal: dict[str, dict[str, float]] = {"MTTR": {}, "MTTF": {}}
+    # a calendar shared by several families (attached to their area) takes the mean of their
+    # factors weighted by their samples (a thin family counts with factor 1)
+    pooled: dict[tuple[str, str], list[tuple[float, int]]] = {}
     for p in cal.parameters:
-        if p.kind in ("ttr", "ttf") and p.factor != 1.0:
+        if p.kind in ("ttr", "ttf"):
+            col = "MTTR" if p.kind == "ttr" else "MTTF"
             for a in model.calendars_of(p.target):
                 if a.kind == "down":
-                    by_cal["MTTR" if p.kind == "ttr" else "MTTF"][a.calendar] = p.factor
+                    pooled.setdefault((col, a.calendar), []).append((p.factor, max(p.n, 1)))
+    by_cal: dict[str, dict[str, float]] = {"MTTR": {}, "MTTF": {}}
+    for (col, name), fs in pooled.items():
+        by_cal[col][name] = sum(f * n for f, n in fs) / sum(n for _, n in fs)
     if (dest / "downcal.txt").exists():
         for col, factors in by_cal.items():
             _scale(dest / "downcal.txt", "DOWNCALNAME", factors, (col,))
