@@ -162,3 +162,24 @@ def test_uniform_cut_at_zero_has_a_larger_design_mean():
     p = cal.by_name()["processing_time:Litho_FE_3"]
     assert p.design == pytest.approx(1.5 * 168.0 * 25)
     assert p.ci[0] <= p.design <= p.ci[1] and not p.drift
+
+
+def test_breakdown_queued_behind_a_pm_or_cut_by_one():
+    """A breakdown reported during a PM (repaired after it) is no repair sample; a repair cut
+    short by a PM's report is censored: TTR = repair time / complete repairs."""
+    log = Log()
+    add = log.add
+    add(0, "equipment.state", "LITH01", state="standby", reason="idle")
+    add(100, "equipment.state", "LITH01", state="unscheduled_down", reason="b")  # complete
+    add(1100, "equipment.state", "LITH01", state="standby", reason="ready")
+    add(2000, "equipment.state", "LITH01", state="scheduled_down", reason="pm")
+    add(3000, "equipment.state", "LITH01", state="unscheduled_down", reason="b")  # queued: out
+    add(9000, "equipment.state", "LITH01", state="standby", reason="ready")
+    add(10000, "equipment.state", "LITH01", state="unscheduled_down", reason="b")  # censored
+    add(10500, "equipment.state", "LITH01", state="scheduled_down", reason="pm")
+    add(12000, "equipment.state", "LITH01", state="standby", reason="ready")
+    add(12001, "lot.track_out", "x", equipment="LITH01")
+    ttr = _cal(log).by_name()["ttr:Litho_FE_3"]
+    assert ttr.n == 1 and ttr.estimate == pytest.approx((1000 + 500) / 1)
+    ttf = _cal(log).by_name()["ttf:Litho_FE_3"]
+    assert ttf.n == 3

@@ -275,25 +275,42 @@ def _design_run_mean(model: FabModel, family: str) -> float:
 
 
 def _failures(spells, model, equipment, since, until) -> list[Parameter]:
-    repairs: dict[str, list[float]] = defaultdict(list)
+    """Repairs and failures from E10 spells. A breakdown that falls due while a tool is in a
+    scheduled down (a PM) is reported when it falls due but repaired after the PM: its spell
+    is not a repair time and is left out (which spells start so does not depend on their
+    length). A PM that falls due during a repair is reported when it falls due, cutting the
+    spell short: that spell is censored (the repair took at least that long), and the
+    exponential mean is then total time / complete repairs (chi-square, 2r and 2r + 2 df)."""
+    complete: dict[str, int] = defaultdict(int)
+    repair_time: dict[str, float] = defaultdict(float)
+    censored: dict[str, int] = defaultdict(int)
     up_time: dict[str, float] = defaultdict(float)
     failures: dict[str, int] = defaultdict(int)
     for eq, changes in spells.items():
         fam = equipment.get(eq)
         if fam is None:
             continue
-        began = None
+        began = None  # start of the spell being read (None: not in one, or one left out)
+        inside = False
+        before = None  # the state before the spell
         for i, (t, state) in enumerate(changes):
             nxt = changes[i + 1][0] if i + 1 < len(changes) else until
             if state == "unscheduled_down":
-                if began is None:
-                    began = t
+                if not inside:
+                    inside = True
                     failures[fam] += 1
+                    began = t if before != "scheduled_down" else None
             else:
                 up_time[fam] += nxt - t
-                if began is not None:
-                    repairs[fam].append(t - began)
-                    began = None
+                if inside and began is not None:
+                    repair_time[fam] += t - began
+                    if state == "scheduled_down":
+                        censored[fam] += 1
+                    else:
+                        complete[fam] += 1
+                inside = False
+                began = None
+            before = state if not inside else before
     out = []
     for name in sorted(model.families):
         cals = [
@@ -302,11 +319,13 @@ def _failures(spells, model, equipment, since, until) -> list[Parameter]:
         if not cals or model.families[name].is_delay:
             continue
         cal = model.downs[cals[0].calendar]
-        rs = repairs.get(name, [])
-        mean, ci = stats.exp_mean_interval(len(rs), math.fsum(rs), complete=True)
+        r = complete.get(name, 0)
+        mean, ci = stats.exp_mean_interval(
+            r, repair_time.get(name, 0.0), complete=not censored.get(name)
+        )
         out.append(_thin(Parameter(
             name=f"ttr:{name}", kind="ttr", target=name, design=cal.mttr.mean, estimate=mean,
-            ci=ci, n=len(rs), interval="chi-square"), "repairs"))  # fmt: skip
+            ci=ci, n=r, interval="chi-square"), "repairs"))  # fmt: skip
         r = failures.get(name, 0)
         mean, ci = stats.exp_mean_interval(r, up_time.get(name, 0.0))
         out.append(_thin(Parameter(
