@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "twin.live.commands",
     "twin.live.emulate_commands",
     "twin.live.store_commands",
+    "twin.calibrate.commands",
     "twin.physics.commands",
     "twin.scan.commands",
     "twin.service_commands",

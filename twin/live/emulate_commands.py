@@ -57,6 +57,11 @@ def register(sub: Any) -> None:
         help="MQTT end to end: seconds to wait at the end for the twin to confirm every event "
         "(default 120); events still unconfirmed then are reported and the exit status is 1",
     )
+    p.add_argument(
+        "--truth",
+        help="scenario file holding one scenario (docs/whatif.md format): the hidden changes "
+        "that make the emulated 'real' fab differ from its design model (for calibration tests)",
+    )
     p.add_argument("--fab", help="fab name in the MQTT topics (default: the scene's name)")
     p.add_argument("--json", action="store_true", help="print the KPIs as JSON")
     p.set_defaults(func=_emulate)
@@ -96,6 +101,8 @@ def _emulate(args: argparse.Namespace) -> int:
     emu = load_emulator(
         args.src, process=args.process, config=EmulatorConfig(seed=args.seed, hours=args.hours)
     )
+    if args.truth:
+        emu.model = truth_model(emu.model, args.truth)
     sink: Any
     close = None
     if args.mqtt:
@@ -136,6 +143,27 @@ def _emulate(args: argparse.Namespace) -> int:
 
         raise DeliveryError(failed)
     return 0
+
+
+def truth_model(model: Any, path: str) -> Any:
+    """The model with the one scenario of the ``--truth`` file applied (checked against it)."""
+    from twin.whatif.scenarios import load_scenarios
+
+    found = load_scenarios(path, model)[1:]  # the baseline comes first
+    if len(found) != 1:
+        raise InputError(
+            "twin emulate",
+            [f"--truth {path}: {len(found)} scenarios; a truth file holds exactly one"],
+        )
+    truth = found[0].apply(model)
+    moved = [f for f, fam in model.families.items() if truth.families[f].count != fam.count]
+    if moved:
+        raise InputError(
+            "twin emulate",
+            [f"--truth {path}: changes the tool count of {', '.join(moved)}; the scene's tools "
+             "are fixed (a truth may change times, calendars, rules and releases)"],
+        )  # fmt: skip
+    return truth
 
 
 def _delivered(sink: Any, args: argparse.Namespace) -> str | None:

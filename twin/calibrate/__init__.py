@@ -1,0 +1,26 @@
+"""Calibration of a fab model from its event log (issue 16; docs/forecast.md).
+
+``calibrate_store(store, model)`` estimates processing times per family, time to failure and
+to repair per family and release rates per product, each with n and a 95 % interval, and flags
+the parameters whose interval excludes the design value (drift). ``twin calibrate`` is the
+command (``twin.calibrate.commands``).
+"""
+
+from twin.calibrate.estimate import (
+    MIN_N,
+    Calibration,
+    CalibrationError,
+    Parameter,
+    calibrate,
+)
+from twin.calibrate.source import calibrate_store, parse_when
+
+__all__ = [
+    "MIN_N",
+    "Calibration",
+    "CalibrationError",
+    "Parameter",
+    "calibrate",
+    "calibrate_store",
+    "parse_when",
+]
