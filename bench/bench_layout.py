@@ -35,7 +35,7 @@ def run(model, cfg: SimConfig, n: int, layout: str | None) -> tuple[float, float
     c0 = time.process_time()
     runs = simulate_batch([model], cfg, list(range(n)), device="cpu", records=False, **kw)[0]
     cpu = time.process_time() - c0
-    launch = sum({r.extra["launch_cpu_seconds"] for r in runs})  # one value per launch
+    launch = sum({r.extra.get("launch_cpu_seconds", 0.0) for r in runs})  # one per launch
     return cpu, launch, sum(r.events for r in runs)
 
 
