@@ -57,8 +57,10 @@ def struct_refs() -> bool:
     if getattr(orig, "_twin_struct_refs", False):
         return True
 
-    def codegen_func(adj, c_func_name, device="cpu", *args, **kwargs):
-        src = orig(adj, c_func_name, device, *args, **kwargs)
+    def codegen_func(*args, **kwargs):
+        src = orig(*args, **kwargs)  # Warp's call passes through unchanged
+        adj = kwargs.get("adj", args[0] if args else None)
+        device = kwargs.get("device", args[2] if len(args) > 2 else "cpu")
         module = getattr(getattr(adj, "func", None), "__module__", "") or ""
         if device != "cpu" or not module.startswith(PACKAGE + "."):
             return src
