@@ -316,7 +316,28 @@ def pool_slots(sizes: dict[str, int], records: bool) -> dict[str, tuple[dict[str
     return out
 
 
+LAYOUTS = ("interleaved", "blocked")
+
+
+def default_layout(device: str) -> str:
+    """The state layout that pays on ``device``: ``interleaved`` on CUDA (the replication
+    fastest-varying: neighbouring threads read neighbouring words), ``blocked`` on the CPU
+    (each replication's state contiguous: Warp runs the threads one after the other, and
+    interleaving would put one useful word in each cache line)."""
+    return "interleaved" if str(device).startswith("cuda") else "blocked"
+
+
+def _layout(layout: str | None, device: str) -> str:
+    if layout is None:
+        return default_layout(device)
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ConfigError("layout", [f"{repr(layout)[:40]}: must be one of {', '.join(LAYOUTS)}"])
+    return layout
+
+
 def _alloc(wp, sizes: dict[str, int], n: int, records: bool, device: str):
+    """One zeroed pool per dtype for n threads; returns the State (interleaved offsets) and,
+    per pool, (field -> first slot, slots per thread)."""
     from twin.whatif.kernel.kernel import State
     from twin.whatif.kernel.layout import STATE_POOLS
 
@@ -328,11 +349,19 @@ def _alloc(wp, sizes: dict[str, int], n: int, records: bool, device: str):
         setattr(st, pool, wp.zeros(total * n, dtype=wpt[dt], device=device))
         for name, base in offs.items():
             setattr(st, f"o_{name}", base * n)
-    return st
+    return st, pools
+
+
+def _block(st, pools, j: int) -> None:
+    """Point ``st``'s offsets at thread j's block of the blocked layout: launched alone (one
+    thread, n = 1, tid = 0), its field x slot k is ``pool[j * total + base_x + k]``."""
+    for offs, total in pools.values():
+        for name, base in offs.items():
+            setattr(st, f"o_{name}", j * total + base)
 
 
 def _read_state(st, sizes: dict[str, int], n: int, records: bool) -> dict[str, np.ndarray]:
-    """Every state field as a (slots, n) host array."""
+    """Every state field as a (slots, n) host array, from the interleaved layout."""
     from twin.whatif.kernel.layout import STATE, STATE_POOLS
 
     slots = state_sizes(sizes, HIST_BINS)
@@ -342,6 +371,23 @@ def _read_state(st, sizes: dict[str, int], n: int, records: bool) -> dict[str, n
         k = 1 if key == "records" and not records else slots[key]
         o = getattr(st, f"o_{name}")
         out[name] = pools[STATE_POOLS[dt]][o : o + k * n].reshape(k, n)
+    return out
+
+
+def _read_blocked(st, pools, sizes: dict[str, int], n: int, records: bool):
+    """Every state field as a (slots, n) host array, from the blocked layout."""
+    from twin.whatif.kernel.layout import STATE, STATE_POOLS
+
+    slots = state_sizes(sizes, HIST_BINS)
+    host = {}
+    for pool, (_, total) in pools.items():
+        host[pool] = getattr(st, pool).numpy().reshape(n, total)
+    out = {}
+    for name, (dt, key) in STATE.items():
+        k = 1 if key == "records" and not records else slots[key]
+        pool = STATE_POOLS[dt]
+        base = pools[pool][0][name]
+        out[name] = host[pool][:, base : base + k].T
     return out
 
 
@@ -411,16 +457,20 @@ def simulate_batch(
     max_threads: int | None = None,
     grow: bool = True,
     trace: int = 0,
+    layout: str | None = None,
 ) -> list[list[KernelRun]]:
     """Run every model (scenario) for every replication; result[s][i] is scenario s,
     replication ``replications[i]``. ``config.seed`` keys the streams; ``config.replication``
     is ignored. A table that overflows is reported by the device; with ``grow`` it is doubled
     (records: sized to what was needed) and the chunk rerun, at most 11 times, else
     CapacityError names it. ``trace`` > 0 keeps the first ``trace`` events (time, kind, object)
-    of every thread in ``KernelRun.out`` (tr_t, tr_k, tr_o)."""
+    of every thread in ``KernelRun.out`` (tr_t, tr_k, tr_o). ``layout`` is the state's memory
+    layout (``LAYOUTS``; default ``default_layout(device)``): the results are the same in both,
+    bit for bit."""
     wp = _wp()
     device = device or default_device()
     check_device(wp, device)
+    layout = _layout(layout, device)
     comps = [compile_model(m, config, start) for m in models]
     tables, sizes = stack(comps)
     sizes["n_pmw"] = max(1, tables["w_first"].shape[1])
@@ -441,7 +491,7 @@ def simulate_batch(
         part = pairs[lo : lo + chunk]
         for attempt in range(12):
             err = _launch(wp, simulate_kernel, m, comps, sizes, part, reps, config, records,
-                          device, runs)  # fmt: skip
+                          device, runs, layout)  # fmt: skip
             if err is None:
                 break
             key, size, need = err
@@ -474,11 +524,12 @@ def _replications(replications) -> list[int]:
     return reps
 
 
-def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, runs):
+def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, runs,
+            layout="interleaved"):  # fmt: skip
     from twin.whatif.kernel.kernel import Caps
 
     n = len(part)
-    st = _alloc(wp, sizes, n, records, device)
+    st, pools = _alloc(wp, sizes, n, records, device)
     cap = Caps()
     cap.heap, cap.lots, cap.jobs = sizes["heap"], sizes["lots"], sizes["jobs"]
     cap.records, cap.samples = sizes["records"], sizes["samples"]
@@ -486,17 +537,28 @@ def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, ru
     cap.trace = sizes.get("trace", 0)
     scen = wp.array(np.array([p[0] for p in part], np.int32), dtype=wp.int32, device=device)
     rr = wp.array(np.array([reps[p[1]] for p in part], np.int32), dtype=wp.int32, device=device)
-    t0 = time.perf_counter()
-    wp.launch(kernel, dim=n, inputs=[m, st, cap, scen, rr, wp.int64(config.seed)], device=device)
+    seed = wp.int64(config.seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    if layout == "blocked":  # one launch per thread, each on its own contiguous block
+        for j in range(n):
+            _block(st, pools, j)
+            wp.launch(kernel, dim=1, inputs=[m, st, cap, scen[j : j + 1], rr[j : j + 1], seed],
+                      device=device)  # fmt: skip
+    else:
+        wp.launch(kernel, dim=n, inputs=[m, st, cap, scen, rr, seed], device=device)
     wp.synchronize_device(device)
     wall = time.perf_counter() - t0
-    err = st.i.numpy()[st.o_err : st.o_err + n]
+    cpu = time.process_time() - c0
+    if layout == "blocked":
+        host = _read_blocked(st, pools, sizes, n, records)
+    else:
+        host = _read_state(st, sizes, n, records)
+    err = host["err"][0]
     if err.any():
         key = SIZE_KEY[int(err[err != 0][0])]
         if key == "dedications":
             raise CapacityError(TABLE_NAMES[key], 4, key)
         return key, sizes[key], 2 * sizes[key]
-    host = _read_state(st, sizes, n, records)
     soft = host["err_soft"][0]
     if (soft & 4).any():  # more completions than record slots: rerun with what was needed
         return "records", sizes["records"], int(host["ncomp"][0].max()) + 8
@@ -504,7 +566,7 @@ def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, ru
         return "samples", sizes["samples"], int(host["nsamp"][0].max()) + 2
     dt = float(comps[0].tables["sample_dt"][0])
     for j, (s, r) in enumerate(part):
-        out = {name: a[:, j] for name, a in host.items()}
+        out = {name: np.ascontiguousarray(a[:, j]) for name, a in host.items()}
         runs[(s, r)] = KernelRun(
             comp=comps[s],
             replication=reps[r],
@@ -513,7 +575,13 @@ def _launch(wp, kernel, m, comps, sizes, part, reps, config, records, device, ru
             records=records,
             wall_seconds=wall / n,
             sample_dt=float(comps[s].tables["sample_dt"][0]) or dt,
-            extra={"launch_seconds": wall, "threads": n, "device": device},
+            extra={
+                "launch_seconds": wall,
+                "launch_cpu_seconds": cpu,
+                "threads": n,
+                "device": device,
+                "layout": layout,
+            },  # fmt: skip
         )
     return None
 

@@ -5,8 +5,10 @@ the same event kinds and (time, kind, sequence) order, the same sequence counter
 every push and by every queue arrival), the same random streams (``rng.py``) drawn in the same
 order, the same float64 expressions. Python objects become slots of fixed-capacity tables:
 
-- state arrays are 1-D with the replication fastest-varying, ``a[slot * n + tid]``, so that
-  neighbouring threads read neighbouring words (coalesced on a GPU);
+- state arrays are 1-D, ``a[o_a + slot * n + tid]``: on a GPU the replication is
+  fastest-varying, so that neighbouring threads read neighbouring words (coalesced); on the
+  CPU the engine launches each thread alone (n = 1) on its own contiguous block
+  (``engine.default_layout``);
 - lots, jobs and heap entries live in pools with free lists; a full pool sets the thread's
   error code (``ERR_*``) and stops the thread: never a silent truncation;
 - a family's queue is a doubly linked list of lots in arrival order (the reference's list or

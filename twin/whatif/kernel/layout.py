@@ -2,8 +2,10 @@
 
 Warp passes structs by value: every field lives in a few typed pools instead, at an offset
 kept in the struct (``s.f[s.o_now + tid]``), so that a call copies offsets, not 200 arrays.
-Per-thread state fields are laid out slot-major with the replication fastest-varying: field
-``x`` of slot k of thread tid is ``pool[o_x + k * n + tid]``. Model tables are per scenario:
+The kernel reads field ``x`` of slot k of thread tid at ``pool[o_x + k * n + tid]``; the
+engine picks the layout per device (``engine.default_layout``): interleaved on CUDA (one
+launch, ``o_x = base_x * n``: the replication fastest-varying), blocked on the CPU (one launch
+per thread, n = 1, ``o_x = j * total + base_x``: each replication's state contiguous). Model tables are per scenario:
 ``POOL[o_x + scenario * sPOOL + i]``. This module imports no Warp, so the layout can be built
 where Warp is not installed.
 """
