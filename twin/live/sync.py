@@ -391,9 +391,9 @@ class Synchroniser:
             return invalid
         except Exception as exc:
             failure = exc
-        self.state, self.pos = self._recover(self._catalog)  # back to what is stored
         bad = {id(ev): r for ev in batch.accepted if (r := _unstorable(ev)) is not None}
         if bad:
+            self.state, self.pos = self._recover(self._catalog)  # back to what is stored
             culprits = [
                 (ev, f"the store cannot hold this event ({bad[id(ev)]})")
                 for ev in batch.accepted
