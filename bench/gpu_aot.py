@@ -95,7 +95,7 @@ def main() -> int:
     # 2. HVLM batches
     hv = hvlm_dir()
     if not (hv / "route_3.txt").exists():
-        say(f"HVLM not found at {hv}: copy it to shared/datasets/smt2020/HVLM; stopping")
+        say(f"HVLM not found at {hv}: run `twin datasets fetch smt2020-hvlm`; stopping")
         return 0
     model = load_model(hv)
     block = a.block

@@ -26,7 +26,7 @@ def hvlm() -> Path:
     """The SMT2020 HVLM folder; the tests that need it skip with a reason when it is absent."""
     path = hvlm_dir()
     if not (path / "route_3.txt").exists():
-        pytest.skip(f"SMT2020 HVLM not found at {path} (set TWIN_DATASETS)")
+        pytest.skip(f"SMT2020 HVLM not found at {path}: `twin datasets fetch smt2020-hvlm`")
     return path
 
 
@@ -35,5 +35,5 @@ def smat_xlsx() -> Path:
     """The SMAT2022 workbook; the tests that need it skip with a reason when it is absent."""
     path = smat2022_workbook()
     if not path.exists():
-        pytest.skip(f"SMAT2022 workbook not found at {path} (set TWIN_DATASETS)")
+        pytest.skip(f"SMAT2022 workbook not found at {path}: `twin datasets fetch smat2022`")
     return path

@@ -15,6 +15,7 @@ from twin.errors import TwinError
 
 # Modules that contribute command groups, in the order `twin --help` lists them.
 COMMAND_MODULES = [
+    "twin.datasets.commands",
     "twin.scene.commands",
     "twin.whatif.commands",
     "twin.live.commands",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twin.errors import UnsupportedFormatError
+from twin.errors import InputError, UnsupportedFormatError
 from twin.process.model import (
     DELAY_FAMILY,
     DISPATCH_RULES,
@@ -34,6 +34,14 @@ def load_model(path: str | Path, **options: object) -> FabModel:
     from twin.process.smt2020 import load_model as load_smt2020
 
     folder = Path(path)
+    if not folder.exists():
+        raise InputError(
+            "process model",
+            [
+                f"{folder}: no such folder; for the public SMT2020 HVLM model run `twin datasets "
+                "fetch smt2020-hvlm`, then pass `$(twin datasets path smt2020-hvlm)`"
+            ],
+        )
     if (folder / "process").is_dir() and not (folder / "part.txt").exists():
         folder = folder / "process"
     if not (folder / "part.txt").exists():

@@ -15,12 +15,18 @@ def load_scene(src: str | Path) -> SceneGraph:
         from twin.scene.folder import load_folder
 
         return load_folder(path)
+    if not path.exists():
+        raise InputError(
+            "scene",
+            [
+                f"{path}: no such scene folder or workbook; for the public SMAT2022 layout run "
+                "`twin datasets fetch smat2022`, then pass `$(twin datasets path smat2022)`"
+            ],
+        )
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         from twin.scene.smat2022 import import_smat2022
 
         return import_smat2022(path)
-    if not path.exists():
-        raise InputError("scene", [f"{path}: no such scene folder or workbook"])
     raise UnsupportedFormatError(
         path.suffix.lstrip(".") or "(no extension)", ["folder", "yaml", "xlsx"], path
     )

@@ -116,7 +116,13 @@ def load_process_model(path: Path):
     from twin.process import load_model
 
     if not path.exists():
-        raise InputError("model", [f"{path}: no such folder; give an SMT2020 or scene folder"])
+        raise InputError(
+            "model",
+            [
+                f"{path}: no such folder; give an SMT2020 or scene folder (the public SMT2020 "
+                "HVLM: `twin datasets fetch smt2020-hvlm`, then `twin datasets path smt2020-hvlm`)"
+            ],
+        )
     model = load_model(path)
     if (path / "process").is_dir() and not (path / "part.txt").exists():
         model.name = path.resolve().name  # the scene's name, not "process"
