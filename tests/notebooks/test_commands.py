@@ -28,9 +28,22 @@ def test_print_names_the_lab_command_and_each_notebook(capsys: pytest.CaptureFix
     assert _notebook(args) == 0
     out = capsys.readouterr().out.splitlines()
     assert "-m jupyterlab" in out[0] and str(ROOT / "notebooks") in out[0]
-    assert out[0].endswith("--no-browser --port=8899")
+    assert "--no-browser --port=8899" in out[0]
     assert [Path(line.strip()).name for line in out[1:]] == list(NOTEBOOKS)
     assert notebooks_dir() == ROOT / "notebooks"
+
+
+def test_as_root_it_adds_allow_root_once_and_passes_extra_arguments_on() -> None:
+    """As root JupyterLab needs --allow-root: it is added (once, also when the user gave it);
+    not as root it is not; arguments after -- reach JupyterLab in order."""
+    folder = ROOT / "notebooks"
+    root = lab_command(folder, extra=["--", "--ip=0.0.0.0", "--ServerApp.token=x"], as_root=True)
+    assert root[-3:] == ["--allow-root", "--ip=0.0.0.0", "--ServerApp.token=x"]
+    given = lab_command(folder, extra=["--allow-root"], as_root=True)
+    assert given.count("--allow-root") == 1
+    assert "--allow-root" not in lab_command(folder, as_root=False)
+    args = _parse(["notebook", "--print", "--", "--ip=127.0.0.2"])
+    assert args.lab_args[-1] == "--ip=127.0.0.2"
 
 
 HAS_LAB = importlib.util.find_spec("jupyterlab") is not None

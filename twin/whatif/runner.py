@@ -192,7 +192,7 @@ def run_whatif(
         unit="rep",
         desc=f"what-if {len(scs)} scenario{'s' * (len(scs) != 1)}",
         file=sys.stderr,
-        disable=not progress,
+        disable=None if progress else True,  # None: a bar only when stderr is a terminal
         dynamic_ncols=True,
         bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}]",
     )
