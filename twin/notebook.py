@@ -24,15 +24,20 @@ OTHER_COLOUR = "#9e9e9e"  # stockers and equipment without a family
 
 
 def project_root(start: str | Path | None = None) -> Path:
-    """The project folder (holding ``pyproject.toml`` and ``scenes/``) at or above ``start``.
+    """The folder the notebooks work from: it holds ``scenes/`` (and ``notebooks/``).
 
-    Notebooks run with their own folder as the working directory; this finds the scenes from
-    there, from the project root, or from anywhere inside the checkout.
+    In a source checkout, the project folder (``pyproject.toml`` and ``scenes/``) at or above
+    ``start`` (default: the working directory, which Jupyter sets to the notebook's folder).
+    Installed from a wheel, the ``twin`` package folder, which ships the scenes and notebooks as
+    package data; that fallback applies only when no ``start`` is given.
     """
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "pyproject.toml").is_file() and (folder / "scenes").is_dir():
             return folder
+    package = Path(__file__).resolve().parent
+    if start is None and (package / "scenes").is_dir():
+        return package
     raise FileNotFoundError(f"no project folder (pyproject.toml + scenes/) at or above {here}")
 
 

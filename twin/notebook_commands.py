@@ -43,12 +43,12 @@ def notebooks_dir() -> Path:
     try:
         folder = project_root(Path(__file__).parent) / "notebooks"
     except FileNotFoundError:
-        folder = Path(__file__).resolve().parents[1] / "notebooks"
+        folder = Path(__file__).resolve().parent / "notebooks"  # installed: package data
     missing = [n for n in NOTEBOOKS if not (folder / n).is_file()]
     if missing:
         raise TwinError(
             f"notebooks not found in {folder} (missing {', '.join(missing)}); they ship with "
-            "the source checkout: run twin from a clone of the project (pip install -e '.[all]')"
+            "the twin package: reinstall it (pip install --force-reinstall twin)"
         )
     return folder
 

@@ -26,11 +26,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+import twin
 from services.api.auth import source_problems, tail, token_problems
 
 SCOPES = ("read", "ingest", "whatif", "admin")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SCENE = PROJECT_ROOT / "scenes" / "demo-fab"
+# the demo fab ships inside the twin package (package data), so this holds when installed too
+DEFAULT_SCENE = Path(twin.__file__).resolve().parent / "scenes" / "demo-fab"
 MAX_TOKENS_FILE_BYTES = 1 << 20
 
 

@@ -34,7 +34,8 @@ def datasets_dir() -> Path:
     if env:
         return Path(env)
     shared = PROJECT_ROOT.parent / "shared" / "datasets"
-    return shared if shared.is_dir() else cache_dir()
+    checkout = (PROJECT_ROOT / "pyproject.toml").is_file()  # not when installed from a wheel
+    return shared if checkout and shared.is_dir() else cache_dir()
 
 
 def dataset(name: str) -> Dataset:
