@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
         "without them it generates a development admin token and prints it once. Ctrl-C stops "
         "it cleanly.",
     )
-    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--port", type=int, help="port on 127.0.0.1 (default: TWIN_PORT, else 8000)")
     up.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _no_token
     up.add_argument(
         "--feed",
@@ -58,13 +58,17 @@ def register(sub: Any) -> None:
         description="Serve the twin of SRC. Tokens and limits come from TWIN_* environment "
         "variables (see docs/api.md); TWIN_MODE defaults to production, which needs TWIN_TOKENS.",
     )
-    serve.add_argument("--scene", required=True, help="scene folder or SMAT2022 .xlsx")
+    serve.add_argument(
+        "--scene",
+        help="scene folder, shipped scene name or SMAT2022 .xlsx (default: TWIN_SCENE, else the "
+        "demo fab)",
+    )
     serve.add_argument("--process", help="SMT2020 folder (default: the scene folder's process/)")
     serve.add_argument("--mqtt", help="HOST:PORT (or mqtt://HOST:PORT/TOPIC) to ingest from")
     serve.add_argument("--store", type=Path, help="SQLite event store (default: in memory)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--no-physics", action="store_true")
+    serve.add_argument("--host", help="address to listen on (default: TWIN_HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: TWIN_PORT, else 8000)")
+    serve.add_argument("--no-physics", action="store_true", help="do not build the pybullet world")
     serve.add_argument("--token", help=argparse.SUPPRESS)  # refused: see _no_token
     serve.set_defaults(func=_serve)
 
@@ -115,8 +119,10 @@ def _up(args: argparse.Namespace) -> int:
         feed_seed=args.seed,
         physics=not args.no_physics,
         tokens=None if own else {token: ["admin"]},
+        port=args.port,
     )
-    url = f"http://127.0.0.1:{args.port}"
+    _check_port("127.0.0.1", settings.port)  # before the token is printed: a busy port fails
+    url = f"http://127.0.0.1:{settings.port}"
     # the generated token is printed here, once, and nowhere else (not in logs, not in /health)
     who = (
         "  tokens: from TWIN_TOKENS / TWIN_TOKENS_FILE\n"
@@ -133,7 +139,7 @@ def _up(args: argparse.Namespace) -> int:
         + "  Ctrl-C stops it.",
         flush=True,
     )
-    return _run(settings, "127.0.0.1", args.port)
+    return _run(settings, "127.0.0.1", settings.port)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -143,18 +149,35 @@ def _serve(args: argparse.Namespace) -> int:
     mqtt = args.mqtt
     if mqtt and not mqtt.startswith("mqtt://"):
         mqtt = f"mqtt://{mqtt}/twin/+/events/#"
-    settings = _settings(
-        mode=os.environ.get("TWIN_MODE", "production"),
+    given = dict(
         scene=args.scene,
         process=args.process,
         store=str(args.store) if args.store else None,
         mqtt=mqtt,
         physics=False if args.no_physics else None,
+        host=args.host,
+        port=args.port,
     )
-    print(f"twin serve: {args.scene} on http://{args.host}:{args.port}", flush=True)
+    # `twin serve` is production unless TWIN_MODE (environment or .env) says otherwise
+    mode = _mode_set() or "production"
+    settings = _settings(mode=mode, **given)
+    _check_port(settings.host, settings.port)
+    _check_broker(settings.mqtt)
+    print(f"twin serve: {settings.scene} on http://{settings.host}:{settings.port}", flush=True)
     for note in settings.notes():
         print(f"  note: {note}", flush=True)
-    return _run(settings, args.host, args.port)
+    return _run(settings, settings.host, settings.port)
+
+
+def _mode_set() -> str | None:
+    """TWIN_MODE as the environment or the working directory's .env sets it, else None."""
+    if os.environ.get("TWIN_MODE"):
+        return os.environ["TWIN_MODE"]
+    try:
+        from dotenv import dotenv_values
+    except ImportError:  # python-dotenv comes with pydantic-settings; without it, no .env
+        return None
+    return dotenv_values(".env").get("TWIN_MODE") or None
 
 
 def _check_port(host: str, port: int) -> None:
@@ -167,8 +190,35 @@ def _check_port(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as exc:
             raise ConfigError(
-                "service address", [f"cannot listen on {host}:{port}: {exc.strerror}"]
+                "service address",
+                [
+                    f"cannot listen on {host}:{port}: {exc.strerror}; choose another port with "
+                    "--port (or TWIN_PORT)"
+                ],
             ) from None
+
+
+def _check_broker(url: str | None, timeout: float = 5.0) -> None:
+    """Fail fast with one line, before the twin is built, when the MQTT broker is unreachable
+    (the subscription itself reconnects on its own once running)."""
+    if not url:
+        return
+    import socket
+
+    from twin.live.mqtt import MqttConfig
+
+    cfg = MqttConfig.from_url(url, client_id="twin-probe")
+    try:
+        socket.create_connection((cfg.host, cfg.port), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            "MQTT broker",
+            [
+                f"cannot reach {cfg.host}:{cfg.port} ({why}); check that the broker runs and "
+                "--mqtt / TWIN_MQTT (mqtt://HOST:PORT/TOPIC)"
+            ],
+        ) from None
 
 
 def _run(settings: Any, host: str, port: int) -> int:

@@ -24,7 +24,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 import twin
 from services.api.auth import source_problems, tail, token_problems
@@ -33,6 +38,23 @@ SCOPES = ("read", "ingest", "whatif", "admin")
 # the demo fab ships inside the twin package (package data), so this holds when installed too
 DEFAULT_SCENE = Path(twin.__file__).resolve().parent / "scenes" / "demo-fab"
 MAX_TOKENS_FILE_BYTES = 1 << 20
+
+
+class _TwinLinesOnly(PydanticBaseSettingsSource):
+    """A ``.env`` source that passes on the settings and TWIN_* names only."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource):
+        super().__init__(inner.settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {
+            k: v for k, v in self.inner().items() if k in fields or k.lower().startswith("twin_")
+        }
 
 
 class TokenSpec(BaseModel):
@@ -52,10 +74,26 @@ class Settings(BaseSettings):
     """Everything the service reads at start; see docs/api.md for the environment variables."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TWIN_", env_file=None, extra="forbid", hide_input_in_errors=True
+        env_prefix="TWIN_", env_file=".env", extra="forbid", hide_input_in_errors=True
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then TWIN_* variables, then the working directory's ``.env``; a
+        ``.env`` shared with other programs is fine: only its TWIN_* lines are read (an unknown
+        TWIN_* name there is still an error, like in the environment)."""
+        return init_settings, env_settings, _TwinLinesOnly(dotenv_settings), file_secret_settings
+
     mode: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"  # the address `twin serve` listens on (0.0.0.0 in a container)
+    port: int = Field(8000, ge=1, le=65535)
     scene: str = str(DEFAULT_SCENE)  # scene folder or SMAT2022 workbook
     process: str | None = None  # SMT2020 folder; default: the scene folder's process/
     store: str | None = None  # SQLite event store file; None: in memory (not durable)

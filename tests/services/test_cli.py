@@ -176,6 +176,7 @@ def test_twin_up_generates_a_token(monkeypatch, capsys):
     tokens = [line.split(": ")[1] for line in out.splitlines() if "admin token" in line]
     assert len(tokens) == 2 and tokens[0] != tokens[1] and len(tokens[0]) >= 24
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["feed"] == "emulator"
+    assert "twin datasets" not in out  # (the banner names the demo fab, not a dataset)
     assert seen["speed"] == 60.0  # the emulator's default speed
 
 
@@ -205,7 +206,57 @@ def test_port_in_use_is_a_clear_error(capsys):
         s.listen()
         port = s.getsockname()[1]
         assert main(["up", "--port", str(port), "--no-physics"]) == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+    assert "token" not in out  # nothing printed before the failure, the token least of all
+
+
+def test_unreachable_broker_at_serve_start_is_one_line(monkeypatch, capsys):
+    """`twin serve --mqtt` with no broker there fails at once with one line naming the address
+    and the setting, not a traceback from the application's start-up."""
+    import socket
+
+    for k in list(os.environ):
+        if k.startswith("TWIN_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("TWIN_MODE", "development")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # bound, not listening: connections are refused
+        assert main(["serve", "--mqtt", f"127.0.0.1:{dead}", "--port", str(free_port())]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach 127.0.0.1:{dead}" in err and "TWIN_MQTT" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_host_port_and_scene_come_from_twin_variables_and_dotenv(monkeypatch, tmp_path, capsys):
+    """`twin serve` takes its address and scene from TWIN_HOST/TWIN_PORT/TWIN_SCENE, also from a
+    .env in the working directory whose other lines are ignored; an unknown TWIN_ name in .env
+    is an error; the environment wins over .env."""
+    import twin.service_commands as sc
+
+    for k in list(os.environ):
+        if k.startswith("TWIN_"):
+            monkeypatch.delenv(k)
+    seen = {}
+    monkeypatch.setattr(sc, "_run", lambda st, host, port: seen.update(h=host, p=port, s=st.scene))
+    monkeypatch.chdir(tmp_path)
+    port = free_port()
+    (tmp_path / ".env").write_text(
+        f"PATH_OF_SOMETHING_ELSE=1\nTWIN_MODE=development\nTWIN_PORT={port}\n"
+        "TWIN_HOST=127.0.0.1\nTWIN_SCENE=demo-fab\n"
+    )
+    assert main(["serve"]) == 0
+    assert seen == {"h": "127.0.0.1", "p": port, "s": "demo-fab"}
+    other = free_port()
+    monkeypatch.setenv("TWIN_PORT", str(other))
+    assert main(["serve"]) == 0 and seen["p"] == other
+    (tmp_path / ".env").write_text("TWIN_MODE=development\nTWIN_PROT=9000\n")
+    assert main(["serve"]) == 1
+    assert "twin_prot" in capsys.readouterr().err.lower()
+    monkeypatch.setenv("TWIN_PORT", "70000")
+    assert main(["serve"]) == 1
+    assert "port" in capsys.readouterr().err
 
 
 @pytest.mark.slow
