@@ -179,9 +179,19 @@ class TwinRuntime:
     def _ingest_loop(self) -> None:
         sync = self.sync
         assert sync is not None
+        confirmed_at = 0.0
         while not self._stop.is_set():
             try:
                 got = False
+                now = _time.monotonic()
+                if now - confirmed_at >= 0.1:  # tell end-to-end publishers what is durable
+                    confirmed_at = now
+                    for src in self.sources:
+                        confirm = getattr(src, "confirm", None)
+                        if confirm is not None:
+                            with self.lock:
+                                positions = sync.reorder.positions()
+                            confirm(positions)
                 for src in self.sources:
                     wait = sync.cfg.wait if len(self.sources) == 1 else 0.01
                     batch = src.receive(sync.cfg.batch, wait)
