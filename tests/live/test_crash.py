@@ -108,6 +108,8 @@ def test_cli_ingest_and_state(tmp_path):
     )  # fmt: skip
     s_at = json.loads(at.stdout)
     assert s_at["events_applied"] == sum(e.time <= mid.time for e in stream)
+    # times in JSON are ISO 8601 UTC, as the API writes them
+    assert s_at["clock"] == json.loads(mid.to_json())["time"] == s_at["at"]
     bad = subprocess.run(
         [sys.executable, "-m", "twin.cli", "state", "--store", str(db), "--at", "noon"],
         capture_output=True, text=True,

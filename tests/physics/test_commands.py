@@ -94,3 +94,21 @@ def test_place_answers_clearance_from_the_command_line(demo, capsys):
     )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["ok"] and out["blocking"] == []
+
+
+def test_place_yaw_is_in_degrees(demo, capsys):
+    """`--at x,y,yaw` takes degrees: a 40 m long bar beside the fab fits along y (yaw 0, and
+    yaw 1.5708 read as degrees) and reaches into the fab at yaw 90."""
+    from twin.scene.load import load_scene
+
+    scene = load_scene(demo)
+    east = max(scene.tools(), key=lambda t: scene.world_position(t.id)[0])  # nearest the edge
+    x, y = scene.scene_bbox()[1][0] + 3.0, scene.world_position(east.id)[1]
+    answers = {}
+    for yaw in ("0", "1.5707963", "90"):
+        code = main(
+            ["physics", "place", str(demo), "--size", "0.2,40,1", "--at", f"{x},{y},{yaw}",
+             "--json"]
+        )  # fmt: skip
+        answers[yaw] = (code, json.loads(capsys.readouterr().out)["ok"])
+    assert answers == {"0": (0, True), "1.5707963": (0, True), "90": (3, False)}

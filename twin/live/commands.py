@@ -29,7 +29,11 @@ def register(sub: Any) -> None:
         "--process",
         help="SMT2020-format folder for route/family checks (default: the scene folder's process/)",
     )
-    p.add_argument("--speed", type=float, help="replay a file at this multiple of real time")
+    p.add_argument(
+        "--speed",
+        type=float,
+        help="replay a file at this many event-time seconds per wall-clock second (× real time; default: as fast as possible)",
+    )
     p.add_argument("--follow", action="store_true", help="keep reading a file that grows")
     p.add_argument("--client-id", default="twin-ingest", help="MQTT client id (keeps the session)")
     p.add_argument("--batch", type=int, default=2000, help="events per durable commit")
@@ -52,7 +56,9 @@ def register(sub: Any) -> None:
         help="commit each batch in a writer thread while the next is applied (can pay where a "
         "second core is free; default: commit on the ingest thread)",
     )
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--quiet", action="store_true", help="no summary line at the end (errors are still printed)"
+    )
     p.set_defaults(func=_ingest)
 
     s = sub.add_parser(
@@ -60,7 +66,7 @@ def register(sub: Any) -> None:
         help="the twin state held in an event store, now or as of a time",
         description="Rebuild the twin state from the store's latest snapshot plus replay.",
     )
-    s.add_argument("--store", required=True, type=Path)
+    s.add_argument("--store", required=True, type=Path, help="SQLite event store to read")
     s.add_argument("--at", help="event time, ISO 8601 UTC (e.g. 2026-01-31T08:00:00Z) or epoch s")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=_state)
@@ -150,7 +156,8 @@ def _state(args: argparse.Namespace) -> int:
         out["dead_letters"] = store.dead_letter_count()
         out["events_stored"] = store.count()
     out["at"] = format_time(at) if at is not None else None
-    if args.json:
+    if args.json:  # times as ISO 8601 UTC, as the API gives them
+        out["clock"] = format_time(out["clock"]) if out["clock"] is not None else None
         json.dump(out, sys.stdout, indent=2, sort_keys=False, default=str)
         print()
         return 0

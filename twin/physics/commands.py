@@ -9,7 +9,7 @@ import math
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("physics", help="the physics world and OHT transport")
-    sub = group.add_subparsers(dest="physics_command", metavar="COMMAND")
+    sub = group.add_subparsers(dest="physics_command", metavar="SUBCOMMAND")
     run = sub.add_parser(
         "run",
         help="run OHT vehicles doing random transfers between ports",
@@ -37,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what = place.add_mutually_exclusive_group(required=True)
     what.add_argument("--size", type=_floats(3), help="box size sx,sy,sz in m")
     what.add_argument("--asset", help="an asset id of the scene")
-    place.add_argument("--at", type=_floats(2, 3), required=True, help="x,y[,yaw] (m, rad)")
+    place.add_argument(
+        "--at",
+        type=_floats(2, 3),
+        required=True,
+        help="x,y[,yaw] (m, m, degrees, as everywhere a person types an angle)",
+    )
     place.add_argument("--margin", type=float, default=0.0, help="clearance needed, m (0)")
     place.add_argument("--json", action="store_true", help="print the answer as JSON")
     place.set_defaults(func=_place)
@@ -65,7 +70,7 @@ def _place(args: argparse.Namespace) -> int:
 
     scene = load_scene(args.src)
     x, y, *rest = args.at
-    pose = (x, y, 0.0, rest[0] if rest else 0.0)
+    pose = (x, y, 0.0, math.radians(rest[0]) if rest else 0.0)  # the world works in radians
     with PhysicsWorld(scene, vehicles=False) as world:
         res = world.can_place(args.asset or args.size, pose, args.margin)
     out = {

@@ -17,8 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     align = sub.add_parser(
         "align", help="register a PLY/PCD/XYZ scan against the scene; report per-tool deviations"
     )
-    align.add_argument("src", type=Path, help=src_help)
-    align.add_argument("scan", type=Path, help="point cloud: .ply, .pcd or .xyz, in metres")
+    align.add_argument("src", type=Path, metavar="SRC", help=src_help)
+    align.add_argument(
+        "scan", type=Path, metavar="SCAN", help="point cloud: .ply, .pcd or .xyz, in metres"
+    )
     align.add_argument(
         "--tolerance-mm", type=float, default=50.0, help="flag tools moved more (default 50)"
     )
@@ -44,8 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth = sub.add_parser(
         "synth", help="synthesise a realistic scan of a scene (with moved tools)"
     )
-    synth.add_argument("src", type=Path, help=src_help)
-    synth.add_argument("out", type=Path, help="output .ply, .pcd or .xyz (truth beside it)")
+    synth.add_argument("src", type=Path, metavar="SRC", help=src_help)
+    synth.add_argument(
+        "out", type=Path, metavar="OUT", help="output .ply, .pcd or .xyz (truth beside it)"
+    )
     synth.add_argument("--points", type=int, default=200_000, help="points in the scan")
     synth.add_argument(
         "--move",

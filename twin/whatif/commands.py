@@ -32,7 +32,7 @@ DEFAULT_MEMORY_MB = 4096
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``whatif`` command group."""
     group = subparsers.add_parser("whatif", help="what-if simulations of the fab's process flow")
-    sub = group.add_subparsers(dest="whatif_command", metavar="COMMAND")
+    sub = group.add_subparsers(dest="whatif_command", metavar="SUBCOMMAND")
     group.set_defaults(func=lambda args: group.print_help() or 2)
 
     run = sub.add_parser(
@@ -42,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "random numbers and report KPI means, confidence intervals and paired differences "
         "against the baseline. Scenario file format: docs/whatif.md.",
     )
-    run.add_argument("model", type=Path, help="SMT2020-format folder, or scene folder (process/)")
+    run.add_argument(
+        "model",
+        type=Path,
+        metavar="MODEL",
+        help="SMT2020-format folder, or scene folder (process/)",
+    )
     run.add_argument("--scenarios", type=Path, help="YAML scenario file (default: baseline only)")
     run.add_argument("--days", type=float, default=30.0, help="simulated days (default 30)")
     run.add_argument(
