@@ -34,3 +34,37 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(argv: list[str]) -> No
     assert first.strip()
     assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()[-2000:]
     assert twin.returncode in (0, 141), (twin.returncode, err.decode()[-2000:])
+
+
+def test_ingest_progress_only_on_a_terminal_and_transparent(tmp_path: Path) -> None:
+    """`twin ingest` wraps its source in a progress counter only when stderr is a terminal; the
+    wrapper passes every message, the end of the stream and the MQTT hooks through."""
+    from twin.live.commands import _Progress, _with_progress
+
+    class Source:
+        def __init__(self) -> None:
+            self.left = [1, 2, 3]
+            self.confirmed = None
+
+        def receive(self, n: int, timeout: float) -> list:
+            out, self.left = self.left[:n], self.left[n:]
+            return out
+
+        @property
+        def exhausted(self) -> bool:
+            return not self.left
+
+        def confirm(self, positions: dict) -> None:
+            self.confirmed = positions
+
+        def close(self) -> None:
+            pass
+
+    plain = Source()
+    assert _with_progress(plain, quiet=False) is plain  # pytest's stderr is no terminal
+    wrapped = _Progress(Source())
+    got = wrapped.receive(2, 0.0) + wrapped.receive(5, 0.0)
+    assert got == [1, 2, 3] and wrapped.exhausted and wrapped.bar.n == 3
+    wrapped.confirm({"mes": 3})
+    assert wrapped.source.confirmed == {"mes": 3}
+    wrapped.close()

@@ -112,6 +112,7 @@ def _ingest(args: argparse.Namespace) -> int:
         from twin.live.sources import JsonlFileSource
 
         source = JsonlFileSource(args.src, speed=args.speed, follow=args.follow)
+    source = _with_progress(source, quiet=args.quiet)
     stopping = False
 
     def stop(signum: int, frame: Any) -> None:
@@ -136,6 +137,38 @@ def _ingest(args: argparse.Namespace) -> int:
             f"store {args.store} now holds {sync.pos} events"
         )
     return 0
+
+
+class _Progress:
+    """A source wrapper that counts what it hands on in a progress line (on a terminal only:
+    tqdm's disable=None), for `twin ingest`, whose total is unknown (a stream)."""
+
+    def __init__(self, source: Any) -> None:
+        from tqdm import tqdm
+
+        self.source = source
+        self.bar = tqdm(unit=" msg", desc="ingest", file=sys.stderr, disable=None, leave=False)
+
+    def receive(self, max_items: int, timeout: float) -> list:
+        got = self.source.receive(max_items, timeout)
+        if got:
+            self.bar.update(len(got))
+        return got
+
+    @property
+    def exhausted(self) -> bool:
+        return self.source.exhausted
+
+    def close(self) -> None:
+        self.bar.close()
+        self.source.close()
+
+    def __getattr__(self, name: str) -> Any:  # confirm, heartbeats... of an MQTT source
+        return getattr(self.source, name)
+
+
+def _with_progress(source: Any, *, quiet: bool) -> Any:
+    return source if quiet or not sys.stderr.isatty() else _Progress(source)
 
 
 def _state(args: argparse.Namespace) -> int:
