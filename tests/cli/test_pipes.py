@@ -62,9 +62,13 @@ def test_ingest_progress_only_on_a_terminal_and_transparent(tmp_path: Path) -> N
 
     plain = Source()
     assert _with_progress(plain, quiet=False) is plain  # pytest's stderr is no terminal
-    wrapped = _Progress(Source())
+    import io
+
+    shown = io.StringIO()
+    wrapped = _Progress(Source(), file=shown, disable=False)
     got = wrapped.receive(2, 0.0) + wrapped.receive(5, 0.0)
     assert got == [1, 2, 3] and wrapped.exhausted and wrapped.bar.n == 3
     wrapped.confirm({"mes": 3})
     assert wrapped.source.confirmed == {"mes": 3}
     wrapped.close()
+    assert "3 msg" in shown.getvalue()

@@ -143,11 +143,13 @@ class _Progress:
     """A source wrapper that counts what it hands on in a progress line (on a terminal only:
     tqdm's disable=None), for `twin ingest`, whose total is unknown (a stream)."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Any, file: Any = None, disable: bool | None = None) -> None:
         from tqdm import tqdm
 
         self.source = source
-        self.bar = tqdm(unit=" msg", desc="ingest", file=sys.stderr, disable=None, leave=False)
+        self.bar = tqdm(
+            unit=" msg", desc="ingest", file=file or sys.stderr, disable=disable, leave=False
+        )
 
     def receive(self, max_items: int, timeout: float) -> list:
         got = self.source.receive(max_items, timeout)
