@@ -14,7 +14,9 @@ Layout of the stage (metres, Z up, both declared in the stage metadata)::
 
 Every node prim carries ``twin:id``, ``twin:kind`` and, when known, ``twin:family``,
 ``twin:area`` and ``twin:bay`` (custom string attributes). Colours are the constant primvar
-``displayColor`` on the instance prims (prototype meshes author none, so they inherit it).
+``displayColor``: on the instance prims of tools, stockers and vehicles (their prototype meshes
+author none and inherit it, so it can be animated per instance), on the prototype meshes of
+ports and rail beams (never animated).
 
 ``Animation`` (built by :func:`animation_from_store`) adds time samples: vehicle transforms from
 ``vehicle.position`` events, ``twin:state`` and ``twin:carrier`` of vehicles, and each tool's
@@ -24,6 +26,7 @@ E10 state (``twin:state``) and colour. Time code 0 is the start of the window (i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -368,10 +371,12 @@ class _Writer:
             target = self.Sdf.PrimSpec(prim, "geometry", self.Sdf.SpecifierDef, "Xform")
         target.instanceable = True
         target.referenceList.Prepend(self.Sdf.Reference("", proto))
-        self._colour(target, colour)
+        if colour is not None:
+            self._colour(target, colour)
 
-    def _prototype(self, node: Node) -> tuple[str | None, tuple[float, float, float]]:
-        """The prototype path for a node's geometry (made on first use) and its colour."""
+    def _prototype(self, node: Node) -> tuple[str | None, tuple[float, float, float] | None]:
+        """The prototype path for a node's geometry (made on first use) and the colour its
+        instance shows (None: the prototype's own colour, for kinds that are never animated)."""
         scene = self.scene
         if node.asset is not None and node.asset in scene.assets:
             asset = scene.assets[node.asset]
@@ -405,12 +410,11 @@ class _Writer:
             from twin.scene.export import PORT_SIZE
 
             sx, sy, sz = PORT_SIZE
-            return self._box(
-                ("port",), "port", (-sx / 2, -sy / 2, 0.0), (sx / 2, sy / 2, sz)
-            ), COLOURS["port"]
+            lo, hi = (-sx / 2, -sy / 2, 0.0), (sx / 2, sy / 2, sz)
+            return self._box(("port",), "port", lo, hi, COLOURS["port"]), None
         return None, (0, 0, 0)
 
-    def _box(self, key: Any, stem: str, lo: tuple, hi: tuple) -> str:
+    def _box(self, key: Any, stem: str, lo: tuple, hi: tuple, colour: tuple | None = None) -> str:
         if key not in self.prototypes:
             x0, y0, z0 = lo
             x1, y1, z1 = hi
@@ -420,10 +424,12 @@ class _Writer:
             quads = np.array(
                 [[0, 2, 3, 1], [4, 5, 7, 6], [0, 1, 5, 4], [2, 6, 7, 3], [0, 4, 6, 2], [1, 3, 7, 5]]
             )
-            self.prototypes[key] = self._mesh_proto(stem, pts, quads)
+            self.prototypes[key] = self._mesh_proto(stem, pts, quads, colour)
         return self.prototypes[key]
 
-    def _mesh_proto(self, stem: str, points: np.ndarray, faces: np.ndarray) -> str:
+    def _mesh_proto(
+        self, stem: str, points: np.ndarray, faces: np.ndarray, colour: tuple | None = None
+    ) -> str:
         Sdf, T, Vt, Gf = self.Sdf, self.T, self.Vt, self.Gf
         name = _unique(stem, {c.name for c in self.protos.nameChildren})
         proto = Sdf.PrimSpec(self.protos, name, Sdf.SpecifierDef, "Xform")
@@ -445,6 +451,8 @@ class _Writer:
             Vt.Vec3fArray([Gf.Vec3f(*lo.tolist()), Gf.Vec3f(*hi.tolist())]),
         )
         _attr(mesh, "subdivisionScheme", T.Token, "none", uniform=True)
+        if colour is not None:
+            self._colour(mesh, colour)
         return str(proto.path)
 
     def _rail(self, world: Any) -> None:
@@ -452,7 +460,9 @@ class _Writer:
 
         Sdf = self.Sdf
         group = Sdf.PrimSpec(world, "Rail", Sdf.SpecifierDef, "Xform")
-        proto = self._box(("rail",), "rail_beam", (0.0, -0.5, -1.0), (1.0, 0.5, 0.0))
+        proto = self._box(
+            ("rail",), "rail_beam", (0.0, -0.5, -1.0), (1.0, 0.5, 0.0), COLOURS["rail"]
+        )
         names: set[str] = set()
         for seg in self.scene.segments.values():
             a = self.scene.world_position(seg.start)
@@ -473,7 +483,6 @@ class _Writer:
             _attr(prim, "twin:kind", self.T.String, "rail_segment", custom=True)
             prim.instanceable = True
             prim.referenceList.Prepend(Sdf.Reference("", proto))
-            self._colour(prim, COLOURS["rail"])
 
     def _xform(self, prim: Any, matrix: np.ndarray) -> Any:
         a = _attr(prim, "xformOp:transform", self.T.Matrix4d, _matrix(self.Gf, matrix))
@@ -608,13 +617,19 @@ def _attr(
     uniform: bool = False,
     custom: bool = False,
 ) -> Any:
-    from pxr import Sdf
-
+    Sdf = _sdf()
     variability = Sdf.VariabilityUniform if uniform else Sdf.VariabilityVarying
     attr = Sdf.AttributeSpec(prim, name, type_name, variability, declaresCustom=custom)
     if value is not None:
         attr.default = value
     return attr
+
+
+@functools.cache
+def _sdf() -> Any:
+    from pxr import Sdf
+
+    return Sdf
 
 
 def _matrix(Gf: Any, m: np.ndarray) -> Any:
