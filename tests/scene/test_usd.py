@@ -408,6 +408,9 @@ def test_sample_bound_is_enforced_and_named(scene, store_path):
         (["x.usda", "--animate", "missing.db"], "no such event store file"),
         (["x.obj"], "unsupported format 'obj'"),
         (["x.usda", "--animate", "NOTASTORE"], "event store"),
+        (["x\ud800.usda"], "not a file name this system can use"),
+        (["x.usda", "--animate", "s\ud800.db"], "not a file name this system can use"),
+        (["x\udcff.usda"], "needs a file name that is valid UTF-8"),
     ],
 )
 def test_bad_option_combinations_are_refused(store_path, tmp_path, capsys, argv_tail, says):
@@ -421,6 +424,28 @@ def test_bad_option_combinations_are_refused(store_path, tmp_path, capsys, argv_
     tail[0] = str(tmp_path / tail[0])
     assert main(["scene", "export", str(DEMO), *tail]) == 1
     assert says in capsys.readouterr().err
+
+
+def test_states_before_the_first_sample_are_unknown(scene, tmp_path):
+    """Before a tool's or vehicle's first event its twin:state is "" (unknown): players would
+    otherwise hold the first sample backwards and show a state from the future."""
+    store = MemoryStore()
+    store.write(
+        [
+            make_event("mes", 1, 100.0, "equipment.state", "LITH01", state="productive", reason=""),
+            make_event("amhs", 1, 120.0, "vehicle.state", "OHT_BAY1_1", state="moving"),
+        ]
+    )
+    anim = animation_from_store(scene, store, 50.0, 200.0)
+    stage = Usd.Stage.Open(str(export_usd(scene, tmp_path / "a.usda", animation=anim)))
+    prims = dict(prim_paths(stage))
+    tool, vehicle = (
+        prims["LITH01"].GetAttribute("twin:state"),
+        prims["OHT_BAY1_1"].GetAttribute("twin:state"),
+    )
+    assert [tool.Get(c) for c in (0, 49, 50, 150)] == ["", "", "productive", "productive"]
+    assert [vehicle.Get(c) for c in (0, 69, 70)] == ["", "", "moving"]
+    assert _colour(prims["LITH01"], Usd.TimeCode(49)) != _colour(prims["LITH01"], Usd.TimeCode(50))
 
 
 def test_empty_store_is_refused(scene):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.out.suffix.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise UnsupportedFormatError(fmt or args.out.name, EXPORT_FORMATS, args.out)
-    problems = []
+    problems = [
+        f"{what} {str(path)!r}: not a file name this system can use (lone surrogate?)"
+        for what, path in (("OUT", args.out), ("--animate", args.animate))
+        if path is not None and not _encodable(path)
+    ]
+    if problems:
+        raise InputError("scene export", problems)
     if fmt == "glb" and args.animate is not None:
         problems.append("--animate needs a USD output (.usda, .usdc or .usdz), not .glb")
     if args.animate is None and (args.since is not None or args.until is not None):
@@ -222,6 +229,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"{len(scene.assets)} assets){extra}"
     )
     return 0
+
+
+def _encodable(path: Path) -> bool:
+    try:
+        os.fsencode(path)
+    except UnicodeError:
+        return False
+    return True
 
 
 def _usd_module():

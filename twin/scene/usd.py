@@ -251,6 +251,12 @@ def export_usd(
     suffix = out.suffix.lower()
     if suffix not in USD_FORMATS:
         raise UnsupportedFormatError(suffix or out.name, [s[1:] for s in USD_FORMATS], out)
+    try:
+        str(out.resolve()).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            "scene export", [f"{str(out)!r}: usd-core needs a file name that is valid UTF-8"]
+        ) from None
     layer = build_layer(scene, animation=animation, rail=rail, vehicles=vehicles, ports=ports)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".usdz":
@@ -509,7 +515,6 @@ class _Writer:
     def _animate(self) -> None:
         anim, layer, T = self.anim, self.layer, self.T
         assert anim is not None
-        t0 = anim.origin
         for vid, poses in anim.poses.items():
             path = self.prim_of.get(vid)
             if path is not None:
@@ -517,14 +522,12 @@ class _Writer:
         for table, name in ((anim.vehicle_states, "twin:state"), (anim.carriers, "twin:carrier")):
             for vid, samples in table.items():
                 path = self.prim_of.get(vid)
-                if path is not None:
-                    spec = layer.GetPrimAtPath(path)
-                    attr = _attr(spec, name, T.String, None, custom=True)
-                    for t, value in samples.items():
-                        layer.SetTimeSample(attr.path, t - t0, _text(value))
+                if path is not None and samples:
+                    attr = _attr(layer.GetPrimAtPath(path), name, T.String, None, custom=True)
+                    self._strings(attr, samples)
         for vid, samples in anim.carriers.items():
             path = self.prim_of.get(vid)
-            if path is not None:
+            if path is not None and samples:
                 self._step_colours(
                     layer.GetPrimAtPath(path),
                     {t: LOADED_COLOUR if c else COLOURS["vehicle"] for t, c in samples.items()},
@@ -537,9 +540,7 @@ class _Writer:
             if path is None:
                 continue
             spec = layer.GetPrimAtPath(path)
-            attr = _attr(spec, "twin:state", T.String, None, custom=True)
-            for t, value in samples.items():
-                layer.SetTimeSample(attr.path, t - t0, value)
+            self._strings(_attr(spec, "twin:state", T.String, None, custom=True), samples)
             geom = spec if spec.instanceable else spec.nameChildren.get("geometry")
             if geom is None:
                 continue
@@ -547,6 +548,15 @@ class _Writer:
             default = COLOURS.get(kind, COLOURS["tool"])
             colours = {t: state_colour(s)[:3] if s in _E10 else default for t, s in samples.items()}
             self._step_colours(geom, colours, default)
+
+    def _strings(self, attr: Any, samples: dict[float, str]) -> None:
+        """Time-sampled text; "" (unknown, or no carrier) from code 0 up to the first sample,
+        which players would otherwise hold backwards."""
+        t0 = self.anim.origin  # type: ignore[union-attr]
+        if min(samples) > t0:
+            self.layer.SetTimeSample(attr.path, 0.0, "")
+        for t, value in samples.items():
+            self.layer.SetTimeSample(attr.path, t - t0, _text(value))
 
     def _poses(self, spec: Any, vid: str, poses: dict[float, np.ndarray]) -> None:
         """Time-sampled pose of a vehicle. Poses that only turn about Z (every rail pose) become
