@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 pxr = pytest.importorskip("pxr", reason="usd-core is not installed (pip install 'twin[usd]')")
-from pxr import Gf, Usd, UsdGeom, UsdValidation  # noqa: E402
+from pxr import Gf, Usd, UsdGeom  # noqa: E402
 
 from twin.cli import main  # noqa: E402
 from twin.datasets import PROJECT_ROOT  # noqa: E402
@@ -75,11 +75,20 @@ def _colour(prim, time=Usd.TimeCode.Default()) -> tuple[float, ...]:
 
 
 def _errors(stage) -> list[str]:
+    """What usdchecker reports as errors: every registered validator (usd-core 25+, which ships
+    no usdchecker script), or the older UsdUtils ComplianceChecker."""
+    try:
+        from pxr import UsdValidation
+    except ImportError:  # usd-core 24: the compliance checker usdchecker ran then
+        from pxr.UsdUtils.complianceChecker import ComplianceChecker
+
+        checker = ComplianceChecker()
+        checker.CheckCompliance(stage.GetRootLayer().realPath)
+        return list(checker.GetErrors()) + list(checker.GetFailedChecks())
     validators = UsdValidation.ValidationRegistry().GetOrLoadAllValidators()
     errors = UsdValidation.ValidationContext(validators).Validate(stage)
-    return [
-        e.GetMessage() for e in errors if e.GetType() == UsdValidation.ValidationErrorType.Error
-    ]
+    kind = UsdValidation.ValidationErrorType.Error
+    return [e.GetMessage() for e in errors if e.GetType() == kind]
 
 
 def test_stage_declares_metres_and_z_up(stage):

@@ -76,7 +76,8 @@ class Animation:
     skipped: dict[str, int] = field(default_factory=dict)  # why -> events not drawn
 
     def samples(self) -> int:
-        """Time samples the stage will hold (tool colours count twice: change and hold)."""
+        """Time samples the stage will hold: a pose 2 (translate, rotateZ), a vehicle state 1,
+        a carrier or tool state 3 (text, colour, and the colour held until the change)."""
         n = sum(2 * len(v) for v in self.poses.values())
         n += sum(len(v) for v in self.vehicle_states.values())
         n += sum(3 * len(v) for v in self.carriers.values())
