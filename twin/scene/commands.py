@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=cmd_check)
 
-    export = sub.add_parser("export", help="write the whole scene as one GLB (glTF viewers)")
+    export = sub.add_parser(
+        "export", help="write the whole scene as one GLB (glTF viewers) or OpenUSD stage"
+    )
     export.add_argument("src", type=Path, help=src_help)
-    export.add_argument("out", type=Path, help="output .glb file")
+    export.add_argument(
+        "out", type=Path, help="output file: .glb, or .usda/.usdc/.usdz (needs the usd extra)"
+    )
     export.add_argument("--no-rail", action="store_true", help="leave the rail beams out")
     export.add_argument("--no-vehicles", action="store_true", help="leave the vehicles out")
     export.add_argument("--no-ports", action="store_true", help="leave the load-port markers out")
+    export.add_argument(
+        "--animate",
+        type=Path,
+        metavar="STORE",
+        help="USD only: time-sample vehicle poses and tool E10 colours from this event store",
+    )
+    export.add_argument(
+        "--from",
+        dest="since",
+        metavar="T",
+        help="start of the animation (UTC ISO 8601 or epoch s; default: the first event)",
+    )
+    export.add_argument(
+        "--to",
+        dest="until",
+        metavar="T",
+        help="end of the animation (UTC ISO 8601 or epoch s; default: the last event)",
+    )
     export.set_defaults(func=cmd_export)
 
     render = sub.add_parser("render", help="render the scene to a PNG (needs the physics extra)")
@@ -153,21 +176,113 @@ def _print_families(data: dict[str, Any], *, show_all: bool, model_dir: Path) ->
         )
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from twin.scene.export import export_glb
+EXPORT_FORMATS = ("glb", "usda", "usdc", "usdz")
 
-    scene = _load(args.src)
-    out = export_glb(
-        scene,
-        args.out,
-        rail=not args.no_rail,
-        vehicles=not args.no_vehicles,
-        ports=not args.no_ports,
-    )
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from twin.errors import UnsupportedFormatError
+
+    fmt = args.out.suffix.lower().lstrip(".")
+    if fmt not in EXPORT_FORMATS:
+        raise UnsupportedFormatError(fmt or args.out.name, EXPORT_FORMATS, args.out)
+    problems = [
+        f"{what} {str(path)!r}: not a file name this system can use (lone surrogate?)"
+        for what, path in (("OUT", args.out), ("--animate", args.animate))
+        if path is not None and not _encodable(path)
+    ]
+    if problems:
+        raise InputError("scene export", problems)
+    if fmt == "glb" and args.animate is not None:
+        problems.append("--animate needs a USD output (.usda, .usdc or .usdz), not .glb")
+    if args.animate is None and (args.since is not None or args.until is not None):
+        problems.append("--from/--to choose the window of --animate STORE; give --animate too")
+    if args.animate is not None and not args.animate.is_file():
+        problems.append(f"--animate {args.animate}: no such event store file")
+    since = _time("--from", args.since, problems)
+    until = _time("--to", args.until, problems)
+    if problems:
+        raise InputError("scene export", problems)
+    options = {
+        "rail": not args.no_rail,
+        "vehicles": not args.no_vehicles,
+        "ports": not args.no_ports,
+    }
+    if fmt == "glb":
+        from twin.scene.export import export_glb
+
+        scene = _load(args.src)
+        out = export_glb(scene, args.out, **options)
+        extra = ""
+    else:
+        usd = _usd_module()
+        scene = _load(args.src)
+        anim = None
+        if args.animate is not None:
+            from twin.live.store import SQLiteStore
+
+            with SQLiteStore(args.animate, readonly=True) as store:
+                anim = usd.animation_from_store(scene, store, since, until)
+        out = usd.export_usd(scene, args.out, animation=anim, **options)
+        extra = "" if anim is None else _animation_note(anim)
     print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(scene)} nodes, {len(scene.assets)} assets)"
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(scene)} nodes, "
+        f"{len(scene.assets)} assets){extra}"
     )
     return 0
+
+
+def _encodable(path: Path) -> bool:
+    try:
+        os.fsencode(path)
+    except UnicodeError:
+        return False
+    return True
+
+
+def _usd_module():
+    try:
+        import pxr  # noqa: F401
+
+        from twin.scene import usd
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            "scene export",
+            [f"USD export needs usd-core ({exc}); install the usd extra: pip install 'twin[usd]'"],
+        ) from None
+    return usd
+
+
+def _time(option: str, text: str | None, problems: list[str]) -> float | None:
+    """An option's UTC time (ISO 8601 or epoch seconds), or None; problems name the option."""
+    if text is None:
+        return None
+    from twin.live.events import EventFormatError, parse_time
+
+    try:
+        return parse_time(float(text) if _is_number(text) else text)
+    except EventFormatError as exc:
+        problems.append(f"{option}: {exc.reason}")
+        return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _animation_note(anim) -> str:
+    from twin.live.events import format_time
+
+    note = (
+        f"; animated {format_time(anim.origin)} .. {format_time(anim.end)} "
+        f"from {anim.events:,} events"
+    )
+    for why, n in sorted(anim.skipped.items()):
+        note += f"\n  skipped {n:,} events: {why}"
+    return note
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -6,6 +6,10 @@ node hierarchy of the scene is kept (fab → bay → tool → port), with the ge
 node ``<id>/geometry`` so that a box's scale does not reach its children. The rail is a group
 of thin beams, one per segment, and vehicles hang below it. glTF is Y-up: a root node turns the
 twin's Z-up frame into it, so re-importing and undoing that turn gives the twin's coordinates.
+
+Each scene node's glTF node carries the node's metadata in ``extras``: ``id``, ``kind`` and,
+when known, ``family``, ``area`` and ``bay`` (the ``twin:*`` attributes of the USD export);
+rail beams carry ``id`` (the segment) and ``kind`` ``"rail_segment"``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 import trimesh
 
 from twin.scene.assets import Z_UP_TO_Y_UP
-from twin.scene.graph import SceneGraph, translation
+from twin.scene.graph import Node, SceneGraph, translation
 
 ROOT = "world"
 RAIL_WIDTH, RAIL_DEPTH = 0.12, 0.08  # m, cross-section of the drawn rail beam
@@ -80,7 +84,12 @@ def build_trimesh_scene(
             continue
         if node.kind == "rail_node":
             continue  # drawn through the segments
-        out.graph.update(frame_from=node.parent or fab, frame_to=node.id, matrix=node.transform)
+        out.graph.update(
+            frame_from=node.parent or fab,
+            frame_to=node.id,
+            matrix=node.transform,
+            metadata=node_extras(node),
+        )
         if node.asset is not None and node.asset in asset_geom:
             out.graph.update(
                 frame_from=node.id,
@@ -127,9 +136,22 @@ def build_trimesh_scene(
                 @ _scale(length, RAIL_WIDTH, RAIL_DEPTH)
             )
             out.graph.update(
-                frame_from="rail", frame_to=f"rail/{seg.id}", matrix=beam, geometry=box("rail")
+                frame_from="rail",
+                frame_to=f"rail/{seg.id}",
+                matrix=beam,
+                geometry=box("rail"),
+                metadata={"id": seg.id, "kind": "rail_segment"},
             )
     return out
+
+
+def node_extras(node: Node) -> dict[str, str]:
+    """The metadata a glTF node keeps in ``extras`` (the same fields as USD's ``twin:*``)."""
+    return {
+        key: value
+        for key in ("id", "kind", "family", "area", "bay")
+        if (value := getattr(node, key)) is not None
+    }
 
 
 def _parents_first(scene: SceneGraph):
