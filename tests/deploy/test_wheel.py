@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,21 +30,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dependencies are this environment's (a .pth line), so nothing is downloaded but the
     wheel's build requirements."""
     tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(tmp / "dist"),
-            str(ROOT),
-        ],
-        check=True,
-        timeout=600,
-    )
+    # built from a copy of the sources: setuptools' build/ folder in the checkout may hold
+    # files of an older layout, which would end up in the wheel
+    src = tmp / "src"
+    skip = shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "build", "dist", "*.egg-info", "__pycache__",
+        ".hypothesis", ".pytest_cache", ".ruff_cache", "bench",
+    )  # fmt: skip
+    shutil.copytree(ROOT, src, symlinks=True, ignore=skip)
+    wheel_cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist")]
+    subprocess.run([*wheel_cmd, str(src)], check=True, timeout=600)
     (wheel,) = (tmp / "dist").glob("twin-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
