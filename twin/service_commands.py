@@ -64,7 +64,10 @@ def register(sub: Any) -> None:
         "demo fab)",
     )
     serve.add_argument("--process", help="SMT2020 folder (default: the scene folder's process/)")
-    serve.add_argument("--mqtt", help="HOST:PORT (or mqtt://HOST:PORT/TOPIC) to ingest from")
+    serve.add_argument(
+        "--mqtt",
+        help="HOST:PORT, mqtt://HOST:PORT/TOPIC or mqtts://HOST:PORT/TOPIC (TLS) to ingest from",
+    )
     serve.add_argument("--store", type=Path, help="SQLite event store (default: in memory)")
     serve.add_argument("--host", help="address to listen on (default: TWIN_HOST, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: TWIN_PORT, else 8000)")
@@ -147,7 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError("twin serve", problems)
     mqtt = args.mqtt
-    if mqtt and not mqtt.startswith("mqtt://"):
+    if mqtt and not mqtt.startswith(("mqtt://", "mqtts://")):
         mqtt = f"mqtt://{mqtt}/twin/+/events/#"
     given = dict(
         scene=args.scene,
@@ -162,7 +165,7 @@ def _serve(args: argparse.Namespace) -> int:
     mode = _mode_set() or "production"
     settings = _settings(mode=mode, **given)
     _check_port(settings.host, settings.port)
-    _check_broker(settings.mqtt)
+    _check_broker(settings)
     print(f"twin serve: {settings.scene} on http://{settings.host}:{settings.port}", flush=True)
     for note in settings.notes():
         print(f"  note: {note}", flush=True)
@@ -198,16 +201,18 @@ def _check_port(host: str, port: int) -> None:
             ) from None
 
 
-def _check_broker(url: str | None, timeout: float = 5.0) -> None:
-    """Fail fast with one line, before the twin is built, when the MQTT broker is unreachable
-    (the subscription itself reconnects on its own once running)."""
-    if not url:
+def _check_broker(settings: Any, timeout: float = 5.0) -> None:
+    """Fail fast with one line, before the twin is built, when the MQTT settings are wrong
+    (files, credentials' form) or the broker is unreachable (the subscription itself reconnects
+    on its own once running)."""
+    if not settings.mqtt:
         return
     import socket
 
-    from twin.live.mqtt import MqttConfig
+    from services.api.runtime import mqtt_config
 
-    cfg = MqttConfig.from_url(url, client_id="twin-probe")
+    cfg = mqtt_config(settings)
+    cfg.check()
     try:
         socket.create_connection((cfg.host, cfg.port), timeout=timeout).close()
     except OSError as exc:

@@ -124,9 +124,9 @@ class TwinRuntime:
         self.hub.last_seq = self.sync.pos
         self.sources = [self.bus]
         if s.mqtt:
-            from twin.live.mqtt import MqttConfig, MqttSource
+            from twin.live.mqtt import MqttSource
 
-            self.sources.append(MqttSource(MqttConfig.from_url(s.mqtt, client_id="twin-api")))
+            self.sources.append(MqttSource(mqtt_config(s)))
         from services.api.jobs import JobManager
 
         self.jobs = JobManager(self)
@@ -374,3 +374,23 @@ def _id_of(raw: Any) -> str | None:
     if isinstance(raw, dict) and isinstance(raw.get("id"), str):
         return raw["id"][:200].encode("utf-8", "backslashreplace").decode("utf-8")
     return None
+
+
+def mqtt_config(s: Settings) -> Any:
+    """The MQTT subscription the settings describe, TLS and credentials included."""
+    from twin.live.mqtt import MqttConfig
+    from twin.live.mqtt_security import read_password
+
+    password = s.mqtt_password
+    if password is None and s.mqtt_password_file:
+        password = read_password(s.mqtt_password_file)
+    return MqttConfig.from_url(
+        s.mqtt,
+        client_id="twin-api",
+        ca_file=s.mqtt_ca_file,
+        cert_file=s.mqtt_cert_file,
+        key_file=s.mqtt_key_file,
+        username=s.mqtt_username,
+        password=password,
+        protocol=s.mqtt_protocol,
+    )

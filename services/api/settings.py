@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     store: str | None = None  # SQLite event store file; None: in memory (not durable)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"  # SQLite durability (FULL: power loss)
     mqtt: str | None = None  # mqtt://HOST:PORT/TOPIC to subscribe to (None: no MQTT source)
+    # mqtts:// on a plant network (twin.live.mqtt_security); secrets never on a command line
+    mqtt_ca_file: str | None = None
+    mqtt_cert_file: str | None = None
+    mqtt_key_file: str | None = None
+    mqtt_username: str | None = None
+    mqtt_password: str | None = Field(None, repr=False)
+    mqtt_password_file: str | None = None
+    mqtt_protocol: Literal["3.1.1", "5"] = "3.1.1"
     feed: Literal["none", "emulator", "synthetic"] = (
         "none"  # built-in event feed into the in-process bus
     )

@@ -227,6 +227,10 @@ def test_unreachable_broker_at_serve_start_is_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert f"cannot reach 127.0.0.1:{dead}" in err and "TWIN_MQTT" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    monkeypatch.setenv("TWIN_MQTT_CA_FILE", "/nonexistent/ca.pem")
+    assert main(["serve", "--mqtt", "mqtts://127.0.0.1:8883/twin/+/events/#"]) == 1
+    err = capsys.readouterr().err
+    assert "ca_file '/nonexistent/ca.pem': cannot be read" in err and "Traceback" not in err
 
 
 def test_host_port_and_scene_come_from_twin_variables_and_dotenv(monkeypatch, tmp_path, capsys):

@@ -30,11 +30,12 @@ import json
 import threading
 import time as _time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from twin.errors import InputError, TwinError
+from twin.live import mqtt_security
 from twin.live.events import Event
 from twin.live.sources import Message
 
@@ -131,6 +132,15 @@ class MqttConfig:
     batch: int = 1  # sink: events per MQTT message (a JSON array when > 1)
     linger: float = 0.005  # s a partial batch waits for more events before it is sent
     heartbeat: float = 1.0  # s between a sink's heartbeats (last seq published per source)
+    # plant network (twin.live.mqtt_security): mqtts:// sets tls; CA None = the system's CAs
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None  # client certificate (PEM)
+    key_file: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    protocol: str = "3.1.1"  # or "5": a session that expires session_expiry s after a disconnect
+    session_expiry: int = 7 * 86_400
 
     def check(self) -> None:
         """Raise one InputError listing every out-of-range field."""
@@ -145,17 +155,31 @@ class MqttConfig:
                 problems.append(f"{name} {v!r}: must be an integer >= 1")
         if not (isinstance(self.linger, int | float) and 0 <= self.linger < 60):
             problems.append(f"linger {self.linger!r}: seconds, must be 0..60")
+        if type(self.session_expiry) is not int or not 0 <= self.session_expiry <= 2**32 - 1:
+            problems.append(f"session_expiry {self.session_expiry!r}: seconds, 0..4294967295")
+        problems += mqtt_security.problems(self)
         if problems:
             raise InputError("MQTT configuration", problems)
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> MqttConfig:
-        """``mqtt://HOST:PORT/TOPIC`` (TOPIC may contain + and #; default twin/+/events/#)."""
-        if not url.startswith("mqtt://"):
-            raise InputError("MQTT address", [f"{url!r}: expected mqtt://HOST:PORT/TOPIC"])
-        rest = url[len("mqtt://") :]
+        """``mqtt://HOST:PORT/TOPIC`` or, with TLS, ``mqtts://HOST:PORT/TOPIC`` (TOPIC may
+        contain + and #; default twin/+/events/#; port 1883, or 8883 with TLS). Security fields
+        not given come from the TWIN_MQTT_* variables (``mqtt_security.ENV``)."""
+        scheme = "mqtts://" if url.startswith("mqtts://") else "mqtt://"
+        if not url.startswith(scheme):
+            raise InputError(
+                "MQTT address", [f"{url[:200]!r}: expected mqtt://HOST:PORT/TOPIC or mqtts://..."]
+            )
+        tls = scheme == "mqtts://"
+        kw = {k: v for k, v in kw.items() if v is not None}
+        kw.update(mqtt_security.from_environment(kw))
+        rest = url[len(scheme) :]
         hostport, _, topic = rest.partition("/")
-        host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "1883")
+        default_port = "8883" if tls else "1883"
+        host, _, port = (
+            hostport.rpartition(":") if ":" in hostport else (hostport, "", default_port)
+        )
         problems = []
         if not host:
             problems.append(f"{url!r}: missing host")
@@ -163,19 +187,22 @@ class MqttConfig:
             problems.append(f"{url!r}: port must be 1..65535, got {port!r}")
         if problems:
             raise InputError("MQTT address", problems)
-        return cls(host=host, port=int(port), topic=topic or cls.topic, **kw)
+        return cls(host=host, port=int(port), topic=topic or cls.topic, tls=tls, **kw)
 
 
 def _client(cfg: MqttConfig, *, manual_ack: bool) -> Any:
     import paho.mqtt.client as mqtt
 
+    v5 = cfg.protocol == "5"
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=cfg.client_id,
-        clean_session=False,
-        protocol=mqtt.MQTTv311,
+        # MQTT 5 has no clean session flag: clean_start and the session expiry go with CONNECT
+        **({} if v5 else {"clean_session": False}),
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         manual_ack=manual_ack,
     )
+    mqtt_security.apply(client, cfg)
     client.reconnect_delay_set(min_delay=cfg.min_backoff, max_delay=cfg.max_backoff)  # type: ignore[arg-type]
     # paho's own in-flight window rescans every outstanding message on each PUBACK (O(n) per
     # ack); it is switched off and the sink bounds what is outstanding itself.
@@ -611,11 +638,46 @@ class MqttSink:
 
 
 def _connect(client: Any, cfg: MqttConfig, timeout: float, connected: threading.Event) -> None:
-    """Start the network thread; it keeps reconnecting with backoff after any disconnect."""
-    client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive)
+    """Connect, then start the network thread; it keeps reconnecting with backoff after any
+    disconnect. The first attempt runs here, so a TLS failure is reported as such; a broker not
+    there yet is waited for up to ``timeout``; a refused CONNECT ends the wait at once."""
+    import ssl
+
+    args: dict[str, Any] = {"keepalive": cfg.keepalive}
+    if cfg.protocol == "5":
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = cfg.session_expiry  # the session outlives a disconnect
+        args.update(clean_start=False, properties=props)
+    failed = threading.Event()
+    why: list[str] = []
+    user_on_connect = client.on_connect
+
+    def on_connect(c: Any, u: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure and not connected.is_set():
+            why.append(str(rc))
+            failed.set()
+        user_on_connect(c, u, flags, rc, props)
+
+    client.on_connect = on_connect
+    try:
+        client.connect(cfg.host, cfg.port, **args)
+    except ssl.SSLError as exc:
+        raise InputError("MQTT", [mqtt_security.tls_failure(cfg, exc)]) from None
+    except OSError:  # not there (yet): the network thread retries with backoff
+        client.connect_async(cfg.host, cfg.port, **args)
     client.loop_start()
-    if not connected.wait(timeout):
-        client.loop_stop()
-        raise InputError(
-            "MQTT", [f"no connection to broker {cfg.host}:{cfg.port} within {timeout:.0f} s"]
-        )
+    deadline = _time.monotonic() + timeout
+    while not connected.is_set() and not failed.is_set() and _time.monotonic() < deadline:
+        connected.wait(0.05)
+    if connected.is_set():
+        return
+    client.loop_stop()
+    client.disconnect()
+    if failed.is_set():
+        raise InputError("MQTT", [mqtt_security.refused(cfg, why[0])])
+    raise InputError(
+        "MQTT", [f"no connection to broker {cfg.host}:{cfg.port} within {timeout:.0f} s"]
+    )
