@@ -110,3 +110,14 @@ def test_parsed_event_is_a_frozen_event_like_a_constructed_one(stream):
         assert dataclasses.replace(got, seq=got.seq + 1).seq == got.seq + 1
     with pytest.raises(dataclasses.FrozenInstanceError):
         got.seq = 1  # type: ignore[misc]
+
+
+def test_event_format_error_is_a_twin_error() -> None:
+    """EventFormatError belongs to the TwinError family (the CLI prints it as one line) and stays
+    a ValueError for existing callers."""
+    from twin.errors import TwinError
+    from twin.live.events import EventFormatError, parse_event
+
+    with pytest.raises(TwinError) as err:
+        parse_event({"id": "x"})
+    assert isinstance(err.value, EventFormatError) and isinstance(err.value, ValueError)

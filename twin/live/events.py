@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from twin.errors import TwinError
 from twin.live import codec
 
 SCHEMA_VERSION = 1
@@ -103,8 +104,11 @@ RESERVED_SOURCE_PREFIXES = ("gap:", "reset:")  # sources the twin itself writes
 RESERVED_TYPES = frozenset({"stream.gap", "stream.reset"})  # types only the twin writes
 
 
-class EventFormatError(ValueError):
-    """A payload that is not a well-formed event; ``reason`` says what is wrong and what fits."""
+class EventFormatError(TwinError, ValueError):
+    """A payload that is not a well-formed event; ``reason`` says what is wrong and what fits.
+
+    A TwinError like every error the twin raises on purpose; still a ValueError for callers
+    that treat it as one."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
