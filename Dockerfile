@@ -29,9 +29,10 @@ ENV TWIN_HOST=0.0.0.0 \
 VOLUME ["/data"]
 EXPOSE 8000
 
-# /health answers 200 only while the twin runs (its ingest thread alive), 503 otherwise
+# readiness: /ready answers 200 while ingest runs, the store is writable and the MQTT broker
+# (when configured) is connected; 503 otherwise (urlopen raises, the check fails)
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
-    CMD python -c "import os, sys, urllib.request; u = f'http://127.0.0.1:{os.environ.get(\"TWIN_PORT\", \"8000\")}/health'; sys.exit(0 if urllib.request.urlopen(u, timeout=4).status == 200 else 1)"
+    CMD python -c "import os, sys, urllib.request; u = f'http://127.0.0.1:{os.environ.get(\"TWIN_PORT\", \"8000\")}/ready'; sys.exit(0 if urllib.request.urlopen(u, timeout=4).status == 200 else 1)"
 
 ENTRYPOINT ["twin"]
 CMD ["serve"]

@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
                 "bearer": {"type": "http", "scheme": "bearer"}
             }
             for path, ops in spec["paths"].items():
-                if path != "/health":
+                if path not in ("/health", "/ready"):
                     for op in ops.values():
                         op["security"] = [{"bearer": []}]
             app.openapi_schema = spec

@@ -56,7 +56,7 @@ def _defaults(value: str) -> str:
 
 def test_dockerfile_is_slim_non_root_with_a_health_check_and_twin_entry_point() -> None:
     """Slim Python 3.11 base, a non-root user, the twin as entry point serving by default, a
-    health check on /health at TWIN_PORT, the store on a volume, and every COPY source exists."""
+    health check on the readiness endpoint /ready at TWIN_PORT, the store on a volume, and every COPY source exists."""
     ins = _instructions()
     words = [w for w, _ in ins]
     assert ins[0] == ("FROM", "python:3.11-slim")
@@ -64,7 +64,7 @@ def test_dockerfile_is_slim_non_root_with_a_health_check_and_twin_entry_point() 
     assert users and users[-1] not in ("root", "0")
     assert json.loads(dict(ins)["ENTRYPOINT"]) == ["twin"]
     assert json.loads(dict(ins)["CMD"]) == ["serve"]
-    assert "HEALTHCHECK" in words and "/health" in dict(ins)["HEALTHCHECK"]
+    assert "HEALTHCHECK" in words and "/ready'" in dict(ins)["HEALTHCHECK"]  # readiness
     env = _image_env()
     assert env["TWIN_HOST"] == "0.0.0.0" and dict(ins)["EXPOSE"] == env["TWIN_PORT"]
     assert env["TWIN_STORE"].startswith("/data/") and '"/data"' in dict(ins)["VOLUME"]

@@ -27,6 +27,7 @@ autosave interval or a clean shutdown, so a SIGKILL forgets them). Two more topi
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time as _time
 from collections import deque
@@ -39,6 +40,7 @@ from twin.live import mqtt_security
 from twin.live.events import Event
 from twin.live.sources import Message
 
+log = logging.getLogger("twin.live.mqtt")
 MAX_SEQ = 2**63 - 1  # the largest seq a store can hold (SQLite INTEGER)
 MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last epoch second ISO 8601 can write
 HEARTBEAT_MAX_BYTES = 4096  # a heartbeat is ~100 bytes; anything larger is refused unread
@@ -254,8 +256,13 @@ class MqttSource:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:
+            log.warning("MQTT %s: broker %s:%d refused: %s", self.cfg.client_id, self.cfg.host,
+                        self.cfg.port, rc)  # fmt: skip
             return
         self.connects += 1
+        log.info("MQTT %s: %s broker %s:%d", self.cfg.client_id,
+                 "connected to" if self.connects == 1 else "reconnected to", self.cfg.host,
+                 self.cfg.port)  # fmt: skip
         client.subscribe([(self.cfg.topic, 1), (self.hb_topic, 1)])
         self._confirmed_all = 0.0  # the broker may have lost the retained confirmations
         for fab in list(self._fabs):  # after the SUBSCRIBE: publishers' re-sends reach us
@@ -263,6 +270,9 @@ class MqttSource:
         self.connected.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if self.connected.is_set() and not self._closed:
+            log.warning("MQTT %s: disconnected from %s:%d (%s); reconnecting", self.cfg.client_id,
+                        self.cfg.host, self.cfg.port, rc)  # fmt: skip
         self.connected.clear()
 
     def _announce(self, fab: str) -> None:

@@ -26,6 +26,7 @@ nothing is in flight, so it holds exactly the stored events.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time as _time
 from collections.abc import Callable
@@ -53,6 +54,9 @@ from twin.live.sources import Message, Source
 from twin.live.state import TwinState, apply
 from twin.live.store import DeadLetter, EventStore
 from twin.live.validate import validate_apply
+
+log = logging.getLogger("twin.live.sync")
+DEAD_LETTER_BURST = 100  # dead letters in one batch that make a log line (a producer gone wrong)
 
 
 class World(Protocol):
@@ -168,6 +172,7 @@ class Synchroniser:
         self.on_commit = on_commit  # called with the accepted events after each commit
         self.stats = SyncStats()
         self.last_refusal = ""  # the latest seq jump or heartbeat refused, for people
+        self.store_error: str | None = None  # the last write's failure, until a write succeeds
         if catalog is not None:  # so `state_at` can rebuild the same state without being told
             store.put_meta("catalog", json.dumps(catalog.to_dict()))
         self._catalog = catalog
@@ -346,6 +351,8 @@ class Synchroniser:
         self.stats.duplicates += len(out.duplicates)
         self.stats.late += len(out.late)
         self.stats.gaps += len(out.gaps)
+        for gap in out.gaps:  # events the stream lost for good: people must hear of it
+            log.warning("gap declared: %s %s", gap.subject, json.dumps(gap.data)[:200])
         late_reason = "arrived after its gap was declared"
         turned = [(ev, late_reason) for ev in out.late] + out.refused  # away by the reorder
         for ev, reason in turned:  # no source/seq: a restart must not resume from them
@@ -388,6 +395,7 @@ class Synchroniser:
         ``IngestFailed`` with the twin exactly as the store says."""
         try:
             batch.stored = self.store.write(batch.accepted, batch.dead)
+            self._store_ok()
             return invalid
         except Exception as exc:
             failure = exc
@@ -406,15 +414,27 @@ class Synchroniser:
             batch.accepted, batch.dead = accepted, door + letters + _letters(invalid, now)
             try:
                 batch.stored = self.store.write(batch.accepted, batch.dead)
+                self._store_ok()
                 return invalid + culprits
             except Exception as exc:
                 failure = exc
         self._resync()
+        self._store_failed(failure)
         raise IngestFailed(
             f"the event store's write failed ({type(failure).__name__}: {str(failure)[:200]}); "
             "nothing of this batch was stored or acknowledged and the twin state was rebuilt "
             "from the store: send the same events again"
         ) from failure
+
+    def _store_failed(self, exc: BaseException) -> None:
+        if self.store_error is None:  # logged once per outage, not per batch
+            log.error("event store write failed: %s: %s", type(exc).__name__, str(exc)[:300])
+        self.store_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+    def _store_ok(self) -> None:
+        if self.store_error is not None:
+            log.warning("event store writable again after: %s", self.store_error)
+            self.store_error = None
 
     def _finish(self) -> None:
         """Wait for the batch in flight (if any) to be durable, then acknowledge it."""
@@ -424,8 +444,10 @@ class Synchroniser:
         if batch.future is not None:
             try:
                 batch.stored = batch.future.result()
+                self._store_ok()
             except Exception as exc:  # nothing is acked; the state goes back to the store's
                 self._resync()
+                self._store_failed(exc)
                 raise IngestFailed(
                     f"the event store's write failed ({type(exc).__name__}: {str(exc)[:200]}); "
                     "the twin state was rebuilt from the store"
@@ -437,6 +459,12 @@ class Synchroniser:
         self.pos += batch.stored
         self.stats.accepted += len(accepted)
         self.stats.rejected += len(batch.dead)
+        if len(batch.dead) >= DEAD_LETTER_BURST:
+            log.warning(
+                "%d dead letters in one batch; the last: %s",
+                len(batch.dead),
+                batch.dead[-1].reason[:200],
+            )
         for ack in batch.acks:  # durable now: the source may forget these messages
             ack()
         if accepted:

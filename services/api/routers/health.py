@@ -1,4 +1,6 @@
-"""``GET /health``: up or down for anyone; what the twin runs for a caller with a valid token."""
+"""``GET /health``: up or down for anyone (liveness); what the twin runs for a caller with a valid
+token. ``GET /ready``: whether it can do its job now (readiness): ingest running, the event store
+writable, and the MQTT broker connected when one is configured."""
 
 from __future__ import annotations
 
@@ -42,3 +44,35 @@ async def health(request: Request) -> Any:
         "store": "sqlite" if rt.settings.store else "memory",
         "mode": rt.settings.mode,
     }
+
+
+def readiness(rt: Any) -> dict[str, str]:
+    """Each check: "ok", or what is wrong (no secret, no path of the machine)."""
+    checks = {"ingest": "ok" if is_up(rt) else "not running"}
+    error = getattr(rt.sync, "store_error", None) if rt.sync is not None else None
+    checks["store"] = (
+        "ok"
+        if rt.sync is not None and error is None
+        else (f"last write failed: {error[:200]}" if error else "not open")
+    )
+    for src in rt.sources:
+        connected = getattr(src, "connected", None)
+        if connected is not None:  # an MQTT subscription
+            cfg = src.cfg
+            checks[f"broker {cfg.host}:{cfg.port}"] = (
+                "ok" if connected.is_set() else "disconnected (reconnecting)"
+            )
+    return checks
+
+
+@router.get(
+    "/ready",
+    summary="Ready to serve and ingest (no token needed): ingest running, the store writable, the "
+    "MQTT broker connected when configured; 503 with the failing checks otherwise",
+    responses={503: {"description": '{"status": "not ready", "checks": {"store": "..."}}'}},
+)
+async def ready(request: Request) -> Any:
+    checks = readiness(request.app.state.runtime)
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
+                        200 if ok else 503)  # fmt: skip
