@@ -254,7 +254,12 @@ def _run(settings: Any, host: str, port: int) -> int:
         raise KeyboardInterrupt  # uvicorn re-raises SIGTERM after its clean shutdown
 
     signal.signal(signal.SIGTERM, terminate)
-    server = uvicorn.Server(server_config(app, settings, host, port))  # the server limits
+    from services.api.logs import log_config
+
+    logs = log_config(settings.log_format, settings.log_level)
+    server = uvicorn.Server(
+        server_config(app, settings, host, port, log_config=logs, log_level=settings.log_level)
+    )
     try:
         server.run()  # on SIGINT/SIGTERM: stops accepting, runs the lifespan shutdown...
     except KeyboardInterrupt:

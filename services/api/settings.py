@@ -93,6 +93,8 @@ class Settings(BaseSettings):
 
     mode: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"  # the address `twin serve` listens on (0.0.0.0 in a container)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (services.api.logs)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     port: int = Field(8000, ge=1, le=65535)
     scene: str = str(DEFAULT_SCENE)  # scene folder or SMAT2022 workbook
     process: str | None = None  # SMT2020 folder; default: the scene folder's process/
