@@ -103,12 +103,15 @@ def test_a_dead_broker_makes_the_twin_not_ready_and_its_return_ready(tmp_path, c
         with LiveServer(make_settings(mqtt=url)) as srv:
             check = f"broker 127.0.0.1:{port}"
             assert httpx.get(srv.url + "/ready").json()["checks"][check] == "ok"
+            gauge = f'twin_mqtt_connected{{broker="127.0.0.1:{port}"}}'
+            assert f"{gauge} 1.0" in httpx.get(srv.url + "/metrics", headers=ADMIN).text
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             _wait(lambda: httpx.get(srv.url + "/ready").status_code == 503)
             body = httpx.get(srv.url + "/ready").json()
             assert body["checks"][check].startswith("disconnected")
             assert httpx.get(srv.url + "/health").status_code == 200
+            assert f"{gauge} 0.0" in httpx.get(srv.url + "/metrics", headers=ADMIN).text
             proc = start()
             _wait(lambda: httpx.get(srv.url + "/ready").status_code == 200, 30)
     finally:
