@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import InputError
-from twin.live.emulator_amhs import TICK, AmhsMixin, Move
+from twin.live.emulator_amhs import AmhsMixin, Move
 from twin.live.events import UP_STATES, Event
 from twin.live.sources import Sink
 from twin.physics.oht import OhtConfig, OhtSim
@@ -63,11 +63,7 @@ from twin.process.model import FabModel
 from twin.process.toolmap import ToolIdMap
 from twin.scene.graph import SceneGraph
 from twin.whatif.reference import SimConfig
-from twin.whatif.reference.engine import (
-    ARRIVE,
-    BATCHING,
-    Engine,
-)
+from twin.whatif.reference.engine import Engine
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the default start of the stream
 GRID = 64  # event times are multiples of 1/GRID s (exact in JSON and in float sums)
@@ -106,42 +102,6 @@ def tool_map(scene: SceneGraph, model: FabModel) -> dict[str, str]:
     start). Every family must have exactly STNQTY tools in the scene; one error lists every
     family that does not."""
     return ToolIdMap.from_scene(scene, model).to_twin
-
-
-class _Engine(Engine):
-    """The reference engine with the OHT in the loop: arrivals wait for the carrier."""
-
-    emu: Emulator
-
-    def _arrive(self, lot: Any, t: float) -> None:
-        if lot is TICK:
-            self.emu._tick(t)
-        elif type(lot) is tuple:  # the end of a setup: the tool now processes the lots
-            tool, job = lot
-            if job in tool.jobs and tool.state == ("scheduled_down", "setup"):
-                if tool.down_until <= t:
-                    self._state(tool, t, "productive", "processing")
-        elif not self.emu._carrier_there(lot, t):
-            super()._arrive(lot, t)
-
-    def _start(self, tool: Any, lots: list, st: Any, t: float) -> None:
-        # The engine reports a run that begins with a setup as setup (E10 scheduled down)
-        # until it ends; the stream reports productive from the end of the setup on.
-        super()._start(tool, lots, st, t)
-        job = tool.jobs[-1]
-        if job.setup > 0:
-            self._push(t + job.setup, ARRIVE, (tool, job))
-
-    def steps(self) -> Iterator[float]:
-        """Engine.run's loop, one heap event at a time (the same ``_handle`` per event)."""
-        heap, pop, end, handle = self.heap, heapq.heappop, self.end, self._handle
-        while heap:
-            t, kind, _, obj = heap[0]
-            if t > end:
-                return
-            pop(heap)
-            handle(t, kind, obj)
-            yield t
 
 
 class Emulator(AmhsMixin):
@@ -232,8 +192,10 @@ class Emulator(AmhsMixin):
             pms=cfg.pms,
             wip_sample_days=max(cfg.hours / 24.0, 1e-6),
         )
-        eng = _Engine(self.model, sim_cfg, observer=self._observe)
-        eng.emu = self
+        # the engine's public hooks: arrivals wait for the carrier; a run that begins with a
+        # setup is reported as setup (E10 scheduled down) until the setup ends
+        eng = Engine(self.model, sim_cfg, observer=self._observe)
+        eng.set_hooks(on_arrive=self._carrier_there, on_start=self._on_start)
         self.engine = eng
         self._seq = {"mes": 0, "amhs": 0}
         self._acc: dict[str, list[Any]] = {}  # tool -> [state, since, productive, total]
@@ -378,6 +340,17 @@ class Emulator(AmhsMixin):
                        text=f"{tid} down: {reason}")  # fmt: skip
         self._tool_state[tid] = state
 
+    def _on_start(self, tool: Any, lots: list, st: Any, t: float) -> None:
+        job = tool.jobs[-1]
+        if job.setup > 0:
+            self.engine.schedule(t + job.setup, lambda now: self._setup_end(tool, job, now))
+
+    def _setup_end(self, tool: Any, job: Any, t: float) -> None:
+        """The end of a setup: the tool now processes the lots (E10 productive)."""
+        if job in tool.jobs and tool.state == ("scheduled_down", "setup") and tool.down_until <= t:
+            tool.state = ("productive", "processing")
+            self._equipment(self.tools[tool.id], t, "productive", "processing")
+
     def _carrier_there(self, lot: Any, t: float) -> bool:
         """False if the lot may join its queue now; True if a transfer was started for it."""
         if lot.step.delay or self._ready.get(lot.id) == lot.idx:
@@ -389,7 +362,7 @@ class Emulator(AmhsMixin):
         bay = self.scene.node(first_tool).parent
         src = self._where.get(carrier) or self._stocker(self.stk_out, bay)
         tool = None
-        if fam.mode == BATCHING:
+        if fam.batching:
             dest = self._stocker(self.stk_in, bay)  # staged; the batch picks its furnace later
         else:
             tool = (lot.dedic or {}).get(lot.idx) or min(
