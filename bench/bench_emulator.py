@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from twin.live.emulator import load_emulator  # noqa: E402
+from twin.emulator.emulator import load_emulator  # noqa: E402
 
 
 def main() -> None:

@@ -80,7 +80,8 @@ def _speed(text: str) -> float | None:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    from twin.live.emulator import EmulatorConfig, load_emulator
+    from twin.emulator.emulator import EmulatorConfig, load_emulator
+    from twin.emulator.truth import truth_model
 
     problems = []
     try:
@@ -143,27 +144,6 @@ def _emulate(args: argparse.Namespace) -> int:
 
         raise DeliveryError(failed)
     return 0
-
-
-def truth_model(model: Any, path: str) -> Any:
-    """The model with the one scenario of the ``--truth`` file applied (checked against it)."""
-    from twin.whatif.scenarios import load_scenarios
-
-    found = load_scenarios(path, model)[1:]  # the baseline comes first
-    if len(found) != 1:
-        raise InputError(
-            "twin emulate",
-            [f"--truth {path}: {len(found)} scenarios; a truth file holds exactly one"],
-        )
-    truth = found[0].apply(model)
-    moved = [f for f, fam in model.families.items() if truth.families[f].count != fam.count]
-    if moved:
-        raise InputError(
-            "twin emulate",
-            [f"--truth {path}: changes the tool count of {', '.join(moved)}; the scene's tools "
-             "are fixed (a truth may change times, calendars, rules and releases)"],
-        )  # fmt: skip
-    return truth
 
 
 def _delivered(sink: Any, args: argparse.Namespace) -> str | None:

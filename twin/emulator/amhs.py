@@ -1,6 +1,6 @@
 """The emulator's AMHS side: carrier moves by OHT vehicles, their positions and states.
 
-A mixin of ``twin.live.emulator.Emulator`` (it shares the emulator's state): the OHT simulator
+A mixin of ``twin.emulator.emulator.Emulator`` (it shares the emulator's state): the OHT simulator
 (``twin.physics.oht``) runs ``position_every`` s ahead of the process engine, in steps scheduled
 on the engine's clock (``Engine.schedule``), and what it did in each step (pick-ups, deliveries, positions,
 vehicle states) is emitted with the exact times the simulator computed. While every vehicle

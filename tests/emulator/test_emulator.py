@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from twin.emulator.emulator import GRID, Emulator, EmulatorConfig, load_emulator, tool_map
 from twin.errors import InputError
 from twin.live.catalog import Catalog
-from twin.live.emulator import GRID, Emulator, EmulatorConfig, load_emulator, tool_map
 from twin.live.events import parse_event
 from twin.live.sources import JsonlSink
 from twin.live.state import TwinState, apply

@@ -53,15 +53,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin.emulator.amhs import AmhsMixin, Move
 from twin.errors import InputError
-from twin.live.emulator_amhs import AmhsMixin, Move
-from twin.live.events import UP_STATES, Event
+from twin.live.events import Event
 from twin.live.sources import Sink
 from twin.physics.oht import OhtConfig, OhtSim
 from twin.physics.routing import port_stop
 from twin.process.model import FabModel
 from twin.process.toolmap import ToolIdMap
 from twin.scene.graph import SceneGraph
+from twin.vocabulary import UP_STATES
 from twin.whatif.reference import SimConfig
 from twin.whatif.reference.engine import Engine
 
