@@ -4,8 +4,8 @@
 
 - ``EmulatorFeed`` (the default of ``twin up``) runs the fab emulator (``twin.emulator``,
   the stream of ``twin emulate``) on the runtime's scene and process model in scaled real time:
-  the fab starts empty at the wall-clock time the feed starts, lots are released, carried by
-  the OHT and processed, tools break down and get PMs.
+  the fab starts from its model's initial WIP at the wall-clock time the feed starts, lots are
+  released, carried by the OHT and processed, tools break down and get PMs.
 - ``SyntheticFeed`` replays ``twin.live.synthetic`` streams on the scene's own tools, ports,
   vehicles and routes: the generator's abstract rail segments and stocker port are mapped onto
   real ones of the scene, event times follow the wall clock, and the stream repeats with fresh

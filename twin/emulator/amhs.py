@@ -46,7 +46,6 @@ class AmhsMixin:
             # idle time, it is shifted to now (the OHT's time + ``_off`` is fab time).
             self._off = t - sim.t
         self._xfers += 1
-        self._counts["transfers"] += 1
         xid = f"X{self._xfers:07d}"
         self._emit(t, "amhs", "carrier.transfer_requested", carrier, transfer=xid,
                    **{"from": src, "to": dest}, lot=lot_id)  # fmt: skip

@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
         help="fab seconds per wall-clock second, or 'max' (as fast as possible; default)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--no-wip",
+        dest="initial_wip",
+        action="store_false",
+        help="start from an empty fab; by default the model's initial WIP (WIP.txt) is placed "
+        "mid-route at time 0 (lot.placed events)",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--out", help="write JSON lines to this file ('-': standard output)")
     out.add_argument("--mqtt", help="publish to the MQTT broker HOST:PORT (QoS 1)")
@@ -100,7 +107,9 @@ def _emulate(args: argparse.Namespace) -> int:
     if problems:
         raise InputError("twin emulate", problems)
     emu = load_emulator(
-        args.src, process=args.process, config=EmulatorConfig(seed=args.seed, hours=args.hours)
+        args.src,
+        process=args.process,
+        config=EmulatorConfig(seed=args.seed, hours=args.hours, initial_wip=args.initial_wip),
     )
     if args.truth:
         emu.model = truth_model(emu.model, args.truth)
@@ -162,7 +171,8 @@ def _delivered(sink: Any, args: argparse.Namespace) -> str | None:
 def _print_kpis(kpis: dict[str, Any], report: Any) -> None:
     print(
         f"emulated {kpis['sim_hours']} h (seed {kpis['seed']}): {kpis['events']} events, "
-        f"{kpis['lots_released']} lots released, {kpis['lots_completed']} completed, "
+        f"{kpis['lots_placed']} lots placed (initial WIP), {kpis['lots_released']} released, "
+        f"{kpis['lots_completed']} completed, "
         f"WIP {kpis['wip']}, {kpis['transfers']} carrier transfers",
         file=report,
     )

@@ -16,17 +16,21 @@ The OHT replaces the model's transport times: when a lot leaves a step, its carr
 from where it is to a load port of the tool chosen for the next step (the lot is then
 dedicated to that tool, like a push dispatch), or to the bay stocker for batch families (the
 furnace is chosen when the batch forms); the lot joins the step's queue when the carrier is
-delivered. New lots start at a stocker; finished lots go back to one. The run starts from an
-empty fab (the model's initial WIP is not used: the stream has no way to place a lot mid-route).
+delivered. New lots start at a stocker; finished lots go back to one. The run starts from the
+model's initial WIP (SMT2020 ``WIP.txt``; ``EmulatorConfig.initial_wip``): each of its lots is
+announced at time 0 by ``lot.placed`` (queued at its step, ``released`` its real release time)
+and its carrier leaves a stocker at once, so lots near the end of their routes complete within
+the first simulated hour instead of after a whole cycle time.
 Vehicles are chosen nearest-idle-first; an idle vehicle parked in the way of a carrier move is
 sent on past that move's destination (the OHT simulator never moves idle vehicles). While every
 vehicle stands idle the OHT clock is not run, only shifted, which is exact (nothing moves).
 
 E10 states come from the engine (standby/productive, setup as scheduled down until the setup
 ends, PMs as scheduled down, breakdowns as unscheduled down with an alarm); a tool coming back
-up passes through standby, as E10 requires. The emulator's KPIs are its own: lots completed
-and WIP from the engine's counters, utilisation = productive time / time in a known state per
-family, from the states it published, up to its last event.
+up passes through standby, as E10 requires. The emulator's KPIs are its own, from what it
+published (so a run stopped early describes exactly its stream): lots placed, released and
+completed, WIP = placed + released - completed, carrier transfers requested, utilisation =
+productive time / time in a known state per family, up to its last event.
 
 Times: ``start`` (UTC epoch s) + simulated seconds, rounded down to 1/64 s. That grid keeps
 every time exact in JSON (microseconds) and every sum of durations exact in float64, so a
@@ -68,6 +72,13 @@ from twin.whatif.reference.engine import Engine
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the default start of the stream
 GRID = 64  # event times are multiples of 1/GRID s (exact in JSON and in float sums)
+# events counted as they are published (the KPIs describe exactly the stream sent)
+_COUNTED = {
+    "lot.released": "released",
+    "lot.placed": "placed",
+    "lot.completed": "completed",
+    "carrier.transfer_requested": "transfers",
+}
 
 
 @dataclass(kw_only=True)
@@ -80,6 +91,7 @@ class EmulatorConfig:
     oht: OhtConfig = field(default_factory=lambda: OhtConfig(tick=2.0, lookahead=5.0))
     breakdowns: bool = True  # the model's down calendars
     pms: bool = True  # the model's PM calendars
+    initial_wip: bool = True  # start from the model's WIP.txt lots (lot.placed at time 0)
 
     def check(self) -> None:
         problems = []
@@ -188,7 +200,7 @@ class Emulator(AmhsMixin):
             days=cfg.hours / 24.0,
             seed=cfg.seed,
             transport=False,
-            initial_wip=False,
+            initial_wip=cfg.initial_wip,
             breakdowns=cfg.breakdowns,
             pms=cfg.pms,
             wip_sample_days=max(cfg.hours / 24.0, 1e-6),
@@ -200,7 +212,10 @@ class Emulator(AmhsMixin):
         self.engine = eng
         self._seq = {"mes": 0, "amhs": 0}
         self._acc: dict[str, list[Any]] = {}  # tool -> [state, since, productive, total]
-        self._counts = {"released": 0, "events": 0, "transfers": 0, "clock": cfg.start}
+        self._counts = {"released": 0, "placed": 0, "completed": 0, "events": 0, "transfers": 0}
+        self._counts["clock"] = cfg.start
+        if cfg.initial_wip:
+            self._place_wip()
         end = eng.end
         for t in eng.steps():
             yield from self._flush(self._grid(t), end)
@@ -237,13 +252,13 @@ class Emulator(AmhsMixin):
         return self.kpis()
 
     def kpis(self) -> dict[str, Any]:
-        """The emulator's own KPIs, from the engine's counters and the E10 states it reported
-        (utilisation = productive time / time with a known state, up to the last event
+        """The emulator's own KPIs, from the events it published: lot and transfer counts, and
+        the E10 states it reported (utilisation = productive time / time with a known state, up to the last event
         published). Meaningful once ``events()`` or ``run()`` has produced the stream."""
         if not self._used:
             raise InputError("emulator", ["kpis() come from a run: call events() or run() first"])
-        eng = self.engine
-        clock = self._counts["clock"]
+        c = self._counts
+        clock = c["clock"]
         prod: dict[str, float] = {}
         total: dict[str, float] = {}
         for tid, (state, since, p, tot) in self._acc.items():
@@ -255,9 +270,10 @@ class Emulator(AmhsMixin):
             "sim_hours": self.cfg.hours,
             "seed": self.cfg.seed,
             "events": self._counts["events"],
-            "lots_released": self._counts["released"],
-            "lots_completed": len(eng.records.id),
-            "wip": eng.fab_n,
+            "lots_released": c["released"],
+            "lots_placed": c["placed"],
+            "lots_completed": c["completed"],
+            "wip": c["placed"] + c["released"] - c["completed"],
             "transfers": self._counts["transfers"],
             "utilisation_by_family": {
                 f: (prod[f] / total[f] if total[f] > 0 else 0.0) for f in sorted(total)
@@ -284,6 +300,8 @@ class Emulator(AmhsMixin):
             ev = Event(f"{source}:{n}", source, n, gt, type, subject, data)
             counts["events"] += 1
             counts["clock"] = gt
+            if type in _COUNTED:
+                counts[_COUNTED[type]] += 1
             if type == "equipment.state":
                 self._account(subject, data["state"], gt)
             yield ev
@@ -300,6 +318,14 @@ class Emulator(AmhsMixin):
         acc[0], acc[1] = state, t
 
     # ------------------------------------------------------------------ engine side
+    def _place_wip(self) -> None:
+        """The model's initial WIP, as the engine starts it: ``lot.placed`` at time 0, each lot
+        queued at its step (its carrier then goes from a stocker to the step's tool)."""
+        for w in self.model.wip:
+            released = max(0.0, self._grid(min(w.release, 0.0)))
+            self._emit(0.0, "mes", "lot.placed", w.id, product=w.product, step=int(w.step),
+                       wafers=int(w.wafers), priority=int(w.priority), released=released)  # fmt: skip
+
     def _observe(self, kind: str, t: float, **f: Any) -> None:
         if kind == "tool_state":
             self._equipment(self.tools[f["tool"]], t, f["state"], f["reason"])
@@ -315,7 +341,6 @@ class Emulator(AmhsMixin):
             self._emit(t, "mes", "lot.track_out", f["lot"], equipment=self.tools[f["tool"]],
                        step=int(f["step"]))  # fmt: skip
         elif kind == "lot_released":
-            self._counts["released"] += 1
             self._emit(t, "mes", "lot.released", f["lot"], product=f["product"],
                        priority=int(f["priority"]))  # fmt: skip
         elif kind == "lot_completed":

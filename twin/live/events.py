@@ -37,6 +37,12 @@ _NUM = (int, float)
 EVENT_TYPES: dict[str, tuple[dict[str, tuple[type, ...]], dict[str, tuple[type, ...]]]] = {
     "equipment.state": ({"state": _STR, "reason": _STR}, {"setup": _STR}),
     "lot.released": ({"product": _STR}, {"wafers": _INT, "priority": _INT}),
+    # A lot already in the fab (mid-route: a stream's initial WIP), queued at route step
+    # ``step``; ``released``: epoch seconds of its real release (default: the event's time).
+    "lot.placed": (
+        {"product": _STR, "step": _INT},
+        {"wafers": _INT, "priority": _INT, "released": _NUM},
+    ),
     "lot.track_in": ({"equipment": _STR, "step": _INT}, {"setup": _STR}),
     "lot.track_out": ({"equipment": _STR, "step": _INT}, {}),
     "lot.hold": ({"reason": _STR}, {}),
