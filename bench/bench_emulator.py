@@ -48,8 +48,8 @@ def main() -> None:
         ("  lot track-in / track-out", f"{kinds['lot.track_in']:,} / {kinds['lot.track_out']:,}"),
         ("  carrier transfers delivered", f"{kinds['carrier.delivered']:,}"),
         (
-            "lots released / completed / WIP",
-            f"{k['lots_released']} / {k['lots_completed']} / {k['wip']}",
+            "lots placed / released / completed / WIP",
+            f"{k['lots_placed']} / {k['lots_released']} / {k['lots_completed']} / {k['wip']}",
         ),
         ("wall time", f"{wall:.2f} s"),
         ("CPU time (this process)", f"{cpu:.2f} s"),
