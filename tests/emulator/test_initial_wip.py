@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from twin.cli import main
 from twin.emulator.emulator import Emulator, EmulatorConfig
+from twin.errors import InputError
 from twin.live.catalog import Catalog
+from twin.live.events import parse_event
 from twin.live.sources import Message
 from twin.live.store import SQLiteStore
 from twin.live.sync import Synchroniser
@@ -80,3 +84,22 @@ def test_without_initial_wip_the_fab_starts_empty(demo):
     events = list(emu.events())
     assert not any(e.type in ("lot.placed", "lot.completed") for e in events)
     assert emu.kpis()["lots_placed"] == 0 and emu.kpis()["wip"] == emu.kpis()["lots_released"]
+
+
+def test_cli_places_the_wip_unless_told_not_to(tmp_path, capsys):
+    """`twin emulate` places the initial WIP by default and reports it; --no-wip starts empty."""
+    for flags, placed in (([], 17), (["--no-wip"], 0)):
+        out = tmp_path / f"s{placed}.jsonl"
+        args = ["emulate", str(DEMO), "--hours", "0.25", "--out", str(out), "--json", *flags]
+        assert main(args) == 0
+        kpis = json.loads(capsys.readouterr().out)
+        types = [parse_event(line).type for line in out.read_text().splitlines()]
+        assert kpis["lots_placed"] == types.count("lot.placed") == placed
+
+
+@pytest.mark.parametrize("bad", [None, 1, "yes", 0.0])
+def test_initial_wip_must_be_a_bool(demo, bad):
+    """EmulatorConfig.initial_wip accepts only True or False, and the error names it."""
+    scene, model = demo
+    with pytest.raises(InputError, match="initial_wip"):
+        Emulator(scene, model, config=EmulatorConfig(initial_wip=bad))

@@ -105,6 +105,8 @@ class EmulatorConfig:
             problems.append(f"start = {self.start!r}: must be whole epoch seconds >= 0")
         if not (self.position_every > 0 and math.isfinite(self.position_every)):
             problems.append(f"position_every = {self.position_every!r}: must be > 0 s")
+        if not isinstance(self.initial_wip, bool):
+            problems.append(f"initial_wip = {self.initial_wip!r}: must be True or False")
         if problems:
             raise InputError("emulator config", problems)
 
