@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from twin.live.emulator import load_emulator  # noqa: E402
+from twin.emulator.emulator import load_emulator  # noqa: E402
 
 
 def main() -> None:
@@ -48,8 +48,8 @@ def main() -> None:
         ("  lot track-in / track-out", f"{kinds['lot.track_in']:,} / {kinds['lot.track_out']:,}"),
         ("  carrier transfers delivered", f"{kinds['carrier.delivered']:,}"),
         (
-            "lots released / completed / WIP",
-            f"{k['lots_released']} / {k['lots_completed']} / {k['wip']}",
+            "lots placed / released / completed / WIP",
+            f"{k['lots_placed']} / {k['lots_released']} / {k['lots_completed']} / {k['wip']}",
         ),
         ("wall time", f"{wall:.2f} s"),
         ("CPU time (this process)", f"{cpu:.2f} s"),

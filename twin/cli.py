@@ -19,7 +19,7 @@ COMMAND_MODULES = [
     "twin.scene.commands",
     "twin.whatif.commands",
     "twin.live.commands",
-    "twin.live.emulate_commands",
+    "twin.emulator.commands",
     "twin.live.store_commands",
     "twin.calibrate.commands",
     "twin.physics.commands",

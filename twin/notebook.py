@@ -211,8 +211,8 @@ def e10_timeline(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from twin.live.events import E10_STATES
     from twin.physics.palette import state_colour
+    from twin.vocabulary import E10_STATES
 
     if ax is None:
         _, ax = plt.subplots(figsize=(12, 6))

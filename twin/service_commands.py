@@ -27,9 +27,9 @@ def register(sub: Any) -> None:
         "up",
         help="run the demo fab twin with a live event feed and the API on 127.0.0.1:8000",
         description="The demo fab with its emulator feeding the in-process bus, physics, a SQLite "
-        "event store and the API, all with defaults. The emulator starts from an empty fab: "
-        "lots are released and carried at once, the first ones complete after about 40 fab "
-        "hours (40 min at the default --speed 60). Tokens come from TWIN_TOKENS or TWIN_TOKENS_FILE; "
+        "event store and the API, all with defaults. The emulator starts from the model's "
+        "initial WIP: lots are carried and processed at once, the first completes within the "
+        "first minute at the default --speed 60. Tokens come from TWIN_TOKENS or TWIN_TOKENS_FILE; "
         "without them it generates a development admin token and prints it once. Ctrl-C stops "
         "it cleanly.",
     )

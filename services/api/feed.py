@@ -2,10 +2,10 @@
 
 ``EventFeed`` is the seam. Two feeds plug into it:
 
-- ``EmulatorFeed`` (the default of ``twin up``) runs the fab emulator (``twin.live.emulator``,
+- ``EmulatorFeed`` (the default of ``twin up``) runs the fab emulator (``twin.emulator``,
   the stream of ``twin emulate``) on the runtime's scene and process model in scaled real time:
-  the fab starts empty at the wall-clock time the feed starts, lots are released, carried by
-  the OHT and processed, tools break down and get PMs.
+  the fab starts from its model's initial WIP at the wall-clock time the feed starts, lots are
+  released, carried by the OHT and processed, tools break down and get PMs.
 - ``SyntheticFeed`` replays ``twin.live.synthetic`` streams on the scene's own tools, ports,
   vehicles and routes: the generator's abstract rail segments and stocker port are mapped onto
   real ones of the scene, event times follow the wall clock, and the stream repeats with fresh
@@ -135,7 +135,7 @@ class EmulatorFeed:
         hours: float = EMULATOR_HOURS,  # h of fab time; the feed ends there
         start: float | None = None,  # s, UTC epoch of the fab's time 0 (None: now)
     ) -> None:
-        from twin.live.emulator import Emulator, EmulatorConfig
+        from twin.emulator.emulator import Emulator, EmulatorConfig
 
         # built here, not in the thread, so a scene that does not fit its model fails at start
         cfg = EmulatorConfig(

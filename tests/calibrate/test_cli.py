@@ -8,8 +8,8 @@ import pytest
 
 from tests.calibrate.util import DEMO, litho_runs, store_of
 from twin.cli import main
+from twin.emulator.truth import truth_model
 from twin.errors import InputError
-from twin.live.emulate_commands import truth_model
 from twin.process import load_model
 
 

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from services.api.feed import EmulatorFeed, feed_for
+from twin.emulator.emulator import EPOCH, Emulator, EmulatorConfig
 from twin.errors import ConfigError
 from twin.live.catalog import Catalog
-from twin.live.emulator import EPOCH, Emulator, EmulatorConfig
 
 
 @pytest.fixture(scope="module")

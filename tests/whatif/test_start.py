@@ -59,7 +59,7 @@ def states(store):
 
 def test_tool_id_map_is_the_emulators(demo):
     """The emulator and the what-if start use one map: ToolIdMap.from_scene."""
-    from twin.live.emulator import tool_map
+    from twin.emulator.emulator import tool_map
 
     scene, model = demo
     m = ToolIdMap.from_scene(scene, model)

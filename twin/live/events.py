@@ -18,41 +18,17 @@ from typing import Any
 from twin.errors import TwinError
 from twin.live import codec
 
-SCHEMA_VERSION = 1
-
-# SEMI E10 basic equipment states.
-E10_STATES = (
-    "productive",
-    "standby",
-    "engineering",
-    "scheduled_down",
-    "unscheduled_down",
-    "non_scheduled",
+# The E10 and vehicle vocabulary (twin.vocabulary, shared with physics and the emulator),
+# re-exported for the schema's readers.
+from twin.vocabulary import (  # noqa: F401
+    ALARM_SEVERITIES,
+    E10_STATES,
+    E10_TRANSITIONS,
+    UP_STATES,
+    VEHICLE_STATES,
 )
-UP_STATES = frozenset({"productive", "standby", "engineering"})
 
-# Legal E10 transitions. A tool never goes from a down or non-scheduled state straight to
-# productive (it is repaired/qualified into standby or engineering first), and a planned
-# shutdown (non-scheduled) is entered from an idle or down tool, never from a running one.
-E10_TRANSITIONS: dict[str, frozenset[str]] = {
-    "productive": frozenset(
-        {"productive", "standby", "engineering", "scheduled_down", "unscheduled_down"}
-    ),
-    "standby": frozenset(E10_STATES),
-    "engineering": frozenset(E10_STATES),
-    "scheduled_down": frozenset(
-        {"standby", "engineering", "scheduled_down", "unscheduled_down", "non_scheduled"}
-    ),
-    "unscheduled_down": frozenset(
-        {"standby", "engineering", "scheduled_down", "unscheduled_down", "non_scheduled"}
-    ),
-    "non_scheduled": frozenset(
-        {"standby", "engineering", "scheduled_down", "unscheduled_down", "non_scheduled"}
-    ),
-}
-
-VEHICLE_STATES = ("idle", "moving", "acquiring", "depositing", "parked", "down")
-ALARM_SEVERITIES = ("info", "warning", "error", "critical")
+SCHEMA_VERSION = 1
 
 _STR = (str,)
 _INT = (int,)
@@ -62,6 +38,12 @@ _NUM = (int, float)
 EVENT_TYPES: dict[str, tuple[dict[str, tuple[type, ...]], dict[str, tuple[type, ...]]]] = {
     "equipment.state": ({"state": _STR, "reason": _STR}, {"setup": _STR}),
     "lot.released": ({"product": _STR}, {"wafers": _INT, "priority": _INT}),
+    # A lot already in the fab (mid-route: a stream's initial WIP), queued at route step
+    # ``step``; ``released``: epoch seconds of its real release (default: the event's time).
+    "lot.placed": (
+        {"product": _STR, "step": _INT},
+        {"wafers": _INT, "priority": _INT, "released": _NUM},
+    ),
     "lot.track_in": ({"equipment": _STR, "step": _INT}, {"setup": _STR}),
     "lot.track_out": ({"equipment": _STR, "step": _INT}, {}),
     "lot.hold": ({"reason": _STR}, {}),

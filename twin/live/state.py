@@ -362,6 +362,25 @@ def _lot_released(s: TwinState, ev: Event) -> None:
     _wip(s, lot, +1)
 
 
+def _lot_placed(s: TwinState, ev: Event) -> None:
+    """A lot already in the fab, queued at ``step`` (a delay step: the next process step)."""
+    d = ev.data
+    lot = Lot(ev.subject, d["product"], float(d.get("released", ev.time)))
+    lot.updated = ev.time
+    lot.step = d["step"]
+    route = s.catalog.products.get(lot.product)
+    if route is not None:
+        at = next((i for i, st in enumerate(route) if st.number == lot.step), len(route))
+        lot.index = _first_index(route, at)
+        lot.step = route[lot.index].number if lot.index < len(route) else None
+    lot.rev = 1
+    old = s.lots.get(ev.subject)
+    if old is not None:
+        _wip(s, old, -1)
+    s.lots[ev.subject] = lot
+    _wip(s, lot, +1)
+
+
 def _lot_track_in(s: TwinState, ev: Event) -> None:
     lot = s.lots.get(ev.subject)
     if lot is None:
@@ -575,6 +594,7 @@ def _reset(s: TwinState, ev: Event) -> None:
 _HANDLERS = {
     "equipment.state": _equipment_state,
     "lot.released": _lot_released,
+    "lot.placed": _lot_placed,
     "lot.track_in": _lot_track_in,
     "lot.track_out": _lot_track_out,
     "lot.hold": _lot_hold,

@@ -125,6 +125,34 @@ def _released(ev: Event, s: TwinState) -> str | None:
     return None
 
 
+def _placed(ev: Event, s: TwinState) -> str | None:
+    """A lot placed mid-route: new, of a known product, at a step of its route, released no
+    later than now."""
+    lot = s.lots.get(ev.subject)
+    if lot is not None:
+        return f"lot {ev.subject!r} is already known ({lot.status}); a lot is placed only once"
+    d = ev.data
+    product, step = d["product"], d["step"]
+    products = s.catalog.products
+    if products and product not in products:
+        return f"unknown product {product!r} (known: {', '.join(sorted(products))})"
+    if step < 1:
+        return f"lot.placed of {ev.subject!r}: step {step}; route step numbers start at 1"
+    route = products.get(product)
+    if route is not None and not any(st.number == step for st in route):
+        have = f"{route[0].number}..{route[-1].number}" if route else "none"
+        return (
+            f"lot.placed of {ev.subject!r}: step {step} is not a step of {product} (steps {have})"
+        )
+    rel = d.get("released")
+    if rel is not None and not 0 <= rel <= ev.time:
+        return (
+            f"lot.placed of {ev.subject!r}: released {rel!r} must be epoch seconds from 0 to "
+            f"the event's time ({ev.time!r})"
+        )
+    return None
+
+
 def _track_in(ev: Event, s: TwinState) -> str | None:
     if err := _lot(ev, s, frozenset({"queued"}), "track-in"):
         return err
@@ -313,6 +341,7 @@ def _gap(ev: Event, s: TwinState) -> str | None:
 _RULES = {
     "equipment.state": _equipment_state,
     "lot.released": _released,
+    "lot.placed": _placed,
     "lot.track_in": _track_in,
     "lot.track_out": _track_out,
     "lot.hold": _hold,

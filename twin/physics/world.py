@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twin.errors import InputError, NotFoundError
-from twin.live.events import E10_STATES
 from twin.physics.palette import family_colour, state_colour
 from twin.scene.graph import SceneGraph
+from twin.vocabulary import E10_STATES
 
 if TYPE_CHECKING:
     from twin.scene.assets import Asset

@@ -43,6 +43,21 @@ Semantics (this module DEFINES them for every other engine of the project):
   and lot); then steps are skipped with probability 1 - StepPercent; transport to the next step
   takes the transport time. Delay steps hold the lot without a tool. Critical queue times are
   tracked (violation when the target step starts later than the limit), not enforced.
+
+Public hooks, for a client that drives the engine event by event (the fab emulator,
+``twin.emulator``); an engine without them runs exactly as before, at no cost:
+
+- ``schedule(t, fn)``: call ``fn(t)`` at simulated time ``t`` (at equal times after every
+  engine event; among callbacks, in the order they were scheduled).
+- ``set_hooks(on_arrive=, on_start=)``, before ``run()`` or ``steps()``:
+  ``on_arrive(lot, t)`` is called when a lot reaches the queue of its current step (its first
+  step after release, an initial WIP lot, each step after the last, a delay step) and returns
+  True when it took the lot: the engine then leaves it alone until ``arrive(lot, t)`` hands it
+  back (which calls ``on_arrive`` again). ``on_start(tool, lots, step, t)`` is called after a
+  run has started on a tool (``tool.jobs[-1]`` is the run; its ``setup`` s come first).
+- ``arrive(lot, t)``: the lot reaches its step's queue at ``t`` (>= now).
+- ``steps()``: ``run()``'s loop one event at a time, yielding each event's time (no WIP
+  samples, no results: the caller reads the engine's counters).
 """
 
 from __future__ import annotations
@@ -51,7 +66,7 @@ import heapq
 import itertools
 import time as _time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from operator import attrgetter
 from typing import Any
 
@@ -89,7 +104,9 @@ from twin.whatif.reference.streams import (
     draw,
 )
 
-__all__ = ["Engine", "simulate", "tool_ids"]
+__all__ = ["CALL", "Engine", "simulate", "tool_ids"]
+
+CALL = WARMUP + 1  # heap kind of a callback (Engine.schedule): last at equal times
 
 _position = attrgetter("k")  # a tool's place in its family (SimConfig.wake="first")
 _fifo_order = attrgetter("arrived", "seq")  # lots of a batch family with the fifo rule
@@ -224,6 +241,52 @@ class Engine(StartMixin, CalendarsMixin):
             if tool.ready <= self.t0:
                 tool.ready = self.t0
                 self._push(self.t0, READY, tool)
+
+    # ---- public hooks (module docstring) ------------------------------------------------
+    def schedule(self, t: float, fn: Callable[[float], Any]) -> None:
+        """Call ``fn(t)`` at simulated time ``t`` (after every engine event at ``t``)."""
+        heappush(self.heap, (t, CALL, next(self.seq), fn))
+
+    def arrive(self, lot: Lot, t: float) -> None:
+        """The lot reaches the queue of its current step at ``t`` (through ``on_arrive``)."""
+        heappush(self.heap, (t, ARRIVE, next(self.seq), lot))
+
+    def set_hooks(
+        self,
+        *,
+        on_arrive: Callable[[Lot, float], bool] | None = None,
+        on_start: Callable[[Tool, list, CStep, float], Any] | None = None,
+    ) -> None:
+        """Install the hooks (None leaves one as it is). They wrap ``_arrive`` and ``_start``
+        on this instance only, so an engine without hooks pays nothing for them."""
+        if on_arrive is not None:
+            arrive = type(self)._arrive.__get__(self)
+
+            def hooked_arrive(lot: Lot, t: float) -> None:
+                if not on_arrive(lot, t):
+                    arrive(lot, t)
+
+            self._arrive = hooked_arrive  # type: ignore[method-assign]
+        if on_start is not None:
+            start = type(self)._start.__get__(self)
+
+            def hooked_start(tool: Tool, lots: list, st: CStep, t: float) -> None:
+                start(tool, lots, st, t)
+                on_start(tool, lots, st, t)
+
+            self._start = hooked_start  # type: ignore[method-assign]
+
+    def steps(self) -> Iterator[float]:
+        """``run()``'s loop, one heap event at a time (the same handling), yielding its time;
+        stops after the horizon. No WIP samples or results: see the module docstring."""
+        heap, pop, end, handle = self.heap, heapq.heappop, self.end, self._handle
+        while heap:
+            t, kind, _, obj = heap[0]
+            if t > end:
+                return
+            pop(heap)
+            handle(t, kind, obj)
+            yield t
 
     # ---- scheduling helpers ------------------------------------------------------------
     def _push(self, t: float, kind: int, obj) -> None:
@@ -713,7 +776,7 @@ class Engine(StartMixin, CalendarsMixin):
         self.fab_area = 0.0
 
     def _handle(self, t: float, kind: int, obj: Any) -> None:
-        """What one heap event does, by kind (``run`` and the live emulator's loop share it).
+        """What one heap event does, by kind (``run`` and ``steps`` share it).
         Stale events (a job or down that was rescheduled) are recognised and ignored here."""
         if kind == ARRIVE:
             self._arrive(obj, t)
@@ -745,6 +808,8 @@ class Engine(StartMixin, CalendarsMixin):
             self._release(obj, t)
         elif kind == WARMUP:
             self._warmup(t)
+        elif kind == CALL:
+            obj(t)
 
     def run(self) -> SimResult:
         """Run to the end of the horizon and collect the results."""

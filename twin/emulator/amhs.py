@@ -1,8 +1,8 @@
 """The emulator's AMHS side: carrier moves by OHT vehicles, their positions and states.
 
-A mixin of ``twin.live.emulator.Emulator`` (it shares the emulator's state): the OHT simulator
-(``twin.physics.oht``) runs ``position_every`` s ahead of the process engine, in steps queued
-in the engine's own event heap, and what it did in each step (pick-ups, deliveries, positions,
+A mixin of ``twin.emulator.emulator.Emulator`` (it shares the emulator's state): the OHT simulator
+(``twin.physics.oht``) runs ``position_every`` s ahead of the process engine, in steps scheduled
+on the engine's clock (``Engine.schedule``), and what it did in each step (pick-ups, deliveries, positions,
 vehicle states) is emitted with the exact times the simulator computed. While every vehicle
 stands idle the OHT clock is only shifted (``_off``), never run.
 """
@@ -17,10 +17,8 @@ import numpy as np
 from twin.errors import InputError
 from twin.physics.oht import IDLE, LOADING, TO_DEST, TO_SOURCE, UNLOADING
 from twin.physics.routing import port_stop
-from twin.whatif.reference.engine import ARRIVE
 
 VEHICLE_STAGE_STATE = ("idle", "moving", "acquiring", "moving", "depositing")
-TICK = object()  # the OHT's clock step, queued in the engine heap as an ARRIVE
 
 
 class Move:
@@ -48,7 +46,6 @@ class AmhsMixin:
             # idle time, it is shifted to now (the OHT's time + ``_off`` is fab time).
             self._off = t - sim.t
         self._xfers += 1
-        self._counts["transfers"] += 1
         xid = f"X{self._xfers:07d}"
         self._emit(t, "amhs", "carrier.transfer_requested", carrier, transfer=xid,
                    **{"from": src, "to": dest}, lot=lot_id)  # fmt: skip
@@ -60,7 +57,7 @@ class AmhsMixin:
                    vehicle=vid)  # fmt: skip
         if not self._ticking:
             self._ticking = True
-            self.engine._push(max(t, sim.t + self._off), ARRIVE, TICK)
+            self.engine.schedule(max(t, sim.t + self._off), self._tick)
 
     def _pick_vehicle(self, src: str) -> str:
         """The nearest vehicle without carrier work (by rail distance to the source port, from
@@ -112,7 +109,7 @@ class AmhsMixin:
                 self._enroute[mv.tool.id] -= 1
             if mv.lot is not None:
                 self._ready[mv.lot.id] = mv.lot.idx
-                self.engine._push(max(tr.completed + off, t), ARRIVE, mv.lot)
+                self.engine.arrive(mv.lot, max(tr.completed + off, t))
         for i, vid in enumerate(self.veh):
             job = sim.jobs[i]
             q = self._pending[vid]
@@ -128,7 +125,7 @@ class AmhsMixin:
         carrying = any(mv.id for q in self._pending.values() for mv in q)
         busy = carrying or hoisting or bool((sim.v > 0).any())
         if busy:
-            self.engine._push(now, ARRIVE, TICK)
+            self.engine.schedule(now, self._tick)
         else:
             self._ticking = False
 

@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
         help="fab seconds per wall-clock second, or 'max' (as fast as possible; default)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--no-wip",
+        dest="initial_wip",
+        action="store_false",
+        help="start from an empty fab; by default the model's initial WIP (WIP.txt) is placed "
+        "mid-route at time 0 (lot.placed events)",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--out", help="write JSON lines to this file ('-': standard output)")
     out.add_argument("--mqtt", help="publish to the MQTT broker HOST:PORT (QoS 1)")
@@ -80,7 +87,8 @@ def _speed(text: str) -> float | None:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    from twin.live.emulator import EmulatorConfig, load_emulator
+    from twin.emulator.emulator import EmulatorConfig, load_emulator
+    from twin.emulator.truth import truth_model
 
     problems = []
     try:
@@ -99,7 +107,9 @@ def _emulate(args: argparse.Namespace) -> int:
     if problems:
         raise InputError("twin emulate", problems)
     emu = load_emulator(
-        args.src, process=args.process, config=EmulatorConfig(seed=args.seed, hours=args.hours)
+        args.src,
+        process=args.process,
+        config=EmulatorConfig(seed=args.seed, hours=args.hours, initial_wip=args.initial_wip),
     )
     if args.truth:
         emu.model = truth_model(emu.model, args.truth)
@@ -145,27 +155,6 @@ def _emulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def truth_model(model: Any, path: str) -> Any:
-    """The model with the one scenario of the ``--truth`` file applied (checked against it)."""
-    from twin.whatif.scenarios import load_scenarios
-
-    found = load_scenarios(path, model)[1:]  # the baseline comes first
-    if len(found) != 1:
-        raise InputError(
-            "twin emulate",
-            [f"--truth {path}: {len(found)} scenarios; a truth file holds exactly one"],
-        )
-    truth = found[0].apply(model)
-    moved = [f for f, fam in model.families.items() if truth.families[f].count != fam.count]
-    if moved:
-        raise InputError(
-            "twin emulate",
-            [f"--truth {path}: changes the tool count of {', '.join(moved)}; the scene's tools "
-             "are fixed (a truth may change times, calendars, rules and releases)"],
-        )  # fmt: skip
-    return truth
-
-
 def _delivered(sink: Any, args: argparse.Namespace) -> str | None:
     """None when the broker (or, end to end, the twin) has every event; else what is missing."""
     if not sink.flush(timeout=60.0):
@@ -182,7 +171,8 @@ def _delivered(sink: Any, args: argparse.Namespace) -> str | None:
 def _print_kpis(kpis: dict[str, Any], report: Any) -> None:
     print(
         f"emulated {kpis['sim_hours']} h (seed {kpis['seed']}): {kpis['events']} events, "
-        f"{kpis['lots_released']} lots released, {kpis['lots_completed']} completed, "
+        f"{kpis['lots_placed']} lots placed (initial WIP), {kpis['lots_released']} released, "
+        f"{kpis['lots_completed']} completed, "
         f"WIP {kpis['wip']}, {kpis['transfers']} carrier transfers",
         file=report,
     )

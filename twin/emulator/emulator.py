@@ -16,17 +16,21 @@ The OHT replaces the model's transport times: when a lot leaves a step, its carr
 from where it is to a load port of the tool chosen for the next step (the lot is then
 dedicated to that tool, like a push dispatch), or to the bay stocker for batch families (the
 furnace is chosen when the batch forms); the lot joins the step's queue when the carrier is
-delivered. New lots start at a stocker; finished lots go back to one. The run starts from an
-empty fab (the model's initial WIP is not used: the stream has no way to place a lot mid-route).
+delivered. New lots start at a stocker; finished lots go back to one. The run starts from the
+model's initial WIP (SMT2020 ``WIP.txt``; ``EmulatorConfig.initial_wip``): each of its lots is
+announced at time 0 by ``lot.placed`` (queued at its step, ``released`` its real release time)
+and its carrier leaves a stocker at once, so lots near the end of their routes complete within
+the first simulated hour instead of after a whole cycle time.
 Vehicles are chosen nearest-idle-first; an idle vehicle parked in the way of a carrier move is
 sent on past that move's destination (the OHT simulator never moves idle vehicles). While every
 vehicle stands idle the OHT clock is not run, only shifted, which is exact (nothing moves).
 
 E10 states come from the engine (standby/productive, setup as scheduled down until the setup
 ends, PMs as scheduled down, breakdowns as unscheduled down with an alarm); a tool coming back
-up passes through standby, as E10 requires. The emulator's KPIs are its own: lots completed
-and WIP from the engine's counters, utilisation = productive time / time in a known state per
-family, from the states it published, up to its last event.
+up passes through standby, as E10 requires. The emulator's KPIs are its own, from what it
+published (so a run stopped early describes exactly its stream): lots placed, released and
+completed, WIP = placed + released - completed, carrier transfers requested, utilisation =
+productive time / time in a known state per family, up to its last event.
 
 Times: ``start`` (UTC epoch s) + simulated seconds, rounded down to 1/64 s. That grid keeps
 every time exact in JSON (microseconds) and every sum of durations exact in float64, so a
@@ -53,24 +57,28 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin.emulator.amhs import AmhsMixin, Move
 from twin.errors import InputError
-from twin.live.emulator_amhs import TICK, AmhsMixin, Move
-from twin.live.events import UP_STATES, Event
+from twin.live.events import Event
 from twin.live.sources import Sink
 from twin.physics.oht import OhtConfig, OhtSim
 from twin.physics.routing import port_stop
 from twin.process.model import FabModel
 from twin.process.toolmap import ToolIdMap
 from twin.scene.graph import SceneGraph
+from twin.vocabulary import UP_STATES
 from twin.whatif.reference import SimConfig
-from twin.whatif.reference.engine import (
-    ARRIVE,
-    BATCHING,
-    Engine,
-)
+from twin.whatif.reference.engine import Engine
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the default start of the stream
 GRID = 64  # event times are multiples of 1/GRID s (exact in JSON and in float sums)
+# events counted as they are published (the KPIs describe exactly the stream sent)
+_COUNTED = {
+    "lot.released": "released",
+    "lot.placed": "placed",
+    "lot.completed": "completed",
+    "carrier.transfer_requested": "transfers",
+}
 
 
 @dataclass(kw_only=True)
@@ -83,6 +91,7 @@ class EmulatorConfig:
     oht: OhtConfig = field(default_factory=lambda: OhtConfig(tick=2.0, lookahead=5.0))
     breakdowns: bool = True  # the model's down calendars
     pms: bool = True  # the model's PM calendars
+    initial_wip: bool = True  # start from the model's WIP.txt lots (lot.placed at time 0)
 
     def check(self) -> None:
         problems = []
@@ -96,6 +105,8 @@ class EmulatorConfig:
             problems.append(f"start = {self.start!r}: must be whole epoch seconds >= 0")
         if not (self.position_every > 0 and math.isfinite(self.position_every)):
             problems.append(f"position_every = {self.position_every!r}: must be > 0 s")
+        if not isinstance(self.initial_wip, bool):
+            problems.append(f"initial_wip = {self.initial_wip!r}: must be True or False")
         if problems:
             raise InputError("emulator config", problems)
 
@@ -106,42 +117,6 @@ def tool_map(scene: SceneGraph, model: FabModel) -> dict[str, str]:
     start). Every family must have exactly STNQTY tools in the scene; one error lists every
     family that does not."""
     return ToolIdMap.from_scene(scene, model).to_twin
-
-
-class _Engine(Engine):
-    """The reference engine with the OHT in the loop: arrivals wait for the carrier."""
-
-    emu: Emulator
-
-    def _arrive(self, lot: Any, t: float) -> None:
-        if lot is TICK:
-            self.emu._tick(t)
-        elif type(lot) is tuple:  # the end of a setup: the tool now processes the lots
-            tool, job = lot
-            if job in tool.jobs and tool.state == ("scheduled_down", "setup"):
-                if tool.down_until <= t:
-                    self._state(tool, t, "productive", "processing")
-        elif not self.emu._carrier_there(lot, t):
-            super()._arrive(lot, t)
-
-    def _start(self, tool: Any, lots: list, st: Any, t: float) -> None:
-        # The engine reports a run that begins with a setup as setup (E10 scheduled down)
-        # until it ends; the stream reports productive from the end of the setup on.
-        super()._start(tool, lots, st, t)
-        job = tool.jobs[-1]
-        if job.setup > 0:
-            self._push(t + job.setup, ARRIVE, (tool, job))
-
-    def steps(self) -> Iterator[float]:
-        """Engine.run's loop, one heap event at a time (the same ``_handle`` per event)."""
-        heap, pop, end, handle = self.heap, heapq.heappop, self.end, self._handle
-        while heap:
-            t, kind, _, obj = heap[0]
-            if t > end:
-                return
-            pop(heap)
-            handle(t, kind, obj)
-            yield t
 
 
 class Emulator(AmhsMixin):
@@ -227,17 +202,22 @@ class Emulator(AmhsMixin):
             days=cfg.hours / 24.0,
             seed=cfg.seed,
             transport=False,
-            initial_wip=False,
+            initial_wip=cfg.initial_wip,
             breakdowns=cfg.breakdowns,
             pms=cfg.pms,
             wip_sample_days=max(cfg.hours / 24.0, 1e-6),
         )
-        eng = _Engine(self.model, sim_cfg, observer=self._observe)
-        eng.emu = self
+        # the engine's public hooks: arrivals wait for the carrier; a run that begins with a
+        # setup is reported as setup (E10 scheduled down) until the setup ends
+        eng = Engine(self.model, sim_cfg, observer=self._observe)
+        eng.set_hooks(on_arrive=self._carrier_there, on_start=self._on_start)
         self.engine = eng
         self._seq = {"mes": 0, "amhs": 0}
         self._acc: dict[str, list[Any]] = {}  # tool -> [state, since, productive, total]
-        self._counts = {"released": 0, "events": 0, "transfers": 0, "clock": cfg.start}
+        self._counts = {"released": 0, "placed": 0, "completed": 0, "events": 0, "transfers": 0}
+        self._counts["clock"] = cfg.start
+        if cfg.initial_wip:
+            self._place_wip()
         end = eng.end
         for t in eng.steps():
             yield from self._flush(self._grid(t), end)
@@ -274,13 +254,13 @@ class Emulator(AmhsMixin):
         return self.kpis()
 
     def kpis(self) -> dict[str, Any]:
-        """The emulator's own KPIs, from the engine's counters and the E10 states it reported
-        (utilisation = productive time / time with a known state, up to the last event
+        """The emulator's own KPIs, from the events it published: lot and transfer counts, and
+        the E10 states it reported (utilisation = productive time / time with a known state, up to the last event
         published). Meaningful once ``events()`` or ``run()`` has produced the stream."""
         if not self._used:
             raise InputError("emulator", ["kpis() come from a run: call events() or run() first"])
-        eng = self.engine
-        clock = self._counts["clock"]
+        c = self._counts
+        clock = c["clock"]
         prod: dict[str, float] = {}
         total: dict[str, float] = {}
         for tid, (state, since, p, tot) in self._acc.items():
@@ -292,9 +272,10 @@ class Emulator(AmhsMixin):
             "sim_hours": self.cfg.hours,
             "seed": self.cfg.seed,
             "events": self._counts["events"],
-            "lots_released": self._counts["released"],
-            "lots_completed": len(eng.records.id),
-            "wip": eng.fab_n,
+            "lots_released": c["released"],
+            "lots_placed": c["placed"],
+            "lots_completed": c["completed"],
+            "wip": c["placed"] + c["released"] - c["completed"],
             "transfers": self._counts["transfers"],
             "utilisation_by_family": {
                 f: (prod[f] / total[f] if total[f] > 0 else 0.0) for f in sorted(total)
@@ -321,6 +302,8 @@ class Emulator(AmhsMixin):
             ev = Event(f"{source}:{n}", source, n, gt, type, subject, data)
             counts["events"] += 1
             counts["clock"] = gt
+            if type in _COUNTED:
+                counts[_COUNTED[type]] += 1
             if type == "equipment.state":
                 self._account(subject, data["state"], gt)
             yield ev
@@ -337,6 +320,14 @@ class Emulator(AmhsMixin):
         acc[0], acc[1] = state, t
 
     # ------------------------------------------------------------------ engine side
+    def _place_wip(self) -> None:
+        """The model's initial WIP, as the engine starts it: ``lot.placed`` at time 0, each lot
+        queued at its step (its carrier then goes from a stocker to the step's tool)."""
+        for w in self.model.wip:
+            released = max(0.0, self._grid(min(w.release, 0.0)))
+            self._emit(0.0, "mes", "lot.placed", w.id, product=w.product, step=int(w.step),
+                       wafers=int(w.wafers), priority=int(w.priority), released=released)  # fmt: skip
+
     def _observe(self, kind: str, t: float, **f: Any) -> None:
         if kind == "tool_state":
             self._equipment(self.tools[f["tool"]], t, f["state"], f["reason"])
@@ -352,7 +343,6 @@ class Emulator(AmhsMixin):
             self._emit(t, "mes", "lot.track_out", f["lot"], equipment=self.tools[f["tool"]],
                        step=int(f["step"]))  # fmt: skip
         elif kind == "lot_released":
-            self._counts["released"] += 1
             self._emit(t, "mes", "lot.released", f["lot"], product=f["product"],
                        priority=int(f["priority"]))  # fmt: skip
         elif kind == "lot_completed":
@@ -378,6 +368,17 @@ class Emulator(AmhsMixin):
                        text=f"{tid} down: {reason}")  # fmt: skip
         self._tool_state[tid] = state
 
+    def _on_start(self, tool: Any, lots: list, st: Any, t: float) -> None:
+        job = tool.jobs[-1]
+        if job.setup > 0:
+            self.engine.schedule(t + job.setup, lambda now: self._setup_end(tool, job, now))
+
+    def _setup_end(self, tool: Any, job: Any, t: float) -> None:
+        """The end of a setup: the tool now processes the lots (E10 productive)."""
+        if job in tool.jobs and tool.state == ("scheduled_down", "setup") and tool.down_until <= t:
+            tool.state = ("productive", "processing")
+            self._equipment(self.tools[tool.id], t, "productive", "processing")
+
     def _carrier_there(self, lot: Any, t: float) -> bool:
         """False if the lot may join its queue now; True if a transfer was started for it."""
         if lot.step.delay or self._ready.get(lot.id) == lot.idx:
@@ -389,7 +390,7 @@ class Emulator(AmhsMixin):
         bay = self.scene.node(first_tool).parent
         src = self._where.get(carrier) or self._stocker(self.stk_out, bay)
         tool = None
-        if fam.mode == BATCHING:
+        if fam.batching:
             dest = self._stocker(self.stk_in, bay)  # staged; the batch picks its furnace later
         else:
             tool = (lot.dedic or {}).get(lot.idx) or min(
