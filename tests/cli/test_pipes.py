@@ -72,3 +72,40 @@ def test_ingest_progress_only_on_a_terminal_and_transparent(tmp_path: Path) -> N
     assert wrapped.source.confirmed == {"mes": 3}
     wrapped.close()
     assert "ingest:" in shown.getvalue()  # the counter was drawn (it redraws at most 10x/s)
+
+
+def test_emulate_without_out_says_where_the_events_went() -> None:
+    """`twin emulate` with neither --out nor --mqtt says the events went nowhere and how to
+    keep them, instead of discarding them silently."""
+    done = subprocess.run(
+        [*TWIN, "emulate", "scenes/demo-fab", "--hours", "1"], cwd=ROOT, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "went nowhere" in done.stderr and "--out FILE" in done.stderr
+
+
+def test_emulate_progress_counts_fab_hours() -> None:
+    """The emulate progress wrapper passes every event on and advances in fab hours."""
+    import io
+
+    from twin.emulator.commands import _Progress
+
+    class Ev:
+        def __init__(self, t: float) -> None:
+            self.time = t
+
+    got = []
+
+    class Sink:
+        def publish(self, e) -> None:
+            got.append(e)
+
+    p = _Progress(Sink(), start=1000.0, hours=2.0)
+    p.bar.close()
+    from tqdm import tqdm
+
+    p.bar = tqdm(total=2.0, file=io.StringIO(), disable=False)
+    for i in range(1000):
+        p.publish(Ev(1000.0 + i * 3.6))  # 1000 events over one fab hour
+    assert len(got) == 1000 and abs(p.bar.n - 3596.4 / 3600) < 1e-9

@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "src",
-        help="scene folder naming its process model (or any scene given --process whose tool "
+        metavar="SRC",
+        help="scene folder (or shipped scene name: demo-fab) naming its process model (or any scene given --process whose tool "
         "families match the model's)",
     )
     p.add_argument("--process", help="SMT2020-format folder (default: the scene's process/)")
@@ -41,7 +42,11 @@ def register(sub: Any) -> None:
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--out", help="write JSON lines to this file ('-': standard output)")
-    out.add_argument("--mqtt", help="publish to the MQTT broker HOST:PORT (QoS 1)")
+    out.add_argument(
+        "--mqtt",
+        help="publish to the MQTT broker HOST:PORT, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS: "
+        "docs/mqtt.md) with QoS 1",
+    )
     p.add_argument(
         "--mqtt-batch",
         type=int,
@@ -118,9 +123,8 @@ def _emulate(args: argparse.Namespace) -> int:
     if args.mqtt:
         from twin.live.mqtt import MqttConfig, MqttSink
 
-        cfg = MqttConfig.from_url(
-            f"mqtt://{args.mqtt}", client_id=f"twin-emulate-{args.seed}", batch=args.mqtt_batch
-        )
+        url = args.mqtt if args.mqtt.startswith(("mqtt://", "mqtts://")) else f"mqtt://{args.mqtt}"
+        cfg = MqttConfig.from_url(url, client_id=f"twin-emulate-{args.seed}", batch=args.mqtt_batch)
         sink = MqttSink(cfg, fab=args.fab or emu.scene.name, end_to_end=args.end_to_end)
         close = sink.close
     elif args.out == "-":
@@ -137,7 +141,7 @@ def _emulate(args: argparse.Namespace) -> int:
         sink = _Discard()
     failed = None
     try:
-        kpis = emu.run(sink, speed)
+        kpis = emu.run(_with_progress(sink, emu, args.hours), speed)
         if args.mqtt:
             failed = _delivered(sink, args)
     finally:
@@ -148,6 +152,12 @@ def _emulate(args: argparse.Namespace) -> int:
         print(json.dumps(kpis, indent=2), file=report)
     else:
         _print_kpis(kpis, report)
+    if isinstance(sink, _Discard):
+        print(
+            f"twin emulate: the {kpis['events']} events went nowhere (no --out or --mqtt): give "
+            "--out FILE, --out - (standard output) or --mqtt HOST:PORT to keep them",
+            file=sys.stderr,
+        )
     if failed is not None:
         from twin.live.mqtt import DeliveryError
 
@@ -188,3 +198,30 @@ class _Stdout:
 class _Discard:
     def publish(self, event: Any) -> None:
         pass
+
+
+class _Progress:
+    """A sink wrapper drawing fab hours emulated out of ``hours`` (on a terminal only)."""
+
+    def __init__(self, sink: Any, start: float, hours: float) -> None:
+        from tqdm import tqdm
+
+        self.sink, self.start, self.n = sink, start, 0
+        self.bar = tqdm(total=round(hours, 2), unit="fab h", desc="emulate", file=sys.stderr,
+                        disable=None, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total} fab h")  # fmt: skip
+
+    def publish(self, event: Any) -> None:
+        self.sink.publish(event)
+        self.n += 1
+        if self.n % 500 == 0:  # drawing per event would cost more than emulating
+            done = min(self.bar.total, (event.time - self.start) / 3600.0)
+            self.bar.update(done - self.bar.n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sink, name)
+
+
+def _with_progress(sink: Any, emu: Any, hours: float) -> Any:
+    if not sys.stderr.isatty():
+        return sink
+    return _Progress(sink, emu.cfg.start, hours)

@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
         description="Check a twin event store's hash chain and head file, or copy it while a "
         "twin is ingesting. See docs/store.md.",
     )
-    actions = p.add_subparsers(dest="store_action", metavar="ACTION")
+    actions = p.add_subparsers(dest="store_action", metavar="SUBCOMMAND")
     v = actions.add_parser(
         "verify",
         help="walk the whole hash chain and the head file; one line, exit 1 if broken",

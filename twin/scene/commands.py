@@ -17,14 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src_help = "scene folder (holding scene.yaml) or SMAT2022 .xlsx workbook"
 
     info = sub.add_parser("info", help="counts, families and bounding box of a scene")
-    info.add_argument("src", type=Path, help=src_help)
+    info.add_argument("src", type=Path, metavar="SRC", help=src_help)
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=cmd_info)
 
     check = sub.add_parser(
         "check", help="validate a scene and compare it with its process model (exit 1 on errors)"
     )
-    check.add_argument("src", type=Path, help=src_help)
+    check.add_argument("src", type=Path, metavar="SRC", help=src_help)
     check.add_argument(
         "--model", type=Path, help="SMT2020-format process folder (default: the scene's process/)"
     )
@@ -35,9 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = sub.add_parser(
         "export", help="write the whole scene as one GLB (glTF viewers) or OpenUSD stage"
     )
-    export.add_argument("src", type=Path, help=src_help)
+    export.add_argument("src", type=Path, metavar="SRC", help=src_help)
     export.add_argument(
-        "out", type=Path, help="output file: .glb, or .usda/.usdc/.usdz (needs the usd extra)"
+        "out",
+        type=Path,
+        metavar="OUT",
+        help="output file: .glb, or .usda/.usdc/.usdz (needs the usd extra)",
     )
     export.add_argument("--no-rail", action="store_true", help="leave the rail beams out")
     export.add_argument("--no-vehicles", action="store_true", help="leave the vehicles out")
@@ -63,8 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(func=cmd_export)
 
     render = sub.add_parser("render", help="render the scene to a PNG (needs the physics extra)")
-    render.add_argument("src", type=Path, help=src_help)
-    render.add_argument("out", type=Path, help="output .png file")
+    render.add_argument("src", type=Path, metavar="SRC", help=src_help)
+    render.add_argument("out", type=Path, metavar="OUT", help="output .png file")
     render.add_argument("--camera", type=_xyz, help="camera position x,y,z in metres")
     render.add_argument("--target", type=_xyz, help="point looked at x,y,z in metres")
     render.add_argument("--width", type=int, default=1280, help="image width in pixels")
@@ -72,7 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.set_defaults(func=cmd_render)
 
     demo = sub.add_parser("demo", help="(re)generate the demo fab folder")
-    demo.add_argument("folder", type=Path, nargs="?", default=Path("scenes/demo-fab"))
+    demo.add_argument(
+        "folder",
+        type=Path,
+        nargs="?",
+        default=Path("scenes/demo-fab"),
+        metavar="FOLDER",
+        help="scene folder to write (default scenes/demo-fab)",
+    )
     demo.set_defaults(func=cmd_demo)
 
 
