@@ -33,3 +33,34 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# Browser-side files (package.json, pinned in package-lock.json): three.js for /viewer and
+# Swagger UI for /docs, from the npm registry, never from a CDN at run time. `npm ci` runs when
+# node_modules is missing or older than the lock file; then the few files the browser loads are
+# copied into the package (twin/viewer/static/vendor, gitignored, carried in the wheel).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing npm"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
+fi
+lock_sum=$(sha1sum package-lock.json | cut -c1-12)
+if [ "$(cat node_modules/.twin-lock 2>/dev/null)" != "$lock_sum" ]; then
+  echo "setup: npm ci (three.js, swagger-ui-dist, gltf-validator)"
+  SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.twin-lock
+fi
+VENDOR=twin/viewer/static/vendor
+mkdir -p "$VENDOR"
+for f in three/build/three.module.js three/build/three.core.js three/LICENSE \
+         three/examples/jsm/controls/OrbitControls.js \
+         swagger-ui-dist/swagger-ui-bundle.js swagger-ui-dist/swagger-ui.css \
+         swagger-ui-dist/LICENSE; do
+  case "$f" in
+    */LICENSE) dest="$VENDOR/${f%%/*}.LICENSE" ;;
+    *) dest="$VENDOR/${f##*/}" ;;
+  esac
+  if [ ! -f "$dest" ] || [ "node_modules/$f" -nt "$dest" ]; then
+    cp "node_modules/$f" "$dest"
+  fi
+done

@@ -123,9 +123,12 @@ def _up(args: argparse.Namespace) -> int:
         if token is None
         else f"  development admin token (shown once): {token}\n"
     )
+    # the fragment (#token=) never leaves the browser: the page keeps it in sessionStorage
+    view = f"{url}/viewer" + ("" if token is None else f"#token={token}")
     print(
         f"twin up: the demo fab on {url} (API docs {url}/docs)\n"
         + who
+        + f"  3D viewer: {view}\n"
         + f"  try: curl -H 'Authorization: Bearer <token>' {url}/kpis\n"
         f"  feed: {settings.feed} at {settings.feed_speed:g}x (seed {settings.feed_seed})\n"
         f"  event store: {store}\n"
@@ -152,6 +155,7 @@ def _serve(args: argparse.Namespace) -> int:
         physics=False if args.no_physics else None,
     )
     print(f"twin serve: {args.scene} on http://{args.host}:{args.port}", flush=True)
+    print(f"  3D viewer: http://{args.host}:{args.port}/viewer (asks for a read token)", flush=True)
     for note in settings.notes():
         print(f"  note: {note}", flush=True)
     return _run(settings, args.host, args.port)

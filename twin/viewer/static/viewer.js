@@ -1,0 +1,625 @@
+// The twin's 3D viewer: the scene from /viewer/scene, the state from /viewer/state, live
+// changes from the /stream WebSocket, the past through /viewer/state?at= (as `twin state --at`).
+// One draw call per kind of thing (instanced meshes, one line set, one point set): the whole
+// SMAT2022 fab is a handful of draw calls, whatever the number of tools, ports and vehicles.
+import * as THREE from "three";
+import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+
+const E10 = {
+  productive: ["#2e9d4a", "productive"],
+  standby: ["#f2c744", "standby"],
+  engineering: ["#3f7fe0", "engineering"],
+  scheduled_down: ["#e67e22", "scheduled down"],
+  unscheduled_down: ["#d93636", "unscheduled down"],
+  non_scheduled: ["#8a8f98", "non-scheduled"],
+};
+const NO_STATE = "#5d6670"; // no report yet
+const STOCKER = "#6d5d8c";
+const VEHICLE_EMPTY = "#7fd8ff";
+const VEHICLE_LOADED = "#ff5fd2";
+const STREAM_TYPES = "equipment.state,lot.track_in,lot.track_out,vehicle.,carrier.picked_up,carrier.delivered";
+const RESYNC_MS = 30000; // the live view re-reads the whole state this often (drift-proof)
+const TOKEN_KEY = "twin.token";
+
+const $ = (id) => document.getElementById(id);
+const api = {
+  token: null,
+  async get(path) {
+    const r = await fetch(path, { headers: { Authorization: `Bearer ${this.token}` } });
+    if (r.status === 401 || r.status === 403) {
+      askToken(`the server refused the token (${r.status}); enter one with the read scope`);
+      throw new Error(`auth ${r.status}`);
+    }
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+    return r.json();
+  },
+};
+
+// ------------------------------------------------------------------ token (never in a URL)
+function takeToken() {
+  const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname); // the fragment leaves the address bar
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function askToken(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("loginerr").textContent = message || "";
+  $("login").classList.remove("hidden");
+}
+
+$("login").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  location.reload();
+});
+
+// ------------------------------------------------------------------ three.js scene
+const canvas = $("view");
+const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
+renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
+const scene3 = new THREE.Scene();
+scene3.background = new THREE.Color("#1d2126");
+const camera = new THREE.PerspectiveCamera(45, 1, 0.5, 5000);
+camera.up.set(0, 0, 1); // the scene graph is Z-up, metres
+const controls = new OrbitControls(camera, canvas);
+controls.enableDamping = true;
+scene3.add(new THREE.HemisphereLight("#ffffff", "#404448", 2.2));
+const sun = new THREE.DirectionalLight("#ffffff", 1.2);
+sun.position.set(0.3, -0.5, 1);
+scene3.add(sun);
+
+const tmpM = new THREE.Matrix4();
+const tmpC = new THREE.Color();
+const tmpV = new THREE.Vector3();
+const S = {
+  // filled by build()
+  equipIndex: new Map(), // id -> instance
+  equipIds: [], equipKind: [], equipFamily: [], equipBox: null,
+  segIndex: new Map(), segXYZ: null, segLen: null,
+  vehIndex: new Map(), vehIds: [],
+  veh: [], // per vehicle {from, to, t0, dur, last, loaded, rec}
+  equipState: [], equipLots: [],
+  meshes: {},
+  mode: "loading", // live | replay
+  clock: null, // ms epoch of the latest event shown
+  wip: {},
+  selected: null,
+  firstFrameMs: null,
+  frames: [],
+};
+
+function sizeToWindow() {
+  const w = window.innerWidth, h = window.innerHeight;
+  renderer.setSize(w, h, false);
+  camera.aspect = w / h;
+  camera.updateProjectionMatrix();
+}
+window.addEventListener("resize", sizeToWindow);
+
+function build(sc) {
+  $("fab").textContent = sc.name;
+  const [lo, hi] = sc.bbox;
+  const cx = (lo[0] + hi[0]) / 2, cy = (lo[1] + hi[1]) / 2;
+  const span = Math.max(hi[0] - lo[0], hi[1] - lo[1], 10);
+  // floor
+  const floor = new THREE.Mesh(
+    new THREE.PlaneGeometry(hi[0] - lo[0] + 10, hi[1] - lo[1] + 10),
+    new THREE.MeshLambertMaterial({ color: "#2a2f35" }),
+  );
+  floor.position.set(cx, cy, -0.02);
+  scene3.add(floor);
+  // bays: one instanced slab each
+  const bayGeo = new THREE.BoxGeometry(1, 1, 0.02);
+  const bays = new THREE.InstancedMesh(bayGeo, new THREE.MeshLambertMaterial({ color: "#363c44" }), Math.max(sc.bays.length, 1));
+  bays.count = sc.bays.length;
+  sc.bays.forEach(([, x0, y0, x1, y1], i) => {
+    tmpM.makeScale(x1 - x0 + 2, y1 - y0 + 2, 1).setPosition((x0 + x1) / 2, (y0 + y1) / 2, 0);
+    bays.setMatrixAt(i, tmpM);
+  });
+  scene3.add(bays);
+  // equipment: unit boxes, origin at the bottom centre, scaled per instance
+  const eq = sc.equipment;
+  const n = eq.ids.length;
+  const boxGeo = new THREE.BoxGeometry(1, 1, 1).translate(0, 0, 0.5);
+  const tools = new THREE.InstancedMesh(boxGeo, new THREE.MeshLambertMaterial(), Math.max(n, 1));
+  tools.count = n;
+  S.equipBox = eq.box;
+  for (let i = 0; i < n; i++) {
+    const b = eq.box.slice(6 * i, 6 * i + 6);
+    tmpM.makeScale(b[3], b[4], b[5]).setPosition(b[0], b[1], b[2]);
+    tools.setMatrixAt(i, tmpM);
+    S.equipIndex.set(eq.ids[i], i);
+    S.equipState.push(null);
+    S.equipLots.push(0);
+  }
+  S.equipIds = eq.ids; S.equipKind = eq.kind; S.equipFamily = eq.family;
+  scene3.add(tools);
+  S.meshes.tools = tools;
+  // lot counts: one billboard per tool, a digit atlas picked per instance (one draw call)
+  S.meshes.lots = lotBadges(eq);
+  scene3.add(S.meshes.lots);
+  // rails: one line set
+  const sg = sc.segments;
+  S.segXYZ = sg.xyz; S.segLen = sg.length;
+  sg.ids.forEach((id, i) => S.segIndex.set(id, i));
+  const railGeo = new THREE.BufferGeometry();
+  railGeo.setAttribute("position", new THREE.Float32BufferAttribute(sg.xyz, 3));
+  scene3.add(new THREE.LineSegments(railGeo, new THREE.LineBasicMaterial({ color: "#9aa4b1" })));
+  // ports: one point set
+  const portGeo = new THREE.BufferGeometry();
+  portGeo.setAttribute("position", new THREE.Float32BufferAttribute(sc.ports, 3));
+  scene3.add(new THREE.Points(portGeo, new THREE.PointsMaterial({ color: "#c6ccd4", size: 0.35 })));
+  // vehicles: instanced boxes hanging under the rail
+  const vs = sc.vehicles;
+  const vGeo = new THREE.BoxGeometry(0.9, 0.9, 0.6).translate(0, 0, -0.35);
+  const vMesh = new THREE.InstancedMesh(vGeo, new THREE.MeshLambertMaterial(), Math.max(vs.ids.length, 1));
+  vMesh.count = vs.ids.length;
+  vMesh.instanceMatrix.setUsage(THREE.DynamicDrawUsage);
+  S.vehIds = vs.ids;
+  vs.ids.forEach((id, i) => {
+    S.vehIndex.set(id, i);
+    const p = pointOn(vs.segment[i], vs.offset[i]) || [cx, cy, 0];
+    S.veh.push({ from: p, to: p, t0: 0, dur: 1, last: 0, loaded: false, rec: [vs.segment[i], vs.offset[i], 0, "idle", null] });
+    vMesh.setColorAt(i, tmpC.set(VEHICLE_EMPTY));
+  });
+  scene3.add(vMesh);
+  S.meshes.vehicles = vMesh;
+  paintAll();
+  // camera over the fab
+  camera.position.set(cx, cy - span * 0.75, span * 0.95);
+  controls.target.set(cx, cy, 0);
+  camera.far = span * 10;
+  camera.updateProjectionMatrix();
+  controls.update();
+  const list = $("ids");
+  for (const id of [...eq.ids, ...vs.ids]) {
+    const o = document.createElement("option");
+    o.value = id;
+    list.appendChild(o);
+  }
+}
+
+function lotBadges(eq) {
+  const cells = ["", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10+"];
+  const c = document.createElement("canvas");
+  c.width = 64 * cells.length; c.height = 64;
+  const g = c.getContext("2d");
+  g.font = "bold 40px sans-serif"; g.textAlign = "center"; g.textBaseline = "middle";
+  cells.forEach((t, i) => {
+    if (!t) return;
+    g.fillStyle = "#ffffff"; g.beginPath(); g.arc(64 * i + 32, 32, 30, 0, 2 * Math.PI); g.fill();
+    g.fillStyle = "#111111"; g.font = t.length > 1 ? "bold 26px sans-serif" : "bold 40px sans-serif";
+    g.fillText(t, 64 * i + 32, 34);
+  });
+  const tex = new THREE.CanvasTexture(c);
+  const n = eq.ids.length;
+  const geo = new THREE.InstancedBufferGeometry();
+  const quad = new THREE.PlaneGeometry(1, 1);
+  geo.index = quad.index;
+  geo.setAttribute("position", quad.getAttribute("position"));
+  geo.setAttribute("uv", quad.getAttribute("uv"));
+  const at = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    at[3 * i] = eq.box[6 * i]; at[3 * i + 1] = eq.box[6 * i + 1];
+    at[3 * i + 2] = eq.box[6 * i + 2] + eq.box[6 * i + 5] + 0.8;
+  }
+  geo.setAttribute("at", new THREE.InstancedBufferAttribute(at, 3));
+  const cell = new THREE.InstancedBufferAttribute(new Float32Array(n), 1);
+  cell.setUsage(THREE.DynamicDrawUsage);
+  geo.setAttribute("cell", cell);
+  geo.instanceCount = n;
+  const mat = new THREE.ShaderMaterial({
+    uniforms: { atlas: { value: tex }, cells: { value: cells.length }, size: { value: 1.4 } },
+    transparent: true,
+    depthWrite: false,
+    vertexShader: `
+      attribute vec3 at; attribute float cell; uniform float size; varying vec2 vUv; varying float vCell;
+      void main() {
+        vUv = uv; vCell = cell;
+        vec4 mv = modelViewMatrix * vec4(at, 1.0);
+        mv.xy += position.xy * size * (cell > 0.5 ? 1.0 : 0.0);
+        gl_Position = projectionMatrix * mv;
+      }`,
+    fragmentShader: `
+      uniform sampler2D atlas; uniform float cells; varying vec2 vUv; varying float vCell;
+      void main() {
+        vec4 c = texture2D(atlas, vec2((vCell + vUv.x) / cells, vUv.y));
+        if (c.a < 0.1) discard;
+        gl_FragColor = c;
+      }`,
+  });
+  const mesh = new THREE.Mesh(geo, mat);
+  mesh.frustumCulled = false;
+  return mesh;
+}
+
+function pointOn(seg, offset) {
+  const i = S.segIndex.get(seg);
+  if (i === undefined) return null;
+  const x = S.segXYZ, L = S.segLen[i];
+  const f = L > 0 ? Math.min(Math.max(offset / L, 0), 1) : 0;
+  const a = 6 * i;
+  return [x[a] + (x[a + 3] - x[a]) * f, x[a + 1] + (x[a + 4] - x[a + 1]) * f, x[a + 2] + (x[a + 5] - x[a + 2]) * f];
+}
+
+// ------------------------------------------------------------------ state -> colours
+function equipColour(i) {
+  const st = S.equipState[i];
+  if (st && E10[st]) return E10[st][0];
+  return S.equipKind[i] === "stocker" ? STOCKER : NO_STATE;
+}
+
+function paintEquip(i) {
+  S.meshes.tools.setColorAt(i, tmpC.set(equipColour(i)));
+  S.meshes.tools.instanceColor.needsUpdate = true;
+  const lots = S.equipLots[i];
+  S.meshes.lots.geometry.getAttribute("cell").array[i] = lots <= 0 ? 0 : Math.min(lots, 10);
+  S.meshes.lots.geometry.getAttribute("cell").needsUpdate = true;
+}
+
+function paintAll() {
+  for (let i = 0; i < S.equipIds.length; i++) paintEquip(i);
+  S.veh.forEach((v, i) => S.meshes.vehicles.setColorAt(i, tmpC.set(v.loaded ? VEHICLE_LOADED : VEHICLE_EMPTY)));
+  if (S.meshes.vehicles.instanceColor) S.meshes.vehicles.instanceColor.needsUpdate = true;
+}
+
+function moveVehicle(i, seg, offset, now, dur) {
+  const v = S.veh[i];
+  const p = pointOn(seg, offset);
+  if (!p) return;
+  v.from = current(v, now);
+  v.to = p;
+  v.t0 = now;
+  v.dur = dur;
+}
+
+function current(v, now) {
+  const f = Math.min(Math.max((now - v.t0) / (v.dur * 1000), 0), 1);
+  return [0, 1, 2].map((k) => v.from[k] + (v.to[k] - v.from[k]) * f);
+}
+
+function applySnapshot(st, lerp) {
+  const now = performance.now();
+  for (const [id, [state, lots]] of Object.entries(st.equipment)) {
+    const i = S.equipIndex.get(id);
+    if (i === undefined) continue;
+    S.equipState[i] = state;
+    S.equipLots[i] = lots;
+  }
+  for (const [id, rec] of Object.entries(st.vehicles)) {
+    const i = S.vehIndex.get(id);
+    if (i === undefined) continue;
+    const v = S.veh[i];
+    v.rec = rec;
+    v.loaded = rec[4] != null;
+    if (rec[0]) moveVehicle(i, rec[0], rec[1], now, lerp);
+  }
+  S.wip = st.wip_by_family || {};
+  S.clock = st.clock ? Date.parse(st.clock) : S.clock;
+  paintAll();
+  showClock();
+  if (S.selected) showInfo(S.selected);
+}
+
+function applyEvent(ev, now) {
+  const t = Date.parse(ev.time);
+  if (!(S.clock >= t)) S.clock = t;
+  const d = ev.data || {};
+  switch (ev.type) {
+    case "equipment.state": {
+      const i = S.equipIndex.get(ev.subject);
+      if (i !== undefined) { S.equipState[i] = d.state; paintEquip(i); }
+      break;
+    }
+    case "lot.track_in":
+    case "lot.track_out": {
+      const i = S.equipIndex.get(d.equipment);
+      if (i !== undefined) {
+        S.equipLots[i] = Math.max(0, S.equipLots[i] + (ev.type === "lot.track_in" ? 1 : -1));
+        paintEquip(i);
+      }
+      break;
+    }
+    case "vehicle.position": {
+      const i = S.vehIndex.get(ev.subject);
+      if (i === undefined) break;
+      const v = S.veh[i];
+      // interpolate over the time the previous report took to come (bounded)
+      const gap = v.last ? Math.min(Math.max((now - v.last) / 1000, 0.05), 2) : 0.5;
+      v.last = now;
+      v.rec = [d.segment, d.offset, d.speed, v.rec[3], v.rec[4]];
+      moveVehicle(i, d.segment, d.offset, now, gap);
+      break;
+    }
+    case "vehicle.state":
+    case "carrier.picked_up":
+    case "carrier.delivered": {
+      const vid = ev.type === "vehicle.state" ? ev.subject : d.vehicle;
+      const i = S.vehIndex.get(vid);
+      if (i === undefined) break;
+      const v = S.veh[i];
+      if (ev.type === "vehicle.state") {
+        v.rec[3] = d.state;
+        if ("carrier" in d) v.rec[4] = d.carrier;
+      } else v.rec[4] = ev.type === "carrier.picked_up" ? ev.subject : null;
+      v.loaded = v.rec[4] != null;
+      S.meshes.vehicles.setColorAt(i, tmpC.set(v.loaded ? VEHICLE_LOADED : VEHICLE_EMPTY));
+      S.meshes.vehicles.instanceColor.needsUpdate = true;
+      break;
+    }
+  }
+}
+
+// ------------------------------------------------------------------ live: state + stream
+let ws = null;
+let resyncTimer = null;
+
+async function goLive() {
+  stopPlay();
+  if (ws) { ws.onclose = null; ws.close(); ws = null; }
+  const st = await api.get("/viewer/state");
+  applySnapshot(st, 0.3);
+  setMode("live");
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const b64 = btoa(api.token).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const url = `${proto}//${location.host}/stream?since=${st.seq}&type=${encodeURIComponent(STREAM_TYPES)}`;
+  ws = new WebSocket(url, ["twin.v1", `twin.bearer.${b64}`]);
+  S.wsBytes = 0;
+  ws.onmessage = (m) => {
+    S.wsBytes += m.data.length;
+    if (S.mode !== "live") return;
+    const msg = JSON.parse(m.data);
+    if (!Array.isArray(msg)) return; // a notice ("live")
+    const now = performance.now();
+    for (const item of msg) applyEvent(item.event, now);
+    showClock();
+  };
+  ws.onclose = (e) => {
+    ws = null;
+    if (e.code === 4401 || e.code === 1008) return askToken("the stream refused the token");
+    if (S.mode === "live") setTimeout(() => S.mode === "live" && goLive().catch(report), 2000);
+  };
+  clearInterval(resyncTimer);
+  resyncTimer = setInterval(async () => {
+    if (S.mode !== "live") return;
+    const s2 = await api.get("/viewer/state").catch(() => null);
+    if (s2 && S.mode === "live") {
+      // equipment and lots from the full state; vehicles keep following the stream
+      applySnapshot({ ...s2, vehicles: {} }, 0.5);
+    }
+  }, RESYNC_MS);
+}
+
+// ------------------------------------------------------------------ time travel
+const T = { first: null, last: null, at: null, playing: false, timer: null, busy: false };
+
+async function refreshHistory() {
+  const h = await api.get("/viewer/history");
+  if (h.first_epoch == null) return;
+  T.first = h.first_epoch; T.last = h.last_epoch;
+  const sc = $("scrub");
+  sc.min = Math.floor(T.first); sc.max = Math.ceil(T.last);
+  if (S.mode === "live") sc.value = sc.max;
+}
+
+async function showAt(t, lerp) {
+  T.at = t;
+  $("scrubtime").textContent = new Date(t * 1000).toISOString();
+  const st = await api.get(`/viewer/state?at=${encodeURIComponent(t.toFixed(3))}`);
+  if (T.at !== t && !T.playing) return st; // a later scrub won
+  setMode("replay");
+  applySnapshot(st, lerp);
+  S.clock = t * 1000;
+  showClock();
+  return st;
+}
+
+let scrubTimer = null;
+$("scrub").addEventListener("input", (e) => {
+  stopPlay();
+  const t = Number(e.target.value);
+  $("scrubtime").textContent = new Date(t * 1000).toISOString();
+  clearTimeout(scrubTimer);
+  scrubTimer = setTimeout(() => showAt(t, 0.2).catch(report), 150);
+});
+$("live").addEventListener("click", () => goLive().catch(report));
+$("play").addEventListener("click", () => (T.playing ? stopPlay() : startPlay()));
+
+function startPlay() {
+  T.playing = true;
+  $("play").textContent = "❚❚";
+  if (T.at == null) T.at = T.first;
+  const tick = 500;
+  T.timer = setInterval(async () => {
+    if (T.busy) return;
+    const speed = Number($("speed").value);
+    const t = Math.min(T.at + (speed * tick) / 1000, T.last);
+    T.busy = true;
+    try {
+      await showAt(t, tick / 1000);
+      $("scrub").value = t;
+      if (t >= T.last) goLive().catch(report);
+    } catch (err) { report(err); stopPlay(); }
+    T.busy = false;
+  }, tick);
+}
+
+function stopPlay() {
+  T.playing = false;
+  clearInterval(T.timer);
+  $("play").textContent = "▶";
+}
+
+function setMode(m) {
+  S.mode = m;
+  const b = $("mode");
+  b.textContent = m === "live" ? "live" : "replay";
+  b.className = `badge ${m}`;
+  if (m === "live") $("scrubtime").textContent = "live";
+}
+
+function showClock() {
+  $("clock").textContent = S.clock ? new Date(S.clock).toISOString().replace(".000Z", "Z") : "no events yet";
+}
+
+// ------------------------------------------------------------------ picking and the info panel
+const ray = new THREE.Raycaster();
+canvas.addEventListener("click", (e) => {
+  const r = canvas.getBoundingClientRect();
+  const p = new THREE.Vector2(((e.clientX - r.left) / r.width) * 2 - 1, -((e.clientY - r.top) / r.height) * 2 + 1);
+  ray.setFromCamera(p, camera);
+  const hit = ray.intersectObjects([S.meshes.vehicles, S.meshes.tools], false)[0];
+  if (!hit) return;
+  const id = hit.object === S.meshes.tools ? S.equipIds[hit.instanceId] : S.vehIds[hit.instanceId];
+  select(id);
+});
+
+$("search").addEventListener("change", (e) => {
+  const id = e.target.value.trim();
+  if (S.equipIndex.has(id) || S.vehIndex.has(id)) {
+    select(id, true);
+  }
+});
+
+function select(id, fly) {
+  S.selected = id;
+  if (fly) {
+    const p = positionOf(id);
+    if (p) {
+      const d = tmpV.copy(camera.position).sub(controls.target);
+      controls.target.set(...p);
+      camera.position.copy(controls.target).add(d.setLength(Math.min(d.length(), 40)));
+    }
+  }
+  showInfo(id).catch(report);
+}
+
+function positionOf(id) {
+  const i = S.equipIndex.get(id);
+  if (i !== undefined) return [S.equipBox[6 * i], S.equipBox[6 * i + 1], S.equipBox[6 * i + 2]];
+  const k = S.vehIndex.get(id);
+  return k === undefined ? null : current(S.veh[k], performance.now());
+}
+
+const esc = (s) => String(s ?? "–").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+async function showInfo(id) {
+  const box = $("info");
+  box.classList.remove("hidden");
+  const rows = [];
+  const i = S.equipIndex.get(id);
+  if (i !== undefined) {
+    const fam = S.equipFamily[i];
+    rows.push(["kind", S.equipKind[i]], ["family", fam], ["E10 state", S.equipState[i] || "no report yet"],
+      ["lots in process", S.equipLots[i]], ["family queue + WIP", fam ? S.wip[fam] || 0 : "–"]);
+    if (S.mode === "live") {
+      const e = await api.get(`/equipment/${encodeURIComponent(id)}`).catch(() => null);
+      if (e) rows.push(["reason", e.reason], ["since", e.since], ["setup", e.setup], ["lots", e.lots.join(", ") || "none"]);
+    }
+  } else {
+    const v = S.veh[S.vehIndex.get(id)];
+    rows.push(["kind", "vehicle"], ["state", v.rec[3]], ["load", v.loaded ? `carrier ${v.rec[4]}` : "empty"],
+      ["segment", v.rec[0]], ["offset (m)", Number(v.rec[1] || 0).toFixed(2)], ["speed (m/s)", Number(v.rec[2] || 0).toFixed(2)]);
+  }
+  const until = S.clock ? S.clock / 1000 : null;
+  let recent = [];
+  if (until) {
+    const q = `/events?subject=${encodeURIComponent(id)}&since=${(until - 3600).toFixed(3)}&until=${until.toFixed(3)}&limit=500`;
+    const ev = await api.get(q).catch(() => ({ items: [] }));
+    recent = ev.items.slice(-10).reverse();
+  }
+  if (S.selected !== id) return;
+  box.innerHTML = `<h3>${esc(id)}</h3><table>${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join("")}</table>
+    <div>recent events (last hour of the twin's clock)</div>
+    <ol>${recent.map((r) => `<li>${esc(r.event.time.slice(11, 19))} ${esc(r.event.type)} ${esc(JSON.stringify(r.event.data))}</li>`).join("") || "<li>none</li>"}</ol>
+    <button id="close">close</button>`;
+  $("close").onclick = () => { S.selected = null; box.classList.add("hidden"); };
+}
+
+function legend() {
+  const item = (c, t) => `<div><i style="background:${c}"></i>${t}</div>`;
+  $("legend").innerHTML = "<b>tools (E10 state)</b>" + Object.values(E10).map(([c, t]) => item(c, t)).join("") +
+    item(NO_STATE, "no report yet") + item(STOCKER, "stocker") + "<b>vehicles</b>" +
+    item(VEHICLE_EMPTY, "empty") + item(VEHICLE_LOADED, "carrying a FOUP") +
+    '<div>white disc: lots in process</div>';
+}
+
+function report(err) {
+  console.error(err);
+}
+
+// ------------------------------------------------------------------ render loop
+function frame(now) {
+  const vm = S.meshes.vehicles;
+  if (vm) {
+    for (let i = 0; i < S.veh.length; i++) {
+      const p = current(S.veh[i], now);
+      tmpM.makeTranslation(p[0], p[1], p[2]);
+      vm.setMatrixAt(i, tmpM);
+    }
+    vm.instanceMatrix.needsUpdate = true;
+  }
+  controls.update();
+  renderer.render(scene3, camera);
+  if (S.frames.length < 600) S.frames.push(now);
+  else { S.frames.shift(); S.frames.push(now); }
+  if (S.firstFrameMs == null && vm) {
+    S.firstFrameMs = now;
+    window.twinViewer.ready = true;
+  }
+  requestAnimationFrame(frame);
+}
+
+// ------------------------------------------------------------------ test and bench hooks
+window.twinViewer = {
+  ready: false,
+  get firstFrameMs() { return S.firstFrameMs; },
+  get mode() { return S.mode; },
+  get clock() { return S.clock; },
+  get wsBytes() { return S.wsBytes || 0; },
+  drawCalls: () => renderer.info.render.calls,
+  vehicles: () => S.vehIds.slice(),
+  // where a vehicle or tool is on the screen now, in CSS pixels (null if unknown)
+  screenPosition(id) {
+    const p = positionOf(id);
+    if (!p) return null;
+    tmpV.set(...p).project(camera);
+    const r = canvas.getBoundingClientRect();
+    return [(tmpV.x + 1) / 2 * r.width, (1 - tmpV.y) / 2 * r.height];
+  },
+  toolColour(id) {
+    const i = S.equipIndex.get(id);
+    return i === undefined ? null : "#" + tmpC.set(equipColour(i)).getHexString();
+  },
+  toolState(id) {
+    const i = S.equipIndex.get(id);
+    return i === undefined ? null : S.equipState[i];
+  },
+  // frame times (ms) over the last n frames
+  frameTimes(n = 60) {
+    const f = S.frames.slice(-n - 1);
+    return f.slice(1).map((t, i) => t - f[i]);
+  },
+  scrubTo: (t) => { stopPlay(); $("scrub").value = t; return showAt(t, 0); },
+  goLive: () => goLive(),
+  history: () => ({ first: T.first, last: T.last }),
+};
+
+async function main() {
+  legend();
+  sizeToWindow();
+  api.token = takeToken();
+  if (!api.token) return askToken();
+  const sc = await api.get("/viewer/scene");
+  build(sc);
+  requestAnimationFrame(frame);
+  await goLive();
+  await refreshHistory();
+  setInterval(() => refreshHistory().catch(report), 10000);
+}
+
+main().catch(report);
