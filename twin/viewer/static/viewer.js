@@ -90,6 +90,7 @@ const S = {
   selected: null,
   firstFrameMs: null,
   frames: [],
+  counts: {}, // live events applied, per type
 };
 
 function sizeToWindow() {
@@ -306,6 +307,7 @@ function applySnapshot(st, lerp) {
 }
 
 function applyEvent(ev, now) {
+  S.counts[ev.type] = (S.counts[ev.type] || 0) + 1;
   const t = Date.parse(ev.time);
   if (!(S.clock >= t)) S.clock = t;
   const d = ev.data || {};
@@ -581,6 +583,7 @@ window.twinViewer = {
   get mode() { return S.mode; },
   get clock() { return S.clock; },
   get wsBytes() { return S.wsBytes || 0; },
+  get counts() { return { ...S.counts }; },
   drawCalls: () => renderer.info.render.calls,
   vehicles: () => S.vehIds.slice(),
   // where a vehicle or tool is on the screen now, in CSS pixels (null if unknown)
