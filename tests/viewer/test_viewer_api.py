@@ -213,3 +213,14 @@ def test_viewer_page_served_without_token_data_not(server):
     assert httpx.get(server.url + "/viewer").status_code == 200
     assert httpx.get(server.url + "/viewer/state").status_code == 401
     assert httpx.get(server.url + "/viewer/state", headers=READ).status_code == 200
+
+
+def test_scene_and_vendor_files_go_gzipped_to_who_accepts_it(client):
+    """/viewer/scene (and vendored files) are gzip for a client that accepts it, the same JSON
+    decoded; plain for one that does not."""
+    zipped = client.get("/viewer/scene", headers={**READ, "Accept-Encoding": "gzip"})
+    plain = client.get("/viewer/scene", headers={**READ, "Accept-Encoding": "identity"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert zipped.json() == plain.json()
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 3
