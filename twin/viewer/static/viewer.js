@@ -59,8 +59,21 @@ $("login").addEventListener("submit", (e) => {
 
 // ------------------------------------------------------------------ three.js scene
 const canvas = $("view");
-const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
-renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
+// a software rasteriser (SwiftShader, llvmpipe: no GPU) draws without multisampling at one
+// pixel per CSS pixel; a GPU browser gets antialiasing and up to 2 pixels per CSS pixel
+const SOFTWARE_GL = (() => {
+  try {
+    const gl = document.createElement("canvas").getContext("webgl2");
+    const info = gl && gl.getExtension("WEBGL_debug_renderer_info");
+    const name = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : "";
+    gl && gl.getExtension("WEBGL_lose_context")?.loseContext();
+    return /swiftshader|llvmpipe|software/i.test(name);
+  } catch (e) {
+    return false;
+  }
+})();
+const renderer = new THREE.WebGLRenderer({ canvas, antialias: !SOFTWARE_GL, preserveDrawingBuffer: true });
+renderer.setPixelRatio(SOFTWARE_GL ? 1 : Math.min(window.devicePixelRatio, 2));
 const scene3 = new THREE.Scene();
 scene3.background = new THREE.Color("#1d2126");
 const camera = new THREE.PerspectiveCamera(45, 1, 0.5, 5000);
@@ -567,6 +580,7 @@ function frame(now) {
   }
   controls.update();
   renderer.render(scene3, camera);
+  S.frameCount = (S.frameCount || 0) + 1;
   if (S.frames.length < 600) S.frames.push(now);
   else { S.frames.shift(); S.frames.push(now); }
   if (S.firstFrameMs == null && vm) {
@@ -584,7 +598,9 @@ window.twinViewer = {
   get clock() { return S.clock; },
   get wsBytes() { return S.wsBytes || 0; },
   get counts() { return { ...S.counts }; },
+  get frameCount() { return S.frameCount || 0; },
   drawCalls: () => renderer.info.render.calls,
+  softwareGL: SOFTWARE_GL,
   vehicles: () => S.vehIds.slice(),
   // where a vehicle or tool is on the screen now, in CSS pixels (null if unknown)
   screenPosition(id) {
