@@ -445,6 +445,7 @@ $("live").addEventListener("click", () => goLive().catch(report));
 $("play").addEventListener("click", () => (T.playing ? stopPlay() : startPlay()));
 
 function startPlay() {
+  if (T.first == null) return; // nothing stored yet
   T.playing = true;
   $("play").textContent = "❚❚";
   if (T.at == null) T.at = T.first;
