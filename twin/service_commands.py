@@ -123,8 +123,9 @@ def _up(args: argparse.Namespace) -> int:
         if token is None
         else f"  development admin token (shown once): {token}\n"
     )
-    # the fragment (#token=) never leaves the browser: the page keeps it in sessionStorage
-    view = f"{url}/viewer" + ("" if token is None else f"#token={token}")
+    # the token is printed once (above), not again in the link: the page asks for it, or takes
+    # it from the fragment (#token=..., never sent to the server) and keeps it in sessionStorage
+    view = f"{url}/viewer (it asks for the token; or open {url}/viewer#token=<token>)"
     print(
         f"twin up: the demo fab on {url} (API docs {url}/docs)\n"
         + who
