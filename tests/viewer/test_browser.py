@@ -40,11 +40,14 @@ def _skip_reason() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def twin():
-    """`twin up` on a free port, tokens from TWIN_TOKENS; yields (url, process)."""
+def twin(tmp_path_factory):
+    """`twin up` on a free port, tokens from TWIN_TOKENS, its output (banner, warnings, errors)
+    to a file; yields (url, path of that file)."""
     if (why := _skip_reason()) is not None:
         pytest.skip(why)
     port = free_port()
+    log = tmp_path_factory.mktemp("viewer") / "twin-up.log"
+    out = log.open("w")
     env = {**os.environ, "TWIN_TOKENS": json.dumps({READ: ["read"], ADMIN: ["admin"]})}
     proc = subprocess.Popen(
         [
@@ -58,15 +61,14 @@ def twin():
             "--feed",
             "synthetic",
         ],
-        stdout=subprocess.PIPE,
+        stdout=out,
         stderr=subprocess.STDOUT,
-        text=True,
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
-        assert proc.poll() is None, proc.stdout.read()
+        assert proc.poll() is None, log.read_text()
         try:
             if httpx.get(url + "/health", timeout=2).status_code == 200:
                 break
@@ -74,9 +76,10 @@ def twin():
             pass
         assert time.monotonic() < deadline, "twin up did not come up"
         time.sleep(0.3)
-    yield url, proc
+    yield url, log
     proc.terminate()
     proc.wait(timeout=30)
+    out.close()
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,7 @@ def page(twin):
         pg = browser.new_page(viewport={"width": 1000, "height": 700})
         pg.urls = []
         pg.errors = []
+        pg.browser = browser
         pg.on("request", lambda r: pg.urls.append(r.url))
         pg.on("websocket", lambda ws: pg.urls.append(ws.url))
         pg.on("pageerror", lambda e: pg.errors.append(str(e)))
@@ -152,11 +156,15 @@ def test_a_vehicle_moves_on_screen_with_the_feed(page):
 
 def test_token_never_in_a_url_or_the_server_output(page, twin):
     """The token travels in headers and the WebSocket subprotocol only: no URL the browser
-    requested (what an access log writes) holds it, and the address bar dropped the fragment."""
+    requested (what an access log writes) holds it, the address bar dropped the fragment, and
+    the server's output (banner, logs) never shows it."""
     assert page.urls and any("/stream" in u for u in page.urls)
     assert not [u for u in page.urls if READ in u]
     assert READ not in page.url and "#token" not in page.url
     assert page.evaluate("sessionStorage.getItem('twin.token')") == READ
+    _, log = twin
+    text = log.read_text()
+    assert "3D viewer:" in text and READ not in text and ADMIN not in text
 
 
 def _post_state(url: str, tool: str, state: str, at: float, seq: int) -> None:
@@ -200,3 +208,25 @@ def test_tool_set_down_turns_red_and_scrubbing_back_shows_the_past(page, twin):
     assert not (r2 > g2 + 40 and r2 > b2 + 40), (r2, g2, b2)
     page.evaluate("twinViewer.goLive()")
     page.wait_for_function("twinViewer.mode === 'live'", timeout=20_000)
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    ["#token=%ED%A0%80", "#token=%", "#token=" + "A" * 5000, "#token=%3Cscript%3E", "#token=nope"],
+)
+def test_hostile_fragment_tokens_ask_again(page, twin, fragment):
+    """A fragment token that is bad UTF-8, huge, not a bearer token or unknown: the page shows
+    the token form (no script error), and nothing it holds reaches a URL."""
+    url, _ = twin
+    pg = page.browser.new_page()
+    errors, urls = [], []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("request", lambda r: urls.append(r.url))
+    try:
+        pg.goto(f"{url}/viewer{fragment}")
+        pg.wait_for_selector("#login:not(.hidden)", timeout=30_000)
+        assert not errors, errors
+        assert "#token" not in pg.url
+        assert not [u for u in urls if "token" in u or "AAAA" in u]
+    finally:
+        pg.close()

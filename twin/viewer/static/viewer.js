@@ -39,10 +39,14 @@ const api = {
 function takeToken() {
   const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
   if (m) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
     history.replaceState(null, "", location.pathname); // the fragment leaves the address bar
+    let token = "";
+    try { token = decodeURIComponent(m[1]); } catch (e) { /* bad %-escapes: asked below */ }
+    sessionStorage.setItem(TOKEN_KEY, token);
   }
-  return sessionStorage.getItem(TOKEN_KEY);
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  // RFC 6750: what a bearer token may hold (anything else cannot be right: ask again)
+  return token && /^[A-Za-z0-9\-._~+\/]{1,1024}=*$/.test(token) ? token : null;
 }
 
 function askToken(message) {
@@ -633,7 +637,9 @@ async function main() {
   legend();
   sizeToWindow();
   api.token = takeToken();
-  if (!api.token) return askToken();
+  if (!api.token) {
+    return askToken(sessionStorage.getItem(TOKEN_KEY) ? "that is not a bearer token (letters, digits, - . _ ~ + /)" : "");
+  }
   const sc = await api.get("/viewer/scene");
   build(sc);
   requestAnimationFrame(frame);
