@@ -186,6 +186,11 @@ function build(sc) {
   });
   scene3.add(vMesh);
   S.meshes.vehicles = vMesh;
+  // the selection: one white wire box around the selected tool or vehicle
+  const edges = new THREE.EdgesGeometry(new THREE.BoxGeometry(1, 1, 1).translate(0, 0, 0.5));
+  S.meshes.selection = new THREE.LineSegments(edges, new THREE.LineBasicMaterial({ color: "#ffffff" }));
+  S.meshes.selection.visible = false;
+  scene3.add(S.meshes.selection);
   paintAll();
   // camera over the fab
   camera.position.set(cx, cy - span * 0.75, span * 0.95);
@@ -518,6 +523,23 @@ function select(id, fly) {
   showInfo(id).catch(report);
 }
 
+function placeSelection(now) {
+  const sel = S.meshes.selection;
+  const id = S.selected;
+  sel.visible = id != null;
+  if (!sel.visible) return;
+  const i = S.equipIndex.get(id);
+  if (i !== undefined) {
+    const b = S.equipBox;
+    sel.scale.set(b[6 * i + 3] + 0.4, b[6 * i + 4] + 0.4, b[6 * i + 5] + 0.3);
+    sel.position.set(b[6 * i], b[6 * i + 1], b[6 * i + 2]);
+  } else {
+    const p = current(S.veh[S.vehIndex.get(id)], now);
+    sel.scale.set(1.4, 1.4, 1.0);
+    sel.position.set(p[0], p[1], p[2] - 0.8);
+  }
+}
+
 function positionOf(id) {
   const i = S.equipIndex.get(id);
   if (i !== undefined) return [S.equipBox[6 * i], S.equipBox[6 * i + 1], S.equipBox[6 * i + 2]];
@@ -582,6 +604,7 @@ function frame(now) {
       vm.setMatrixAt(i, tmpM);
     }
     vm.instanceMatrix.needsUpdate = true;
+    placeSelection(now);
   }
   controls.update();
   renderer.render(scene3, camera);
