@@ -181,7 +181,10 @@ function build(sc) {
   vs.ids.forEach((id, i) => {
     S.vehIndex.set(id, i);
     const p = pointOn(vs.segment[i], vs.offset[i]) || [cx, cy, 0];
-    S.veh.push({ from: p, to: p, t0: 0, dur: 1, last: 0, loaded: false, rec: [vs.segment[i], vs.offset[i], 0, "idle", null] });
+    S.veh.push({
+      path: [p], cum: [0], seg: vs.segment[i], t0: 0, dur: 0, last: 0, loaded: false,
+      rec: [vs.segment[i], vs.offset[i], 0, "idle", null],
+    });
     vMesh.setColorAt(i, tmpC.set(VEHICLE_EMPTY));
   });
   scene3.add(vMesh);
@@ -294,15 +297,32 @@ function moveVehicle(i, seg, offset, now, dur) {
   const v = S.veh[i];
   const p = pointOn(seg, offset);
   if (!p) return;
-  v.from = current(v, now);
-  v.to = p;
-  v.t0 = now;
-  v.dur = dur;
+  // glide along the rails: from where it is drawn, through the end of the segment it was on
+  // and the start of the new one (the same point when they are adjacent), to the report
+  const path = [current(v, now)];
+  const was = S.segIndex.get(v.seg), to = S.segIndex.get(seg);
+  if (was !== undefined && was !== to && dur > 0) {
+    path.push(S.segXYZ.slice(6 * was + 3, 6 * was + 6), S.segXYZ.slice(6 * to, 6 * to + 3));
+  }
+  path.push(p);
+  const cum = [0];
+  for (let k = 1; k < path.length; k++) {
+    const a = path[k - 1], b = path[k];
+    cum.push(cum[k - 1] + Math.hypot(b[0] - a[0], b[1] - a[1], b[2] - a[2]));
+  }
+  Object.assign(v, { path, cum, seg, t0: now, dur });
 }
 
 function current(v, now) {
-  const f = Math.min(Math.max((now - v.t0) / (v.dur * 1000), 0), 1);
-  return [0, 1, 2].map((k) => v.from[k] + (v.to[k] - v.from[k]) * f);
+  const f = v.dur > 0 ? Math.min(Math.max((now - v.t0) / (v.dur * 1000), 0), 1) : 1;
+  const path = v.path, cum = v.cum, total = cum[cum.length - 1];
+  if (path.length === 1 || total === 0) return path[path.length - 1];
+  const d = f * total;
+  let k = 1;
+  while (k < path.length - 1 && cum[k] < d) k++;
+  const a = path[k - 1], b = path[k];
+  const g = cum[k] > cum[k - 1] ? (d - cum[k - 1]) / (cum[k] - cum[k - 1]) : 1;
+  return [a[0] + (b[0] - a[0]) * g, a[1] + (b[1] - a[1]) * g, a[2] + (b[2] - a[2]) * g];
 }
 
 function applySnapshot(st, lerp) {
