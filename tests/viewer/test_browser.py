@@ -230,3 +230,60 @@ def test_hostile_fragment_tokens_ask_again(page, twin, fragment):
         assert not [u for u in urls if "token" in u or "AAAA" in u]
     finally:
         pg.close()
+
+
+def test_access_log_never_holds_the_token(tmp_path):
+    """With uvicorn's access log on (it is off in `twin up`; a deployment or a proxy may log),
+    opening the viewer and following the stream logs the requests, never the token."""
+    import logging
+    import threading
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from services.api.app import UVICORN_OPTIONS, create_app
+    from tests.services.conftest import make_settings
+
+    if (why := _skip_reason()) is not None:
+        pytest.skip(why)
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    # HTTP requests go to uvicorn.access, WebSocket handshakes ('"WebSocket /stream?..."
+    # [accepted]') to uvicorn.error
+    loggers = [logging.getLogger("uvicorn.access"), logging.getLogger("uvicorn.error")]
+    handler = Keep()
+    port = free_port()
+    options = {**UVICORN_OPTIONS, "access_log": True, "log_level": "info"}
+    settings = make_settings(tokens={READ: ["read"]}, feed="synthetic", feed_speed=10.0)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, **options)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        for lg in loggers:  # after uvicorn configured its logging (which resets it)
+            lg.addHandler(handler)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            pg = browser.new_page()
+            pg.goto(f"http://127.0.0.1:{port}/viewer#token={READ}")
+            pg.wait_for_function("window.twinViewer && twinViewer.mode === 'live'", timeout=90_000)
+            pg.evaluate("twinViewer.scrubTo(Date.now() / 1000 - 5)")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        for lg in loggers:
+            lg.removeHandler(handler)
+    logged = "\n".join(lines)
+    assert "/viewer/scene" in logged and "/viewer/state" in logged and "WebSocket /stream" in logged
+    assert "at=" in logged  # query strings are logged: the token must never be in one
+    assert READ not in logged
