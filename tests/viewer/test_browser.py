@@ -232,20 +232,17 @@ def test_hostile_fragment_tokens_ask_again(page, twin, fragment):
         pg.close()
 
 
-def test_access_log_never_holds_the_token(tmp_path):
+def test_access_log_never_holds_the_token(page):
     """With uvicorn's access log on (it is off in `twin up`; a deployment or a proxy may log),
     opening the viewer and following the stream logs the requests, never the token."""
     import logging
     import threading
 
     import uvicorn
-    from playwright.sync_api import sync_playwright
 
     from services.api.app import UVICORN_OPTIONS, create_app
     from tests.services.conftest import make_settings
 
-    if (why := _skip_reason()) is not None:
-        pytest.skip(why)
     lines: list[str] = []
 
     class Keep(logging.Handler):
@@ -271,13 +268,13 @@ def test_access_log_never_holds_the_token(tmp_path):
             time.sleep(0.05)
         for lg in loggers:  # after uvicorn configured its logging (which resets it)
             lg.addHandler(handler)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            pg = browser.new_page()
+        pg = page.browser.new_page()  # the module's browser (one playwright per thread)
+        try:
             pg.goto(f"http://127.0.0.1:{port}/viewer#token={READ}")
             pg.wait_for_function("window.twinViewer && twinViewer.mode === 'live'", timeout=90_000)
             pg.evaluate("twinViewer.scrubTo(Date.now() / 1000 - 5)")
-            browser.close()
+        finally:
+            pg.close()
     finally:
         server.should_exit = True
         thread.join(timeout=30)
