@@ -425,7 +425,7 @@ async function goLive() {
   ws.onclose = (e) => {
     ws = null;
     if (e.code === 4401 || e.code === 1008) return askToken("the stream refused the token");
-    if (S.mode === "live") setTimeout(() => S.mode === "live" && goLive().catch(report), 2000);
+    if (S.mode === "live") retryLive(2000);
   };
   clearInterval(resyncTimer);
   resyncTimer = setInterval(async () => {
@@ -436,6 +436,15 @@ async function goLive() {
       applySnapshot({ ...s2, vehicles: {} }, 0.5);
     }
   }, RESYNC_MS);
+}
+
+// the server went away (restart, network): try again until it answers, while still live
+function retryLive(ms) {
+  $("mode").textContent = "reconnecting";
+  setTimeout(() => {
+    if (S.mode !== "live" || !$("login").classList.contains("hidden")) return;
+    goLive().catch((err) => { report(err); retryLive(Math.min(ms * 2, 30000)); });
+  }, ms);
 }
 
 // ------------------------------------------------------------------ time travel
