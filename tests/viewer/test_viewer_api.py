@@ -217,10 +217,13 @@ def test_viewer_page_served_without_token_data_not(server):
 
 def test_scene_and_vendor_files_go_gzipped_to_who_accepts_it(client):
     """/viewer/scene (and vendored files) are gzip for a client that accepts it, the same JSON
-    decoded; plain for one that does not."""
+    decoded; plain for one that does not (or refuses it with q=0)."""
     zipped = client.get("/viewer/scene", headers={**READ, "Accept-Encoding": "gzip"})
     plain = client.get("/viewer/scene", headers={**READ, "Accept-Encoding": "identity"})
     assert zipped.headers["content-encoding"] == "gzip"
     assert "content-encoding" not in plain.headers
     assert zipped.json() == plain.json()
     assert int(zipped.headers["content-length"]) < len(plain.content) / 3
+    for refused in ("gzip;q=0", "br", "identity, gzip; q=0.0", "x" * 5000):
+        r = client.get("/viewer/scene", headers={**READ, "Accept-Encoding": refused})
+        assert "content-encoding" not in r.headers, refused

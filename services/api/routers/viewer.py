@@ -54,10 +54,20 @@ def _gzipped(
     request: Request, body: bytes, packed: bytes, media_type: str, **headers: str
 ) -> Response:
     """``packed`` (gzip of ``body``) to a client that accepts gzip, else ``body``."""
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    if _accepts_gzip(request.headers.get("accept-encoding", "")):
         headers["Content-Encoding"] = "gzip"
         body = packed
     return Response(body, media_type=media_type, headers={"Vary": "Accept-Encoding", **headers})
+
+
+def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header takes gzip (``gzip``, ``*``; not ``gzip;q=0``)."""
+    for part in header[:1000].lower().split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            q = params.replace(" ", "")
+            return not (q.startswith("q=0") and q.strip("q=0.") == "")
+    return False
 
 
 @lru_cache(maxsize=32)
