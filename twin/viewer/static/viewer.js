@@ -178,6 +178,7 @@ function build(sc) {
   vMesh.count = vs.ids.length;
   vMesh.instanceMatrix.setUsage(THREE.DynamicDrawUsage);
   S.vehIds = vs.ids;
+  S.park = vs.ids.map((_, i) => [vs.segment[i], vs.offset[i]]);
   vs.ids.forEach((id, i) => {
     S.vehIndex.set(id, i);
     const p = pointOn(vs.segment[i], vs.offset[i]) || [cx, cy, 0];
@@ -339,7 +340,9 @@ function applySnapshot(st, lerp) {
     const v = S.veh[i];
     v.rec = rec;
     v.loaded = rec[4] != null;
+    // no report yet (as of a past time too): where the scene parks it
     if (rec[0]) moveVehicle(i, rec[0], rec[1], now, lerp);
+    else moveVehicle(i, S.park[i][0], S.park[i][1], now, lerp);
   }
   S.wip = st.wip_by_family || {};
   S.clock = st.clock ? Date.parse(st.clock) : S.clock;
