@@ -18,7 +18,7 @@ def test_setup_copies_every_vendored_file_the_pages_load():
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     copied = set(re.findall(r"[\w./-]+/([\w.-]+\.(?:js|css))", setup))
     loaded = set()
-    for page in ("index.html", "docs.html", "viewer.js"):
+    for page in ("index.html", "docs.html", "viewer.js", "fab3d.js"):
         loaded |= set(re.findall(r"/viewer/static/vendor/([\w.-]+)", (STATIC / page).read_text()))
     assert loaded and loaded <= copied and set(VENDOR_FILES) <= copied, (loaded, copied)
     # three.module.js imports three.core.js next to it

@@ -129,7 +129,8 @@ def test_unknown_equipment_id_is_a_404(client):
 @needs_vendor
 def test_pages_load_nothing_from_the_network(client):
     """/viewer and /docs, and the viewer's own scripts, name no http(s) URL (no CDN)."""
-    for path in ("/viewer", "/docs", "/viewer/static/viewer.js", "/viewer/static/docs.js"):
+    for path in ("/viewer", "/docs", "/viewer/static/viewer.js", "/viewer/static/fab3d.js",
+                 "/viewer/static/docs.js"):  # fmt: skip
         r = client.get(path)
         assert r.status_code == 200, path
         assert not re.search(r"https?://|wss?://|//cdn", r.text), path
@@ -153,7 +154,7 @@ def test_without_vendored_files_the_pages_say_how_to_install(client, monkeypatch
 
 def test_static_table_has_the_viewer_files():
     """The served table holds the page, its script and style (vendor files once set up)."""
-    assert {"index.html", "viewer.js", "viewer.css", "docs.html"} <= set(static_files())
+    assert {"index.html", "viewer.js", "fab3d.js", "viewer.css", "docs.html"} <= set(static_files())
 
 
 def test_openapi_has_no_redoc_and_docs_is_ours(client):

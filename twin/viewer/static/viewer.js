@@ -1,9 +1,9 @@
 // The twin's 3D viewer: the scene from /viewer/scene, the state from /viewer/state, live
 // changes from the /stream WebSocket, the past through /viewer/state?at= (as `twin state --at`).
-// One draw call per kind of thing (instanced meshes, one line set, one point set): the whole
-// SMAT2022 fab is a handful of draw calls, whatever the number of tools, ports and vehicles.
+// The fab itself is drawn by fab3d.js, one draw call per kind of thing: the whole SMAT2022 fab
+// is a handful of draw calls, whatever the number of tools, ports and vehicles.
 import * as THREE from "three";
-import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+import { SOFTWARE_GL, buildFab, createView, pointOn as pointOnFab } from "./fab3d.js";
 
 const E10 = {
   productive: ["#2e9d4a", "productive"],
@@ -63,31 +63,9 @@ $("login").addEventListener("submit", (e) => {
 
 // ------------------------------------------------------------------ three.js scene
 const canvas = $("view");
-// a software rasteriser (SwiftShader, llvmpipe: no GPU) draws without multisampling at one
-// pixel per CSS pixel; a GPU browser gets antialiasing and up to 2 pixels per CSS pixel
-const SOFTWARE_GL = (() => {
-  try {
-    const gl = document.createElement("canvas").getContext("webgl2");
-    const info = gl && gl.getExtension("WEBGL_debug_renderer_info");
-    const name = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : "";
-    gl && gl.getExtension("WEBGL_lose_context")?.loseContext();
-    return /swiftshader|llvmpipe|software/i.test(name);
-  } catch (e) {
-    return false;
-  }
-})();
-const renderer = new THREE.WebGLRenderer({ canvas, antialias: !SOFTWARE_GL, preserveDrawingBuffer: true });
-renderer.setPixelRatio(SOFTWARE_GL ? 1 : Math.min(window.devicePixelRatio, 2));
-const scene3 = new THREE.Scene();
-scene3.background = new THREE.Color("#1d2126");
-const camera = new THREE.PerspectiveCamera(45, 1, 0.5, 5000);
-camera.up.set(0, 0, 1); // the scene graph is Z-up, metres
-const controls = new OrbitControls(camera, canvas);
-controls.enableDamping = true;
-scene3.add(new THREE.HemisphereLight("#ffffff", "#404448", 2.2));
-const sun = new THREE.DirectionalLight("#ffffff", 1.2);
-sun.position.set(0.3, -0.5, 1);
-scene3.add(sun);
+const view = createView(canvas);
+const { renderer, camera, controls } = view;
+const scene3 = view.scene;
 
 const tmpM = new THREE.Matrix4();
 const tmpC = new THREE.Color();
@@ -110,168 +88,28 @@ const S = {
   counts: {}, // live events applied, per type
 };
 
-function sizeToWindow() {
-  const w = window.innerWidth, h = window.innerHeight;
-  renderer.setSize(w, h, false);
-  camera.aspect = w / h;
-  camera.updateProjectionMatrix();
-}
-window.addEventListener("resize", sizeToWindow);
-
 function build(sc) {
   $("fab").textContent = sc.name;
-  const [lo, hi] = sc.bbox;
-  const cx = (lo[0] + hi[0]) / 2, cy = (lo[1] + hi[1]) / 2;
-  const span = Math.max(hi[0] - lo[0], hi[1] - lo[1], 10);
-  // floor
-  const floor = new THREE.Mesh(
-    new THREE.PlaneGeometry(hi[0] - lo[0] + 10, hi[1] - lo[1] + 10),
-    new THREE.MeshLambertMaterial({ color: "#2a2f35" }),
-  );
-  floor.position.set(cx, cy, -0.02);
-  scene3.add(floor);
-  // bays: one instanced slab each
-  const bayGeo = new THREE.BoxGeometry(1, 1, 0.02);
-  const bays = new THREE.InstancedMesh(bayGeo, new THREE.MeshLambertMaterial({ color: "#363c44" }), Math.max(sc.bays.length, 1));
-  bays.count = sc.bays.length;
-  sc.bays.forEach(([, x0, y0, x1, y1], i) => {
-    tmpM.makeScale(x1 - x0 + 2, y1 - y0 + 2, 1).setPosition((x0 + x1) / 2, (y0 + y1) / 2, 0);
-    bays.setMatrixAt(i, tmpM);
+  Object.assign(S, buildFab(view, sc));
+  S.equipState = S.equipIds.map(() => null);
+  S.equipLots = S.equipIds.map(() => 0);
+  S.veh = S.vehIds.map((id, i) => {
+    const [seg, off] = S.park[i];
+    return {
+      path: [pointOn(seg, off) || S.centre], cum: [0], seg, t0: 0, dur: 0, last: 0, loaded: false,
+      rec: [seg, off, 0, "idle", null],
+    };
   });
-  scene3.add(bays);
-  // equipment: unit boxes, origin at the bottom centre, scaled per instance
-  const eq = sc.equipment;
-  const n = eq.ids.length;
-  const boxGeo = new THREE.BoxGeometry(1, 1, 1).translate(0, 0, 0.5);
-  const tools = new THREE.InstancedMesh(boxGeo, new THREE.MeshLambertMaterial(), Math.max(n, 1));
-  tools.count = n;
-  S.equipBox = eq.box;
-  for (let i = 0; i < n; i++) {
-    const b = eq.box.slice(6 * i, 6 * i + 6);
-    tmpM.makeScale(b[3], b[4], b[5]).setPosition(b[0], b[1], b[2]);
-    tools.setMatrixAt(i, tmpM);
-    S.equipIndex.set(eq.ids[i], i);
-    S.equipState.push(null);
-    S.equipLots.push(0);
-  }
-  S.equipIds = eq.ids; S.equipKind = eq.kind; S.equipFamily = eq.family;
-  scene3.add(tools);
-  S.meshes.tools = tools;
-  // lot counts: one billboard per tool, a digit atlas picked per instance (one draw call)
-  S.meshes.lots = lotBadges(eq);
-  scene3.add(S.meshes.lots);
-  // rails: one line set
-  const sg = sc.segments;
-  S.segXYZ = sg.xyz; S.segLen = sg.length;
-  sg.ids.forEach((id, i) => S.segIndex.set(id, i));
-  const railGeo = new THREE.BufferGeometry();
-  railGeo.setAttribute("position", new THREE.Float32BufferAttribute(sg.xyz, 3));
-  scene3.add(new THREE.LineSegments(railGeo, new THREE.LineBasicMaterial({ color: "#9aa4b1" })));
-  // ports: one point set
-  const portGeo = new THREE.BufferGeometry();
-  portGeo.setAttribute("position", new THREE.Float32BufferAttribute(sc.ports, 3));
-  scene3.add(new THREE.Points(portGeo, new THREE.PointsMaterial({ color: "#c6ccd4", size: 0.35 })));
-  // vehicles: instanced boxes hanging under the rail
-  const vs = sc.vehicles;
-  const vGeo = new THREE.BoxGeometry(0.9, 0.9, 0.6).translate(0, 0, -0.35);
-  const vMesh = new THREE.InstancedMesh(vGeo, new THREE.MeshLambertMaterial(), Math.max(vs.ids.length, 1));
-  vMesh.count = vs.ids.length;
-  vMesh.instanceMatrix.setUsage(THREE.DynamicDrawUsage);
-  S.vehIds = vs.ids;
-  S.park = vs.ids.map((_, i) => [vs.segment[i], vs.offset[i]]);
-  vs.ids.forEach((id, i) => {
-    S.vehIndex.set(id, i);
-    const p = pointOn(vs.segment[i], vs.offset[i]) || [cx, cy, 0];
-    S.veh.push({
-      path: [p], cum: [0], seg: vs.segment[i], t0: 0, dur: 0, last: 0, loaded: false,
-      rec: [vs.segment[i], vs.offset[i], 0, "idle", null],
-    });
-    vMesh.setColorAt(i, tmpC.set(VEHICLE_EMPTY));
-  });
-  scene3.add(vMesh);
-  S.meshes.vehicles = vMesh;
-  // the selection: one white wire box around the selected tool or vehicle
-  const edges = new THREE.EdgesGeometry(new THREE.BoxGeometry(1, 1, 1).translate(0, 0, 0.5));
-  S.meshes.selection = new THREE.LineSegments(edges, new THREE.LineBasicMaterial({ color: "#ffffff" }));
-  S.meshes.selection.visible = false;
-  scene3.add(S.meshes.selection);
   paintAll();
-  // camera over the fab
-  camera.position.set(cx, cy - span * 0.75, span * 0.95);
-  controls.target.set(cx, cy, 0);
-  camera.far = span * 10;
-  camera.updateProjectionMatrix();
-  controls.update();
   const list = $("ids");
-  for (const id of [...eq.ids, ...vs.ids]) {
+  for (const id of [...S.equipIds, ...S.vehIds]) {
     const o = document.createElement("option");
     o.value = id;
     list.appendChild(o);
   }
 }
 
-function lotBadges(eq) {
-  const cells = ["", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10+"];
-  const c = document.createElement("canvas");
-  c.width = 64 * cells.length; c.height = 64;
-  const g = c.getContext("2d");
-  g.font = "bold 40px sans-serif"; g.textAlign = "center"; g.textBaseline = "middle";
-  cells.forEach((t, i) => {
-    if (!t) return;
-    g.fillStyle = "#ffffff"; g.beginPath(); g.arc(64 * i + 32, 32, 30, 0, 2 * Math.PI); g.fill();
-    g.fillStyle = "#111111"; g.font = t.length > 1 ? "bold 26px sans-serif" : "bold 40px sans-serif";
-    g.fillText(t, 64 * i + 32, 34);
-  });
-  const tex = new THREE.CanvasTexture(c);
-  const n = eq.ids.length;
-  const geo = new THREE.InstancedBufferGeometry();
-  const quad = new THREE.PlaneGeometry(1, 1);
-  geo.index = quad.index;
-  geo.setAttribute("position", quad.getAttribute("position"));
-  geo.setAttribute("uv", quad.getAttribute("uv"));
-  const at = new Float32Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    at[3 * i] = eq.box[6 * i]; at[3 * i + 1] = eq.box[6 * i + 1];
-    at[3 * i + 2] = eq.box[6 * i + 2] + eq.box[6 * i + 5] + 0.8;
-  }
-  geo.setAttribute("at", new THREE.InstancedBufferAttribute(at, 3));
-  const cell = new THREE.InstancedBufferAttribute(new Float32Array(n), 1);
-  cell.setUsage(THREE.DynamicDrawUsage);
-  geo.setAttribute("cell", cell);
-  geo.instanceCount = n;
-  const mat = new THREE.ShaderMaterial({
-    uniforms: { atlas: { value: tex }, cells: { value: cells.length }, size: { value: 1.4 } },
-    transparent: true,
-    depthWrite: false,
-    vertexShader: `
-      attribute vec3 at; attribute float cell; uniform float size; varying vec2 vUv; varying float vCell;
-      void main() {
-        vUv = uv; vCell = cell;
-        vec4 mv = modelViewMatrix * vec4(at, 1.0);
-        mv.xy += position.xy * size * (cell > 0.5 ? 1.0 : 0.0);
-        gl_Position = projectionMatrix * mv;
-      }`,
-    fragmentShader: `
-      uniform sampler2D atlas; uniform float cells; varying vec2 vUv; varying float vCell;
-      void main() {
-        vec4 c = texture2D(atlas, vec2((vCell + vUv.x) / cells, vUv.y));
-        if (c.a < 0.1) discard;
-        gl_FragColor = c;
-      }`,
-  });
-  const mesh = new THREE.Mesh(geo, mat);
-  mesh.frustumCulled = false;
-  return mesh;
-}
-
-function pointOn(seg, offset) {
-  const i = S.segIndex.get(seg);
-  if (i === undefined) return null;
-  const x = S.segXYZ, L = S.segLen[i];
-  const f = L > 0 ? Math.min(Math.max(offset / L, 0), 1) : 0;
-  const a = 6 * i;
-  return [x[a] + (x[a + 3] - x[a]) * f, x[a + 1] + (x[a + 4] - x[a + 1]) * f, x[a + 2] + (x[a + 5] - x[a + 2]) * f];
-}
+const pointOn = (seg, offset) => pointOnFab(S, seg, offset);
 
 // ------------------------------------------------------------------ state -> colours
 function equipColour(i) {
@@ -690,7 +528,6 @@ window.twinViewer = {
 
 async function main() {
   legend();
-  sizeToWindow();
   api.token = takeToken();
   if (!api.token) {
     return askToken(sessionStorage.getItem(TOKEN_KEY) ? "that is not a bearer token (letters, digits, - . _ ~ + /)" : "");
