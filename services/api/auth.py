@@ -10,6 +10,8 @@ how tokens are configured and checked.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import math
 from collections.abc import Iterable, Mapping
@@ -171,9 +173,6 @@ WS_BEARER = "twin.bearer."
 
 def ws_subprotocol_token(ws: WebSocket) -> str | None:
     """The token a browser sent in the ``twin.bearer.<base64url>`` subprotocol, if any."""
-    import base64
-    import binascii
-
     for proto in ws.scope.get("subprotocols") or ():
         if isinstance(proto, str) and proto.startswith(WS_BEARER):
             coded = proto[len(WS_BEARER) :]
