@@ -132,9 +132,13 @@ def _up(args: argparse.Namespace) -> int:
         if token is None
         else f"  development admin token (shown once): {token}\n"
     )
+    # the token is printed once (above), not again in the link: the page asks for it, or takes
+    # it from the fragment (#token=..., never sent to the server) and keeps it in sessionStorage
+    view = f"{url}/viewer (it asks for the token; or open {url}/viewer#token=<token>)"
     print(
         f"twin up: the demo fab on {url} (API docs {url}/docs)\n"
         + who
+        + f"  3D viewer: {view}\n"
         + f"  try: curl -H 'Authorization: Bearer <token>' {url}/kpis\n"
         f"  feed: {settings.feed} at {settings.feed_speed:g}x (seed {settings.feed_seed})\n"
         f"  event store: {store}\n"
@@ -166,7 +170,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(mode=mode, **given)
     _check_port(settings.host, settings.port)
     _check_broker(settings)
-    print(f"twin serve: {settings.scene} on http://{settings.host}:{settings.port}", flush=True)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"twin serve: {settings.scene} on {url}", flush=True)
+    print(f"  3D viewer: {url}/viewer (asks for a read token)", flush=True)
     for note in settings.notes():
         print(f"  note: {note}", flush=True)
     return _run(settings, settings.host, settings.port)

@@ -38,6 +38,7 @@ from services.api.routers import (
     state,
     stream,
     vehicles,
+    viewer,
     whatif,
 )
 from services.api.runtime import TwinRuntime
@@ -91,6 +92,10 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs is served by the viewer router from the vendored Swagger UI (no CDN: a fab
+        # network is air-gapped); ReDoc would load from a CDN, so it is off
+        docs_url=None,
+        redoc_url=None,
         # GET /metrics is the twin's telemetry; FastAPI's OpenTelemetry bridge would look up
         # the global providers (and the environment) on every request, ~15 µs of a 170 µs read
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -99,7 +104,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
     app.state.runtime = rt
     app.state.tokens = TokenTable(settings.tokens)
     for r in (equipment, health, scene, lots, carriers, vehicles, kpis, state, events, stream,
-              sources, metrics, whatif):  # fmt: skip
+              sources, metrics, whatif, viewer):  # fmt: skip
         app.include_router(r.router)
 
     def openapi() -> dict[str, Any]:

@@ -10,6 +10,8 @@ how tokens are configured and checked.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import math
 from collections.abc import Iterable, Mapping
@@ -162,9 +164,39 @@ def may_publish(table: TokenTable, header: str | None) -> SourcePolicy | None:
     return grant.publish
 
 
+# WebSocket subprotocols a browser offers (it cannot set headers): ``twin.v1`` and
+# ``twin.bearer.<token in base64url, unpadded>``; the server answers ``twin.v1``. The token
+# then travels in a header, never in the URL (which access logs and proxies write down).
+WS_PROTOCOL = "twin.v1"
+WS_BEARER = "twin.bearer."
+
+
+def ws_subprotocol_token(ws: WebSocket) -> str | None:
+    """The token a browser sent in the ``twin.bearer.<base64url>`` subprotocol, if any."""
+    for proto in ws.scope.get("subprotocols") or ():
+        if isinstance(proto, str) and proto.startswith(WS_BEARER):
+            coded = proto[len(WS_BEARER) :]
+            if len(coded) > MAX_TOKEN_CHARS * 2:
+                return None
+            try:
+                raw = base64.urlsafe_b64decode(coded + "=" * (-len(coded) % 4))
+                return raw.decode("ascii")
+            except (binascii.Error, ValueError):
+                return None
+    return None
+
+
+def ws_accept_protocol(ws: WebSocket) -> str | None:
+    """The subprotocol to accept with: ``twin.v1`` when the client offered it, else none."""
+    return WS_PROTOCOL if WS_PROTOCOL in (ws.scope.get("subprotocols") or ()) else None
+
+
 def ws_scopes(ws: WebSocket, scope: str) -> frozenset[str] | None:
-    """For WebSockets: the header, or ``?token=`` (browsers cannot set headers); None: refused."""
+    """For WebSockets: the header, the ``twin.bearer.`` subprotocol (browsers), or ``?token=``
+    (kept for older clients; a URL may be logged); None: refused."""
     header = ws.headers.get("authorization")
+    if header is None and (token := ws_subprotocol_token(ws)):
+        header = f"Bearer {token}"
     if header is None and ws.query_params.get("token"):
         header = f"Bearer {ws.query_params['token']}"
     try:

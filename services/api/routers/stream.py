@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.auth import ws_scopes
+from services.api.auth import ws_accept_protocol, ws_scopes
 from services.api.deps import position_problem
 from services.api.hub import DROP_CODE, SEQ, Client, batch_text, encode, notice, parse_filter
 
@@ -42,7 +42,7 @@ async def stream(
     if len(hub.clients) >= rt.settings.ws_max_clients:
         await ws.close(code=1013, reason="too many stream clients; retry later")
         return
-    await ws.accept()
+    await ws.accept(subprotocol=ws_accept_protocol(ws))
     flt = parse_filter(type, subject)
     start = hub.last_seq if since is None else int(since)
     client = hub.attach(flt, start)  # before the replay, so nothing falls between the two
