@@ -209,10 +209,10 @@ def bucket_p99(before: dict[float, float], after: dict[float, float]) -> float:
 # --------------------------------------------------------------------- 2. POST /events
 def demo_events(target: int) -> list[dict]:
     """The demo fab's synthetic stream (the feed of `twin up`), about ``target`` events."""
-    from services.api.feed import SyntheticFeed
     from twin.live.catalog import Catalog
     from twin.process import load_model
     from twin.scene.load import load_scene
+    from twin_api.feed import SyntheticFeed
 
     scene = load_scene(ROOT / "scenes" / "demo-fab")
     feed = SyntheticFeed(Catalog.from_scene(scene, load_model(scene.metadata["process_dir"])))

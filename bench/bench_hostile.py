@@ -148,8 +148,8 @@ def run_sync(cases: dict[str, list[str]], good: list[Event], work: Path) -> dict
 def run_http(cases: dict[str, list[str]], work: Path) -> dict[str, Counter]:
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
-    from services.api.settings import Settings
+    from twin_api.app import create_app
+    from twin_api.settings import Settings
 
     token = "bench-admin-0123456789abcdefghijkl"
     settings = Settings(tokens={token: ["admin"]}, physics=False, store=str(work / "api.db"))

@@ -89,7 +89,7 @@ def _no_token(args: argparse.Namespace) -> list[str]:
 def _settings(**kw: Any) -> Any:
     from pydantic import ValidationError
 
-    from services.api.settings import Settings
+    from twin_api.settings import Settings
 
     try:
         return Settings(**{k: v for k, v in kw.items() if v is not None})
@@ -215,7 +215,7 @@ def _check_broker(settings: Any, timeout: float = 5.0) -> None:
         return
     import socket
 
-    from services.api.runtime import mqtt_config
+    from twin_api.runtime import mqtt_config
 
     cfg = mqtt_config(settings)
     cfg.check()
@@ -238,8 +238,8 @@ def _run(settings: Any, host: str, port: int) -> int:
 
     import uvicorn
 
-    from services.api.app import create_app
-    from services.api.limits import FD_SPARE, raise_fd_limit, server_config
+    from twin_api.app import create_app
+    from twin_api.limits import FD_SPARE, raise_fd_limit, server_config
 
     _check_port(host, port)
     # every connection is a file descriptor: make room for the connection cap and the rest
@@ -252,7 +252,7 @@ def _run(settings: Any, host: str, port: int) -> int:
             file=sys.stderr,
         )
         settings = settings.model_copy(update={"max_connections": cap})
-    # we choose the draining WebSocket implementation on purpose (see services.api.app)
+    # we choose the draining WebSocket implementation on purpose (see twin_api.app)
     warnings.filterwarnings("ignore", message=".*[Ww]ebsockets.*deprecated")
     app = create_app(settings)
 
@@ -260,7 +260,7 @@ def _run(settings: Any, host: str, port: int) -> int:
         raise KeyboardInterrupt  # uvicorn re-raises SIGTERM after its clean shutdown
 
     signal.signal(signal.SIGTERM, terminate)
-    from services.api.logs import log_config
+    from twin_api.logs import log_config
 
     logs = log_config(settings.log_format, settings.log_level)
     server = uvicorn.Server(

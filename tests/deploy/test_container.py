@@ -87,7 +87,7 @@ def test_compose_runs_broker_twin_and_emulator_with_valid_commands_and_settings(
     assert args.command == "serve"
     env = {k: _defaults(str(v)) for k, v in twin["environment"].items()}
     assert env["TWIN_MQTT"].startswith("mqtt://broker:1883/")
-    from services.api.settings import Settings
+    from twin_api.settings import Settings
 
     settings = Settings(**{k.removeprefix("TWIN_").lower(): v for k, v in env.items()})
     assert settings.mqtt and settings.store == "/data/events.db"

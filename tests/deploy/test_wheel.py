@@ -41,6 +41,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheel_cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist")]
     subprocess.run([*wheel_cmd, str(src)], check=True, timeout=600)
     (wheel,) = (tmp / "dist").glob("twin-*.whl")
+    import zipfile
+
+    tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()}
+    # no generic top-level name that another project could also install
+    assert tops == {"twin", "twin_api", "twin-0.1.0.dist-info"}, tops
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"

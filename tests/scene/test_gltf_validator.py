@@ -112,8 +112,8 @@ def test_scene_glb_endpoint_carries_the_extras():
     pytest.importorskip("fastapi", reason="the api extra is not installed")
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
-    from services.api.settings import Settings
+    from twin_api.app import create_app
+    from twin_api.settings import Settings
 
     token = "read-token-0123456789abcdef"
     app = create_app(Settings(tokens={token: ["read"]}, physics=False, whatif_workers=1))

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.api.app import UVICORN_OPTIONS, create_app
-from services.api.settings import Settings
+from twin_api.app import UVICORN_OPTIONS, create_app
+from twin_api.settings import Settings
 
 TOKENS = {
     "admin": "admin-token-0123456789abcdef",

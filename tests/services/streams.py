@@ -10,9 +10,9 @@ from twin.live.events import Event, make_event
 
 @lru_cache(maxsize=1)
 def demo_catalog() -> Catalog:
-    from services.api.settings import DEFAULT_SCENE
     from twin.process import load_model
     from twin.scene.load import load_scene
+    from twin_api.settings import DEFAULT_SCENE
 
     scene = load_scene(DEFAULT_SCENE)
     return Catalog.from_scene(scene, load_model(scene.metadata["process_dir"]))
@@ -21,7 +21,7 @@ def demo_catalog() -> Catalog:
 def demo_stream(lots: int = 6, seed: int = 3, prefix: str = "") -> list[Event]:
     """A valid stream on the demo fab (the feed of `twin up`), sources renamed with ``prefix``
     so several tests can share one server without their sequences colliding."""
-    from services.api.feed import SyntheticFeed
+    from twin_api.feed import SyntheticFeed
 
     feed = SyntheticFeed(demo_catalog(), lots=lots, seed=seed)
     feed.stream_cfg.process_time, feed.stream_cfg.release_gap = 600.0, 300.0

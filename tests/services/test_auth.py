@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from services.api.auth import TokenTable
 from tests.services.conftest import TOKENS
+from twin_api.auth import TokenTable
 
 # (method, path, scope needed, body); None: open to all
 ENDPOINTS = [
@@ -121,7 +121,7 @@ def test_production_refuses_weak_settings():
 
     from pydantic import ValidationError
 
-    from services.api.settings import Settings
+    from twin_api.settings import Settings
 
     with pytest.raises(ValidationError, match="needs at least one token"):
         Settings(mode="production")

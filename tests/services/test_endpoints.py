@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from services.api.settings import DEFAULT_SCENE
 from tests.services.conftest import ADMIN
 from tests.services.streams import demo_catalog, demo_stream, dicts
 from twin.live.events import format_time
 from twin.live.state import TwinState, apply_all
+from twin_api.settings import DEFAULT_SCENE
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""GET /equipment/{id} and POST /events below FastAPI (services.api.fastpath): same answer as
+"""GET /equipment/{id} and POST /events below FastAPI (twin_api.fastpath): same answer as
 the route, fresh after every change, timed under the route's label; errors still come from the
 route."""
 
@@ -9,9 +9,9 @@ import asyncio
 import orjson
 import pytest
 
-from services.api.schemas.equipment import EquipmentPublic
 from tests.services.conftest import ADMIN, auth, make_settings
 from twin.live.events import make_event
+from twin_api.schemas.equipment import EquipmentPublic
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def fresh():
     """A new in-process app with an empty memory store."""
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     with TestClient(create_app(make_settings())) as c:
         yield c
@@ -32,7 +32,7 @@ def state_event(seq: int, state: str, tool: str = "LITH01") -> dict:
 
 def test_fast_path_sends_the_routes_bytes(fresh):
     """The fast path's body is byte for byte the FastAPI route's, and fits EquipmentPublic."""
-    from services.api.routers.equipment import get_equipment
+    from twin_api.routers.equipment import get_equipment
 
     fresh.post("/events", json=[state_event(1, "standby")], headers=ADMIN)
     r = fresh.get("/equipment/LITH01", headers=auth("read"))
@@ -87,7 +87,7 @@ def _route_post(app, body: bytes) -> bytes:
     """POST /events answered by the FastAPI route itself (no fast path in between)."""
     from starlette.requests import Request
 
-    from services.api.routers.events import post_events
+    from twin_api.routers.events import post_events
 
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -102,7 +102,7 @@ def test_post_events_below_fastapi_sends_the_routes_bytes(fresh):
     the same batch on an equal twin, as JSON, and is timed as the route."""
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     body = orjson.dumps([state_event(1, "standby"), state_event(2, "productive")])
     r = fresh.post("/events", content=body, headers={**auth("ingest"), "content-type": "x"})

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from services.api.feed import EmulatorFeed, feed_for
 from twin.emulator.emulator import EPOCH, Emulator, EmulatorConfig
 from twin.errors import ConfigError
 from twin.live.catalog import Catalog
+from twin_api.feed import EmulatorFeed, feed_for
 
 
 @pytest.fixture(scope="module")

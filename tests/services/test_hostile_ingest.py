@@ -42,7 +42,7 @@ POISON_TEXTS = {
 def fresh(tmp_path):
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     settings = make_settings(store=str(tmp_path / "twin.db"), synchronous="NORMAL")
     with TestClient(create_app(settings)) as c:
@@ -116,7 +116,7 @@ def test_reads_answer_over_a_legacy_store_with_out_of_range_times(tmp_path):
     /kpis, /events still answer (the time clamped to 9999-12-31, the surrogate replaced)."""
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     db = tmp_path / "legacy.db"
     con = sqlite3.connect(db)

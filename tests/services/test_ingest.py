@@ -17,7 +17,7 @@ def fresh():
     """A new in-process app with an empty memory store (small limits to test them)."""
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     with TestClient(create_app(make_settings(max_batch=1000, max_body_bytes=400_000))) as c:
         yield c

@@ -1,4 +1,4 @@
-"""Server limits (services.api.limits, BodyLimit, the POST /events value bound) against real
+"""Server limits (twin_api.limits, BodyLimit, the POST /events value bound) against real
 uvicorn servers on 127.0.0.1 with small limits: each test takes a few seconds at most."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.api.app import create_app
-from services.api.limits import server_config
-from services.api.routers.events import json_values, json_values_bound
 from tests.services.conftest import ADMIN, LiveServer, auth, free_port, make_settings
+from twin_api.app import create_app
+from twin_api.limits import server_config
+from twin_api.routers.events import json_values, json_values_bound
 
 INGEST = auth("ingest")
 
@@ -401,7 +401,7 @@ def test_nesting_past_both_parsers_is_400():
     value bound that lets it reach the parsers)."""
     from fastapi import HTTPException
 
-    from services.api.routers.events import ingest_body
+    from twin_api.routers.events import ingest_body
 
     with pytest.raises(HTTPException) as e:
         ingest_body(None, b"[" * 100_000 + b"]" * 100_000, cap=10_000, per_event=64)
@@ -496,8 +496,8 @@ def test_twin_serve_runs_uvicorn_with_the_limits(monkeypatch):
 
     import uvicorn
 
-    from services.api.limits import FD_SPARE, LimitedHttp, RateLimit
     from twin import service_commands
+    from twin_api.limits import FD_SPARE, LimitedHttp, RateLimit
 
     seen = {}
 

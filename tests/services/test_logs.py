@@ -7,7 +7,7 @@ import json
 import logging
 import logging.config
 
-from services.api.logs import JsonFormatter, log_config
+from twin_api.logs import JsonFormatter, log_config
 
 
 def test_json_formatter_writes_one_object_per_line_with_iso_time() -> None:
@@ -40,7 +40,7 @@ def test_log_config_sends_twin_and_uvicorn_loggers_through_the_json_handler(caps
     finally:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
                                    "root": {"handlers": [], "level": "WARNING"}})  # fmt: skip
-        for name in ("twin", "services", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        for name in ("twin", "twin_api", "uvicorn", "uvicorn.error", "uvicorn.access"):
             lg = logging.getLogger(name)
             lg.handlers.clear()
             lg.propagate = True

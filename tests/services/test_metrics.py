@@ -20,7 +20,7 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 def test_large_counts_are_exact_and_process_and_store_metrics_are_there(tmp_path) -> None:
     """1,117,968 and 1,117,969 events read as two different numbers (':g' made both 1.11797e+06);
     the process's CPU and memory and the store's bytes on disk are exposed; the text parses."""
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     with TestClient(create_app(make_settings(store=str(tmp_path / "s.db")))) as c:
         rt = c.app.state.runtime

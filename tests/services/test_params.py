@@ -12,10 +12,10 @@ from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.api.deps import position_problem
-from services.api.routers.state import MAX_TIME, parse_at
 from tests.services.conftest import ADMIN, TOKENS
 from twin.live.events import format_time
+from twin_api.deps import position_problem
+from twin_api.routers.state import MAX_TIME, parse_at
 
 HOSTILE = [
     "1e20",

@@ -25,7 +25,7 @@ def _wait(cond, timeout: float = 30.0) -> None:
 def test_ready_without_a_token_lists_its_checks() -> None:
     """A running twin without MQTT is ready: ingest and store ok, no token needed; a twin never
     started is not (503, ingest not running)."""
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     with TestClient(create_app(make_settings())) as c:
         r = c.get("/ready")
@@ -39,7 +39,7 @@ def test_ready_without_a_token_lists_its_checks() -> None:
 def test_a_failing_store_makes_the_twin_not_ready_until_a_write_succeeds(tmp_path, caplog):
     """While the store's writes fail, /ready answers 503 naming the failure and /health still
     says up; the first successful write makes it ready again; both moments are logged once."""
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     caplog.set_level(logging.INFO, logger="twin.live.sync")
     with TestClient(create_app(make_settings(store=str(tmp_path / "s.db")))) as c:

@@ -75,7 +75,7 @@ def test_physics_world_follows_vehicle_events():
     pytest.importorskip("pybullet")
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     with TestClient(create_app(make_settings(physics=True))) as c:
         rt = c.app.state.runtime
@@ -101,8 +101,8 @@ def test_physics_faults_never_stop_ingest():
     stored, applied and answered as accepted."""
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
-    from services.api.runtime import TwinRuntime
+    from twin_api.app import create_app
+    from twin_api.runtime import TwinRuntime
 
     class Broken:
         def set_vehicle_pose(self, *a):
@@ -171,7 +171,7 @@ def test_the_loaded_twin_is_kept_out_of_the_collector_while_serving():
 
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     gc.unfreeze()
     with TestClient(create_app(make_settings())) as c:

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import websockets
 
-from services.api.hub import SEQ, Client, Frame, StreamFilter, StreamHub, encode, item_text
 from tests.services.conftest import ADMIN, TOKENS, LiveServer, make_settings
 from tests.services.streams import dicts, tool_events
+from twin_api.hub import SEQ, Client, Frame, StreamFilter, StreamHub, encode, item_text
 
 HEADERS = {"Authorization": f"Bearer {TOKENS['read']}"}
 
@@ -209,7 +209,7 @@ def test_clients_with_one_filter_share_one_frame():
 def test_queued_frames_go_out_joined():
     """A client with several frames queued is sent them as one JSON array (up to CHUNK
     events), skipping what it was already sent."""
-    from services.api.routers.stream import CHUNK, _message
+    from twin_api.routers.stream import CHUNK, _message
 
     c = Client(filter=StreamFilter(), limit=100, last=0)
     for lo in range(1, 13, 3):

@@ -16,7 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.api.auth import (
+from tests.services.conftest import ADMIN, TOKENS, auth, make_settings
+from tests.services.streams import dicts, tool_events
+from twin.cli import main
+from twin_api.auth import (
     GENERATE,
     Grant,
     SourcePolicy,
@@ -25,12 +28,9 @@ from services.api.auth import (
     may_publish,
     token_problems,
 )
-from services.api.deps import Publisher
-from services.api.runtime import TwinRuntime
-from services.api.settings import Settings
-from tests.services.conftest import ADMIN, TOKENS, auth, make_settings
-from tests.services.streams import dicts, tool_events
-from twin.cli import main
+from twin_api.deps import Publisher
+from twin_api.runtime import TwinRuntime
+from twin_api.settings import Settings
 
 STRONG = {name: secrets.token_urlsafe(32) for name in ("admin", "mes", "tools", "read", "bare")}
 needs_may_publish = pytest.mark.skipif(
@@ -336,8 +336,8 @@ def test_health_says_only_up_without_a_token(inproc):
 
 def test_sources_answer_503_when_not_running():
     """/sources of a twin that is not running answers 503, not 500."""
-    from services.api.app import create_app
-    from services.api.routers import sources
+    from twin_api.app import create_app
+    from twin_api.routers import sources
 
     app = create_app(make_settings())
     app.include_router(sources.router)
@@ -350,7 +350,7 @@ def test_sources_answer_503_when_not_running():
 def test_health_says_down_with_503_when_not_running():
     """A twin that is not running (never started, or stopped) answers 503 {"status": "down"},
     to anyone."""
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     app = create_app(make_settings())
     c = TestClient(app)  # no `with`: the lifespan never starts the runtime
@@ -364,8 +364,8 @@ def test_health_says_down_with_503_when_not_running():
 def owned() -> Iterator[TestClient]:
     """An app whose ingest tokens own sources, with the /sources router mounted (the lead adds
     it to create_app; mounted here only if it is not there yet)."""
-    from services.api.app import create_app
-    from services.api.routers import sources
+    from twin_api.app import create_app
+    from twin_api.routers import sources
 
     tokens = {
         STRONG["admin"]: {"scopes": ["admin"], "name": "ops-alice"},

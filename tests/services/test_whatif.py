@@ -17,7 +17,7 @@ MORE_LITHO = {"name": "more-litho", "changes": [{"tool_count": {"area": "Litho",
 def client():
     from fastapi.testclient import TestClient
 
-    from services.api.app import create_app
+    from twin_api.app import create_app
 
     settings = make_settings(
         whatif_max_runs=20, whatif_max_running=1, whatif_max_queued=1, whatif_workers=2
@@ -57,7 +57,7 @@ def test_job_completes_and_equals_a_direct_run(client):
         rt.model, scenarios, RunConfig(days=3, replications=2, seed=7), executor=Serial(),
         progress=False,
     ).to_json()  # fmt: skip
-    from services.api.jobs import _finite
+    from twin_api.jobs import _finite
 
     direct, got = untimed(_finite(direct)), untimed(job["result"])
     for name in ("baseline", "more-litho"):

@@ -240,8 +240,8 @@ def test_access_log_never_holds_the_token(page):
 
     import uvicorn
 
-    from services.api.app import UVICORN_OPTIONS, create_app
     from tests.services.conftest import make_settings
+    from twin_api.app import UVICORN_OPTIONS, create_app
 
     lines: list[str] = []
 

@@ -13,9 +13,9 @@ import pytest
 import websockets
 from fastapi.testclient import TestClient
 
-from services.api.app import create_app
 from tests.services.conftest import ADMIN, TOKENS, LiveServer, auth, make_settings
 from twin.viewer import missing_vendor, static_files
+from twin_api.app import create_app
 
 READ = auth("read")
 T0 = 1_800_000_000.0
@@ -144,7 +144,7 @@ def test_pages_load_nothing_from_the_network(client):
 
 def test_without_vendored_files_the_pages_say_how_to_install(client, monkeypatch):
     """Before setup.sh has copied three.js / Swagger UI, /viewer and /docs are a 503 naming it."""
-    import services.api.routers.viewer as v
+    import twin_api.routers.viewer as v
 
     monkeypatch.setattr(v, "missing_vendor", lambda: ["three.module.js"])
     for path in ("/viewer", "/docs"):

@@ -226,7 +226,7 @@ def test_command_line_rules_file_rules_and_default(tmp_path):
 def test_default_preset_by_input(tmp_path):
     """A scene (its folder or the process folder it names) defaults to `twin`; an SMT2020
     folder on its own, a benchmark dataset, to `pyscfabsim`; so does the API's setting."""
-    from services.api.jobs import default_rules
+    from twin_api.jobs import default_rules
 
     assert presets.default_preset(DEMO)[0] == "twin"
     assert presets.default_preset(DEMO / "process")[0] == "twin"

@@ -7,10 +7,10 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.deps import Reader, iso
-from services.api.routers.kpis import kpis_of
-from services.api.schemas.common import ERRORS
 from twin.live.events import EventFormatError, parse_time
+from twin_api.deps import Reader, iso
+from twin_api.routers.kpis import kpis_of
+from twin_api.schemas.common import ERRORS
 
 router = APIRouter(tags=["state"])
 MIN_TIME = 0.0  # 1970-01-01T00:00:00Z

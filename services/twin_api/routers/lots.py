@@ -5,9 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from services.api.deps import Pages, Reader, iso, not_found, split
-from services.api.schemas.common import ERRORS, NOT_FOUND
-from services.api.schemas.lots import LotPage, LotPublic
+from twin_api.deps import Pages, Reader, iso, not_found, split
+from twin_api.schemas.common import ERRORS, NOT_FOUND
+from twin_api.schemas.lots import LotPage, LotPublic
 
 router = APIRouter(prefix="/lots", tags=["lots"])
 

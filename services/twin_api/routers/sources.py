@@ -14,10 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.api.auth import MAX_SOURCE_CHARS
-from services.api.deps import Administrator, Pages, Reader
-from services.api.schemas.common import ERRORS, Problem
-from services.api.schemas.sources import SourcePage, SourceReset, SourceResetPublic
+from twin_api.auth import MAX_SOURCE_CHARS
+from twin_api.deps import Administrator, Pages, Reader
+from twin_api.schemas.common import ERRORS, Problem
+from twin_api.schemas.sources import SourcePage, SourceReset, SourceResetPublic
 
 router = APIRouter(prefix="/sources", tags=["sources"])
 

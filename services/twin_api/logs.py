@@ -31,14 +31,14 @@ def log_config(fmt: str, level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for uvicorn's ``log_config``: every logger that matters
     (root, twin.*, uvicorn.*) to stderr in ``fmt`` ("text" or "json") at ``level``."""
     formatter = (
-        {"()": "services.api.logs.JsonFormatter"}
+        {"()": "twin_api.logs.JsonFormatter"}
         if fmt == "json"
         else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
     handler = {"class": "logging.StreamHandler", "formatter": "twin", "stream": "ext://sys.stderr"}
     loggers = {
         name: {"handlers": ["twin"], "level": level.upper(), "propagate": False}
-        for name in ("twin", "services", "uvicorn", "uvicorn.error", "uvicorn.access")
+        for name in ("twin", "twin_api", "uvicorn", "uvicorn.error", "uvicorn.access")
     }
     return {
         "version": 1,

@@ -5,9 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from services.api.deps import Pages, Reader, iso, split
-from services.api.schemas.carriers import CarrierPage
-from services.api.schemas.common import ERRORS
+from twin_api.deps import Pages, Reader, iso, split
+from twin_api.schemas.carriers import CarrierPage
+from twin_api.schemas.common import ERRORS
 
 router = APIRouter(prefix="/carriers", tags=["carriers"])
 

@@ -5,10 +5,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from services.api.deps import Pages, Reader, not_found, split
-from services.api.fastpath import equipment_dict, equipment_json
-from services.api.schemas.common import ERRORS, NOT_FOUND
-from services.api.schemas.equipment import EquipmentPage, EquipmentPublic
+from twin_api.deps import Pages, Reader, not_found, split
+from twin_api.fastpath import equipment_dict, equipment_json
+from twin_api.schemas.common import ERRORS, NOT_FOUND
+from twin_api.schemas.equipment import EquipmentPage, EquipmentPublic
 
 router = APIRouter(prefix="/equipment", tags=["equipment"])
 
@@ -48,5 +48,5 @@ async def get_equipment(equipment_id: str, rt: Reader) -> Any:
     e = rt.state.equipment.get(equipment_id)
     if e is None:
         raise not_found("equipment", equipment_id, list(rt.state.equipment))
-    # usually answered by services.api.fastpath before FastAPI routes it; same bytes here
+    # usually answered by twin_api.fastpath before FastAPI routes it; same bytes here
     return Response(equipment_json(rt, e), media_type="application/json")

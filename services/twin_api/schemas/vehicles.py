@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from services.api.schemas.common import PageMeta
+from twin_api.schemas.common import PageMeta
 
 
 class VehiclePublic(BaseModel):

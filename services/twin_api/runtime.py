@@ -17,10 +17,6 @@ import time as _time
 from collections.abc import Callable
 from typing import Any
 
-from services.api.feed import EventFeed, feed_for
-from services.api.hub import StreamHub, encode
-from services.api.metrics import Histogram
-from services.api.settings import Settings
 from twin.live.catalog import Catalog
 from twin.live.events import Event, EventFormatError, parse_event
 from twin.live.order import ReorderConfig
@@ -28,6 +24,10 @@ from twin.live.sources import Bus
 from twin.live.state import TwinState
 from twin.live.store import EventStore, MemoryStore, SQLiteStore
 from twin.live.sync import ACCEPTED, SyncConfig, Synchroniser
+from twin_api.feed import EventFeed, feed_for
+from twin_api.hub import StreamHub, encode
+from twin_api.metrics import Histogram
+from twin_api.settings import Settings
 
 log = logging.getLogger("twin.api")
 
@@ -127,7 +127,7 @@ class TwinRuntime:
             from twin.live.mqtt import MqttSource
 
             self.sources.append(MqttSource(mqtt_config(s)))
-        from services.api.jobs import JobManager
+        from twin_api.jobs import JobManager
 
         self.jobs = JobManager(self)
         # built before anything runs: a scene that does not fit its model fails the start

@@ -23,9 +23,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from services.api.deps import Reader, iso
-from services.api.routers.state import parse_at
 from twin.viewer import MEDIA_TYPES, SETUP_HINT, STATIC, missing_vendor, static_files
+from twin_api.deps import Reader, iso
+from twin_api.routers.state import parse_at
 
 router = APIRouter(tags=["viewer"])
 MAX_NAME = 200  # no served file has a longer name
@@ -159,7 +159,7 @@ def scene_arrays(scene: Any) -> bytes:
 
 
 def _bay(scene: Any, node: Any) -> str | None:
-    from services.api.runtime import bay_of
+    from twin_api.runtime import bay_of
 
     return bay_of(scene, node)
 

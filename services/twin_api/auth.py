@@ -4,7 +4,7 @@ scope, and per source, whether the caller may publish it.
 Tokens are compared with ``hmac.compare_digest`` against every configured token (no early
 exit), so the time taken says nothing about how much of a token matched. ``admin`` holds every
 scope and may publish every source. A token's ``sources`` are names (``mes``) or prefixes
-ending in ``*`` (``tool-*``; ``*`` alone is every source); see ``services.api.settings`` for
+ending in ``*`` (``tool-*``; ``*`` alone is every source); see ``twin_api.settings`` for
 how tokens are configured and checked.
 """
 

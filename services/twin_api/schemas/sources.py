@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.api.schemas.common import PageMeta
+from twin_api.schemas.common import PageMeta
 
 MAX_SEQ = 2**63 - 1  # what the store's INTEGER column holds
 

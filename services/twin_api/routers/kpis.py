@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.deps import Reader, iso
-from services.api.schemas.common import ERRORS
-from services.api.schemas.kpis import KpisPublic
+from twin_api.deps import Reader, iso
+from twin_api.schemas.common import ERRORS
+from twin_api.schemas.kpis import KpisPublic
 
 router = APIRouter(tags=["kpis"])
 

@@ -5,9 +5,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.api.deps import Pages, Reader, iso
-from services.api.schemas.common import ERRORS
-from services.api.schemas.vehicles import VehiclePage
+from twin_api.deps import Pages, Reader, iso
+from twin_api.schemas.common import ERRORS
+from twin_api.schemas.vehicles import VehiclePage
 
 router = APIRouter(prefix="/vehicles", tags=["vehicles"])
 

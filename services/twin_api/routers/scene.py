@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from services.api.deps import Pages, Reader, split
-from services.api.runtime import bay_of
-from services.api.schemas.common import ERRORS
-from services.api.schemas.scene import ScenePublic
+from twin_api.deps import Pages, Reader, split
+from twin_api.runtime import bay_of
+from twin_api.schemas.common import ERRORS
+from twin_api.schemas.scene import ScenePublic
 
 router = APIRouter(tags=["scene"])
 

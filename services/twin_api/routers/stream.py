@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.auth import ws_accept_protocol, ws_scopes
-from services.api.deps import position_problem
-from services.api.hub import DROP_CODE, SEQ, Client, batch_text, encode, notice, parse_filter
+from twin_api.auth import ws_accept_protocol, ws_scopes
+from twin_api.deps import position_problem
+from twin_api.hub import DROP_CODE, SEQ, Client, batch_text, encode, notice, parse_filter
 
 router = APIRouter(tags=["stream"])
 CHUNK = 500  # events per message: replayed, or queued frames joined (a larger frame goes whole)

@@ -17,7 +17,7 @@ under uvicorn. Around the app it adds what only the server can see:
   handshake); an empty bucket answers 429 with ``Retry-After``.
 
 The body read timeout (408) and the JSON-value bound of ``POST /events`` live with the app
-(``services.api.app.BodyLimit``, ``services.api.routers.events.ingest_body``), so they hold
+(``twin_api.app.BodyLimit``, ``twin_api.routers.events.ingest_body``), so they hold
 under any ASGI server.
 """
 
@@ -331,7 +331,7 @@ def server_config(app: Any, settings: Any, host: str, port: int, **options: Any)
     """The ``uvicorn.Config`` that serves ``app`` with every server limit of ``settings``."""
     import uvicorn
 
-    from services.api.app import UVICORN_OPTIONS
+    from twin_api.app import UVICORN_OPTIONS
 
     outer = limited_app(app, settings)
     guard = Guard(settings, outer)

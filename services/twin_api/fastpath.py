@@ -22,9 +22,9 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.api.auth import TokenTable, bearer, may_publish
 from twin.errors import IngestFailed, NotFoundError, TwinError
 from twin.live.events import format_time
+from twin_api.auth import TokenTable, bearer, may_publish
 
 PREFIX = "/equipment/"
 EVENTS = "/events"
@@ -120,7 +120,7 @@ class FastPath:
     async def _post_events(self, scope: dict, receive: Any, send: Any, policy: Any) -> None:
         """Read the body, ingest it off the event loop (as the route does) and answer 200; a
         body the route would refuse goes to the route with the body as it came."""
-        from services.api.routers.events import ingest_body
+        from twin_api.routers.events import ingest_body
 
         chunks: list[bytes] = []
         while True:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.api.auth import bearer
+from twin_api.auth import bearer
 
 router = APIRouter(tags=["health"])
 

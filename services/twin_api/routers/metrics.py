@@ -4,9 +4,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from services.api.deps import Reader
-from services.api.metrics import registry_for, render
-from services.api.schemas.common import ERRORS
+from twin_api.deps import Reader
+from twin_api.metrics import registry_for, render
+from twin_api.schemas.common import ERRORS
 
 router = APIRouter(tags=["metrics"])
 CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -4,7 +4,7 @@ The runtime is built and started in the lifespan (never at import time) and stop
 Two small ASGI middlewares wrap every request: a body limit (413 before the body is read
 when Content-Length says so, or as soon as a streamed body passes it; 408 when it stalls for
 ``body_timeout`` s) and request timing for ``/metrics``. The server's own limits (headers,
-connections, rate) are in ``services.api.limits``. Inside them, ``services.api.fastpath`` answers the hot read, ``GET
+connections, rate) are in ``twin_api.limits``. Inside them, ``twin_api.fastpath`` answers the hot read, ``GET
 /equipment/{id}``, and ``POST /events`` batches that ingest without FastAPI's routing (the
 routes still document them and write their errors). Nothing here takes a file path from a
 request: the scene, the store and the model come from the settings only.
@@ -23,9 +23,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from services.api.auth import TokenTable
-from services.api.fastpath import FastPath, twin_error_response
-from services.api.routers import (
+from twin.errors import TwinError
+from twin_api.auth import TokenTable
+from twin_api.fastpath import FastPath, twin_error_response
+from twin_api.routers import (
     carriers,
     equipment,
     events,
@@ -41,9 +42,8 @@ from services.api.routers import (
     viewer,
     whatif,
 )
-from services.api.runtime import TwinRuntime
-from services.api.settings import Settings
-from twin.errors import TwinError
+from twin_api.runtime import TwinRuntime
+from twin_api.settings import Settings
 
 # uvicorn's WebSocket implementation: "websockets" waits for the socket to drain on each send,
 # so a client that stops reading fills its bounded queue in the hub and is dropped; the sans-I/O
@@ -182,7 +182,7 @@ class _Stalled(HTTPException):
 
 
 def _body_problem(status: int, detail: str) -> Response:  # 408
-    from services.api.limits import PROBLEM_TYPE, problem
+    from twin_api.limits import PROBLEM_TYPE, problem
 
     return Response(
         problem(status, "Request Timeout", detail),

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
-from services.api.auth import Grant, SourcePolicy, authorise, check
-from services.api.runtime import TwinRuntime
 from twin.errors import NotFoundError
 from twin.live.events import format_time
+from twin_api.auth import Grant, SourcePolicy, authorise, check
+from twin_api.runtime import TwinRuntime
 
 
 async def _runtime(request: Request) -> TwinRuntime:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from services.api.deps import Publisher, Reader
-from services.api.routers.state import parse_at
-from services.api.schemas.common import ERRORS, Problem
-from services.api.schemas.events import EventsPage, IngestResponse
+from twin_api.deps import Publisher, Reader
+from twin_api.routers.state import parse_at
+from twin_api.schemas.common import ERRORS, Problem
+from twin_api.schemas.events import EventsPage, IngestResponse
 
 router = APIRouter(prefix="/events", tags=["events"])
 INT64_MAX = 2**63 - 1  # SQLite's integers: a position past it answered 500
@@ -94,7 +94,7 @@ _BODY = {
     summary="Ingest a batch: each event validated, stored and applied; invalid ones dead-lettered",
 )
 async def post_events(pub: Publisher, request: Request) -> Any:
-    # usually answered by services.api.fastpath before FastAPI routes it (same bytes); here:
+    # usually answered by twin_api.fastpath before FastAPI routes it (same bytes); here:
     # errors, and a runtime not started. Parsing, ingest and encoding the answer all run off
     # the event loop: a batch of 5,000 events must not hold up the reads and WebSocket clients
     rt, may_publish = pub

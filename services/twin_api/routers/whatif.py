@@ -6,11 +6,11 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.api.deps import WhatIfRunner, not_found
-from services.api.jobs import CapExceeded
-from services.api.schemas.common import ERRORS, NOT_FOUND, Problem
-from services.api.schemas.whatif import WhatIfCreate, WhatIfJobPublic
 from twin.errors import InputError
+from twin_api.deps import WhatIfRunner, not_found
+from twin_api.jobs import CapExceeded
+from twin_api.schemas.common import ERRORS, NOT_FOUND, Problem
+from twin_api.schemas.whatif import WhatIfCreate, WhatIfJobPublic
 
 router = APIRouter(prefix="/whatif", tags=["whatif"])
 

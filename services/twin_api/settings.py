@@ -5,7 +5,7 @@ One ``Settings`` object configures the runtime and the API. Tokens come from ``T
 never from a command line. Each maps a bearer token to its scopes, or to ``{"scopes": [...],
 "sources": [...], "name": "..."}``: the sources it may publish (a trailing ``*`` is a prefix).
 Outside development the service refuses to start without tokens or with a token that is easy to
-guess (``services.api.auth.token_problems``). In development an ``ingest`` token that lists no
+guess (``twin_api.auth.token_problems``). In development an ``ingest`` token that lists no
 sources may publish any (a note at start says so); in production, none.
 """
 
@@ -32,7 +32,7 @@ from pydantic_settings import (
 )
 
 import twin
-from services.api.auth import source_problems, tail, token_problems
+from twin_api.auth import source_problems, tail, token_problems
 
 SCOPES = ("read", "ingest", "whatif", "admin")
 # the demo fab ships inside the twin package (package data), so this holds when installed too
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
 
     mode: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"  # the address `twin serve` listens on (0.0.0.0 in a container)
-    log_format: Literal["text", "json"] = "text"  # json: one object per line (services.api.logs)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (twin_api.logs)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     port: int = Field(8000, ge=1, le=65535)
     scene: str = str(DEFAULT_SCENE)  # scene folder or SMAT2022 workbook
@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     # what-if limits
     whatif_worker_memory_mb: int = Field(4096, ge=0)  # MiB per worker process (0: no limit)
 
-    # server limits (services.api.limits; docs/api.md "Limits")
+    # server limits (twin_api.limits; docs/api.md "Limits")
     max_header_bytes: int = 64 * 1024  # request line + headers, bytes (431 above, then closed)
     header_timeout: float = 10.0  # s from a connection (or a request's first byte) to its headers
     body_timeout: float = 30.0  # s a request body may stall between two reads (408)

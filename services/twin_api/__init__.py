@@ -1,0 +1,1 @@
+"""The twin's HTTP/WebSocket API: ``create_app(settings)`` in ``twin_api.app``."""
