@@ -1,0 +1,438 @@
+"""The event store on PostgreSQL (psycopg 3): the shared store of a twin run as a service.
+
+Same contract as the SQLite store (``tests/live/test_store.py`` runs against both): an
+append-only log at positions 1, 2, ... with (source, seq) unique (a second copy is ignored, the
+first copy in a batch wins), dead letters with their reason, snapshots, meta texts; each event row
+carries the same hash chain h_n = SHA-256(h_{n-1} || row bytes) as the SQLite store.
+
+A ``write`` is one transaction and a constant number of round trips whatever its size: lock the
+log (one writer at a time, readers are never blocked), read the last position and hash, look up
+which of the batch's keys are stored already (one query over arrays), ``COPY`` the new rows, insert
+the dead letters, ``NOTIFY twin_events`` with the new last position, commit. The commit is
+durable as the server is configured (``synchronous_commit``, on by default).
+
+The schema is under version control: ``schema_version`` holds one row per migration applied;
+opening a store applies the forward migrations it lacks (under an advisory lock, so servers
+starting together migrate once) and refuses, with one line, a database whose schema is newer
+than this code knows. Connection problems (wrong credentials, unreachable host, a URL that is
+not one) are one StoreError line with the password masked. See docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time as _time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from twin.errors import StoreError, StoreWriteError
+from twin.live import codec
+from twin.live.events import Event
+from twin.live.state import TwinState
+from twin.live.store import (
+    GENESIS,
+    DeadLetter,
+    EventStore,
+    _chain_rows,
+    _dead_row,
+    _event_name,
+    _unstorable,
+)
+
+SCHEMA_VERSION = 1  # the newest schema this code knows
+NOTIFY_CHANNEL = "twin_events"  # payload: the last position of the transaction that committed
+_MIGRATION_LOCK = 0x7477696E_0001  # pg_advisory_xact_lock key: one migrator at a time
+
+# Forward migrations: _MIGRATIONS[v] takes a store from version v-1 to v. Never edit one that
+# was released; add the next.
+_MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE events (
+    pos bigint PRIMARY KEY,
+    source text NOT NULL,
+    seq bigint NOT NULL,
+    id text NOT NULL,
+    time double precision NOT NULL,
+    type text NOT NULL,
+    subject text NOT NULL,
+    data text NOT NULL,
+    hash bytea NOT NULL,
+    UNIQUE (source, seq)
+);
+CREATE INDEX events_subject ON events (subject, pos);
+CREATE TABLE dead_letters (
+    id bigserial PRIMARY KEY,
+    received double precision NOT NULL,
+    source text,
+    seq bigint,
+    reason text NOT NULL,
+    raw text NOT NULL
+);
+CREATE INDEX dead_letters_source ON dead_letters (source, seq) WHERE seq IS NOT NULL;
+CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE snapshots (pos bigint PRIMARY KEY, clock double precision NOT NULL, state text NOT NULL);
+CREATE FUNCTION twin_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the event log is append-only'; END $$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION twin_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION twin_append_only();
+""",
+}
+
+_COLUMNS = "pos, source, seq, id, time, type, subject, data, hash"
+_LAST = "SELECT pos, hash FROM events ORDER BY pos DESC LIMIT 1"
+_STORED = (
+    "SELECT e.source, e.seq FROM events e "
+    "JOIN unnest(%s::text[], %s::bigint[]) AS k(source, seq) "
+    "ON e.source = k.source AND e.seq = k.seq"
+)
+# Highest seq per source by a skip scan of the (source, seq) index: one probe per source,
+# not a pass over the whole log (what a restarting synchroniser asks first).
+_LAST_SEQS = """
+WITH RECURSIVE s(source) AS (
+    (SELECT source FROM events ORDER BY source LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.source FROM events e WHERE e.source > s.source ORDER BY e.source LIMIT 1)
+    FROM s WHERE s.source IS NOT NULL
+)
+SELECT source, (SELECT max(seq) FROM events e WHERE e.source = s.source)
+FROM s WHERE source IS NOT NULL
+"""
+_PAGE = 5000  # rows per read query (reads page by position, holding no transaction open)
+_HINT_CONNECT = "check the URL (postgresql://user:password@host:port/database) and the server"
+
+
+def mask(url: str) -> str:
+    """``url`` for messages: the password replaced by ***, lone surrogates escaped."""
+    text = url.encode("utf-8", "backslashreplace").decode()
+    text = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", text)
+    text = re.sub(r"(password=)[^&\s]*", r"\1***", text)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _reason(exc: BaseException, url: str, shown: str) -> str:
+    """psycopg's message as one line, without the URL's password."""
+    text = str(exc).replace(url, shown).strip() or type(exc).__name__
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
+class PostgresStore(EventStore):
+    """An event store in a PostgreSQL database given by its URL
+    (``postgresql://user:password@host:port/database``). ``readonly=True`` never writes, not
+    even the schema, and refuses a database that holds no store or an older schema.
+
+    One connection, used by one thread at a time (a lock): the API's reader threads share it
+    with the ingest thread, each read page and each write transaction whole."""
+
+    def __init__(self, url: str, *, readonly: bool = False, connect_timeout: float = 10) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError(
+                "postgresql", "needs psycopg", "pip install 'twin[postgres]'"
+            ) from None
+        self._pg = psycopg
+        if not isinstance(url, str):
+            raise StoreError(repr(url)[:60], "is not a URL", _HINT_CONNECT)
+        self.url, self.shown, self.readonly = url, mask(url), readonly
+        self.path = self.shown  # what messages name, as the SQLite store's path
+        self.chained = True
+        self._timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._db = self._connect()
+        try:
+            self.schema_version = self._schema()
+        except BaseException:
+            self._db.close()
+            raise
+
+    # ------------------------------------------------------------ connection and schema
+    def _connect(self) -> Any:
+        psycopg = self._pg
+        try:
+            self.url.encode()
+        except UnicodeEncodeError:
+            raise StoreError(
+                self.shown, "holds a lone surrogate (accepted: a URL in valid Unicode text)"
+            ) from None
+        try:
+            kwargs: dict[str, Any] = {"autocommit": True}
+            if "connect_timeout" not in self.url:
+                kwargs["connect_timeout"] = max(1, round(self._timeout))
+            db = psycopg.connect(self.url, **kwargs)
+        except psycopg.ProgrammingError as exc:  # the URL does not parse
+            raise StoreError(
+                self.shown, f"is not a PostgreSQL URL ({_reason(exc, self.url, self.shown)})",
+                _HINT_CONNECT,
+            ) from None  # fmt: skip
+        except (psycopg.Error, ValueError, OSError) as exc:
+            raise StoreError(
+                self.shown, f"cannot connect ({_reason(exc, self.url, self.shown)})", _HINT_CONNECT
+            ) from None
+        if self.readonly:
+            db.execute("SET default_transaction_read_only = on")
+        return db
+
+    def _conn(self) -> Any:
+        """The connection, made again if the server dropped it (a restart, a fail-over)."""
+        if self._db.closed or self._db.broken:
+            self._db = self._connect()
+        return self._db
+
+    def _schema(self) -> int:
+        """Check the schema version; a writer applies the forward migrations it lacks."""
+        db = self._db
+        try:
+            with db.transaction():
+                if not self.readonly:
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                version = self._version()
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        self.shown,
+                        f"has schema version {version}, newer than this twin knows "
+                        f"({SCHEMA_VERSION})",
+                        "run a twin release that knows it (a store is never downgraded)",
+                    )
+                if version == 0 and self._has("events"):
+                    raise StoreError(
+                        self.shown,
+                        "holds an events table but no schema_version table: not a twin store",
+                        "give an empty database (the twin creates its tables)",
+                    )
+                if version < SCHEMA_VERSION and self.readonly:
+                    raise StoreError(
+                        self.shown,
+                        "holds no event store" if version == 0
+                        else f"has schema version {version}, older than this twin's "
+                        f"({SCHEMA_VERSION})",
+                        "open it for writing once (`twin ingest` or `twin serve`) to create or "
+                        "upgrade it",
+                    )  # fmt: skip
+                if version < SCHEMA_VERSION:
+                    db.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_version ("
+                        "version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())"
+                    )
+                    for v in range(version + 1, SCHEMA_VERSION + 1):
+                        db.execute(_MIGRATIONS[v])
+                        db.execute("INSERT INTO schema_version (version) VALUES (%s)", (v,))
+                    version = SCHEMA_VERSION
+        except self._pg.Error as exc:
+            raise StoreError(
+                self.shown, f"cannot be opened as an event store ({_reason(exc, '', '')})"
+            ) from None
+        return version
+
+    def _has(self, table: str) -> bool:
+        row = self._db.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+        return bool(row[0])
+
+    def _version(self) -> int:
+        if not self._has("schema_version"):
+            return 0
+        row = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _refuse_readonly(self) -> None:
+        if self.readonly:
+            raise StoreWriteError(self.shown, "the store was opened read-only")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of one statement, outside any transaction; one StoreError line on failure."""
+        with self._lock:
+            try:
+                return self._conn().execute(sql, args).fetchall()
+            except self._pg.Error as exc:
+                raise StoreError(
+                    self.shown, f"cannot be read ({_reason(exc, self.url, self.shown)})"
+                ) from None
+
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self._refuse_readonly()
+        with self._lock:
+            try:
+                self._conn().execute(sql, args)
+            except self._pg.Error as exc:
+                raise StoreWriteError(self.shown, _reason(exc, self.url, self.shown)) from None
+
+    # ------------------------------------------------------------ writes
+    def write(self, events: Sequence[Event], dead: Sequence[DeadLetter] = ()) -> int:
+        self._refuse_readonly()
+        dead_rows = [_pg_dead_row(d) for d in dead]
+        psycopg = self._pg
+        with self._lock:
+            try:
+                return self._write(events, dead_rows)
+            except psycopg.OperationalError as exc:  # the server went away: nothing committed
+                raise StoreWriteError(self.shown, _reason(exc, self.url, self.shown)) from None
+            except (psycopg.Error, TypeError, ValueError, OverflowError, RecursionError) as exc:
+                for e in events:  # name the event that cannot be stored (nothing was written)
+                    problem = _pg_unstorable(e)
+                    if problem is not None:
+                        raise StoreWriteError(_event_name(e), problem) from None
+                raise StoreWriteError(self.shown, _reason(exc, self.url, self.shown)) from None
+
+    def _write(self, events: Sequence[Event], dead_rows: list[tuple]) -> int:
+        first: dict[tuple[str, int], Event] = {}
+        for e in events:  # the first copy in the batch wins
+            first.setdefault((e.source, e.seq), e)
+        db = self._conn()
+        with db.transaction():
+            cur = db.cursor()
+            # one writer at a time (positions and the chain follow the last row); reads go on
+            cur.execute("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+            row = cur.execute(_LAST).fetchone()
+            pos, h = (0, GENESIS) if row is None else (row[0], bytes(row[1]))
+            if first:
+                srcs, seqs = zip(*first)
+                for key in cur.execute(_STORED, (list(srcs), list(seqs))):
+                    first.pop(key, None)
+            new = list(first.values())
+            rows = _chain_rows(new, codec.dumps_many([e.data for e in new]), pos, h)
+            if rows:
+                with cur.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as cp:
+                    write_row = cp.write_row
+                    for p, r in enumerate(rows, start=pos + 1):
+                        write_row((p, *r))
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(pos + len(rows))))
+            if dead_rows:
+                with cur.copy(
+                    "COPY dead_letters (received, source, seq, reason, raw) FROM STDIN"
+                ) as cp:
+                    for d in dead_rows:
+                        cp.write_row(d)
+        return len(rows)
+
+    def put_meta(self, key: str, value: str) -> None:
+        self._run(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (key, value),
+        )
+
+    def save_snapshot(self, state: TwinState, pos: int) -> None:
+        self._run(
+            "INSERT INTO snapshots (pos, clock, state) VALUES (%s, %s, %s) "
+            "ON CONFLICT (pos) DO UPDATE SET clock = EXCLUDED.clock, state = EXCLUDED.state",
+            (pos, state.clock, state.to_json()),
+        )
+
+    # ------------------------------------------------------------ reads
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = %s", (key,))
+        return rows[0][0] if rows else None
+
+    def read_positioned(
+        self, since=None, until=None, type=None, subject=None, after=0, limit=None
+    ) -> Iterator[tuple[int, Event]]:
+        where, args = ["pos > %s"], [after]
+        for clause, value in (
+            ("time >= %s", since),
+            ("time <= %s", until),
+            ("type = %s", type),
+            ("subject = %s", subject),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = (
+            "SELECT pos, id, source, seq, time, type, subject, data FROM events "
+            f"WHERE {' AND '.join(where)} ORDER BY pos LIMIT %s"
+        )
+        loads, left = json.loads, limit
+        while left is None or left > 0:
+            page = _PAGE if left is None else min(_PAGE, left)
+            rows = self._query(sql, [*args, page])
+            for p, i, src, seq, t, ty, subj, data in rows:
+                yield p, Event(i, src, seq, t, ty, subj, loads(data))
+            if len(rows) < page:
+                return
+            args[0] = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+
+    def count(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(pos), 0) FROM events")[0][0])
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        rows = self._query(
+            "SELECT reason, raw, source, seq, received FROM dead_letters ORDER BY id LIMIT %s",
+            (limit,),
+        )
+        return [DeadLetter(*r) for r in rows]
+
+    def dead_letter_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM dead_letters")[0][0])
+
+    def snapshot(self, at: float | None = None) -> tuple[int, TwinState] | None:
+        if at is None:
+            rows = self._query("SELECT pos, state FROM snapshots ORDER BY pos DESC LIMIT 1")
+        else:
+            rows = self._query(
+                "SELECT pos, state FROM snapshots WHERE clock <= %s ORDER BY pos DESC LIMIT 1",
+                (at,),
+            )
+        return (rows[0][0], TwinState.from_json(rows[0][1])) if rows else None
+
+    def last_seqs(self) -> dict[str, int]:
+        out = {src: seq for src, seq in self._query(_LAST_SEQS)}
+        for src, seq in self._query(
+            "SELECT source, MAX(seq) FROM dead_letters WHERE source IS NOT NULL "
+            "AND seq IS NOT NULL GROUP BY source"
+        ):
+            out[src] = max(out.get(src, 0), seq)
+        return out
+
+    def bytes_used(self) -> int:
+        """Bytes on disk of the store's tables and indexes (for sizing)."""
+        row = self._query(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "WHERE c.relname IN ('events', 'dead_letters', 'meta', 'snapshots') AND c.relkind = 'r'"
+        )
+        return int(row[0][0])
+
+
+def _pg_unstorable(e: Event) -> str | None:
+    """Why PostgreSQL could not store this event (None: it can): what SQLite refuses, and a NUL
+    character in a text field (PostgreSQL text cannot hold one; JSON data escapes it)."""
+    problem = _unstorable(e)
+    if problem is not None:
+        return problem
+    for name in ("id", "source", "type", "subject"):
+        if "\0" in getattr(e, name):
+            return f"{name} holds a NUL character (accepted: text without U+0000)"
+    return None
+
+
+def _pg_dead_row(d: DeadLetter) -> tuple:
+    """A dead letter as a row PostgreSQL always accepts: SQLite's row, NUL written as \\u0000."""
+    received, source, seq, reason, raw = _dead_row(d)
+    if source is not None and "\0" in source:
+        source = source.replace("\0", "\\u0000")
+    return (received, source, seq, reason.replace("\0", "\\u0000"), raw.replace("\0", "\\u0000"))
+
+
+def wait_for_events(url: str, after: int, timeout: float) -> int | None:
+    """Block until a write past position ``after`` is notified (or ``timeout`` s pass); the
+    notified last position, or None. For followers: LISTEN, then catch up by position."""
+    import psycopg
+
+    deadline = _time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        row = db.execute("SELECT COALESCE(MAX(pos), 0) FROM events").fetchone()
+        if row[0] > after:
+            return int(row[0])
+        while (left := deadline - _time.monotonic()) > 0:
+            for n in db.notifies(timeout=left, stop_after=1):
+                if int(n.payload) > after:
+                    return int(n.payload)
+    return None
