@@ -97,7 +97,9 @@ class PgServer:
 
     def restart(self) -> None:
         """Stop (fast: connections are cut) and start again on the same port and data."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart")
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-m", "fast", "-w", "restart"
+        )
 
     def stop(self) -> None:
         try:

@@ -691,6 +691,11 @@ def is_url(spec: object) -> bool:
     return isinstance(spec, str) and "://" in spec
 
 
+def store_arg(text: str) -> str | Path:
+    """An argparse ``type`` for --store: a URL stays text (Path would fold its //), else a path."""
+    return text if is_url(text) else Path(text)
+
+
 def open_store(
     spec: str | os.PathLike, *, synchronous: str = "FULL", readonly: bool = False
 ) -> EventStore:

@@ -39,6 +39,7 @@ from twin.live.store import (
     _dead_row,
     _event_name,
     _unstorable,
+    _whole_text,
 )
 
 SCHEMA_VERSION = 1  # the newest schema this code knows
@@ -101,6 +102,11 @@ WITH RECURSIVE s(source) AS (
 SELECT source, (SELECT max(seq) FROM events e WHERE e.source = s.source)
 FROM s WHERE source IS NOT NULL
 """
+# a \\uXXXX escape of a surrogate that is not half of a pair
+_LONE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 _PAGE = 5000  # rows per read query (reads page by position, holding no transaction open)
 _HINT_CONNECT = "check the URL (postgresql://user:password@host:port/database) and the server"
 
@@ -249,7 +255,12 @@ class PostgresStore(EventStore):
         """Rows of one statement, outside any transaction; one StoreError line on failure."""
         with self._lock:
             try:
-                return self._conn().execute(sql, args).fetchall()
+                try:
+                    return self._conn().execute(sql, args).fetchall()
+                except self._pg.OperationalError:
+                    if not self._db.broken:
+                        raise
+                    return self._conn().execute(sql, args).fetchall()  # once more, reconnected
             except self._pg.Error as exc:
                 raise StoreError(
                     self.shown, f"cannot be read ({_reason(exc, self.url, self.shown)})"
@@ -270,8 +281,15 @@ class PostgresStore(EventStore):
         psycopg = self._pg
         with self._lock:
             try:
-                return self._write(events, dead_rows)
-            except psycopg.OperationalError as exc:  # the server went away: nothing committed
+                try:
+                    return self._write(events, dead_rows)
+                except psycopg.OperationalError:
+                    if not self._db.broken:
+                        raise
+                    # the server dropped the connection (a restart): once more on a new one.
+                    # Safe even if the lost reply was a commit's: stored keys are skipped.
+                    return self._write(events, dead_rows)
+            except psycopg.OperationalError as exc:  # the server is away: nothing committed
                 raise StoreWriteError(self.shown, _reason(exc, self.url, self.shown)) from None
             except (psycopg.Error, TypeError, ValueError, OverflowError, RecursionError) as exc:
                 for e in events:  # name the event that cannot be stored (nothing was written)
@@ -296,6 +314,8 @@ class PostgresStore(EventStore):
                 for key in cur.execute(_STORED, (list(srcs), list(seqs))):
                     first.pop(key, None)
             new = list(first.values())
+            if any(e.time != e.time for e in new):  # NaN: PostgreSQL would store it
+                raise ValueError("a time is NaN")
             rows = _chain_rows(new, codec.dumps_many([e.data for e in new]), pos, h)
             if rows:
                 with cur.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as cp:
@@ -352,7 +372,13 @@ class PostgresStore(EventStore):
             page = _PAGE if left is None else min(_PAGE, left)
             rows = self._query(sql, [*args, page])
             for p, i, src, seq, t, ty, subj, data in rows:
-                yield p, Event(i, src, seq, t, ty, subj, loads(data))
+                d = loads(data)
+                if "\\ud" in data and _LONE.search(data):  # written escaped: served as "?"
+                    try:
+                        d = _whole_text(d)
+                    except RecursionError:  # deep data: the escapes replaced in the text
+                        d = loads(_LONE.sub("?", data))
+                yield p, Event(i, src, seq, t, ty, subj, d)
             if len(rows) < page:
                 return
             args[0] = rows[-1][0]
