@@ -1,0 +1,161 @@
+"""PostgreSQL event store benchmark: durable ingest rate and bytes per stored event.
+
+Run: .venv/bin/python bench/bench_pg.py [--events 200000] [--batch 2000]
+Needs the PostgreSQL server binaries (Debian package ``postgresql``) and psycopg
+(``pip install 'twin[postgres]'``); it starts its own server (tests/pg.py) with the durable
+defaults: fsync on, synchronous_commit on, full_page_writes on. Target (issue 20): durable ingest
+into PostgreSQL >= 30,000 ev/s. Each write is one transaction, committed (WAL flushed) before it
+returns. Rows:
+- store.write of ready Events, at several batch sizes: the store alone;
+- the Synchroniser over JSON texts (parse, validate, write, apply), as `twin ingest` runs;
+- where the time goes: this process's CPU, the server backend's CPU (from /proc), and the rest
+  (waits: WAL flush, network, other people's work on a shared machine);
+- bytes per event on disk: PostgreSQL (tables + indexes + TOAST, after VACUUM) beside SQLite
+  (the database file after a checkpoint) for the same events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.pg import PgServer  # noqa: E402
+from twin.live.sources import Message  # noqa: E402
+from twin.live.store import SQLiteStore  # noqa: E402
+from twin.live.store_pg import PostgresStore  # noqa: E402
+from twin.live.sync import SyncConfig, Synchroniser  # noqa: E402
+from twin.live.synthetic import StreamConfig, synthetic_catalog, synthetic_stream  # noqa: E402
+
+
+def row(name: str, value: float, unit: str, target: str = "-") -> None:
+    print(f"  {name:<58} {value:>12,.1f} {unit:<7} (target {target})", flush=True)
+
+
+def backend_cpu(store: PostgresStore) -> float:
+    """CPU seconds used so far by the server process serving ``store``'s connection."""
+    pid = store._query("SELECT pg_backend_pid()")[0][0]
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_write(server: PgServer, events, batches: list[int]) -> None:
+    for batch in batches:
+        url = server.create_database(f"write{batch}")
+        with PostgresStore(url) as st:
+            srv0, c, t = backend_cpu(st), time.process_time(), time.perf_counter()
+            for i in range(0, len(events), batch):
+                st.write(events[i : i + batch])
+            wall = time.perf_counter() - t
+            cpu, srv = time.process_time() - c, backend_cpu(st) - srv0
+            assert st.count() == len(events)
+        n = len(events)
+        row(f"PostgreSQL store.write, {batch}/commit, wall", n / wall, "ev/s", ">= 30,000")
+        row("  client CPU per event (this process)", cpu / n * 1e6, "us")
+        row("  server backend CPU per event", srv / n * 1e6, "us")
+        row("  rest (WAL flush, network, waiting)", max(0.0, wall - cpu - srv) / n * 1e6, "us")
+
+
+def bench_pipeline(server: PgServer, events, catalog) -> None:
+    texts = [e.to_json() for e in events]
+    url = server.create_database("pipeline")
+
+    class Texts:
+        def __init__(self) -> None:
+            self.i = 0
+
+        @property
+        def exhausted(self) -> bool:
+            return self.i >= len(texts)
+
+        def receive(self, max_items: int, timeout: float) -> list[Message]:
+            chunk = texts[self.i : self.i + max_items]
+            self.i += len(chunk)
+            return [Message(x) for x in chunk]
+
+    for overlap in (False, True):
+        with PostgresStore(url if not overlap else server.create_database("pipeline2")) as st:
+            sync = Synchroniser(
+                st, catalog, cfg=SyncConfig(batch=2000, snapshot_every=100_000, overlap=overlap)
+            )
+            t, c = time.perf_counter(), time.process_time()
+            sync.run(Texts())
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            assert sync.pos == len(texts), "every event stored"
+        how = ", writer thread" if overlap else ""
+        row(f"durable ingest JSON text -> PostgreSQL -> state{how}, wall", len(texts) / wall,
+            "ev/s", ">= 30,000")  # fmt: skip
+        row("  client CPU per event", cpu / len(texts) * 1e6, "us")
+    with tempfile.TemporaryDirectory() as d, SQLiteStore(Path(d) / "t.db") as st:
+        sync = Synchroniser(st, catalog, cfg=SyncConfig(batch=2000, snapshot_every=100_000))
+        t, c = time.perf_counter(), time.process_time()
+        sync.run(Texts())
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        assert sync.pos == len(texts), "every event stored"
+    row("same into SQLite (synchronous=FULL), wall, for comparison", len(texts) / wall, "ev/s")
+    row("  client CPU per event", cpu / len(texts) * 1e6, "us")
+
+
+def bench_bytes(server: PgServer, events, tmp: Path) -> None:
+    url = server.create_database("size")
+    with PostgresStore(url) as st:
+        for i in range(0, len(events), 2000):
+            st.write(events[i : i + 2000])
+        st._run("VACUUM (ANALYZE) events")
+        pg = st.bytes_used()
+    path = tmp / "size.db"
+    with SQLiteStore(path) as lite:
+        for i in range(0, len(events), 2000):
+            lite.write(events[i : i + 2000])
+        lite._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size + sum(
+        p.stat().st_size for p in (Path(f"{path}-wal"), Path(f"{path}.head")) if p.exists()
+    )
+    n = len(events)
+    mean_json = sum(len(e.to_json()) for e in events) / n
+    row("bytes per event: PostgreSQL (tables + indexes)", pg / n, "B")
+    row("bytes per event: SQLite (file after checkpoint)", size / n, "B")
+    row("  for reference: the event as JSON text", mean_json, "B")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, nargs="*", default=[500, 2000, 10_000])
+    args = ap.parse_args()
+    catalog = synthetic_catalog()
+    lots = max(10, args.events // 240)
+    events = synthetic_stream(StreamConfig(lots=lots, seed=1), catalog)[: args.events]
+    print(
+        f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}\n"
+        f"synthetic stream: {len(events):,} events; python {sys.version.split()[0]}; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+    )
+    gc.freeze()
+    server = PgServer(durable=True)
+    try:
+        with PostgresStore(server.url()) as st:
+            settings = st._query(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', "
+                "'server_version')"
+            )
+        print("server: " + ", ".join(f"{k}={v}" for k, v in settings))
+        bench_write(server, events, args.batch)
+        bench_pipeline(server, events, catalog)
+        with tempfile.TemporaryDirectory() as d:
+            bench_bytes(server, events, Path(d))
+    finally:
+        server.stop()
+    print(f"load average {os.getloadavg()[0]:.1f} at end")
+
+
+if __name__ == "__main__":
+    main()
