@@ -38,29 +38,37 @@ def row(name: str, value: float, unit: str, target: str = "-") -> None:
     print(f"  {name:<58} {value:>12,.1f} {unit:<7} (target {target})", flush=True)
 
 
-def backend_cpu(store: PostgresStore) -> float:
-    """CPU seconds used so far by the server process serving ``store``'s connection."""
+def backend_cpu(store: PostgresStore) -> tuple[float, float]:
+    """(user, system) CPU seconds used so far by the server process serving ``store``."""
     pid = store._query("SELECT pg_backend_pid()")[0][0]
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def bench_write(server: PgServer, events, batches: list[int]) -> None:
-    for batch in batches:
-        url = server.create_database(f"write{batch}")
+    for k, batch in enumerate(batches):
+        url = server.create_database(f"write{k}")
         with PostgresStore(url) as st:
-            srv0, c, t = backend_cpu(st), time.process_time(), time.perf_counter()
+            (u0, s0), c, t = backend_cpu(st), time.process_time(), time.perf_counter()
             for i in range(0, len(events), batch):
                 st.write(events[i : i + batch])
             wall = time.perf_counter() - t
-            cpu, srv = time.process_time() - c, backend_cpu(st) - srv0
+            cpu, (u1, s1) = time.process_time() - c, backend_cpu(st)
             assert st.count() == len(events)
-        n = len(events)
+        n, commits = len(events), -(-len(events) // batch)
+        srv_user, srv_sys = u1 - u0, s1 - s0
         row(f"PostgreSQL store.write, {batch}/commit, wall", n / wall, "ev/s", ">= 30,000")
         row("  client CPU per event (this process)", cpu / n * 1e6, "us")
-        row("  server backend CPU per event", srv / n * 1e6, "us")
-        row("  rest (WAL flush, network, waiting)", max(0.0, wall - cpu - srv) / n * 1e6, "us")
+        row("  server backend user CPU per event", srv_user / n * 1e6, "us")
+        row(
+            "  server backend system CPU per commit (WAL write+fsync)",
+            srv_sys / commits * 1e3,
+            "ms",
+        )
+        rest = max(0.0, wall - cpu - srv_user - srv_sys)
+        row("  rest per event (I/O wait, network, other processes)", rest / n * 1e6, "us")
 
 
 def bench_pipeline(server: PgServer, events, catalog) -> None:
