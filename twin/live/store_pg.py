@@ -45,6 +45,7 @@ from twin.live.store import (
 SCHEMA_VERSION = 1  # the newest schema this code knows
 NOTIFY_CHANNEL = "twin_events"  # payload: the last position of the transaction that committed
 _MIGRATION_LOCK = 0x7477696E_0001  # pg_advisory_xact_lock key: one migrator at a time
+LEADER_LOCK = 0x7477696E_0002  # pg_try_advisory_lock key: the one ingesting server
 
 # Forward migrations: _MIGRATIONS[v] takes a store from version v-1 to v. Never edit one that
 # was released; add the next.
@@ -151,6 +152,8 @@ class PostgresStore(EventStore):
         self.chained = True
         self._timeout = connect_timeout
         self._lock = threading.RLock()
+        self.leading = False  # holds the leader lock (try_lead)
+        self._fenced = False  # led once: writes need the lock's connection
         self._db = self._connect()
         try:
             self.schema_version = self._schema()
@@ -186,10 +189,44 @@ class PostgresStore(EventStore):
         return db
 
     def _conn(self) -> Any:
-        """The connection, made again if the server dropped it (a restart, a fail-over)."""
+        """The connection, made again if the server dropped it (a restart, a fail-over); the
+        leader lock, held by the old connection, is gone with it."""
         if self._db.closed or self._db.broken:
             self._db = self._connect()
+            self.leading = False
         return self._db
+
+    def try_lead(self) -> bool:
+        """Become the one server that ingests into this store, if none is: a session advisory
+        lock held by this store's connection. PostgreSQL releases it when that connection ends,
+        a killed process's included, so a follower's next try takes over. Once a store has led,
+        its writes need the lock: a leader whose connection dropped gets StoreWriteError (another
+        server may lead by then) until ``try_lead`` succeeds again. Readers cannot lead."""
+        if self.readonly:
+            return False
+        with self._lock:
+            if self.leading and not self._db.broken:
+                return True
+            try:
+                row = self._conn().execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,))
+                self.leading = bool(row.fetchone()[0])
+            except self._pg.Error as exc:
+                raise StoreError(
+                    self.shown,
+                    f"cannot take the leader lock ({_reason(exc, self.url, self.shown)})",
+                ) from None
+            self._fenced = self._fenced or self.leading
+            return self.leading
+
+    def resign(self) -> None:
+        """Give up the leader lock (a follower may take it at once)."""
+        with self._lock:
+            if self.leading and not self._db.broken:
+                try:
+                    self._db.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
+                except self._pg.Error:
+                    pass  # the connection is gone, and the lock with it
+            self.leading = False
 
     def _schema(self) -> int:
         """Check the schema version; a writer applies the forward migrations it lacks."""
@@ -305,6 +342,12 @@ class PostgresStore(EventStore):
         for e in events:  # the first copy in the batch wins
             first.setdefault((e.source, e.seq), e)
         db = self._conn()
+        if self._fenced and not self.leading:
+            raise StoreWriteError(
+                self.shown,
+                "this server no longer holds the leader lock (its connection dropped), so "
+                "another may be ingesting; take it again with try_lead before writing",
+            )
         with db.transaction():
             cur = db.cursor()
             # one writer at a time (positions and the chain follow the last row); reads go on
