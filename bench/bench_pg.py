@@ -10,6 +10,7 @@ returns. Rows:
 - the Synchroniser over JSON texts (parse, validate, write, apply), as `twin ingest` runs;
 - where the time goes: this process's CPU, the server backend's CPU (from /proc), and the rest
   (waits: WAL flush, network, other people's work on a shared machine);
+- follower lag at 5,000 ev/s: commit on the leader to applied in a follower process;
 - bytes per event on disk: PostgreSQL (tables + indexes + TOAST, after VACUUM) beside SQLite
   (the database file after a checkpoint) for the same events.
 """
@@ -111,6 +112,59 @@ def bench_pipeline(server: PgServer, events, catalog) -> None:
     row("  client CPU per event", cpu / len(texts) * 1e6, "us")
 
 
+def bench_follower(
+    server: PgServer, events, catalog, rate: int = 5000, seconds: float = 10
+) -> None:
+    """A leader commits ``rate`` ev/s (batches every 50 ms); a follower (another process, as a
+    second server would be) applies them: lag = follower applied - leader committed."""
+    import multiprocessing as mp
+
+    url = server.create_database("follow")
+    with PostgresStore(url) as st:
+        Synchroniser(st, catalog)  # records the catalog the follower starts from
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        ready = ctx.Event()
+        n = min(len(events), int(rate * seconds))
+        proc = ctx.Process(target=_follow, args=(url, n, out, ready), daemon=True)
+        proc.start()
+        ready.wait(60)
+        step = rate // 20
+        committed: dict[int, float] = {}
+        t0 = time.perf_counter()
+        for k, i in enumerate(range(0, n, step)):
+            time.sleep(max(0.0, t0 + k * 0.05 - time.perf_counter()))
+            st.write(events[i : i + step])
+            committed[min(i + step, n)] = time.time()
+        applied: list[tuple[int, float]] = out.get(timeout=120)  # (pos reached, when)
+        proc.join(10)
+    import bisect
+
+    reached = [p for p, _ in applied]
+    lags = []
+    for p, t in committed.items():  # the first catch-up that reached each commit's last event
+        k = bisect.bisect_left(reached, p)
+        if k < len(applied):
+            lags.append(applied[k][1] - t)
+    lags.sort()
+    q = lambda f: lags[min(len(lags) - 1, int(f * len(lags)))] * 1e3  # noqa: E731
+    row(f"follower lag at {rate:,} ev/s, p50 ({len(lags)} commits)", q(0.5), "ms")
+    row(f"follower lag at {rate:,} ev/s, p99", q(0.99), "ms")
+    row(f"follower lag at {rate:,} ev/s, max", lags[-1] * 1e3, "ms")
+
+
+def _follow(url: str, n: int, out, ready) -> None:
+    from twin.live.replica import Follower
+
+    applied: list[tuple[int, float]] = []
+    with Follower(url) as f:
+        ready.set()
+        while f.pos < n:
+            if f.wait(1.0):
+                applied.append((f.pos, time.time()))
+    out.put(applied)
+
+
 def bench_bytes(server: PgServer, events, tmp: Path) -> None:
     url = server.create_database("size")
     with PostgresStore(url) as st:
@@ -158,6 +212,7 @@ def main() -> None:
         print("server: " + ", ".join(f"{k}={v}" for k, v in settings))
         bench_write(server, events, args.batch)
         bench_pipeline(server, events, catalog)
+        bench_follower(server, events, catalog)
         with tempfile.TemporaryDirectory() as d:
             bench_bytes(server, events, Path(d))
     finally:
