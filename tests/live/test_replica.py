@@ -74,7 +74,7 @@ def test_a_leader_that_lost_its_connection_cannot_write(pg_url, stream):
     old.write(stream[:10])
     pid = old._db.execute("SELECT pg_backend_pid()").fetchone()[0]
     with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits for it
     assert new.try_lead()
     new.write(stream[10:20])
     with pytest.raises(StoreWriteError, match="no longer holds the leader lock"):

@@ -356,13 +356,18 @@ class PostgresStore(EventStore):
             pos, h = (0, GENESIS) if row is None else (row[0], bytes(row[1]))
             if first:
                 # never prepared: PostgreSQL's generic plan for it is 4x slower (measured)
-                keys = codec.dumps(list(first))
-                for key in cur.execute(_STORED, (keys,), prepare=False):
-                    first.pop(key, None)
+                keys = codec.dumps([(_esc(s), q) for s, q in first])
+                for src, seq in cur.execute(_STORED, (keys,), prepare=False):
+                    first.pop((_unesc(src), seq), None)
             new = list(first.values())
             if any(e.time != e.time for e in new):  # NaN: PostgreSQL would store it
                 raise ValueError("a time is NaN")
+            # the chain covers the names as sent; the rows hold them escaped where needed
             rows = _chain_rows(new, codec.dumps_many([e.data for e in new]), pos, h)
+            for k, e in enumerate(new):
+                if "\0" in (n := e.id + e.source + e.type + e.subject) or _ESC in n:
+                    src, q, i, t, ty, su, d, hh = rows[k]
+                    rows[k] = (_esc(src), q, _esc(i), t, _esc(ty), _esc(su), d, hh)
             if rows:
                 with cur.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as cp:
                     write_row = cp.write_row
@@ -403,8 +408,8 @@ class PostgresStore(EventStore):
         for clause, value in (
             ("time >= %s", since),
             ("time <= %s", until),
-            ("type = %s", type),
-            ("subject = %s", subject),
+            ("type = %s", _esc(type) if isinstance(type, str) else type),
+            ("subject = %s", _esc(subject) if isinstance(subject, str) else subject),
         ):
             if value is not None:
                 where.append(clause)
@@ -424,6 +429,8 @@ class PostgresStore(EventStore):
                         d = _whole_text(d)
                     except RecursionError:  # deep data: the escapes replaced in the text
                         d = loads(_LONE.sub("?", data))
+                if _ESC in i or _ESC in src or _ESC in ty or _ESC in subj:
+                    i, src, ty, subj = _unesc(i), _unesc(src), _unesc(ty), _unesc(subj)
                 yield p, Event(i, src, seq, t, ty, subj, d)
             if len(rows) < page:
                 return
@@ -455,7 +462,7 @@ class PostgresStore(EventStore):
         return (rows[0][0], TwinState.from_json(rows[0][1])) if rows else None
 
     def last_seqs(self) -> dict[str, int]:
-        out = {src: seq for src, seq in self._query(_LAST_SEQS)}
+        out = {_unesc(src): seq for src, seq in self._query(_LAST_SEQS)}
         for src, seq in self._query(
             "SELECT source, MAX(seq) FROM dead_letters WHERE source IS NOT NULL "
             "AND seq IS NOT NULL GROUP BY source"
@@ -473,15 +480,28 @@ class PostgresStore(EventStore):
 
 
 def _pg_unstorable(e: Event) -> str | None:
-    """Why PostgreSQL could not store this event (None: it can): what SQLite refuses, and a NUL
-    character in a text field (PostgreSQL text cannot hold one; JSON data escapes it)."""
-    problem = _unstorable(e)
-    if problem is not None:
-        return problem
-    for name in ("id", "source", "type", "subject"):
-        if "\0" in getattr(e, name):
-            return f"{name} holds a NUL character (accepted: text without U+0000)"
-    return None
+    """Why PostgreSQL could not store this event (None: it can): what SQLite refuses."""
+    return _unstorable(e)
+
+
+# PostgreSQL text cannot hold U+0000, which a name may (validation allows it, SQLite stores it):
+# a name holding U+0000 or the escape U+FFFF (a noncharacter) is stored with U+0000 as
+# U+FFFF "0" and U+FFFF as U+FFFF U+FFFF, and read back as sent. Other names are stored as they
+# are (one `in` test per name on each write and read).
+_ESC = "\uffff"
+_UNESC = re.compile("\uffff(.)", re.S)
+
+
+def _esc(name: str) -> str:
+    if "\0" in name or _ESC in name:
+        return name.replace(_ESC, _ESC + _ESC).replace("\0", _ESC + "0")
+    return name
+
+
+def _unesc(name: str) -> str:
+    if _ESC in name:
+        return _UNESC.sub(lambda m: "\0" if m.group(1) == "0" else m.group(1), name)
+    return name
 
 
 def _pg_dead_row(d: DeadLetter) -> tuple:
