@@ -370,3 +370,40 @@ def test_the_cli_names_a_bad_store_url_in_one_line(pg_server):
     out = (r.stdout + r.stderr).strip()
     assert r.returncode != 0 and "Traceback" not in out and len(out.splitlines()) == 1, out
     assert "password authentication failed" in out and "nope" not in out.replace("***", "")
+
+
+@pytest.mark.slow
+def test_twin_serve_keeps_its_events_in_postgresql(pg_url, pg_server):
+    """`twin serve --store postgresql://...` creates the store, says so on /health, keeps what it
+    is sent (here a dead letter) in PostgreSQL and stops cleanly; a wrong password is one line
+    before anything is served."""
+    import signal
+
+    import httpx
+
+    from tests.services.test_cli import DEV_ENV, DEV_TOKEN, start, wait_healthy
+
+    port, env = free_port(), {**DEV_ENV, "TWIN_MODE": "development"}
+    proc = start(
+        ["serve", "--scene", "scenes/demo-fab", "--store", pg_url, "--port", str(port),
+         "--no-physics"],
+        env,
+    )  # fmt: skip
+    url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {DEV_TOKEN}"}
+    try:
+        assert wait_healthy(url, proc)["store"] == "postgresql"
+        r = httpx.post(url + "/events", json=[{"id": "not an event"}], headers=auth, timeout=30)
+        assert r.status_code in (200, 207, 422), r.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert pg_server.password not in out
+    with PostgresStore(pg_url, readonly=True) as s:
+        assert s.dead_letter_count() == 1 and s.catalog() is not None
+    bad = start(["serve", "--scene", "scenes/demo-fab", "--store",
+                 pg_server.url(password="wrong-secret"), "--port", str(free_port())], env)  # fmt: skip
+    out, _ = bad.communicate(timeout=120)
+    assert bad.returncode != 0 and "Traceback" not in out, out
+    (line,) = [x for x in out.splitlines() if x.startswith("twin: error")]
+    assert "password authentication failed" in line and "wrong-secret" not in out
