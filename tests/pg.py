@@ -95,6 +95,14 @@ class PgServer:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def create_schema(self, name: str, database: str = "postgres") -> str:
+        """A new empty schema; returns the URL of a connection whose search_path is it."""
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as c:
+            c.execute(f'CREATE SCHEMA "{name}"')
+        return self.url(database) + f"?options=-csearch_path%3D{name}"
+
     def restart(self) -> None:
         """Stop (fast: connections are cut) and start again on the same port and data."""
         self._run(

@@ -45,6 +45,21 @@ def test_one_leader_at_a_time_and_a_resigned_lock_is_taken(pg_url):
     a.close()
 
 
+def test_stores_in_two_schemas_of_one_database_lead_and_notify_apart(pg_server, stream):
+    """Two twins in one database (a schema each): each has its own leader and its own
+    notifications; one's writes never wake the other's followers."""
+    a_url, b_url = pg_server.create_schema("twin_a"), pg_server.create_schema("twin_b")
+    a, b = PostgresStore(a_url), PostgresStore(b_url)
+    assert a.try_lead() and b.try_lead() and a.channel != b.channel
+    with Follower(a_url) as fa, Follower(b_url) as fb:
+        b.write(stream[:10])
+        assert fb.wait(timeout=5) == 10 and fa.wait(timeout=0.3) == 0
+        a.write(stream[:3])
+        assert fa.wait(timeout=5) == 3 and fa.pos == 3 and fb.pos == 10
+    a.close()
+    b.close()
+
+
 def test_a_killed_leader_is_replaced_within_5_s(pg_url):
     """kill -9 of the leading process: PostgreSQL drops its lock, a follower leads in < 5 s."""
     proc = subprocess.Popen(

@@ -309,12 +309,12 @@ def test_a_write_is_notified_to_listeners(pg_url, stream):
     """Followers LISTEN: a commit notifies its last position; a quiet store times out."""
     with PostgresStore(pg_url) as s:
         s.write(stream[:5])
-        assert wait_for_events(pg_url, 0, timeout=1) == 5  # already past: no wait
-        assert wait_for_events(pg_url, 5, timeout=0.3) is None
+        assert wait_for_events(s, 0, timeout=1) == 5  # already past: no wait
+        assert wait_for_events(s, 5, timeout=0.3) is None
         timer = threading.Timer(0.3, s.write, args=(stream[5:12],))
         timer.start()
         t0 = time.monotonic()
-        assert wait_for_events(pg_url, 5, timeout=10) == 12
+        assert wait_for_events(s, 5, timeout=10) == 12
         assert time.monotonic() - t0 < 5
         timer.join()
 

@@ -6,7 +6,7 @@ follow the store.
   leader dies (``kill -9`` included) a follower's next ``try_lead`` succeeds; a leader that lost
   its connection cannot write until it holds the lock again (the store fences its writes).
 - A follower keeps its own ``TwinState``, equal to a replay of the store up to ``pos``: it
-  LISTENs on ``twin_events`` (every committed write NOTIFYs its last position) and then reads
+  LISTENs on the store's channel (every committed write NOTIFYs its last position) and then reads
   the events after ``pos`` in order. A missed notification costs only delay: every wake-up, and
   every ``timeout`` without one, catches up by position.
 
@@ -23,7 +23,7 @@ from typing import Any
 from twin.errors import StoreError
 from twin.live.catalog import Catalog
 from twin.live.state import TwinState, apply
-from twin.live.store_pg import NOTIFY_CHANNEL, PostgresStore, _reason
+from twin.live.store_pg import PostgresStore, _reason
 
 
 class Follower:
@@ -36,7 +36,7 @@ class Follower:
         try:
             # listen first: a write committed while catching up is then notified, not missed
             self._listen: Any = psycopg.connect(url, autocommit=True)
-            self._listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self._listen.execute(f"LISTEN {self.store.channel}")
         except psycopg.Error as exc:
             self.store.close()
             raise StoreError(
@@ -76,7 +76,7 @@ class Follower:
         try:
             self._listen.close()
             self._listen = psycopg.connect(self.store.url, autocommit=True)
-            self._listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self._listen.execute(f"LISTEN {self.store.channel}")
         except psycopg.Error:
             time.sleep(0.5)  # the server is away: the next wait tries again
 

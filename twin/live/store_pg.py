@@ -43,9 +43,12 @@ from twin.live.store import (
 )
 
 SCHEMA_VERSION = 1  # the newest schema this code knows
-NOTIFY_CHANNEL = "twin_events"  # payload: the last position of the transaction that committed
+# Per store (a database may hold several, one per schema), both named by the events table's oid:
+# the NOTIFY channel (payload: the last position of the transaction that committed) and the
+# leader lock's key (a session advisory lock: the one ingesting server).
+NOTIFY_CHANNEL = "twin_events"  # + "_<oid>"
+_LEADER_LOCK = 0x74770002 << 32  # | oid
 _MIGRATION_LOCK = 0x7477696E_0001  # pg_advisory_xact_lock key: one migrator at a time
-LEADER_LOCK = 0x7477696E_0002  # pg_try_advisory_lock key: the one ingesting server
 
 # Forward migrations: _MIGRATIONS[v] takes a store from version v-1 to v. Never edit one that
 # was released; add the next.
@@ -157,6 +160,8 @@ class PostgresStore(EventStore):
         self._db = self._connect()
         try:
             self.schema_version = self._schema()
+            oid = self._db.execute("SELECT 'events'::regclass::oid::bigint").fetchone()[0]
+            self.channel, self._leader_key = f"{NOTIFY_CHANNEL}_{oid}", _LEADER_LOCK | int(oid)
         except BaseException:
             self._db.close()
             raise
@@ -208,7 +213,7 @@ class PostgresStore(EventStore):
             if self.leading and not self._db.broken:
                 return True
             try:
-                row = self._conn().execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,))
+                row = self._conn().execute("SELECT pg_try_advisory_lock(%s)", (self._leader_key,))
                 self.leading = bool(row.fetchone()[0])
             except self._pg.Error as exc:
                 raise StoreError(
@@ -223,7 +228,7 @@ class PostgresStore(EventStore):
         with self._lock:
             if self.leading and not self._db.broken:
                 try:
-                    self._db.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
+                    self._db.execute("SELECT pg_advisory_unlock(%s)", (self._leader_key,))
                 except self._pg.Error:
                     pass  # the connection is gone, and the lock with it
             self.leading = False
@@ -373,7 +378,7 @@ class PostgresStore(EventStore):
                     write_row = cp.write_row
                     for p, r in enumerate(rows, start=pos + 1):
                         write_row((p, *r))
-                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(pos + len(rows))))
+                cur.execute("SELECT pg_notify(%s, %s)", (self.channel, str(pos + len(rows))))
             if dead_rows:
                 with cur.copy(
                     "COPY dead_letters (received, source, seq, reason, raw) FROM STDIN"
@@ -473,8 +478,8 @@ class PostgresStore(EventStore):
     def bytes_used(self) -> int:
         """Bytes on disk of the store's tables and indexes (for sizing)."""
         row = self._query(
-            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-            "WHERE c.relname IN ('events', 'dead_letters', 'meta', 'snapshots') AND c.relkind = 'r'"
+            "SELECT COALESCE(SUM(pg_total_relation_size(to_regclass(t))), 0) "
+            "FROM unnest(ARRAY['events', 'dead_letters', 'meta', 'snapshots']) t"
         )
         return int(row[0][0])
 
@@ -512,19 +517,19 @@ def _pg_dead_row(d: DeadLetter) -> tuple:
     return (received, source, seq, reason.replace("\0", "\\u0000"), raw.replace("\0", "\\u0000"))
 
 
-def wait_for_events(url: str, after: int, timeout: float) -> int | None:
-    """Block until a write past position ``after`` is notified (or ``timeout`` s pass); the
-    notified last position, or None. For followers: LISTEN, then catch up by position."""
+def wait_for_events(store: PostgresStore, after: int, timeout: float) -> int | None:
+    """Block until a write to ``store`` past position ``after`` is notified (or ``timeout`` s
+    pass); the last position notified, or None. On a connection of its own."""
     import psycopg
 
     deadline = _time.monotonic() + timeout
-    with psycopg.connect(url, autocommit=True) as db:
-        db.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        row = db.execute("SELECT COALESCE(MAX(pos), 0) FROM events").fetchone()
-        if row[0] > after:
-            return int(row[0])
+    with psycopg.connect(store.url, autocommit=True) as db:
+        db.execute(f"LISTEN {store.channel}")
+        n = store.count()
+        if n > after:
+            return n
         while (left := deadline - _time.monotonic()) > 0:
-            for n in db.notifies(timeout=left, stop_after=1):
-                if int(n.payload) > after:
-                    return int(n.payload)
+            for note in db.notifies(timeout=left, stop_after=1):
+                if int(note.payload) > after:
+                    return int(note.payload)
     return None
