@@ -407,3 +407,24 @@ def test_twin_serve_keeps_its_events_in_postgresql(pg_url, pg_server):
     assert bad.returncode != 0 and "Traceback" not in out, out
     (line,) = [x for x in out.splitlines() if x.startswith("twin: error")]
     assert "password authentication failed" in line and "wrong-secret" not in out
+
+
+def test_a_server_that_stays_down_fails_calls_after_the_reconnect_window(pg_server, stream):
+    """With the server gone for good, a write and a read each fail with one line after
+    ``reconnect_for`` seconds of trying, not hang; nothing is half-written meanwhile."""
+    from tests.pg import PgServer
+
+    own = PgServer()
+    try:
+        s = PostgresStore(own.url(), reconnect_for=1.0)
+        s.write(stream[:5])
+    finally:
+        own.stop()
+    t0 = time.monotonic()
+    with pytest.raises((StoreWriteError, StoreError)) as e:
+        s.write(stream[5:10])
+    one_line(e.value)
+    with pytest.raises(StoreError, match="cannot connect"):
+        s.count()
+    assert time.monotonic() - t0 < 10
+    assert own.password not in str(e.value)

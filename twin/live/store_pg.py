@@ -138,9 +138,19 @@ class PostgresStore(EventStore):
     even the schema, and refuses a database that holds no store or an older schema.
 
     One connection, used by one thread at a time (a lock): the API's reader threads share it
-    with the ingest thread, each read page and each write transaction whole."""
+    with the ingest thread, each read page and each write transaction whole. A dropped
+    connection is made again on the next call, trying for up to ``reconnect_for`` seconds
+    (a server restart or fail-over) before the call fails; the first connection fails at once,
+    so bad configuration is reported without delay."""
 
-    def __init__(self, url: str, *, readonly: bool = False, connect_timeout: float = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        readonly: bool = False,
+        connect_timeout: float = 10,
+        reconnect_for: float = 15,
+    ) -> None:
         try:
             import psycopg
         except ImportError:
@@ -154,6 +164,8 @@ class PostgresStore(EventStore):
         self.path = self.shown  # what messages name, as the SQLite store's path
         self.chained = True
         self._timeout = connect_timeout
+        self._reconnect_for = reconnect_for
+        self.reconnects = 0  # connections made again after a drop
         self._lock = threading.RLock()
         self.leading = False  # holds the leader lock (try_lead)
         self._fenced = False  # led once: writes need the lock's connection
@@ -197,8 +209,18 @@ class PostgresStore(EventStore):
         """The connection, made again if the server dropped it (a restart, a fail-over); the
         leader lock, held by the old connection, is gone with it."""
         if self._db.closed or self._db.broken:
-            self._db = self._connect()
             self.leading = False
+            deadline, pause = _time.monotonic() + self._reconnect_for, 0.1
+            while True:  # a restart or fail-over takes seconds: ride it out, then give up
+                try:
+                    self._db = self._connect()
+                    self.reconnects += 1
+                    break
+                except StoreError:
+                    if _time.monotonic() + pause > deadline:
+                        raise
+                    _time.sleep(pause)
+                    pause = min(2 * pause, 1.0)
         return self._db
 
     def try_lead(self) -> bool:
