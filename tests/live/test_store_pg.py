@@ -283,6 +283,8 @@ def test_names_with_nul_or_the_escape_character_round_trip(pg_url, stream):
         assert list(s.read(subject="L\0T")) == odd[:2]
         assert list(s.read(subject="L\uffff0T")) == odd[2:]
         assert s.last_seqs()["m\0es"] == 1 and s.last_seqs()["m\uffff0es"] == 2
+        for bad in ("\ud800", 5, b"L"):  # a filter no stored name can equal: nothing, no error
+            assert list(s.read(subject=bad)) == list(s.read(type=bad)) == []
     h = bytes(32)
     for pos, ev in enumerate([*odd, stream[1]], start=1):
         from twin.live import codec

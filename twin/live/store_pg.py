@@ -431,6 +431,11 @@ class PostgresStore(EventStore):
     def read_positioned(
         self, since=None, until=None, type=None, subject=None, after=0, limit=None
     ) -> Iterator[tuple[int, Event]]:
+        for name in (type, subject):
+            try:
+                name is None or name.encode()
+            except (AttributeError, UnicodeEncodeError):  # no stored name is this: none match
+                return
         where, args = ["pos > %s"], [after]
         for clause, value in (
             ("time >= %s", since),
