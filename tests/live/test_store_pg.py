@@ -462,3 +462,23 @@ def test_cli_ingest_and_state_on_postgresql(pg_url, tmp_path, catalog):
     assert s["events_stored"] == len(events) and s["dead_letters"] == 1
     want = apply_all(TwinState(catalog), events).summary()
     assert s["lots_completed"] == want["lots_completed"] and s["revision"] == want["revision"]
+
+
+def test_whatif_starts_from_a_postgresql_store(pg_url, tmp_path, capsys):
+    """`twin whatif run --start live --store postgresql://...` reads the live state from
+    PostgreSQL (a dry run: the start it would simulate from), as it does from SQLite."""
+    from twin.cli import main
+
+    demo, events = "scenes/demo-fab", tmp_path / "events.jsonl"
+    assert main(["emulate", demo, "--hours", "3", "--seed", "4", "--out", str(events)]) == 0
+    assert main(["ingest", "--from", str(events), "--store", pg_url, "--scene", demo,
+                 "--quiet"]) == 0  # fmt: skip
+    with PostgresStore(pg_url, readonly=True) as s:
+        wip = s.state_at().wip()
+    capsys.readouterr()
+    argv = ["whatif", "run", demo, "--scenarios", f"{demo}/scenarios.yaml", "--start", "live",
+            "--store", pg_url, "--days", "0.5", "-r", "1", "--workers", "1", "--dry-run"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "live start (now, clock" in err and f"{wip} lots" in err
+    assert pg_url.split(":")[2].split("@")[0] not in err  # the password
