@@ -466,7 +466,8 @@ def test_cli_ingest_and_state_on_postgresql(pg_url, tmp_path, catalog):
 
 def test_whatif_starts_from_a_postgresql_store(pg_url, tmp_path, capsys):
     """`twin whatif run --start live --store postgresql://...` reads the live state from
-    PostgreSQL (a dry run: the start it would simulate from), as it does from SQLite."""
+    PostgreSQL (a dry run: the start it would simulate from), as it does from SQLite; `twin
+    calibrate --store postgresql://...` reads its runs."""
     from twin.cli import main
 
     demo, events = "scenes/demo-fab", tmp_path / "events.jsonl"
@@ -482,3 +483,5 @@ def test_whatif_starts_from_a_postgresql_store(pg_url, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "live start (now, clock" in err and f"{wip} lots" in err
     assert pg_url.split(":")[2].split("@")[0] not in err  # the password
+    main(["calibrate", "--store", pg_url, "--model", demo])  # 3 h: too few runs to calibrate
+    assert "track-outs per family; the store has" in capsys.readouterr().err  # but it was read
