@@ -22,6 +22,11 @@ from twin.errors import ConfigError
 UP_SPEED = {"emulator": 60.0, "synthetic": 10.0}
 
 
+def _store_arg(text: str) -> str | Path:
+    """--store: a postgresql:// URL stays text (Path would fold its //), else a path."""
+    return text if "://" in text else Path(text)
+
+
 def register(sub: Any) -> None:
     up = sub.add_parser(
         "up",
@@ -48,7 +53,9 @@ def register(sub: Any) -> None:
         f"the emulator, {UP_SPEED['synthetic']:g} for the synthetic feed)",
     )
     up.add_argument("--seed", type=int, default=0, help="random seed of the feed (default 0)")
-    up.add_argument("--store", type=Path, help="SQLite event store (default: a new temp file)")
+    up.add_argument(
+        "--store", type=_store_arg, help="SQLite file or postgresql:// URL (default: a temp file)"
+    )
     up.add_argument("--no-physics", action="store_true", help="do not build the pybullet world")
     up.set_defaults(func=_up)
 
@@ -68,7 +75,9 @@ def register(sub: Any) -> None:
         "--mqtt",
         help="HOST:PORT, mqtt://HOST:PORT/TOPIC or mqtts://HOST:PORT/TOPIC (TLS) to ingest from",
     )
-    serve.add_argument("--store", type=Path, help="SQLite event store (default: in memory)")
+    serve.add_argument(
+        "--store", type=_store_arg, help="SQLite file or postgresql:// URL (default: in memory)"
+    )
     serve.add_argument("--host", help="address to listen on (default: TWIN_HOST, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: TWIN_PORT, else 8000)")
     serve.add_argument("--no-physics", action="store_true", help="do not build the pybullet world")
@@ -141,12 +150,20 @@ def _up(args: argparse.Namespace) -> int:
         + f"  3D viewer: {view}\n"
         + f"  try: curl -H 'Authorization: Bearer <token>' {url}/kpis\n"
         f"  feed: {settings.feed} at {settings.feed_speed:g}x (seed {settings.feed_seed})\n"
-        f"  event store: {store}\n"
+        f"  event store: {_shown(store)}\n"
         + "".join(f"  note: {n}\n" for n in settings.notes())
         + "  Ctrl-C stops it.",
         flush=True,
     )
     return _run(settings, "127.0.0.1", settings.port)
+
+
+def _shown(store: str | Path) -> str:
+    if isinstance(store, str):
+        from twin.live.store_pg import mask
+
+        return mask(store)
+    return str(store)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -242,6 +259,10 @@ def _run(settings: Any, host: str, port: int) -> int:
     from twin_api.limits import FD_SPARE, raise_fd_limit, server_config
 
     _check_port(host, port)
+    if settings.store:  # a store that cannot be opened is one line here, not a startup traceback
+        from twin.live.store import open_store
+
+        open_store(settings.store, synchronous=settings.synchronous).close()
     # every connection is a file descriptor: make room for the connection cap and the rest
     fds = raise_fd_limit(settings.max_connections + FD_SPARE)
     if fds < settings.max_connections + FD_SPARE:

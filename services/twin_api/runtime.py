@@ -22,7 +22,7 @@ from twin.live.events import Event, EventFormatError, parse_event
 from twin.live.order import ReorderConfig
 from twin.live.sources import Bus
 from twin.live.state import TwinState
-from twin.live.store import EventStore, MemoryStore, SQLiteStore
+from twin.live.store import EventStore, MemoryStore, SQLiteStore, open_store
 from twin.live.sync import ACCEPTED, SyncConfig, Synchroniser
 from twin_api.feed import EventFeed, feed_for
 from twin_api.hub import StreamHub, encode
@@ -113,7 +113,7 @@ class TwinRuntime:
         }
         if s.physics:
             self.world = self._physics()
-        self.store = SQLiteStore(s.store, synchronous=s.synchronous) if s.store else MemoryStore()
+        self.store = open_store(s.store, synchronous=s.synchronous) if s.store else MemoryStore()
         self.sync = Synchroniser(
             self.store,
             self.catalog,

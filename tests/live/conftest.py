@@ -84,3 +84,30 @@ def broker(tmp_path: Path):
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL server (tests/pg.py) for the session; skipped only without one."""
+    from tests.pg import PgServer, bindir
+
+    if bindir() is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'twin[postgres]')")
+    server = PgServer()
+    yield server
+    server.stop()
+
+
+_schemas = iter(range(1, 10**9))
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """The URL of a new, empty store on the session's PostgreSQL server: a schema of its own in
+    one database (``options=-csearch_path``, as a deployment may give each twin; a schema is
+    made in a millisecond, a database copies its template's files)."""
+    return pg_server.create_schema(f"t{next(_schemas)}")

@@ -84,9 +84,14 @@ class FailingStore:
         return getattr(self.inner, name)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request, tmp_path):
-    s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "twin.db")
+    if request.param == "postgres":
+        from twin.live.store_pg import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_url"))
+    else:
+        s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "twin.db")
     yield s
     s.close()
 

@@ -78,11 +78,11 @@ def calibrate_store(
 ) -> tuple[Calibration, Any]:
     """Calibrate the model at ``model_path`` from the events of an SQLite store; returns the
     calibration and the design model."""
-    from twin.live.store import SQLiteStore
+    from twin.live.store import is_url, open_store
 
-    if not Path(store_path).exists():
+    if not is_url(store_path) and not Path(store_path).exists():
         raise InputError("twin calibrate", [f"--store {store_path}: no such file"])
-    store = SQLiteStore(store_path, readonly=True)
+    store = open_store(store_path, readonly=True)
     try:
         model, equipment = load_model_and_equipment(model_path, store)
         rows = [pe for t in TYPES for pe in store.read_positioned(since, until, type=t)]

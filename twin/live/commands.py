@@ -13,6 +13,13 @@ from typing import Any
 from twin.errors import InputError
 
 
+def store_arg(text: str) -> str | Path:
+    """--store: a postgresql:// URL stays text, anything else is a path (store imported late)."""
+    from twin.live.store import store_arg
+
+    return store_arg(text)
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "ingest",
@@ -22,8 +29,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--from", dest="src", required=True, help="FILE.jsonl or mqtt://HOST:PORT/TOPIC")
     p.add_argument(
-        "--store", required=True, type=Path, help="SQLite event store (created if missing)"
-    )
+        "--store", required=True, type=store_arg,
+        help="SQLite event store (created if missing) or postgresql://user:pw@host/db",
+    )  # fmt: skip
     p.add_argument("--scene", help="scene folder or SMAT2022 .xlsx: enables reference checks")
     p.add_argument(
         "--process",
@@ -66,7 +74,12 @@ def register(sub: Any) -> None:
         help="the twin state held in an event store, now or as of a time",
         description="Rebuild the twin state from the store's latest snapshot plus replay.",
     )
-    s.add_argument("--store", required=True, type=Path, help="SQLite event store to read")
+    s.add_argument(
+        "--store",
+        required=True,
+        type=store_arg,
+        help="event store to read: SQLite file or postgresql:// URL",
+    )
     s.add_argument("--at", help="event time, ISO 8601 UTC (e.g. 2026-01-31T08:00:00Z) or epoch s")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=_state)
@@ -92,7 +105,7 @@ def _catalog(scene_src: str | None, process_dir: str | None) -> Any:
 
 def _ingest(args: argparse.Namespace) -> int:
     from twin.live.order import ReorderConfig
-    from twin.live.store import SQLiteStore
+    from twin.live.store import open_store
     from twin.live.sync import SyncConfig, Synchroniser
 
     cfg = SyncConfig(
@@ -121,7 +134,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    with SQLiteStore(args.store, synchronous=args.synchronous) as store:
+    with open_store(args.store, synchronous=args.synchronous) as store:
         sync = Synchroniser(store, catalog, cfg=cfg)
         # The catalog, the recovered state and the loaded modules live for the whole run:
         # frozen, the collector's full passes skip them (they would be pauses in the stream).
@@ -134,7 +147,7 @@ def _ingest(args: argparse.Namespace) -> int:
         print(
             f"ingested {stats.received} messages: {stats.accepted} accepted, "
             f"{stats.rejected} dead letters, {stats.duplicates} duplicates, {stats.gaps} gaps; "
-            f"store {args.store} now holds {sync.pos} events"
+            f"store {getattr(store, 'shown', args.store)} now holds {sync.pos} events"
         )
     return 0
 
@@ -175,9 +188,9 @@ def _with_progress(source: Any, *, quiet: bool) -> Any:
 
 def _state(args: argparse.Namespace) -> int:
     from twin.live.events import EventFormatError, format_time, parse_time
-    from twin.live.store import SQLiteStore
+    from twin.live.store import is_url, open_store
 
-    if not args.store.is_file():
+    if not is_url(args.store) and not args.store.is_file():
         raise InputError("twin state", [f"{args.store}: no such event store"])
     at = None
     if args.at is not None:
@@ -185,7 +198,7 @@ def _state(args: argparse.Namespace) -> int:
             at = parse_time(float(args.at) if _is_number(args.at) else args.at)
         except EventFormatError as exc:
             raise InputError("twin state", [f"--at: {exc.reason}"]) from None
-    with SQLiteStore(args.store, readonly=True) as store:
+    with open_store(args.store, readonly=True) as store:
         state = store.state_at(at)
         out = state.summary()
         out["dead_letters"] = store.dead_letter_count()

@@ -683,6 +683,43 @@ class SQLiteStore(EventStore):
         return out
 
 
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(spec: object) -> bool:
+    """Whether a --store / TWIN_STORE value names a database server rather than a file."""
+    return isinstance(spec, str) and "://" in spec
+
+
+def store_arg(text: str) -> str | Path:
+    """An argparse ``type`` for --store: a URL stays text (Path would fold its //), else a path."""
+    return text if is_url(text) else Path(text)
+
+
+def open_store(
+    spec: str | os.PathLike, *, synchronous: str = "FULL", readonly: bool = False
+) -> EventStore:
+    """The event store a user named (``--store``, ``TWIN_STORE``): a file path opens the SQLite
+    store (the default), ``postgresql://user:password@host:port/database`` the PostgreSQL one
+    (``synchronous`` applies to SQLite; PostgreSQL commits as its server is configured). Bad
+    configuration is one StoreError line."""
+    if is_url(spec):
+        text = str(spec)
+        if not text.lower().startswith(_URL_SCHEMES):
+            from twin.live.store_pg import mask
+
+            scheme = mask(text).split("://", 1)[0][:20]
+            raise StoreError(
+                mask(text),
+                f"names a {scheme!r} server",
+                "accepted: a file path (SQLite) or postgresql://user:password@host:port/database",
+            )
+        from twin.live.store_pg import PostgresStore
+
+        return PostgresStore(text, readonly=readonly)
+    return SQLiteStore(spec, synchronous=synchronous, readonly=readonly)
+
+
 def glob_escape(name: str) -> str:
     """``name`` with glob's special characters taken literally."""
     return re.sub(r"([*?\[])", r"[\1]", name)

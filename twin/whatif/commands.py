@@ -95,7 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="model",
         help="model: the process model's initial WIP (default); live: the twin state in --store",
     )
-    run.add_argument("--store", type=Path, help="event store (SQLite) of --start live")
+    run.add_argument(
+        "--store", type=_store_arg, help="event store (SQLite file or postgresql:// URL)"
+    )
     run.add_argument(
         "--at",
         help="--start live as of this event time: ISO 8601 UTC (2026-01-31T08:00:00Z) or epoch s "
@@ -217,7 +219,7 @@ def _start_arguments(args: argparse.Namespace) -> float | None:
                 problems.append(f"--{name} goes with --start live")
     elif args.store is None:
         problems.append("--start live needs --store DB (the event store of the twin)")
-    elif not _is_file(args.store):
+    elif not isinstance(args.store, str) and not _is_file(args.store):
         problems.append(f"--store {_safe(args.store)}: no such event store")
     at = None
     if args.at is not None:
@@ -236,12 +238,13 @@ def live_start(model_path: Path, model: Any, store_path: Path, at: float | None,
     Tools map by the scene's tool nodes when MODEL is a scene folder, else by the equipment
     recorded in the store's catalog."""
     from twin.live.events import format_time
-    from twin.live.store import SQLiteStore
+    from twin.live.store import open_store
+    from twin.live.store_pg import mask
     from twin.process.toolmap import ToolIdMap
     from twin.whatif.start import build_start
 
-    where = f"--store {_safe(store_path)}"
-    with SQLiteStore(store_path, readonly=True) as store:
+    where = f"--store {_safe(store_path if isinstance(store_path, Path) else mask(store_path))}"
+    with open_store(store_path, readonly=True) as store:
         first = next(store.read_positioned(limit=1), None)
         if first is None:
             raise InputError("twin whatif run", [f"{where}: the store holds no events"])
@@ -278,6 +281,11 @@ def live_start(model_path: Path, model: Any, store_path: Path, at: float | None,
         for note in live.notes:
             sys.stderr.write(f"  {note}\n")
     return live.start
+
+
+def _store_arg(text: str) -> str | Path:
+    """--store: a postgresql:// URL stays text, anything else is a path."""
+    return text if "://" in text else Path(text)
 
 
 def _is_file(path: Path) -> bool:

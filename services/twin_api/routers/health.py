@@ -41,7 +41,9 @@ async def health(request: Request) -> Any:
         "revision": rt.state.revision,
         "physics": rt.world is not None,
         "feed": rt.settings.feed,
-        "store": "sqlite" if rt.settings.store else "memory",
+        "store": ("postgresql" if "://" in rt.settings.store else "sqlite")
+        if rt.settings.store
+        else "memory",
         "mode": rt.settings.mode,
     }
 
