@@ -129,7 +129,8 @@ def test_malformed_event_data_is_counted_not_fatal():
     log.add(10.0, "lot.track_in", "bad", equipment=deep, step="4")
     log.add(11.0, "lot.track_out", "bad", step=1e300)
     cal = _cal(log)
-    assert sum(cal.skipped.values()) == 2
+    malformed = {k: n for k, n in cal.skipped.items() if "lack the fields" in k}
+    assert sum(malformed.values()) == 2
     assert cal.by_name()["processing_time:Litho_FE_3"].n == 31
 
 
