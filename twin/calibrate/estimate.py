@@ -163,7 +163,7 @@ def calibrate(
             eq = data["equipment"]
             if got is not None and got[1] == eq:
                 runs[(eq, got[0], t)].append((ev.subject, got[2]))
-            flow.track_out(ev.subject, data["step"])
+            flow.track_out(ev.subject, data.get("step"))
         elif typ == "equipment.state":
             reason = data.get("reason")
             reason = reason if type(reason) is str else ""
@@ -268,7 +268,7 @@ def _wafers(runs, model, equipment, lot_product) -> dict[str, int]:
 
 _FIELDS = {
     "lot.track_in": {"equipment": str, "step": int},
-    "lot.track_out": {"equipment": str, "step": int},
+    "lot.track_out": {"equipment": str},
     "equipment.state": {"state": str},
     "lot.released": {"product": str},
     "lot.rework": {},

@@ -134,8 +134,11 @@ def setups(spells, records, model: FabModel, equipment, lot_product, steps, span
             continue
         d = model.setup_time(prev, new, step)
         dur = length.get((eq, t))
-        if dur is None or not d > 0:
-            _count(skipped, "setups cut short by a down, still open, or of design time 0")
+        if not d > 0:
+            _count(skipped, "setups where the model needs none (same setup, or time 0)")
+            continue
+        if dur is None:
+            _count(skipped, "setups cut short by a down or still open at the end")
             continue
         ratios[fam].append(dur / d)
         design[fam].append(d)
