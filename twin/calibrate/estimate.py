@@ -81,8 +81,11 @@ class Parameter:
 
     @property
     def factor(self) -> float:
-        """The estimate over the design value (1.0 when thin or undefined)."""
+        """The estimate over the design value (1.0 when thin or undefined, and when the
+        estimate is not > 0: no calibrated time may be 0 or negative)."""
         if self.thin or not (self.design > 0 and math.isfinite(self.estimate)):
+            return 1.0
+        if not self.estimate > 0:  # e.g. runs shorter than their design load and unload
             return 1.0
         return self.estimate / self.design
 
