@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/bench_calibrate.py [--fab demo|hvlm] [--days 30] [--seed 0]
 
-The events are the MES part of the stream (lot releases, track-in/out, E10 equipment states)
-that the reference engine produces for the model (``--fab hvlm``: SMT2020 HVLM from
+The events are the MES part of the stream (lot releases, track-in/out, completions, E10
+equipment states) that the reference engine produces for the model (``--fab hvlm``: SMT2020 HVLM from
 TWIN_DATASETS, with its initial WIP; ``--fab demo``: the demo fab), written to a store with the
 tool -> family catalog recorded, as ``twin ingest`` leaves it. The emulator's AMHS events are
-not generated (calibration does not read them; the store's type index skips them). Prints a
+not generated (calibration reads only transfer requests and deliveries of them, about one of
+each per move; the reference engine has no vehicles). Prints a
 table: events, track-outs, the time to generate and store them, and the time of
 ``calibrate_store`` (read + estimate), wall and CPU. Target: <= 60 s for 30 days of HVLM.
 """
@@ -53,6 +54,8 @@ def events_of(model, days: float, seed: int, wip: bool) -> tuple[list[Event], di
         elif kind == "lot_released":
             data = {"product": f["product"], "priority": int(f["priority"])}
             out.append(Event(f"mes:{n}", "mes", n, time_, "lot.released", f["lot"], data))
+        elif kind == "lot_completed":
+            out.append(Event(f"mes:{n}", "mes", n, time_, "lot.completed", f["lot"], {}))
 
     class _Engine(Engine):  # E10 around setups as the emulator reports them (emulator.py)
         def _arrive(self, lot, t):
