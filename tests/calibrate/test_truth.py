@@ -57,11 +57,10 @@ def test_hidden_longer_pm_is_found_and_nothing_else(tmp_path):
     interval, and no processing or setup time, is flagged (the reference engine stands in for
     the emulator: 30 emulated days would take minutes; seeded, the false-drift rates over
     seeds are in docs/forecast.md)."""
+    from tests.calibrate.util import engine_events
     from twin.calibrate import calibrate
     from twin.process import load_model
     from twin.whatif.scenarios import load_scenarios
-
-    from tests.calibrate.util import engine_events
 
     design = load_model(DEMO / "process")
     design.pms["Litho_FE_3_MN"].interval = 86400.0

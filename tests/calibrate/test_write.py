@@ -66,7 +66,13 @@ def test_rework_and_sampling_rates_written(tmp_path):
     log = Log()
     t = 0.0
     for k in range(100):
-        seq = [1, 2, 4, 5, 6] if k < 30 else [1, 2, 3, 4, 5, 4, 5, 6] if k < 60 else [1, 2, 3, 4, 5, 6]
+        seq = (
+            [1, 2, 4, 5, 6]
+            if k < 30
+            else [1, 2, 3, 4, 5, 4, 5, 6]
+            if k < 60
+            else [1, 2, 3, 4, 5, 6]
+        )
         t = _path(log, f"L{k}", seq, t)
     cal, out = _write(log, model, folder, tmp_path / "o", TOOLS)
     steps = {s.number: s for s in out.routes["r_A"].steps}
