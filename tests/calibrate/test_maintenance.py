@@ -91,6 +91,8 @@ def _setup_log(durations: list[float], product: str = "part_A") -> Log:
         log.add(t, "lot.released", lot, product=product, priority=10)
         log.add(t + 1, "lot.track_in", lot, equipment=tool, step=step)
         log.add(t + 1, "equipment.state", tool, state="scheduled_down", reason="setup")
+        # E10 as the emulator reports the end of a setup: through standby into production
+        log.add(t + 1 + d, "equipment.state", tool, state="standby", reason="ready")
         log.add(t + 1 + d, "equipment.state", tool, state="productive", reason="processing")
         log.add(t + 601 + d, "lot.track_out", lot, equipment=tool, step=step)
         log.add(t + 601 + d, "equipment.state", tool, state="standby", reason="idle")

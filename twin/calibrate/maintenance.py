@@ -7,7 +7,8 @@
   wafer-count calendars) over the PMs begun (chi-square, time-truncated; a PM schedule is more
   regular than Poisson, so the interval is conservative).
 - ``setup_time:<family>`` (and ``setup_time:<family>/<from>><to>`` for the model's explicit
-  from-to pairs): ``scheduled_down`` spells with reason ``setup`` that end in ``productive``, as
+  from-to pairs): ``scheduled_down`` spells with reason ``setup`` that end in an up state (the
+  emulator reports ``standby``/``ready``, then ``productive``, at the end of a setup), as
   ratios to the design setup time of their change (model.setup_time), t-interval.
 """
 
@@ -111,7 +112,7 @@ def setups(spells, records, model: FabModel, equipment, lot_product, steps, span
     for eq, changes in spells.items():
         for (t, state, reason), (end, nxt) in zip(changes, spell_ends(changes, until), strict=True):
             if state == "scheduled_down" and reason == "setup":
-                length[(eq, t)] = end - t if nxt == "productive" else None
+                length[(eq, t)] = end - t if nxt in UP_STATES else None
     pair_targets = {new for (cur, new) in model.setup_times if cur is not None}
     ratios: dict[str, list[float]] = defaultdict(list)
     design: dict[str, list[float]] = defaultdict(list)
