@@ -1,7 +1,7 @@
 """PM intervals and durations, and setup times, per tool family from E10 spells (docs/forecast.md).
 
-- ``pm_duration:<family>``: complete ``scheduled_down`` spells with reason ``pm`` (mean,
-  t-interval). A spell that a breakdown cuts short (censored) or that starts while the tool is
+- ``pm_duration:<family>``: complete ``scheduled_down`` spells with reason ``pm``, each as a
+  ratio to the expected duration of the family's PM calendar nearest to it (t-interval). A spell that a breakdown cuts short (censored) or that starts while the tool is
   under repair (it then holds the rest of the repair) is left out and counted.
 - ``pm_interval:<family>``: the family's exposure (tool time, or wafers processed for
   wafer-count calendars) over the PMs begun (chi-square, time-truncated; a PM schedule is more
@@ -78,19 +78,20 @@ def pms(spells, model: FabModel, equipment, fam_wafers, since, until, skipped, m
         if not cals or model.families[name].is_delay:
             continue
         n_tools = tools.get(name, 0) or model.families[name].count
-        rate = fam_wafers.get(name, 0) / (n_tools * span)  # wafers per tool-second
-        weights = [1 / c.interval if c.by == "time" else rate / c.interval for c in cals]
-        if not sum(weights) > 0:
-            weights = [1.0] * len(cals)
-        means = [expected(c.duration, model.ptime_spread_mode) for c in cals]
-        design = math.fsum(w * m for w, m in zip(weights, means, strict=True)) / sum(weights)
+        means = sorted({expected(c.duration, model.ptime_spread_mode) for c in cals})
+        means = [m for m in means if m > 0] or [math.nan]
         ds = durations.get(name, [])
-        m, ci = stats.t_interval(ds)
+        # each spell against the calendar whose expected duration is nearest (in ratio): the
+        # events do not say which calendar a PM is (docs/forecast.md)
+        own = [min(means, key=lambda m, d=d: abs(math.log(max(d, 1e-9) / m))) for d in ds]
+        m, (lo, hi) = stats.t_interval([d / c for d, c in zip(ds, own, strict=True)])
+        design = math.fsum(own) / len(own) if own else math.fsum(means) / len(means)
         n = starts.get(name, 0)
         busy = n * design / (n_tools * span)  # the family's share of time in PM
         out.append(make(name=f"pm_duration:{name}", kind="pm_duration", target=name,
-                        design=design, estimate=m, ci=ci, n=len(ds), interval="t",
-                        weight=busy, what="complete PM spells"))  # fmt: skip
+                        design=design, estimate=m * design, ci=(lo * design, hi * design),
+                        n=len(ds), interval="t", weight=busy,
+                        what="complete PM spells"))  # fmt: skip
         by = {c.by for c in cals}
         unit = "s" if by == {"time"} else "wafers"
         exposure = n_tools * span if by == {"time"} else float(fam_wafers.get(name, 0))
