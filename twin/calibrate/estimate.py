@@ -350,10 +350,11 @@ def _processing(runs, model, equipment, lot_product, spells, steps, until, skipp
         wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
         extra = 0.0  # the part of the run the factor does not scale (a part interval's)
         if step.is_cascading or fam.capacity > 1:
-            if not casc_down and not own_setup:
-                casc_down.update({e: _DownClock(s, until, setups=False) for e, s in spells.items()})
-                own_setup.update(_setup_lengths(spells, until))
-            lost = casc_down[eq].between(t_in, t_out) if eq in casc_down else 0.0
+            clock = casc_down.get(eq)
+            if clock is None and eq in spells:  # built for the tools that need one
+                clock = casc_down[eq] = _DownClock(spells[eq], until, setups=False)
+                own_setup.update(_setup_lengths({eq: spells[eq]}, until))
+            lost = clock.between(t_in, t_out) if clock is not None else 0.0
             lost += own_setup.get((eq, t_in), 0.0)
             if step.per == PER_PIECE and step.part_interval is not None:
                 extra = step.part_interval * (wafers - 1)
