@@ -53,9 +53,9 @@ def test_poisson_interval_of_zero_events():
 def test_clopper_pearson_closed_form_at_the_ends():
     """0 of 10: [0, 1 - 0.025^(1/10)]; 10 of 10: [0.025^(1/10), 1]; no trial: (nan, [0, 1])."""
     rate, ci = st.proportion_interval(0, 10)
-    assert rate == 0.0 and ci == pytest.approx((0.0, 1 - 0.025 ** 0.1))
+    assert rate == 0.0 and ci == pytest.approx((0.0, 1 - 0.025**0.1))
     rate, ci = st.proportion_interval(10, 10)
-    assert rate == 1.0 and ci == pytest.approx((0.025 ** 0.1, 1.0))
+    assert rate == 1.0 and ci == pytest.approx((0.025**0.1, 1.0))
     rate, ci = st.proportion_interval(0, 0)
     assert math.isnan(rate) and ci == (0.0, 1.0)
 

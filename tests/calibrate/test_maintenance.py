@@ -121,7 +121,7 @@ def test_setup_cut_by_a_down_is_left_out():
     cal = _cal(log, IMPLANT)
     p = cal.by_name()["setup_time:Implant_FE_7"]
     assert p.n == 11 and not p.drift
-    assert cal.skipped["setups cut short by a down or still open at the end"] == 1
+    assert cal.skipped["setups cut short by a down or the next run, or still open"] == 1
 
 
 def test_setup_pairs_of_a_from_to_table():
@@ -188,3 +188,19 @@ def test_no_pm_parameters_for_families_without_pm_calendars():
     assert {n for n in names if n.startswith("setup_time")} == {"setup_time:Implant_FE_7"}
     assert all(math.isfinite(p.design) for p in _cal(_pm_log([PM_MEAN])).parameters
                if p.kind != "transport")  # fmt: skip
+
+
+def test_run_whose_setup_a_down_interrupted_is_left_out():
+    """After a down that hits a setup, the rest of the setup is reported as productive: that
+    run is no processing sample (counted in ``skipped``); the others are."""
+    log = _setup_log([1800.0] * 12)
+    log.add(90_000, "lot.released", "X", product="part_A", priority=10)
+    log.add(90_001, "lot.track_in", "X", equipment="IMP01", step=27)
+    log.add(90_001, "equipment.state", "IMP01", state="scheduled_down", reason="setup")
+    log.add(90_500, "equipment.state", "IMP01", state="unscheduled_down", reason="b")
+    log.add(91_500, "equipment.state", "IMP01", state="standby", reason="ready")
+    log.add(91_500, "equipment.state", "IMP01", state="productive", reason="processing")
+    log.add(93_400, "lot.track_out", "X", equipment="IMP01", step=27)
+    cal = _cal(log, IMPLANT)
+    assert cal.by_name()["processing_time:Implant_FE_7"].n == 12
+    assert cal.skipped["runs whose setup a down interrupted"] == 1

@@ -21,7 +21,7 @@ the design value is kept and the parameter is flagged thin, with the reason.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -212,9 +212,10 @@ def calibrate(
         )
     cal = Calibration(since=since, until=until, skipped=skipped)
     steps = _steps(model)
+    starts = {(eq, t_in) for eq, t_in, _ in runs}
     fam_wafers = _wafers(runs, model, equipment, lot_product)
     cal.parameters += _processing(runs, model, equipment, lot_product, spells, steps, until,
-                                  cal.skipped)  # fmt: skip
+                                  starts, cal.skipped)  # fmt: skip
     cal.parameters += _failures(spells, model, equipment, since, until)
     cal.parameters += maintenance.pms(
         spells, model, equipment, fam_wafers, since, until, cal.skipped, _make
@@ -222,6 +223,7 @@ def calibrate(
     cal.parameters += maintenance.setups(
         spells,
         setup_records,
+        starts,
         model,
         equipment,
         lot_product,
@@ -304,6 +306,7 @@ class _DownClock:
     def __init__(
         self, changes: list[tuple[float, str, str]], until: float, setups: bool = True
     ) -> None:
+        self.changes = changes
         self.times = [t for t, _, _ in changes]
         self.down = [
             s not in UP_STATES and (setups or not (s == "scheduled_down" and r == "setup"))
@@ -323,18 +326,34 @@ class _DownClock:
     def between(self, a: float, b: float) -> float:
         return self.at(b) - self.at(a)
 
+    def setup_at(self, t: float) -> tuple[float, bool] | None:
+        """The setup spell that begins at t: (its length, whether it ended in an up state, not
+        in a down that interrupted it); None if no setup begins at t."""
+        ch = self.changes
+        i = bisect_left(self.times, t)
+        while i < len(ch) and ch[i][0] == t:
+            if ch[i][1] == "scheduled_down" and ch[i][2] == "setup":
+                j = i + 1
+                while j < len(ch) and ch[j][1] == ch[i][1] and ch[j][2] == ch[i][2]:
+                    j += 1
+                if j == len(ch):
+                    return None
+                return ch[j][0] - t, ch[j][1] in UP_STATES
+            i += 1
+        return None
 
-def _processing(runs, model, equipment, lot_product, spells, steps, until, skipped):
+
+def _processing(runs, model, equipment, lot_product, spells, steps, until, starts, skipped):
     """Processing time per family (module docstring). On a cascading tool (capacity > 1, or a
     step with a batch or part interval) runs overlap: a setup of the next run is reported
     while this one processes, so only breakdowns and PMs during the run and the run's own setup
-    (the setup spell begun at its track-in) are taken out, and the design mean is that of its
+    (the setup spell begun at its track-in; a run whose setup spell the next run's start ended
+    is left out) are taken out, and the design mean is that of its
     first wafer plus the part interval x the other wafers; the ratio, design and estimate are
     of the first part (PTIME, which the calibrated model scales)."""
     wafers_of, default_wafers = _lot_wafers(model)
     down = {eq: _DownClock(s, until) for eq, s in spells.items()}
     casc_down: dict[str, _DownClock] = {}
-    own_setup: dict[tuple[str, float], float] = {}
     ratios: dict[str, list[float]] = defaultdict(list)
     design: dict[str, list[float]] = defaultdict(list)
     for (eq, t_in, t_out), lots in runs.items():
@@ -349,13 +368,23 @@ def _processing(runs, model, equipment, lot_product, spells, steps, until, skipp
         mean = _expected(step, model.ptime_spread_mode)
         wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
         extra = 0.0  # the part of the run the factor does not scale (a part interval's)
+        su = down[eq].setup_at(t_in) if eq in down else None
+        if su is not None and not su[1]:
+            # a down in the setup: the rest of the setup is reported as productive after it
+            why = "runs whose setup a down interrupted"
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
         if step.is_cascading or fam.capacity > 1:
             clock = casc_down.get(eq)
             if clock is None and eq in spells:  # built for the tools that need one
                 clock = casc_down[eq] = _DownClock(spells[eq], until, setups=False)
-                own_setup.update(_setup_lengths({eq: spells[eq]}, until))
             lost = clock.between(t_in, t_out) if clock is not None else 0.0
-            lost += own_setup.get((eq, t_in), 0.0)
+            own = su[0] if su is not None else 0.0
+            if own and (eq, t_in + own) in starts:  # the next run began during the setup
+                why = "runs on cascading tools whose setup the next run's start cut short"
+                skipped[why] = skipped.get(why, 0) + 1
+                continue
+            lost += own
             if step.per == PER_PIECE and step.part_interval is not None:
                 extra = step.part_interval * (wafers - 1)
             elif step.per == PER_PIECE:
@@ -380,16 +409,6 @@ def _processing(runs, model, equipment, lot_product, spells, steps, until, skipp
             estimate=m * d, ci=(lo * d, hi * d), n=n, interval="t",
         )  # fmt: skip
         out.append(_thin(p, "runs"))
-    return out
-
-
-def _setup_lengths(spells, until) -> dict[tuple[str, float], float]:
-    """(tool, start) -> length of each setup spell (until the tool's next change of state)."""
-    out = {}
-    for eq, changes in spells.items():
-        for i, (t, state, reason) in enumerate(changes):
-            if state == "scheduled_down" and reason == "setup":
-                out[(eq, t)] = (changes[i + 1][0] if i + 1 < len(changes) else until) - t
     return out
 
 

@@ -106,14 +106,20 @@ def pms(spells, model: FabModel, equipment, fam_wafers, since, until, skipped, m
     return out
 
 
-def setups(spells, records, model: FabModel, equipment, lot_product, steps, span, skipped, make):
-    """``setup_time`` per family, and per explicit from-to pair of the model's setup table."""
+def setups(
+    spells, records, starts, model: FabModel, equipment, lot_product, steps, span, skipped, make
+):
+    """``setup_time`` per family, and per explicit from-to pair of the model's setup table;
+    ``starts``: the (tool, time) of every track-in."""
     until = math.inf  # a setup still open at the end of the window is left out
     length: dict[tuple[str, float], float | None] = {}
     for eq, changes in spells.items():
         for (t, state, reason), (end, nxt) in zip(changes, spell_ends(changes, until), strict=True):
             if state == "scheduled_down" and reason == "setup":
-                length[(eq, t)] = end - t if nxt in UP_STATES else None
+                # a spell that ends when another run starts on the tool (a cascading tool
+                # starts the next run during a setup) is cut short: no sample
+                cut = (eq, end) in starts
+                length[(eq, t)] = end - t if nxt in UP_STATES and not cut else None
     pair_targets = {new for (cur, new) in model.setup_times if cur is not None}
     ratios: dict[str, list[float]] = defaultdict(list)
     design: dict[str, list[float]] = defaultdict(list)
@@ -140,7 +146,7 @@ def setups(spells, records, model: FabModel, equipment, lot_product, steps, span
             _count(skipped, "setups where the model needs none (same setup, or time 0)")
             continue
         if dur is None:
-            _count(skipped, "setups cut short by a down or still open at the end")
+            _count(skipped, "setups cut short by a down or the next run, or still open")
             continue
         ratios[fam].append(dur / d)
         design[fam].append(d)
