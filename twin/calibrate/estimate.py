@@ -151,32 +151,42 @@ def calibrate(
         if t < since or t > until:
             continue
         typ, data = ev.type, ev.data
-        if not _well_formed(typ, data):
-            if typ in TYPES:
-                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
-            continue
+        get = data.get if isinstance(data, dict) else _nothing
+        # the three types of nearly every event are checked inline (the rest: _well_formed)
         if typ == "lot.track_in":
-            eq = data["equipment"]
-            open_in[ev.subject] = (t, eq, data["step"])
-            named = data.get("setup")
-            last_in[eq] = (t, ev.subject, data["step"], named if type(named) is str else None)
-            flow.track_in(ev.subject, data["step"])
+            eq, step = get("equipment"), get("step")
+            if type(eq) is not str or type(step) is not int:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
+                continue
+            open_in[ev.subject] = (t, eq, step)
+            named = get("setup")
+            last_in[eq] = (t, ev.subject, step, named if type(named) is str else None)
+            flow.track_in(ev.subject, step)
         elif typ == "lot.track_out":
+            eq = get("equipment")
+            if type(eq) is not str:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
+                continue
             got = open_in.pop(ev.subject, None)
-            eq = data["equipment"]
             if got is not None and got[1] == eq:
                 runs[(eq, got[0], t)].append((ev.subject, got[2]))
-            flow.track_out(ev.subject, data.get("step"))
+            flow.track_out(ev.subject, get("step"))
         elif typ == "equipment.state":
-            reason = data.get("reason")
+            state, reason = get("state"), get("reason")
+            if type(state) is not str:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
+                continue
             reason = reason if type(reason) is str else ""
-            spells[ev.subject].append((t, data["state"], reason))
-            if reason == "setup" and data["state"] == "scheduled_down":
+            spells[ev.subject].append((t, state, reason))
+            if reason == "setup" and state == "scheduled_down":
                 li = last_in.get(ev.subject)
                 if li is not None and li[0] == t:
                     named = data.get("setup")
                     named = named if type(named) is str else li[3]
                     setup_records.append((ev.subject, t, li[1], li[2], named))
+        elif not _well_formed(typ, data):
+            if typ in TYPES:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
         elif typ == "lot.released":
             lot_product[ev.subject] = data["product"]
             released[data["product"]] += 1
@@ -213,9 +223,9 @@ def calibrate(
     cal = Calibration(since=since, until=until, skipped=skipped)
     steps = _steps(model)
     starts = {(eq, t_in) for eq, t_in, _ in runs}
-    fam_wafers = _wafers(runs, model, equipment, lot_product)
+    fam_wafers: dict[str, int] = defaultdict(int)  # wafers each family tracked out
     cal.parameters += _processing(runs, model, equipment, lot_product, spells, steps, until,
-                                  starts, cal.skipped)  # fmt: skip
+                                  starts, fam_wafers, cal.skipped)  # fmt: skip
     cal.parameters += _failures(spells, model, equipment, since, until)
     cal.parameters += maintenance.pms(
         spells, model, equipment, fam_wafers, since, until, cal.skipped, _make
@@ -260,17 +270,6 @@ def _lot_wafers(model: FabModel) -> tuple[dict[str, int], int]:
     return wafers_of, (model.releases[0].wafers if model.releases else 25)
 
 
-def _wafers(runs, model, equipment, lot_product) -> dict[str, int]:
-    """Wafers each family tracked out in the window (lot sizes of order.txt per product)."""
-    wafers_of, default = _lot_wafers(model)
-    out: dict[str, int] = defaultdict(int)
-    for (eq, _, _), lots in runs.items():
-        fam = equipment.get(eq)
-        for lot, _ in lots:
-            out[fam] += wafers_of.get(lot_product.get(lot, ""), default)
-    return out
-
-
 _FIELDS = {
     "lot.track_in": {"equipment": str, "step": int},
     "lot.track_out": {"equipment": str},
@@ -283,6 +282,11 @@ _FIELDS = {
     "carrier.delivered": {"transfer": str},
     "carrier.transfer_failed": {"transfer": str},
 }
+
+
+def _nothing(key: str) -> None:
+    """``dict.get`` of event data that is not a dict: nothing is there."""
+    return None
 
 
 def _show(name: object) -> str:
@@ -343,7 +347,9 @@ class _DownClock:
         return None
 
 
-def _processing(runs, model, equipment, lot_product, spells, steps, until, starts, skipped):
+def _processing(
+    runs, model, equipment, lot_product, spells, steps, until, starts, fam_wafers, skipped
+):
     """Processing time per family (module docstring). On a cascading tool (capacity > 1, or a
     step with a batch or part interval) runs overlap: a setup of the next run is reported
     while this one processes, so only breakdowns and PMs during the run and the run's own setup
@@ -358,6 +364,8 @@ def _processing(runs, model, equipment, lot_product, spells, steps, until, start
     design: dict[str, list[float]] = defaultdict(list)
     for (eq, t_in, t_out), lots in runs.items():
         fam = model.families[equipment[eq]]  # type: ignore[index]
+        wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
+        fam_wafers[fam.name] += wafers
         lot, number = lots[0]
         step = steps.get((lot_product.get(lot, ""), number))
         if step is None:
@@ -366,7 +374,6 @@ def _processing(runs, model, equipment, lot_product, spells, steps, until, start
             )
             continue
         mean = _expected(step, model.ptime_spread_mode)
-        wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
         extra = 0.0  # the part of the run the factor does not scale (a part interval's)
         su = down[eq].setup_at(t_in) if eq in down else None
         if su is not None and not su[1]:
