@@ -360,11 +360,16 @@ def _processing(
     wafers_of, default_wafers = _lot_wafers(model)
     down = {eq: _DownClock(s, until) for eq, s in spells.items()}
     casc_down: dict[str, _DownClock] = {}
+    setup_starts = {(eq, t) for eq, ch in spells.items() for t, _, r in ch if r == "setup"}
+    expected: dict[int, float] = {}  # id(step) -> its expected time
     ratios: dict[str, list[float]] = defaultdict(list)
     design: dict[str, list[float]] = defaultdict(list)
     for (eq, t_in, t_out), lots in runs.items():
         fam = model.families[equipment[eq]]  # type: ignore[index]
-        wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
+        if len(lots) == 1:
+            wafers = wafers_of.get(lot_product.get(lots[0][0], ""), default_wafers)
+        else:
+            wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
         fam_wafers[fam.name] += wafers
         lot, number = lots[0]
         step = steps.get((lot_product.get(lot, ""), number))
@@ -373,9 +378,11 @@ def _processing(
                 skipped.get("runs of lots whose product or step is unknown", 0) + 1
             )
             continue
-        mean = _expected(step, model.ptime_spread_mode)
+        mean = expected.get(id(step))
+        if mean is None:
+            mean = expected[id(step)] = _expected(step, model.ptime_spread_mode)
         extra = 0.0  # the part of the run the factor does not scale (a part interval's)
-        su = down[eq].setup_at(t_in) if eq in down else None
+        su = down[eq].setup_at(t_in) if (eq, t_in) in setup_starts else None
         if su is not None and not su[1]:
             # a down in the setup: the rest of the setup is reported as productive after it
             why = "runs whose setup a down interrupted"
