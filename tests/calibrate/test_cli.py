@@ -212,3 +212,32 @@ def test_calibrated_downcal_scales_repair_time(tmp_path, capsys):
     for name, d in design.downs.items():
         if name != "BREAK_Litho":
             assert cal.downs[name].mttr.mean == d.mttr.mean and cal.downs[name].mttf == d.mttf
+
+
+def test_json_and_text_carry_the_new_kinds(tmp_path, capsys):
+    """A store with PMs and transfers: --json lists pm_duration/pm_interval and transport with
+    the six keys (a per-area transport's design is null, never drift); the text report prints
+    the per-area row with '-' as its design."""
+    log = litho_runs(40, 1.0)
+    t = log.sorted()[-1].time - 1_767_225_600.0 + 100
+    for k in range(12):
+        tool = f"LITH0{k % 3 + 1}"
+        log.add(t + k * 1e5, "equipment.state", tool, state="scheduled_down", reason="pm")
+        log.add(t + k * 1e5 + 28_800, "equipment.state", tool, state="standby", reason="ready")
+    for k in range(40):
+        log.add(k * 1000.0 + 5, "carrier.transfer_requested", f"C{k}", transfer=f"T{k}",
+                **{"from": "LITH01", "to": "LITH02"})  # fmt: skip
+        log.add(k * 1000.0 + 305, "carrier.delivered", f"C{k}", transfer=f"T{k}")
+    path = store_of(tmp_path / "pm.db", log.sorted())
+    rc, out, _ = _run(capsys, "--store", path, "--model", DEMO, "--json")
+    doc = json.loads(out)
+    by = {p["name"]: p for p in doc["parameters"]}
+    assert rc == 0 and set(by["pm_duration:Litho_FE_3"]) == {
+        "name", "design", "estimate", "ci", "n", "drift"}  # fmt: skip
+    assert by["pm_duration:Litho_FE_3"]["n"] == 12
+    pair = by["transport:Litho>Litho"]
+    assert pair["design"] is None and not pair["drift"] and pair["estimate"] == 300.0
+    assert by["transport:all"]["design"] == 300.0
+    rc, out, _ = _run(capsys, "--store", path, "--model", DEMO)
+    row = next(line for line in out.splitlines() if line.startswith("transport:Litho>Litho"))
+    assert row.split()[1] == "-"

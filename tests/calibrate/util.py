@@ -67,3 +67,50 @@ def store_of(path: Path, events: list[Event]) -> Path:
     finally:
         store.close()
     return path
+
+
+def engine_events(model, days: float, seed: int) -> tuple[list[Event], dict[str, str]]:
+    """The MES events of one reference-engine run of ``model`` (E10 around setups as the
+    emulator reports them: productive from the end of a setup), and its tool -> family map."""
+    from twin.whatif.reference import SimConfig
+    from twin.whatif.reference.engine import ARRIVE, Engine
+
+    out: list[Event] = []
+    tools: dict[str, str] = {}
+
+    def obs(kind: str, t: float, **f) -> None:
+        n = len(out) + 1
+        if kind in ("track_in", "track_out", "tool_state"):
+            tools[f["tool"]] = f["family"]
+        if kind in ("track_in", "track_out"):
+            data = {"equipment": f["tool"], "step": int(f["step"])}
+            out.append(Event(f"mes:{n}", "mes", n, T0 + t, f"lot.{kind}", f["lot"], data))
+        elif kind == "tool_state":
+            data = {"state": f["state"], "reason": f["reason"]}
+            out.append(Event(f"mes:{n}", "mes", n, T0 + t, "equipment.state", f["tool"], data))
+        elif kind == "lot_released":
+            data = {"product": f["product"], "priority": int(f["priority"])}
+            out.append(Event(f"mes:{n}", "mes", n, T0 + t, "lot.released", f["lot"], data))
+        elif kind == "lot_completed":
+            out.append(Event(f"mes:{n}", "mes", n, T0 + t, "lot.completed", f["lot"], {}))
+
+    class _Engine(Engine):
+        def _arrive(self, lot, t):
+            if type(lot) is not tuple:
+                return super()._arrive(lot, t)
+            tool, job = lot
+            if job in tool.jobs and tool.state == ("scheduled_down", "setup"):
+                if tool.down_until <= t:
+                    self._state(tool, t, "productive", "processing")
+
+        def _start(self, tool, lots, st, t):
+            if tool.state[0] not in ("productive", "standby"):
+                tool.state = ("standby", "ready")
+            super()._start(tool, lots, st, t)
+            job = tool.jobs[-1]
+            if job.setup > 0:
+                self._push(t + job.setup, ARRIVE, (tool, job))
+
+    _Engine(model, SimConfig(days=days, seed=seed, wip_sample_days=days), None, obs).run()
+    out.sort(key=lambda e: (e.time, e.seq))
+    return out, tools

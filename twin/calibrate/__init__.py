@@ -1,7 +1,8 @@
 """Calibration of a fab model from its event log (issue 16; docs/forecast.md).
 
-``calibrate_store(store, model)`` estimates processing times per family, time to failure and
-to repair per family and release rates per product, each with n and a 95 % interval, and flags
+``calibrate_store(store, model)`` estimates processing times, time to failure and to repair,
+PM durations and intervals and setup times per family, transport times, rework and sampling
+rates per step, scrap and release rates per product, each with n and a 95 % interval, and flags
 the parameters whose interval excludes the design value (drift). ``twin calibrate`` is the
 command (``twin.calibrate.commands``).
 """

@@ -11,8 +11,10 @@ def register(sub: Any) -> None:
         "calibrate",
         help="estimate the model's parameters from the event store and report the drift",
         description="Estimate processing time per tool family, time to failure and to repair "
-        "per family (E10 unscheduled down spells) and release rate per product from an event "
-        "store, each with n and a 95 % interval. Parameters with too few samples keep their "
+        "per family (E10 unscheduled down spells), PM duration and interval and setup time per "
+        "family, transport time (overall and per from-to area), rework and sampling rate per "
+        "step, scrap and release rate per product from an event store, each with n and a 95 % "
+        "interval. Parameters with too few samples keep their "
         "design value (flagged thin). The drift report lists the parameters whose interval "
         "excludes the design value first, ordered by a proxy of their effect on cycle time. "
         "See docs/forecast.md.",

@@ -10,7 +10,9 @@
   (exponential mean, chi-square interval);
 - time to failure per family: time up (not unscheduled down) over the number of failures
   (exponential mean from a time-truncated record, chi-square interval);
-- release rate per product: lots released per day (Poisson, Garwood's exact interval).
+- release rate per product: lots released per day (Poisson, Garwood's exact interval);
+- PM durations and intervals, setup times per family (``maintenance``); transport times,
+  rework, sampling and scrap rates (``flow``).
 
 Each estimate carries its sample count ``n`` and 95 % interval; below its threshold (``MIN_N``)
 the design value is kept and the parameter is flagged thin, with the reason.
@@ -19,7 +21,7 @@ the design value is kept and the parameter is flagged thin, with the reason.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,12 +30,24 @@ from twin.errors import TwinError
 from twin.live.events import UP_STATES, Event
 from twin.process.model import PER_PIECE, FabModel, Step, uniform_bounds
 
-from . import stats
+from . import maintenance, stats
+from .flow import LotFlow, Transfers
 
-# The least sample count for an estimate to replace the design value, per kind of parameter.
-MIN_N = {"processing_time": 30, "ttr": 10, "ttf": 10, "release_rate": 30}
+# The least sample count for an estimate to replace the design value, per kind of parameter
+# (docs/forecast.md says why each). For the rework and sampling rates it is the number of
+# events of the rarer outcome that the design rate expects in the trials seen: n x min(p, 1 - p).
+MIN_N = {
+    "processing_time": 30, "ttr": 10, "ttf": 10, "release_rate": 30, "pm_duration": 10,
+    "pm_interval": 10, "setup_time": 10, "transport": 30, "rework_rate": 10,
+    "sampling_rate": 10, "scrap_rate": 30,
+}  # fmt: skip
 KINDS = tuple(MIN_N)
-TYPES = ("lot.released", "lot.track_in", "lot.track_out", "equipment.state")
+RATES = ("rework_rate", "sampling_rate")
+TYPES = (
+    "lot.released", "lot.track_in", "lot.track_out", "equipment.state", "lot.rework",
+    "lot.scrap", "lot.completed", "carrier.transfer_requested", "carrier.delivered",
+    "carrier.transfer_failed",
+)  # fmt: skip
 
 
 class CalibrationError(TwinError):
@@ -52,20 +66,26 @@ class Parameter:
     estimate: float  # nan without any sample
     ci: tuple[float, float]
     n: int
-    interval: str  # which interval: "t", "chi-square", "poisson"
+    interval: str  # which interval: "t", "chi-square", "poisson", "clopper-pearson"
     thin: str = ""  # why the design value is kept ("" when the estimate is used)
     effect: float = 0.0  # proxy of the effect on cycle time (report order; docs/forecast.md)
+    unit: str = ""  # "" : the unit of its kind (report.UNITS); else e.g. "wafers"
+    key: tuple[str, ...] = ()  # where the calibrated model writes it beyond its target
+    weight: float = 1.0  # the parameter's own factor in the effect proxy (_effects)
 
     @property
     def drift(self) -> bool:
-        """The interval excludes the design value, on enough data."""
+        """The interval excludes the design value, on enough data (never without a design)."""
         lo, hi = self.ci
-        return not self.thin and not (lo <= self.design <= hi)
+        return not self.thin and math.isfinite(self.design) and not (lo <= self.design <= hi)
 
     @property
     def factor(self) -> float:
-        """The estimate over the design value (1.0 when thin or undefined)."""
+        """The estimate over the design value (1.0 when thin or undefined, and when the
+        estimate is not > 0: no calibrated time may be 0 or negative)."""
         if self.thin or not (self.design > 0 and math.isfinite(self.estimate)):
+            return 1.0
+        if not self.estimate > 0:  # e.g. runs shorter than their design load and unload
             return 1.0
         return self.estimate / self.design
 
@@ -104,11 +124,13 @@ def calibrate(
     since: float,
     until: float,
     products: dict[str, str] | None = None,
+    ports: dict[str, str | None] | None = None,
 ) -> Calibration:
     """Estimate the model's parameters from ``events`` (time order) between since and until.
 
     ``equipment``: tool id -> family (the store's catalog or the scene's); ``products``: lot ->
-    product for lots released before the window (lot.released events in the window add to it).
+    product for lots released before the window (lot.released events in the window add to it);
+    ``ports``: load port -> its tool or stocker (the areas of carrier transfers).
     """
     if not (since < until):
         raise CalibrationError(f"the window is empty: since {since} is not before until {until}")
@@ -116,31 +138,69 @@ def calibrate(
     lot_product.update(products or {})
     open_in: dict[str, tuple[float, str, int]] = {}
     runs: dict[tuple[str, float, float], list[tuple[str, int]]] = defaultdict(list)
-    spells: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    spells: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
     released: dict[str, int] = defaultdict(int)
     unknown: dict[str, int] = defaultdict(int)
     skipped: dict[str, int] = defaultdict(int)
+    last_in: dict[str, tuple[float, str, int, str | None]] = {}  # tool -> its last track-in
+    setup_records: list[tuple[str, float, str, int, str | None]] = []
+    flow = LotFlow(model, lot_product, skipped)
+    moves = Transfers(model, equipment, ports, skipped)
     for ev in events:
         t = ev.time
         if t < since or t > until:
             continue
         typ, data = ev.type, ev.data
-        if not _well_formed(typ, data):
-            if typ in TYPES:
-                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
-            continue
+        get = data.get if isinstance(data, dict) else _nothing
+        # the three types of nearly every event are checked inline (the rest: _well_formed)
         if typ == "lot.track_in":
-            open_in[ev.subject] = (t, data["equipment"], data["step"])
+            eq, step = get("equipment"), get("step")
+            if type(eq) is not str or type(step) is not int:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
+                continue
+            open_in[ev.subject] = (t, eq, step)
+            named = get("setup")
+            last_in[eq] = (t, ev.subject, step, named if type(named) is str else None)
+            flow.track_in(ev.subject, step)
         elif typ == "lot.track_out":
+            eq = get("equipment")
+            if type(eq) is not str:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
+                continue
             got = open_in.pop(ev.subject, None)
-            eq = data["equipment"]
             if got is not None and got[1] == eq:
                 runs[(eq, got[0], t)].append((ev.subject, got[2]))
+            flow.track_out(ev.subject, get("step"))
         elif typ == "equipment.state":
-            spells[ev.subject].append((t, data["state"]))
-        else:
+            state, reason = get("state"), get("reason")
+            if type(state) is not str:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
+                continue
+            reason = reason if type(reason) is str else ""
+            spells[ev.subject].append((t, state, reason))
+            if reason == "setup" and state == "scheduled_down":
+                li = last_in.get(ev.subject)
+                if li is not None and li[0] == t:
+                    named = data.get("setup")
+                    named = named if type(named) is str else li[3]
+                    setup_records.append((ev.subject, t, li[1], li[2], named))
+        elif not _well_formed(typ, data):
+            if typ in TYPES:
+                skipped[f"{typ} events whose data lack the fields calibration reads"] += 1
+        elif typ == "lot.released":
             lot_product[ev.subject] = data["product"]
             released[data["product"]] += 1
+            flow.released.add(ev.subject)
+        elif typ == "lot.rework":
+            flow.reworked_event(ev.subject)
+        elif typ == "lot.scrap" or typ == "lot.completed":
+            flow.left(ev.subject, typ == "lot.scrap")
+        elif typ == "carrier.transfer_requested":
+            moves.requested(t, data["transfer"], data["from"], data["to"])
+        elif typ == "carrier.delivered":
+            moves.delivered(t, data["transfer"])
+        else:
+            moves.failed(data["transfer"])
     stray = sum(n for prod, n in released.items() if prod not in model.products)
     if stray:
         skipped["lots released of products the model lacks"] = stray
@@ -161,12 +221,53 @@ def calibrate(
             + f"; the model's families: {', '.join(sorted(model.families))}"
         )
     cal = Calibration(since=since, until=until, skipped=skipped)
-    down = {eq: _DownClock(s, until) for eq, s in spells.items()}
-    cal.parameters += _processing(runs, model, equipment, lot_product, down, cal.skipped)
+    steps = _steps(model)
+    starts = {(eq, t_in) for eq, t_in, _ in runs}
+    fam_wafers: dict[str, int] = defaultdict(int)  # wafers each family tracked out
+    cal.parameters += _processing(runs, model, equipment, lot_product, spells, steps, until,
+                                  starts, fam_wafers, cal.skipped)  # fmt: skip
     cal.parameters += _failures(spells, model, equipment, since, until)
+    cal.parameters += maintenance.pms(
+        spells, model, equipment, fam_wafers, since, until, cal.skipped, _make
+    )
+    cal.parameters += maintenance.setups(
+        spells,
+        setup_records,
+        starts,
+        model,
+        equipment,
+        lot_product,
+        steps,
+        until - since,
+        cal.skipped,
+        _make,
+    )
+    cal.parameters += moves.parameters(_make)
+    cal.parameters += flow.parameters(_make)
     cal.parameters += _releases(released, model, (until - since) / 86400.0)
     _effects(cal.parameters, model)
     return cal
+
+
+def _make(*, what: str, **kw) -> Parameter:
+    """A parameter, flagged thin below its threshold (``what``: its samples, for the reason)."""
+    return _thin(Parameter(**kw), what)
+
+
+def _steps(model: FabModel) -> dict[tuple[str, int], Step]:
+    """(product, step number) -> step."""
+    steps: dict[tuple[str, int], Step] = {}
+    for prod in model.products.values():
+        for s in model.routes[prod.route].steps:
+            steps[(prod.name, s.number)] = s
+    return steps
+
+
+def _lot_wafers(model: FabModel) -> tuple[dict[str, int], int]:
+    wafers_of: dict[str, int] = {}
+    for rel in model.releases:
+        wafers_of.setdefault(rel.product, rel.wafers)
+    return wafers_of, (model.releases[0].wafers if model.releases else 25)
 
 
 _FIELDS = {
@@ -174,7 +275,18 @@ _FIELDS = {
     "lot.track_out": {"equipment": str},
     "equipment.state": {"state": str},
     "lot.released": {"product": str},
+    "lot.rework": {},
+    "lot.scrap": {},
+    "lot.completed": {},
+    "carrier.transfer_requested": {"transfer": str, "from": str, "to": str},
+    "carrier.delivered": {"transfer": str},
+    "carrier.transfer_failed": {"transfer": str},
 }
+
+
+def _nothing(key: str) -> None:
+    """``dict.get`` of event data that is not a dict: nothing is there."""
+    return None
 
 
 def _show(name: object) -> str:
@@ -192,11 +304,18 @@ def _well_formed(typ: str, data: object) -> bool:
 
 
 class _DownClock:
-    """Time a tool spent in a state that is not up (down, setup, PM) before any instant."""
+    """Time a tool spent in a state that is not up (down, setup, PM) before any instant; with
+    ``setups=False`` setups count as up (a cascading tool's setup overlaps another run)."""
 
-    def __init__(self, changes: list[tuple[float, str]], until: float) -> None:
-        self.times = [t for t, _ in changes]
-        self.down = [s not in UP_STATES for _, s in changes]
+    def __init__(
+        self, changes: list[tuple[float, str, str]], until: float, setups: bool = True
+    ) -> None:
+        self.changes = changes
+        self.times = [t for t, _, _ in changes]
+        self.down = [
+            s not in UP_STATES and (setups or not (s == "scheduled_down" and r == "setup"))
+            for _, s, r in changes
+        ]
         self.cum = [0.0]
         for i in range(1, len(changes)):
             dt = self.times[i] - self.times[i - 1]
@@ -211,20 +330,47 @@ class _DownClock:
     def between(self, a: float, b: float) -> float:
         return self.at(b) - self.at(a)
 
+    def setup_at(self, t: float) -> tuple[float, bool] | None:
+        """The setup spell that begins at t: (its length, whether it ended in an up state, not
+        in a down that interrupted it); None if no setup begins at t."""
+        ch = self.changes
+        i = bisect_left(self.times, t)
+        while i < len(ch) and ch[i][0] == t:
+            if ch[i][1] == "scheduled_down" and ch[i][2] == "setup":
+                j = i + 1
+                while j < len(ch) and ch[j][1] == ch[i][1] and ch[j][2] == ch[i][2]:
+                    j += 1
+                if j == len(ch):
+                    return None
+                return ch[j][0] - t, ch[j][1] in UP_STATES
+            i += 1
+        return None
 
-def _processing(runs, model, equipment, lot_product, down, skipped) -> list[Parameter]:
-    wafers_of = {}
-    for rel in model.releases:
-        wafers_of.setdefault(rel.product, rel.wafers)
-    default_wafers = model.releases[0].wafers if model.releases else 25
-    steps: dict[tuple[str, int], Step] = {}
-    for prod in model.products.values():
-        for s in model.routes[prod.route].steps:
-            steps[(prod.name, s.number)] = s
+
+def _processing(
+    runs, model, equipment, lot_product, spells, steps, until, starts, fam_wafers, skipped
+):
+    """Processing time per family (module docstring). On a cascading tool (capacity > 1, or a
+    step with a batch or part interval) runs overlap: a setup of the next run is reported
+    while this one processes, so only breakdowns and PMs during the run and the run's own setup
+    (the setup spell begun at its track-in; a run whose setup spell the next run's start ended
+    is left out) are taken out, and the design mean is that of its
+    first wafer plus the part interval x the other wafers; the ratio, design and estimate are
+    of the first part (PTIME, which the calibrated model scales)."""
+    wafers_of, default_wafers = _lot_wafers(model)
+    down = {eq: _DownClock(s, until) for eq, s in spells.items()}
+    casc_down: dict[str, _DownClock] = {}
+    setup_starts = {(eq, t) for eq, ch in spells.items() for t, _, r in ch if r == "setup"}
+    expected: dict[int, float] = {}  # id(step) -> its expected time
     ratios: dict[str, list[float]] = defaultdict(list)
     design: dict[str, list[float]] = defaultdict(list)
     for (eq, t_in, t_out), lots in runs.items():
         fam = model.families[equipment[eq]]  # type: ignore[index]
+        if len(lots) == 1:
+            wafers = wafers_of.get(lot_product.get(lots[0][0], ""), default_wafers)
+        else:
+            wafers = sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
+        fam_wafers[fam.name] += wafers
         lot, number = lots[0]
         step = steps.get((lot_product.get(lot, ""), number))
         if step is None:
@@ -232,18 +378,38 @@ def _processing(runs, model, equipment, lot_product, down, skipped) -> list[Para
                 skipped.get("runs of lots whose product or step is unknown", 0) + 1
             )
             continue
-        if step.is_cascading or fam.capacity > 1:
-            # a cascading run's occupancy is mostly its interval, and its tool's states
-            # overlap two runs: no processing time to read from it
-            skipped["runs on cascading tools"] = skipped.get("runs on cascading tools", 0) + 1
+        mean = expected.get(id(step))
+        if mean is None:
+            mean = expected[id(step)] = _expected(step, model.ptime_spread_mode)
+        extra = 0.0  # the part of the run the factor does not scale (a part interval's)
+        su = down[eq].setup_at(t_in) if (eq, t_in) in setup_starts else None
+        if su is not None and not su[1]:
+            # a down in the setup: the rest of the setup is reported as productive after it
+            why = "runs whose setup a down interrupted"
+            skipped[why] = skipped.get(why, 0) + 1
             continue
-        mean = _expected(step, model.ptime_spread_mode)
-        if step.per == PER_PIECE:
-            mean *= sum(wafers_of.get(lot_product.get(lt, ""), default_wafers) for lt, _ in lots)
+        if step.is_cascading or fam.capacity > 1:
+            clock = casc_down.get(eq)
+            if clock is None and eq in spells:  # built for the tools that need one
+                clock = casc_down[eq] = _DownClock(spells[eq], until, setups=False)
+            lost = clock.between(t_in, t_out) if clock is not None else 0.0
+            own = su[0] if su is not None else 0.0
+            if own and (eq, t_in + own) in starts:  # the next run began during the setup
+                why = "runs on cascading tools whose setup the next run's start cut short"
+                skipped[why] = skipped.get(why, 0) + 1
+                continue
+            lost += own
+            if step.per == PER_PIECE and step.part_interval is not None:
+                extra = step.part_interval * (wafers - 1)
+            elif step.per == PER_PIECE:
+                mean *= wafers
+        else:
+            if step.per == PER_PIECE:
+                mean *= wafers
+            lost = down[eq].between(t_in, t_out) if eq in down else 0.0
         if not mean > 0:
             continue
-        lost = down[eq].between(t_in, t_out) if eq in down else 0.0
-        work = (t_out - t_in) - lost - fam.load_time - fam.unload_time
+        work = (t_out - t_in) - lost - fam.load_time - fam.unload_time - extra
         ratios[fam.name].append(work / mean)
         design[fam.name].append(mean)
     out = []
@@ -293,7 +459,7 @@ def _failures(spells, model, equipment, since, until) -> list[Parameter]:
         began = None  # start of the spell being read (None: not in one, or one left out)
         inside = False
         before = None  # the state before the spell
-        for i, (t, state) in enumerate(changes):
+        for i, (t, state, _) in enumerate(changes):
             nxt = changes[i + 1][0] if i + 1 < len(changes) else until
             if state == "unscheduled_down":
                 if not inside:
@@ -353,7 +519,14 @@ def _releases(released, model, days) -> list[Parameter]:
 
 def _thin(p: Parameter, what: str) -> Parameter:
     need = MIN_N[p.kind]
-    if p.n < need:
+    if p.kind in RATES:  # the rarer outcome's count that the design rate expects
+        expect = p.n * min(p.design, 1.0 - p.design)
+        if expect < need:
+            p.thin = (
+                f"{p.n} {what} in the window expect {expect:.3g} events of the rarer outcome "
+                f"at the design rate; at least {need} needed: design value kept"
+            )
+    elif p.n < need:
         p.thin = f"{p.n} {what} in the window; at least {need} needed: design value kept"
     return p
 
@@ -361,7 +534,11 @@ def _thin(p: Parameter, what: str) -> Parameter:
 def _effects(params: list[Parameter], model: FabModel) -> None:
     """Proxy of each parameter's effect on cycle time (docs/forecast.md): |relative change| x
     the family's share of the fab's processing work (processing time), x that share times the
-    family's design unavailability MTTR / (MTTF + MTTR) (TTR, TTF); release rates weigh 1."""
+    family's design unavailability MTTR / (MTTF + MTTR) (TTR, TTF), x that share times the
+    family's share of time in PM or setup (PM, setup: ``Parameter.weight``); transport:
+    |relative change| x its share of a lot's raw cycle time; rework and sampling rates:
+    |change of the rate| x the share of the route's work it repeats or skips; scrap:
+    |change of the rate|; release rates weigh 1."""
     load = model.offered_load()
     work = {f: u * model.families[f].count for f, u in load.items()}
     total = math.fsum(work.values()) or 1.0
@@ -373,12 +550,19 @@ def _effects(params: list[Parameter], model: FabModel) -> None:
             d = model.downs[cal.calendar]
             unavail[p.target] = d.mttr.mean / (d.mttr.mean + d.mttf.mean)
     for p in params:
-        if p.thin or not (p.design > 0 and math.isfinite(p.estimate)):
+        if p.thin or not (math.isfinite(p.design) and math.isfinite(p.estimate)):
             continue  # thin: the design value is kept, nothing changes
+        if p.kind in ("rework_rate", "sampling_rate", "scrap_rate"):
+            p.effect = abs(p.estimate - p.design) * p.weight
+            continue
+        if not p.design > 0:
+            continue
         rel = abs(p.estimate / p.design - 1.0)
         if p.kind == "processing_time":
             p.effect = rel * share.get(p.target, 0.0)
         elif p.kind in ("ttr", "ttf"):
             p.effect = rel * share.get(p.target, 0.0) * unavail.get(p.target, 0.0)
+        elif p.kind in ("pm_duration", "pm_interval", "setup_time"):
+            p.effect = rel * share.get(p.target, 0.0) * p.weight
         else:
-            p.effect = rel
+            p.effect = rel * p.weight

@@ -10,7 +10,11 @@ from typing import Any
 
 from .estimate import Calibration, Parameter
 
-UNITS = {"processing_time": "s", "ttr": "s", "ttf": "s", "release_rate": "lots/d"}
+UNITS = {
+    "processing_time": "s", "ttr": "s", "ttf": "s", "release_rate": "lots/d",
+    "pm_duration": "s", "pm_interval": "s", "setup_time": "s", "transport": "s",
+    "rework_rate": "share", "sampling_rate": "share", "scrap_rate": "share",
+}  # fmt: skip
 
 
 def ordered(cal: Calibration) -> list[Parameter]:
@@ -45,16 +49,21 @@ def as_text(cal: Calibration) -> str:
         ci = f"[{_num(p.ci[0])}, {_num(p.ci[1])}]"
         mark = "DRIFT" if p.drift else ("thin" if p.thin else "")
         lines.append(
-            f"{p.name[:34]:<34} {_num(p.design):>11} {_num(p.estimate):>11} {ci:>25} {p.n:>6}  "
-            f"{mark} {UNITS[p.kind]}"
+            f"{_show(p.name)[:34]:<34} {_num(p.design):>11} {_num(p.estimate):>11} {ci:>25} {p.n:>6}  "
+            f"{mark} {p.unit or UNITS[p.kind]}"
         )
     thin = [p for p in params if p.thin]
     if thin:
         lines.append("thin data (design value kept):")
-        lines += [f"  {p.name}: {p.thin}" for p in thin]
+        lines += [f"  {_show(p.name)}: {p.thin}" for p in thin]
     for why, n in sorted(cal.skipped.items()):
         lines.append(f"left out: {n} {why}")
     return "\n".join(lines)
+
+
+def _show(text: str) -> str:
+    """A name safe to print (a lone surrogate from an event is shown escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _num(x: float) -> str:
@@ -64,4 +73,7 @@ def _num(x: float) -> str:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):  # beyond years 1..9999: the epoch seconds
+        return repr(t)

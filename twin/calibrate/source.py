@@ -70,6 +70,22 @@ def load_model_and_equipment(path: str | Path, store: Any = None) -> tuple[Any, 
     return model, equipment
 
 
+def load_ports(path: str | Path, store: Any = None) -> dict[str, str | None]:
+    """Load port -> its tool or stocker: the store's recorded catalog, else the scene's (empty
+    for an SMT2020 folder and a store without a catalog: transfers then count in
+    ``transport:all`` only)."""
+    catalog = store.catalog() if store is not None else None
+    if catalog is not None and catalog.ports:
+        return dict(catalog.ports)
+    path = Path(path)
+    if (path / "scene.yaml").is_file():
+        from twin.live.catalog import Catalog
+        from twin.scene.load import load_scene
+
+        return dict(Catalog.from_scene(load_scene(str(path))).ports)
+    return {}
+
+
 def calibrate_store(
     store_path: str | Path,
     model_path: str | Path,
@@ -85,6 +101,7 @@ def calibrate_store(
     store = open_store(store_path, readonly=True)
     try:
         model, equipment = load_model_and_equipment(model_path, store)
+        ports = load_ports(model_path, store)
         rows = [pe for t in TYPES for pe in store.read_positioned(since, until, type=t)]
         rows.sort(key=lambda pe: (pe[1].time, pe[0]))  # time order, arrival order within
         events = [ev for _, ev in rows]
@@ -104,7 +121,7 @@ def calibrate_store(
     hi = until if until is not None else max(ev.time for ev in events)
     if not lo < hi:
         raise CalibrationError(f"the window is empty: since {lo} is not before until {hi}")
-    cal = calibrate(events, model, equipment, since=lo, until=hi, products=products)
+    cal = calibrate(events, model, equipment, since=lo, until=hi, products=products, ports=ports)
     pts = [p for p in cal.parameters if p.kind == "processing_time"]
     if pts and all(p.thin for p in pts):
         best = max(pts, key=lambda p: p.n)

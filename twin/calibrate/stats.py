@@ -5,6 +5,7 @@
   exposure ``total`` (time-truncated: chi-square with 2r and 2r + 2 degrees of freedom; with every
   sample complete, as repair times are, use ``complete=True``: 2r both sides).
 - ``poisson_rate_interval``: a rate from ``n`` events in ``span`` (Garwood's exact interval).
+- ``proportion_interval``: a share of ``k`` in ``n`` trials (Clopper-Pearson's exact interval).
 """
 
 from __future__ import annotations
@@ -55,3 +56,16 @@ def poisson_rate_interval(
     low = float(chi2.ppf(a, 2 * n)) / 2 / span if n > 0 else 0.0
     high = float(chi2.ppf(1 - a, 2 * n + 2)) / 2 / span
     return n / span, (low, high)
+
+
+def proportion_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, tuple[float, float]]:
+    """(k / n, (low, high)) of a binomial proportion (Clopper-Pearson: exact, conservative);
+    (nan, (0, 1)) without any trial."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return math.nan, (0.0, 1.0)
+    a = (1 - level) / 2
+    low = float(beta.ppf(a, k, n - k + 1)) if k > 0 else 0.0
+    high = float(beta.ppf(1 - a, k + 1, n - k)) if k < n else 1.0
+    return k / n, (low, high)
