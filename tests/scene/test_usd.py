@@ -42,7 +42,7 @@ def stage(scene, tmp_path_factory):
 @pytest.fixture(scope="module")
 def events():
     """About 50 minutes of the demo fab from the emulator (vehicles moving, tools changing)."""
-    from twin.live.emulator import load_emulator
+    from twin.emulator.emulator import load_emulator
 
     return list(load_emulator(str(DEMO), hours=2, seed=1).events())
 
