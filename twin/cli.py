@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "twin.live.emulate_commands",
     "twin.live.store_commands",
     "twin.calibrate.commands",
+    "twin.forecast.commands",
     "twin.physics.commands",
     "twin.scan.commands",
     "twin.service_commands",

@@ -1,0 +1,238 @@
+"""``backtest``: forecasts at rolling origins of the log, compared with what happened next
+(docs/forecast.md, "Backtest").
+
+At each origin T: calibrate on the log before T (``twin.calibrate``), forecast from the state
+at T with the design model, the calibrated one and (given the truth) the true one, with the
+same seed (common random numbers), and compare with the log after T:
+
+- ``outs_mape``: mean over origins and days of |forecast - actual| / actual of the fab's
+  daily outs (forecast: the mean over replications; days with no actual out are left out);
+- ``wip_mape``: the same for the WIP at each day's end;
+- ``eta_p50_abs_error_h``: median over origins and lots (in WIP at T and completed within
+  the horizon) of |p50 ETA - actual completion|, hours (a p50 past the horizon counts as the
+  horizon's end: a lower bound of its error);
+- ``pi80_coverage``/``pi90_coverage``: the share of all those observations (daily outs, daily
+  WIP, lot completions; a lot not completed within the horizon is covered when the interval
+  reaches past the horizon) inside [p10, p90] and [p05, p95]; ``coverage_by_kind`` splits it.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twin.errors import InputError
+
+from .core import QUANTILES, quantiles, run_forecast
+from .source import (
+    DAY,
+    HOUR,
+    Snapshot,
+    actuals,
+    check_replications,
+    load_models,
+    lot_events,
+    open_store,
+    parse_horizon,
+    safe,
+    span,
+    tool_map_for,
+)
+
+MIN_TRAIN_DAYS = 2.0  # days of log before the first origin (calibration's sample)
+MAX_ORIGINS = 1000
+MODELS = ("design", "calibrated", "oracle")
+
+
+@dataclass
+class Score:
+    """Observations of one model over every origin."""
+
+    outs_ape: list[float] = field(default_factory=list)
+    wip_ape: list[float] = field(default_factory=list)
+    eta_err_h: list[float] = field(default_factory=list)
+    cover: dict[str, list[tuple[bool, bool]]] = field(
+        default_factory=lambda: {"outs": [], "wip": [], "eta": []}
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        def mean(xs: list[float]) -> float | None:
+            return float(np.mean(xs)) if xs else None
+
+        every = [c for v in self.cover.values() for c in v]
+
+        def share(cs: list[tuple[bool, bool]], i: int) -> float | None:
+            return float(np.mean([c[i] for c in cs])) if cs else None
+
+        return {
+            "outs_mape": mean(self.outs_ape),
+            "wip_mape": mean(self.wip_ape),
+            "eta_p50_abs_error_h": float(np.median(self.eta_err_h)) if self.eta_err_h else None,
+            "pi80_coverage": share(every, 0),
+            "pi90_coverage": share(every, 1),
+            "coverage_by_kind": {
+                k: {"n": len(v), "pi80": share(v, 0), "pi90": share(v, 1)}
+                for k, v in self.cover.items()
+            },
+            "n": {
+                "outs_days": len(self.outs_ape),
+                "wip_days": len(self.wip_ape),
+                "eta_lots": len(self.eta_err_h),
+            },  # fmt: skip
+        }
+
+
+def origins_of(first: float, last: float, n: int, days: float, where: str) -> list[float]:
+    """``n`` origins evenly from ``first + MIN_TRAIN_DAYS`` to ``last - days``."""
+    lo, hi = first + MIN_TRAIN_DAYS * DAY, last - days * DAY
+    if hi < lo:
+        have = (last - first) / DAY
+        raise InputError(
+            "backtest",
+            [f"{where}: too little history: origins need {MIN_TRAIN_DAYS:g} days of log before "
+             f"them (calibration) and the horizon ({days:g} days) after them, "
+             f"{MIN_TRAIN_DAYS + days:g} days in all; the store spans {have:.2f} days"],
+        )  # fmt: skip
+    if n == 1:
+        return [hi]
+    step = (hi - lo) / (n - 1)
+    return [lo + i * step for i in range(n)]
+
+
+def backtest(
+    store: str | Path,
+    model: str | Path,
+    origins: int = 20,
+    horizon: Any = 7.0,
+    reps: int = 50,
+    engine: str = "reference",
+    truth: str | Path | None = None,
+    rules: str | None = None,
+    seed: int = 0,
+    *,
+    executor: Any = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """The backtest's JSON (see the module docstring); ``oracle`` is None without a truth."""
+    from twin.calibrate import CalibrationError, calibrate_store
+    from twin.calibrate.write import write_calibrated
+    from twin.process import load_model
+    from twin.whatif.runner import get_engine
+
+    days = parse_horizon(horizon)
+    check_replications(reps)
+    if isinstance(origins, bool) or not isinstance(origins, int) or not 1 <= origins <= MAX_ORIGINS:
+        raise InputError(
+            "backtest", [f"--origins {safe(origins)}: an integer from 1 to {MAX_ORIGINS}"]
+        )
+    from twin.whatif.runner import Serial
+
+    eng = get_engine(engine)
+    executor = executor or Serial()  # one process: a pool per forecast costs its start-up
+    design, scene = load_models(model)
+    true_model = None
+    if truth is not None:
+        from .history import truth_model
+        from .source import check_same_families
+
+        try:
+            ok = Path(truth).is_file()
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError("backtest", [f"--truth {safe(truth)}: no such scenario file"])
+        true_model = truth_model(load_models(model)[0], truth)
+        check_same_families(design, true_model, f"--truth {safe(truth)}")
+    where = f"--store {safe(store)}"
+    with open_store(store) as st:
+        first, last = span(st, where)
+        times = origins_of(first, last, origins, days, where)
+        tool_map = tool_map_for(design, scene, st, where)
+        events = lot_events(st)
+        states = [st.state_at(t) for t in times]
+    n_days = max(1, math.ceil(days - 1e-9))
+    scores = {m: Score() for m in MODELS if m != "oracle" or true_model is not None}
+    per_origin = []
+    for i, (t, state) in enumerate(zip(times, states, strict=True)):
+        snap = Snapshot(state=state, tool_map=tool_map, first=first, last=last, at=t)
+        act = actuals(events, t, n_days)
+        models = {"design": design}
+        note = ""
+        try:
+            cal, _ = calibrate_store(store, model, since=first, until=t)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = write_calibrated(design, cal, model, tmp)
+                cm = load_model(str(path))
+            cm.name = f"{design.name} (calibrated)"
+            models["calibrated"] = cm
+        except CalibrationError as exc:
+            note = f"calibration failed, design used: {exc}"
+            models["calibrated"] = design
+        if true_model is not None:
+            models["oracle"] = true_model
+        row: dict[str, Any] = {"origin": t, "note": note, "actual_outs": [], "actual_wip": act.wip}
+        row["actual_outs"] = [sum(d.values()) for d in act.outs]
+        for name, m in models.items():
+            res = run_forecast(snap, m, days, reps, eng, rules=rules, seed=seed,
+                               executor=executor)  # fmt: skip
+            _score(scores[name], res, act, t, days)
+            row[name] = {
+                "outs_mean": [float(x) for x in res.samples["outs"].mean(axis=0)],
+                "wip_mean": [float(x) for x in np.nanmean(res.samples["wip"], axis=0)],
+            }
+        per_origin.append(row)
+        if progress is not None:
+            progress(i + 1, len(times))
+    from twin.live.events import format_time
+
+    for row in per_origin:
+        row["origin"] = format_time(row["origin"])
+    out: dict[str, Any] = {
+        "origins": len(times),
+        "horizon_days": days,
+        "replications": reps,
+        "engine": eng.name,
+        "seed": seed,
+        "store_span": [format_time(first), format_time(last)],
+        "min_train_days": MIN_TRAIN_DAYS,
+    }
+    for m in MODELS:
+        out[m] = scores[m].to_json() if m in scores else None
+    out["per_origin"] = per_origin
+    return out
+
+
+def _score(score: Score, res: Any, act: Any, at: float, days: float) -> None:
+    s = res.samples
+    outs, wip = s["outs"], s["wip"]
+    q = [QUANTILES[k] for k in ("p10", "p90", "p05", "p95")]
+    for k in range(outs.shape[1]):
+        actual_outs = sum(act.outs[k].values())
+        lo80, hi80, lo90, hi90 = np.percentile(outs[:, k], q)
+        if actual_outs > 0:
+            score.outs_ape.append(abs(outs[:, k].mean() - actual_outs) / actual_outs)
+        score.cover["outs"].append((lo80 <= actual_outs <= hi80, lo90 <= actual_outs <= hi90))
+        col = wip[:, k][np.isfinite(wip[:, k])]
+        if len(col):
+            lo80, hi80, lo90, hi90 = np.percentile(col, q)
+            a = act.wip[k]
+            if a > 0:
+                score.wip_ape.append(abs(col.mean() - a) / a)
+            score.cover["wip"].append((lo80 <= a <= hi80, lo90 <= a <= hi90))
+    end = at + days * DAY
+    for j, lot in enumerate(s["eta_ids"]):
+        row = s["eta"][j]  # epoch s, inf: not finished within the horizon
+        lo80, hi80, lo90, hi90, p50 = quantiles(row, [*q, 50])
+        actual = act.completion.get(lot)
+        if actual is None:
+            # not completed within the horizon (or scrapped): covered when the band reaches
+            # past the horizon's end
+            score.cover["eta"].append((hi80 > end, hi90 > end))
+            continue
+        score.eta_err_h.append(abs(min(p50, end) - actual) / HOUR)
+        score.cover["eta"].append((lo80 <= actual <= hi80, lo90 <= actual <= hi90))
