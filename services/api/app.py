@@ -29,6 +29,7 @@ from services.api.routers import (
     carriers,
     equipment,
     events,
+    forecast,
     health,
     kpis,
     lots,
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
     app.state.runtime = rt
     app.state.tokens = TokenTable(settings.tokens)
     for r in (equipment, health, scene, lots, carriers, vehicles, kpis, state, events, stream,
-              sources, metrics, whatif):  # fmt: skip
+              sources, metrics, whatif, forecast):  # fmt: skip
         app.include_router(r.router)
 
     def openapi() -> dict[str, Any]:
