@@ -47,6 +47,25 @@ from .source import (
 MIN_TRAIN_DAYS = 2.0  # days of log before the first origin (calibration's sample)
 MAX_ORIGINS = 1000
 MODELS = ("design", "calibrated", "oracle")
+MIN_RESIDUALS = 20  # residuals of earlier origins before the bands are widened by them
+
+
+@dataclass
+class Obs:
+    """One forecast compared with the log: ``actual`` and the point forecast in ``unit``
+    (outs and WIP: lots; ETA: hours after the origin, inf when not within the horizon); the
+    model's 80 % and 90 % bands; ``scale`` divides residuals so origins compare (the point for
+    outs and WIP, the lead time for ETAs)."""
+
+    kind: str
+    actual: float
+    point: float
+    lo80: float
+    hi80: float
+    lo90: float
+    hi90: float
+    scale: float
+    ready: float  # epoch s when the actual is known (the origin + the horizon)
 
 
 @dataclass
@@ -59,32 +78,71 @@ class Score:
     cover: dict[str, list[tuple[bool, bool]]] = field(
         default_factory=lambda: {"outs": [], "wip": [], "eta": []}
     )
+    # the same with the bands widened by the residuals of earlier origins (conformal)
+    cover_w: dict[str, list[tuple[bool, bool]]] = field(
+        default_factory=lambda: {"outs": [], "wip": [], "eta": []}
+    )
+    past: list[Obs] = field(default_factory=list)
+
+    def add(self, obs: list[Obs], at: float) -> None:
+        """Score one origin's observations; the widened bands use the residuals of the
+        observations known by ``at`` (earlier origins whose horizon has ended)."""
+        known = [o for o in self.past if o.ready <= at and math.isfinite(o.actual)]
+        resid = {
+            k: np.asarray([(o.actual - o.point) / o.scale for o in known if o.kind == k])
+            for k in ("outs", "wip", "eta")
+        }
+        for o in obs:
+            inside = (_inside(o.actual, o.lo80, o.hi80), _inside(o.actual, o.lo90, o.hi90))
+            self.cover[o.kind].append(inside)
+            r = resid[o.kind]
+            if len(r) >= MIN_RESIDUALS and math.isfinite(o.point):
+                q = np.percentile(r, [10, 90, 5, 95]) * o.scale + o.point
+                bands = (min(o.lo80, q[0]), max(o.hi80, q[1]), min(o.lo90, q[2]), max(o.hi90, q[3]))
+                inside = (_inside(o.actual, *bands[:2]), _inside(o.actual, *bands[2:]))
+            self.cover_w[o.kind].append(inside)
+        self.past += obs
 
     def to_json(self) -> dict[str, Any]:
         def mean(xs: list[float]) -> float | None:
             return float(np.mean(xs)) if xs else None
 
-        every = [c for v in self.cover.values() for c in v]
-
         def share(cs: list[tuple[bool, bool]], i: int) -> float | None:
             return float(np.mean([c[i] for c in cs])) if cs else None
 
+        every = [c for v in self.cover.values() for c in v]
+        widened = [c for v in self.cover_w.values() for c in v]
         return {
             "outs_mape": mean(self.outs_ape),
             "wip_mape": mean(self.wip_ape),
             "eta_p50_abs_error_h": float(np.median(self.eta_err_h)) if self.eta_err_h else None,
             "pi80_coverage": share(every, 0),
             "pi90_coverage": share(every, 1),
+            "pi80_coverage_widened": share(widened, 0),
+            "pi90_coverage_widened": share(widened, 1),
             "coverage_by_kind": {
-                k: {"n": len(v), "pi80": share(v, 0), "pi90": share(v, 1)}
+                k: {
+                    "n": len(v),
+                    "pi80": share(v, 0),
+                    "pi90": share(v, 1),
+                    "pi80_widened": share(self.cover_w[k], 0),
+                    "pi90_widened": share(self.cover_w[k], 1),
+                }
                 for k, v in self.cover.items()
-            },
+            },  # fmt: skip
             "n": {
                 "outs_days": len(self.outs_ape),
                 "wip_days": len(self.wip_ape),
                 "eta_lots": len(self.eta_err_h),
-            },  # fmt: skip
+            },
         }
+
+
+def _inside(x: float, lo: float, hi: float) -> bool:
+    """x in [lo, hi], where inf (not within the horizon) is inside a band reaching past it."""
+    if math.isinf(x):
+        return math.isinf(hi)
+    return lo <= x <= hi
 
 
 def origins_of(first: float, last: float, n: int, days: float, where: str) -> list[float]:
@@ -211,28 +269,30 @@ def _score(score: Score, res: Any, act: Any, at: float, days: float) -> None:
     s = res.samples
     outs, wip = s["outs"], s["wip"]
     q = [QUANTILES[k] for k in ("p10", "p90", "p05", "p95")]
+    ready = at + days * DAY
+    obs: list[Obs] = []
     for k in range(outs.shape[1]):
         actual_outs = sum(act.outs[k].values())
-        lo80, hi80, lo90, hi90 = np.percentile(outs[:, k], q)
+        point = float(outs[:, k].mean())
         if actual_outs > 0:
-            score.outs_ape.append(abs(outs[:, k].mean() - actual_outs) / actual_outs)
-        score.cover["outs"].append((lo80 <= actual_outs <= hi80, lo90 <= actual_outs <= hi90))
+            score.outs_ape.append(abs(point - actual_outs) / actual_outs)
+        b = np.percentile(outs[:, k], q)
+        obs.append(Obs("outs", actual_outs, point, *b, max(point, 1.0), ready))
         col = wip[:, k][np.isfinite(wip[:, k])]
         if len(col):
-            lo80, hi80, lo90, hi90 = np.percentile(col, q)
-            a = act.wip[k]
+            a, point = act.wip[k], float(col.mean())
             if a > 0:
-                score.wip_ape.append(abs(col.mean() - a) / a)
-            score.cover["wip"].append((lo80 <= a <= hi80, lo90 <= a <= hi90))
-    end = at + days * DAY
+                score.wip_ape.append(abs(point - a) / a)
+            b = np.percentile(col, q)
+            obs.append(Obs("wip", a, point, *b, max(point, 1.0), ready))
+    end = days * 24.0  # h after the origin
     for j, lot in enumerate(s["eta_ids"]):
-        row = s["eta"][j]  # epoch s, inf: not finished within the horizon
+        row = (s["eta"][j] - at) / HOUR  # h after the origin, inf: not within the horizon
         lo80, hi80, lo90, hi90, p50 = quantiles(row, [*q, 50])
-        actual = act.completion.get(lot)
-        if actual is None:
-            # not completed within the horizon (or scrapped): covered when the band reaches
-            # past the horizon's end
-            score.cover["eta"].append((hi80 > end, hi90 > end))
-            continue
-        score.eta_err_h.append(abs(min(p50, end) - actual) / HOUR)
-        score.cover["eta"].append((lo80 <= actual <= hi80, lo90 <= actual <= hi90))
+        done = act.completion.get(lot)
+        actual = math.inf if done is None else (done - at) / HOUR
+        if done is not None:
+            # a p50 past the horizon counts as the horizon's end: a lower bound of its error
+            score.eta_err_h.append(abs(min(p50, end) - actual))
+        obs.append(Obs("eta", actual, p50, lo80, hi80, lo90, hi90, max(p50, 1.0), ready))
+    score.add(obs, at)

@@ -210,6 +210,7 @@ def run_forecast(
     if start is None:
         live = build_start(snap.state, model, snap.tool_map, time=t_start)
         start, notes = live.start, list(live.notes)
+        queue_order(start, snap.state)
     else:
         notes = []
     if not start.lots:
@@ -239,6 +240,15 @@ def run_forecast(
     out.notes = notes + out.notes
     out.wall_seconds = time.perf_counter() - t0
     return out
+
+
+def queue_order(start: Any, state: Any) -> None:
+    """Order the start's lots by the time each entered its current state (the twin's
+    ``updated``: its track-out or release for a queued lot): the engines queue the start's
+    lots in list order at the start time, so first-in-first-out then follows the fab's order
+    of arrival, not the order of release (which differs across routes and steps)."""
+    lots = state.lots
+    start.lots.sort(key=lambda ls: getattr(lots.get(ls.id), "updated", 0.0) or 0.0)
 
 
 def summarise(replications: list[Any], start: Any, at: float, t_start: float, days: float):

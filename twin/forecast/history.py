@@ -99,7 +99,9 @@ def write_history(
         families.setdefault(tid, eng_id.rsplit("#", 1)[0])
     store = SQLiteStore(Path(store_path), synchronous="NORMAL")
     try:
-        store.put_meta("catalog", json.dumps(Catalog(equipment=dict(families)).to_dict()))
+        # routes too: the state advances a lot's step at its track-out by them
+        catalog = Catalog(equipment=dict(families), products=Catalog._routes(model))
+        store.put_meta("catalog", json.dumps(catalog.to_dict()))
         for i in range(0, len(out), 20_000):
             store.append(out[i : i + 20_000])
     finally:
