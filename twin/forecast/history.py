@@ -8,7 +8,10 @@ history. This writes what a forecast and calibration read: ``lot.released``,
 E10 scheduled down until they end, as the emulator reports them), with the tools named by the
 one tool-id map (the scene's ids) and the catalog recorded as ``twin ingest`` leaves it. The
 truth (a scenario applied to the model) is what the "real" fab runs; the twin keeps the
-design model. Transport is the model's (fromto.txt), not the OHT's.
+design model. Transport is the model's (fromto.txt), not the OHT's. The model's initial WIP
+(``initial_wip``) is announced by a ``lot.released`` at the start (the stream has no event
+that places a lot mid-route): the state knows such a lot at its first step until its first
+track-in places it, so a state taken before every initial lot has moved once misplaces some.
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ def write_history(
             if job.setup > 0:
                 self._push(t + job.setup, ARRIVE, (tool, job))
 
+    if initial_wip:  # announced at the start: the state places each at its first track-in
+        for w in model.wip:
+            emit(0.0, "lot.released", w.id, {"product": w.product, "priority": int(w.priority)})
     cfg = SimConfig(days=days, seed=seed, initial_wip=initial_wip, wip_sample_days=days)
     _Engine(model, cfg, None, obs).run()
     for eng_id, tid in names.items():  # every tool known from the start
