@@ -221,3 +221,62 @@ def test_horizon_parsing():
     for bad in ("inf", "1e400d", True, None, [1], "7 days", "90.001d"):
         with pytest.raises(InputError):
             parse_horizon(bad)
+
+
+RESIDUALS = {
+    "outs": {"p05": -0.5, "p10": -0.4, "p90": 0.4, "p95": 0.5, "n": 50},
+    "wip": {"p05": -0.3, "p10": -0.2, "p90": 0.2, "p95": 0.3, "n": 50},
+    "eta": {"p05": -0.5, "p10": -0.3, "p90": 0.3, "p95": 0.5, "n": 500},
+}
+
+
+def test_widen_contains_the_model_bands(short_store, tmp_path, capsys):
+    """`twin forecast --widen BACKTEST.json` widens each band of outs, WIP and lot ETAs to
+    contain both the simulated band and the mean (p50) plus the backtest's residual quantiles;
+    it never narrows one, and a bound past the horizon becomes "> horizon"."""
+    argv = ["forecast", "--store", str(short_store), "--model", str(DEMO), "--at", AT,
+            "--horizon", "2d", "-r", "4", "--workers", "1", "--json", "-q"]  # fmt: skip
+    assert main(argv) == 0
+    raw = json.loads(capsys.readouterr().out)
+    bt = tmp_path / "bt.json"
+    bt.write_text(json.dumps({"calibrated": {"residuals": RESIDUALS}}))
+    assert main([*argv, "--widen", str(bt)]) == 0
+    wide = json.loads(capsys.readouterr().out)
+    for d0, d1 in zip(raw["days"], wide["days"], strict=True):
+        for kind in ("outs", "wip"):
+            a, b = d0[kind], d1[kind]
+            assert b["p05"] <= a["p05"] and b["p95"] >= a["p95"]
+            q10 = RESIDUALS[kind]["p10"]
+            assert b["p10"] <= b["mean"] + q10 * max(b["mean"], 1) + 1e-9
+    later = 0
+    for a, b in zip(raw["lots"], wide["lots"], strict=True):
+        assert b["p05"] <= a["p05"]  # ISO strings order as times
+        later += (a["p95"] != "> horizon") and (b["p95"] == "> horizon" or b["p95"] > a["p95"])
+    assert later > 0
+    assert "widened" in " ".join(wide["notes"])
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("not json", "not a readable backtest JSON"),
+        ("[" * 100_000 + "]" * 100_000, "not a readable backtest JSON"),
+        (json.dumps({"design": {"residuals": RESIDUALS}}), "no 'calibrated.residuals'"),
+        (json.dumps({"calibrated": {"residuals": {**RESIDUALS, "eta": {"p05": "x"}}}}),
+         "residuals.eta"),
+        (json.dumps({"calibrated": {"residuals": {**RESIDUALS, "wip": {
+            "p05": 1e300, "p10": 0, "p90": 0, "p95": 0}}}}), "residuals.wip"),
+    ],
+)  # fmt: skip
+def test_widen_refuses_a_bad_file_before_running(
+    short_store, tmp_path, capsys, monkeypatch, content, says
+):
+    """--widen with a file that is no JSON, nested too deep, lacks the model's residuals, or
+    holds a non-number or a huge one: exit 1 naming it, nothing runs."""
+    _never_run(monkeypatch)
+    bt = tmp_path / "bt.json"
+    bt.write_text(content)
+    argv = ["forecast", "--store", str(short_store), "--model", str(DEMO), "--at", AT,
+            "--widen", str(bt), "-q"]  # fmt: skip
+    assert main(argv) == 1
+    assert says in capsys.readouterr().err

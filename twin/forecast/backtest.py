@@ -112,6 +112,16 @@ class Score:
 
         every = [c for v in self.cover.values() for c in v]
         widened = [c for v in self.cover_w.values() for c in v]
+        residuals = {}
+        for k in ("outs", "wip", "eta"):
+            r = [(o.actual - o.point) / o.scale for o in self.past
+                 if o.kind == k and math.isfinite(o.actual) and math.isfinite(o.point)]  # fmt: skip
+            qs = np.percentile(r, [5, 10, 90, 95]) if r else [None] * 4
+            residuals[k] = {
+                **{n: (None if v is None else float(v))
+                   for n, v in zip(("p05", "p10", "p90", "p95"), qs, strict=True)},
+                "n": len(r),
+            }  # fmt: skip
         return {
             "outs_mape": mean(self.outs_ape),
             "wip_mape": mean(self.wip_ape),
@@ -130,6 +140,9 @@ class Score:
                 }
                 for k, v in self.cover.items()
             },  # fmt: skip
+            # quantiles of (actual - point) / scale over every origin: what `twin forecast
+            # --widen` widens a forecast's bands by
+            "residuals": residuals,
             "n": {
                 "outs_days": len(self.outs_ape),
                 "wip_days": len(self.wip_ape),

@@ -28,6 +28,16 @@ def register(sub: Any) -> None:
     f.add_argument(
         "--at", help="the state as of this time: ISO 8601 UTC or epoch s (default: last event)"
     )
+    f.add_argument(
+        "--widen",
+        metavar="BACKTEST.json",
+        help="widen the bands by the residuals of a `twin backtest --json` of this fab "
+        "(its --widen-model's; docs/forecast.md, 'Backtest')",
+    )
+    f.add_argument(
+        "--widen-model", default="calibrated", choices=("design", "calibrated", "oracle"),
+        help="whose residuals --widen takes (default calibrated)",
+    )  # fmt: skip
     f.add_argument("--lots", type=int, default=20, help="lots in the ETA table (default 20)")
     f.set_defaults(func=_forecast)
     b = sub.add_parser(
@@ -88,17 +98,53 @@ def _forecast(args: argparse.Namespace) -> int:
 
     if not 1 <= args.lots <= 100_000:
         raise InputError("--lots", [f"--lots {args.lots}: from 1 to 100000"])
+    residuals = _residuals(args.widen, args.widen_model) if args.widen else None
     res = forecast(
         args.store, args.model, at=args.at, horizon=args.horizon, reps=args.replications,
         engine=args.engine, calibrated=args.calibrated, rules=args.rules, seed=args.seed,
         executor=_executor(args), progress=not args.quiet,
     )  # fmt: skip
+    if residuals is not None:
+        from .core import widen
+
+        widen(res, residuals)
     if args.json:
         json.dump(finite(res.to_json()), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_forecast(res, args.lots))
     return 0
+
+
+def _residuals(path: str, model: str) -> dict[str, Any]:
+    """The residual quantiles of one model in a `twin backtest --json` file, checked."""
+    from pathlib import Path
+
+    from twin.errors import InputError
+
+    from .core import widen
+    from .source import safe
+
+    where = f"--widen {safe(path)}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        if len(text) > 50_000_000:
+            raise ValueError("over 50 MB")
+        doc = json.loads(text)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(
+            "--widen", [f"{where}: not a readable backtest JSON ({safe(exc)})"]
+        ) from None
+    entry = doc.get(model) if isinstance(doc, dict) else None
+    res = entry.get("residuals") if isinstance(entry, dict) else None
+    if not isinstance(res, dict):
+        raise InputError(
+            "--widen", [f"{where}: no '{model}.residuals' (write it with `twin backtest --json`)"]
+        )
+    from .core import ForecastResult
+
+    widen(ForecastResult("", "", 0.0, 1.0, 1, 0, "", 0), res)  # checks every number first
+    return res
 
 
 def _backtest(args: argparse.Namespace) -> int:

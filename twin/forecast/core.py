@@ -242,6 +242,51 @@ def run_forecast(
     return out
 
 
+def widen(res: ForecastResult, residuals: dict[str, Any]) -> ForecastResult:
+    """Widen (never narrow) the bands of a forecast by a backtest's residual quantiles
+    (``twin backtest --json``'s ``residuals`` of one model): outs and WIP by the day's mean
+    forecast x the quantile (relative residuals), lot ETAs by the p50's lead time (h, at least
+    1) x the quantile; a bound past the horizon becomes "> horizon". Bands per product and of
+    cycle time and utilisation are left as simulated."""
+    problems = []
+    for kind in ("outs", "wip", "eta"):
+        r = residuals.get(kind) if isinstance(residuals, dict) else None
+        ok = isinstance(r, dict) and all(
+            isinstance(r.get(q), int | float) and math.isfinite(r[q]) and abs(r[q]) < 1e6
+            for q in ("p05", "p10", "p90", "p95")
+        )
+        if not ok:
+            problems.append(f"residuals.{kind}: {{p05, p10, p90, p95}} as numbers (from "
+                            "`twin backtest --json`)")  # fmt: skip
+    if problems:
+        raise InputError("--widen", problems)
+    pairs = (("p05", "p95"), ("p10", "p90"))
+    for d in res.days:
+        for kind in ("outs", "wip"):
+            b, q = d[kind], residuals[kind]
+            if b.get("mean") is None:
+                continue
+            scale = max(b["mean"], 1.0)
+            for lo, hi in pairs:
+                b[lo] = min(b[lo], b["mean"] + q[lo] * scale)
+                b[hi] = max(b[hi], b["mean"] + q[hi] * scale)
+    q = residuals["eta"]
+    end = res.at + res.horizon_days * DAY
+    for e in res.lots:
+        if e.p50 is None:
+            continue
+        lead = max((e.p50 - res.at) / HOUR, 1.0) * HOUR
+        for lo, hi in pairs:
+            low = e.p50 + q[lo] * lead
+            setattr(e, lo, max(res.at, min(getattr(e, lo), low)))
+            cur = getattr(e, hi)
+            if cur is not None:
+                high = max(cur, e.p50 + q[hi] * lead)
+                setattr(e, hi, high if high <= end else None)
+    res.notes.append("bands widened by a backtest's residuals (outs, WIP, lot ETAs)")
+    return res
+
+
 def queue_order(start: Any, state: Any) -> None:
     """Order the start's lots by the time each entered its current state (the twin's
     ``updated``: its track-out or release for a queued lot): the engines queue the start's
