@@ -300,9 +300,10 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
     """Per-day bands and lot ETAs from the replications (``Replication.lots``/``series``)."""
     n_days = max(1, math.ceil(days - 1e-9))
     end = t_start + days * DAY
-    products = sorted({lot.product for lot in start.lots})
     outs = np.zeros((len(replications), n_days))
-    outs_p: dict[str, np.ndarray] = {}
+    outs_p = {  # every product in WIP gets a row, zero where none finishes
+        p: np.zeros((len(replications), n_days)) for p in sorted({x.product for x in start.lots})
+    }
     wip = np.full((len(replications), n_days), np.nan)
     ct = np.full((len(replications), n_days), np.nan)
     start_ids = {lot.id: i for i, lot in enumerate(start.lots)}
@@ -321,7 +322,6 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
             p = prod[i]
             if p not in outs_p:
                 outs_p[p] = np.zeros((len(replications), n_days))
-                products = sorted(set(products) | {p})
             outs_p[p][r, k] += 1
         for k in range(n_days):
             sel = keep & (day == k)
