@@ -104,8 +104,10 @@ def main() -> None:
             rows.append((f"backtest, {args.backtest} origins", f"{time.perf_counter() - t0:.0f} s"))
             for m in ("design", "calibrated", "oracle"):
                 d = doc[m]
-                rows.append((f"  {m}: outs / WIP MAPE, ETA err, PI90 (widened)",
-                             f"{100 * d['outs_mape']:.1f} % / {100 * d['wip_mape']:.1f} %, "
+                rows.append((f"  {m}: outs daily / {args.horizon:g}-day / WIP MAPE, ETA err, "
+                             "PI90 (widened)",
+                             f"{100 * d['outs_mape']:.1f} % / {100 * d['horizon_outs_mape']:.1f} %"
+                             f" / {100 * d['wip_mape']:.1f} %, "
                              f"{d['eta_p50_abs_error_h']:.1f} h, {100 * d['pi90_coverage']:.0f} % "
                              f"({100 * (d['pi90_coverage_widened'] or 0):.0f} %)"))  # fmt: skip
     width = max(len(r[0]) for r in rows)

@@ -7,6 +7,7 @@ same seed (common random numbers), and compare with the log after T:
 
 - ``outs_mape``: mean over origins and days of |forecast - actual| / actual of the fab's
   daily outs (forecast: the mean over replications; days with no actual out are left out);
+- ``horizon_outs_mape``: the same of the outs over the whole horizon (one per origin);
 - ``wip_mape``: the same for the WIP at each day's end;
 - ``eta_p50_abs_error_h``: median over origins and lots (in WIP at T and completed within
   the horizon) of |p50 ETA - actual completion|, hours (a p50 past the horizon counts as the
@@ -73,6 +74,7 @@ class Score:
     """Observations of one model over every origin."""
 
     outs_ape: list[float] = field(default_factory=list)
+    total_ape: list[float] = field(default_factory=list)  # outs over the whole horizon
     wip_ape: list[float] = field(default_factory=list)
     eta_err_h: list[float] = field(default_factory=list)
     cover: dict[str, list[tuple[bool, bool]]] = field(
@@ -124,6 +126,7 @@ class Score:
             }  # fmt: skip
         return {
             "outs_mape": mean(self.outs_ape),
+            "horizon_outs_mape": mean(self.total_ape),
             "wip_mape": mean(self.wip_ape),
             "eta_p50_abs_error_h": float(np.median(self.eta_err_h)) if self.eta_err_h else None,
             "pi80_coverage": share(every, 0),
@@ -284,6 +287,9 @@ def _score(score: Score, res: Any, act: Any, at: float, days: float) -> None:
     q = [QUANTILES[k] for k in ("p10", "p90", "p05", "p95")]
     ready = at + days * DAY
     obs: list[Obs] = []
+    total = sum(sum(d.values()) for d in act.outs)
+    if total > 0:
+        score.total_ape.append(abs(float(outs.sum(axis=1).mean()) - total) / total)
     for k in range(outs.shape[1]):
         actual_outs = sum(act.outs[k].values())
         point = float(outs[:, k].mean())
