@@ -80,7 +80,8 @@ class LotEta:
 
 @dataclass
 class ForecastResult:
-    """Per day (``days[k]`` covers [T + k d, T + (k+1) d)) and per lot in WIP at T."""
+    """Per day (``days[k]`` covers [T + k d, T + (k+1) d)) and per lot in WIP at T (soonest
+    p50 first; lots with a p50 past the horizon last)."""
 
     model: str
     engine: str
@@ -371,6 +372,7 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
         vals = quantiles(row, list(QUANTILES.values())) if len(row) else [math.inf] * 5
         qs = {k: (v if math.isfinite(v) else None) for k, v in zip(QUANTILES, vals, strict=True)}
         etas.append(LotEta(lot, ls.product, ls.step, ls.status, share, **qs))
+    etas.sort(key=lambda e: (e.p50 is None, e.p50 or 0.0, -e.finished_share, e.id))
     res = ForecastResult(
         model="", engine="", at=at, horizon_days=days, replications=len(replications), seed=0,
         rules="", start_wip=len(start.lots), days=out_days, lots=etas, bottleneck=bottleneck,
