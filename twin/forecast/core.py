@@ -365,13 +365,15 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
         "top": [{"family": f, "utilisation": band(util[f])} for f in ranked[:3]],
     }
     etas = []
+    # every lot's quantiles at once (as ``quantiles``: inf sorts last and stays inf)
+    big = np.percentile(np.where(np.isfinite(eta), eta, 1e300), list(QUANTILES.values()), axis=1)
+    shares = np.isfinite(eta).mean(axis=1)
     for lot, j in start_ids.items():
         ls = start.lots[j]
-        row = eta[j]
-        share = float(np.isfinite(row).mean()) if len(row) else 0.0
-        vals = quantiles(row, list(QUANTILES.values())) if len(row) else [math.inf] * 5
-        qs = {k: (v if math.isfinite(v) else None) for k, v in zip(QUANTILES, vals, strict=True)}
-        etas.append(LotEta(lot, ls.product, ls.step, ls.status, share, **qs))
+        qs = {
+            k: (None if big[i, j] >= 1e299 else float(big[i, j])) for i, k in enumerate(QUANTILES)
+        }
+        etas.append(LotEta(lot, ls.product, ls.step, ls.status, float(shares[j]), **qs))
     etas.sort(key=lambda e: (e.p50 is None, e.p50 or 0.0, -e.finished_share, e.id))
     res = ForecastResult(
         model="", engine="", at=at, horizon_days=days, replications=len(replications), seed=0,
