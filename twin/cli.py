@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "twin.emulator.commands",
     "twin.live.store_commands",
     "twin.calibrate.commands",
+    "twin.forecast.commands",
     "twin.physics.commands",
     "twin.scan.commands",
     "twin.service_commands",

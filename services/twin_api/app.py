@@ -30,6 +30,7 @@ from twin_api.routers import (
     carriers,
     equipment,
     events,
+    forecast,
     health,
     kpis,
     lots,
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
     app.state.runtime = rt
     app.state.tokens = TokenTable(settings.tokens)
     for r in (equipment, health, scene, lots, carriers, vehicles, kpis, state, events, stream,
-              sources, metrics, whatif, viewer):  # fmt: skip
+              sources, metrics, whatif, viewer, forecast):  # fmt: skip
         app.include_router(r.router)
 
     def openapi() -> dict[str, Any]:

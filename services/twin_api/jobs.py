@@ -115,6 +115,9 @@ class JobManager:
         self.cancelled = 0
         self.closed = False  # shutdown began: nothing new is accepted or started
         self._tool_map: Any = None
+        from twin_api.forecasts import ForecastJobs
+
+        self.forecasts = ForecastJobs(runtime)  # POST /forecast (services/twin_api/forecasts.py)
 
     # ------------------------------------------------------------ submit
     def submit(self, req: dict[str, Any]) -> WhatIfJob:
@@ -313,6 +316,7 @@ class JobManager:
         most ``timeout`` seconds in all for the job threads."""
         with self._lock:
             self.closed = True
+        self.forecasts.shutdown(timeout)
         for j in list(self.jobs.values()):
             if j.status in ACTIVE:
                 self.cancel(j.id)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from twin.errors import TwinError
 from twin.process.model import FabModel
-from twin.whatif.results import Replication
+from twin.whatif.results import Replication, lot_columns
 from twin.whatif.stats import flatten_kpis, flatten_series
 
 if TYPE_CHECKING:  # runner imports this module
@@ -77,7 +77,8 @@ class ReferenceEngine:
                 **config.options,
             )
             tick = None if progress is None else functools.partial(progress, r)
-            kpis = simulate(model, sim, start=start, progress=tick).kpis()
+            res = simulate(model, sim, start=start, progress=tick)
+            kpis = res.kpis()
             wall = time.perf_counter() - t0
             out.append(
                 Replication(
@@ -87,6 +88,7 @@ class ReferenceEngine:
                     events=int(kpis.get("events", 0) or 0),
                     wall_seconds=float(kpis.get("wall_seconds") or wall),
                     series=flatten_series(kpis),
+                    lots=lot_columns(res.lots) if getattr(config, "lot_records", False) else {},
                 )
             )
         return out

@@ -32,6 +32,10 @@ class Replication:
     events: int = 0
     wall_seconds: float = 0.0
     series: dict[str, list[float]] = field(default_factory=dict)  # e.g. "wip.lots" per sample
+    # the completed lots, when the run asked for them (RunConfig.lot_records): columns
+    # ``id``, ``product``, ``release`` and ``completion`` (s on the engine clock), one entry
+    # per lot in completion order; lots of the start keep their ids (twin.forecast's ETAs)
+    lots: dict[str, list] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,6 +158,16 @@ class WhatIfResult:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["scenario", "kpi"])
             writer.writeheader()
             writer.writerows(rows)
+
+
+def lot_columns(records: Any) -> dict[str, list]:
+    """``Replication.lots`` of an engine's ``LotRecords``."""
+    return {
+        "id": list(records.id),
+        "product": list(records.product),
+        "release": [float(x) for x in records.release],
+        "completion": [float(x) for x in records.completion],
+    }
 
 
 def _cell(x: float) -> float | str:

@@ -98,6 +98,9 @@ class RunConfig:
     # options on top of the preset: those of presets.OPTIONS (e.g. transport=False,
     # batch_wait="max") are checked here; any other is passed to the engine as it is
     options: dict[str, Any] = field(default_factory=dict)
+    # each Replication carries its completed lots (Replication.lots): what a forecast needs
+    # for lot ETAs and daily outs; off by default (a long run's lots cost memory and pickling)
+    lot_records: bool = False
 
     def validate(self) -> None:
         """Every problem at once: days, replications, seed and the engine's sampling options

@@ -617,8 +617,9 @@ class KernelEngine:
         return 4096 if dev.startswith("cuda") else 1
 
     def run(self, model: FabModel, replications: Sequence[int], config, start: Any = None):
+        from twin.whatif.results import lot_columns
         from twin.whatif.runner import Replication
-        from twin.whatif.stats import flatten_kpis
+        from twin.whatif.stats import flatten_kpis, flatten_series
 
         sim = SimConfig(
             days=config.days, warmup_days=config.warmup_days, seed=config.seed, **config.options
@@ -627,6 +628,7 @@ class KernelEngine:
             [model], sim, replications, start=start, device=self.device, records=self.records,
             capacity=self.capacity,
         )[0]  # fmt: skip
+        lots = getattr(config, "lot_records", False)
         out = []
         for kr in runs:
             k = kr.kpis()
@@ -637,6 +639,8 @@ class KernelEngine:
                     kpis=flatten_kpis(k),
                     events=kr.events,
                     wall_seconds=kr.wall_seconds,
+                    series=flatten_series(k) if lots else {},
+                    lots=lot_columns(kr.lot_records()) if self.records and lots else {},
                 )
             )
         return out
