@@ -13,7 +13,12 @@ from typing import Any
 
 from twin.errors import TwinError
 
-NOTEBOOKS = ("01-explore-scene.ipynb", "02-live-twin.ipynb", "03-what-if.ipynb")
+NOTEBOOKS = (
+    "01-explore-scene.ipynb",
+    "02-live-twin.ipynb",
+    "03-what-if.ipynb",
+    "04-forecast.ipynb",
+)
 
 
 def register(sub: Any) -> None:
@@ -21,7 +26,7 @@ def register(sub: Any) -> None:
         "notebook",
         help="open the exploration and what-if notebooks in JupyterLab",
         description="Start JupyterLab on the project's notebooks/ folder (01 explore a scene, "
-        "02 the live twin, 03 what-if). Needs the 'notebook' and 'lab' extras: "
+        "02 the live twin, 03 what-if, 04 calibrate, forecast and backtest). Needs the 'notebook' and 'lab' extras: "
         "pip install 'twin[notebook,lab]'.",
     )
     nb.add_argument("--print", action="store_true", help="print the command instead of running it")

@@ -15,16 +15,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # matplotlib figures and camera images each notebook shows (01: without the SMAT2022 plan)
-MIN_PICTURES = {"01-explore-scene": 4, "02-live-twin": 2, "03-what-if": 1}
+MIN_PICTURES = {"01-explore-scene": 4, "02-live-twin": 2, "03-what-if": 1, "04-forecast": 2}
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def test_three_notebooks_committed_without_outputs() -> None:
-    """The three notebooks exist, are valid nbformat 4, and carry no outputs or counts."""
+def test_the_notebooks_are_committed_without_outputs() -> None:
+    """The four notebooks exist, are valid nbformat 4, and carry no outputs or counts."""
     assert [p.name for p in NOTEBOOKS] == [
         "01-explore-scene.ipynb",
         "02-live-twin.ipynb",
         "03-what-if.ipynb",
+        "04-forecast.ipynb",
     ]
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
