@@ -157,8 +157,16 @@ def test_same_seed_same_numbers_across_worker_counts(tiny_fab, capsys):
     assert ka["lot_types"] == kb["lot_types"] and ka["fab"] == kb["fab"]
 
 
-def test_table_output_and_progress_bar(tiny_fab, tmp_path, capsys):
-    """Without --json a table lists each scenario and lot type; the progress bar is on stderr."""
+def test_table_output_and_progress_bar(tiny_fab, tmp_path, capsys, monkeypatch):
+    """Without --json a table lists each scenario and lot type; the progress bar is on stderr
+    when stderr is a terminal, and absent when it is redirected (a file, a pipe)."""
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
     sc = tmp_path / "s.yaml"
     sc.write_text(SCENARIOS)
     code, out, err = run_cli(
@@ -178,7 +186,12 @@ def test_table_output_and_progress_bar(tiny_fab, tmp_path, capsys):
     for name in ("baseline", "more-lots", "no-breakdowns"):
         assert name in out
     assert "more-lots: release rate Lot_1 × 1.25" in out
-    assert "LITHO" in out and "6.0/6" in err
+    assert "LITHO" in out and "6.0/6" not in err  # captured stderr is no terminal: no bar
+    tty = Terminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    code, out, _ = run_cli(capsys, str(tiny_fab), "--days", "8", "--replications", "2",
+                           "--workers", "1")  # fmt: skip
+    assert code == 0 and "2.0/2" in tty.getvalue()
 
 
 def test_unavailable_engine_is_rejected_with_a_clear_message(tiny_fab, capsys, monkeypatch):
