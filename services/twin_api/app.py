@@ -97,6 +97,9 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
         # network is air-gapped); ReDoc would load from a CDN, so it is off
         docs_url=None,
         redoc_url=None,
+        # operationId = the handler's name (list_equipment, not list_equipment_equipment_get):
+        # what generated clients name their methods
+        generate_unique_id_function=lambda route: route.name,
         # GET /metrics is the twin's telemetry; FastAPI's OpenTelemetry bridge would look up
         # the global providers (and the environment) on every request, ~15 µs of a 170 µs read
         telemetry={"tracing": False, "metrics": False, "logs": False},

@@ -29,7 +29,7 @@ router = APIRouter(prefix="/whatif", tags=["whatif"])
     "names a rule preset (twin, pyscfabsim, smt2020; default: the served model's) and "
     "`options` single rule options on top of it. The result records the effective rules.",
 )
-async def create_job(body: WhatIfCreate, rt: WhatIfRunner) -> Any:
+async def create_whatif_job(body: WhatIfCreate, rt: WhatIfRunner) -> Any:
     try:
         job = await run_in_threadpool(rt.jobs.submit, body.model_dump())
     except InputError as exc:
@@ -45,7 +45,7 @@ async def create_job(body: WhatIfCreate, rt: WhatIfRunner) -> Any:
     responses={**ERRORS, **NOT_FOUND},
     summary="A job's status, progress and (when completed) results",
 )
-async def get_job(job_id: str, rt: WhatIfRunner) -> Any:
+async def get_whatif_job(job_id: str, rt: WhatIfRunner) -> Any:
     job = rt.jobs.get(job_id)
     if job is None:
         raise not_found("what-if job", job_id, list(rt.jobs.jobs))
@@ -58,7 +58,7 @@ async def get_job(job_id: str, rt: WhatIfRunner) -> Any:
     responses={**ERRORS, **NOT_FOUND},
     summary="Cancel a queued or running job",
 )
-async def cancel_job(job_id: str, rt: WhatIfRunner) -> Any:
+async def cancel_whatif_job(job_id: str, rt: WhatIfRunner) -> Any:
     job = rt.jobs.cancel(job_id)
     if job is None:
         raise not_found("what-if job", job_id, list(rt.jobs.jobs))
