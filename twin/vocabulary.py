@@ -18,6 +18,11 @@ E10_STATES = (
 )
 UP_STATES = frozenset({"productive", "standby", "engineering"})
 
+# A lot's status in the twin state (twin.live.state), as the API filters and shows it.
+LOT_STATUSES = ("queued", "processing", "hold", "completed", "scrapped")
+# A carrier's transfer status.
+CARRIER_STATUSES = ("idle", "requested", "assigned", "in_transit", "delivered", "failed")
+
 # Legal E10 transitions. A tool never goes from a down or non-scheduled state straight to
 # productive (it is repaired/qualified into standby or engineering first), and a planned
 # shutdown (non-scheduled) is entered from an idle or down tool, never from a running one.

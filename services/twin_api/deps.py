@@ -76,6 +76,22 @@ def split(v: str | None) -> list[str]:
     return [s.strip() for s in (v or "").split(",") if s.strip()]
 
 
+def filter_values(name: str, text: str | None, accepted: Iterable[str]) -> set[str]:
+    """The comma-separated values of filter ``name``; a value outside ``accepted`` is a 422
+    naming it and what is accepted (an unknown filter value is a mistake, not an empty list)."""
+    values = set(split(text))
+    known = {str(k) for k in accepted if k is not None}
+    bad = sorted(v for v in values if v not in known)
+    if bad:
+        shown = ", ".join(ascii(v[:40]) for v in bad[:5])
+        choices = sorted(known)
+        listed = ", ".join(choices[:30]) + (
+            f" … ({len(choices)} in all)" if len(choices) > 30 else ""
+        )
+        raise HTTPException(422, detail=f"{name}: unknown value {shown}; accepted: {listed}")
+    return values
+
+
 def _scoped(scope: str):  # noqa: ANN202 - a FastAPI dependency
     """One dependency that authorises the caller for ``scope`` and hands over the runtime
     (one dependency instead of two: dependency solving is most of a small request's cost)."""

@@ -267,3 +267,34 @@ def test_operation_ids_are_the_handlers_names_and_unique():
     assert len(ids) == len(set(ids))
     assert {"list_equipment", "get_lot", "post_events", "create_whatif_job", "ready"} <= set(ids)
     assert not [i for i in ids if i.endswith(("_get", "_post", "_delete"))]
+
+
+@pytest.mark.parametrize(
+    "path, says",
+    [
+        ("/equipment?state=bogus", "state: unknown value 'bogus'; accepted: engineering"),
+        ("/equipment?state=standby,nope", "unknown value 'nope'"),
+        ("/equipment?family=NoSuchFamily", "family: unknown value 'NoSuchFamily'"),
+        ("/equipment?bay=" + "x" * 5000, "bay: unknown value 'xxxx"),
+        ("/lots?status=done", "status: unknown value 'done'; accepted: completed, hold"),
+        ("/lots?product=%ED%A0%80", "product: unknown value"),
+        ("/carriers?status=lost", "accepted: assigned, delivered, failed"),
+        ("/scene?kind=spaceship", "kind: unknown value 'spaceship'"),
+    ],
+)
+def test_unknown_filter_values_are_refused_naming_what_is_accepted(api, path, says):
+    """A filter value the twin does not know is a 422 naming it and the accepted values (not an
+    empty list that looks like an answer); garbage, huge and undecodable values alike."""
+    r = api.get(path, headers=ADMIN)
+    assert r.status_code == 422, r.text
+    assert says in r.text
+    assert len(r.text) < 4000  # a huge value is cut, not echoed
+
+
+def test_known_filter_values_still_filter(api):
+    """A known value filters as before."""
+    r = api.get("/equipment?state=standby,productive,unscheduled_down", headers=ADMIN)
+    assert r.status_code == 200
+    assert all(
+        e["state"] in ("standby", "productive", "unscheduled_down") for e in r.json()["items"]
+    )

@@ -5,7 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from twin_api.deps import Pages, Reader, iso, split
+from twin.vocabulary import CARRIER_STATUSES
+from twin_api.deps import Pages, Reader, filter_values, iso
 from twin_api.schemas.carriers import CarrierPage
 from twin_api.schemas.common import ERRORS
 
@@ -35,7 +36,7 @@ async def list_carriers(
     pages: Pages,
     status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
 ) -> Any:
-    statuses = set(split(status))
+    statuses = filter_values("status", status, CARRIER_STATUSES)
     items = sorted(rt.state.carriers.values(), key=lambda x: x.id)
     items = [c for c in items if not statuses or c.status in statuses]
     return JSONResponse(pages.page(items, render))

@@ -5,7 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from twin_api.deps import Pages, Reader, not_found, split
+from twin.vocabulary import E10_STATES
+from twin_api.deps import Pages, Reader, filter_values, not_found
 from twin_api.fastpath import equipment_dict, equipment_json
 from twin_api.schemas.common import ERRORS, NOT_FOUND
 from twin_api.schemas.equipment import EquipmentPage, EquipmentPublic
@@ -26,7 +27,9 @@ async def list_equipment(
     state: Annotated[str | None, Query(description="comma-separated E10 states")] = None,
     bay: Annotated[str | None, Query(description="comma-separated bays")] = None,
 ) -> Any:
-    fams, states, bays = set(split(family)), set(split(state)), set(split(bay))
+    fams = filter_values("family", family, {e.family for e in rt.state.equipment.values()})
+    states = filter_values("state", state, E10_STATES)
+    bays = filter_values("bay", bay, {b for _, b in rt.equipment_info.values() if b})
     items = sorted(rt.state.equipment.values(), key=lambda e: e.id)
     items = [
         e

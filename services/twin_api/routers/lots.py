@@ -5,7 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from twin_api.deps import Pages, Reader, iso, not_found, split
+from twin.vocabulary import LOT_STATUSES
+from twin_api.deps import Pages, Reader, filter_values, iso, not_found
 from twin_api.schemas.common import ERRORS, NOT_FOUND
 from twin_api.schemas.lots import LotPage, LotPublic
 
@@ -37,7 +38,9 @@ async def list_lots(
     product: Annotated[str | None, Query(description="comma-separated products")] = None,
     location: Annotated[str | None, Query(description="equipment the lot is processing on")] = None,
 ) -> Any:
-    statuses, products = set(split(status)), set(split(product))
+    statuses = filter_values("status", status, LOT_STATUSES)
+    known = {x.product for x in rt.state.lots.values()}
+    products = filter_values("product", product, known | set(rt.catalog.products or ()))
     items = sorted(rt.state.lots.values(), key=lambda x: x.id)
     items = [
         x

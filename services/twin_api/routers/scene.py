@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from twin_api.deps import Pages, Reader, split
+from twin_api.deps import Pages, Reader, filter_values
 from twin_api.runtime import bay_of
 from twin_api.schemas.common import ERRORS
 from twin_api.schemas.scene import ScenePublic
@@ -53,10 +53,13 @@ def get_scene(
     family: Annotated[str | None, Query(description="comma-separated tool families")] = None,
     bay: Annotated[str | None, Query(description="comma-separated bay ids")] = None,
 ) -> Any:
-    kinds, fams, bays = set(split(kind)), set(split(family)), set(split(bay))
+    every = _nodes(rt.scene)
+    kinds = filter_values("kind", kind, {n["kind"] for n in every})
+    fams = filter_values("family", family, {n["family"] for n in every if n["family"]})
+    bays = filter_values("bay", bay, {n["bay"] for n in every if n["bay"]})
     nodes = [
         n
-        for n in _nodes(rt.scene)
+        for n in every
         if (not kinds or n["kind"] in kinds)
         and (not fams or n["family"] in fams)
         and (not bays or n["bay"] in bays)
