@@ -45,9 +45,10 @@ class ForecastJob:
         return {
             "id": self.id,
             "status": self.status,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
+            # ISO 8601 UTC, as every time the API writes
+            "created": _iso(self.created),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
             "request": self.request,
             "error": self.error,
             "result": _finite(self.result.to_json()) if self.result is not None else None,
@@ -202,3 +203,9 @@ class ForecastJobs:
         deadline = _time.monotonic() + timeout
         for t in self._threads:
             t.join(timeout=max(0.0, deadline - _time.monotonic()))
+
+
+def _iso(t: float | None) -> str | None:
+    from twin.live.events import format_time
+
+    return None if t is None else format_time(t)

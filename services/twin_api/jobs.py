@@ -75,9 +75,10 @@ class WhatIfJob:
                 "fraction": min(1.0, (self.done + partial) / self.total) if self.total else 1.0,
             },
             "scenarios": [s.name for s in self.scenarios],
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
+            # ISO 8601 UTC, as every time the API writes
+            "created": _iso(self.created),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
             "request": self.request,
             "error": self.error,
             "result": self.result,
@@ -346,3 +347,9 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
     return obj
+
+
+def _iso(t: float | None) -> str | None:
+    from twin.live.events import format_time
+
+    return None if t is None else format_time(t)

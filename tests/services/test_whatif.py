@@ -393,3 +393,23 @@ def test_sigkill_of_the_server_takes_its_workers():
     proc.kill()
     proc.communicate(timeout=30)
     assert gone(workers, within=5) == []
+
+
+def test_jobs_are_listed_with_iso_times_and_paged(client):
+    """GET /whatif lists the jobs (no results inside: one GET away), paged like every list, with
+    created/started/finished in ISO 8601 UTC; a bad page parameter is a 422."""
+    import re
+
+    body = {"days": 1, "replications": 1, "scenarios": []}
+    r = client.post("/whatif", json=body, headers=auth("whatif"))
+    assert r.status_code in (202, 429), r.text
+    listed = client.get("/whatif", headers=auth("whatif"))
+    assert listed.status_code == 200
+    page = listed.json()
+    assert {"total", "offset", "limit", "next", "items"} <= set(page) and page["total"] >= 1
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+    for job in page["items"]:
+        assert "result" not in job and iso.match(job["created"]), job
+        assert job["finished"] is None or iso.match(job["finished"])
+    assert client.get("/whatif?limit=-5", headers=auth("whatif")).status_code == 422
+    assert client.get("/whatif", headers=auth("read")).status_code == 403

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from twin.errors import InputError
-from twin_api.deps import WhatIfRunner, not_found
+from twin_api.deps import Pages, WhatIfRunner, not_found
 from twin_api.jobs import CapExceeded
 from twin_api.schemas.common import ERRORS, NOT_FOUND, Problem
 from twin_api.schemas.whatif import WhatIfCreate, WhatIfJobPublic
@@ -37,6 +37,22 @@ async def create_whatif_job(body: WhatIfCreate, rt: WhatIfRunner) -> Any:
     except CapExceeded as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
     return JSONResponse(job.public(), status_code=202, headers={"Location": f"/whatif/{job.id}"})
+
+
+@router.get(
+    "",
+    responses=ERRORS,
+    summary="What-if jobs, newest last: id, status, progress, times (results: GET /whatif/{id})",
+)
+async def list_whatif_jobs(rt: WhatIfRunner, pages: Pages) -> Any:
+    jobs = list(rt.jobs.jobs.values())
+
+    def brief(job: Any) -> dict[str, Any]:
+        out = job.public()
+        out.pop("result", None)  # a list stays small; the result is one GET away
+        return out
+
+    return JSONResponse(pages.page(jobs, brief))
 
 
 @router.get(

@@ -20,9 +20,9 @@ class ForecastCreate(BaseModel):
 class ForecastJobPublic(BaseModel):
     id: str
     status: str  # queued | running | completed | failed | cancelled
-    created: float
-    started: float | None
-    finished: float | None
+    created: str  # ISO 8601 UTC
+    started: str | None
+    finished: str | None
     request: dict[str, Any]
     error: str | None
     result: dict[str, Any] | None  # twin forecast --json when completed

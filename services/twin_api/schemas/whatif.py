@@ -37,9 +37,9 @@ class WhatIfJobPublic(BaseModel):
     status: str  # queued | running | completed | failed | cancelled
     progress: Progress
     scenarios: list[str]
-    created: float
-    started: float | None
-    finished: float | None
+    created: str  # ISO 8601 UTC
+    started: str | None
+    finished: str | None
     request: dict[str, Any]
     error: str | None
     result: dict[str, Any] | None  # the JSON of docs/whatif.md when completed
