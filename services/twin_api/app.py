@@ -22,10 +22,13 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twin.errors import TwinError
 from twin_api.auth import TokenTable
 from twin_api.fastpath import FastPath, twin_error_response
+from twin_api.problems import document as document_problems
+from twin_api.problems import problem_response
 from twin_api.routers import (
     carriers,
     equipment,
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
                 if path not in ("/health", "/ready"):
                     for op in ops.values():
                         op["security"] = [{"bearer": []}]
+            document_problems(spec)
             app.openapi_schema = spec
         return app.openapi_schema
 
@@ -138,8 +142,16 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
         problems = [
             {k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()
         ]
-        body = json.dumps({"detail": problems}, ensure_ascii=True, default=str)  # \\ud800
-        return Response(body, 422, media_type="application/json")
+        first = problems[0] if problems else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        detail = f"{where}: {first.get('msg', 'invalid')}" + (
+            f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        )
+        return problem_response(422, detail, problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return problem_response(exc.status_code, exc.detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(TwinError)  # NotFoundError (404) included
     async def _twin_error(request: Request, exc: TwinError) -> JSONResponse:
@@ -148,7 +160,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
     @app.exception_handler(_TooLarge)  # raised by BodyLimit's receive inside a route
     async def _too_large(request: Request, exc: _TooLarge) -> Response:
         detail = BodyLimit.too_large(settings.max_body_bytes, exc.size)
-        return JSONResponse({"detail": detail}, 413, headers={"connection": "close"})
+        return problem_response(413, detail, headers={"connection": "close"})
 
     @app.exception_handler(_Stalled)
     async def _stalled(request: Request, exc: _Stalled) -> Response:
@@ -267,12 +279,14 @@ class BodyLimit:
                 await _body_problem(408, self.stalled(self.timeout))(scope, receive, send)
 
     async def _reject(self, send: Any, size: int) -> None:
-        body = json.dumps({"detail": self.too_large(self.limit, size)}).encode()
+        from twin_api.problems import MEDIA_TYPE, problem_body
+
+        body = json.dumps(problem_body(413, self.too_large(self.limit, size))).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+                "headers": [(b"content-type", MEDIA_TYPE.encode()), (b"connection", b"close")],
             }
         )
         await send({"type": "http.response.body", "body": body})

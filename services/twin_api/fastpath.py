@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from twin.errors import IngestFailed, NotFoundError, TwinError
 from twin.live.events import format_time
 from twin_api.auth import TokenTable, bearer, may_publish
+from twin_api.problems import problem_response
 
 PREFIX = "/equipment/"
 EVENTS = "/events"
@@ -140,7 +141,7 @@ class FastPath:
                 )
             except HTTPException as exc:  # raised before anything is ingested
                 if exc.status_code == 413:  # a hostile body is not scanned a second time
-                    await JSONResponse({"detail": exc.detail}, 413)(scope, receive, send)
+                    await problem_response(413, exc.detail)(scope, receive, send)
                     return
                 del scope["route"]  # the route says why
             except TwinError as exc:  # as the app's handler answers it
@@ -174,7 +175,10 @@ def twin_error_response(exc: TwinError) -> JSONResponse:
     status = (
         404 if isinstance(exc, NotFoundError) else 503 if isinstance(exc, IngestFailed) else 422
     )
-    return JSONResponse({"detail": str(exc)}, status)
+    problems = getattr(exc, "problems", None)
+    if problems and len(problems) > 1:  # an InputError: the first line, then each problem
+        return problem_response(status, str(exc).splitlines()[0], list(problems))
+    return problem_response(status, str(exc))
 
 
 async def _send_json(send: Any, body: bytes) -> None:

@@ -298,3 +298,42 @@ def test_known_filter_values_still_filter(api):
     assert all(
         e["state"] in ("standby", "productive", "unscheduled_down") for e in r.json()["items"]
     )
+
+
+def test_every_error_is_one_problem_shape():
+    """401, 403, 404, 409, 413 and 422 (FastAPI's validation and the twin's own) all answer
+    application/problem+json with type, title, status and a one-line detail; several problems
+    come as a list beside it; the OpenAPI spec documents that shape for every error."""
+    from fastapi.testclient import TestClient
+
+    from tests.services.conftest import auth
+    from twin_api.app import create_app
+
+    app = create_app(make_settings(max_body_bytes=1000))
+    with TestClient(app) as c:
+        answers = [
+            c.get("/equipment"),  # 401
+            c.post("/events", json=[], headers=auth("read")),  # 403
+            c.get("/lots/NOPE", headers=ADMIN),  # 404
+            c.get("/lots/NOPE/eta", headers=ADMIN),  # 409: no forecast yet
+            c.post("/events", content=b"[" + b" " * 5000 + b"]", headers=ADMIN),  # 413
+            c.get("/events?limit=-1", headers=ADMIN),  # 422, validation
+            c.get("/state?at=noon", headers=ADMIN),  # 422, the twin's own
+            c.post("/whatif", json={"days": 1e9, "rules": "nope"}, headers=ADMIN),  # 422, several
+        ]
+    statuses = [r.status_code for r in answers]
+    assert statuses == [401, 403, 404, 409, 413, 422, 422, 422], statuses
+    for r in answers:
+        assert r.headers["content-type"].startswith("application/problem+json"), r.text
+        body = r.json()
+        assert body["type"] == "about:blank" and body["status"] == r.status_code
+        assert body["title"] and isinstance(body["detail"], str) and "\n" not in body["detail"]
+    assert answers[5].json()["problems"][0]["loc"] == ["query", "limit"]
+    assert len(answers[7].json()["problems"]) >= 2
+    spec = app.openapi()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for ops in spec["paths"].values():
+        for op in ops.values():
+            for code, resp in op["responses"].items():
+                if code.startswith(("4", "5")):
+                    assert "application/problem+json" in resp["content"], (code, op["operationId"])

@@ -95,11 +95,11 @@ def test_bad_bodies(fresh):
     r = fresh.post("/events", json="hello", headers=ADMIN)
     assert r.status_code == 422
     r = fresh.get("/equipment", params={"limit": "ten"}, headers=ADMIN)
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "limit"]
+    assert r.status_code == 422 and r.json()["problems"][0]["loc"] == ["query", "limit"]
     r = fresh.get("/events", params={"after": -1}, headers=ADMIN)
     assert r.status_code == 422
     r = fresh.post("/whatif", json={"replications": "many"}, headers=ADMIN)
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "replications"]
+    assert r.status_code == 422 and r.json()["problems"][0]["loc"] == ["body", "replications"]
     r = fresh.post("/whatif", json={"days": 1, "script": "/etc/passwd"}, headers=ADMIN)
     assert r.status_code == 422  # unknown fields are refused, nothing reads a path
 

@@ -111,7 +111,7 @@ def test_over_the_caps_and_bad_scenarios(client):
     }  # fmt: skip
     r = client.post("/whatif", json=body, headers=ADMIN)
     assert r.status_code == 422
-    problems = r.json()["detail"]["problems"]
+    problems = r.json()["problems"]
     text = "\n".join(problems)
     assert "Litho_FE_33" in text and "Litho_FE_3" in text
     assert "engine 'warp9' unknown" in text
@@ -188,7 +188,7 @@ def test_rules_of_the_wrong_type_are_refused_by_the_schema(client):
     for rules in (5, ["twin"], {"a": 1}, True):
         r = client.post("/whatif", json={"rules": rules}, headers=ADMIN)
         assert r.status_code == 422
-        assert any(e["loc"][-1] == "rules" for e in r.json()["detail"]), r.text
+        assert any(e["loc"][-1] == "rules" for e in r.json()["problems"]), r.text
 
 
 def test_pool_cancel_ends_running_workers():
@@ -313,7 +313,7 @@ def test_attack_inputs_are_refused_at_once(client, body, expected):
     assert time.monotonic() - t0 < 3
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before < 100
     assert r.status_code == 422, r.text
-    assert expected in "\n".join(r.json()["detail"]["problems"])
+    assert expected in "\n".join(r.json()["problems"])
 
 
 def test_a_worker_past_its_memory_limit_fails_the_job_not_the_service(client, monkeypatch):

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from twin_api.auth import ws_accept_protocol, ws_scopes
 from twin_api.deps import position_problem
 from twin_api.hub import DROP_CODE, SEQ, Client, batch_text, encode, notice, parse_filter
+from twin_api.problems import problem_response
 
 router = APIRouter(tags=["stream"])
 CHUNK = 500  # events per message: replayed, or queued frames joined (a larger frame goes whole)
@@ -76,7 +76,7 @@ async def stream(
 async def _refuse(ws: WebSocket, status: int, code: int, detail: str) -> None:
     """Refuse the upgrade: an HTTP answer where the server can send one, else a close code."""
     if "websocket.http.response" in ws.scope.get("extensions", {}):
-        await ws.send_denial_response(JSONResponse({"detail": detail}, status))
+        await ws.send_denial_response(problem_response(status, detail))
     else:
         await ws.close(code=code, reason=detail.encode()[:120].decode(errors="ignore"))
 
