@@ -56,6 +56,8 @@ OPTIONS: Mapping[str, tuple[str, ...] | str] = MappingProxyType(
         "wake": WAKES,
         "spread": SPREAD_MODES,
         "dedication": BOOL,
+        "unstarted_last": BOOL,
+        "delay_transport": BOOL,
         "breakdowns": BOOL,
         "pms": BOOL,
         "transport": BOOL,
@@ -110,6 +112,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "wake": "recent",
                         "spread": "full",
                         "dedication": True,
+                        "unstarted_last": False,
+                        "delay_transport": True,
                         **_COMMON,
                     }
                 ),
@@ -130,6 +134,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "wake": "first",
                         "spread": "half",
                         "dedication": True,
+                        "unstarted_last": True,
+                        "delay_transport": False,
                         **_COMMON,
                     }
                 ),
@@ -149,6 +155,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "wake": "first",
                         "spread": "full",
                         "dedication": True,
+                        "unstarted_last": False,
+                        "delay_transport": True,
                         **_COMMON,
                     }
                 ),

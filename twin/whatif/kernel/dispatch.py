@@ -9,11 +9,12 @@ from twin.whatif.kernel.base import (
     RANK_FIFO,
     RANK_HP,
     RANK_SETUP,
+    RANK_STARTED,
     ZERO,
     Caps,
     Model,
     State,
-    vec5d,
+    vec6d,
 )
 from twin.whatif.kernel.lots import lot_step
 from twin.whatif.kernel.options import configure
@@ -84,13 +85,13 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
 
 @wp.func
 def lot_key(m: Model, s: State, sc: int, n: int, tid: int, lot: int, f: int, cur: int,
-            mr_left: int, mr_setup: int, t: wp.float64) -> vec5d:  # fmt: skip
+            mr_left: int, mr_setup: int, t: wp.float64) -> vec6d:  # fmt: skip
     """The family's key of a lot for this tool, less the final sequence number: (minimum-run
     flag, one number per rank of f_ranks), zeros after the last rank (same order as the
     reference's tuples, twin.whatif.reference.dispatch.rank_key)."""
     li = lot * n + tid
     st = lot_step(m, s, sc, li)
-    key = vec5d()
+    key = vec6d()
     if mr_left > 0 and m.I[m.o_s_setup + sc * m.sI + st] != mr_setup:
         key[0] = ONE
     for k in range(MAX_RANKS):
@@ -106,13 +107,16 @@ def lot_key(m: Model, s: State, sc: int, n: int, tid: int, lot: int, f: int, cur
             rpt = m.F[m.o_s_rpt + sc * m.sF + st]
             if rpt > ZERO:
                 v = (s.f[s.o_l_due + li] - t) / rpt
+        elif r == RANK_STARTED:
+            if s.i[s.o_l_started + li] == 0:
+                v = ONE
         key[k + 1] = v
     return key
 
 
 @wp.func
-def key_before(a: vec5d, qa: int, b: vec5d, qb: int) -> bool:
-    for k in range(5):
+def key_before(a: vec6d, qa: int, b: vec6d, qb: int) -> bool:
+    for k in range(6):
         if a[k] != b[k]:
             return a[k] < b[k]
     return qa < qb
@@ -137,7 +141,7 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
     mr_left = s.i[s.o_t_mr_left + ti]
     mr_setup = s.i[s.o_t_mr_setup + ti]
     best = wp.int32(-1)
-    bk = vec5d()
+    bk = vec6d()
     bq = wp.int32(0)
     if m.I[m.o_f_scan + sc * m.sI + f] != 0:
         while lot >= 0:

@@ -171,6 +171,7 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
     while lot >= 0:
         li = lot * n + tid
         s.i[s.o_l_only + li] = -1
+        s.i[s.o_l_started + li] = 1
         # the lot's own step: a batch of one operation may mix routes
         ded_to = m.I[m.o_s_ded + sc * m.sI + lot_step(m, s, sc, li)]
         if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool

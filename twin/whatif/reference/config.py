@@ -34,6 +34,11 @@ class SimConfig:
     breakdowns: bool = True  # unscheduled downs from the down calendars
     pms: bool = True  # preventive maintenance (calendar and wafer-count based)
     transport: bool = True  # transport delays between steps
+    # transport into and out of delay steps (a Delay family such as HVLM's Delay_32): False
+    # moves a lot into a delay step and on from it at once, as PySCFabSim, whose transport
+    # only runs between the locations fromto.txt lists (HVLM: Fab to Fab; Delay_32 is at
+    # location Delay)
+    delay_transport: bool = True
     load_unload: bool = True  # add LTIME/ULTIME of the family to every run
     dedication: bool = True  # SVESTN/FORSTEP: a later step runs on the tool of an earlier one
     initial_wip: bool = True  # start with the model's WIP lots (ignored with a StartState)
@@ -65,6 +70,11 @@ class SimConfig:
     # (PySCFabSim's set of free machines iterates by index: low tools work more, their
     # wafer-count PMs come first and a family's PMs spread out)
     wake: str = "recent"
+    # PySCFabSim's "critical queue time first" flag as it evaluates on SMT2020 files: every lot
+    # that has started a step in this run counts as in a window, so the lots that have not (new
+    # releases at their first step, the initial WIP at its current step) go after all others
+    # (a rank after the minimum-run flag, before the family's ranks; not for registered rules)
+    unstarted_last: bool = False
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
     wip_sample_days: float = 1.0  # days between samples of the fab WIP
 

@@ -111,8 +111,21 @@ _HEADS[("hp", "setup", "fifo")] = HEADS_HOT
 
 def _static_order(static: tuple[str, ...]) -> Callable[[Lot], tuple]:
     """A batch family's lot order for static ranks other than (fifo) and (hp, fifo)."""
-    getters = tuple((lambda lot: -lot.priority) if r == "hp" else _arrived for r in static)
+    getters = tuple(
+        (lambda lot: -lot.priority) if r == "hp" else _unstarted if r == "started" else _arrived
+        for r in static
+    )
     return lambda lot: (*(g(lot) for g in getters), lot.seq)
+
+
+def _unstarted(lot: Lot) -> int:
+    """The "started" rank (SimConfig.unstarted_last): 1 for a lot that has not yet started a
+    step in this run (it goes after the others), else 0."""
+    return 0 if lot.started else 1
+
+
+# the ranks that depend on neither the tool nor the clock: a setup class's heap order
+STATIC_RANKS = ("hp", "fifo", "started")
 
 
 _arrived = attrgetter("arrived")
@@ -152,6 +165,7 @@ class Engine(StartMixin, CalendarsMixin):
         self.pm_from_end = cfg.pm_interval_from == "end"
         self.skip_idle_downs = cfg.idle_downs == "skip"
         self.wake_first = cfg.wake == "first"
+        self.no_delay_transport = not cfg.delay_transport
         self.routing = Stream(seed, rep, ROUTING)
         self.transport = Stream(seed, rep, TRANSPORT)
         tr = model.transport
@@ -169,6 +183,8 @@ class Engine(StartMixin, CalendarsMixin):
             key = zlib.crc32(fam.name.encode())  # stable across scenario copies
             fam.stream = Stream(seed, rep, PROCESS, key)
             ranks = dispatch_ranks(fam.rule, model.families[fam.name].ranks)
+            if cfg.unstarted_last and ranks is not None:
+                ranks = ("started", *ranks)  # after the minimum-run flag, before the ranks
             fam.ranks = ranks
             if fam.batching:
                 fam.mode = BATCHING
@@ -179,14 +195,14 @@ class Engine(StartMixin, CalendarsMixin):
             # the ranks that order lots within a setup class (and a batch family's lots: the
             # setup and critical-ratio ranks do not order batches; a registered rule's batches
             # go by priority and arrival, as they always have)
-            static = tuple(r for r in ranks or ("hp", "fifo") if r in ("hp", "fifo"))
+            static = tuple(r for r in ranks or ("hp", "fifo") if r in STATIC_RANKS)
             fam.static = static
             fam.fifo = static == ("fifo",)
             fam.heap = {("fifo",): HEAP_FIFO, ("hp", "fifo"): HEAP_HP_FIFO}.get(static, HEAP_OTHER)
             fam.heads = _HEADS.get(ranks, HEADS_OTHER)
             # the number of static ranks before setup (where a class head's setup time goes)
             at = ranks.index("setup") if ranks and "setup" in ranks else -1
-            fam.setup_at = -1 if at < 0 else sum(r in ("hp", "fifo") for r in ranks[:at])
+            fam.setup_at = -1 if at < 0 else sum(r in STATIC_RANKS for r in ranks[:at])
             fam.border = (
                 _fifo_order
                 if fam.fifo
@@ -318,7 +334,10 @@ class Engine(StartMixin, CalendarsMixin):
         """A lot's entry in a class heap: its static ranks (CFamily.static), seq, the lot."""
         if fam.heap == HEAP_HP_FIFO:
             return (-lot.priority, t, seq, lot)
-        vals = tuple(-lot.priority if r == "hp" else t for r in fam.static)
+        vals = tuple(
+            -lot.priority if r == "hp" else _unstarted(lot) if r == "started" else t
+            for r in fam.static
+        )
         return (*vals, seq, lot)
 
     def _wake(self, fam: CFamily, st: CStep, t: float) -> None:
@@ -364,6 +383,8 @@ class Engine(StartMixin, CalendarsMixin):
         if i >= len(route):
             self._complete(lot, t)
             return
+        if self.no_delay_transport and (lot.step.delay or route[i].delay):
+            transport = False  # SimConfig.delay_transport=False: none into or out of a delay
         lot.idx, lot.step, lot.left = i, route[i], t
         if transport and self.tr is not None:
             k, lo, hi, mean = self.tr
@@ -605,6 +626,7 @@ class Engine(StartMixin, CalendarsMixin):
         obs = self.obs
         for lot in lots:
             lot.only = None
+            lot.started = True
             ded_to = lot.step.dedicate_to  # the lot's own step (a batch may mix routes)
             if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool
                 if lot.dedic is None:
@@ -676,7 +698,9 @@ class Engine(StartMixin, CalendarsMixin):
                 lot.idx = i
                 lot.step = route[i]
             lot.left = t
-            if tr_uniform is not None:
+            if self.no_delay_transport and lot.step.delay:  # SimConfig.delay_transport
+                heappush(self.heap, (t, ARRIVE, next(self.seq), lot))
+            elif tr_uniform is not None:
                 buf = self.transport.buf
                 x = buf.pop() if buf else self.transport.u()
                 t_arr = t + tr_uniform[0] + tr_uniform[1] * x

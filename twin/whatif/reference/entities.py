@@ -17,7 +17,7 @@ class Lot:
     __slots__ = (
         "id", "lot_type", "product", "route", "idx", "step", "priority", "wafers", "release",
         "due", "arrived", "seq", "left", "cqt_to", "cqt_deadline", "reworked", "qt", "pt", "tt",
-        "last_tt", "n_steps", "rec", "dedic", "only",
+        "last_tt", "n_steps", "rec", "dedic", "only", "started",
     )  # fmt: skip
 
     def __init__(self, lot_id, lot_type, product, route, priority, wafers, release, due):
@@ -33,6 +33,7 @@ class Lot:
         self.rec = None
         self.dedic = None  # step index -> Tool: later steps that must run on a given tool
         self.only = None  # the tool the lot waits for at its current step, if dedicated
+        self.started = False  # has it started a step in this run (SimConfig.unstarted_last)
 
 
 class Tool:
