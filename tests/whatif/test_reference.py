@@ -685,3 +685,50 @@ def test_unstarted_last_orders_batches():
                                                   ("d", 200)]  # fmt: skip
     assert _finish_order(m, batch_wait="max", unstarted_last=True) == [
         ("a", 100), ("b", 100), ("d", 200), ("e", 200)]  # fmt: skip
+
+
+def _hold_line():
+    """I (one tool): step 1 setup X (minimum run 2), step 3 setup Y; B (1000 s) in between.
+    At 0: x0, x1 at step 1, y0..y2 at step 3, z1..z4 at step 2 (reach I at 1000..4000)."""
+    steps = [const(1, "I", 60.0, setup="X"), const(2, "B", 1000.0),
+             const(3, "I", 60.0, setup="Y")]  # fmt: skip
+    wip = [WipLot(id=i, lot_type="L", product="p", step=s)
+           for i, s in (("x0", 1), ("x1", 1), ("y0", 3), ("y1", 3), ("y2", 3), ("z1", 2),
+                        ("z2", 2), ("z3", 2), ("z4", 2))]  # fmt: skip
+    return line(steps, [fam("I"), fam("B")], count=0, wip=wip, min_runs={"X": 2},
+                setup_times={(None, "X"): 600.0, (None, "Y"): 600.0})  # fmt: skip
+
+
+def test_min_runs_hold_renews_the_debt_and_refuses_five_times():
+    """min_runs="hold": x1's run renews X's debt (2 - 1 lot), so the tool refuses Y at 720
+    (x1 done) and at the arrivals 1000..4000 (five refusals), and takes y0 at 5000 (x0
+    arrives); "rank": x0's change owes 2 lots, x0 and x1 pay it, y0 starts at 720."""
+    m = _hold_line()
+
+    def first_y(rule):
+        events, obs = recorder()
+        simulate(m, SimConfig(days=1, min_runs=rule), observer=obs)
+        return min(t for k, t, f in events if k == "track_in" and f["step"] == 3)
+
+    assert first_y("rank") == 720.0
+    assert first_y("hold") == 5000.0
+
+
+def test_min_runs_hold_tries_every_idle_tool():
+    """min_runs="hold": an arrival wakes every idle tool in turn until one starts work: z1
+    (setup Y) reaches I at 1000; I#1 (first, owes X after x0) refuses it and I#2 takes it;
+    "rank": I#1 takes it."""
+    steps = [const(1, "I", 60.0, setup="X"), const(2, "B", 1000.0),
+             const(3, "I", 60.0, setup="Y")]  # fmt: skip
+    wip = [WipLot(id="x0", lot_type="L", product="p", step=1),
+           WipLot(id="z1", lot_type="L", product="p", step=2)]  # fmt: skip
+    m = line(steps, [fam("I", count=2), fam("B")], count=0, wip=wip, min_runs={"X": 2},
+             setup_times={(None, "X"): 600.0, (None, "Y"): 600.0})  # fmt: skip
+
+    def z1_start(rule):
+        events, obs = recorder()
+        simulate(m, SimConfig(days=1, min_runs=rule, wake="first"), observer=obs)
+        return [(t, f["tool"]) for k, t, f in events if k == "track_in" and f["lot"] == "z1"][1]
+
+    assert z1_start("rank") == (1000.0, "I#1")
+    assert z1_start("hold") == (1000.0, "I#2")

@@ -39,6 +39,7 @@ PM_FIRSTS = ("staggered", "same")
 PM_INTERVALS_FROM = ("start", "end")
 IDLE_DOWNS = ("apply", "skip")
 WAKES = ("recent", "first")
+MIN_RUNS = ("rank", "hold")
 SPREAD_MODES = ("full", "half")
 MIN_SAMPLE_DAYS = 1 / 24
 MAX_DAYS = 3650.0
@@ -54,6 +55,7 @@ OPTIONS: Mapping[str, tuple[str, ...] | str] = MappingProxyType(
         "pm_interval_from": PM_INTERVALS_FROM,
         "idle_downs": IDLE_DOWNS,
         "wake": WAKES,
+        "min_runs": MIN_RUNS,
         "spread": SPREAD_MODES,
         "dedication": BOOL,
         "unstarted_last": BOOL,
@@ -110,6 +112,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "pm_interval_from": "start",
                         "idle_downs": "apply",
                         "wake": "recent",
+                        "min_runs": "rank",
                         "spread": "full",
                         "dedication": True,
                         "unstarted_last": False,
@@ -132,6 +135,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "pm_interval_from": "end",
                         "idle_downs": "skip",
                         "wake": "first",
+                        "min_runs": "hold",
                         "spread": "half",
                         "dedication": True,
                         "unstarted_last": True,
@@ -153,6 +157,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "pm_interval_from": "start",
                         "idle_downs": "apply",
                         "wake": "first",
+                        "min_runs": "rank",
                         "spread": "full",
                         "dedication": True,
                         "unstarted_last": False,

@@ -58,6 +58,7 @@ STATE = {
     "t_mr_setup": ("i4", "tools"), "t_ready": ("f8", "tools"), "t_inflight": ("i4", "tools"),
     "t_down": ("f8", "tools"), "t_inidle": ("i4", "tools"), "t_failcal": ("i4", "tools"),
     "t_jhead": ("i4", "tools"), "t_jtail": ("i4", "tools"),
+    "t_refused": ("i4", "tools"),  # other setups refused in a row (SimConfig.min_runs="hold")
     "w_left": ("f8", "pmw"),
     # jobs
     "j_tool": ("i4", "jobs"), "j_gen": ("i4", "jobs"), "j_step": ("i4", "jobs"),

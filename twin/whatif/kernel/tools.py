@@ -110,6 +110,11 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
             s.i[s.o_t_mr_left + ti] = m.I[m.o_su_minrun + sc * m.sI + ss]
             s.i[s.o_t_mr_setup + ti] = ss
         s.i[s.o_t_setup + ti] = ss
+    if m.I[m.o_min_run_hold + sc * m.sI + 0] != 0:  # every run renews a minimum run's debt
+        s.i[s.o_t_refused + ti] = 0
+        if ss >= 0 and m.I[m.o_su_minrun + sc * m.sI + ss] >= 0:
+            s.i[s.o_t_mr_left + ti] = m.I[m.o_su_minrun + sc * m.sI + ss]
+            s.i[s.o_t_mr_setup + ti] = ss
     if s.i[s.o_t_mr_left + ti] > 0:
         s.i[s.o_t_mr_left + ti] = s.i[s.o_t_mr_left + ti] - nlots
     base = draw(s, 2 + f, n, tid, m.I[m.o_s_kind + sc * m.sI + st], m.F[m.o_s_lo + sc * m.sF + st], m.F[m.o_s_hi + sc * m.sF + st],

@@ -59,7 +59,7 @@ from twin.errors import ConfigError, InputError
 from twin.process.model import FabModel, dispatch_ranks
 from twin.whatif.reference.calendars import CalendarsMixin
 from twin.whatif.reference.compiled import CFamily, CStep, compile_families, compile_routes
-from twin.whatif.reference.config import DAY, SimConfig, StartState
+from twin.whatif.reference.config import DAY, MINRUN_REFUSALS, SimConfig, StartState
 from twin.whatif.reference.dispatch import RULES, rank_key
 from twin.whatif.reference.entities import (
     ARRIVE,
@@ -166,6 +166,7 @@ class Engine(StartMixin, CalendarsMixin):
         self.skip_idle_downs = cfg.idle_downs == "skip"
         self.wake_first = cfg.wake == "first"
         self.no_delay_transport = not cfg.delay_transport
+        self.min_run_hold = cfg.min_runs == "hold"
         self.routing = Stream(seed, rep, ROUTING)
         self.transport = Stream(seed, rep, TRANSPORT)
         tr = model.transport
@@ -280,7 +281,7 @@ class Engine(StartMixin, CalendarsMixin):
                 return
         if mode == CLASSES:
             classes = fam.classes
-            if not classes and fam.idle and not fam.wake_least_setup:
+            if not classes and fam.idle and not fam.wake_least_setup and not self.min_run_hold:
                 # nothing waits and a tool is free: start at once
                 tool = self._first_idle(fam.idle) if self.wake_first else fam.idle.pop()
                 tool.in_idle = False
@@ -343,6 +344,9 @@ class Engine(StartMixin, CalendarsMixin):
     def _wake(self, fam: CFamily, st: CStep, t: float) -> None:
         """Give the new work to an idle tool (least setup first where the family says so)."""
         idle = fam.idle
+        if self.min_run_hold and len(idle) > 1:
+            self._wake_each(fam, st, t)
+            return
         if fam.wake_least_setup and fam.has_setups and len(idle) > 1:
             if self.wake_first:  # ties: the first tool of the family
                 tool = min(idle, key=lambda tl: (self._setup_time(tl.setup, st), tl.k))
@@ -357,6 +361,31 @@ class Engine(StartMixin, CalendarsMixin):
         if not self._dispatch(tool, t):
             tool.in_idle = True
             idle.append(tool)
+
+    def _wake_each(self, fam: CFamily, st: CStep, t: float) -> None:
+        """SimConfig.min_runs="hold": every idle tool tries, in the order _wake picks them,
+        until one starts work (a tool that owes another setup may refuse); a tool that found
+        nothing goes to the end of the idle list, after those not tried yet."""
+        idle = fam.idle
+        untried = len(idle)
+        while untried:
+            cands = idle[:untried]
+            if fam.wake_least_setup and fam.has_setups and untried > 1:
+                if self.wake_first:
+                    tool = min(cands, key=lambda tl: (self._setup_time(tl.setup, st), tl.k))
+                else:
+                    tool = min(cands, key=lambda tl: self._setup_time(tl.setup, st))
+            elif self.wake_first:
+                tool = min(cands, key=_position)
+            else:
+                tool = cands[-1]
+            idle.remove(tool)
+            tool.in_idle = False
+            if self._dispatch(tool, t):
+                return
+            tool.in_idle = True
+            idle.append(tool)
+            untried -= 1
 
     @staticmethod
     def _first_idle(idle: list) -> Tool:
@@ -501,6 +530,8 @@ class Engine(StartMixin, CalendarsMixin):
                         k = (mr, *head[:at], stt, *head[at:-1])
                     if best is None or k < best:
                         best, h = k, hh
+            if self.min_run_hold and self._refuse(tool, h[0][-1]):
+                return False
             lot = heappop(h)[-1]
             if not h and h is not ded:
                 del classes[lot.step.setup]
@@ -520,9 +551,21 @@ class Engine(StartMixin, CalendarsMixin):
                     best, bi = k, i
             if best is None:
                 return False
+            if self.min_run_hold and self._refuse(tool, q[bi]):
+                return False
             lot = q.pop(bi)
         self._start(tool, [lot], lot.step, t)
         return True
+
+    @staticmethod
+    def _refuse(tool: Tool, lot: Lot) -> bool:
+        """SimConfig.min_runs="hold": a tool that owes lots of its setup refuses a lot of
+        another setup (and idles) up to MINRUN_REFUSALS times in a row."""
+        if tool.minrun_left > 0 and lot.step.setup != tool.minrun_setup:
+            if tool.refused < MINRUN_REFUSALS:
+                tool.refused += 1
+                return True
+        return False
 
     def _dispatch_batch(self, tool: Tool, t: float) -> bool:
         """Batch families: the best group of one batch key (compiled.batch_key) with enough
@@ -571,6 +614,10 @@ class Engine(StartMixin, CalendarsMixin):
             if setup > 0.0 and st.setup in self.min_runs:
                 tool.minrun_left, tool.minrun_setup = self.min_runs[st.setup], st.setup
             tool.setup = st.setup
+        if self.min_run_hold:  # every run of a setup with a minimum run renews the debt
+            tool.refused = 0
+            if st.setup in self.min_runs:
+                tool.minrun_left, tool.minrun_setup = self.min_runs[st.setup], st.setup
         if tool.minrun_left > 0:
             tool.minrun_left -= len(lots)
         stream = fam.stream

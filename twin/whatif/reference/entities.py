@@ -42,7 +42,7 @@ class Tool:
     __slots__ = (
         "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
         "jobs", "in_idle", "stream", "pm_stream", "pm_wafer", "wafers", "pm_due", "state", "ded",
-        "k",
+        "k", "refused",
     )  # fmt: skip
 
     def __init__(self, tool_id: str, fam: CFamily, k: int = 0):
@@ -59,6 +59,7 @@ class Tool:
         self.wafers = 0  # wafers the tool has started
         self.pm_due = math.inf  # tool.wafers at which the first wafer-count PM falls due
         self.state = ""
+        self.refused = 0  # other setups refused in a row (SimConfig.min_runs="hold")
 
 
 class Job:
