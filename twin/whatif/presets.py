@@ -126,7 +126,9 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "the published simulator PySCFabSim's rules (reproduce the published HVLM "
                 "figures): full batches of one operation, every tool's first PM at the first "
                 "occurrence, the next an interval after the end of the last, downs of idle tools "
-                "skipped, work to the first idle tool, uniform times mean ± PTIME2/2",
+                "skipped, work to the first idle tool, uniform times mean ± PTIME2/2, lots that "
+                "have not started a step in the run last, no transport into or out of delays, "
+                "minimum runs held (a tool that owes refuses other setups up to 5 times)",
                 MappingProxyType(
                     {
                         "batch_wait": "max",
