@@ -732,3 +732,11 @@ def test_min_runs_hold_tries_every_idle_tool():
 
     assert z1_start("rank") == (1000.0, "I#1")
     assert z1_start("hold") == (1000.0, "I#2")
+
+
+def test_min_runs_rule_is_checked():
+    """An unknown or hostile min_runs is refused, naming the accepted values."""
+    for bad in ("\ud800", "x" * 10**5, None, 7):
+        with pytest.raises(ConfigError) as exc:
+            SimConfig(days=1, min_runs=bad)
+        assert "rank, hold" in str(exc.value)
