@@ -36,11 +36,14 @@ def test_accepted_values_are_the_engines():
     from twin.whatif.reference import config as c
     from twin.whatif.scenarios import limits
 
-    for k in ("BATCH_WAITS", "BATCH_BYS", "PM_FIRSTS", "PM_INTERVALS_FROM", "IDLE_DOWNS", "WAKES"):
+    names = ("BATCH_WAITS", "BATCH_BYS", "PM_FIRSTS", "PM_INTERVALS_FROM", "IDLE_DOWNS", "WAKES",
+             "MIN_RUNS")  # fmt: skip
+    for k in names:
         assert getattr(presets, k) == getattr(c, k), k
     assert presets.SPREAD_MODES == m.SPREAD_MODES
     assert (presets.MIN_SAMPLE_DAYS, presets.MAX_DAYS) == (limits.MIN_SAMPLE_DAYS, limits.MAX_DAYS)
-    choices = {"batch_wait": c.BATCH_WAITS, "wake": c.WAKES, "spread": m.SPREAD_MODES}
+    choices = {"batch_wait": c.BATCH_WAITS, "wake": c.WAKES, "spread": m.SPREAD_MODES,
+               "min_runs": c.MIN_RUNS}  # fmt: skip
     for k, v in choices.items():
         assert presets.OPTIONS[k] == v
 
@@ -280,3 +283,22 @@ def test_a_preset_spread_equals_loading_with_it():
     b = simulate(load_model(DEMO, ptime_spread_mode="half"), cfg)
     assert a.events == b.events and list(a.lots.completion) == list(b.lots.completion)
     assert list(a.lots.id) == list(b.lots.id)
+
+
+def test_pyscfabsim_sets_the_peer_rules():
+    """The pyscfabsim preset sets PySCFabSim's three further rules; twin and smt2020 do not."""
+    on = {"unstarted_last": True, "delay_transport": False, "min_runs": "hold"}
+    assert {k: presets.PRESETS["pyscfabsim"].options[k] for k in on} == on
+    for name in ("twin", "smt2020"):
+        assert {k: presets.PRESETS[name].options[k] for k in on} == {
+            "unstarted_last": False, "delay_transport": True, "min_runs": "rank"}  # fmt: skip
+
+
+def test_new_options_refuse_hostile_values():
+    """The new options accept only their values: bools, rank/hold; garbage is named."""
+    bad = {"unstarted_last": "\ud800", "delay_transport": 10**400, "min_runs": "hold" * 10**5}
+    problems = presets.option_problems(bad)
+    assert len(problems) == 3
+    assert any("rank, hold" in p for p in problems)
+    assert presets.parse_option("min_runs=hold") == ("min_runs", "hold")
+    assert presets.parse_option("unstarted_last=off") == ("unstarted_last", False)

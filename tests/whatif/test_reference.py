@@ -623,3 +623,120 @@ def test_registered_rule_batch_family_orders_by_priority():
     ]
     m = line(steps, [fam("B", rule="seq_test")], count=0, wip=wip)
     assert started_at(m, "B") == ["w0", "w3", "w4", "w1", "w2"]
+
+
+# ---- PySCFabSim's rules (docs/whatif.md, "Agreement with PySCFabSim") ------------------------
+
+
+def test_delay_transport_off_moves_into_and_out_of_delays_at_once():
+    """delay_transport=False: no transport into or out of a delay step, the others keep it."""
+    steps = [const(1, "A", 100.0), const(2, "Delay_32", 1000.0, is_delay=True),
+             const(3, "A", 50.0), const(4, "A", 20.0)]  # fmt: skip
+    fams = [fam("A"), fam("Delay_32", count=1, is_delay=True)]
+    m = line(steps, fams, interval=10000.0, transport=Dist(kind="constant", mean=30.0))
+    for flag, expected in ((True, 100 + 30 + 1000 + 30 + 50 + 30 + 20), (False, 1200.0)):
+        res = simulate(m, SimConfig(days=1, delay_transport=flag))
+        ct = np.asarray(res.lots.completion) - np.asarray(res.lots.release)
+        assert len(ct) > 5 and np.allclose(ct, expected)
+        assert np.allclose(np.asarray(res.lots.transport_time), expected - 1170.0)
+
+
+def _unstarted_line(**kw):
+    """B (10 s) then A (100 s, one tool); at 0: x, y, z wait for A (x finds it idle), w for B."""
+    wip = [WipLot(id=i, lot_type="L", product="p", step=s, **kw.get(i, {}))
+           for i, s in (("x", 2), ("y", 2), ("z", 2), ("w", 1))]  # fmt: skip
+    steps = [const(1, "B", 10.0), const(2, "A", 100.0)]
+    return line(steps, [fam("A"), fam("B")], count=0, wip=wip)
+
+
+def _finish_order(m, **cfg):
+    res = simulate(m, SimConfig(days=1, **cfg))
+    return [(i, round(c)) for c, i in sorted(zip(res.lots.completion, res.lots.id))]
+
+
+def test_unstarted_last_serves_lots_that_started_a_step_first():
+    """unstarted_last: at t=100 A takes w (started a step at B, arrived at 10) before y and z
+    (waiting since 0 for their first step of the run); without it arrival order holds."""
+    m = _unstarted_line()
+    assert _finish_order(m) == [("x", 100), ("y", 200), ("z", 300), ("w", 400)]
+    assert _finish_order(m, unstarted_last=True) == [("x", 100), ("w", 200), ("y", 300),
+                                                     ("z", 400)]  # fmt: skip
+
+
+def test_unstarted_last_comes_before_priority():
+    """unstarted_last ranks before the family's ranks: a hot lot that has not started a step
+    waits behind a regular lot that has (and goes first without the option)."""
+    m = _unstarted_line(z={"priority": 20})
+    assert _finish_order(m) == [("x", 100), ("z", 200), ("y", 300), ("w", 400)]
+    assert _finish_order(m, unstarted_last=True) == [("x", 100), ("w", 200), ("z", 300),
+                                                     ("y", 400)]  # fmt: skip
+
+
+def test_unstarted_last_orders_batches():
+    """unstarted_last in a batch family: lots that started a step are taken first (full
+    batches of two lots; d, e leave B at 10 and 20; the lot left over waits for a partner)."""
+    wip = [WipLot(id=i, lot_type="L", product="p", step=s)
+           for i, s in (("a", 2), ("b", 2), ("c", 2), ("d", 1), ("e", 1))]  # fmt: skip
+    steps = [const(1, "B", 10.0), Step(number=2, family="A", dist="constant", mean=100.0,
+                                       per="batch", batch_min=50, batch_max=50)]  # fmt: skip
+    m = line(steps, [fam("A"), fam("B")], count=0, wip=wip)
+    # a+b at 0-100; at 100 c (arrived 0, unstarted) with d (started, arrived 10), or d, e
+    assert _finish_order(m, batch_wait="max") == [("a", 100), ("b", 100), ("c", 200),
+                                                  ("d", 200)]  # fmt: skip
+    assert _finish_order(m, batch_wait="max", unstarted_last=True) == [
+        ("a", 100), ("b", 100), ("d", 200), ("e", 200)]  # fmt: skip
+
+
+def _hold_line():
+    """I (one tool): step 1 setup X (minimum run 2), step 3 setup Y; B (1000 s) in between.
+    At 0: x0, x1 at step 1, y0..y2 at step 3, z1..z4 at step 2 (reach I at 1000..4000)."""
+    steps = [const(1, "I", 60.0, setup="X"), const(2, "B", 1000.0),
+             const(3, "I", 60.0, setup="Y")]  # fmt: skip
+    wip = [WipLot(id=i, lot_type="L", product="p", step=s)
+           for i, s in (("x0", 1), ("x1", 1), ("y0", 3), ("y1", 3), ("y2", 3), ("z1", 2),
+                        ("z2", 2), ("z3", 2), ("z4", 2))]  # fmt: skip
+    return line(steps, [fam("I"), fam("B")], count=0, wip=wip, min_runs={"X": 2},
+                setup_times={(None, "X"): 600.0, (None, "Y"): 600.0})  # fmt: skip
+
+
+def test_min_runs_hold_renews_the_debt_and_refuses_five_times():
+    """min_runs="hold": x1's run renews X's debt (2 - 1 lot), so the tool refuses Y at 720
+    (x1 done) and at the arrivals 1000..4000 (five refusals), and takes y0 at 5000 (x0
+    arrives); "rank": x0's change owes 2 lots, x0 and x1 pay it, y0 starts at 720."""
+    m = _hold_line()
+
+    def first_y(rule):
+        events, obs = recorder()
+        simulate(m, SimConfig(days=1, min_runs=rule), observer=obs)
+        return min(t for k, t, f in events if k == "track_in" and f["step"] == 3)
+
+    assert first_y("rank") == 720.0
+    assert first_y("hold") == 5000.0
+
+
+def test_min_runs_hold_tries_every_idle_tool():
+    """min_runs="hold": an arrival wakes every idle tool in turn until one starts work: z1
+    (setup Y) reaches I at 1000; I#1 (first, owes X after x0) refuses it and I#2 takes it;
+    "rank": I#1 takes it."""
+    steps = [const(1, "I", 60.0, setup="X"), const(2, "B", 1000.0),
+             const(3, "I", 60.0, setup="Y")]  # fmt: skip
+    wip = [WipLot(id="x0", lot_type="L", product="p", step=1),
+           WipLot(id="z1", lot_type="L", product="p", step=2)]  # fmt: skip
+    m = line(steps, [fam("I", count=2), fam("B")], count=0, wip=wip, min_runs={"X": 2},
+             setup_times={(None, "X"): 600.0, (None, "Y"): 600.0})  # fmt: skip
+
+    def z1_start(rule):
+        events, obs = recorder()
+        simulate(m, SimConfig(days=1, min_runs=rule, wake="first"), observer=obs)
+        return [(t, f["tool"]) for k, t, f in events if k == "track_in" and f["lot"] == "z1"][1]
+
+    assert z1_start("rank") == (1000.0, "I#1")
+    assert z1_start("hold") == (1000.0, "I#2")
+
+
+def test_min_runs_rule_is_checked():
+    """An unknown or hostile min_runs is refused, naming the accepted values."""
+    for bad in ("\ud800", "x" * 10**5, None, 7):
+        with pytest.raises(ConfigError) as exc:
+            SimConfig(days=1, min_runs=bad)
+        assert "rank, hold" in str(exc.value)

@@ -39,6 +39,7 @@ PM_FIRSTS = ("staggered", "same")
 PM_INTERVALS_FROM = ("start", "end")
 IDLE_DOWNS = ("apply", "skip")
 WAKES = ("recent", "first")
+MIN_RUNS = ("rank", "hold")
 SPREAD_MODES = ("full", "half")
 MIN_SAMPLE_DAYS = 1 / 24
 MAX_DAYS = 3650.0
@@ -54,8 +55,11 @@ OPTIONS: Mapping[str, tuple[str, ...] | str] = MappingProxyType(
         "pm_interval_from": PM_INTERVALS_FROM,
         "idle_downs": IDLE_DOWNS,
         "wake": WAKES,
+        "min_runs": MIN_RUNS,
         "spread": SPREAD_MODES,
         "dedication": BOOL,
+        "unstarted_last": BOOL,
+        "delay_transport": BOOL,
         "breakdowns": BOOL,
         "pms": BOOL,
         "transport": BOOL,
@@ -108,8 +112,11 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "pm_interval_from": "start",
                         "idle_downs": "apply",
                         "wake": "recent",
+                        "min_runs": "rank",
                         "spread": "full",
                         "dedication": True,
+                        "unstarted_last": False,
+                        "delay_transport": True,
                         **_COMMON,
                     }
                 ),
@@ -119,7 +126,9 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "the published simulator PySCFabSim's rules (reproduce the published HVLM "
                 "figures): full batches of one operation, every tool's first PM at the first "
                 "occurrence, the next an interval after the end of the last, downs of idle tools "
-                "skipped, work to the first idle tool, uniform times mean ± PTIME2/2",
+                "skipped, work to the first idle tool, uniform times mean ± PTIME2/2, lots that "
+                "have not started a step in the run last, no transport into or out of delays, "
+                "minimum runs held (a tool that owes refuses other setups up to 5 times)",
                 MappingProxyType(
                     {
                         "batch_wait": "max",
@@ -128,8 +137,11 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "pm_interval_from": "end",
                         "idle_downs": "skip",
                         "wake": "first",
+                        "min_runs": "hold",
                         "spread": "half",
                         "dedication": True,
+                        "unstarted_last": True,
+                        "delay_transport": False,
                         **_COMMON,
                     }
                 ),
@@ -147,8 +159,11 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "pm_interval_from": "start",
                         "idle_downs": "apply",
                         "wake": "first",
+                        "min_runs": "rank",
                         "spread": "full",
                         "dedication": True,
+                        "unstarted_last": False,
+                        "delay_transport": True,
                         **_COMMON,
                     }
                 ),

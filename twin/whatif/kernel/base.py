@@ -40,8 +40,9 @@ RANK_HP = wp.constant(0)
 RANK_SETUP = wp.constant(1)
 RANK_FIFO = wp.constant(2)
 RANK_CR = wp.constant(3)
-MAX_RANKS = wp.constant(4)
-vec5d = wp.types.vector(length=5, dtype=wp.float64)  # a lot's key: min-run flag, 4 ranks
+RANK_STARTED = wp.constant(4)  # SimConfig.unstarted_last: the reference's "started" rank
+MAX_RANKS = wp.constant(5)
+vec6d = wp.types.vector(length=6, dtype=wp.float64)  # a lot's key: min-run flag, 5 ranks
 
 
 _WP = {"f8": wp.float64, "i4": wp.int32, "i8": wp.int64, "u8": wp.uint64}

@@ -30,7 +30,13 @@ from twin.whatif.reference.start import STATUSES, start_lot_check, start_tool_pr
 from twin.whatif.reference.streams import KIND_CODES, PM, PROCESS, RELEASE, ROUTING, TOOL, TRANSPORT
 
 RULE_CODES = {"hot_first": 0, "least_setup": 1, "fifo": 2, "critical_ratio": 3}
-RANK_CODES = {"hp": 0, "setup": 1, "fifo": 2, "cr": 3}  # f_ranks: a family's dispatch ranks
+RANK_CODES = {
+    "hp": 0,
+    "setup": 1,
+    "fifo": 2,
+    "cr": 3,
+    "started": 4,
+}  # f_ranks: a family's dispatch ranks
 MAX_RANKS = len(RANK_CODES)  # f_ranks holds this many per family, -1 after the last
 STATUS_CODES = {s: k for k, s in enumerate(STATUSES)}  # queued 0, transport 1, processing 2
 MAX_WORDS = 4  # uint32 words of (purpose, index) per stream
@@ -43,7 +49,8 @@ TABLES: dict[str, str] = {
     # scalars per scenario
     "t0": F64, "warm": F64, "end": F64, "sample_dt": F64, "hist_w": F64,
     "tr_kind": I32, "tr_lo": F64, "tr_hi": F64, "tr_mean": F64, "transport_on": I32,
-    "pm_from_end": I32, "skip_idle_downs": I32, "wake_first": I32,
+    "pm_from_end": I32, "skip_idle_downs": I32, "wake_first": I32, "no_delay_tr": I32,
+    "min_run_hold": I32,
     "n_fam": I32, "n_tools": I32, "n_rel": I32, "n_init_tools": I32, "n_init_lots": I32,
     "n_cal_ops": I32, "n_streams": I32, "n_setups": I32, "n_types": I32,
     # families
@@ -192,7 +199,7 @@ def compile_model(
     fam_names = list(fams)
     setups = _Names()  # every name a step, the setup table, min runs or the start state uses
     types = _LotTypes()
-    tool_of = _families(tb, model, fams, streams)
+    tool_of = _families(tb, model, fams, streams, cfg.unstarted_last)
     route_of_product = _steps(tb, model, routes, fam_names, setups)
     _calendars(tb, model, cfg, fam_names, tool_of, mode)
     init_ids = _initial_lots(tb, model, cfg, start, tool_of, route_of_product, setups, types)
@@ -230,7 +237,9 @@ def compile_model(
     return comp
 
 
-def _families(tb: dict, model: FabModel, fams: dict, streams: list) -> dict[str, int]:
+def _families(
+    tb: dict, model: FabModel, fams: dict, streams: list, unstarted_last: bool = False
+) -> dict[str, int]:
     """Families and their tools (tool index order = the reference's self.tools order), with
     the process stream of each family and the two streams of each tool; tool id -> index."""
     fam_names = list(fams)
@@ -248,6 +257,8 @@ def _families(tb: dict, model: FabModel, fams: dict, streams: list) -> dict[str,
         # the reference's order (twin.process.model.dispatch_ranks); f_scan: a rank that
         # depends on the clock (cr) makes the reference scan the queue instead of class heads
         ranks = dispatch_ranks(c.rule, f.ranks)
+        if unstarted_last:  # SimConfig.unstarted_last: the "started" rank first, as the reference
+            ranks = ("started", *ranks)
         codes = [RANK_CODES[r] for r in ranks]
         tb["f_ranks"].extend(codes + [-1] * (MAX_RANKS - len(codes)))
         tb["f_scan"].append(int("cr" in ranks))
@@ -476,6 +487,7 @@ def _scalars(tb: dict, model: FabModel, cfg: SimConfig, mode: str, t0: float, wa
         "transport_on": int(cfg.transport),
         "pm_from_end": int(cfg.pm_interval_from == "end"),
         "skip_idle_downs": int(cfg.idle_downs == "skip"), "wake_first": int(cfg.wake == "first"),
+        "no_delay_tr": int(not cfg.delay_transport), "min_run_hold": int(cfg.min_runs == "hold"),
         "n_rel": len(model.releases), "n_init_tools": len(tb["it_tool"]),
         "n_cal_ops": len(tb["c_type"]),
     }  # fmt: skip

@@ -9,18 +9,22 @@ from twin.whatif.kernel.base import (
     RANK_FIFO,
     RANK_HP,
     RANK_SETUP,
+    RANK_STARTED,
     ZERO,
     Caps,
     Model,
     State,
-    vec5d,
+    vec6d,
 )
 from twin.whatif.kernel.lots import lot_step
 from twin.whatif.kernel.options import configure
 from twin.whatif.kernel.queues import q_remove, setup_time
 from twin.whatif.kernel.tools import idle_push, idle_remove, start
+from twin.whatif.reference import config
 
 configure(__name__)
+
+MINRUN_REFUSALS = wp.constant(config.MINRUN_REFUSALS)  # SimConfig.min_runs="hold"
 
 
 @wp.func
@@ -84,13 +88,13 @@ def dispatch_batch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, too
 
 @wp.func
 def lot_key(m: Model, s: State, sc: int, n: int, tid: int, lot: int, f: int, cur: int,
-            mr_left: int, mr_setup: int, t: wp.float64) -> vec5d:  # fmt: skip
+            mr_left: int, mr_setup: int, t: wp.float64) -> vec6d:  # fmt: skip
     """The family's key of a lot for this tool, less the final sequence number: (minimum-run
     flag, one number per rank of f_ranks), zeros after the last rank (same order as the
     reference's tuples, twin.whatif.reference.dispatch.rank_key)."""
     li = lot * n + tid
     st = lot_step(m, s, sc, li)
-    key = vec5d()
+    key = vec6d()
     if mr_left > 0 and m.I[m.o_s_setup + sc * m.sI + st] != mr_setup:
         key[0] = ONE
     for k in range(MAX_RANKS):
@@ -106,13 +110,16 @@ def lot_key(m: Model, s: State, sc: int, n: int, tid: int, lot: int, f: int, cur
             rpt = m.F[m.o_s_rpt + sc * m.sF + st]
             if rpt > ZERO:
                 v = (s.f[s.o_l_due + li] - t) / rpt
+        elif r == RANK_STARTED:
+            if s.i[s.o_l_started + li] == 0:
+                v = ONE
         key[k + 1] = v
     return key
 
 
 @wp.func
-def key_before(a: vec5d, qa: int, b: vec5d, qb: int) -> bool:
-    for k in range(5):
+def key_before(a: vec6d, qa: int, b: vec6d, qb: int) -> bool:
+    for k in range(6):
         if a[k] != b[k]:
             return a[k] < b[k]
     return qa < qb
@@ -137,7 +144,7 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
     mr_left = s.i[s.o_t_mr_left + ti]
     mr_setup = s.i[s.o_t_mr_setup + ti]
     best = wp.int32(-1)
-    bk = vec5d()
+    bk = vec6d()
     bq = wp.int32(0)
     if m.I[m.o_f_scan + sc * m.sI + f] != 0:
         while lot >= 0:
@@ -180,8 +187,15 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
             lot = s.i[s.o_l_next + li]
     if best < 0:
         return False
-    q_remove(m, s, sc, n, tid, f, best)
     bi = best * n + tid
+    if m.I[m.o_min_run_hold + sc * m.sI + 0] != 0 and mr_left > 0:
+        # SimConfig.min_runs="hold": a tool that owes lots of its setup refuses another
+        # setup's lot (and idles) up to MINRUN_REFUSALS times in a row
+        if m.I[m.o_s_setup + sc * m.sI + lot_step(m, s, sc, bi)] != mr_setup:
+            if s.i[s.o_t_refused + ti] < MINRUN_REFUSALS:
+                s.i[s.o_t_refused + ti] = s.i[s.o_t_refused + ti] + 1
+                return False
+    q_remove(m, s, sc, n, tid, f, best)
     s.i[s.o_l_jnext + bi] = -1
     start(m, s, cap, sc, n, tid, tool, best, 1, s.i[s.o_l_wafers + bi], lot_step(m, s, sc, bi), t)
     return True
@@ -200,12 +214,11 @@ def check(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, t
 
 
 @wp.func
-def wake(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, f: int, st: int,
-         t: wp.float64):  # fmt: skip
-    """Give the new work to an idle tool (least setup first where the family says so)."""
-    fi = f * n + tid
-    cnt = s.i[s.o_f_nidle + fi]
-    base = m.I[m.o_f_tool0 + sc * m.sI + f]
+def wake_pick(m: Model, s: State, sc: int, n: int, tid: int, f: int, st: int, base: int,
+              cnt: int) -> int:  # fmt: skip
+    """The position of the idle tool (of the first ``cnt`` in the idle list) that gets new
+    work: least setup first where the family says so, else the first tool of the family
+    (SimConfig.wake="first") or the last in the list (the one idle most recently)."""
     pos = cnt - 1
     first = m.I[m.o_wake_first + sc * m.sI + 0] != 0  # SimConfig.wake="first"
     if (
@@ -232,9 +245,29 @@ def wake(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, f: int, st: i
         for k in range(1, cnt):
             if s.i[s.o_idle + (base + k) * n + tid] < s.i[s.o_idle + (base + pos) * n + tid]:
                 pos = k
-    tool = s.i[s.o_idle + (base + pos) * n + tid]
-    idle_remove(s, n, tid, base, cnt, pos)
-    s.i[s.o_f_nidle + fi] = cnt - 1
-    s.i[s.o_t_inidle + tool * n + tid] = 0
-    if not dispatch(m, s, cap, sc, n, tid, tool, t):
+    return pos
+
+
+@wp.func
+def wake(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, f: int, st: int,
+         t: wp.float64):  # fmt: skip
+    """Give the new work to an idle tool (least setup first where the family says so). With
+    SimConfig.min_runs="hold" every idle tool tries in that order until one starts work; one
+    that found nothing goes to the end of the list, after those not tried yet."""
+    fi = f * n + tid
+    base = m.I[m.o_f_tool0 + sc * m.sI + f]
+    hold = m.I[m.o_min_run_hold + sc * m.sI + 0] != 0
+    untried = s.i[s.o_f_nidle + fi]
+    while untried > 0:
+        cnt = s.i[s.o_f_nidle + fi]
+        pos = wake_pick(m, s, sc, n, tid, f, st, base, untried)
+        tool = s.i[s.o_idle + (base + pos) * n + tid]
+        idle_remove(s, n, tid, base, cnt, pos)
+        s.i[s.o_f_nidle + fi] = cnt - 1
+        s.i[s.o_t_inidle + tool * n + tid] = 0
+        if dispatch(m, s, cap, sc, n, tid, tool, t):
+            return
         idle_push(m, s, sc, n, tid, tool)
+        if not hold:
+            return
+        untried -= 1

@@ -56,6 +56,7 @@ def init(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, seed: wp.int6
         ti = k * n + tid
         s.i[s.o_t_setup + ti] = -1
         s.i[s.o_t_mr_setup + ti] = -1
+        s.i[s.o_t_refused + ti] = 0
         s.i[s.o_t_failcal + ti] = -1
         s.i[s.o_t_jhead + ti] = -1
         s.i[s.o_t_jtail + ti] = -1

@@ -40,6 +40,7 @@ STATE = {
     "l_nsteps": ("i4", "lots"), "l_type": ("i4", "lots"), "l_src": ("i4", "lots"),
     "l_num": ("i4", "lots"), "l_next": ("i4", "lots"), "l_prev": ("i4", "lots"),
     "l_jnext": ("i4", "lots"), "l_only": ("i4", "lots"), "l_nded": ("i4", "lots"),
+    "l_started": ("i4", "lots"),  # has the lot started a step in this run (unstarted_last)
     "l_dk": ("i4", "lots4"), "l_dt": ("i4", "lots4"),  # dedications: step index -> tool
     "cls_head": ("i4", "classes"),  # scratch of dispatch: classes seen (stamped)
     "stamp": ("i4", 1), "fc": ("i4", "famcls"),  # waiting lots per family and setup class
@@ -57,6 +58,7 @@ STATE = {
     "t_mr_setup": ("i4", "tools"), "t_ready": ("f8", "tools"), "t_inflight": ("i4", "tools"),
     "t_down": ("f8", "tools"), "t_inidle": ("i4", "tools"), "t_failcal": ("i4", "tools"),
     "t_jhead": ("i4", "tools"), "t_jtail": ("i4", "tools"),
+    "t_refused": ("i4", "tools"),  # other setups refused in a row (SimConfig.min_runs="hold")
     "w_left": ("f8", "pmw"),
     # jobs
     "j_tool": ("i4", "jobs"), "j_gen": ("i4", "jobs"), "j_step": ("i4", "jobs"),

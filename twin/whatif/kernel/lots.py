@@ -75,6 +75,7 @@ def new_lot(s: State, cap: Caps, n: int, tid: int, route: int, type_: int, prio:
     s.i[s.o_l_jnext + i] = -1
     s.i[s.o_l_only + i] = -1
     s.i[s.o_l_nded + i] = 0
+    s.i[s.o_l_started + i] = 0
     return lot
 
 
@@ -152,6 +153,8 @@ def next_step(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, lot: int
     s.i[s.o_l_idx + li] = i
     s.f[s.o_l_left + li] = t
     ta = t
+    if m.I[m.o_no_delay_tr + sc * m.sI + 0] != 0 and m.I[m.o_s_delay + sc * m.sI + r0 + i] != 0:
+        transport = 0  # SimConfig.delay_transport=False: none into a delay step
     if transport != 0 and m.I[m.o_transport_on + sc * m.sI + 0] != 0:
         k = m.I[m.o_tr_kind + sc * m.sI + 0]
         lo = m.F[m.o_tr_lo + sc * m.sF + 0]
@@ -180,7 +183,10 @@ def step_done(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, lot: int
             if (s.l[s.o_l_rwk + li] & bit) == wp.int64(0):
                 s.l[s.o_l_rwk + li] = s.l[s.o_l_rwk + li] | bit
                 s.i[s.o_l_idx + li] = m.I[m.o_s_rwk_to + sc * m.sI + st] - 1
-    next_step(m, s, cap, sc, n, tid, lot, t, 1)
+    tr = wp.int32(1)
+    if m.I[m.o_no_delay_tr + sc * m.sI + 0] != 0 and m.I[m.o_s_delay + sc * m.sI + st] != 0:
+        tr = 0  # SimConfig.delay_transport=False: none out of a delay step
+    next_step(m, s, cap, sc, n, tid, lot, t, tr)
 
 
 @wp.func

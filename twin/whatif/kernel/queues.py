@@ -3,7 +3,15 @@ waiting-lot counts per setup class, setup times."""
 
 import warp as wp
 
-from twin.whatif.kernel.base import MAX_RANKS, RANK_FIFO, RANK_HP, ZERO, Model, State
+from twin.whatif.kernel.base import (
+    MAX_RANKS,
+    RANK_FIFO,
+    RANK_HP,
+    RANK_STARTED,
+    ZERO,
+    Model,
+    State,
+)
 from twin.whatif.kernel.lots import lot_step
 from twin.whatif.kernel.options import configure
 
@@ -13,7 +21,7 @@ configure(__name__)
 @wp.func
 def heap_before(m: Model, s: State, sc: int, n: int, tid: int, f: int, a: int, b: int) -> bool:
     """Order of the reference's per-setup heaps (CFamily.static): the family's ranks that
-    depend on neither tool nor clock (hp, fifo) in its order, then seq."""
+    depend on neither tool nor clock (hp, fifo, started) in its order, then seq."""
     ai = a * n + tid
     bi = b * n + tid
     for k in range(MAX_RANKS):
@@ -28,6 +36,11 @@ def heap_before(m: Model, s: State, sc: int, n: int, tid: int, f: int, a: int, b
             tb = s.f[s.o_l_arrived + bi]
             if ta != tb:
                 return ta < tb
+        elif r == RANK_STARTED:  # a lot that has started a step goes first
+            sa = s.i[s.o_l_started + ai]
+            sb = s.i[s.o_l_started + bi]
+            if sa != sb:
+                return sa > sb
     return s.i[s.o_l_seq + ai] < s.i[s.o_l_seq + bi]
 
 

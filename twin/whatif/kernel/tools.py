@@ -110,6 +110,11 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
             s.i[s.o_t_mr_left + ti] = m.I[m.o_su_minrun + sc * m.sI + ss]
             s.i[s.o_t_mr_setup + ti] = ss
         s.i[s.o_t_setup + ti] = ss
+    if m.I[m.o_min_run_hold + sc * m.sI + 0] != 0:  # every run renews a minimum run's debt
+        s.i[s.o_t_refused + ti] = 0
+        if ss >= 0 and m.I[m.o_su_minrun + sc * m.sI + ss] >= 0:
+            s.i[s.o_t_mr_left + ti] = m.I[m.o_su_minrun + sc * m.sI + ss]
+            s.i[s.o_t_mr_setup + ti] = ss
     if s.i[s.o_t_mr_left + ti] > 0:
         s.i[s.o_t_mr_left + ti] = s.i[s.o_t_mr_left + ti] - nlots
     base = draw(s, 2 + f, n, tid, m.I[m.o_s_kind + sc * m.sI + st], m.F[m.o_s_lo + sc * m.sF + st], m.F[m.o_s_hi + sc * m.sF + st],
@@ -171,6 +176,7 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
     while lot >= 0:
         li = lot * n + tid
         s.i[s.o_l_only + li] = -1
+        s.i[s.o_l_started + li] = 1
         # the lot's own step: a batch of one operation may mix routes
         ded_to = m.I[m.o_s_ded + sc * m.sI + lot_step(m, s, sc, li)]
         if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool

@@ -15,6 +15,8 @@ PM_INTERVALS_FROM = ("start", "end")  # SimConfig.pm_interval_from: next calenda
 IDLE_DOWNS = ("apply", "skip")  # SimConfig.idle_downs: does a down take an idle tool down
 BATCH_BYS = ("step", "operation")  # SimConfig.batch_by: which waiting lots may share a batch
 WAKES = ("recent", "first")  # SimConfig.wake: which idle tool new work goes to
+MIN_RUNS = ("rank", "hold")  # SimConfig.min_runs: how a tool keeps a minimum run
+MINRUN_REFUSALS = 5  # min_runs="hold": other setups a tool refuses in a row (PySCFabSim's 5)
 MAX_DAYS = 36_500.0  # a century: the horizon of a what-if run
 MAX_SAMPLES = 1_000_000  # WIP samples per run (days / wip_sample_days)
 # the kernel keys its streams with a 64-bit seed and a 32-bit replication (the reference's
@@ -34,6 +36,11 @@ class SimConfig:
     breakdowns: bool = True  # unscheduled downs from the down calendars
     pms: bool = True  # preventive maintenance (calendar and wafer-count based)
     transport: bool = True  # transport delays between steps
+    # transport into and out of delay steps (a Delay family such as HVLM's Delay_32): False
+    # moves a lot into a delay step and on from it at once, as PySCFabSim, whose transport
+    # only runs between the locations fromto.txt lists (HVLM: Fab to Fab; Delay_32 is at
+    # location Delay)
+    delay_transport: bool = True
     load_unload: bool = True  # add LTIME/ULTIME of the family to every run
     dedication: bool = True  # SVESTN/FORSTEP: a later step runs on the tool of an earlier one
     initial_wip: bool = True  # start with the model's WIP lots (ignored with a StartState)
@@ -65,6 +72,18 @@ class SimConfig:
     # (PySCFabSim's set of free machines iterates by index: low tools work more, their
     # wafer-count PMs come first and a family's PMs spread out)
     wake: str = "recent"
+    # minimum runs (setupgrp.txt MINRUN): "rank", a change into a setup with a minimum run
+    # makes the tool owe that many lots of it, and while it owes, lots of its setup rank first
+    # (it never idles for them); "hold", PySCFabSim's rule: every run of such a setup renews
+    # the debt (MINRUN less the run's lots), and a tool that owes refuses the best lot when it
+    # needs another setup, idling, up to 5 times in a row (each try: when it frees or is woken
+    # by an arrival; the count restarts when it starts a run). Batch families rank only.
+    min_runs: str = "rank"
+    # PySCFabSim's "critical queue time first" flag as it evaluates on SMT2020 files: every lot
+    # that has started a step in this run counts as in a window, so the lots that have not (new
+    # releases at their first step, the initial WIP at its current step) go after all others
+    # (a rank after the minimum-run flag, before the family's ranks; not for registered rules)
+    unstarted_last: bool = False
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
     wip_sample_days: float = 1.0  # days between samples of the fab WIP
 
@@ -90,6 +109,7 @@ class SimConfig:
             ("idle_downs", IDLE_DOWNS),
             ("batch_by", BATCH_BYS),
             ("wake", WAKES),
+            ("min_runs", MIN_RUNS),
         ):
             if getattr(self, name) not in accepted:
                 problems.append(f"{name} = {getattr(self, name)!r}: accepted {', '.join(accepted)}")

@@ -65,6 +65,8 @@ def _rank_value(rank: str):
         return lambda lot, now, stt: lot.arrived
     if rank == "cr":
         return _cr
+    if rank == "started":  # the engine's own (SimConfig.unstarted_last), not a dataset rank
+        return lambda lot, now, stt: 0 if lot.started else 1
     raise ValueError(f"rank {rank!r}: unknown; accepted: hp, setup, fifo, cr")
 
 

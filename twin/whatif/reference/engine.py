@@ -74,7 +74,7 @@ from twin.errors import ConfigError, InputError
 from twin.process.model import FabModel, dispatch_ranks
 from twin.whatif.reference.calendars import CalendarsMixin
 from twin.whatif.reference.compiled import CFamily, CStep, compile_families, compile_routes
-from twin.whatif.reference.config import DAY, SimConfig, StartState
+from twin.whatif.reference.config import DAY, MINRUN_REFUSALS, SimConfig, StartState
 from twin.whatif.reference.dispatch import RULES, rank_key
 from twin.whatif.reference.entities import (
     ARRIVE,
@@ -128,8 +128,21 @@ _HEADS[("hp", "setup", "fifo")] = HEADS_HOT
 
 def _static_order(static: tuple[str, ...]) -> Callable[[Lot], tuple]:
     """A batch family's lot order for static ranks other than (fifo) and (hp, fifo)."""
-    getters = tuple((lambda lot: -lot.priority) if r == "hp" else _arrived for r in static)
+    getters = tuple(
+        (lambda lot: -lot.priority) if r == "hp" else _unstarted if r == "started" else _arrived
+        for r in static
+    )
     return lambda lot: (*(g(lot) for g in getters), lot.seq)
+
+
+def _unstarted(lot: Lot) -> int:
+    """The "started" rank (SimConfig.unstarted_last): 1 for a lot that has not yet started a
+    step in this run (it goes after the others), else 0."""
+    return 0 if lot.started else 1
+
+
+# the ranks that depend on neither the tool nor the clock: a setup class's heap order
+STATIC_RANKS = ("hp", "fifo", "started")
 
 
 _arrived = attrgetter("arrived")
@@ -169,6 +182,8 @@ class Engine(StartMixin, CalendarsMixin):
         self.pm_from_end = cfg.pm_interval_from == "end"
         self.skip_idle_downs = cfg.idle_downs == "skip"
         self.wake_first = cfg.wake == "first"
+        self.no_delay_transport = not cfg.delay_transport
+        self.min_run_hold = cfg.min_runs == "hold"
         self.routing = Stream(seed, rep, ROUTING)
         self.transport = Stream(seed, rep, TRANSPORT)
         tr = model.transport
@@ -186,6 +201,8 @@ class Engine(StartMixin, CalendarsMixin):
             key = zlib.crc32(fam.name.encode())  # stable across scenario copies
             fam.stream = Stream(seed, rep, PROCESS, key)
             ranks = dispatch_ranks(fam.rule, model.families[fam.name].ranks)
+            if cfg.unstarted_last and ranks is not None:
+                ranks = ("started", *ranks)  # after the minimum-run flag, before the ranks
             fam.ranks = ranks
             if fam.batching:
                 fam.mode = BATCHING
@@ -196,14 +213,14 @@ class Engine(StartMixin, CalendarsMixin):
             # the ranks that order lots within a setup class (and a batch family's lots: the
             # setup and critical-ratio ranks do not order batches; a registered rule's batches
             # go by priority and arrival, as they always have)
-            static = tuple(r for r in ranks or ("hp", "fifo") if r in ("hp", "fifo"))
+            static = tuple(r for r in ranks or ("hp", "fifo") if r in STATIC_RANKS)
             fam.static = static
             fam.fifo = static == ("fifo",)
             fam.heap = {("fifo",): HEAP_FIFO, ("hp", "fifo"): HEAP_HP_FIFO}.get(static, HEAP_OTHER)
             fam.heads = _HEADS.get(ranks, HEADS_OTHER)
             # the number of static ranks before setup (where a class head's setup time goes)
             at = ranks.index("setup") if ranks and "setup" in ranks else -1
-            fam.setup_at = -1 if at < 0 else sum(r in ("hp", "fifo") for r in ranks[:at])
+            fam.setup_at = -1 if at < 0 else sum(r in STATIC_RANKS for r in ranks[:at])
             fam.border = (
                 _fifo_order
                 if fam.fifo
@@ -327,7 +344,7 @@ class Engine(StartMixin, CalendarsMixin):
                 return
         if mode == CLASSES:
             classes = fam.classes
-            if not classes and fam.idle and not fam.wake_least_setup:
+            if not classes and fam.idle and not fam.wake_least_setup and not self.min_run_hold:
                 # nothing waits and a tool is free: start at once
                 tool = self._first_idle(fam.idle) if self.wake_first else fam.idle.pop()
                 tool.in_idle = False
@@ -381,12 +398,18 @@ class Engine(StartMixin, CalendarsMixin):
         """A lot's entry in a class heap: its static ranks (CFamily.static), seq, the lot."""
         if fam.heap == HEAP_HP_FIFO:
             return (-lot.priority, t, seq, lot)
-        vals = tuple(-lot.priority if r == "hp" else t for r in fam.static)
+        vals = tuple(
+            -lot.priority if r == "hp" else _unstarted(lot) if r == "started" else t
+            for r in fam.static
+        )
         return (*vals, seq, lot)
 
     def _wake(self, fam: CFamily, st: CStep, t: float) -> None:
         """Give the new work to an idle tool (least setup first where the family says so)."""
         idle = fam.idle
+        if self.min_run_hold and len(idle) > 1:
+            self._wake_each(fam, st, t)
+            return
         if fam.wake_least_setup and fam.has_setups and len(idle) > 1:
             if self.wake_first:  # ties: the first tool of the family
                 tool = min(idle, key=lambda tl: (self._setup_time(tl.setup, st), tl.k))
@@ -401,6 +424,31 @@ class Engine(StartMixin, CalendarsMixin):
         if not self._dispatch(tool, t):
             tool.in_idle = True
             idle.append(tool)
+
+    def _wake_each(self, fam: CFamily, st: CStep, t: float) -> None:
+        """SimConfig.min_runs="hold": every idle tool tries, in the order _wake picks them,
+        until one starts work (a tool that owes another setup may refuse); a tool that found
+        nothing goes to the end of the idle list, after those not tried yet."""
+        idle = fam.idle
+        untried = len(idle)
+        while untried:
+            cands = idle[:untried]
+            if fam.wake_least_setup and fam.has_setups and untried > 1:
+                if self.wake_first:
+                    tool = min(cands, key=lambda tl: (self._setup_time(tl.setup, st), tl.k))
+                else:
+                    tool = min(cands, key=lambda tl: self._setup_time(tl.setup, st))
+            elif self.wake_first:
+                tool = min(cands, key=_position)
+            else:
+                tool = cands[-1]
+            idle.remove(tool)
+            tool.in_idle = False
+            if self._dispatch(tool, t):
+                return
+            tool.in_idle = True
+            idle.append(tool)
+            untried -= 1
 
     @staticmethod
     def _first_idle(idle: list) -> Tool:
@@ -427,6 +475,8 @@ class Engine(StartMixin, CalendarsMixin):
         if i >= len(route):
             self._complete(lot, t)
             return
+        if self.no_delay_transport and (lot.step.delay or route[i].delay):
+            transport = False  # SimConfig.delay_transport=False: none into or out of a delay
         lot.idx, lot.step, lot.left = i, route[i], t
         if transport and self.tr is not None:
             k, lo, hi, mean = self.tr
@@ -543,6 +593,8 @@ class Engine(StartMixin, CalendarsMixin):
                         k = (mr, *head[:at], stt, *head[at:-1])
                     if best is None or k < best:
                         best, h = k, hh
+            if self.min_run_hold and self._refuse(tool, h[0][-1]):
+                return False
             lot = heappop(h)[-1]
             if not h and h is not ded:
                 del classes[lot.step.setup]
@@ -562,9 +614,21 @@ class Engine(StartMixin, CalendarsMixin):
                     best, bi = k, i
             if best is None:
                 return False
+            if self.min_run_hold and self._refuse(tool, q[bi]):
+                return False
             lot = q.pop(bi)
         self._start(tool, [lot], lot.step, t)
         return True
+
+    @staticmethod
+    def _refuse(tool: Tool, lot: Lot) -> bool:
+        """SimConfig.min_runs="hold": a tool that owes lots of its setup refuses a lot of
+        another setup (and idles) up to MINRUN_REFUSALS times in a row."""
+        if tool.minrun_left > 0 and lot.step.setup != tool.minrun_setup:
+            if tool.refused < MINRUN_REFUSALS:
+                tool.refused += 1
+                return True
+        return False
 
     def _dispatch_batch(self, tool: Tool, t: float) -> bool:
         """Batch families: the best group of one batch key (compiled.batch_key) with enough
@@ -613,6 +677,10 @@ class Engine(StartMixin, CalendarsMixin):
             if setup > 0.0 and st.setup in self.min_runs:
                 tool.minrun_left, tool.minrun_setup = self.min_runs[st.setup], st.setup
             tool.setup = st.setup
+        if self.min_run_hold:  # every run of a setup with a minimum run renews the debt
+            tool.refused = 0
+            if st.setup in self.min_runs:
+                tool.minrun_left, tool.minrun_setup = self.min_runs[st.setup], st.setup
         if tool.minrun_left > 0:
             tool.minrun_left -= len(lots)
         stream = fam.stream
@@ -668,6 +736,7 @@ class Engine(StartMixin, CalendarsMixin):
         obs = self.obs
         for lot in lots:
             lot.only = None
+            lot.started = True
             ded_to = lot.step.dedicate_to  # the lot's own step (a batch may mix routes)
             if ded_to >= 0:  # SVESTN/FORSTEP: that later step must run on this tool
                 if lot.dedic is None:
@@ -739,7 +808,9 @@ class Engine(StartMixin, CalendarsMixin):
                 lot.idx = i
                 lot.step = route[i]
             lot.left = t
-            if tr_uniform is not None:
+            if self.no_delay_transport and lot.step.delay:  # SimConfig.delay_transport
+                heappush(self.heap, (t, ARRIVE, next(self.seq), lot))
+            elif tr_uniform is not None:
                 buf = self.transport.buf
                 x = buf.pop() if buf else self.transport.u()
                 t_arr = t + tr_uniform[0] + tr_uniform[1] * x

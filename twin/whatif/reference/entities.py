@@ -17,7 +17,7 @@ class Lot:
     __slots__ = (
         "id", "lot_type", "product", "route", "idx", "step", "priority", "wafers", "release",
         "due", "arrived", "seq", "left", "cqt_to", "cqt_deadline", "reworked", "qt", "pt", "tt",
-        "last_tt", "n_steps", "rec", "dedic", "only",
+        "last_tt", "n_steps", "rec", "dedic", "only", "started",
     )  # fmt: skip
 
     def __init__(self, lot_id, lot_type, product, route, priority, wafers, release, due):
@@ -33,6 +33,7 @@ class Lot:
         self.rec = None
         self.dedic = None  # step index -> Tool: later steps that must run on a given tool
         self.only = None  # the tool the lot waits for at its current step, if dedicated
+        self.started = False  # has it started a step in this run (SimConfig.unstarted_last)
 
 
 class Tool:
@@ -41,7 +42,7 @@ class Tool:
     __slots__ = (
         "id", "fam", "setup", "minrun_left", "minrun_setup", "ready", "inflight", "down_until",
         "jobs", "in_idle", "stream", "pm_stream", "pm_wafer", "wafers", "pm_due", "state", "ded",
-        "k",
+        "k", "refused",
     )  # fmt: skip
 
     def __init__(self, tool_id: str, fam: CFamily, k: int = 0):
@@ -58,6 +59,7 @@ class Tool:
         self.wafers = 0  # wafers the tool has started
         self.pm_due = math.inf  # tool.wafers at which the first wafer-count PM falls due
         self.state = ""
+        self.refused = 0  # other setups refused in a row (SimConfig.min_runs="hold")
 
 
 class Job:
