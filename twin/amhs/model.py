@@ -51,7 +51,8 @@ class AmhsConfig:
     unload_time: float = _PHYS.unload_time  # s, hoist at the destination port
     curve_speed: float = _PHYS.curve_speed  # m/s, cap on curved segments (as the physics world)
     dispatch_rule: str = "nearest"  # key of DISPATCH_RULES
-    congestion: float = 1.0  # factor on the congestion delay (0: free flow)
+    congestion: float = 3.0  # factor on the congestion delay (0: free flow; 3 fits SMAT2022)
+    hoist_blocking: float = 1.0  # factor on the blocking by hoisting vehicles (inside congestion)
     window: float = 600.0  # s, memory of the segment occupancy
     u_max: float = 0.9  # cap on a segment's occupancy ratio in the delay formula
     seed: int = 0
@@ -73,7 +74,7 @@ class AmhsConfig:
             ok = isinstance(val, int | float) and not isinstance(val, bool)
             if not (ok and math.isfinite(val) and lo < val <= hi):
                 problems.append(f"{name} must be a number in ({lo}, {hi}], got {val!r}")
-        for name in ("load_time", "unload_time", "congestion"):
+        for name in ("load_time", "unload_time", "congestion", "hoist_blocking"):
             val = getattr(self, name)
             ok = isinstance(val, int | float) and not isinstance(val, bool)
             if not (ok and math.isfinite(val) and 0 <= val <= 1e6):
@@ -212,6 +213,8 @@ class AmhsModel:
         self.rule = DISPATCH_RULES[cfg.dispatch_rule]
         self._trips: dict[tuple[int, int], tuple[float, np.ndarray, np.ndarray]] = {}
         self.occ = np.zeros(len(rail.seg_ids))  # decayed vehicle-seconds, scaled at t_ref
+        self.hoist_occ = np.zeros(len(rail.seg_ids))  # the same, of vehicles hoisting
+        self._hoist = 0.5 * (cfg.load_time + cfg.unload_time)
         self.t_ref = 0.0
         self.seg_delay = np.zeros(len(rail.seg_ids))  # s, congestion delay per segment
         self.stats = MoveStats()
@@ -286,13 +289,17 @@ class AmhsModel:
         x = (t - self.t_ref) / cfg.window
         if x > 100.0:  # renormalise the decaying memory (what is that old has faded anyway)
             self.occ *= math.exp(-min(x, 1000.0))
+            self.hoist_occ *= math.exp(-min(x, 1000.0))
             self.t_ref, x = t, 0.0
         scale = math.exp(x)
         if cfg.congestion > 0 and self.n > 1:
             # the others on the segments: a vehicle's own share of the occupancy is 1/n
-            u = self.occ[segs] * (self._others / (scale * cfg.window)) / self.seg_room[segs]
-            u = np.minimum(u, cfg.u_max)
-            d = cfg.congestion * dt * u / (1.0 - u)
+            f = self._others / (scale * cfg.window)
+            u = np.minimum(self.occ[segs] * f / self.seg_room[segs], cfg.u_max)
+            # a vehicle hoisting on a segment blocks it: the chance to find one there, times
+            # half a hoist (the mean rest of it)
+            p = np.minimum(self.hoist_occ[segs] * f, 1.0)
+            d = cfg.congestion * (dt * u / (1.0 - u) + cfg.hoist_blocking * p * (0.5 * self._hoist))
             delay = float(d.sum())
             self.seg_delay[segs] += d
         return tff + delay, delay, (segs, dt * scale)
@@ -303,9 +310,10 @@ class AmhsModel:
             np.add.at(self.occ, segs, vs)
 
     # ---- moves ------------------------------------------------------------------------
-    def move(self, t: float, src: int, dst: int) -> float:
+    def move(self, t: float, src: int, dst: int, vehicle: int | None = None) -> float:
         """Serve a transport request made at ``t`` (s) from stop ``src`` to ``dst``; returns
-        the time the drop-off ends. Requests must come in non-decreasing time."""
+        the time the drop-off ends. Requests must come in non-decreasing time. ``vehicle``
+        (an index) bypasses the dispatch rule."""
         if not (isinstance(t, int | float) and math.isfinite(t)):
             raise InputError("AMHS move", [f"time must be a finite number of s, got {t!r}"])
         if t < self.t_last - 1e-9:
@@ -314,13 +322,17 @@ class AmhsModel:
             )
         self.t_last = t
         cfg = self.config
-        v = self.rule(self, t, src)
+        v = self.rule(self, t, src) if vehicle is None else vehicle
         start = max(t, float(self.free_at[v]))
         empty, b1, r1 = self._travel(int(self.pos[v]), src, start)
         picked = start + empty + cfg.load_time
         loaded, b2, r2 = self._travel(src, dst, picked)
         self._record(r1)  # after both legs: a vehicle does not queue behind itself
         self._record(r2)
+        if cfg.congestion > 0:
+            scale = math.exp(min((picked - self.t_ref) / cfg.window, 700.0))
+            self.hoist_occ[self.stops[src][0]] += cfg.load_time * scale
+            self.hoist_occ[self.stops[dst][0]] += cfg.unload_time * scale
         done = picked + loaded + cfg.unload_time
         self.free_at[v] = done
         self.pos[v] = dst
