@@ -1,7 +1,8 @@
 """The AMHS as the reference engine's transport: the object the engine calls for every move.
 
-A model that should move lots with the AMHS carries an ``AmhsSpec`` as ``model.amhs`` (set by
-``attach``: the CLI's ``--transport amhs --layout``, a scenario's ``transport: amhs``). The
+A model that should move lots with the AMHS carries an enabled ``AmhsSpec`` as ``model.amhs``
+(set by ``attach``: the CLI's ``--layout`` and ``--transport amhs``, then a scenario's
+``transport: amhs|table``, ``vehicles``, ``vehicle_speed``, ``vehicle_dispatch``). The
 reference engine then builds one ``AmhsTransport`` per replication and asks it, for every move
 between steps, when the lot arrives (``transport(lot, t)``) instead of drawing from
 ``fromto.txt``.
@@ -37,6 +38,7 @@ class AmhsSpec:
     """What a run or scenario asks of the AMHS (plain values: it is deep-copied with models)."""
 
     layout: str  # scene folder, scene file, SMAT2022 workbook or shipped scene name
+    enabled: bool = True  # False: the layout is known but lots move by the table
     vehicles: int | None = None  # fleet size (None: the layout's vehicles)
     add: int = 0  # vehicles added to (or, negative, taken from) the fleet
     vehicle_speed: float = 1.0  # factor on every speed cap

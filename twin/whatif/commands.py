@@ -49,6 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="SMT2020-format folder, or scene folder (process/)",
     )
     run.add_argument("--scenarios", type=Path, help="YAML scenario file (default: baseline only)")
+    run.add_argument(
+        "--transport",
+        choices=("table", "amhs"),
+        default="table",
+        help="table: fromto.txt (default); amhs: OHT fleet on --layout (docs/amhs.md)",
+    )
+    run.add_argument("--layout", help="scene folder, scene file or SMAT2022 .xlsx of the AMHS")
+    run.add_argument("--vehicles", type=int, help="AMHS fleet size (default: the layout's)")
     run.add_argument("--days", type=float, default=30.0, help="simulated days (default 30)")
     run.add_argument(
         "--warmup-days", type=float, default=0.0, help="days deleted as warm-up (default 0)"
@@ -158,6 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # rejects unknown or unavailable engines before anything is loaded
     engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
+    _attach_amhs(args, model)
     start = (
         live_start(args.model, model, args.store, at, quiet=args.quiet)
         if (args.start == "live")
@@ -204,6 +213,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_table(result))
     return 0
+
+
+def _attach_amhs(args: argparse.Namespace, model: Any) -> None:
+    """--transport/--layout/--vehicles: the AMHS the scenarios start from (checked here)."""
+    if args.layout is None:
+        if args.transport == "amhs" or args.vehicles is not None:
+            raise InputError("twin whatif run", ["--transport amhs and --vehicles need --layout"])
+        return
+    from twin.amhs.transport import AmhsSpec, attach
+
+    attach(
+        model,
+        AmhsSpec(layout=str(args.layout), enabled=args.transport == "amhs", vehicles=args.vehicles),
+    )
 
 
 def _start_arguments(args: argparse.Namespace) -> float | None:
