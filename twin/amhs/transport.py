@@ -49,8 +49,10 @@ class AmhsSpec:
     def problems(self) -> list[str]:
         """Every bad field, said for people (an empty list: fine)."""
         out = []
-        if not isinstance(self.layout, str) or not self.layout:
-            out.append(f"layout must name a scene or workbook, got {self.layout!r}")
+        if not isinstance(self.layout, str) or not self.layout or len(self.layout) > 4096:
+            out.append(f"layout must name a scene or workbook, got {self.layout!r:.200}")
+        elif not self.layout.isprintable() or _unencodable(self.layout):
+            out.append(f"layout {self.layout!r:.200} is not a valid path (odd characters)")
         for name in ("vehicles", "add"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -77,6 +79,14 @@ class AmhsSpec:
 
     def fleet(self, layout_vehicles: int) -> int:
         return (self.vehicles if self.vehicles is not None else layout_vehicles) + self.add
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 SPEC_KEYS = tuple(f.name for f in fields(AmhsSpec))
