@@ -188,6 +188,7 @@ class AmhsModel:
             (np.maximum(rail.seg_len, 1e-9), (rail.seg_end, rail.seg_start)), shape=(n, n)
         )
         self._rows: dict[int, np.ndarray] = {}
+        self._stop_arr: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros(0))
         self.stops: list[tuple[int, float]] = []
         self._stop_index: dict[tuple[int, float], int] = {}
         self._port_stop: dict[str, int] = {}
@@ -246,8 +247,12 @@ class AmhsModel:
             seg_b, off_b = self.stops[dst]
             rail = self.rail
             to = dijkstra(self._reverse, directed=True, indices=int(rail.seg_start[seg_b]))
-            segs = np.array([s for s, _ in self.stops])
-            offs = np.array([o for _, o in self.stops])
+            if len(self._stop_arr[0]) != len(self.stops):
+                self._stop_arr = (
+                    np.array([s for s, _ in self.stops], dtype=np.int64),
+                    np.array([o for _, o in self.stops]),
+                )
+            segs, offs = self._stop_arr
             row = rail.seg_len[segs] - offs + to[rail.seg_end[segs]] + off_b
             same = (segs == seg_b) & (offs <= off_b)
             row = np.where(same, off_b - offs, row)

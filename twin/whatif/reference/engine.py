@@ -162,7 +162,7 @@ class Engine(StartMixin, CalendarsMixin):
         self.tr_uniform = (
             (self.tr[1], self.tr[2] - self.tr[1]) if self.tr and self.tr[0] == 1 else None
         )
-        self.amhs = None  # a transport object (twin.amhs) asked when lots arrive, if the model has one
+        self.amhs = None  # transport object (twin.amhs) asked when lots arrive, if any
         if cfg.transport and getattr(getattr(model, "amhs", None), "enabled", False):
             from twin.amhs.transport import AmhsTransport
 
