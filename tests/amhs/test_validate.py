@@ -12,6 +12,8 @@ import pytest
 from twin.amhs.validate import compare
 from twin.scene.load import load_scene
 
+pytestmark = pytest.mark.slow  # two 30-minute OhtSim runs of 500 vehicles
+
 _RUNS: dict[int, dict] = {}
 
 
