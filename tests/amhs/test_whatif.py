@@ -153,3 +153,10 @@ def test_bad_layout(capsys, layout):
     """A layout that does not load is a clear error."""
     code, _, err = run_cli(capsys, "--layout", layout, "--transport", "amhs")
     assert code == 1 and err
+
+
+def test_dry_run_prints_reconciliation(capsys):
+    """--dry-run with --layout prints the family reconciliation (process, layout, action)."""
+    code, out, err = run_cli(capsys, "--layout", "demo-fab", "--transport", "amhs", "--dry-run")
+    assert code == 0, err
+    assert "Litho_FE_3" in out and "same count" in out

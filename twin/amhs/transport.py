@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from twin.amhs.layout import COUNT_RULES, LayoutConfig, place
+from twin.amhs.layout import COUNT_RULES, LayoutConfig, Placement, place
 from twin.amhs.model import DISPATCH_RULES, AmhsConfig, AmhsModel
 from twin.errors import ConfigError
 
@@ -107,20 +107,22 @@ def _scene_and_placement(spec: AmhsSpec, model: FabModel):
 _SCENES: dict[str, Any] = {}
 
 
-def attach(model: FabModel, spec: AmhsSpec | None) -> None:
+def attach(model: FabModel, spec: AmhsSpec | None) -> Placement | None:
     """Make ``model`` move lots with the AMHS of ``spec`` (None: back to the table); checks
-    the spec, the layout and the family placement first, raising with every problem."""
+    the spec, the layout and the family placement first, raising with every problem.
+    Returns the placement (its ``table()`` is the family reconciliation)."""
     if spec is None:
         model.amhs = None
-        return
+        return None
     problems = spec.problems()
     if problems:
         raise ConfigError("AMHS transport", problems)
-    scene, _ = _scene_and_placement(spec, model)
+    scene, placement = _scene_and_placement(spec, model)
     n = spec.fleet(len(scene.nodes("vehicle")))
     if n <= 0:
         raise ConfigError("AMHS transport", [f"vehicle count must be > 0, got {n}"])
     model.amhs = spec
+    return placement
 
 
 class AmhsTransport:

@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # rejects unknown or unavailable engines before anything is loaded
     engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
-    _attach_amhs(args, model)
+    placement = _attach_amhs(args, model)
     start = (
         live_start(args.model, model, args.store, at, quiet=args.quiet)
         if (args.start == "live")
@@ -186,6 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         for sc in scenarios:
             sys.stdout.write(f"  {sc.name}: {sc.describe()}\n")
+        if placement is not None:  # the family reconciliation of --layout
+            sys.stdout.write(placement.table() + "\n")
         return 0
     if args.ray is not None:
         from twin.whatif.ray_executor import RayExecutor
@@ -215,15 +217,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attach_amhs(args: argparse.Namespace, model: Any) -> None:
-    """--transport/--layout/--vehicles: the AMHS the scenarios start from (checked here)."""
+def _attach_amhs(args: argparse.Namespace, model: Any) -> Any:
+    """--transport/--layout/--vehicles: the AMHS the scenarios start from (checked here); the
+    family placement on the layout, or None."""
     if args.layout is None:
         if args.transport == "amhs" or args.vehicles is not None:
             raise InputError("twin whatif run", ["--transport amhs and --vehicles need --layout"])
-        return
+        return None
     from twin.amhs.transport import AmhsSpec, attach
 
-    attach(
+    return attach(
         model,
         AmhsSpec(layout=str(args.layout), enabled=args.transport == "amhs", vehicles=args.vehicles),
     )
