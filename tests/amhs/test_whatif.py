@@ -126,6 +126,10 @@ def test_cli_amhs_scenarios(capsys, tmp_path):
         ("vehicle_speed: .nan", "vehicle_speed takes"),
         ("vehicle_dispatch: teleport", "dispatch_rule"),
         ("transport: rocket", "transport is table or amhs"),
+        ("vehicles: {count: 1000000000000}", "more than 100000"),
+        ("vehicles: {count: {a: {b: {c: [1]}}}}", "vehicles takes"),
+        ('vehicle_dispatch: "\\ud800"', "not valid YAML"),
+        ("vehicle_speed: 1e308", "vehicle_speed"),
     ],
 )
 def test_bad_scenario_changes(capsys, tmp_path, change, match):
