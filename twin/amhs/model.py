@@ -278,7 +278,12 @@ class AmhsModel:
                     lens[0] -= oa
                     lens[-1] = ob
                 caps = self.seg_cap[segs]
-                got = (profile_time(lens, caps, self.acc, self.dec), segs, lens / caps)
+                # compact (a year on SMAT2022 meets a few hundred thousand pairs)
+                got = (
+                    profile_time(lens, caps, self.acc, self.dec),
+                    segs.astype(np.int32),
+                    (lens / caps).astype(np.float32),
+                )
             if len(self._trips) > 400_000:
                 self._trips.clear()
             self._trips[key] = got
@@ -307,7 +312,7 @@ class AmhsModel:
             d = cfg.congestion * (dt * u / (1.0 - u) + cfg.hoist_blocking * p * (0.5 * self._hoist))
             delay = float(d.sum())
             self.seg_delay[segs] += d
-        return tff + delay, delay, (segs, dt * scale)
+        return tff + delay, delay, (segs, dt.astype(np.float64) * scale)
 
     def _record(self, trip: tuple) -> None:
         if trip:
