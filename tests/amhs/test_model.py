@@ -163,3 +163,27 @@ def test_extreme_times(scene):
     b = m.move(1e15 + 1, 1, 2)
     c = m.move(1e301, 2, 0)
     assert a > 1e15 and b > 1e15 + 1 and c >= 1e301
+
+
+def test_rail_speed_slows_a_bay(scene):
+    """rail_speed (bay, factor) lowers the caps of that bay's segments only."""
+    ports = _tool_ports(scene)
+    base = AmhsModel(scene, AmhsConfig(vehicles=1))
+    slow = AmhsModel(scene, AmhsConfig(vehicles=1, rail_speed=(("BAY1", 0.5),)))
+    bay1 = np.array([scene.segments[s].bay == "BAY1" for s in base.rail.seg_ids])
+    assert np.allclose(slow.seg_cap[bay1], 0.5 * base.seg_cap[bay1])
+    assert np.array_equal(slow.seg_cap[~bay1], base.seg_cap[~bay1])
+    a, b = base.stop_of_port(ports[0]), base.stop_of_port(ports[-1])
+    assert (
+        slow.trip(slow.stop_of_port(ports[0]), slow.stop_of_port(ports[-1]))[0]
+        >= base.trip(a, b)[0]
+    )
+
+
+@pytest.mark.parametrize(
+    "value", [(("BAY1", 0.0),), (("BAY1", math.nan),), (("BAY1", "fast"),), ("BAY1",), [1]]
+)
+def test_bad_rail_speed(scene, value):
+    """A rail_speed that is not (bay, factor in (0, 100]) pairs is refused."""
+    with pytest.raises(ConfigError, match="rail_speed"):
+        AmhsModel(scene, AmhsConfig(rail_speed=value))

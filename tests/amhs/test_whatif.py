@@ -99,6 +99,7 @@ def test_cli_amhs_scenarios(capsys, tmp_path):
         "scenarios:\n"
         "  - name: few\n    changes:\n      - vehicles: {count: 3}\n"
         "  - name: table\n    changes:\n      - transport: table\n"
+        "  - name: slow\n    changes:\n      - rail_speed: {bay: LOOP, factor: 0.25}\n"
     )
     code, out, err = run_cli(
         capsys,
@@ -112,6 +113,8 @@ def test_cli_amhs_scenarios(capsys, tmp_path):
     assert amhs[1]["vehicles"]["mean"] == 3
     assert amhs[1]["wait_mean_s"]["mean"] > amhs[0]["wait_mean_s"]["mean"]
     assert amhs[2] is None  # transport: table
+    slow = res["scenarios"]["slow"]["kpis"]["amhs"]
+    assert slow["loaded_travel_mean_s"]["mean"] > amhs[0]["loaded_travel_mean_s"]["mean"]
 
 
 @pytest.mark.parametrize(
@@ -130,6 +133,10 @@ def test_cli_amhs_scenarios(capsys, tmp_path):
         ("vehicles: {count: {a: {b: {c: [1]}}}}", "vehicles takes"),
         ('vehicle_dispatch: "\\ud800"', "not valid YAML"),
         ("vehicle_speed: 1e308", "vehicle_speed"),
+        ("rail_speed: {bay: NOWHERE, factor: 0.5}", "no bay 'NOWHERE' in the layout"),
+        ("rail_speed: {bay: BAY1, factor: 0}", "rail_speed takes"),
+        ("rail_speed: {bay: BAY1}", "rail_speed takes"),
+        ("rail_speed: 0.5", "rail_speed takes"),
     ],
 )
 def test_bad_scenario_changes(capsys, tmp_path, change, match):

@@ -47,6 +47,7 @@ class AmhsConfig:
 
     vehicles: int | None = None  # fleet size; None: the scene's vehicles
     vehicle_speed: float = 1.0  # factor on every speed cap (vehicle type, rail, curves)
+    rail_speed: tuple[tuple[str, float], ...] = ()  # (bay, factor on its segments' caps)
     load_time: float = _PHYS.load_time  # s, hoist at the source port
     unload_time: float = _PHYS.unload_time  # s, hoist at the destination port
     curve_speed: float = _PHYS.curve_speed  # m/s, cap on curved segments (as the physics world)
@@ -79,6 +80,13 @@ class AmhsConfig:
             ok = isinstance(val, int | float) and not isinstance(val, bool)
             if not (ok and math.isfinite(val) and 0 <= val <= 1e6):
                 problems.append(f"{name} must be a number in [0, 1e6], got {val!r}")
+        for item in self.rail_speed if isinstance(self.rail_speed, tuple) else [None]:
+            ok = isinstance(item, tuple) and len(item) == 2
+            f = item[1] if ok else None
+            if not ok or isinstance(f, bool) or not isinstance(f, int | float):
+                problems.append(f"rail_speed takes (bay, factor) pairs, got {item!r:.200}")
+            elif not (math.isfinite(f) and 0 < f <= 100):
+                problems.append(f"rail_speed factor of bay {item[0]!r:.100} must be in (0, 100]")
         if not isinstance(self.dispatch_rule, str) or self.dispatch_rule not in DISPATCH_RULES:
             problems.append(
                 f"dispatch_rule {self.dispatch_rule!r}: use one of {', '.join(DISPATCH_RULES)}"
@@ -180,6 +188,10 @@ class AmhsModel:
         speed = np.where(
             rail.seg_curve, np.minimum(rail.seg_speed, cfg.curve_speed), rail.seg_speed
         )
+        if cfg.rail_speed:
+            bays = [scene.segments[sid].bay for sid in rail.seg_ids]
+            for bay, factor in cfg.rail_speed:
+                speed = np.where([b == bay for b in bays], speed * factor, speed)
         self.seg_cap = np.minimum(speed * cfg.vehicle_speed, self.vmax)
         self.seg_tff = rail.seg_len / self.seg_cap  # s, cruise time over each segment
         self.seg_room = np.maximum(rail.seg_len / self.gap, 1e-9)  # vehicles a segment holds

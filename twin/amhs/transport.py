@@ -2,7 +2,8 @@
 
 A model that should move lots with the AMHS carries an enabled ``AmhsSpec`` as ``model.amhs``
 (set by ``attach``: the CLI's ``--layout`` and ``--transport amhs``, then a scenario's
-``transport: amhs|table``, ``vehicles``, ``vehicle_speed``, ``vehicle_dispatch``). The
+``transport: amhs|table``, ``vehicles``, ``vehicle_speed``, ``vehicle_dispatch``,
+``rail_speed``). The
 reference engine then builds one ``AmhsTransport`` per replication and asks it, for every move
 between steps, when the lot arrives (``transport(lot, t)``) instead of drawing from
 ``fromto.txt``.
@@ -42,6 +43,7 @@ class AmhsSpec:
     vehicles: int | None = None  # fleet size (None: the layout's vehicles)
     add: int = 0  # vehicles added to (or, negative, taken from) the fleet
     vehicle_speed: float = 1.0  # factor on every speed cap
+    rail_speed: tuple[tuple[str, float], ...] = ()  # (bay, factor) on the bay's rail caps
     dispatch_rule: str = "nearest"
     count_rule: str = "layout"
     congestion: float = 3.0
@@ -136,6 +138,7 @@ class AmhsTransport:
             AmhsConfig(
                 vehicles=n,
                 vehicle_speed=spec.vehicle_speed,
+                rail_speed=spec.rail_speed,
                 dispatch_rule=spec.dispatch_rule,
                 congestion=spec.congestion,
                 seed=seed,

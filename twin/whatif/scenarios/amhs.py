@@ -6,6 +6,7 @@ Written in a scenario file as::
     - vehicles: {count: 400}     # or {add: -100}
     - vehicle_speed: 1.2         # factor on every speed cap
     - vehicle_dispatch: nearest  # or first_free
+    - rail_speed: {bay: A16, factor: 0.5}  # the bay's rail speed caps × factor
 
 They need the run's layout (``twin whatif run MODEL --layout SCENE_OR_XLSX``); a fleet of 0 or
 fewer vehicles, or a layout that misses a family, is refused before anything runs.
@@ -26,6 +27,7 @@ AMHS_KINDS: dict[str, str] = {
     "vehicles": "{count: n} or {add: n} (the fleet, > 0 vehicles)",
     "vehicle_speed": "a factor in (0, 100] on every vehicle speed cap",
     "vehicle_dispatch": "nearest or first_free",
+    "rail_speed": "{bay: name, factor: x in (0, 100]} (a bay of the layout)",
 }
 
 
@@ -55,6 +57,8 @@ class Amhs(Change):
             return dataclasses.replace(spec, add=spec.add + n)
         if w == "vehicle_speed":
             return dataclasses.replace(spec, vehicle_speed=spec.vehicle_speed * v)
+        if w == "rail_speed":
+            return dataclasses.replace(spec, rail_speed=(*spec.rail_speed, (v["bay"], v["factor"])))
         return dataclasses.replace(spec, dispatch_rule=v)
 
     def check(self, model: FabModel, where: str) -> list[str]:
@@ -77,6 +81,13 @@ class Amhs(Change):
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
         ):
             return [f"{where}: vehicle_speed takes {AMHS_KINDS['vehicle_speed']}, got {v!r}"]
+        if w == "rail_speed":
+            ok = isinstance(v, dict) and set(v) == {"bay", "factor"} and isinstance(v["bay"], str)
+            f = v.get("factor") if ok else None
+            if not ok or isinstance(f, bool) or not isinstance(f, int | float):
+                return [f"{where}: rail_speed takes {AMHS_KINDS['rail_speed']}, got {v!r:.200}"]
+            if not (math.isfinite(f) and 0 < f <= 100):
+                return [f"{where}: rail_speed takes {AMHS_KINDS['rail_speed']}, got {v!r:.200}"]
         spec = self._spec(model)
         problems = [f"{where}: {p}" for p in spec.problems()]
         if problems:
@@ -85,6 +96,13 @@ class Amhs(Change):
             scene, _ = _scene_and_placement(spec, model)
         except TwinError as exc:
             return [f"{where}: {exc}"]
+        if w == "rail_speed":
+            bays = sorted({seg.bay for seg in scene.segments.values() if seg.bay})
+            if v["bay"] not in bays:
+                return [
+                    f"{where}: rail_speed: no bay {v['bay']!r:.100} in the layout; bays: "
+                    + ", ".join(bays[:50])
+                ]
         n = spec.fleet(len(scene.nodes("vehicle")))
         if n <= 0:
             return [f"{where}: vehicle count must be > 0, got {n}"]
