@@ -77,3 +77,32 @@ def test_bad_count_rule(demo, rule):
     """An unknown count rule is refused with the accepted ones named."""
     with pytest.raises(ConfigError, match="layout, model, strict"):
         place(*demo, LayoutConfig(count_rule=rule))
+
+
+def test_relocate_uses_free_ports_of_the_bay(smat):
+    """relocate (family, bay): the family's tools are served at free ports of that bay."""
+    from twin.amhs.layout import relocate
+
+    scene, model = smat
+    p = place(scene, model)
+    n = len(set(p.families["DE_FE_1"].tools))
+    relocate(p, scene, (("DE_FE_1", "A10"),))
+    fam = p.families["DE_FE_1"]
+    ports = [p.port_of[t] for t in fam.tools]
+    assert len(set(ports)) == n and "relocated to bay A10" in fam.action
+    for port in ports:
+        link = scene.ports[port]
+        assert link.tool is None and scene.segments[link.segment].bay == "A10"
+
+
+def test_relocate_errors(demo):
+    """Relocation to a bay without free ports, an unknown bay or family: one clear error."""
+    from twin.amhs.layout import relocate
+
+    scene, model = demo
+    p = place(scene, model)
+    with pytest.raises(InputError) as e:
+        relocate(p, scene, (("Litho_FE_3", "BAY2"), ("Litho_FE_3", "MARS"), ("\ud800", "BAY1")))
+    text = str(e.value)
+    assert "3 tools need free ports, the bay has 0" in text
+    assert "no bay 'MARS'" in text and "unknown family" in text

@@ -137,6 +137,9 @@ def test_cli_amhs_scenarios(capsys, tmp_path):
         ("rail_speed: {bay: BAY1, factor: 0}", "rail_speed takes"),
         ("rail_speed: {bay: BAY1}", "rail_speed takes"),
         ("rail_speed: 0.5", "rail_speed takes"),
+        ("relocate: {family: Litho_FE_3, bay: BAY2}", "the bay has 0"),
+        ("relocate: {family: Litho_FE_3}", "relocate takes"),
+        ("relocate: {family: Nope_1, bay: BAY2}", "unknown family"),
     ],
 )
 def test_bad_scenario_changes(capsys, tmp_path, change, match):

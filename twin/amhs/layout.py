@@ -162,3 +162,51 @@ def place(scene: SceneGraph, model: FabModel, config: LayoutConfig | None = None
     if problems:
         raise InputError(f"layout {scene.name!r} for process model {model.name}", problems)
     return out
+
+
+def relocate(placement: Placement, scene: SceneGraph, moves: tuple[tuple[str, str], ...]) -> None:
+    """Move families to other bays: each (family, bay) serves the family's tools at free ports
+    (ports with no tool) on that bay's rail, in port id order, one port per layout tool. Raises
+    ``InputError`` listing unknown families or bays and bays without enough free ports."""
+    if not moves:
+        return
+    seg_bay = {s.id: s.bay for s in scene.segments.values()}
+    free: dict[str, list[str]] = {}
+    for pid in sorted(scene.ports):
+        link = scene.ports[pid]
+        if link.tool is None and link.segment is not None:
+            free.setdefault(seg_bay.get(link.segment) or "", []).append(pid)
+    bays = sorted({b for b in seg_bay.values() if b})
+    problems = []
+    for family, bay in moves:
+        fp = placement.families.get(family)
+        if fp is None:
+            problems.append(f"relocate: unknown family {family!r:.100} (not on the layout)")
+            continue
+        if bay not in bays:
+            problems.append(
+                f"relocate {family}: no bay {bay!r:.100} in the layout; bays: {', '.join(bays)}"
+            )
+            continue
+        tools = sorted(set(fp.tools))
+        ports = free.get(bay, [])
+        if len(ports) < len(tools):
+            problems.append(
+                f"relocate {family} to bay {bay}: {len(tools)} tools need free ports, the bay has "
+                f"{len(ports)} (ports with no tool on its rail)"
+            )
+            continue
+        taken, free[bay] = ports[: len(tools)], ports[len(tools) :]
+        new = {t: f"{family}@{bay}#{k}" for k, t in enumerate(tools)}
+        for t, p in zip(tools, taken):
+            placement.port_of[new[t]] = p
+        placement.families[family] = FamilyPlacement(
+            family,
+            fp.layout_family,
+            fp.process_count,
+            fp.layout_count,
+            tuple(new[t] for t in fp.tools),
+            fp.action + f"; relocated to bay {bay}",
+        )
+    if problems:
+        raise InputError("AMHS relocation", problems)

@@ -3,7 +3,7 @@
 A model that should move lots with the AMHS carries an enabled ``AmhsSpec`` as ``model.amhs``
 (set by ``attach``: the CLI's ``--layout`` and ``--transport amhs``, then a scenario's
 ``transport: amhs|table``, ``vehicles``, ``vehicle_speed``, ``vehicle_dispatch``,
-``rail_speed``). The
+``rail_speed``, ``relocate``). The
 reference engine then builds one ``AmhsTransport`` per replication and asks it, for every move
 between steps, when the lot arrives (``transport(lot, t)``) instead of drawing from
 ``fromto.txt``.
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from twin.amhs.layout import COUNT_RULES, LayoutConfig, Placement, place
+from twin.amhs.layout import COUNT_RULES, LayoutConfig, Placement, place, relocate
 from twin.amhs.model import DISPATCH_RULES, AmhsConfig, AmhsModel
 from twin.errors import ConfigError
 
@@ -44,6 +44,7 @@ class AmhsSpec:
     add: int = 0  # vehicles added to (or, negative, taken from) the fleet
     vehicle_speed: float = 1.0  # factor on every speed cap
     rail_speed: tuple[tuple[str, float], ...] = ()  # (bay, factor) on the bay's rail caps
+    relocate: tuple[tuple[str, str], ...] = ()  # (family, bay): served at free ports there
     dispatch_rule: str = "nearest"
     count_rule: str = "layout"
     congestion: float = 3.0
@@ -103,7 +104,9 @@ def _scene_and_placement(spec: AmhsSpec, model: FabModel):
         if len(_SCENES) >= 4:
             _SCENES.clear()
         scene = _SCENES[spec.layout] = load_scene(spec.layout)
-    return scene, place(scene, model, LayoutConfig(count_rule=spec.count_rule))
+    placement = place(scene, model, LayoutConfig(count_rule=spec.count_rule))
+    relocate(placement, scene, spec.relocate)
+    return scene, placement
 
 
 _SCENES: dict[str, Any] = {}

@@ -7,6 +7,7 @@ Written in a scenario file as::
     - vehicle_speed: 1.2         # factor on every speed cap
     - vehicle_dispatch: nearest  # or first_free
     - rail_speed: {bay: A16, factor: 0.5}  # the bay's rail speed caps × factor
+    - relocate: {family: Litho_FE_92, bay: B3}  # its tools at free ports of that bay
 
 They need the run's layout (``twin whatif run MODEL --layout SCENE_OR_XLSX``); a fleet of 0 or
 fewer vehicles, or a layout that misses a family, is refused before anything runs.
@@ -28,6 +29,7 @@ AMHS_KINDS: dict[str, str] = {
     "vehicle_speed": "a factor in (0, 100] on every vehicle speed cap",
     "vehicle_dispatch": "nearest or first_free",
     "rail_speed": "{bay: name, factor: x in (0, 100]} (a bay of the layout)",
+    "relocate": "{family: name, bay: name} (the bay needs a free port per tool)",
 }
 
 
@@ -59,6 +61,8 @@ class Amhs(Change):
             return dataclasses.replace(spec, vehicle_speed=spec.vehicle_speed * v)
         if w == "rail_speed":
             return dataclasses.replace(spec, rail_speed=(*spec.rail_speed, (v["bay"], v["factor"])))
+        if w == "relocate":
+            return dataclasses.replace(spec, relocate=(*spec.relocate, (v["family"], v["bay"])))
         return dataclasses.replace(spec, dispatch_rule=v)
 
     def check(self, model: FabModel, where: str) -> list[str]:
@@ -88,6 +92,12 @@ class Amhs(Change):
                 return [f"{where}: rail_speed takes {AMHS_KINDS['rail_speed']}, got {v!r:.200}"]
             if not (math.isfinite(f) and 0 < f <= 100):
                 return [f"{where}: rail_speed takes {AMHS_KINDS['rail_speed']}, got {v!r:.200}"]
+        if w == "relocate" and not (
+            isinstance(v, dict)
+            and set(v) == {"family", "bay"}
+            and all(isinstance(x, str) for x in v.values())
+        ):
+            return [f"{where}: relocate takes {AMHS_KINDS['relocate']}, got {v!r:.200}"]
         spec = self._spec(model)
         problems = [f"{where}: {p}" for p in spec.problems()]
         if problems:
