@@ -39,7 +39,7 @@ def test_profile_slow_piece_costs_time():
 
 @pytest.mark.parametrize("pair", [(3, -5), (10, 2), (0, 20)])
 def test_lone_vehicle_matches_physics_world(scene, pair):
-    """One vehicle, one move: the drop-off ends when the physics world's OhtSim says (10 ms)."""
+    """One vehicle, one move: the drop-off ends when the physics world's OhtSim says (1 µs)."""
     ports = _tool_ports(scene)
     a, b = ports[pair[0]], ports[pair[1]]
     vid = scene.nodes("vehicle")[0].id
@@ -49,7 +49,7 @@ def test_lone_vehicle_matches_physics_world(scene, pair):
         sim.advance(5.0)
     m = AmhsModel(scene, AmhsConfig(vehicles=1))
     fast = m.move(0.0, m.stop_of_port(a), m.stop_of_port(b))
-    assert fast == pytest.approx(sim.stats.completed[0].completed, abs=0.01)
+    assert fast == pytest.approx(sim.stats.completed[0].completed, abs=1e-6)
 
 
 def test_one_vehicle_far_apart_is_kinematic_time_exactly(scene):

@@ -99,19 +99,15 @@ def profile_time(lengths: np.ndarray, caps: np.ndarray, acc: float, dec: float) 
     """Time-optimal rest-to-rest time (s) over consecutive pieces of ``lengths`` m, each with
     its speed cap (m/s): the closed-form trapezoids of ``twin.physics.motion`` joined at the
     cap changes (at most the lower cap across each change)."""
-    runs_l: list[float] = []
-    runs_c: list[float] = []
-    for length, cap in zip(lengths.tolist(), caps.tolist()):
-        if length <= 0:
-            continue
-        if runs_c and runs_c[-1] == cap:
-            runs_l[-1] += length
-        else:
-            runs_l.append(length)
-            runs_c.append(cap)
-    r = len(runs_l)
-    if r == 0:
+    keep = lengths > 0
+    lengths, caps = np.asarray(lengths, dtype=float)[keep], np.asarray(caps, dtype=float)[keep]
+    if not len(lengths):
         return 0.0
+    # runs of equal cap, joined
+    starts = np.concatenate(([0], np.flatnonzero(caps[1:] != caps[:-1]) + 1))
+    runs_l: list[float] = np.add.reduceat(lengths, starts).tolist()
+    runs_c: list[float] = caps[starts].tolist()
+    r = len(runs_l)
     w = [0.0] * (r + 1)  # speed at each run boundary
     for j in range(1, r):
         w[j] = min(runs_c[j - 1], runs_c[j])
@@ -271,14 +267,14 @@ class AmhsModel:
             self._rows[dst] = row
         return row
 
-    def trip(self, a: int, b: int) -> tuple[float, np.ndarray, np.ndarray]:
-        """Free-flow time (s) from stop a to stop b, the route's segments and the vehicle-seconds
-        spent on each (cached per pair)."""
+    def trip(self, a: int, b: int) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Free-flow time (s) from stop a to stop b, the route's segments, the vehicle-seconds
+        spent on each and 1 / the vehicles each holds (cached per pair)."""
         key = (a, b)
         got = self._trips.get(key)
         if got is None:
             if a == b:
-                got = (0.0, np.zeros(0, dtype=np.int64), np.zeros(0))
+                got = (0.0, np.zeros(0, dtype=np.int32), np.zeros(0), np.zeros(0))
             else:
                 (sa, oa), (sb, ob) = self.stops[a], self.stops[b]
                 segs, _ = self.router.route(sa, oa, sb, ob)
@@ -294,7 +290,8 @@ class AmhsModel:
                 got = (
                     profile_time(lens, caps, self.acc, self.dec),
                     segs.astype(np.int32),
-                    (lens / caps).astype(np.float32),  # float64 again where used
+                    lens / caps,
+                    (1.0 / self.seg_room[segs]).astype(np.float32),
                 )
             if len(self._trips) > 400_000:
                 self._trips.clear()
@@ -303,7 +300,7 @@ class AmhsModel:
 
     def _travel(self, a: int, b: int, t: float) -> tuple[float, float, tuple]:
         """(travel time, congestion part, what to record) from a to b starting at t."""
-        tff, segs, dt = self.trip(a, b)
+        tff, segs, dt, inv_room = self.trip(a, b)
         if not len(segs):
             return 0.0, 0.0, ()
         cfg = self.config
@@ -317,14 +314,21 @@ class AmhsModel:
         if cfg.congestion > 0 and self.n > 1:
             # the others on the segments: a vehicle's own share of the occupancy is 1/n
             f = self._others / (scale * cfg.window)
-            u = np.minimum(self.occ[segs] * f / self.seg_room[segs], cfg.u_max)
+            u = self.occ[segs] * inv_room
+            u *= f
+            np.minimum(u, cfg.u_max, out=u)
+            d = dt * u
+            d /= 1.0 - u
             # a vehicle hoisting on a segment blocks it: the chance to find one there, times
             # half a hoist (the mean rest of it)
-            p = np.minimum(self.hoist_occ[segs] * f, 1.0)
-            d = cfg.congestion * (dt * u / (1.0 - u) + cfg.hoist_blocking * p * (0.5 * self._hoist))
+            p = self.hoist_occ[segs] * f
+            np.minimum(p, 1.0, out=p)
+            p *= cfg.hoist_blocking * 0.5 * self._hoist
+            d += p
+            d *= cfg.congestion
             delay = float(d.sum())
             self.seg_delay[segs] += d
-        return tff + delay, delay, (segs, dt.astype(np.float64) * scale)
+        return tff + delay, delay, (segs, dt * scale)
 
     def _record(self, trip: tuple) -> None:
         if trip:
