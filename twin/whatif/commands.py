@@ -49,6 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="SMT2020-format folder, or scene folder (process/)",
     )
     run.add_argument("--scenarios", type=Path, help="YAML scenario file (default: baseline only)")
+    run.add_argument(
+        "--transport",
+        choices=("table", "amhs"),
+        default="table",
+        help="table: fromto.txt (default); amhs: OHT fleet on --layout (docs/amhs.md)",
+    )
+    run.add_argument("--layout", help="scene folder, scene file or SMAT2022 .xlsx of the AMHS")
+    run.add_argument("--vehicles", type=int, help="AMHS fleet size (default: the layout's)")
     run.add_argument("--days", type=float, default=30.0, help="simulated days (default 30)")
     run.add_argument(
         "--warmup-days", type=float, default=0.0, help="days deleted as warm-up (default 0)"
@@ -160,6 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # rejects unknown or unavailable engines before anything is loaded
     engine = get_engine(args.engine, device=args.device)
     model = load_process_model(args.model)
+    placement = _attach_amhs(args, model)
     start = (
         live_start(args.model, model, args.store, at, quiet=args.quiet)
         if (args.start == "live")
@@ -179,6 +188,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         for sc in scenarios:
             sys.stdout.write(f"  {sc.name}: {sc.describe()}\n")
+        if placement is not None:  # the family reconciliation of --layout
+            sys.stdout.write(placement.table() + "\n")
         return 0
     if args.ray is not None:
         from twin.whatif.ray_executor import RayExecutor
@@ -206,6 +217,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_table(result))
     return 0
+
+
+def _attach_amhs(args: argparse.Namespace, model: Any) -> Any:
+    """--transport/--layout/--vehicles: the AMHS the scenarios start from (checked here); the
+    family placement on the layout, or None."""
+    if args.layout is None:
+        if args.transport == "amhs" or args.vehicles is not None:
+            raise InputError("twin whatif run", ["--transport amhs and --vehicles need --layout"])
+        return None
+    from twin.amhs.transport import AmhsSpec, attach
+
+    return attach(
+        model,
+        AmhsSpec(layout=str(args.layout), enabled=args.transport == "amhs", vehicles=args.vehicles),
+    )
 
 
 def _start_arguments(args: argparse.Namespace) -> float | None:

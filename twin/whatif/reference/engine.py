@@ -194,6 +194,12 @@ class Engine(StartMixin, CalendarsMixin):
         self.tr_uniform = (
             (self.tr[1], self.tr[2] - self.tr[1]) if self.tr and self.tr[0] == 1 else None
         )
+        self.amhs = None  # transport object (twin.amhs) asked when lots arrive, if any
+        if cfg.transport and getattr(getattr(model, "amhs", None), "enabled", False):
+            from twin.amhs.transport import AmhsTransport
+
+            self.amhs = AmhsTransport(model, model.amhs, seed, rep)
+            self.tr, self.tr_uniform = self.tr or (0, 0.0, 0.0, 0.0), None
         self.families = compile_families(model, cfg)
         self.routes = compile_routes(model, cfg, self.families)
         self.stats = {}
@@ -478,7 +484,9 @@ class Engine(StartMixin, CalendarsMixin):
         if self.no_delay_transport and (lot.step.delay or route[i].delay):
             transport = False  # SimConfig.delay_transport=False: none into or out of a delay
         lot.idx, lot.step, lot.left = i, route[i], t
-        if transport and self.tr is not None:
+        if transport and self.amhs is not None:
+            t = self.amhs(lot, t)
+        elif transport and self.tr is not None:
             k, lo, hi, mean = self.tr
             t += draw(self.transport, k, lo, hi, mean)
         heappush(self.heap, (t, ARRIVE, next(self.seq), lot))
@@ -817,6 +825,8 @@ class Engine(StartMixin, CalendarsMixin):
                 heappush(self.heap, (t_arr, ARRIVE, next(self.seq), lot))
             elif self.tr is None:
                 heappush(self.heap, (t, ARRIVE, next(self.seq), lot))
+            elif self.amhs is not None:
+                heappush(self.heap, (self.amhs(lot, t), ARRIVE, next(self.seq), lot))
             else:
                 t_arr = t + draw(self.transport, *self.tr)
                 heappush(self.heap, (t_arr, ARRIVE, next(self.seq), lot))
@@ -926,7 +936,10 @@ class Engine(StartMixin, CalendarsMixin):
             else:
                 handle(t, kind, obj)
         self.events = n
-        return self._result(_time.perf_counter() - wall)
+        result = self._result(_time.perf_counter() - wall)
+        if self.amhs is not None:
+            result.amhs = self.amhs.kpis(self.warm, self.end, self.records)
+        return result
 
     def _result(self, wall: float) -> SimResult:
         end = self.end

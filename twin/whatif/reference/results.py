@@ -100,6 +100,7 @@ class SimResult:
     wall_seconds: float
     wip_end: int  # lots still in the fab at the end
     product_of_type: dict[str, str] = field(default_factory=dict)
+    amhs: dict | None = None  # AMHS KPIs (twin.amhs.transport) when the AMHS moved the lots
 
     @property
     def measured_days(self) -> float:
@@ -154,7 +155,7 @@ class SimResult:
         fab_ct = float(((comp[keep] - rel[keep]) / DAY).mean()) if total else float("nan")
         wt = np.asarray(self.wip_times)
         wl = np.asarray(self.wip_lots, dtype=float)
-        return {
+        out = {
             "lot_types": lot_types,
             "families": families,
             "fab": {
@@ -174,3 +175,6 @@ class SimResult:
             "wall_seconds": self.wall_seconds,
             "simulated_days": (self.end - self.start) / DAY,
         }
+        if self.amhs is not None:
+            out["amhs"] = self.amhs
+        return out

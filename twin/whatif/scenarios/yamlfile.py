@@ -20,6 +20,7 @@ from twin.process.model import DISPATCH_RULES, FabModel
 from twin.scene.yamlio import GuardedLoader, YamlLimits, load_guarded
 from twin.whatif import presets
 from twin.whatif.scenarios import limits as lim
+from twin.whatif.scenarios.amhs import AMHS_KINDS, Amhs
 from twin.whatif.scenarios.changes import (
     BatchSize,
     Calendars,
@@ -218,6 +219,7 @@ CHANGE_KINDS: dict[str, str] = {
     "mttr": "{factor: x, of: breakdowns|pm|both (default breakdowns), families|area: ...}",
     "breakdowns": "off, or {enabled: false, families|area: ...}",
 }
+CHANGE_KINDS.update(AMHS_KINDS)  # transport, vehicles, vehicle_speed, vehicle_dispatch
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
@@ -393,6 +395,10 @@ class _Parser:
                 f"accepted: {', '.join(CHANGE_KINDS)}"
             )
             return None
+        if kind in AMHS_KINDS:
+            return Amhs(
+                what=kind, value=dict(args) if isinstance(args, Mapping) else args, line=line
+            )
         if kind == "breakdowns" and (args is False or args == "off"):
             return Calendars(what="breakdowns_off", line=line)
         if not isinstance(args, _Map):
