@@ -185,3 +185,19 @@ def test_bad_vehicles_option(capsys, value, match):
         capsys, "--layout", "demo-fab", "--transport", "amhs", "--vehicles", value
     )
     assert code == 1 and match in err and out == ""
+
+
+def test_the_kernel_refuses_amhs_transport_instead_of_ignoring_it():
+    """The kernel has no AMHS model: a model asking for it is refused naming the reference
+    engine, never run silently with table transport."""
+    import types
+
+    import pytest as _pytest
+
+    from twin.errors import InputError
+    from twin.whatif.kernel.engine import KernelEngine
+
+    model = types.SimpleNamespace(amhs=types.SimpleNamespace(enabled=True))
+    config = types.SimpleNamespace(days=1.0, warmup_days=0.0, seed=1, options={})
+    with _pytest.raises(InputError, match="reference engine only"):
+        KernelEngine().run(model, [0], config)

@@ -624,6 +624,16 @@ class KernelEngine:
         sim = SimConfig(
             days=config.days, warmup_days=config.warmup_days, seed=config.seed, **config.options
         )
+        if sim.transport and getattr(getattr(model, "amhs", None), "enabled", False):
+            from twin.errors import InputError
+
+            raise InputError(
+                "kernel engine",
+                [
+                    "transport amhs (the vehicle fleet on the layout) runs on the reference "
+                    "engine only: use --engine reference, or transport: table (docs/amhs.md)"
+                ],
+            )
         runs = simulate_batch(
             [model], sim, replications, start=start, device=self.device, records=self.records,
             capacity=self.capacity,
