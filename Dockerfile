@@ -21,7 +21,7 @@ ARG EXTRAS=api,live,physics,kernel
 RUN pip install --no-cache-dir "/src[${EXTRAS}]" && rm -rf /src
 
 USER twin
-WORKDIR /home/twin
+WORKDIR /data
 ENV TWIN_HOST=0.0.0.0 \
     TWIN_PORT=8000 \
     TWIN_STORE=/data/events.db \
