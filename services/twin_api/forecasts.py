@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import InputError, TwinError
+from twin_api.jobs import Dispatcher, _iso
 
 ACTIVE = ("queued", "running")
 
@@ -55,7 +56,7 @@ class ForecastJob:
         }
 
 
-class ForecastJobs:
+class ForecastJobs(Dispatcher):
     def __init__(self, runtime: Any) -> None:
         self.rt = runtime
         self.settings = runtime.settings
@@ -139,21 +140,6 @@ class ForecastJobs:
         self._dispatch()
         return job
 
-    def _dispatch(self) -> None:
-        with self._lock:
-            if self.closed:
-                return
-            running = sum(j.status == "running" for j in self.jobs.values())
-            for job in self.jobs.values():
-                if running >= self.settings.whatif_max_running:
-                    break
-                if job.status == "queued":
-                    job.status, job.started = "running", _time.time()
-                    t = threading.Thread(target=self._run, args=(job,), daemon=True)
-                    self._threads.append(t)
-                    t.start()
-                    running += 1
-
     def _run(self, job: ForecastJob) -> None:
         from twin.forecast.core import run_forecast
         from twin.whatif.runner import LocalProcessPool, RunCancelled, get_engine
@@ -203,9 +189,3 @@ class ForecastJobs:
         deadline = _time.monotonic() + timeout
         for t in self._threads:
             t.join(timeout=max(0.0, deadline - _time.monotonic()))
-
-
-def _iso(t: float | None) -> str | None:
-    from twin.live.events import format_time
-
-    return None if t is None else format_time(t)

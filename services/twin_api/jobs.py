@@ -104,7 +104,27 @@ class JobPool:
             yield reps
 
 
-class JobManager:
+class Dispatcher:
+    """What the what-if and forecast job queues share: start queued jobs, oldest first, each in
+    a thread, while fewer than ``whatif_max_running`` run (``_run`` is the queue's own)."""
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            running = sum(j.status == "running" for j in self.jobs.values())
+            for job in self.jobs.values():
+                if running >= self.settings.whatif_max_running:
+                    break
+                if job.status == "queued":
+                    job.status, job.started = "running", _time.time()
+                    t = threading.Thread(target=self._run, args=(job,), daemon=True)
+                    self._threads.append(t)
+                    t.start()
+                    running += 1
+
+
+class JobManager(Dispatcher):
     def __init__(self, runtime: Any) -> None:
         self.rt = runtime
         self.settings = runtime.settings
@@ -245,21 +265,6 @@ class JobManager:
         done = [k for k, j in self.jobs.items() if j.status not in ACTIVE]
         for k in done[: max(0, len(done) - self.settings.whatif_keep)]:
             del self.jobs[k]
-
-    def _dispatch(self) -> None:
-        with self._lock:
-            if self.closed:
-                return
-            running = sum(j.status == "running" for j in self.jobs.values())
-            for job in self.jobs.values():
-                if running >= self.settings.whatif_max_running:
-                    break
-                if job.status == "queued":
-                    job.status, job.started = "running", _time.time()
-                    t = threading.Thread(target=self._run, args=(job,), daemon=True)
-                    self._threads.append(t)
-                    t.start()
-                    running += 1
 
     def _run(self, job: WhatIfJob) -> None:
         from twin.whatif.runner import RunCancelled, run_whatif
