@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import InputError, TwinError
-from twin_api.jobs import Dispatcher, _iso
-
-ACTIVE = ("queued", "running")
+from twin_api.jobs import ACTIVE, Dispatcher, _iso
 
 
 @dataclass
@@ -166,26 +164,3 @@ class ForecastJobs(Dispatcher):
             job.finished = _time.time()
             job.snap = job.start = None  # the state copy is not needed any more
             self._dispatch()
-
-    def get(self, job_id: str) -> ForecastJob | None:
-        return self.jobs.get(job_id)
-
-    def cancel(self, job_id: str) -> ForecastJob | None:
-        job = self.jobs.get(job_id)
-        if job is None:
-            return None
-        with self._lock:
-            if job.status == "queued":
-                job.status, job.finished = "cancelled", _time.time()
-        job.cancel.set()
-        return job
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        with self._lock:
-            self.closed = True
-        for j in list(self.jobs.values()):
-            if j.status in ACTIVE:
-                self.cancel(j.id)
-        deadline = _time.monotonic() + timeout
-        for t in self._threads:
-            t.join(timeout=max(0.0, deadline - _time.monotonic()))

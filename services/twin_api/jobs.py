@@ -106,7 +106,37 @@ class JobPool:
 
 class Dispatcher:
     """What the what-if and forecast job queues share: start queued jobs, oldest first, each in
-    a thread, while fewer than ``whatif_max_running`` run (``_run`` is the queue's own)."""
+    a thread, while fewer than ``whatif_max_running`` run (``_run`` is the queue's own); look
+    a job up, cancel it, and stop them all."""
+
+    cancelled = 0  # jobs cancelled (while queued here; while running, by ``_run``)
+
+    def get(self, job_id: str) -> Any:
+        return self.jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> Any:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        with self._lock:
+            if job.status == "queued":
+                job.status, job.finished = "cancelled", _time.time()
+                self.cancelled += 1
+        job.cancel.set()
+        return job
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop at once (SIGTERM, Ctrl-C): nothing new starts, queued jobs are cancelled and
+        running ones terminate their worker processes (the pools look every 0.2 s); waits at
+        most ``timeout`` seconds in all for the job threads."""
+        with self._lock:
+            self.closed = True
+        for j in list(self.jobs.values()):
+            if j.status in ACTIVE:
+                self.cancel(j.id)
+        deadline = _time.monotonic() + timeout
+        for t in self._threads:
+            t.join(timeout=max(0.0, deadline - _time.monotonic()))
 
     def _dispatch(self) -> None:
         with self._lock:
@@ -295,20 +325,6 @@ class JobManager(Dispatcher):
             self._dispatch()
 
     # ---------------------------------------------------------- queries
-    def get(self, job_id: str) -> WhatIfJob | None:
-        return self.jobs.get(job_id)
-
-    def cancel(self, job_id: str) -> WhatIfJob | None:
-        job = self.jobs.get(job_id)
-        if job is None:
-            return None
-        with self._lock:
-            if job.status == "queued":
-                job.status, job.finished = "cancelled", _time.time()
-                self.cancelled += 1
-        job.cancel.set()
-        return job
-
     def counts(self) -> dict[str, int]:
         out = {"queued": 0, "running": 0}
         for j in list(self.jobs.values()):
@@ -317,18 +333,9 @@ class JobManager(Dispatcher):
         return out
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop at once (SIGTERM, Ctrl-C): nothing new starts, queued jobs are cancelled and
-        running ones terminate their worker processes (the pools look every 0.2 s); waits at
-        most ``timeout`` seconds in all for the job threads."""
-        with self._lock:
-            self.closed = True
+        """The forecast jobs stop first, then the what-if jobs (``Dispatcher.shutdown``)."""
         self.forecasts.shutdown(timeout)
-        for j in list(self.jobs.values()):
-            if j.status in ACTIVE:
-                self.cancel(j.id)
-        deadline = _time.monotonic() + timeout
-        for t in self._threads:
-            t.join(timeout=max(0.0, deadline - _time.monotonic()))
+        super().shutdown(timeout)
 
 
 def default_rules(settings: Any) -> tuple[str, str]:
