@@ -392,6 +392,43 @@ def test_end_to_end_sink_resends_when_the_twin_announces_itself(broker, stream):
         sink.close()
 
 
+def test_end_to_end_sink_sends_only_its_window_ahead_of_the_twin(broker, stream):
+    """An end-to-end sink sends at most ``send_window`` events past the oldest unconfirmed one;
+    the rest wait unsent until confirmations move the window, so after a loss nothing it sends
+    lies beyond the twin's reorder window (CI once dead-lettered 16 events that way)."""
+    first = stream[0].source
+    events = [e for e in stream if e.source == first][:30]
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 30))
+    src = MqttSource(MqttConfig(port=broker.port, topic="twin/fab1/events/#", client_id="w"))
+    cfg = MqttConfig(port=broker.port, client_id="emu-win", send_window=10, resend_after=60)
+    sink = MqttSink(cfg, fab="fab1", end_to_end=True)
+    try:
+        for e in events:
+            sink.publish(e)
+        assert sink.flush(10) and sink.unconfirmed() == 30
+
+        def seqs() -> list[int]:
+            time.sleep(0.3)
+            return sorted({json.loads(m.payload)["seq"] for m in src._inbox})
+
+        wait_for(lambda: len(src._inbox) >= 10, 10, "the first window")
+        assert seqs() == [e.seq for e in events[:10]]  # nothing beyond the window
+        src.confirm({first: events[4].seq})  # five confirmed: five more may go
+        wait_for(lambda: len(seqs()) >= 15, 10, "the window moved")
+        assert seqs() == [e.seq for e in events[:15]]
+        src.confirm({first: events[14].seq})  # 16..25 may be in flight now
+        wait_for(lambda: len(seqs()) >= 25, 10, "the window moved again")
+        assert seqs() == [e.seq for e in events[:25]]
+        src.confirm({first: events[24].seq})
+        wait_for(lambda: len(seqs()) >= 30, 10, "the rest")
+        assert seqs() == [e.seq for e in events]
+        src.confirm({first: events[-1].seq})
+        assert sink.flush_confirmed(10) and sink.unconfirmed() == 0
+    finally:
+        sink.close()
+        src.close()
+
+
 def test_wide_filter_receives_events_only(broker, stream):
     """A twin subscribed to twin/# gets events in its inbox; heartbeats go to heartbeats(), and
     the twin's own confirmations and presence are acknowledged and dropped, not dead letters."""

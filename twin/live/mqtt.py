@@ -130,6 +130,10 @@ class MqttConfig:
     max_backoff: float = 5.0  # s, reconnect delay cap (doubles up to it)
     max_inflight: int = 1000  # QoS 1 messages awaiting PUBACK (sink); publish() blocks beyond
     max_unconfirmed: int = 100_000  # end-to-end sink: events kept until the twin confirms them
+    # end-to-end sink: events sent ahead of the oldest unconfirmed one, per source; the rest wait
+    # unsent. At most the twin's reorder window (`twin ingest --window`, 1000), so that after a
+    # loss nothing the sink sends lies beyond what the twin accepts
+    send_window: int = 1000
     resend_after: float = 5.0  # s; end-to-end sink re-sends what is unconfirmed after this long
     batch: int = 1  # sink: events per MQTT message (a JSON array when > 1)
     linger: float = 0.005  # s a partial batch waits for more events before it is sent
@@ -151,7 +155,7 @@ class MqttConfig:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and 0 < v < 1e6):
                 problems.append(f"{name} {v!r}: seconds, must be > 0 and < 1e6")
-        for name in ("max_inflight", "max_unconfirmed", "batch", "keepalive"):
+        for name in ("max_inflight", "max_unconfirmed", "send_window", "batch", "keepalive"):
             v = getattr(self, name)
             if type(v) is not int or v < 1:
                 problems.append(f"{name} {v!r}: must be an integer >= 1")
@@ -387,7 +391,10 @@ class MqttSink:
     unconfirmed ones when it reconnects, when the twin announces it has (re)subscribed
     (``twin/<fab>/presence``) and every ``resend_after`` s, so nothing is lost even if the broker
     itself dies (SIGKILL) with messages, and sessions, it had acknowledged but not persisted.
-    ``flush_confirmed`` waits until the twin has confirmed everything.
+    It sends at most ``cfg.send_window`` events past the oldest unconfirmed one of a source; the
+    rest wait, unsent, until confirmations move the window (so after a loss nothing arrives
+    beyond the twin's reorder window). ``flush_confirmed`` waits until the twin has confirmed
+    everything.
     """
 
     def __init__(
@@ -407,9 +414,11 @@ class MqttSink:
         self._lock = threading.Condition()
         self._unacked: set[int] = set()
         self._acked_early: set[int] = set()
-        # source -> [seq, topic, json, last sent (monotonic s)] in seq order
+        # source -> [seq, topic, json, last sent (monotonic s)] in seq order: sent, unconfirmed
         self._outbox: dict[str, deque[list[Any]]] = {}
-        self._kept = 0  # events in the outbox
+        # source -> the same, not sent yet: beyond the send window (``cfg.send_window``)
+        self._waiting: dict[str, deque[list[Any]]] = {}
+        self._kept = 0  # events in the outbox and waiting
         self._last_seq: dict[str, int] = {}  # source -> last seq handed to the broker
         self._connects = 0
         self.published = 0
@@ -453,19 +462,28 @@ class MqttSink:
         """Re-publish unconfirmed events last sent more than ``older_than`` s ago, in seq order,
         packed ``cfg.batch`` to a message."""
         now = _time.monotonic()
-        again: list[tuple[str, list[str]]] = []
-        size = self.cfg.batch
+        again: list[list[Any]] = []
         with self._lock:  # never call paho while holding it: paho calls back into it
             for box in self._outbox.values():
                 for m in box:
                     if now - m[3] >= older_than:
-                        if again and again[-1][0] == m[1] and len(again[-1][1]) < size:
-                            again[-1][1].append(m[2])
-                        else:
-                            again.append((m[1], [m[2]]))
+                        again.append(m)
                         m[3] = now
-                        self.republished += 1
-        for topic, texts in again:
+            self.republished += len(again)
+        self._send_packed(again)
+
+    def _send_packed(self, entries: list[list[Any]]) -> None:
+        """Send outbox entries in their order, ``cfg.batch`` to a message per topic. Never
+        waits for the in-flight window: it runs on paho's thread too, and the entries are
+        bounded by the outbox."""
+        size = self.cfg.batch
+        groups: list[tuple[str, list[str]]] = []
+        for m in entries:
+            if groups and groups[-1][0] == m[1] and len(groups[-1][1]) < size:
+                groups[-1][1].append(m[2])
+            else:
+                groups.append((m[1], [m[2]]))
+        for topic, texts in groups:
             self._send(topic, texts[0] if size <= 1 else "[" + ",".join(texts) + "]")
 
     def _ticker(self) -> None:
@@ -520,6 +538,8 @@ class MqttSink:
                 self._last_seq[source] = seq
 
     def _on_confirm(self, client: Any, userdata: Any, msg: Any) -> None:
+        if msg.retain:  # kept by the broker from an earlier twin (whose store may be gone)
+            return
         try:
             ack = json.loads(msg.payload)
             source, seq = ack["source"], ack["seq"]
@@ -532,7 +552,28 @@ class MqttSink:
             while box and box[0][0] <= seq:
                 box.popleft()
                 self._kept -= 1
+            released = self._release(source)
             self._lock.notify_all()
+        if released:
+            self._send_packed(released)
+            self._sent(source, released[-1][0])
+
+    def _release(self, source: str) -> list[list[Any]]:
+        """Move the waiting events of ``source`` that are now within the send window into the
+        outbox (caller holds the lock); returns them, to be sent."""
+        waiting = self._waiting.get(source)
+        if not waiting:
+            return []
+        box = self._outbox.setdefault(source, deque())
+        front = box[0][0] if box else waiting[0][0]
+        out = []
+        now = _time.monotonic()
+        while waiting and waiting[0][0] - front < self.cfg.send_window:
+            entry = waiting.popleft()
+            entry[3] = now
+            box.append(entry)
+            out.append(entry)
+        return out
 
     def unconfirmed(self) -> int:
         """Events published that the twin has not yet confirmed durable (``end_to_end``)."""
@@ -574,8 +615,14 @@ class MqttSink:
                 while self._kept >= self.cfg.max_unconfirmed:
                     self._lock.wait(0.5)
                 box = self._outbox.setdefault(source, deque())
-                box.append([event.seq, topic, payload, _time.monotonic()])
+                entry = [event.seq, topic, payload, _time.monotonic()]
                 self._kept += 1
+                waiting = self._waiting.get(source)
+                if waiting or (box and event.seq - box[0][0] >= self.cfg.send_window):
+                    # the twin would refuse it while the oldest unconfirmed one is missing
+                    self._waiting.setdefault(source, deque()).append(entry)
+                    return
+                box.append(entry)
         if self.cfg.batch <= 1:
             self.publish_raw(topic, payload)
             self._sent(source, event.seq)
