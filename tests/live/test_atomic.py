@@ -125,6 +125,40 @@ def test_store_fails_once(store, catalog, stream):
     assert sync.state.fingerprint() == store.replay(catalog).fingerprint()
 
 
+class UnreadableAfterFailure(FailingStore):
+    """A write raises once; then the store cannot be read either, ``broken_reads`` times."""
+
+    def __init__(self, inner, fail_at: int, broken_reads: int) -> None:
+        super().__init__(inner, fail_at)
+        self.broken_reads = broken_reads
+
+    def snapshot(self, at=None):
+        if self.calls >= self.fail_at and self.broken_reads > 0:
+            self.broken_reads -= 1
+            raise OSError("I/O error reading the store")
+        return self.inner.snapshot(at)
+
+
+def test_a_failed_rebuild_refuses_batches_until_the_store_reads_again(tmp_path, catalog, stream):
+    """A failed write whose rebuild from the store fails too: the failed batch must not stay
+    in the state (a re-send would count as a duplicate and never be stored). Batches are
+    refused with IngestFailed until a rebuild succeeds; then the re-sent batch is stored once
+    and the state equals a replay."""
+    with SQLiteStore(tmp_path / "twin.db") as inner:
+        flaky = UnreadableAfterFailure(inner, fail_at=2, broken_reads=2)
+        sync = Synchroniser(flaky, catalog, cfg=SyncConfig(batch=100))  # type: ignore[arg-type]
+        sync.process_request(stream[:100], "test")
+        with pytest.raises(IngestFailed, match="disk full"):
+            sync.process_request(stream[100:200], "test")  # write fails, rebuild fails (1)
+        with pytest.raises(IngestFailed, match="could not be rebuilt"):
+            sync.process_request(stream[100:200], "test")  # rebuild fails again (2)
+        assert inner.count() == 100
+        res = sync.process_request(stream[100:200], "test")  # the store reads again
+        assert res.status.count("accepted") == 100, res.reason[:3]
+        assert inner.count() == 200 and list(inner.read()) == stream[:200]
+        assert sync.state.fingerprint() == inner.replay(catalog).fingerprint()
+
+
 def test_an_event_the_store_cannot_hold_is_dead_lettered_alone(tmp_path, catalog, stream):
     """An event that slipped past the door (a pre-checked Event with a lone surrogate) makes
     SQLite's write raise: it is dead-lettered, and the rest of its batch stored and applied."""

@@ -146,3 +146,13 @@ def test_sqlite_reads_walk_an_index_never_the_whole_table(tmp_path, stream):
         assert "TEMP B-TREE" not in plan, (f, plan)
     store._db.set_trace_callback(None)
     store.close()
+
+
+@pytest.mark.parametrize("field", ["subject", "type"])
+def test_a_filter_with_a_lone_surrogate_matches_nothing(store, stream, field):
+    """Reading with a subject or type no stored event can have (a lone surrogate) returns no
+    events on every backend; it is not reported as a damaged store."""
+    store.write(stream[:20])
+    assert list(store.read(**{field: "S\ud800"})) == []
+    assert list(store.read_positioned(**{field: "\udfff"})) == []
+    assert len(list(store.read())) == 20

@@ -598,6 +598,8 @@ class SQLiteStore(EventStore):
     def read_positioned(
         self, since=None, until=None, type=None, subject=None, after=0, limit=None
     ) -> Iterator[tuple[int, Event]]:
+        if any(isinstance(v, str) and not _encodes(v) for v in (type, subject)):
+            return  # a lone surrogate: no stored event can have it (it never encodes)
         where, args = ["pos > ?"], [after]
         for clause, value in (
             ("time >= ?", since),
@@ -825,3 +827,12 @@ def _whole_text(value: Any) -> Any:
     if isinstance(value, list):
         return [_whole_text(v) for v in value]
     return value
+
+
+def _encodes(text: str) -> bool:
+    """Can ``text`` be stored as UTF-8 (no lone surrogate)?"""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

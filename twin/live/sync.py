@@ -184,6 +184,7 @@ class Synchroniser:
         self._writer: ThreadPoolExecutor | None = None  # set while run() overlaps commits
         self._inflight: _Batch | None = None  # the batch the writer is committing
         self._durable: dict[str, int] = {}  # per source, the seq up to which all is committed
+        self._stale = False  # a failed write's rebuild from the store failed too
 
     def _recover(self, catalog: Catalog | None) -> tuple[TwinState, int]:
         snap = self.store.snapshot()
@@ -214,9 +215,33 @@ class Synchroniser:
         forgotten unacknowledged (their sources deliver them again)."""
         self.stats.failed_writes += 1
         self._inflight = None
-        self.state, self.pos = self._recover(self._catalog)
-        self.reorder = ReorderBuffer(self.cfg.reorder, start=self._start_positions())
         self._pending_acks.clear()
+        self._stale = True  # until the rebuild below succeeds, nothing more is taken
+        try:
+            self._rebuild()
+        except Exception as exc:  # the store is unreadable too: the next batch tries again
+            log.error("twin state not rebuilt from the store: %s: %s", type(exc).__name__, exc)
+
+    def _rebuild(self) -> None:
+        state, pos = self._recover(self._catalog)
+        start = self._start_positions()
+        self.state, self.pos = state, pos
+        self.reorder = ReorderBuffer(self.cfg.reorder, start=start)
+        self._stale = False
+
+    def _fresh(self) -> None:
+        """Refuse to take events while the state may hold a batch that was never stored (its
+        rebuild from the store failed): rebuild first, or raise ``IngestFailed``."""
+        if not self._stale:
+            return
+        try:
+            self._rebuild()
+        except Exception as exc:
+            raise IngestFailed(
+                "the twin state could not be rebuilt from the store after a failed write "
+                f"({type(exc).__name__}: {str(exc)[:200]}); nothing is taken until it can: "
+                "send the same events again"
+            ) from exc
 
     # ----------------------------------------------------------- ingest
     def process(self, messages: list[Message]) -> IngestResult:
@@ -258,6 +283,7 @@ class Synchroniser:
     def _ingest(
         self, items: list[_Item], refuse: Callable[[Event], str | None] | None = None
     ) -> IngestResult:
+        self._fresh()
         out = Released()
         dead: list[DeadLetter] = []
         acks: list[Callable[[], None]] = []
@@ -623,6 +649,7 @@ class Synchroniser:
             elif self._inflight is not None:
                 self._finish()
             else:
+                self._fresh()
                 self._commit(self.reorder.poll(), [], [], _time.time())
                 if idle_exit is not None and _time.monotonic() - last >= idle_exit:
                     break
