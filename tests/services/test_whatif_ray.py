@@ -242,3 +242,69 @@ def test_good_addresses_are_accepted_and_empty_is_unset(address):
     assert make_settings(ray_address=address).ray_address == address
     assert make_settings(ray_address="").ray_address is None
     assert make_settings(ray_address="  ").ray_address is None
+
+
+def _in_session(sid: int) -> list[int]:
+    """The processes of session ``sid`` (from /proc: field 6 of each stat)."""
+    import os
+
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] not in (b"Z", b"X"):
+                pids.append(int(name))
+    return pids
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_server_on_local_ray_and_every_ray_process():
+    """`twin serve` with TWIN_RAY_ADDRESS=local and a job simulating on Ray: SIGTERM cancels the
+    job, stops the Ray instance and exits 0 promptly, leaving no process of its session."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    token = "ray-test-token-0123456789abcdef"
+    env = {**os.environ, "TWIN_MODE": "development", "TWIN_RAY_ADDRESS": "local",
+           "TWIN_TOKENS": json.dumps({token: ["admin"]})}  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twin.cli", "serve", "--port", str(port), "--no-physics"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        url, h = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            try:
+                ready = httpx.get(url + "/ready", timeout=5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert ready.status_code == 200 and ready.json()["checks"]["ray local"] == "ok"
+        job = httpx.post(url + "/whatif", json={"replications": 10, "days": 700}, headers=h)
+        assert job.status_code == 202, job.text
+        time.sleep(3)  # the Ray tasks simulate
+        assert len(_in_session(proc.pid)) > 3  # the server, Ray's processes, its workers
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "twin: stopped" in out, out
+        assert time.monotonic() - t0 < 20, out
+        deadline = time.monotonic() + 10
+        while left := _in_session(proc.pid):
+            assert time.monotonic() < deadline, f"left running: {left}"
+            time.sleep(0.2)
+    finally:
+        for pid in _in_session(proc.pid):
+            os.kill(pid, signal.SIGKILL)
