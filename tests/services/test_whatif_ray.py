@@ -163,6 +163,40 @@ def test_cancel_stops_the_ray_tasks_at_once(client, not_locally):
     assert done["status"] == "completed", done["error"]
 
 
+@pytest.mark.slow
+def test_ready_says_when_ray_does_not_answer(client, monkeypatch):
+    """/ready is 503 naming Ray when it hangs (answered within ~1 s, never held), fails or has no
+    CPUs left; ok again once it answers."""
+    gate = __import__("threading").Event()
+
+    def hang():
+        gate.wait(30)
+        return {"CPU": 2.0}
+
+    monkeypatch.setattr(ray, "cluster_resources", hang)
+    t0 = time.monotonic()
+    r = client.get("/ready")
+    assert r.status_code == 503 and time.monotonic() - t0 < 5, r.text
+    assert r.json()["checks"]["ray local"].startswith("not answering"), r.text
+    assert r.json()["checks"]["ingest"] == "ok"  # the rest is still checked
+    gate.set()
+
+    def broken():
+        raise ConnectionError("GCS at 10.0.0.5:6379 is gone\nsecond line")
+
+    time.sleep(0.2)  # the hung question ends
+    monkeypatch.setattr(ray, "cluster_resources", broken)
+    r = client.get("/ready")
+    assert r.status_code == 503, r.text
+    assert r.json()["checks"]["ray local"] == "error: GCS at 10.0.0.5:6379 is gone", r.text
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {})
+    r = client.get("/ready")
+    assert r.json()["checks"]["ray local"] == "no CPUs in the cluster", r.text
+    monkeypatch.undo()
+    r = client.get("/ready")
+    assert r.status_code == 200 and r.json()["checks"]["ray local"] == "ok", r.text
+
+
 def _dead_port() -> tuple[socket.socket, int]:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
