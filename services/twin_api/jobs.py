@@ -363,7 +363,8 @@ def job_executor(settings: Any, cancel: threading.Event) -> Any:
 # This process's connection to Ray: ``ray.init`` holds one per process, so it lives here, once.
 _ray_lock = threading.Lock()
 _ray_owned = False  # ray.init was ours (ray.shutdown at the end); else Ray was up already
-_ray_probe: dict[str, Any] = {}  # the /ready probe in flight: thread, answer
+_ray_probe: dict[str, Any] = {}  # the /ready question in flight: thread, answer, since
+_probe_lock = threading.Lock()
 
 
 def connect_ray(settings: Any, timeout: float = 5.0, tries: int = 3) -> None:
@@ -400,7 +401,7 @@ def connect_ray(settings: Any, timeout: float = 5.0, tries: int = 3) -> None:
             except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions on start
                 error = exc
                 ray.shutdown()
-        why = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        why = _first_line(error)[:300]
         hint = (
             "the local Ray instance did not start"
             if address == "local"
@@ -448,7 +449,7 @@ def ray_state(timeout: float = 1.0) -> str:
         return "not installed (pip install 'twin[ray]')"
     if not ray.is_initialized():
         return "not connected"
-    with _ray_lock:
+    with _probe_lock:
         thread = _ray_probe.get("thread")
         if thread is None or not thread.is_alive():
             answer: dict[str, Any] = {}
@@ -457,9 +458,7 @@ def ray_state(timeout: float = 1.0) -> str:
                 try:
                     answer["cpus"] = ray.cluster_resources().get("CPU", 0)
                 except Exception as exc:  # noqa: BLE001 - whatever Ray raises is the answer
-                    answer["error"] = (
-                        str(exc).strip().splitlines()[0][:200] if str(exc) else (type(exc).__name__)
-                    )
+                    answer["error"] = _first_line(exc)[:200]
 
             thread = threading.Thread(target=ask, name="twin-ray-probe", daemon=True)
             _ray_probe.update(thread=thread, answer=answer, since=_time.monotonic())
@@ -471,6 +470,12 @@ def ray_state(timeout: float = 1.0) -> str:
     if "error" in answer:
         return f"error: {answer['error']}"
     return "ok" if answer.get("cpus", 0) > 0 else "no CPUs in the cluster"
+
+
+def _first_line(exc: BaseException | None) -> str:
+    """An error's first line (Ray's run to pages), or its type's name when it says nothing."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def default_rules(settings: Any) -> tuple[str, str]:
