@@ -21,14 +21,14 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def client():
-    """The API with TWIN_RAY_ADDRESS=local: the service starts (and at the end stops) a private
-    Ray instance of 2 CPUs; every job of the module runs on it."""
+    """The API with TWIN_RAY_ADDRESS=local, two jobs running at once: the service starts (and
+    at the end stops) a private Ray instance of 2 × 2 CPUs; every job of the module runs on it."""
     from fastapi.testclient import TestClient
 
     from twin_api.app import create_app
 
     settings = make_settings(
-        ray_address="local", whatif_max_runs=20, whatif_max_running=1, whatif_max_queued=1,
+        ray_address="local", whatif_max_runs=20, whatif_max_running=2, whatif_max_queued=1,
         whatif_workers=2, whatif_max_days=700.0,
     )  # fmt: skip
     try:
@@ -53,7 +53,7 @@ def not_locally(monkeypatch):
     monkeypatch.setattr(executors.Serial, "map", refuse)
 
 
-def ray_cpus_free(total: float = 2.0, timeout: float = 30.0) -> bool:
+def ray_cpus_free(total: float = 4.0, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while ray.available_resources().get("CPU", 0) < total:
         if time.monotonic() > deadline:
@@ -64,31 +64,40 @@ def ray_cpus_free(total: float = 2.0, timeout: float = 30.0) -> bool:
 
 @pytest.mark.slow
 def test_ray_job_equals_a_local_run(client, not_locally):
-    """A what-if job on Ray gives exactly the KPIs and differences of run_whatif in this process
-    for the same model, scenarios and seed (replication r is seeded by (seed, r) wherever it
-    runs); /ready lists Ray as ok."""
+    """What-if jobs on Ray, two at once on the service's one Ray connection, give exactly the
+    KPIs and differences of run_whatif in this process for the same model, scenarios and seed
+    (replication r is seeded by (seed, r) wherever it runs); /ready lists Ray as ok."""
     from twin.whatif.runner import RunConfig, run_whatif
     from twin.whatif.scenarios import parse_scenarios
     from twin_api.jobs import _finite
 
     r = client.get("/ready")
     assert r.status_code == 200 and r.json()["checks"]["ray local"] == "ok", r.text
-    body = {"scenarios": [MORE_LITHO], "replications": 2, "days": 3, "seed": 7}
-    r = client.post("/whatif", json=body, headers=auth("whatif"))
-    assert r.status_code == 202, r.text
-    job = wait_for(client, r.json()["id"], {"completed", "failed"})
-    assert job["status"] == "completed", job["error"]
-    assert job["progress"] == {"replications_done": 4, "replications_total": 4, "fraction": 1.0}
+    ids = {}
+    for seed in (7, 8):
+        body = {"scenarios": [MORE_LITHO], "replications": 2, "days": 3, "seed": seed}
+        r = client.post("/whatif", json=body, headers=auth("whatif"))
+        assert r.status_code == 202 and r.json()["status"] == "running", r.text
+        ids[seed] = r.json()["id"]
     rt = client.app.state.runtime
     scenarios = parse_scenarios(json.dumps({"scenarios": [MORE_LITHO]}), model=rt.model)
-    config = RunConfig(days=3, replications=2, seed=7)
-    direct = run_whatif(rt.model, scenarios, config, executor=_Direct(), progress=False)
-    direct_json, got = untimed(_finite(direct.to_json())), untimed(job["result"])
-    for name in ("baseline", "more-litho"):
-        assert got["scenarios"][name]["kpis"] == direct_json["scenarios"][name]["kpis"]
-    diff = got["scenarios"]["more-litho"]["difference_vs_baseline"]
-    assert diff == direct_json["scenarios"]["more-litho"]["difference_vs_baseline"]
-    assert got["scenarios"]["baseline"]["kpis"]["lot_types"]  # something was compared
+    results = []
+    for seed, job_id in ids.items():
+        job = wait_for(client, job_id, {"completed", "failed"})
+        assert job["status"] == "completed", job["error"]
+        assert job["progress"] == {
+            "replications_done": 4, "replications_total": 4, "fraction": 1.0
+        }  # fmt: skip
+        config = RunConfig(days=3, replications=2, seed=seed)
+        direct = run_whatif(rt.model, scenarios, config, executor=_Direct(), progress=False)
+        direct_json, got = untimed(_finite(direct.to_json())), untimed(job["result"])
+        for name in ("baseline", "more-litho"):
+            assert got["scenarios"][name]["kpis"] == direct_json["scenarios"][name]["kpis"]
+        diff = got["scenarios"]["more-litho"]["difference_vs_baseline"]
+        assert diff == direct_json["scenarios"]["more-litho"]["difference_vs_baseline"]
+        assert got["scenarios"]["baseline"]["kpis"]["lot_types"]  # something was compared
+        results.append(got["scenarios"]["baseline"]["kpis"])
+    assert results[0] != results[1]  # two seeds, two answers: each job got its own
 
 
 class _Direct:
@@ -135,11 +144,12 @@ def test_forecast_on_ray_equals_the_local_process_pool(client):
 
 @pytest.mark.slow
 def test_cancel_stops_the_ray_tasks_at_once(client, not_locally):
-    """DELETE on a running Ray job cancels it within seconds: its Ray tasks end and free their
-    CPUs, a queued job is dropped, and the next job runs to completion on the same Ray."""
+    """DELETE on running Ray jobs cancels them within seconds: their Ray tasks end and free
+    their CPUs, a queued job is dropped, and the next job runs to completion on the same Ray."""
     long = {"replications": 10, "days": 700}
     a = client.post("/whatif", json=long, headers=ADMIN).json()
-    wait_for(client, a["id"], {"running"})
+    a2 = client.post("/whatif", json=long, headers=ADMIN).json()
+    assert a["status"] == a2["status"] == "running"
     b = client.post("/whatif", json=long, headers=ADMIN)
     assert b.status_code == 202 and b.json()["status"] == "queued"
     c = client.post("/whatif", json=long, headers=ADMIN)
@@ -152,10 +162,12 @@ def test_cancel_stops_the_ray_tasks_at_once(client, not_locally):
         "cancelled"
     )
     t0 = time.monotonic()
-    assert client.delete(f"/whatif/{a['id']}", headers=auth("whatif")).status_code == 200
-    job = wait_for(client, a["id"], {"cancelled", "completed", "failed"}, timeout=30)
-    assert job["status"] == "cancelled" and time.monotonic() - t0 < 10, job
-    assert job["progress"]["replications_done"] < 10
+    for x in (a, a2):
+        assert client.delete(f"/whatif/{x['id']}", headers=auth("whatif")).status_code == 200
+    for x in (a, a2):
+        job = wait_for(client, x["id"], {"cancelled", "completed", "failed"}, timeout=30)
+        assert job["status"] == "cancelled" and time.monotonic() - t0 < 10, job
+        assert job["progress"]["replications_done"] < 10
     assert ray_cpus_free(), ray.available_resources()  # the running tasks were ended
     small = {"replications": 1, "days": 1, "seed": 1}
     r = client.post("/whatif", json=small, headers=ADMIN)
