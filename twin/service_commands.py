@@ -263,6 +263,10 @@ def _run(settings: Any, host: str, port: int) -> int:
         from twin.live.store import open_store
 
         open_store(settings.store, synchronous=settings.synchronous).close()
+    if settings.ray_address:  # likewise Ray (TWIN_RAY_ADDRESS): connected once, here, for the jobs
+        from twin_api.jobs import connect_ray
+
+        connect_ray(settings)
     # every connection is a file descriptor: make room for the connection cap and the rest
     fds = raise_fd_limit(settings.max_connections + FD_SPARE)
     if fds < settings.max_connections + FD_SPARE:

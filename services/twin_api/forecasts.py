@@ -140,13 +140,10 @@ class ForecastJobs(Dispatcher):
 
     def _run(self, job: ForecastJob) -> None:
         from twin.forecast.core import run_forecast
-        from twin.whatif.runner import LocalProcessPool, RunCancelled, get_engine
+        from twin.whatif.runner import RunCancelled, get_engine
+        from twin_api.jobs import job_executor
 
-        s = self.settings
-        pool = LocalProcessPool(
-            workers=s.whatif_workers, cancelled=job.cancel.is_set,
-            memory_mb=s.whatif_worker_memory_mb,
-        )  # fmt: skip
+        pool = job_executor(self.settings, job.cancel)  # local processes, or Ray
         r = job.request
         try:
             res = run_forecast(

@@ -11,6 +11,11 @@ time left; a tool or lot that does not map is refused, HTTP 422). It runs under 
 (``rules``, ``twin.whatif.presets``; by default the served model's: ``default_rules``) with
 ``options`` on top; its result records the effective rules.
 
+With ``ray_address`` (``TWIN_RAY_ADDRESS``) the what-if and forecast jobs run on Ray
+(``twin.whatif.ray_executor.RayExecutor``) instead of local processes: the service connects once
+at start (``connect_ray``; a cluster it cannot reach stops the start with one line), cancels a
+running job's Ray tasks at once, and ``/ready`` asks Ray whether it answers (``ray_state``).
+
 Limits (docs/whatif.md, "Limits"): a request is counted before anything is built (sweep grids
 multiplied, step ranges counted, runs = scenarios × replications) and refused with every
 problem (HTTP 422); each worker process may use ``whatif_worker_memory_mb`` and dies with the
@@ -86,16 +91,12 @@ class WhatIfJob:
 
 
 class JobPool:
-    """The executor of a job: ``twin.whatif.runner.LocalProcessPool`` stopped by the job's
-    cancel event, telling the job how far running replications are and which are done."""
+    """The executor of a job (``job_executor``: local processes or Ray, stopped by the job's
+    cancel event), telling the job how far running replications are and which are done."""
 
-    def __init__(self, workers: int, job: WhatIfJob, memory_mb: int | None = None) -> None:
-        from twin.whatif.runner import LocalProcessPool
-
+    def __init__(self, settings: Any, job: WhatIfJob) -> None:
         self.job = job
-        self.pool = LocalProcessPool(
-            workers=workers, cancelled=job.cancel.is_set, memory_mb=memory_mb
-        )
+        self.pool = job_executor(settings, job.cancel)
 
     def map(self, job: Any, items: Sequence[Any], progress: Any = None) -> Iterator[list[Any]]:
         index = {s.name: i for i, s in enumerate(job.scenarios)}  # replications carry names
@@ -166,6 +167,8 @@ class JobManager(Dispatcher):
         self.cancelled = 0
         self.closed = False  # shutdown began: nothing new is accepted or started
         self._tool_map: Any = None
+        if self.settings.ray_address:  # before any job: an unreachable cluster stops the start
+            connect_ray(self.settings)
         from twin_api.forecasts import ForecastJobs
 
         self.forecasts = ForecastJobs(runtime)  # POST /forecast (services/twin_api/forecasts.py)
@@ -299,7 +302,7 @@ class JobManager(Dispatcher):
     def _run(self, job: WhatIfJob) -> None:
         from twin.whatif.runner import RunCancelled, run_whatif
 
-        pool = JobPool(self.settings.whatif_workers, job, self.settings.whatif_worker_memory_mb)
+        pool = JobPool(self.settings, job)
         try:
             result = run_whatif(
                 self.rt.model,
@@ -336,6 +339,143 @@ class JobManager(Dispatcher):
         """The forecast jobs stop first, then the what-if jobs (``Dispatcher.shutdown``)."""
         self.forecasts.shutdown(timeout)
         super().shutdown(timeout)
+        disconnect_ray()
+
+
+def job_executor(settings: Any, cancel: threading.Event) -> Any:
+    """The executor of a what-if or forecast job, stopped once ``cancel`` is set: Ray when
+    ``ray_address`` is set (connected by ``connect_ray``), else ``whatif_workers`` local
+    processes of ``whatif_worker_memory_mb`` each."""
+    if settings.ray_address:
+        from twin.whatif.ray_executor import RayExecutor
+
+        address = None if settings.ray_address == "local" else settings.ray_address
+        return RayExecutor(address=address, cancelled=cancel.is_set)
+    from twin.whatif.runner import LocalProcessPool
+
+    return LocalProcessPool(
+        workers=settings.whatif_workers,
+        cancelled=cancel.is_set,
+        memory_mb=settings.whatif_worker_memory_mb,
+    )
+
+
+# This process's connection to Ray: ``ray.init`` holds one per process, so it lives here, once.
+_ray_lock = threading.Lock()
+_ray_owned = False  # ray.init was ours (ray.shutdown at the end); else Ray was up already
+_ray_probe: dict[str, Any] = {}  # the /ready question in flight: thread, answer, since
+_probe_lock = threading.Lock()
+
+
+def connect_ray(settings: Any, timeout: float = 5.0, tries: int = 3) -> None:
+    """Connect this process to Ray at ``settings.ray_address`` unless it is connected already
+    (by an earlier call, a notebook or a test: then used as it is and left running).
+    ``local`` starts a private instance of ``whatif_workers`` × ``whatif_max_running`` CPUs
+    (tried ``tries`` times: Ray gives its agent a fixed 15 s to start, short on a busy machine);
+    ``HOST:PORT`` and ``ray://HOST:PORT`` must accept a TCP connection within ``timeout`` s
+    first (``ray.init`` would wait minutes for an unreachable one). Anything wrong is one
+    ``ConfigError`` line naming the address and what to do."""
+    global _ray_owned
+    address = settings.ray_address
+    what = f"TWIN_RAY_ADDRESS {address!r}"
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(what, ["needs the 'ray' extra: pip install 'twin[ray]'"]) from None
+    if address not in ("local", "auto"):  # checked even when connected: the setting is wrong
+        _reachable(what, address, timeout)
+    with _ray_lock:
+        if ray.is_initialized():
+            return
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address == "local":
+            kwargs["num_cpus"] = settings.whatif_workers * settings.whatif_max_running
+        else:
+            kwargs["address"] = address
+        error: Exception | None = None
+        for _ in range(tries if address == "local" else 1):
+            try:
+                ray.init(**kwargs)
+                _ray_owned = True
+                return
+            except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions on start
+                error = exc
+                ray.shutdown()
+        why = _first_line(error)[:300]
+        hint = (
+            "the local Ray instance did not start"
+            if address == "local"
+            else "check that the cluster runs (ray start --head) and the address"
+        )
+        raise ConfigError(what, [f"{hint}: {why}"])
+
+
+def _reachable(what: str, address: str, timeout: float) -> None:
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            what,
+            [
+                f"cannot reach {host}:{port} ({why}); check that the Ray cluster runs and the "
+                "address (ray://HOST:PORT for Ray Client, HOST:PORT for its GCS, or auto)"
+            ],
+        ) from None
+
+
+def disconnect_ray() -> None:
+    """End the connection ``connect_ray`` made (a local instance stops); one made by someone
+    else is left as it is."""
+    global _ray_owned
+    with _ray_lock:
+        if _ray_owned:
+            import ray
+
+            ray.shutdown()
+            _ray_owned = False
+
+
+def ray_state(timeout: float = 1.0) -> str:
+    """ "ok" when Ray answers (its cluster has CPUs) within ``timeout`` s, else what is wrong.
+    The question runs on a thread of its own, one at a time, so that a cluster that does not
+    answer holds no caller longer than ``timeout``."""
+    try:
+        import ray
+    except ImportError:
+        return "not installed (pip install 'twin[ray]')"
+    if not ray.is_initialized():
+        return "not connected"
+    with _probe_lock:
+        thread = _ray_probe.get("thread")
+        if thread is None or not thread.is_alive():
+            answer: dict[str, Any] = {}
+
+            def ask() -> None:
+                try:
+                    answer["cpus"] = ray.cluster_resources().get("CPU", 0)
+                except Exception as exc:  # noqa: BLE001 - whatever Ray raises is the answer
+                    answer["error"] = _first_line(exc)[:200]
+
+            thread = threading.Thread(target=ask, name="twin-ray-probe", daemon=True)
+            _ray_probe.update(thread=thread, answer=answer, since=_time.monotonic())
+            thread.start()
+        answer, since = _ray_probe["answer"], _ray_probe["since"]
+    thread.join(timeout)
+    if thread.is_alive():
+        return f"not answering (asked {_time.monotonic() - since:.0f} s ago)"
+    if "error" in answer:
+        return f"error: {answer['error']}"
+    return "ok" if answer.get("cpus", 0) > 0 else "no CPUs in the cluster"
+
+
+def _first_line(exc: BaseException | None) -> str:
+    """An error's first line (Ray's run to pages), or its type's name when it says nothing."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def default_rules(settings: Any) -> tuple[str, str]:

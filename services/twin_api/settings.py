@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     whatif_keep: int = 100  # finished jobs remembered
     # what-if limits
     whatif_worker_memory_mb: int = Field(4096, ge=0)  # MiB per worker process (0: no limit)
+    # what-if and forecast jobs on Ray (twin_api.jobs.connect_ray): "local" (a private instance),
+    # "auto" (the cluster of this node), "ray://HOST:PORT" or "HOST:PORT"; None: local processes
+    ray_address: str | None = None
 
     # server limits (twin_api.limits; docs/api.md "Limits")
     max_header_bytes: int = 64 * 1024  # request line + headers, bytes (431 above, then closed)
@@ -152,6 +155,12 @@ class Settings(BaseSettings):
     auth_fail_rate: float = 1.0  # failed authentications/s per client address (0: no limit)
     auth_fail_burst: int = 10  # failed authentications at once per client address
     max_event_values: int = 64  # JSON values (keys too) per event of a POST /events body, average
+
+    @field_validator("ray_address", mode="before")
+    @classmethod
+    def _ray_unset(cls, v: Any) -> Any:
+        """TWIN_RAY_ADDRESS= (empty) is not set: the jobs run in local processes."""
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -178,6 +187,8 @@ class Settings(BaseSettings):
             problems.append("max_future must be from 0 to 1e11 s")
         if not self.feed_speed > 0:
             problems.append("feed_speed must be > 0")
+        if (p := ray_address_problem(self.ray_address)) is not None:
+            problems.append(p)
         problems += self._check_tokens()
         problems += self._server_limit_problems()
         if problems:
@@ -271,6 +282,27 @@ class Settings(BaseSettings):
     def notes(self) -> list[str]:
         """Warnings worth printing at start (never a token, only its last 4 characters)."""
         return list(self._notes)
+
+
+def ray_address_problem(address: str | None) -> str | None:
+    """What is wrong with a ``TWIN_RAY_ADDRESS`` value, or None (no network: reaching it is
+    ``twin_api.jobs.connect_ray``'s)."""
+    if address is None:
+        return None
+    accepted = "accepted: local, auto, ray://HOST:PORT or HOST:PORT"
+    if not 0 < len(address) <= 255 or not address.isprintable() or not address.isascii():
+        return (
+            f"ray_address {address[:40]!r}: not an address (1 to 255 ASCII characters); {accepted}"
+        )
+    if address in ("local", "auto"):
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host_ok = all(c.isalnum() or c in ".-_[]:" for c in host) and (
+        ":" not in host or host[:1] + host[-1:] == "[]"  # IPv6: [::1]:6379
+    )
+    if not (sep and host_ok and port.isdigit() and 1 <= int(port) <= 65535):
+        return f"ray_address {address[:40]!r}: not a Ray address; {accepted} (a port 1 to 65535)"
+    return None
 
 
 def token_map(where: str, doc: Any) -> dict[str, list[str] | TokenSpec]:

@@ -4,17 +4,20 @@ Same contract as the local executors of :mod:`twin.whatif.executors`: the job (b
 scenarios, engine, run config) is put in the object store once, each work item becomes one
 remote task calling :func:`twin.whatif.executors.run_item`, and results are yielded as tasks finish.
 ``address=None`` starts a private local Ray instance (shut down afterwards); ``"auto"`` or
-``"ray://host:port"`` joins an existing cluster and leaves it running.
+``"ray://host:port"`` joins an existing cluster and leaves it running. With ``cancelled`` (asked
+every 0.2 s while tasks run, as ``LocalProcessPool`` does) a run stops at once: its pending and
+running tasks are cancelled (``ray.cancel(force=True)``: the worker processes running them end)
+and ``RunCancelled`` is raised from ``map``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from twin.errors import TwinError
-from twin.whatif.executors import ItemProgress, Job, WorkItem, run_item
+from twin.whatif.executors import ItemProgress, Job, RunCancelled, WorkItem, run_item
 from twin.whatif.results import Replication
 
 
@@ -32,6 +35,7 @@ class RayExecutor:
 
     address: str | None = None  # None: start a local instance; "auto" / "ray://...": join one
     num_cpus: int | None = None  # only for a local instance; default: all cores
+    cancelled: Callable[[], bool] | None = None  # True: cancel the tasks, raise RunCancelled
 
     def map(
         self, job: Job, items: Sequence[WorkItem], progress: ItemProgress | None = None
@@ -55,8 +59,14 @@ class RayExecutor:
             task = ray.remote(_remote_run)
             job_ref = ray.put(job)
             pending = [task.remote(job_ref, it) for it in items]
+            poll = 0.2 if self.cancelled is not None else None
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+                if self.cancelled is not None and self.cancelled():
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                    left, pending = len(pending), []
+                    raise RunCancelled(f"cancelled with {left} work item(s) left")
+                done, pending = ray.wait(pending, num_returns=1, timeout=poll)
                 for ref in done:
                     try:
                         yield ray.get(ref)

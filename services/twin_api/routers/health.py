@@ -1,6 +1,7 @@
 """``GET /health``: up or down for anyone (liveness); what the twin runs for a caller with a valid
 token. ``GET /ready``: whether it can do its job now (readiness): ingest running, the event store
-writable, and the MQTT broker connected when one is configured."""
+writable, the MQTT broker connected when one is configured, and Ray answering when the jobs run
+on it (``TWIN_RAY_ADDRESS``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from twin_api.auth import bearer
@@ -64,6 +66,10 @@ def readiness(rt: Any) -> dict[str, str]:
             checks[f"broker {cfg.host}:{cfg.port}"] = (
                 "ok" if connected.is_set() else "disconnected (reconnecting)"
             )
+    if rt.settings.ray_address:  # what-if and forecast jobs run on Ray: does it answer?
+        from twin_api.jobs import ray_state
+
+        checks[f"ray {rt.settings.ray_address}"] = ray_state()
     return checks
 
 
@@ -74,7 +80,8 @@ def readiness(rt: Any) -> dict[str, str]:
     responses={503: {"description": '{"status": "not ready", "checks": {"store": "..."}}'}},
 )
 async def ready(request: Request) -> Any:
-    checks = readiness(request.app.state.runtime)
+    # on a thread: asking Ray may take up to a second, never the event loop's
+    checks = await run_in_threadpool(readiness, request.app.state.runtime)
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                         200 if ok else 503)  # fmt: skip
