@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -225,3 +227,24 @@ def test_events_module_exposes_only_known_attributes():
     """The module's lazy EVENT_TYPES does not hide a typo'd attribute: it raises."""
     with pytest.raises(AttributeError, match="EVENT_TYPE"):
         events_module.EVENT_TYPE  # noqa: B018
+
+
+def test_docs_describe_every_type_and_field():
+    """docs/events.md has a section per registered type that names each of its fields, and
+    lists every deprecated alias in its Renamed types table."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    sections = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"\n### `([a-z_.]+)`\n(.*?)(?=\n##|\Z)", text, re.S)
+    }
+    missing = [t.name for t in REG if t.name not in sections]
+    assert not missing, f"no section in docs/events.md for {missing}"
+    unnamed = [
+        f"{t.name}.{f.name}"
+        for t in REG
+        for f in t.fields
+        if f"`{f.name}`" not in sections[t.name] and f'"{f.name}"' not in sections[t.name]
+    ]
+    assert not unnamed, f"fields not named in their docs section: {unnamed}"
+    for alias, name in REG.aliases.items():
+        assert f"| `{alias}` | `{name}` |" in text

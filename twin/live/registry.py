@@ -7,9 +7,10 @@ change it makes to the state (``effect``), a description and an example. The fam
 
 Everything else is derived from ``registry()``: the field table of ``twin.live.events``
 (``EVENT_TYPES``), the rules of ``twin.live.validate``, the effects of ``twin.live.state``, the
-JSON Schema and the AsyncAPI document (``twin.live.contract``) and the reference tables of
-``docs/events.md``. ``Registry.register`` refuses an incomplete type, so a type cannot exist
-without its validation or its effect.
+JSON Schema and the AsyncAPI document (``twin.live.contract``). ``Registry.register`` refuses an
+incomplete type, so a type cannot exist without its validation or its effect;
+``tests/live/test_registry.py`` checks that every type is complete and that docs/events.md has a
+section naming each type's fields.
 
 A renamed type keeps its old name as a deprecated alias (``EventType.aliases``): events sent
 under it are accepted and normalised to the new name on ingest (docs/events.md, "Renamed types").
