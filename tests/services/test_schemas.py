@@ -311,3 +311,26 @@ def test_cli_prints_the_same_documents(capsys):
     assert out.count("\n") == 1 and json.loads(out)["channels"]["stream"]["address"] == "/stream"
     assert twin_main(["schema", "events", "--indent", "-1"]) == 1
     assert "--indent" in capsys.readouterr().err
+
+
+def test_events_read_back_from_the_api_are_cloudevents_that_validate(inproc):
+    """Events posted with and without specversion are read back from GET /events with
+    specversion "1.0", and validate against the schema; a bad specversion is rejected."""
+    from tests.services.conftest import ADMIN
+    from twin.live.events import make_event
+
+    evs = [
+        make_event("schema-test", k, 1.8e9 + k, "equipment.state", "LITH01", state=s, reason="r")
+        for k, s in ((1, "standby"), (2, "productive"), (3, "standby"))
+    ]
+    bodies = [evs[0].to_dict(), {k: v for k, v in evs[1].to_dict().items() if k != "specversion"}]
+    bodies.append({**evs[2].to_dict(), "specversion": "0.3"})
+    r = inproc.post("/events", json=bodies, headers=ADMIN)
+    assert [x["status"] for x in r.json()["results"]] == ["accepted", "accepted", "rejected"]
+    assert "specversion" in r.json()["results"][2]["reason"]
+    page = inproc.get("/events?type=equipment.state&subject=LITH01&limit=1000", headers=ADMIN)
+    mine = [x["event"] for x in page.json()["items"] if x["event"]["source"] == "schema-test"]
+    assert len(mine) == 2
+    for raw in mine:
+        assert raw["specversion"] == "1.0"
+        VALIDATOR.validate(raw)
