@@ -313,11 +313,25 @@ def test_cli_prints_the_same_documents(capsys):
     assert "--indent" in capsys.readouterr().err
 
 
-def test_events_read_back_from_the_api_are_cloudevents_that_validate(inproc):
+@pytest.fixture
+def fresh():
+    """A new in-process app with an empty memory store (the shared one is not written to)."""
+    from fastapi.testclient import TestClient
+
+    from tests.services.conftest import make_settings
+    from twin_api.app import create_app
+
+    with TestClient(create_app(make_settings())) as client:
+        yield client
+
+
+def test_events_read_back_from_the_api_are_cloudevents_that_validate(fresh):
     """Events posted with and without specversion are read back from GET /events with
     specversion "1.0", and validate against the schema; a bad specversion is rejected."""
     from tests.services.conftest import ADMIN
     from twin.live.events import make_event
+
+    inproc = fresh
 
     evs = [
         make_event("schema-test", k, 1.8e9 + k, "equipment.state", "LITH01", state=s, reason="r")

@@ -337,13 +337,6 @@ def _spec(etype: Any) -> tuple[Any, ...]:
     return spec
 
 
-def canonical_type(etype: str) -> str:
-    """The current name of an event type (a deprecated alias -> the name that replaced it)."""
-    if not _SPECS:
-        _spec("equipment.state")
-    return _CANONICAL.get(etype, etype)
-
-
 def _problems(ev: Event) -> list[str]:
     problems = []
     _, _, _, required, optional = _spec(ev.type)
