@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "twin.live.commands",
     "twin.emulator.commands",
     "twin.live.store_commands",
+    "twin.live.schema_commands",
     "twin.calibrate.commands",
     "twin.forecast.commands",
     "twin.physics.commands",

@@ -39,6 +39,7 @@ from twin_api.routers import (
     lots,
     metrics,
     scene,
+    schemas,
     sources,
     state,
     stream,
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
     for r in (equipment, health, scene, lots, carriers, vehicles, kpis, state, events, stream,
               sources, metrics, whatif, viewer, forecast):  # fmt: skip
         app.include_router(r.router)
+    app.include_router(schemas.router)  # the event contract (JSON Schema, AsyncAPI)
 
     def openapi() -> dict[str, Any]:
         """The generated spec plus the bearer scheme (Swagger UI then offers 'Authorize')."""

@@ -219,9 +219,11 @@ class Actuals:
     completion: dict[str, float] = field(default_factory=dict)  # lot -> epoch s
 
 
+# "lot.release": the deprecated name of lot.hold_released, which stores written before the
+# rename hold (docs/events.md, "Renamed types")
 LOT_TYPES = (
-    "lot.released", "lot.track_in", "lot.track_out", "lot.hold", "lot.release", "lot.rework",
-    "lot.scrap", "lot.completed",
+    "lot.released", "lot.track_in", "lot.track_out", "lot.hold", "lot.hold_released",
+    "lot.release", "lot.rework", "lot.scrap", "lot.completed",
 )  # fmt: skip
 
 

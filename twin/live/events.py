@@ -4,14 +4,17 @@ The envelope is ``{id, source, seq, time, type, subject, data}``: ``seq`` increa
 ``source`` starting at 1, ``time`` is UTC (ISO 8601 with ``Z`` in JSON, float seconds since the
 Unix epoch inside the twin), ``subject`` is the id of the entity the event is about (equipment,
 lot, carrier, vehicle) and ``data`` carries the type's fields. The reference page is
-``docs/events.md``; ``EVENT_TYPES`` below is the machine-readable form of it.
+``docs/events.md``; the types are declared in ``twin.live.types`` and registered in
+``twin.live.registry``, from which ``EVENT_TYPES`` is derived. The envelope is a CloudEvents
+1.0 event: ``specversion`` is accepted on ingest ("1.0" only) and written on every event the
+twin emits (``to_dict``); it is not stored, so the store's hashes do not cover it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,47 +33,28 @@ from twin.vocabulary import (  # noqa: F401
 
 SCHEMA_VERSION = 1
 
-_STR = (str,)
-_INT = (int,)
-_NUM = (int, float)
+SPECVERSION = "1.0"  # CloudEvents: the envelope is a CloudEvent (docs/events.md)
 
-# type -> (required fields, optional fields), each field -> accepted Python types.
-EVENT_TYPES: dict[str, tuple[dict[str, tuple[type, ...]], dict[str, tuple[type, ...]]]] = {
-    "equipment.state": ({"state": _STR, "reason": _STR}, {"setup": _STR}),
-    "lot.released": ({"product": _STR}, {"wafers": _INT, "priority": _INT}),
-    # A lot already in the fab (mid-route: a stream's initial WIP), queued at route step
-    # ``step``; ``released``: epoch seconds of its real release (default: the event's time).
-    "lot.placed": (
-        {"product": _STR, "step": _INT},
-        {"wafers": _INT, "priority": _INT, "released": _NUM},
-    ),
-    "lot.track_in": ({"equipment": _STR, "step": _INT}, {"setup": _STR}),
-    "lot.track_out": ({"equipment": _STR, "step": _INT}, {}),
-    "lot.hold": ({"reason": _STR}, {}),
-    "lot.release": ({}, {"reason": _STR}),
-    "lot.rework": ({"step": _INT}, {"reason": _STR}),
-    "lot.scrap": ({"reason": _STR}, {}),
-    "lot.completed": ({}, {}),
-    "carrier.transfer_requested": (
-        {"transfer": _STR, "from": _STR, "to": _STR},
-        {"lot": _STR, "priority": _INT},
-    ),
-    "carrier.vehicle_assigned": ({"transfer": _STR, "vehicle": _STR}, {}),
-    "carrier.picked_up": ({"transfer": _STR, "vehicle": _STR}, {}),
-    "carrier.delivered": ({"transfer": _STR, "vehicle": _STR}, {}),
-    "carrier.transfer_failed": ({"transfer": _STR, "reason": _STR}, {}),
-    "vehicle.position": ({"segment": _STR, "offset": _NUM, "speed": _NUM}, {}),
-    "vehicle.state": ({"state": _STR}, {"carrier": _STR, "reason": _STR}),
-    "alarm.set": ({"alarm": _STR, "severity": _STR}, {"text": _STR}),
-    "alarm.cleared": ({"alarm": _STR}, {}),
-    # Emitted by the twin itself when a sequence gap does not close within the reorder window.
-    "stream.gap": ({"from_seq": _INT, "to_seq": _INT}, {}),
-    # The twin's audit record of an admin moving a source's position forward (seqs skipped).
-    "stream.reset": ({"from_seq": _INT, "to_seq": _INT, "by": _STR}, {"reason": _STR, "at": _STR}),
-}
+_NUM = (int, float)
+_INT = (int,)
+
+# The event types (fields, validation, effect) are declared in twin.live.types and registered
+# in twin.live.registry; ``EVENT_TYPES`` (type -> (required fields, optional fields), each field
+# -> accepted Python types) is derived from there on first use (module ``__getattr__`` below).
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EVENT_TYPES":
+        from twin.live.registry import registry
+
+        table = globals()["EVENT_TYPES"] = registry().field_table()
+        return table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _loads = json.JSONDecoder().decode
 ENVELOPE_KEYS = ("id", "source", "seq", "time", "type", "subject", "data")
+OPTIONAL_KEYS = ("schema", "specversion")  # absent: schema 1; CloudEvents specversion 1.0
 
 # Input is bounded at the door: what the store (SQLite: signed 64-bit integers, UTF-8 text)
 # and the formatters (datetime: years 1..9999) can hold. docs/events.md lists these limits.
@@ -117,6 +101,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "specversion": SPECVERSION,
             "schema": self.schema,
             "id": self.id,
             "source": self.source,
@@ -191,6 +176,8 @@ def make_event(source: str, seq: int, time: float, type: str, subject: str, **da
     """Build an event with a deterministic id ``<source>:<seq>`` (checked like parsed ones)."""
     ev = Event(f"{source}:{seq}", source, seq, float(time), type, subject, data)
     check_event(ev)
+    if type in _CANONICAL:  # a deprecated name: the event carries the current one
+        ev = replace(ev, type=_CANONICAL[type])
     return ev
 
 
@@ -202,9 +189,7 @@ def check_event(ev: Event) -> None:
     UTF-8 text (no lone surrogates) of at most MAX_TEXT characters."""
     spec = _SPECS.get(ev.type)
     if spec is None:
-        raise EventFormatError(
-            f"unknown event type {_short(ev.type)}; known: {', '.join(EVENT_TYPES)}"
-        )
+        spec = _spec(ev.type)
     i, src, subj, seq, tm = ev.id, ev.source, ev.subject, ev.seq, ev.time
     # fast path: ASCII names (isascii is a flag test), in range; the slow path explains
     if not (
@@ -225,7 +210,7 @@ def check_event(ev: Event) -> None:
         problems = _envelope_bounds(ev)
         if problems:
             raise EventFormatError("; ".join(problems))
-    required, allowed, n_required = spec
+    required, allowed, n_required, _, _ = spec
     data = ev.data
     # fast path: exact types (bool is not int here); ``v - v`` is 0.0 only for a finite float
     for name, types in required:
@@ -326,21 +311,35 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 
 
 _MISSING = object()
-# type -> (((name, exact types), ...) required, {name: exact types} of every accepted field,
-# number of required fields)
-_SPECS = {
-    t: (
-        tuple((n, ts) for n, ts in req.items()),
-        {**req, **opt},
-        len(req),
-    )
-    for t, (req, opt) in EVENT_TYPES.items()
-}
+# type or deprecated alias -> (((name, exact types), ...) required, {name: exact types} of every
+# accepted field, number of required fields, {required name: types}, {optional name: types});
+# filled from the registry on first use (``_spec``)
+_SPECS: dict[str, tuple[Any, ...]] = {}
+_CANONICAL: dict[str, str] = {}  # deprecated alias -> current name
+
+
+def _spec(etype: Any) -> tuple[Any, ...]:
+    """The field spec of ``etype``, loading the registry's tables on first use; an unknown
+    type raises EventFormatError naming the known ones."""
+    if not _SPECS:
+        from twin.live.registry import registry
+
+        reg = registry()
+        table = reg.field_table()
+        _CANONICAL.update(reg.aliases)
+        for name in [*table, *_CANONICAL]:
+            req, opt = table[_CANONICAL.get(name, name)]
+            _SPECS[name] = (tuple(req.items()), {**req, **opt}, len(req), req, opt)
+    spec = _SPECS.get(etype) if isinstance(etype, str) else None
+    if spec is None:
+        known = ", ".join(n for n in _SPECS if n not in _CANONICAL)
+        raise EventFormatError(f"unknown event type {_short(etype)}; known: {known}")
+    return spec
 
 
 def _problems(ev: Event) -> list[str]:
     problems = []
-    required, optional = EVENT_TYPES[ev.type]
+    _, _, _, required, optional = _spec(ev.type)
     data = ev.data
     for name, types in required.items():
         if name not in data:
@@ -411,10 +410,7 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
             and i
             and src
             and subj
-            and (
-                n == 7
-                or (n == 8 and type(sch := raw.get("schema")) is int and sch == SCHEMA_VERSION)
-            )
+            and (n == 7 or _optional_keys_ok(raw, n))
         ):
             if type(tm) is str and tm[-1:] == "Z":
                 t = _fromiso(tm).timestamp()  # "Z" is UTC in Python >= 3.11
@@ -432,8 +428,10 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
             ev.subject = subj
             ev.data = data
             ev.schema = SCHEMA_VERSION
+            check_event(ev)  # on the unfrozen twin: a deprecated type is renamed below
+            if ty in _CANONICAL:
+                ev.type = _CANONICAL[ty]
             ev.__class__ = Event
-            check_event(ev)
             return ev
     except (KeyError, EventFormatError, TypeError, ValueError, OverflowError):
         pass
@@ -447,7 +445,24 @@ def parse_event(raw: str | bytes | dict[str, Any]) -> Event:
     seq, t = raw["seq"], parse_time(raw["time"])
     ev = Event(raw["id"], raw["source"], seq, t, raw["type"], raw["subject"], raw["data"])
     check_event(ev)
+    if ev.type in _CANONICAL:
+        ev = replace(ev, type=_CANONICAL[ev.type])
     return ev
+
+
+def _optional_keys_ok(raw: dict[str, Any], n: int) -> bool:
+    """Besides the 7 envelope keys, only ``schema`` (1) and ``specversion`` ("1.0")."""
+    k = 7
+    if "schema" in raw:
+        sch = raw["schema"]
+        if type(sch) is not int or sch != SCHEMA_VERSION:
+            return False
+        k += 1
+    if "specversion" in raw:
+        if raw["specversion"] != SPECVERSION:
+            return False
+        k += 1
+    return n == k
 
 
 def _decode(raw: str | bytes | bytearray) -> Any:
@@ -493,7 +508,14 @@ def _envelope_problems(raw: dict[str, Any]) -> list[str]:
     missing = [k for k in ENVELOPE_KEYS if k not in raw]
     if missing:
         problems.append(f"missing envelope keys {missing} (envelope: {', '.join(ENVELOPE_KEYS)})")
-    extra = [k for k in raw if k not in ENVELOPE_KEYS and k != "schema"]
+    if "specversion" in raw and (
+        type(raw["specversion"]) is not str or raw["specversion"] != SPECVERSION
+    ):
+        problems.append(
+            f"'specversion' {_short(raw['specversion'])} is not supported: the envelope is a "
+            f'CloudEvents {SPECVERSION} event (send "{SPECVERSION}" or leave it out)'
+        )
+    extra = [k for k in raw if k not in ENVELOPE_KEYS and k not in OPTIONAL_KEYS]
     if extra:
         problems.append(f"unknown envelope keys {[_short(k) for k in extra[:5]]}")
     for key in ("id", "source", "type", "subject"):

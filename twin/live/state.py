@@ -8,16 +8,20 @@ at or below it changes nothing. ``apply`` assumes the event passed ``validate`` 
 guarantees it) but never raises on one that did not.
 
 Every entity carries ``rev``, the number of events that changed it; ``state.revision`` counts
-every applied event.
+every applied event. Each event type's effect is declared with its fields and validation in
+``twin.live.types`` (``twin.live.registry``); ``apply`` looks it up there.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twin.live.catalog import Catalog, RouteStep
-from twin.live.events import Event
+
+if TYPE_CHECKING:
+    from twin.live.events import Event
 
 LOT_ACTIVE = frozenset({"queued", "processing", "hold"})
 TRANSFER_ACTIVE = frozenset({"requested", "assigned", "in_transit"})
@@ -276,8 +280,9 @@ def apply(state: TwinState, ev: Event) -> TwinState:
     if ev.seq <= state.last_seq.get(src, 0):
         return state
     handler = _HANDLERS.get(ev.type)
-    if handler is not None:
-        handler(state, ev)
+    if handler is None:
+        handler = _handler(ev.type)
+    handler(state, ev)
     state.last_seq[src] = ev.seq
     state.revision += 1
     if ev.time > state.clock:
@@ -291,21 +296,21 @@ def apply_all(state: TwinState, events: Any) -> TwinState:
     return state
 
 
-def _equipment(s: TwinState, eid: str) -> Equipment:
+def equipment_record(s: TwinState, eid: str) -> Equipment:
     e = s.equipment.get(eid)
     if e is None:
         e = s.equipment[eid] = Equipment(eid, s.catalog.equipment.get(eid))
     return e
 
 
-def _vehicle(s: TwinState, vid: str) -> Vehicle:
+def vehicle_record(s: TwinState, vid: str) -> Vehicle:
     v = s.vehicles.get(vid)
     if v is None:
         v = s.vehicles[vid] = Vehicle(vid)
     return v
 
 
-def _carrier(s: TwinState, cid: str) -> Carrier:
+def carrier_record(s: TwinState, cid: str) -> Carrier:
     c = s.carriers.get(cid)
     if c is None:
         c = s.carriers[cid] = Carrier(cid)
@@ -322,7 +327,7 @@ def _lot_family(s: TwinState, lot: Lot) -> str | None:
     return None
 
 
-def _wip(s: TwinState, lot: Lot, delta: int) -> None:
+def count_wip(s: TwinState, lot: Lot, delta: int) -> None:
     if lot.status not in LOT_ACTIVE:
         return
     s.wip_by_step[lot.step] = s.wip_by_step.get(lot.step, 0) + delta
@@ -330,287 +335,25 @@ def _wip(s: TwinState, lot: Lot, delta: int) -> None:
     s.wip_by_family[fam] = s.wip_by_family.get(fam, 0) + delta
 
 
-def _first_index(route: tuple[RouteStep, ...], start: int) -> int:
+def first_process_index(route: tuple[RouteStep, ...], start: int) -> int:
     """The first non-delay step at or after ``start`` (delays hold no tool and emit no events)."""
     while start < len(route) and route[start].is_delay:
         start += 1
     return start
 
 
-def _equipment_state(s: TwinState, ev: Event) -> None:
-    e = _equipment(s, ev.subject)
-    d = ev.data
-    if e.state is not None:
-        e.time_in[e.state] = e.time_in.get(e.state, 0.0) + max(0.0, ev.time - e.since)
-    e.state, e.reason, e.since = d["state"], d["reason"], ev.time
-    if "setup" in d:
-        e.setup = d["setup"]
-    e.rev += 1
+_HANDLERS: dict[str, Callable[[TwinState, Event], None]] = {}  # filled from the registry
 
 
-def _lot_released(s: TwinState, ev: Event) -> None:
-    lot = Lot(ev.subject, ev.data["product"], ev.time)
-    route = s.catalog.products.get(lot.product)
-    if route is not None:
-        lot.index = _first_index(route, 0)
-        lot.step = route[lot.index].number if lot.index < len(route) else None
-    lot.rev = 1
-    old = s.lots.get(ev.subject)
-    if old is not None:
-        _wip(s, old, -1)
-    s.lots[ev.subject] = lot
-    _wip(s, lot, +1)
+def _handler(etype: str) -> Callable[[TwinState, Event], None]:
+    """The effect of ``etype`` (or its deprecated alias), from the registry on first use; an
+    unknown type (which ``validate`` refuses) changes nothing but the stream position."""
+    if not _HANDLERS:
+        from twin.live.registry import registry
+
+        _HANDLERS.update(registry().effects())
+    return _HANDLERS.get(etype, _no_effect)
 
 
-def _lot_placed(s: TwinState, ev: Event) -> None:
-    """A lot already in the fab, queued at ``step`` (a delay step: the next process step)."""
-    d = ev.data
-    lot = Lot(ev.subject, d["product"], float(d.get("released", ev.time)))
-    lot.updated = ev.time
-    lot.step = d["step"]
-    route = s.catalog.products.get(lot.product)
-    if route is not None:
-        at = next((i for i, st in enumerate(route) if st.number == lot.step), len(route))
-        lot.index = _first_index(route, at)
-        lot.step = route[lot.index].number if lot.index < len(route) else None
-    lot.rev = 1
-    old = s.lots.get(ev.subject)
-    if old is not None:
-        _wip(s, old, -1)
-    s.lots[ev.subject] = lot
-    _wip(s, lot, +1)
-
-
-def _lot_track_in(s: TwinState, ev: Event) -> None:
-    lot = s.lots.get(ev.subject)
-    if lot is None:
-        return
-    _wip(s, lot, -1)
-    eid = ev.data["equipment"]
-    e = _equipment(s, eid)
-    lot.status, lot.location, lot.step = "processing", eid, ev.data["step"]
-    route = s.catalog.products.get(lot.product)
-    if route is not None:
-        for i in range(lot.index, len(route)):
-            if route[i].number == lot.step:
-                lot.index = i
-                break
-    lot.updated = ev.time
-    lot.rev += 1
-    _wip(s, lot, +1)
-    e.lots.append(lot.id)
-    if "setup" in ev.data:
-        e.setup = ev.data["setup"]
-    e.rev += 1
-
-
-def _lot_track_out(s: TwinState, ev: Event) -> None:
-    lot = s.lots.get(ev.subject)
-    if lot is None:
-        return
-    _wip(s, lot, -1)
-    e = _equipment(s, ev.data["equipment"])
-    if lot.id in e.lots:
-        e.lots.remove(lot.id)
-    e.rev += 1
-    route = s.catalog.products.get(lot.product)
-    if route is not None:
-        lot.index = _first_index(route, lot.index + 1)
-        lot.step = route[lot.index].number if lot.index < len(route) else None
-    lot.status, lot.location = "queued", None
-    lot.moves += 1
-    lot.updated = ev.time
-    lot.rev += 1
-    _wip(s, lot, +1)
-    s.moves += 1
-    minute = int(ev.time // 60)
-    now = int(max(s.clock, ev.time) // 60)
-    if minute > now - MOVE_WINDOW_MIN:  # older moves only count in the total
-        s.moves_by_minute[minute] = s.moves_by_minute.get(minute, 0) + 1
-        for m in [m for m in s.moves_by_minute if m <= now - MOVE_WINDOW_MIN]:
-            del s.moves_by_minute[m]
-
-
-def _lot_hold(s: TwinState, ev: Event) -> None:
-    lot = s.lots.get(ev.subject)
-    if lot is None:
-        return
-    _wip(s, lot, -1)
-    lot.status, lot.hold_reason, lot.updated = "hold", ev.data["reason"], ev.time
-    lot.rev += 1
-    _wip(s, lot, +1)
-
-
-def _lot_release(s: TwinState, ev: Event) -> None:
-    lot = s.lots.get(ev.subject)
-    if lot is None:
-        return
-    _wip(s, lot, -1)
-    lot.status, lot.hold_reason, lot.updated = "queued", "", ev.time
-    lot.rev += 1
-    _wip(s, lot, +1)
-
-
-def _lot_rework(s: TwinState, ev: Event) -> None:
-    lot = s.lots.get(ev.subject)
-    if lot is None:
-        return
-    _wip(s, lot, -1)
-    lot.step = ev.data["step"]
-    route = s.catalog.products.get(lot.product)
-    if route is not None:
-        for i, st in enumerate(route):
-            if st.number == lot.step:
-                lot.index = i
-                break
-    lot.status, lot.updated = "queued", ev.time
-    lot.rev += 1
-    _wip(s, lot, +1)
-
-
-def _lot_scrap(s: TwinState, ev: Event) -> None:
-    lot = s.lots.get(ev.subject)
-    if lot is None or lot.status not in LOT_ACTIVE:
-        return
-    _wip(s, lot, -1)
-    if lot.location is not None:
-        e = s.equipment.get(lot.location)
-        if e is not None and lot.id in e.lots:
-            e.lots.remove(lot.id)
-            e.rev += 1
-    lot.status, lot.location, lot.updated = "scrapped", None, ev.time
-    lot.rev += 1
-    s.lots_scrapped += 1
-
-
-def _lot_completed(s: TwinState, ev: Event) -> None:
-    lot = s.lots.get(ev.subject)
-    if lot is None or lot.status not in LOT_ACTIVE:
-        return
-    _wip(s, lot, -1)
-    lot.status, lot.completed, lot.updated = "completed", ev.time, ev.time
-    lot.rev += 1
-    s.lots_completed += 1
-    s.cycle_time_sum += ev.time - lot.released
-
-
-def _transfer_requested(s: TwinState, ev: Event) -> None:
-    c = _carrier(s, ev.subject)
-    d = ev.data
-    c.transfer, c.status, c.source, c.dest = d["transfer"], "requested", d["from"], d["to"]
-    c.vehicle, c.lot, c.requested, c.updated = None, d.get("lot", c.lot), ev.time, ev.time
-    if c.location is None:
-        c.location = d["from"]
-    c.rev += 1
-
-
-def _vehicle_assigned(s: TwinState, ev: Event) -> None:
-    c = _carrier(s, ev.subject)
-    c.status, c.vehicle, c.updated = "assigned", ev.data["vehicle"], ev.time
-    c.rev += 1
-
-
-def _picked_up(s: TwinState, ev: Event) -> None:
-    c = _carrier(s, ev.subject)
-    vid = ev.data["vehicle"]
-    c.status, c.vehicle, c.location, c.updated = "in_transit", vid, vid, ev.time
-    c.rev += 1
-    v = _vehicle(s, vid)
-    v.carrier = c.id
-    v.rev += 1
-
-
-def _delivered(s: TwinState, ev: Event) -> None:
-    c = _carrier(s, ev.subject)
-    vid = ev.data["vehicle"]
-    c.status, c.location, c.vehicle, c.updated = "delivered", c.dest, None, ev.time
-    c.rev += 1
-    v = _vehicle(s, vid)
-    if v.carrier == c.id:
-        v.carrier = None
-    v.rev += 1
-
-
-def _transfer_failed(s: TwinState, ev: Event) -> None:
-    c = _carrier(s, ev.subject)
-    c.status, c.updated = "failed", ev.time
-    c.rev += 1
-
-
-def _vehicle_position(s: TwinState, ev: Event) -> None:
-    v = s.vehicles.get(ev.subject)
-    if v is None:
-        v = _vehicle(s, ev.subject)
-    d = ev.data
-    v.segment, v.offset, v.speed, v.updated = d["segment"], d["offset"], d["speed"], ev.time
-    v.rev += 1
-
-
-def _vehicle_state(s: TwinState, ev: Event) -> None:
-    v = _vehicle(s, ev.subject)
-    v.state, v.updated = ev.data["state"], ev.time
-    if "carrier" in ev.data:
-        v.carrier = ev.data["carrier"]
-    v.rev += 1
-
-
-def _alarm_set(s: TwinState, ev: Event) -> None:
-    key = f"{ev.subject}/{ev.data['alarm']}"
-    old = s.alarms.get(key)
-    s.alarms[key] = {
-        "subject": ev.subject,
-        "alarm": ev.data["alarm"],
-        "severity": ev.data["severity"],
-        "text": ev.data.get("text", ""),
-        "set": ev.time,
-        "rev": (old["rev"] + 1) if old else 1,
-    }
-
-
-def _alarm_cleared(s: TwinState, ev: Event) -> None:
-    s.alarms.pop(f"{ev.subject}/{ev.data['alarm']}", None)
-
-
-def _gap(s: TwinState, ev: Event) -> None:
-    s.gaps.append(
-        {"source": ev.subject, "from_seq": ev.data["from_seq"], "to_seq": ev.data["to_seq"]}
-    )
-
-
-def _reset(s: TwinState, ev: Event) -> None:
-    """An admin skipped a source's seqs: listed with the gaps, saying who and why."""
-    d = ev.data
-    s.gaps.append(
-        {
-            "source": ev.subject,
-            "from_seq": d["from_seq"],
-            "to_seq": d["to_seq"],
-            "reset_by": d["by"],
-            "reason": d.get("reason", ""),
-        }
-    )
-
-
-_HANDLERS = {
-    "equipment.state": _equipment_state,
-    "lot.released": _lot_released,
-    "lot.placed": _lot_placed,
-    "lot.track_in": _lot_track_in,
-    "lot.track_out": _lot_track_out,
-    "lot.hold": _lot_hold,
-    "lot.release": _lot_release,
-    "lot.rework": _lot_rework,
-    "lot.scrap": _lot_scrap,
-    "lot.completed": _lot_completed,
-    "carrier.transfer_requested": _transfer_requested,
-    "carrier.vehicle_assigned": _vehicle_assigned,
-    "carrier.picked_up": _picked_up,
-    "carrier.delivered": _delivered,
-    "carrier.transfer_failed": _transfer_failed,
-    "vehicle.position": _vehicle_position,
-    "vehicle.state": _vehicle_state,
-    "alarm.set": _alarm_set,
-    "alarm.cleared": _alarm_cleared,
-    "stream.gap": _gap,
-    "stream.reset": _reset,
-}
+def _no_effect(s: TwinState, ev: Event) -> None:
+    return None

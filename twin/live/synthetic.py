@@ -183,7 +183,7 @@ class _Gen:
             if r < cfg.p_scrap + cfg.p_hold:
                 self.emit(t, "mes", "lot.hold", lot, reason="spc")
                 t += rng.uniform(300, 3600)
-                self.emit(t, "mes", "lot.release", lot, reason="dispositioned")
+                self.emit(t, "mes", "lot.hold_released", lot, reason="dispositioned")
             elif not reworked and r < cfg.p_scrap + cfg.p_hold + cfg.p_rework:
                 self.emit(t, "mes", "lot.rework", lot, step=step.number, reason="overlay")
                 reworked = True
