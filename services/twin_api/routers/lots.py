@@ -49,7 +49,7 @@ async def list_lots(
         and (not products or x.product in products)
         and (location is None or x.location == location)
     ]
-    return JSONResponse(pages.page(items, render))
+    return pages.respond(items, render)
 
 
 @router.get(
