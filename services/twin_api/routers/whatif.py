@@ -11,7 +11,7 @@ from twin_api.conventions import prefix_of
 from twin_api.deps import Pages, WhatIfRunner, not_found
 from twin_api.jobs import CapExceeded
 from twin_api.schemas.common import ERRORS, NOT_FOUND, Problem
-from twin_api.schemas.whatif import WhatIfCreate, WhatIfJobPublic
+from twin_api.schemas.whatif import WhatIfCreate, WhatIfJobPage, WhatIfJobPublic
 
 router = APIRouter(prefix="/whatif", tags=["whatif"])
 
@@ -46,6 +46,7 @@ async def create_whatif_job(body: WhatIfCreate, rt: WhatIfRunner, request: Reque
 
 @router.get(
     "",
+    response_model=WhatIfJobPage,
     responses=ERRORS,
     summary="What-if jobs, newest last: id, status, progress, times (results: GET /whatif/{id})",
 )
