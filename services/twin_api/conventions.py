@@ -14,11 +14,17 @@ and ``HEAD`` (docs/api.md, "Conventions").
   scene, the schema, the viewer's files) is tagged with a digest of its body, so a job's tag
   changes with its status and progress. ``/health``, ``/ready`` and ``/metrics`` are probes:
   never tagged. ``HEAD`` is answered wherever ``GET`` is: the same status and headers, no body.
+
+A tagged revision read is also kept, headers and bytes, until the revision moves: the next
+caller with a ``read`` token asking the same path and query gets those bytes without the
+route being run (``/kpis`` computed, ``/lots?limit=100`` rendered and encoded once per
+revision, not once per request).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from typing import Any
 
 from twin_api.auth import TokenTable, bearer
@@ -28,6 +34,7 @@ VERSION = "/v1"
 REVISION_ROOTS = ("/equipment", "/lots", "/carriers", "/vehicles", "/kpis", "/state", "/events",
                   "/viewer/state", "/viewer/history")  # fmt: skip
 UNTAGGED = frozenset({"/health", "/ready", "/metrics"})  # probes: always fresh, never 304
+CACHE_ENTRIES, CACHE_BODY, CACHE_BYTES = 1024, 1 << 20, 64 << 20  # renderings kept, their size
 MAX_TAGS = 8192  # characters of If-None-Match looked at (uvicorn caps the header anyway)
 # headers a 304 repeats (RFC 9110, 15.4.5); the rest describe a body that is not sent
 KEEP_ON_304 = frozenset({b"etag", b"cache-control", b"vary", b"content-location", b"expires"})
@@ -99,6 +106,10 @@ class Conditional:
     def __init__(self, inner: Any, rt: Any, tokens: TokenTable, version: str) -> None:
         self.inner, self.rt, self.tokens = inner, rt, tokens
         self.salt = version.encode()
+        # (prefix, path, query) -> (stamp, headers, body, route): each revision read rendered
+        # and encoded once per revision, however many callers ask (oldest dropped first)
+        self.cache: OrderedDict[tuple, tuple] = OrderedDict()
+        self.cached_bytes = 0
 
     def tag(self, rev: int, scope: dict) -> str:
         """The strong ETag of a revision read: the revision and a digest of the path, query
@@ -131,6 +142,13 @@ class Conditional:
             if head and "route" in inner_scope:  # the template the timing middleware records
                 scope["route"] = inner_scope["route"]
 
+    def _stamp(self, rev: int) -> tuple[int, int, int]:
+        """What a cached rendering stands for: the revision, and the in-memory state it was
+        read from (its object and its count of applied events: a state rebuilt after a failed
+        store write is another object)."""
+        st = self.rt.state
+        return (rev, id(st), st.revision)
+
     async def _revision(
         self, scope: dict, receive: Any, send: Any, head: bool, wanted: str | None
     ) -> None:
@@ -142,7 +160,18 @@ class Conditional:
             if self._reader(scope):  # else the route answers 401/403
                 scope["route"] = _NotModified
                 return await _not_modified(send, [(b"etag", tag.encode())])
-        state = {"drop": head, "tagged": False}
+        stamp = self._stamp(rev)
+        key = (scope.get("twin_prefix", ""), scope["path"], scope.get("query_string", b""))
+        hit = self.cache.get(key)
+        if hit is not None and hit[0] == stamp and self._reader(scope):
+            scope["route"] = hit[3]  # the template the timing middleware records
+            if wanted is not None and matches(wanted, tag):  # If-None-Match: *
+                return await _not_modified(send, _kept(hit[1], tag))
+            await send({"type": "http.response.start", "status": 200, "headers": hit[1]})
+            await send({"type": "http.response.body", "body": b"" if head else hit[2]})
+            return
+        state = {"drop": head, "tagged": False, "headers": None}
+        chunks: list[bytes] = []
 
         async def tagging(msg: dict) -> None:
             if msg["type"] == "http.response.start":
@@ -153,8 +182,12 @@ class Conditional:
                         state["drop"] = True
                         return await _not_modified(send, _kept(msg["headers"], tag), body=False)
                     msg["headers"] = [*msg["headers"], (b"etag", tag.encode())]
-                    state["tagged"] = True
+                    state["tagged"], state["headers"] = True, msg["headers"]
                 return await send(msg)
+            if state["tagged"]:
+                chunks.append(msg.get("body", b""))
+                if not msg.get("more_body", False):
+                    self._keep(key, stamp, state["headers"], chunks, scope.get("route"))
             if state["drop"]:
                 if not msg.get("more_body", False):
                     await send({"type": "http.response.body", "body": b""})
@@ -162,6 +195,23 @@ class Conditional:
             return await send(msg)
 
         await self.inner(scope, receive, tagging)
+
+    def _keep(
+        self, key: tuple, stamp: tuple, headers: Any, chunks: list[bytes], route: Any
+    ) -> None:
+        """Cache a tagged rendering while the state it was read from still stands."""
+        body = b"".join(chunks)
+        if len(body) > CACHE_BODY or self._stamp(stamp[0]) != stamp or route is None:
+            return
+        cache = self.cache
+        old = cache.pop(key, None)
+        if old is not None:
+            self.cached_bytes -= len(old[2])
+        cache[key] = (stamp, headers, body, route)
+        self.cached_bytes += len(body)
+        while len(cache) > CACHE_ENTRIES or self.cached_bytes > CACHE_BYTES:
+            _, dropped = cache.popitem(last=False)
+            self.cached_bytes -= len(dropped[2])
 
     async def _content(
         self, scope: dict, receive: Any, send: Any, head: bool, wanted: str | None

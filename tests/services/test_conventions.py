@@ -412,3 +412,40 @@ def test_small_max_page_is_named():
         assert r.status_code == 422 and "maximum of 5" in r.json()["detail"]
         assert c.get("/scene", headers=auth("read")).json()["limit"] == 5
         assert TOKENS  # the tokens of the suite serve it
+
+
+# ------------------------------------------------------------------ reads once per revision
+def test_revision_reads_are_rendered_once_per_revision(inproc, monkeypatch):
+    """/kpis is computed once per revision however many callers ask (each gets the same
+    bytes and tag, a caller without a token still gets 401); an applied event renders anew."""
+    import twin_api.routers.kpis as kpis
+
+    calls = []
+    real = kpis.locked_kpis
+    monkeypatch.setattr(kpis, "locked_kpis", lambda rt: calls.append(1) or real(rt))
+    inproc.get("/kpis?fresh=1", headers=ADMIN)
+    n = len(calls)
+    answers = [inproc.get("/kpis?fresh=1", headers=ADMIN) for _ in range(5)]
+    assert len({(a.content, a.headers["etag"]) for a in answers}) == 1
+    assert len(calls) == n  # served from the rendering
+    assert inproc.get("/kpis?fresh=1").status_code == 401
+    assert inproc.head("/kpis?fresh=1", headers=ADMIN).content == b""
+    (ev,) = dicts(tool_events("conv-once", ["LITH03"], 1, t0=time.time()))
+    assert inproc.post("/events", json=[ev], headers=ADMIN).json()["accepted"] == 1
+    again = inproc.get("/kpis?fresh=1", headers=ADMIN)
+    assert len(calls) == n + 1 and again.headers["etag"] != answers[0].headers["etag"]
+
+
+def test_lot_pages_follow_new_lots(inproc):
+    """The sorted lot index is rebuilt when a lot is added: a new lot shows in the list."""
+    before = inproc.get("/lots?limit=1000", headers=ADMIN).json()
+    lot = {"id": "conv-lot:1", "source": "conv-lot", "seq": 1,
+           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "type": "lot.released", "subject": "AAA-conv-lot",
+           "data": {"product": before["items"][0]["product"]}}  # fmt: skip
+    r = inproc.post("/events", json=[lot], headers=ADMIN).json()
+    assert r["accepted"] == 1, r["results"]
+    after = inproc.get("/lots?limit=1000", headers=ADMIN).json()
+    ids = [x["id"] for x in after["items"]]
+    assert after["total"] == before["total"] + 1 and ids[0] == "AAA-conv-lot"
+    assert ids == sorted(ids)
