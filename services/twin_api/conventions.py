@@ -157,9 +157,11 @@ class Conditional:
             return await self.inner(scope, receive, _bodiless(send) if head else send)
         tag = self.tag(rev, scope)
         if wanted is not None and wanted.strip() != "*" and matches(wanted, tag):
-            if self._reader(scope):  # else the route answers 401/403
+            if self._reader(scope) and not _waits(scope, rev):  # else the route answers 401/403
                 scope["route"] = _NotModified
                 return await _not_modified(send, [(b"etag", tag.encode())])
+        if _waits(scope, rev):  # a later revision is asked for: render when it has come
+            return await self.inner(scope, receive, _bodiless(send) if head else send)
         stamp = self._stamp(rev)
         key = (scope.get("twin_prefix", ""), scope["path"], scope.get("query_string", b""))
         hit = self.cache.get(key)
@@ -254,6 +256,19 @@ class Conditional:
                 break
         scopes = self.tokens.scopes_of(bearer(auth))
         return scopes is not None and ("read" in scopes or "admin" in scopes)
+
+
+def _waits(scope: dict, rev: int) -> bool:
+    """Whether the request asks for a revision after ``rev`` (``?min_revision=``, which
+    twin_api.revision waits for): such a read is neither answered 304 nor from the cache."""
+    query: bytes = scope.get("query_string", b"")
+    if b"min_revision=" not in query:
+        return False
+    for part in query.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name == b"min_revision":
+            return not (value.isdigit() and len(value) <= 19 and int(value) <= rev)
+    return False
 
 
 def _kept(headers: list[tuple[bytes, bytes]], tag: str) -> list[tuple[bytes, bytes]]:

@@ -449,3 +449,19 @@ def test_lot_pages_follow_new_lots(inproc):
     ids = [x["id"] for x in after["items"]]
     assert after["total"] == before["total"] + 1 and ids[0] == "AAA-conv-lot"
     assert ids == sorted(ids)
+
+
+def test_a_read_that_asks_for_a_later_revision_is_never_304(api):
+    """?min_revision= past the twin's revision is neither answered 304 nor from a rendering
+    of an earlier revision (the revision layer waits for it); at or below it, 304 as usual."""
+    from twin_api.conventions import _waits
+
+    r = api.get("/kpis?min_revision=0", headers=ADMIN)
+    tag = r.headers["etag"]
+    rev = int(tag.strip('"').split("-")[0])
+    same = api.get("/kpis?min_revision=0", headers={**ADMIN, "If-None-Match": tag})
+    assert same.status_code == 304
+    assert _waits({"query_string": f"a=1&min_revision={rev + 1}".encode()}, rev)
+    assert not _waits({"query_string": f"min_revision={rev}".encode()}, rev)
+    assert _waits({"query_string": b"min_revision=\xed\xa0\x80"}, rev)
+    assert not _waits({"query_string": b"x=1"}, rev)
