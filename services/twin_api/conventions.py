@@ -155,12 +155,13 @@ class Conditional:
         rev = revision(self.rt)
         if rev is None:  # not started: the route says so
             return await self.inner(scope, receive, _bodiless(send) if head else send)
-        tag = self.tag(rev, scope)
+        waits = _waits(scope, rev)
+        tag = "" if wanted is None else self.tag(rev, scope)  # else made on a miss only
         if wanted is not None and wanted.strip() != "*" and matches(wanted, tag):
-            if self._reader(scope) and not _waits(scope, rev):  # else the route answers 401/403
+            if self._reader(scope) and not waits:  # else the route answers 401/403
                 scope["route"] = _NotModified
                 return await _not_modified(send, [(b"etag", tag.encode())])
-        if _waits(scope, rev):  # a later revision is asked for: render when it has come
+        if waits:  # a later revision is asked for: render when it has come
             return await self.inner(scope, receive, _bodiless(send) if head else send)
         stamp = self._stamp(rev)
         key = (scope.get("twin_prefix", ""), scope["path"], scope.get("query_string", b""))
@@ -172,6 +173,7 @@ class Conditional:
             await send({"type": "http.response.start", "status": 200, "headers": hit[1]})
             await send({"type": "http.response.body", "body": b"" if head else hit[2]})
             return
+        tag = tag or self.tag(rev, scope)
         state = {"drop": head, "tagged": False, "headers": None}
         chunks: list[bytes] = []
 

@@ -365,11 +365,15 @@ def test_every_list_pages_the_same_way(api, path):
 
 
 def test_links_keep_the_filters(api):
-    """The next link of a filtered list repeats the filter."""
-    r = api.get("/equipment?limit=1&kind=x&state=standby,productive", headers=ADMIN)
-    assert r.status_code == 200
-    if r.headers.get("link"):
-        assert "state=standby%2Cproductive" in r.headers["link"]
+    """The next link of a filtered list repeats the filters and the limit, and leads to the
+    next page of the filtered list."""
+    r = api.get("/v1/scene?limit=2&kind=tool,stocker&offset=0", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["total"] > 2
+    link = r.headers["link"]
+    assert link.startswith("</v1/scene?limit=2&kind=tool%2Cstocker&cursor=")
+    assert link.endswith('>; rel="next"') and "offset" not in link
+    nxt = api.get(link[1 : link.index(">")], headers=ADMIN).json()
+    assert nxt["offset"] == 2 and {n["kind"] for n in nxt["nodes"]} <= {"tool", "stocker"}
 
 
 HOSTILE_CURSORS = ["zz", "", "%ED%A0%80", "x" * 10_000, "bzE" * 30, "YTE", "b-1", "%00",
