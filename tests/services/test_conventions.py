@@ -208,6 +208,11 @@ def test_hostile_if_none_match_is_no_500(api):
         r = api.get("/kpis", headers=[*ADMIN.items(), ("If-None-Match", raw)])
         assert r.status_code == 200
     assert api.get("/kpis", headers={**ADMIN, "If-None-Match": "*"}).status_code == 304
+    for path in ("/lots/%ED%A0%80", "/v1/lots/%FF%FE", "/equipment/%ED%A0%80"):
+        for tag in ("*", '"1-abc"', None):
+            headers = ADMIN if tag is None else {**ADMIN, "If-None-Match": tag}
+            assert api.get(path, headers=headers).status_code == 404, (path, tag)
+            assert api.head(path, headers=headers).status_code == 404, (path, tag)
     assert api.get("/lots/NOPE", headers={**ADMIN, "If-None-Match": "*"}).status_code == 404
 
 
