@@ -6,14 +6,15 @@ and ``HEAD`` (docs/api.md, "Conventions").
   one route table serves both, the metrics count both under one template, and the answer is
   byte for byte the same. ``scope["twin_prefix"]`` keeps what the client used ("/v1" or ""),
   for the links the API writes (``Location``, ``Link: rel="next"``).
-- ``Conditional``: a strong ``ETag`` on every successful ``GET``. Reads of the twin state
-  (``REVISION_ROOTS``) are tagged with the twin revision (the store position of the last
+- ``Conditional``: a strong ``ETag`` on every successful ``GET``. Reads of the in-memory twin
+  state (``REVISION_ROOTS``) are tagged with the twin revision (the store position of the last
   applied event, the same on every server of a store) and a digest of the representation (the
   path, the query and the API version): a matching ``If-None-Match`` from a caller whose token
   holds ``read`` is answered 304 before anything is rendered. Every other read (jobs, the
   scene, the schema, the viewer's files) is tagged with a digest of its body, so a job's tag
   changes with its status and progress. ``/health``, ``/ready`` and ``/metrics`` are probes:
-  never tagged. ``HEAD`` is answered wherever ``GET`` is: the same status and headers, no body.
+  never tagged (reads of the store, ``/events`` and a state ``?at=``, are tagged by body).
+  ``HEAD`` is answered wherever ``GET`` is: the same status and headers, no body.
 
 A tagged revision read is also kept, headers and bytes, until the revision moves: the next
 caller with a ``read`` token asking the same path and query gets those bytes without the
@@ -30,9 +31,12 @@ from typing import Any
 from twin_api.auth import TokenTable, bearer
 
 VERSION = "/v1"
-# reads whose representation is a function of the twin revision (and the path and query)
-REVISION_ROOTS = ("/equipment", "/lots", "/carriers", "/vehicles", "/kpis", "/state", "/events",
-                  "/viewer/state", "/viewer/history")  # fmt: skip
+# reads whose representation is a function of the in-memory state at a revision (and the path
+# and query); reads of the store (/events, /viewer/history, a state ?at= a past time) are not:
+# a follower's store holds events past its revision, and a write is durable before its
+# position is applied, so those are tagged by their body
+REVISION_ROOTS = ("/equipment", "/lots", "/carriers", "/vehicles", "/kpis", "/state",
+                  "/viewer/state")  # fmt: skip
 UNTAGGED = frozenset({"/health", "/ready", "/metrics"})  # probes: always fresh, never 304
 CACHE_ENTRIES, CACHE_BODY, CACHE_BYTES = 1024, 1 << 20, 64 << 20  # renderings kept, their size
 MAX_TAGS = 8192  # characters of If-None-Match looked at (uvicorn caps the header anyway)
@@ -84,13 +88,15 @@ def matches(header: str, tag: str) -> bool:
     return False
 
 
-def kind_of(path: str) -> str | None:
-    """ "revision", "content" or None (untagged) for a GET of ``path``."""
+def kind_of(path: str, query: bytes = b"") -> str | None:
+    """The tag of a GET of ``path`` with ``query``: "revision", "content" or None (none)."""
     if path in UNTAGGED:
         return None
     for root in REVISION_ROOTS:
         if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
-            return "content" if path.endswith("/eta") else "revision"
+            if path.endswith("/eta") or (path.endswith("/state") and b"at=" in query):
+                return "content"  # a forecast's, or a past state replayed from the store
+            return "revision"
     return "content"
 
 
@@ -124,7 +130,7 @@ class Conditional:
             return await self.inner(scope, receive, send)
         head = scope["method"] == "HEAD"
         inner_scope = dict(scope, method="GET") if head else scope
-        kind = kind_of(scope["path"])
+        kind = kind_of(scope["path"], scope.get("query_string", b""))
         wanted = None
         if kind is not None:
             for k, v in scope["headers"]:

@@ -190,6 +190,9 @@ def test_probes_are_never_tagged(api):
         assert r.status_code == 200 and "etag" not in r.headers, path
     assert kind_of("/metrics") is None and kind_of("/lots/L1/eta") == "content"
     assert kind_of("/lots/L1") == "revision" and kind_of("/lotsx") == "content"
+    assert kind_of("/events") == kind_of("/viewer/history") == "content"
+    assert kind_of("/state", b"at=0") == kind_of("/viewer/state", b"x=1&at=0") == "content"
+    assert kind_of("/state") == kind_of("/viewer/state", b"x=1") == "revision"
 
 
 HOSTILE_TAGS = ["garbage", '"', "W/", ",,,", "*, x", '"' + "9" * 10_000 + '"',
