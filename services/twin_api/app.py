@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twin.errors import TwinError
 from twin_api.auth import TokenTable
+from twin_api.conventions import Conditional, VersionPrefix, document_limits, version_paths
 from twin_api.fastpath import FastPath, twin_error_response
 from twin_api.problems import document as document_problems
 from twin_api.problems import problem_response
@@ -132,6 +133,8 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
                     for op in ops.values():
                         op["security"] = [{"bearer": []}]
             document_problems(spec)
+            document_limits(spec, settings.max_page)
+            version_paths(spec)
             app.openapi_schema = spec
         return app.openapi_schema
 
@@ -175,8 +178,10 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
         max_batch=settings.max_batch,
         max_event_values=settings.max_event_values,
     )
+    app.add_middleware(Conditional, rt=rt, tokens=app.state.tokens, version=app.version)
     app.add_middleware(Timing, rt=rt)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
+    app.add_middleware(VersionPrefix)  # outermost: every layer sees the unprefixed path
     return app
 
 

@@ -3,10 +3,13 @@ and who the caller is (scopes, the sources it may publish)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 
 from twin.errors import NotFoundError
 from twin.live.events import format_time
@@ -21,31 +24,129 @@ async def _runtime(request: Request) -> TwinRuntime:
 Runtime = Annotated[TwinRuntime, Depends(_runtime)]
 
 
+def revision(rt: TwinRuntime) -> int | None:
+    """The twin revision: the store position of the last applied event (the same number on
+    every server of a store); None while the twin is not running."""
+    from twin_api.conventions import revision as _revision
+
+    return _revision(rt)
+
+
+INT64_MAX = 2**63 - 1  # the largest position a store holds
+MAX_CURSOR = 64  # characters: no cursor this API writes is longer
+
+
+def encode_cursor(kind: str, position: int) -> str:
+    """An opaque cursor: the list's kind of position and the position, base64url."""
+    return base64.urlsafe_b64encode(f"{kind}{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str, kind: str) -> int:
+    """The position in a cursor that ``encode_cursor(kind, ...)`` wrote; 422 otherwise."""
+    pos = None
+    if len(text) <= MAX_CURSOR and text.isascii():
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            raw = ""
+        digits = raw[len(kind) :]
+        if raw.startswith(kind) and digits.isdigit() and len(digits) <= 19:
+            pos = int(digits)
+    if pos is None or pos > INT64_MAX:
+        shown = ascii(text[:40]) + ("…" if len(text) > 40 else "")
+        raise HTTPException(
+            422,
+            f"cursor={shown}: not a cursor of this list; accepted: the next_cursor of a page "
+            'of this list (or follow its Link rel="next"), or no cursor for the first page',
+        )
+    return pos
+
+
+def check_limit(limit: int | None, cap: int) -> int:
+    """Items per page: 100 (or the maximum, when lower) by default; above the maximum
+    (``TWIN_MAX_PAGE``) a 422 naming it, never a silent cut."""
+    if limit is None:
+        return min(100, cap)
+    if limit > cap:
+        shown = str(limit) if limit < 10**30 else f"{str(limit)[:20]}… ({len(str(limit))} digits)"
+        raise HTTPException(
+            422, f"limit={shown}: over the maximum of {cap} items per page; accepted: 1 to {cap}"
+        )
+    return limit
+
+
+def next_link(request: Request, cursor: str) -> str:
+    """The ``Link`` header of a page that has a next one: this request with ``cursor`` in
+    place of its position (offset, after, cursor), under the prefix it came with."""
+    from twin_api.conventions import prefix_of
+
+    params = [(k, v) for k, v in request.query_params.multi_items()
+              if k not in ("offset", "after", "cursor")]  # fmt: skip
+    params.append(("cursor", cursor))
+    try:
+        query = urlencode(params)
+    except UnicodeEncodeError:  # a lone surrogate in a free-text filter: keep the cursor only
+        query = urlencode([("cursor", cursor)])
+    return f'<{prefix_of(request.scope)}{request.url.path}?{query}>; rel="next"'
+
+
+def paged(request: Request, body: dict[str, Any], cursor: str | None) -> JSONResponse:
+    """A page of a list as every list answers it: ``next_cursor`` in the body and, when there
+    is a next page, ``Link: <...>; rel="next"``."""
+    body["next_cursor"] = cursor
+    headers = {"Link": next_link(request, cursor)} if cursor is not None else None
+    return JSONResponse(body, headers=headers)
+
+
 class Paging:
-    def __init__(self, offset: int, limit: int) -> None:
-        self.offset, self.limit = offset, limit
+    """One list's page: where it starts (``offset``, or the position in ``cursor``) and how
+    many items (``limit``)."""
+
+    KIND = "o"  # a cursor's kind of position: an offset in the sorted, filtered list
+
+    def __init__(self, request: Request, offset: int, limit: int) -> None:
+        self.request, self.offset, self.limit = request, offset, limit
 
     def page(self, items: list[Any], render: Any) -> dict[str, Any]:
         """``items`` sorted and filtered; ``render`` turns one into JSON."""
         total = len(items)
         chunk = items[self.offset : self.offset + self.limit]
         end = self.offset + len(chunk)
+        nxt = end if end < total else None
         return {
             "total": total,
             "offset": self.offset,
             "limit": self.limit,
-            "next": end if end < total else None,
+            "next": nxt,
+            "next_cursor": None if nxt is None else encode_cursor(self.KIND, nxt),
             "items": [render(x) for x in chunk],
         }
+
+    def respond(self, items: list[Any], render: Any) -> JSONResponse:
+        """``page`` as the answer, with the Link header to the next page."""
+        body = self.page(items, render)
+        return paged(self.request, body, body["next_cursor"])
+
+
+CURSOR_DESCRIPTION = (
+    "opaque: the next_cursor of the previous page (or follow its Link rel=next); "
+    "none for the first page"
+)
+LIMIT_DESCRIPTION = "items per page, from 1 to TWIN_MAX_PAGE (default 1000); 100 when absent"
 
 
 async def _paging(
     request: Request,
-    offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
-    limit: Annotated[int | None, Query(ge=1, description="items per page (capped)")] = None,
+    offset: Annotated[
+        int, Query(ge=0, description="items to skip (cursor is the same, opaque)")
+    ] = 0,
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None,
+    cursor: Annotated[str | None, Query(description=CURSOR_DESCRIPTION)] = None,
 ) -> Paging:
-    cap = request.app.state.settings.max_page
-    return Paging(offset, min(limit or min(100, cap), cap))
+    n = check_limit(limit, request.app.state.settings.max_page)
+    if cursor is not None:
+        offset = decode_cursor(cursor, Paging.KIND)
+    return Paging(request, offset, n)
 
 
 Pages = Annotated[Paging, Depends(_paging)]

@@ -34,6 +34,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 HEALTH = "/health"
 READY = "/ready"
+PROBES = (HEALTH, READY, "/v1" + HEALTH, "/v1" + READY)  # answered over the concurrency cap
 # file descriptors beside the connections: the store, logs, worker pipes (256), and one batch
 # of accepted connections (uvicorn's backlog, 2048) that may be open before the cap closes some
 FD_SPARE = 256 + 2048
@@ -103,7 +104,7 @@ class Guard:
 
     async def busy(self, scope: dict, receive: Any, send: Any) -> None:
         """The app of a request over the concurrency cap: 503, but ``/health`` answers."""
-        if scope.get("path") in (HEALTH, READY):
+        if scope.get("path") in PROBES:
             return await self.app(scope, receive, send)
         await send_problem(
             send,

@@ -50,7 +50,7 @@ def test_auth_matrix(api, method, path, scope, body):
     serves (anything but 401/403) a token with the scope or admin."""
     if (
         path.startswith("/sources")
-        and api.get("/openapi.json").json()["paths"].get("/sources") is None
+        and api.get("/openapi.json").json()["paths"].get("/v1/sources") is None
     ):
         pytest.skip("routers/sources.py is not mounted by create_app yet (the lead wires it)")
     for caller in CALLERS:

@@ -229,17 +229,17 @@ def test_metrics_prometheus_text(api, stream):
 
 
 def test_openapi_documents_every_endpoint(api):
-    """/openapi.json lists every HTTP endpoint with its schemas."""
+    """/openapi.json lists every HTTP endpoint with its schemas (under /v1)."""
     spec = api.get("/openapi.json").json()
     for path in ("/health", "/scene", "/scene.glb", "/equipment", "/equipment/{equipment_id}",
                  "/lots", "/lots/{lot_id}", "/carriers", "/vehicles", "/kpis", "/state",
                  "/events", "/metrics", "/whatif", "/whatif/{job_id}"):  # fmt: skip
-        assert path in spec["paths"], path
+        assert "/v1" + path in spec["paths"], path
     assert "EquipmentPublic" in spec["components"]["schemas"]
-    assert set(spec["paths"]["/events"]) == {"get", "post"}
+    assert set(spec["paths"]["/v1/events"]) == {"get", "post"}
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    assert spec["paths"]["/kpis"]["get"]["security"] == [{"bearer": []}]
-    assert "security" not in spec["paths"]["/health"]["get"]
+    assert spec["paths"]["/v1/kpis"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in spec["paths"]["/v1/health"]["get"]
 
 
 def test_whatif_round_trip(api):

@@ -161,7 +161,7 @@ def test_openapi_has_no_redoc_and_docs_is_ours(client):
     """ReDoc (a CDN page) is off; /openapi.json still lists the viewer's data endpoints."""
     assert client.get("/redoc").status_code == 404
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/viewer/scene", "/viewer/state", "/viewer/history"} <= set(paths)
+    assert {"/v1/viewer/scene", "/v1/viewer/state", "/v1/viewer/history"} <= set(paths)
 
 
 # ---------------------------------------------------------------- the stream's subprotocol auth

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 
 from twin.vocabulary import CARRIER_STATUSES
 from twin_api.deps import Pages, Reader, filter_values, iso
@@ -39,4 +38,4 @@ async def list_carriers(
     statuses = filter_values("status", status, CARRIER_STATUSES)
     items = sorted(rt.state.carriers.values(), key=lambda x: x.id)
     items = [c for c in items if not statuses or c.status in statuses]
-    return JSONResponse(pages.page(items, render))
+    return pages.respond(items, render)

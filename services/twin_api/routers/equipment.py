@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from twin.vocabulary import E10_STATES
 from twin_api.deps import Pages, Reader, filter_values, not_found
@@ -38,7 +38,7 @@ async def list_equipment(
         and (not states or e.state in states)
         and (not bays or rt.equipment_info.get(e.id, ("", None))[1] in bays)
     ]
-    return JSONResponse(pages.page(items, lambda e: equipment_dict(rt, e)))
+    return pages.respond(items, lambda e: equipment_dict(rt, e))
 
 
 @router.get(

@@ -7,15 +7,25 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from twin_api.deps import Publisher, Reader
+from twin_api.deps import (
+    CURSOR_DESCRIPTION,
+    INT64_MAX,
+    LIMIT_DESCRIPTION,
+    Publisher,
+    Reader,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    paged,
+)
 from twin_api.routers.state import parse_at
 from twin_api.schemas.common import ERRORS, Problem
 from twin_api.schemas.events import EventsPage, IngestResponse
 
 router = APIRouter(prefix="/events", tags=["events"])
-INT64_MAX = 2**63 - 1  # SQLite's integers: a position past it answered 500
+EVENTS_CURSOR = "a"  # a cursor of /events: the stream position to continue after
 
 
 @router.get(
@@ -36,25 +46,30 @@ async def list_events(
     type: Annotated[str | None, Query(description="event type, e.g. lot.track_in")] = None,
     subject: Annotated[str | None, Query(description="entity id")] = None,
     after: Annotated[
-        int, Query(ge=0, le=INT64_MAX, description="stream position to continue after")
+        int,
+        Query(
+            ge=0,
+            le=INT64_MAX,
+            description="stream position to continue after (cursor is the same, opaque)",
+        ),
     ] = 0,
-    limit: Annotated[
-        int | None, Query(ge=1, le=INT64_MAX, description="events per page (capped)")
-    ] = None,
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None,
+    cursor: Annotated[str | None, Query(description=CURSOR_DESCRIPTION)] = None,
 ) -> Any:
-    cap = request.app.state.settings.max_page
-    n = min(limit or min(100, cap), cap)
+    n = check_limit(limit, request.app.state.settings.max_page)
+    if cursor is not None:
+        after = decode_cursor(cursor, EVENTS_CURSOR)
     t0, t1 = parse_at("since", since), parse_at("until", until)
-    rows, cursor = await run_in_threadpool(
+    rows, last = await run_in_threadpool(
         rt.events_after, after, n, since=t0, until=t1, type=type, subject=subject
     )
-    return JSONResponse(
-        {
-            "items": [{"pos": pos, "event": ev.to_dict()} for pos, ev in rows],
-            "next_after": cursor,
-            "more": len(rows) == n,
-        }
-    )
+    more = len(rows) == n
+    body = {
+        "items": [{"pos": pos, "event": ev.to_dict()} for pos, ev in rows],
+        "next_after": last,
+        "more": more,
+    }
+    return paged(request, body, encode_cursor(EVENTS_CURSOR, last) if more else None)
 
 
 _BODY = {

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from twin.errors import InputError
+from twin_api.conventions import prefix_of
 from twin_api.deps import Reader, WhatIfRunner, not_found
 from twin_api.jobs import CapExceeded
 from twin_api.schemas.common import ERRORS, NOT_FOUND, Problem
@@ -32,14 +33,15 @@ router = APIRouter(tags=["forecast"])
     "'Forecast'): per day outs, WIP, cycle time with 80 % and 90 % prediction intervals, the "
     "bottleneck, and each lot's completion time p10/p50/p90 (GET /lots/{id}/eta).",
 )
-async def create_forecast(body: ForecastCreate, rt: WhatIfRunner) -> Any:
+async def create_forecast(body: ForecastCreate, rt: WhatIfRunner, request: Request) -> Any:
     try:
         job = await run_in_threadpool(rt.jobs.forecasts.submit, body.model_dump())
     except InputError as exc:
         raise HTTPException(422, {"message": exc.what, "problems": exc.problems}) from None
     except CapExceeded as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
-    return JSONResponse(job.public(), status_code=202, headers={"Location": f"/forecast/{job.id}"})
+    where = f"{prefix_of(request.scope)}/forecast/{job.id}"
+    return JSONResponse(job.public(), status_code=202, headers={"Location": where})
 
 
 @router.get(

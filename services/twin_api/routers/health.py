@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from twin_api.auth import bearer
+from twin_api.schemas.common import json_example
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +27,23 @@ def is_up(rt: Any) -> bool:
 @router.get(
     "/health",
     summary="Up or down (no token needed); with a token of any scope, what the twin runs",
-    responses={503: {"description": 'the twin is not running: {"status": "down"}'}},
+    responses={
+        200: json_example(
+            {
+                "status": "up",
+                "scene": "demo-fab",
+                "uptime_s": 12.5,
+                "events_stored": 1200,
+                "revision": 1200,
+                "physics": False,
+                "feed": "none",
+                "store": "sqlite",
+                "mode": "production",
+            },
+            "up (with a token: what the twin runs)",
+        ),
+        503: {"description": 'the twin is not running: {"status": "down"}'},
+    },  # fmt: skip
 )
 async def health(request: Request) -> Any:
     rt = request.app.state.runtime
@@ -77,7 +94,12 @@ def readiness(rt: Any) -> dict[str, str]:
     "/ready",
     summary="Ready to serve and ingest (no token needed): ingest running, the store writable, the "
     "MQTT broker connected when configured; 503 with the failing checks otherwise",
-    responses={503: {"description": '{"status": "not ready", "checks": {"store": "..."}}'}},
+    responses={
+        200: json_example(
+            {"status": "ready", "checks": {"ingest": "ok", "store": "ok"}}, "every check ok"
+        ),
+        503: {"description": '{"status": "not ready", "checks": {"store": "..."}}'},
+    },  # fmt: skip
 )
 async def ready(request: Request) -> Any:
     # on a thread: asking Ray may take up to a second, never the event loop's

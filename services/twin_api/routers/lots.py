@@ -39,17 +39,37 @@ async def list_lots(
     location: Annotated[str | None, Query(description="equipment the lot is processing on")] = None,
 ) -> Any:
     statuses = filter_values("status", status, LOT_STATUSES)
-    known = {x.product for x in rt.state.lots.values()}
-    products = filter_values("product", product, known | set(rt.catalog.products or ()))
-    items = sorted(rt.state.lots.values(), key=lambda x: x.id)
-    items = [
-        x
-        for x in items
-        if (not statuses or x.status in statuses)
-        and (not products or x.product in products)
-        and (location is None or x.location == location)
-    ]
-    return JSONResponse(pages.page(items, render))
+    lots = rt.state.lots
+    products: set[str] = set()
+    if product is not None:  # the known products: a scan of every lot, only when asked
+        known = {x.product for x in list(lots.values())}
+        products = filter_values("product", product, known | set(rt.catalog.products or ()))
+    ids = lot_index(rt)
+    if statuses or products or location is not None:
+
+        def keep(x: Any) -> bool:
+            return (
+                (not statuses or x.status in statuses)
+                and (not products or x.product in products)
+                and (location is None or x.location == location)
+            )
+
+        ids = [i for i in ids if keep(lots[i])]
+    return pages.respond(ids, lambda i: render(lots[i]))
+
+
+def lot_index(rt: Any) -> list[str]:
+    """Every lot id, sorted: sorted again only when a lot is added (lots are never removed
+    from a state: a new state object, after a resync, is a new index). A page of the list
+    then costs its own lots, not a sort of every lot per request."""
+    lots = rt.state.lots
+    key = (id(rt.state), len(lots))
+    hit = getattr(rt, "lot_index", None)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    ids = sorted(list(lots))  # list() first: one C-level copy while ingest may add lots
+    rt.lot_index = ((id(rt.state), len(ids)), ids)
+    return ids
 
 
 @router.get(

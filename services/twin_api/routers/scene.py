@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from twin_api.deps import Pages, Reader, filter_values
+from twin_api.deps import Pages, Reader, filter_values, paged
 from twin_api.runtime import bay_of
 from twin_api.schemas.common import ERRORS
 from twin_api.schemas.scene import ScenePublic
@@ -78,7 +78,7 @@ def get_scene(
         for p in scene.ports.values()
         if p.port in ids or p.tool in ids
     ]
-    return {
+    body = {
         "name": scene.name,
         "summary": scene.summary(),
         **{k: page[k] for k in ("total", "offset", "limit", "next")},
@@ -86,6 +86,7 @@ def get_scene(
         "segments": segs,
         "ports": ports,
     }
+    return paged(pages.request, body, page["next_cursor"])
 
 
 @router.get(

@@ -43,7 +43,7 @@ def positions(rt: Any) -> list[dict[str, Any]]:
 )
 async def list_sources(rt: Reader, pages: Pages) -> Any:
     items = await run_in_threadpool(positions, rt)
-    return JSONResponse(pages.page(items, lambda x: x))
+    return pages.respond(items, lambda x: x)
 
 
 @router.post(

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from twin.live.events import EventFormatError, parse_time
 from twin_api.deps import Reader, iso
 from twin_api.routers.kpis import kpis_of
-from twin_api.schemas.common import ERRORS
+from twin_api.schemas.common import ERRORS, json_example
 
 router = APIRouter(tags=["state"])
 MIN_TIME = 0.0  # 1970-01-01T00:00:00Z
@@ -64,9 +64,19 @@ def _number(text: str) -> bool:
     return True
 
 
+STATE_EXAMPLE = {
+    "revision": 1200, "events_applied": 1200, "clock": "2026-01-31T08:00:00.000Z",
+    "wip": 120, "moves": 300, "lots_completed": 12,
+    "equipment": {"LITH01": {"state": "productive", "reason": "", "lots": ["Lot_1"], "rev": 12}},
+    "lots": {"total": 120},
+    "vehicles": {"OHT01": {"segment": "S12", "offset": 3.5, "state": "moving", "rev": 17}},
+    "alarms": [], "at": None,
+}  # fmt: skip
+
+
 @router.get(
     "/state",
-    responses=ERRORS,
+    responses={**ERRORS, 200: json_example(STATE_EXAMPLE, "the state summary with the KPIs")},
     summary="The twin state now, or as of an event time (?at=ISO 8601 UTC or epoch seconds)",
 )
 async def get_state(

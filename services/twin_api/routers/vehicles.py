@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from twin_api.deps import Pages, Reader, iso
 from twin_api.schemas.common import ERRORS
@@ -42,4 +41,4 @@ def render(rt: Any, v: Any) -> dict[str, Any]:
 )
 async def list_vehicles(rt: Reader, pages: Pages) -> Any:
     items = sorted(rt.state.vehicles.values(), key=lambda x: x.id)
-    return JSONResponse(pages.page(items, lambda v: render(rt, v)))
+    return pages.respond(items, lambda v: render(rt, v))

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from twin.viewer import MEDIA_TYPES, SETUP_HINT, STATIC, missing_vendor, static_files
 from twin_api.deps import Reader, iso
 from twin_api.routers.state import parse_at
+from twin_api.schemas.common import json_example
 
 router = APIRouter(tags=["viewer"])
 MAX_NAME = 200  # no served file has a longer name
@@ -166,7 +167,20 @@ def _bay(scene: Any, node: Any) -> str | None:
 
 @router.get(
     "/viewer/scene",
-    responses={200: {"content": {"application/json": {}}}},
+    responses={
+        200: json_example(
+            {
+                "name": "demo-fab",
+                "bbox": [[0, 0, 0], [60, 30, 4]],
+                "bays": [],
+                "equipment": {},
+                "segments": {},
+                "ports": [],
+                "vehicles": {},
+            },
+            "flat arrays",
+        )
+    },  # fmt: skip
     summary="The scene for the 3D viewer: equipment boxes, rail segments, ports and vehicles "
     "as flat arrays (one entry each, drawn instanced)",
 )
@@ -200,6 +214,21 @@ def _now(rt: Any) -> dict[str, Any]:
 
 @router.get(
     "/viewer/state",
+    responses={
+        200: json_example(
+            {
+                "clock": "2026-01-31T08:00:00.000Z",
+                "revision": 1200,
+                "equipment": {"LITH01": ["productive", 1]},
+                "vehicles": {"OHT01": ["S12", 3.5, 2.0, "moving", "FOUP_1"]},
+                "wip_by_family": {"LithoTrack_FE_95": 8},
+                "lots": 120,
+                "seq": 1200,
+                "at": None,
+            },
+            "what the viewer draws",
+        )
+    },  # fmt: skip
     summary="The state the viewer draws, now (with the stream position to follow it from) "
     "or as of ?at= (ISO 8601 UTC or epoch seconds; as `twin state --at`)",
 )
@@ -233,6 +262,18 @@ def _history(rt: Any) -> dict[str, Any]:
 
 @router.get(
     "/viewer/history",
+    responses={
+        200: json_example(
+            {
+                "first": "2026-01-31T00:00:00.000Z",
+                "last": "2026-01-31T08:00:00.000Z",
+                "first_epoch": 1769817600.0,
+                "last_epoch": 1769846400.0,
+                "events": 1200,
+            },
+            "the span of the stored events",
+        )
+    },  # fmt: skip
     summary="The span of the stored history (first and last event time) for the scrubber",
 )
 async def get_viewer_history(rt: Reader) -> Any:

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from twin.errors import InputError
+from twin_api.conventions import prefix_of
 from twin_api.deps import Pages, WhatIfRunner, not_found
 from twin_api.jobs import CapExceeded
 from twin_api.schemas.common import ERRORS, NOT_FOUND, Problem
-from twin_api.schemas.whatif import WhatIfCreate, WhatIfJobPublic
+from twin_api.schemas.whatif import WhatIfCreate, WhatIfJobPage, WhatIfJobPublic
 
 router = APIRouter(prefix="/whatif", tags=["whatif"])
 
@@ -29,18 +30,23 @@ router = APIRouter(prefix="/whatif", tags=["whatif"])
     "names a rule preset (twin, pyscfabsim, smt2020; default: the served model's) and "
     "`options` single rule options on top of it. The result records the effective rules.",
 )
-async def create_whatif_job(body: WhatIfCreate, rt: WhatIfRunner) -> Any:
+async def create_whatif_job(body: WhatIfCreate, rt: WhatIfRunner, request: Request) -> Any:
     try:
         job = await run_in_threadpool(rt.jobs.submit, body.model_dump())
     except InputError as exc:
         raise HTTPException(422, {"message": exc.what, "problems": exc.problems}) from None
     except CapExceeded as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
-    return JSONResponse(job.public(), status_code=202, headers={"Location": f"/whatif/{job.id}"})
+    return JSONResponse(
+        job.public(),
+        status_code=202,
+        headers={"Location": f"{prefix_of(request.scope)}/whatif/{job.id}"},
+    )
 
 
 @router.get(
     "",
+    response_model=WhatIfJobPage,
     responses=ERRORS,
     summary="What-if jobs, newest last: id, status, progress, times (results: GET /whatif/{id})",
 )
@@ -52,7 +58,7 @@ async def list_whatif_jobs(rt: WhatIfRunner, pages: Pages) -> Any:
         out.pop("result", None)  # a list stays small; the result is one GET away
         return out
 
-    return JSONResponse(pages.page(jobs, brief))
+    return pages.respond(jobs, brief)
 
 
 @router.get(

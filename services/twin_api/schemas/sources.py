@@ -6,19 +6,27 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from twin_api.schemas.common import PageMeta
+from twin_api.schemas.common import PageMeta, described, page_example
 
 MAX_SEQ = 2**63 - 1  # what the store's INTEGER column holds
 
+EXAMPLE = {"source": "mes", "last_seq": 1200, "released": 1200}
+
 
 class SourcePublic(BaseModel):
-    source: str
-    last_seq: int  # highest seq applied to the state
-    released: int  # highest seq up to which every event was released in order (gaps declared)
+    model_config = described(EXAMPLE)
+
+    source: str = Field(description="the source's name (the events' source field)")
+    last_seq: int = Field(description="highest seq applied to the state")
+    released: int = Field(
+        description="highest seq up to which every event was released in order (gaps declared)"
+    )
 
 
 class SourcePage(PageMeta):
-    items: list[SourcePublic]
+    model_config = described(page_example(EXAMPLE, total=3))
+
+    items: list[SourcePublic] = Field(description="this page's sources, by name")
 
 
 class SourceReset(BaseModel):
@@ -38,6 +46,13 @@ class SourceReset(BaseModel):
 
 
 class SourceResetPublic(BaseModel):
-    source: str
-    seq: int
-    audit: dict[str, Any]  # the stored audit event (type stream.reset), as an envelope
+    model_config = described(
+        {"source": "mes", "seq": 0, "audit": {"type": "stream.reset", "subject": "mes",
+                                              "data": {"seq": 0, "reason": "MES restarted"}}}
+    )  # fmt: skip
+
+    source: str = Field(description="the source reset")
+    seq: int = Field(description="its last seq from now on (the next expected is seq + 1)")
+    audit: dict[str, Any] = Field(
+        description="the stored audit event (type stream.reset), as an envelope"
+    )
