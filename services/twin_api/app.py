@@ -29,6 +29,7 @@ from twin_api.auth import TokenTable
 from twin_api.fastpath import FastPath, twin_error_response
 from twin_api.problems import document as document_problems
 from twin_api.problems import problem_response
+from twin_api.revision import Revision
 from twin_api.routers import (
     carriers,
     equipment,
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
         max_batch=settings.max_batch,
         max_event_values=settings.max_event_values,
     )
+    app.add_middleware(Revision, rt=rt)  # outside FastPath: revisions, followers' writes
     app.add_middleware(Timing, rt=rt)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
     return app
