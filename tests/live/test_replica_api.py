@@ -40,9 +40,8 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         kw.setdefault("advertise_url", self.url)
-        settings = Settings(
-            tokens={TOKEN: ["admin"], READ: ["read"]}, physics=False, lead_interval=0.2, **kw
-        )
+        kw.setdefault("lead_interval", 0.2)
+        settings = Settings(tokens={TOKEN: ["admin"], READ: ["read"]}, physics=False, **kw)
         self.app = create_app(settings)
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **UVICORN_OPTIONS)
@@ -237,3 +236,35 @@ def test_bad_replication_settings_are_refused(kw):
     with pytest.raises(ValidationError) as e:
         Settings(tokens={TOKEN: ["admin"]}, **kw)
     assert next(iter(kw)) in str(e.value)
+
+
+def test_a_leader_cut_off_from_the_store_steps_down_and_follows(pg_url):
+    """The leader's store connection is cut (as in a network split) and another session takes
+    the lock meanwhile: the old leader notices at its next lock check and follows; when the lock
+    is free again one server leads, the other forwards its writes there, and both hold the
+    store's state."""
+    # lock checks every 2 s: the other session takes the lock before either server retries
+    with Server(store=pg_url, lead_interval=2) as a, Server(store=pg_url, lead_interval=2) as b:
+        httpx.post(a.url + "/events", json=[event(1)], headers=AUTH)
+        w = a.rt.roles.writer
+        with w._lock:
+            pid = w._db.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(pg_url, autocommit=True) as thief:
+            thief.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+            assert thief.execute("SELECT pg_try_advisory_lock(%s)", (w._leader_key,)).fetchone()[0]
+            t0 = time.monotonic()
+            while a.hash()["role"] != "follower":
+                assert time.monotonic() - t0 < 5, a.hash()
+                time.sleep(0.05)
+            assert b.hash()["role"] == "follower"
+        t0 = time.monotonic()  # the lock is free: one of them takes it
+        while sorted(s.hash()["role"] for s in (a, b)) != ["follower", "leader"]:
+            assert time.monotonic() - t0 < 5, (a.hash(), b.hash())
+            time.sleep(0.05)
+        leader, follower = (a, b) if a.hash()["role"] == "leader" else (b, a)
+        r = httpx.post(follower.url + "/events", json=[event(2, "productive")], headers=AUTH)
+        assert r.status_code == 200 and r.headers["x-twin-forwarded-to"] == leader.url, r.text
+        rev = r.headers["x-twin-revision"]
+        assert rev == "2"
+        got = follower.hash(**{"X-Twin-Min-Revision": rev})
+        assert got["hash"] == leader.hash()["hash"] == replay_hash(pg_url)[1]

@@ -182,3 +182,29 @@ def test_kill_9_of_the_leader_mid_stream(pg_url, broker, tmp_path):
         c.stop()
         b.stop()
     print(f"\nkilled at revision {killed_at}; take-over in {took:.2f} s; {total} events")
+
+
+def test_bad_store_configuration_is_one_line_before_serving(pg_server, pg_url, tmp_path):
+    """`twin serve` on a PostgreSQL store with wrong credentials, an unreachable host or a
+    newer schema stops with one `twin: error` line naming the problem: no traceback, no
+    password."""
+    with PostgresStore(pg_url) as s, psycopg.connect(pg_url, autocommit=True) as db:
+        s.write([])
+        db.execute("INSERT INTO schema_version (version) VALUES (99)")
+    cases = {
+        "wrong password": (pg_server.url(password="wrong-secret"), "password authentication"),
+        "unreachable": (
+            f"postgresql://twin:wrong-secret@127.0.0.1:{free_port()}/postgres?connect_timeout=2",
+            "cannot connect",
+        ),
+        "newer schema": (pg_url, "newer than this twin knows"),
+    }
+    for name, (url, expect) in cases.items():
+        server = TwinServer(url, None, tmp_path, name.replace(" ", "-")).start()
+        assert server.proc is not None
+        assert server.proc.wait(120) != 0, name
+        out = server.logfile.read_text()
+        assert "Traceback" not in out and "wrong-secret" not in out, out
+        assert pg_server.password not in out, name
+        (line,) = [x for x in out.splitlines() if x.startswith("twin: error")]
+        assert expect in line, (name, line)

@@ -233,7 +233,11 @@ class PostgresStore(EventStore):
             return False
         with self._lock:
             if self.leading and not self._db.broken:
-                return True
+                try:  # a round trip: a dropped connection took the lock with it
+                    self._db.execute("SELECT 1")
+                    return True
+                except self._pg.Error:
+                    pass
             try:
                 row = self._conn().execute("SELECT pg_try_advisory_lock(%s)", (self._leader_key,))
                 self.leading = bool(row.fetchone()[0])
