@@ -205,10 +205,18 @@ class Roles:
             rt.sync, rt.store = sync, self.writer
             rt.hub.last_seq = max(rt.hub.last_seq, sync.pos)
         url = rt.settings.advertise_url
-        if url:
-            self.writer.put_meta(LEADER_URL, url)
-        self.writer.put_meta(LEADER_SINCE, repr(_time.time()))
-        rt._connect_sources()
+        try:
+            if url:
+                self.writer.put_meta(LEADER_URL, url)
+            self.writer.put_meta(LEADER_SINCE, repr(_time.time()))
+        except Exception as exc:  # the store is away: ingest anyway (writes retry), say so
+            log.warning("could not publish the leader's URL: %s", exc)
+        try:
+            rt._connect_sources()
+        except Exception as exc:  # refused by the broker: ingest what POST /events brings
+            rt.ingest_errors += 1
+            rt.last_ingest_error = f"MQTT: {exc}"[:300]
+            log.error("leader without MQTT: %s", exc)
         if rt.feed is not None:  # None at the start: the runtime starts it after building it
             self.start_feed()
 
