@@ -26,7 +26,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def event(seq: int, state: str = "standby", source: str = "ops") -> dict:
     return {
         "schema": 1, "id": f"{source}:{seq}", "source": source, "seq": seq,
-        "time": f"2026-01-01T00:00:{seq % 60:02d}Z", "type": "equipment.state",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1767225600 + seq)),
+        "type": "equipment.state",
         "subject": "DIF01", "data": {"state": state, "reason": "idle"},
     }  # fmt: skip
 
@@ -268,3 +269,43 @@ def test_a_leader_cut_off_from_the_store_steps_down_and_follows(pg_url):
         assert rev == "2"
         got = follower.hash(**{"X-Twin-Min-Revision": rev})
         assert got["hash"] == leader.hash()["hash"] == replay_hash(pg_url)[1]
+
+
+def test_a_postgresql_restart_mid_stream_loses_and_duplicates_nothing(pg_server, pg_url):
+    """PostgreSQL restarted while writes go to the follower (forwarded) and the leader: the
+    servers reconnect, one leads, every batch answered 200 is stored, a batch refused (503) is
+    sent again, each event is stored once and both servers hold a replay of the store."""
+    states = ("productive", "standby")
+    with Server(store=pg_url) as a, Server(store=pg_url) as b:
+        restart = threading.Thread(target=pg_server.restart)
+        refused = 0
+        for i in range(0, 400, 10):
+            if i == 100:
+                restart.start()
+            batch = [event(q + 1, states[q % 2]) for q in range(i, i + 10)]
+            for attempt in range(200):
+                target = (a, b)[attempt % 2]
+                try:
+                    r = httpx.post(target.url + "/events", json=batch, headers=AUTH, timeout=30)
+                except httpx.HTTPError:
+                    r = None
+                if r is not None and r.status_code == 200:
+                    assert {x["status"] for x in r.json()["results"]} <= {
+                        "accepted", "duplicate"
+                    }, r.text  # fmt: skip
+                    break
+                refused += 1
+                time.sleep(0.1)
+            else:
+                raise AssertionError(f"batch at {i} never stored: {r and r.text}")
+        restart.join()
+        with PostgresStore(pg_url, readonly=True) as s:
+            assert s.count() == 400 and [e.seq for e in s.read()] == list(range(1, 401))
+        want = replay_hash(pg_url)
+        for srv in (a, b):
+            got = srv.hash(**{"X-Twin-Min-Revision": "400"})
+            assert (got["revision"], got["hash"]) == want, (srv.url, got)
+        assert sorted(srv.hash()["role"] for srv in (a, b)) == ["follower", "leader"]
+        for srv in (a, b):  # the restart did cut them off: they connected again
+            roles = srv.rt.roles
+            assert roles.reader.reconnects + roles.writer.reconnects >= 1
