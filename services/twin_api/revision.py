@@ -176,7 +176,7 @@ class Revision:
             r = await self._client.request(
                 scope["method"], leader + target, content=body, headers=headers
             )
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # unreachable, or a URL httpx refuses (InvalidURL)
             return await _problem(
                 send, 503,
                 f"this server follows, and the leader {leader} could not be reached "

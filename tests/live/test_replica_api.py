@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.live.conftest import free_port
+from twin.errors import StoreWriteError
 from twin_api.app import UVICORN_OPTIONS, create_app
 from twin_api.revision import state_hash
 from twin_api.settings import Settings
@@ -179,18 +180,36 @@ def test_single_server_revisions_and_hash_need_a_read_token():
 
 
 def test_a_follower_without_a_reachable_leader_answers_503_or_307(pg_url):
-    """A write to a follower whose leader cannot be reached is a 503 problem (Retry-After)
-    naming the leader, nothing stored; with TWIN_FORWARD_WRITES=false a follower answers 307
-    to the leader's URL."""
+    """A write to a follower whose leader cannot be reached (or whose stored URL is garbage) is
+    a 503 problem (Retry-After) naming the leader, nothing stored; a request already forwarded
+    is not forwarded again; with TWIN_FORWARD_WRITES=false a follower answers 307 to the
+    leader's URL."""
     with Server(store=pg_url) as a, Server(store=pg_url) as b:
         with PostgresStore(pg_url) as s:
             s.put_meta("leader_url", "http://127.0.0.1:9")  # nothing listens there
         r = httpx.post(b.url + "/events", json=[event(1)], headers=AUTH)
         assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
         assert "127.0.0.1:9 could not be reached" in r.json()["detail"]
+        with PostgresStore(pg_url) as s, pytest.raises(StoreWriteError, match="cannot store"):
+            s.put_meta("leader_url", "http://\ud800x")  # refused by the store, with a line
+        for garbage in (
+            "not a url",
+            "http://[::1",
+            "http://\u00e9vil\u0301:99999/",
+            "http://" + "x" * 10000,
+        ):
+            with PostgresStore(pg_url) as s:
+                s.put_meta("leader_url", garbage)
+            r = httpx.post(b.url + "/events", json=[event(1)], headers=AUTH)
+            assert r.status_code == 503 and "could not be reached" in r.json()["detail"], r.text
         with PostgresStore(pg_url) as s:
             assert s.count() == 0
             s.put_meta("leader_url", a.url)
+        # a request that says it was forwarded already is not forwarded again (no loops)
+        r = httpx.post(
+            b.url + "/events", json=[event(1)], headers={**AUTH, "X-Twin-Forwarded": "1"}
+        )
+        assert r.status_code == 503 and "came forwarded" in r.json()["detail"], r.text
         b.rt.settings.forward_writes = False
         r = httpx.post(b.url + "/events?x=1", json=[event(1)], headers=AUTH)
         assert r.status_code == 307 and r.headers["location"] == a.url + "/events?x=1"
@@ -244,20 +263,23 @@ def test_a_leader_cut_off_from_the_store_steps_down_and_follows(pg_url):
     the lock meanwhile: the old leader notices at its next lock check and follows; when the lock
     is free again one server leads, the other forwards its writes there, and both hold the
     store's state."""
-    # lock checks every 2 s: the other session takes the lock before either server retries
-    with Server(store=pg_url, lead_interval=2) as a, Server(store=pg_url, lead_interval=2) as b:
+    with Server(store=pg_url) as a, Server(store=pg_url) as b:
         httpx.post(a.url + "/events", json=[event(1)], headers=AUTH)
+        for srv in (a, b):  # no lock tries for now: the other session takes it first
+            srv.rt.roles._next_try = float("inf")
         w = a.rt.roles.writer
         with w._lock:
             pid = w._db.execute("SELECT pg_backend_pid()").fetchone()[0]
         with psycopg.connect(pg_url, autocommit=True) as thief:
             thief.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
             assert thief.execute("SELECT pg_try_advisory_lock(%s)", (w._leader_key,)).fetchone()[0]
+            a.rt.roles._next_try = 0.0  # the leader checks its lock now
             t0 = time.monotonic()
             while a.hash()["role"] != "follower":
                 assert time.monotonic() - t0 < 5, a.hash()
                 time.sleep(0.05)
             assert b.hash()["role"] == "follower"
+        b.rt.roles._next_try = 0.0
         t0 = time.monotonic()  # the lock is free: one of them takes it
         while sorted(s.hash()["role"] for s in (a, b)) != ["follower", "leader"]:
             assert time.monotonic() - t0 < 5, (a.hash(), b.hash())

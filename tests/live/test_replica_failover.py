@@ -172,6 +172,11 @@ def test_kill_9_of_the_leader_mid_stream(pg_url, broker, tmp_path):
         assert n == distinct == hi - lo + 1 and lo == 1, (source, n, distinct, lo, hi)
     assert facts["dead"] == 0, facts
     assert b.revision() == total
+    # only the leader connects with the shared client id: the broker never had two at once
+    # (Mosquitto would log "Client twin-api already connected, closing old connection")
+    broker_log = (tmp_path / "mosquitto.log").read_text()
+    assert "already connected" not in broker_log, broker_log[-2000:]
+    assert broker_log.count("as twin-api") == 2, broker_log[-2000:]  # a, then b
     survivor = b.hash()
     assert (survivor["revision"], survivor["hash"]) == replay_hash(pg_url)
     c = TwinServer(pg_url, mqtt, tmp_path, "c").start().wait_up()

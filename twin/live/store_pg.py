@@ -343,6 +343,10 @@ class PostgresStore(EventStore):
                 self._conn().execute(sql, args)
             except self._pg.Error as exc:
                 raise StoreWriteError(self.shown, _reason(exc, self.url, self.shown)) from None
+            except (UnicodeEncodeError, ValueError) as exc:  # a lone surrogate, a NUL
+                raise StoreWriteError(
+                    self.shown, f"cannot store a value ({type(exc).__name__}: {exc})"[:300]
+                ) from None
 
     # ------------------------------------------------------------ writes
     def write(self, events: Sequence[Event], dead: Sequence[DeadLetter] = ()) -> int:
