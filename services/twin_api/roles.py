@@ -148,7 +148,14 @@ class Roles:
                 start = (f.pos, f.state)
                 f.close()
                 self.follower = None
-                self._lead(start)
+                try:
+                    self._lead(start)
+                except Exception:  # could not take over (the store went away): let go
+                    try:
+                        self.writer.resign()
+                    except Exception:
+                        pass
+                    raise  # run() logs it; the next step follows again
                 self.last_takeover_s = _time.monotonic() - t0
                 log.warning("took over as leader at position %d in %.3f s", start[0],
                             self.last_takeover_s)  # fmt: skip
@@ -196,14 +203,14 @@ class Roles:
 
     def _lead(self, start: tuple[int, Any] | None) -> None:
         rt = self.rt
-        self.role = "leader"
-        self.takeovers += 1
-        self.leader_since = _time.monotonic()
         sync = rt._synchroniser(_Handover(self.writer, start))
         sync.store = self.writer
         with rt.lock:
             rt.sync, rt.store = sync, self.writer
             rt.hub.last_seq = max(rt.hub.last_seq, sync.pos)
+        self.role = "leader"
+        self.takeovers += 1
+        self.leader_since = _time.monotonic()
         url = rt.settings.advertise_url
         try:
             if url:
