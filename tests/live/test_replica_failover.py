@@ -189,6 +189,7 @@ def test_kill_9_of_the_leader_mid_stream(pg_url, broker, tmp_path):
     print(f"\nkilled at revision {killed_at}; take-over in {took:.2f} s; {total} events")
 
 
+@pytest.mark.slow
 def test_bad_store_configuration_is_one_line_before_serving(pg_server, pg_url, tmp_path):
     """`twin serve` on a PostgreSQL store with wrong credentials, an unreachable host or a
     newer schema stops with one `twin: error` line naming the problem: no traceback, no
