@@ -30,6 +30,7 @@ from twin_api.conventions import Conditional, VersionPrefix, document_limits, ve
 from twin_api.fastpath import FastPath, twin_error_response
 from twin_api.problems import document as document_problems
 from twin_api.problems import problem_response
+from twin_api.revision import Revision
 from twin_api.routers import (
     carriers,
     equipment,
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None, *, runtime: TwinRuntime | None 
         max_event_values=settings.max_event_values,
     )
     app.add_middleware(Conditional, rt=rt, tokens=app.state.tokens, version=app.version)
+    app.add_middleware(Revision, rt=rt)  # outside FastPath: revisions, followers' writes
     app.add_middleware(Timing, rt=rt)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
     app.add_middleware(VersionPrefix)  # outermost: every layer sees the unprefixed path

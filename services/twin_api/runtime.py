@@ -2,7 +2,9 @@
 world, the in-process bus with its feed (the fab emulator or a synthetic stream) and MQTT, the
 WebSocket hub and the what-if jobs.
 
-It is built and started in the app's lifespan and stopped there. One ingest thread drains the
+It is built and started in the app's lifespan and stopped there. On a PostgreSQL store it is one
+of several servers: ``twin_api.roles`` makes it the leader (ingests, as below) or a follower
+(serves the store's state, forwards writes; see twin_api.revision). One ingest thread drains the
 bus (and MQTT) into the synchroniser; ``POST /events`` goes through the same synchroniser under
 the same lock, so every event is validated, stored and applied exactly once, in order. Reads
 never take the lock: they copy what they need (``list(dict.values())`` is atomic under the GIL)
@@ -27,6 +29,7 @@ from twin.live.sync import ACCEPTED, SyncConfig, Synchroniser
 from twin_api.feed import EventFeed, feed_for
 from twin_api.hub import StreamHub, encode
 from twin_api.metrics import Histogram
+from twin_api.roles import Roles, replicated
 from twin_api.settings import Settings
 
 log = logging.getLogger("twin.api")
@@ -74,6 +77,7 @@ class TwinRuntime:
         self.feed: EventFeed | None = None
         self.hub = StreamHub(history=settings.history, queue=settings.ws_queue)
         self.jobs: Any = None
+        self.roles: Roles | None = None  # leader/follower on a shared (PostgreSQL) store
         self.lock = threading.RLock()  # serialises the synchroniser
         self.started = 0.0
         self.ingest_lag = 0.0  # s, receipt -> durable commit of the last batch
@@ -114,19 +118,14 @@ class TwinRuntime:
         if s.physics:
             self.world = self._physics()
         self.store = open_store(s.store, synchronous=s.synchronous) if s.store else MemoryStore()
-        self.sync = Synchroniser(
-            self.store,
-            self.catalog,
-            world=_GuardedWorld(self.world) if self.world is not None else None,
-            cfg=SyncConfig(max_future=s.max_future, reorder=ReorderConfig(window=s.reorder_window)),
-            on_commit=self._committed,
-        )
-        self.hub.last_seq = self.sync.pos
         self.sources = [self.bus]
-        if s.mqtt:
-            from twin.live.mqtt import MqttSource
-
-            self.sources.append(MqttSource(mqtt_config(s)))
+        if replicated(s.store):  # one of several servers on one store: leader or follower
+            self.roles = Roles(self)
+            self.roles.start()
+        else:
+            self.sync = self._synchroniser(self.store)
+            self.hub.last_seq = self.sync.pos
+            self._connect_sources()
         from twin_api.jobs import JobManager
 
         self.jobs = JobManager(self)
@@ -139,11 +138,37 @@ class TwinRuntime:
             speed=s.feed_speed,
             seed=s.feed_seed,
         )
-        self._thread = threading.Thread(target=self._ingest_loop, name="twin-ingest", daemon=True)
+        loop = self.roles.run if self.roles is not None else self._ingest_loop
+        self._thread = threading.Thread(target=loop, name="twin-ingest", daemon=True)
         self._thread.start()
         if self.feed is not None:
-            self.feed.start(self.bus)
+            if self.roles is None:
+                self.feed.start(self.bus)
+            elif self.roles.leading:  # a follower starts it when it takes over
+                self.roles.start_feed()
         self.started = _time.time()
+
+    def _sync_config(self) -> SyncConfig:
+        s = self.settings
+        return SyncConfig(max_future=s.max_future, reorder=ReorderConfig(window=s.reorder_window))
+
+    def _synchroniser(self, store: EventStore) -> Synchroniser:
+        """The synchroniser that ingests into ``store`` (the leader's, or the only server's)."""
+        return Synchroniser(
+            store,
+            self.catalog,
+            world=_GuardedWorld(self.world) if self.world is not None else None,
+            cfg=self._sync_config(),
+            on_commit=self._committed,
+        )
+
+    def _connect_sources(self) -> None:
+        """Subscribe to MQTT when configured (a replicated server: only while it leads)."""
+        s = self.settings
+        if s.mqtt:
+            from twin.live.mqtt import MqttSource
+
+            self.sources.append(MqttSource(mqtt_config(s)))
 
     def _physics(self) -> Any:
         try:
@@ -165,22 +190,27 @@ class TwinRuntime:
             self._thread.join(timeout=10)
         for src in self.sources[1:]:
             src.close()
-        if self.sync is not None:
+        leading = self.roles is None or self.roles.leading
+        if self.sync is not None and leading:
             with self.lock:
                 self.sync.flush()
                 if self.sync.pos:
                     self.sync.snapshot()
+        if self.roles is not None:
+            self.roles.stop()
         if self.world is not None:
             self.world.close()
         if self.store is not None:
             self.store.close()
 
     # -------------------------------------------------------------- ingest
-    def _ingest_loop(self) -> None:
+    def _ingest_loop(self, keep: Callable[[], bool] | None = None) -> None:
+        """Drain the sources into the synchroniser until stopped (or ``keep()`` is false: a
+        replicated server that lost the leader lock)."""
         sync = self.sync
         assert sync is not None
         confirmed_at = 0.0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and (keep is None or keep()):
             try:
                 got = False
                 now = _time.monotonic()

@@ -156,6 +156,33 @@ class Settings(BaseSettings):
     auth_fail_burst: int = 10  # failed authentications at once per client address
     max_event_values: int = 64  # JSON values (keys too) per event of a POST /events body, average
 
+    # several servers on one PostgreSQL store (twin_api.roles, twin_api.revision; docs/deploy.md)
+    advertise_url: str | None = None  # this server's URL as the others reach it (the leader's
+    # is published in the store; followers forward writes there)
+    forward_writes: bool = True  # a follower forwards writes to the leader (False: 307 there)
+    lead_interval: float = Field(1.0, gt=0, le=60)  # s between tries of the leader lock
+    min_revision_wait: float = Field(5.0, ge=0, le=300)  # s a read asking a later revision waits
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _advertise(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        try:
+            v.encode()
+        except UnicodeEncodeError:
+            raise ValueError("advertise_url holds a lone surrogate") from None
+        if (
+            len(v) > 2000
+            or not v.startswith(("http://", "https://"))
+            or any(c.isspace() for c in v)
+        ):
+            raise ValueError(
+                "advertise_url must be an http:// or https:// URL without spaces, at most 2000 "
+                "characters (this server as the others reach it, e.g. http://twin-1:8000)"
+            )
+        return v.rstrip("/")
+
     @field_validator("ray_address", mode="before")
     @classmethod
     def _ray_unset(cls, v: Any) -> Any:

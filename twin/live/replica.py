@@ -10,8 +10,8 @@ follow the store.
   the events after ``pos`` in order. A missed notification costs only delay: every wake-up, and
   every ``timeout`` without one, catches up by position.
 
-Not yet here (the rest of the issue): the API server switching between the roles, forwarding
-writes, read-your-writes by revision, MQTT resume after fail-over.
+The API server switches between the two roles in ``twin_api.roles`` (a follower there applies
+the store's events with ``Follower`` into the state the API serves).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from twin.errors import StoreError
 from twin.live.catalog import Catalog
+from twin.live.events import Event
 from twin.live.state import TwinState, apply
 from twin.live.store_pg import PostgresStore, _reason
 
@@ -29,20 +30,35 @@ from twin.live.store_pg import PostgresStore, _reason
 class Follower:
     """The twin state of a PostgreSQL store, kept up to date by notification and position."""
 
-    def __init__(self, url: str, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        catalog: Catalog | None = None,
+        *,
+        start: tuple[int, TwinState] | None = None,
+        on_events: Callable[[list[tuple[int, Event]]], None] | None = None,
+        store: PostgresStore | None = None,
+    ) -> None:
+        """``start``: a (position, state) equal to a replay up to there, followed from there
+        (else the latest snapshot or an empty state); ``on_events``: called after each page
+        of events applied, with (position, event) pairs; ``store``: a read-only store of
+        ``url`` to read with (else one of its own)."""
         import psycopg
 
-        self.store = PostgresStore(url, readonly=True)
+        self.on_events = on_events
+        self._own_store = store is None
+        self.store = store if store is not None else PostgresStore(url, readonly=True)
         try:
             # listen first: a write committed while catching up is then notified, not missed
             self._listen: Any = psycopg.connect(url, autocommit=True)
             self._listen.execute(f"LISTEN {self.store.channel}")
         except psycopg.Error as exc:
-            self.store.close()
+            if self._own_store:
+                self.store.close()
             raise StoreError(
                 self.store.shown, f"cannot listen ({_reason(exc, url, self.store.shown)})"
             ) from None
-        snap = self.store.snapshot()
+        snap = start if start is not None else self.store.snapshot()
         if snap is None:
             self.pos, self.state = 0, TwinState(catalog or self.store.catalog())
         else:
@@ -51,24 +67,37 @@ class Follower:
 
     def catch_up(self) -> int:
         """Apply the stored events after ``pos``; returns how many."""
-        n, state = 0, self.state
+        n, state, page = 0, self.state, []
         for pos, ev in self.store.read_positioned(after=self.pos):
             apply(state, ev)
             self.pos, n = pos, n + 1
+            if self.on_events is not None:
+                page.append((pos, ev))
+                if len(page) >= 1000:
+                    self.on_events(page)
+                    page = []
+        if page and self.on_events is not None:
+            self.on_events(page)
         return n
 
     def wait(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for a notified write past ``pos``, then catch up; returns
         the events applied (0: nothing new)."""
+        self.await_write(timeout)
+        return self.catch_up()
+
+    def await_write(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a notified write past ``pos``, applying nothing (the
+        caller then catches up, under its own lock); whether one came."""
         deadline = time.monotonic() + timeout
         try:
             while (left := deadline - time.monotonic()) > 0:
                 got = [int(n.payload) for n in self._listen.notifies(timeout=left, stop_after=1)]
                 if any(p > self.pos for p in got):
-                    break
+                    return True
         except Exception:  # the listening connection dropped (a restart): listen again
             self._relisten()
-        return self.catch_up()
+        return False
 
     def _relisten(self) -> None:
         import psycopg
@@ -87,7 +116,8 @@ class Follower:
 
     def close(self) -> None:
         self._listen.close()
-        self.store.close()
+        if self._own_store:
+            self.store.close()
 
     def __enter__(self) -> Follower:
         return self

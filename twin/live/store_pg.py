@@ -233,7 +233,11 @@ class PostgresStore(EventStore):
             return False
         with self._lock:
             if self.leading and not self._db.broken:
-                return True
+                try:  # a round trip: a dropped connection took the lock with it
+                    self._db.execute("SELECT 1")
+                    return True
+                except self._pg.Error:
+                    pass
             try:
                 row = self._conn().execute("SELECT pg_try_advisory_lock(%s)", (self._leader_key,))
                 self.leading = bool(row.fetchone()[0])
@@ -339,6 +343,10 @@ class PostgresStore(EventStore):
                 self._conn().execute(sql, args)
             except self._pg.Error as exc:
                 raise StoreWriteError(self.shown, _reason(exc, self.url, self.shown)) from None
+            except (UnicodeEncodeError, ValueError) as exc:  # a lone surrogate, a NUL
+                raise StoreWriteError(
+                    self.shown, f"cannot store a value ({type(exc).__name__}: {exc})"[:300]
+                ) from None
 
     # ------------------------------------------------------------ writes
     def write(self, events: Sequence[Event], dead: Sequence[DeadLetter] = ()) -> int:
