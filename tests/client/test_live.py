@@ -168,6 +168,11 @@ def test_errors_carry_the_problem_document(admin) -> None:
         assert "limit" in str(exc)
     with pytest.raises(RequestRefused):
         admin.state(at="not a time")
+    with pytest.raises(ClientConfigError, match="lone surrogate"):
+        admin.lot("\ud800")
+    ev = tool_events("cl-sur", ["LITH01"], 1, t0=1_801_000_200.0)[0].to_dict()
+    answer = admin.post_events([{**ev, "subject": "LITH\ud800"}])  # sent escaped, refused there
+    assert answer["rejected"] == 1 and answer["results"][0]["reason"]
 
 
 def test_whatif_and_forecast_jobs_run_to_their_results(admin, fed) -> None:

@@ -48,6 +48,7 @@ class EventStream:
         self._open_timeout = open_timeout
         self._buffer: deque[dict[str, Any]] = deque()
         self._ws: Any = None
+        self._ended: E.StreamClosed | None = None  # raised again by every later next()
         self._connect(since)
 
     def _connect(self, since: int | None) -> None:
@@ -95,6 +96,8 @@ class EventStream:
         """The next event (``{"seq", "event"}``), or None when ``timeout`` s pass first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._buffer:
+            if self._ended is not None:
+                raise self._ended
             left = None
             if deadline is not None:
                 left = deadline - time.monotonic()
@@ -107,11 +110,17 @@ class EventStream:
         return item
 
     def take(self, n: int, timeout: float) -> list[dict[str, Any]]:
-        """Up to ``n`` events, waiting at most ``timeout`` s in all."""
+        """Up to ``n`` events, waiting at most ``timeout`` s in all (fewer when the stream
+        closes: the next call then raises StreamClosed)."""
         out: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while len(out) < n:
-            item = self.next(max(0.0, deadline - time.monotonic()))
+            try:
+                item = self.next(max(0.0, deadline - time.monotonic()))
+            except E.StreamClosed:
+                if out:  # what came before the close; the next call raises
+                    break
+                raise
             if item is None:
                 break
             out.append(item)
@@ -161,12 +170,13 @@ class EventStream:
             self._connect(self._position())
             return
         resume = self._position()
-        raise E.StreamClosed(
+        self._ended = E.StreamClosed(
             f"/stream closed by the twin (code {code}{': ' + reason if reason else ''}); "
             f"resume with since={resume}",
             code=code,
             resume=resume,
         )
+        raise self._ended
 
     def _position(self) -> int | None:
         """The stream position everything up to which has been received."""
