@@ -294,6 +294,8 @@ def _params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     for k, v in params.items():
         if v is None:
             continue
+        if hasattr(v, "isoformat") and hasattr(v, "utcoffset"):  # datetime, pandas Timestamp
+            v = _iso_utc(k, v)
         if isinstance(v, (list, tuple, set, frozenset)):
             v = ",".join(str(x) for x in v)
         elif isinstance(v, bool):
@@ -309,6 +311,19 @@ def _params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
             ) from None
         out[k] = text if not isinstance(v, (int, float)) else v
     return out
+
+
+def _iso_utc(name: str, t: Any) -> str:
+    """A timezone-aware datetime as the twin's ISO 8601 UTC text."""
+    import datetime as dt
+
+    if t.utcoffset() is None:
+        raise E.ClientConfigError(
+            f"parameter {name}={t!r}: a datetime without a timezone is ambiguous; give a "
+            "timezone-aware one (e.g. pandas.Timestamp(..., tz='UTC'))"
+        )
+    utc = t.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
 def _shown_path(url: Any) -> str:
