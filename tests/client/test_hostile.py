@@ -284,3 +284,26 @@ def test_a_dropped_stream_resumes_where_it_was(ws_server) -> None:
         with pytest.raises(StreamClosed) as info:
             s.take(3, timeout=10)  # the replays repeat 1..3: skipped, not yielded twice
     assert info.value.code == 4008 and info.value.resume == 3 and s.resumes_left == 0
+
+
+def test_time_parameters_take_timezone_aware_datetimes_only() -> None:
+    """A timezone-aware datetime or pandas Timestamp is sent as ISO 8601 UTC (the extremes
+    too); a naive one is refused before sending, as ambiguous."""
+    import datetime as dt
+
+    import pandas as pd
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.params["at"])
+        return httpx.Response(200, json={"revision": 0})
+
+    with fake(handler) as tw:
+        tw.state(at=pd.Timestamp("2026-01-31 09:00", tz="Europe/Berlin"))
+        tw.state(at=dt.datetime.max.replace(tzinfo=dt.UTC))
+        tw.state(at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+        with pytest.raises(ClientConfigError, match="without a timezone"):
+            tw.state(at=dt.datetime(2026, 1, 31, 8))
+    assert sent == ["2026-01-31T08:00:00.000000Z", "9999-12-31T23:59:59.999999Z",
+                    "1970-01-01T00:00:00.000000Z"]  # fmt: skip
