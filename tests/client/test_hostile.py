@@ -307,3 +307,23 @@ def test_time_parameters_take_timezone_aware_datetimes_only() -> None:
             tw.state(at=dt.datetime(2026, 1, 31, 8))
     assert sent == ["2026-01-31T08:00:00.000000Z", "9999-12-31T23:59:59.999999Z",
                     "1970-01-01T00:00:00.000000Z"]  # fmt: skip
+
+
+def test_a_version_prefix_goes_before_every_path_once() -> None:
+    """With prefix='/v1' every request goes to /v1/...; a next link the twin wrote with the
+    prefix is followed as it is (not /v1/v1); a prefix that is not a path is refused."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.params.get("cursor"):
+            return httpx.Response(200, json={"items": [{"id": "b"}], "next_cursor": None})
+        return httpx.Response(200, json={"items": [{"id": "a"}], "next_cursor": "c1"},
+                              headers={"Link": '</v1/lots?cursor=c1>; rel="next"'})  # fmt: skip
+
+    with Twin(URL, prefix="/v1", transport=httpx.MockTransport(handler)) as tw:
+        assert list(tw.lots()["id"]) == ["a", "b"]
+    assert seen == ["/v1/lots", "/v1/lots"]
+    for bad in ("v1", "/v1/", "/v 1", "/\ud800", "//evil.test"):
+        with pytest.raises(ClientConfigError, match="prefix"):
+            Twin(URL, prefix=bad)

@@ -44,6 +44,7 @@ class HttpClient:
         max_body: int = MAX_BODY,
         etags: bool = True,
         retries: int = 3,
+        prefix: str = "",
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         url = url if url is not None else os.environ.get("TWIN_URL") or DEFAULT_URL
@@ -56,6 +57,11 @@ class HttpClient:
         self.timeout = timeout
         self.etags = etags
         self.retries = retries  # GETs answered 429/503 with a short Retry-After: tried again
+        if not (isinstance(prefix, str) and re.fullmatch(r"(/[A-Za-z0-9._~-]+)*", prefix)):
+            raise E.ClientConfigError(
+                f"prefix {prefix!r}: a path prefix like '/v1' (or '' for none)"
+            )
+        self.prefix = prefix  # the API version's path prefix, put before every path
         self._cache: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self.cache_hits = 0  # answers served from the cache after a 304
         headers = {"Accept": "application/json", "User-Agent": "twin.client"}
@@ -119,6 +125,8 @@ class HttpClient:
         expect: Iterable[int],
     ) -> tuple[Any, httpx.Headers]:
         params = _params(params)
+        if self.prefix and path.startswith("/") and not path.startswith(self.prefix + "/"):
+            path = self.prefix + path  # (links the twin writes carry the prefix already)
         request = self._http.build_request(
             method,
             path,

@@ -18,7 +18,9 @@ class Twin(HttpClient):
     ``twin up`` listens).
 
     ``token``: the bearer token (default ``TWIN_TOKEN``; without one only ``health()``
-    answers). ``timeout``: seconds per request. ``max_body``: the largest answer read, in
+    answers). ``prefix``: the API version's path prefix (e.g. ``"/v1"`` to pin the version on
+    a twin that serves one; default none: the twin's current version). ``timeout``: seconds
+    per request. ``max_body``: the largest answer read, in
     bytes. ``etags``: keep answers and revalidate them with ``If-None-Match`` (a 304 is
     answered from the cache; ``cache_hits`` counts them). Use it as a context manager, or
     call ``close()``.
@@ -139,7 +141,7 @@ class Twin(HttpClient):
         if since is not None and (isinstance(since, bool) or not isinstance(since, int)
                                   or since < 0):  # fmt: skip
             raise E.ClientConfigError(f"since {since!r}: must be a stream position >= 0")
-        return EventStream(self.url, self.token, since=since, types=joined(type),
+        return EventStream(self.url + self.prefix, self.token, since=since, types=joined(type),
                            subjects=joined(subject), resume=resume)  # fmt: skip
 
     # ------------------------------------------------------------------ jobs
