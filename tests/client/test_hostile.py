@@ -327,3 +327,12 @@ def test_a_version_prefix_goes_before_every_path_once() -> None:
     for bad in ("v1", "/v1/", "/v 1", "/\ud800", "//evil.test"):
         with pytest.raises(ClientConfigError, match="prefix"):
             Twin(URL, prefix=bad)
+
+
+def test_the_token_goes_only_to_the_twins_own_url() -> None:
+    """A raw get() of an absolute URL or a scheme-relative path is refused before sending:
+    the bearer token never leaves for another host."""
+    with fake(lambda r: pytest.fail("nothing may be sent")) as tw:
+        for path in ("http://evil.test/lots", "//evil.test/lots", "https://twin.test/x"):
+            with pytest.raises(ClientConfigError, match="not a URL"):
+                tw.get(path)

@@ -124,6 +124,11 @@ class HttpClient:
         content: bytes | None,
         expect: Iterable[int],
     ) -> tuple[Any, httpx.Headers]:
+        if not isinstance(path, str) or "://" in path.split("?")[0] or path.startswith("//"):
+            raise E.ClientConfigError(
+                f"path {str(path)[:100]!r}: a path on the twin ('/lots'), not a URL (the token "
+                "goes only to the twin's own URL)"
+            )
         params = _params(params)
         if self.prefix and path.startswith("/") and not path.startswith(self.prefix + "/"):
             path = self.prefix + path  # (links the twin writes carry the prefix already)
