@@ -10,6 +10,7 @@ or repeated.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import deque
@@ -21,6 +22,17 @@ from twin.client import errors as E
 
 DROP_CODE = 4008  # the twin closed a client that fell behind
 MAX_MESSAGE = 64 * 2**20  # bytes: the largest message read (500 events with large data fit)
+
+
+@functools.cache
+def _no_proxy() -> dict[str, Any]:
+    """``proxy=None`` where websockets has the option (15+, which otherwise honours the
+    proxy variables of the environment: the twin is reached directly, like over HTTP)."""
+    import inspect
+
+    from websockets.sync.client import connect
+
+    return {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
 
 
 class EventStream:
@@ -67,7 +79,10 @@ class EventStream:
                 subprotocols=["twin.v1"],  # type: ignore[list-item]
                 open_timeout=self._open_timeout,
                 max_size=MAX_MESSAGE,
-                proxy=None,
+                # leaving while the twin still sends (a replay): the client reads no more, so
+                # the twin's closing frame waits behind the unread ones; do not wait 10 s for it
+                close_timeout=1.0,
+                **_no_proxy(),
             ).__enter__()
         except InvalidStatus as exc:
             res = exc.response
