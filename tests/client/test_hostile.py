@@ -336,3 +336,29 @@ def test_the_token_goes_only_to_the_twins_own_url() -> None:
         for path in ("http://evil.test/lots", "//evil.test/lots", "https://twin.test/x"):
             with pytest.raises(ClientConfigError, match="not a URL"):
                 tw.get(path)
+
+
+def test_the_etag_cache_is_bounded_in_entries_and_bytes(monkeypatch) -> None:
+    """The cache keeps at most CACHE_ENTRIES answers and CACHE_BYTES of bodies, dropping the
+    least recently used; a body over an eighth of the bound is not kept at all."""
+    from twin.client import http
+
+    monkeypatch.setattr(http, "CACHE_ENTRIES", 3)
+    monkeypatch.setattr(http, "CACHE_BYTES", 8_000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        size = int(request.url.params["size"])
+        return httpx.Response(200, json={"x": "a" * size}, headers={"ETag": '"t"'})
+
+    with fake(handler) as tw:
+        for k in range(5):
+            tw.get("/kpis", {"size": 100 + k})
+        assert len(tw._cache) == 3 and tw._cache_bytes == sum(len(b) for _, b in tw._cache.values())
+        tw.get("/kpis", {"size": 2_000})  # over 8,000 / 8: not kept
+        assert len(tw._cache) == 3 and all(len(b) < 1_000 for _, b in tw._cache.values())
+        monkeypatch.setattr(http, "CACHE_ENTRIES", 100)  # now the byte bound decides
+        for k in range(10):  # bodies of 908..917 bytes: 9,125 in all
+            tw.get("/state", {"size": 900 + k})
+        assert 7_000 < tw._cache_bytes <= 8_000 and len(tw._cache) == 8
+        assert list(tw._cache)[-1].endswith("size=909")  # the newest kept...
+        assert not any("kpis" in url for url in tw._cache)  # ...the oldest gone

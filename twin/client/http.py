@@ -28,6 +28,7 @@ MAX_BODY = 256 * 2**20  # bytes: the largest answer the client reads (a full /st
 MAX_ID_CHARS = 1000  # an id longer than this names nothing the twin keeps
 RETRY_WAIT = 10.0  # s: the longest Retry-After a GET waits for by itself
 CACHE_ENTRIES = 256  # ETag cache: URLs remembered, least recently used dropped first
+CACHE_BYTES = 64 * 2**20  # ...and their bodies in all (one body over an eighth is not kept)
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")  # RFC 6750 b64token
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
 
@@ -62,7 +63,8 @@ class HttpClient:
                 f"prefix {prefix!r}: a path prefix like '/v1' (or '' for none)"
             )
         self.prefix = prefix  # the API version's path prefix, put before every path
-        self._cache: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # url: (etag, body)
+        self._cache_bytes = 0
         self.cache_hits = 0  # answers served from the cache after a 304
         headers = {"Accept": "application/json", "User-Agent": "twin.client"}
         if self._token:
@@ -170,11 +172,12 @@ class HttpClient:
             return None, response.headers
         doc = _loads(body, method, shown)
         etag = response.headers.get("etag")
-        if method == "GET" and self.etags and etag:
+        if method == "GET" and self.etags and etag and len(body) <= CACHE_BYTES // 8:
+            old = self._cache.pop(key, None)
+            self._cache_bytes += len(body) - (len(old[1]) if old else 0)
             self._cache[key] = (etag, body)
-            self._cache.move_to_end(key)
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+            while len(self._cache) > CACHE_ENTRIES or self._cache_bytes > CACHE_BYTES:
+                self._cache_bytes -= len(self._cache.popitem(last=False)[1][1])
         return doc, response.headers
 
     def _read(self, response: httpx.Response, method: str, shown: str) -> bytes:
@@ -422,15 +425,3 @@ def _next_page(
             return ("url", nxt)
         return ("cursor", nxt)
     raise E.ProtocolError(f"a page's next is {nxt!r}: expected an offset, cursor or link")
-
-
-def wait_until(check: Any, timeout: float, poll: float) -> Any:
-    """Call ``check()`` every ``poll`` s until it returns something other than None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got is not None:
-            return got
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
