@@ -116,12 +116,18 @@ def test_bad_urls_and_tokens_are_refused_and_the_token_is_never_shown() -> None:
 
 
 def test_bodies_that_are_not_json_are_refused_before_sending() -> None:
-    """NaN, an object JSON cannot write, or a single event instead of a list: ClientConfigError."""
+    """NaN, an object JSON cannot write, nesting 100,000 deep, or a single event instead of a
+    list: ClientConfigError."""
     with fake(lambda r: pytest.fail("nothing may be sent")) as tw:
         with pytest.raises(ClientConfigError, match="cannot be sent as JSON"):
             tw.post_events([{"time": float("nan")}])
         with pytest.raises(ClientConfigError, match="cannot be sent as JSON"):
             tw.post_events([object()])
+        deep: list = []
+        for _ in range(100_000):
+            deep = [deep]
+        with pytest.raises(ClientConfigError, match="cannot be sent as JSON"):
+            tw.post_events([{"data": deep}])
         with pytest.raises(ClientConfigError, match="a list of events"):
             tw.post_events({"id": "a"})  # type: ignore[arg-type]
 
