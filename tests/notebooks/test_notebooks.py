@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -41,6 +44,35 @@ def test_the_notebooks_are_committed_without_outputs() -> None:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every cell of the notebook runs without error at reduced size (its asserts hold)."""
+    with contextlib.ExitStack() as stack:
+        _run_notebook(path, tmp_path, monkeypatch, stack)
+
+
+@contextlib.contextmanager
+def running_twin(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`twin up` (the demo fab with its emulator feed) on a free port, fed at 600x so that a
+    fab hour takes seconds; yields its url and an admin token."""
+    from tests.services.conftest import free_port
+    from tests.services.test_cli import start, wait_healthy
+
+    port, token = free_port(), "notebook-" + "0123456789abcdef" * 2
+    env = {"TWIN_TOKENS": json.dumps({token: ["admin"]})}
+    proc = start(["up", "--port", str(port), "--speed", "600", "--no-physics",
+                  "--store", str(tmp_path / "twin-up.db")], env)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, token=token)
+        yield {"url": url, "token": token}
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def _run_notebook(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack) -> None:
     from nbclient import NotebookClient
 
     # the kernel spec runs "python": make it this venv's python, and pass the size parameter
@@ -48,6 +80,10 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("TWIN_NOTEBOOK_FAST", "1")
     monkeypatch.setenv("TWIN_NOTEBOOK_OUT", str(tmp_path))
     monkeypatch.delenv("TWIN_RAY_ADDRESS", raising=False)
+    if path.stem.startswith("02"):  # it connects to a running twin through twin.client
+        twin = stack.enter_context(running_twin(tmp_path))
+        monkeypatch.setenv("TWIN_URL", twin["url"])
+        monkeypatch.setenv("TWIN_TOKEN", twin["token"])
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,

@@ -80,7 +80,16 @@ _BODY = {
                 "schema": {
                     "oneOf": [
                         {"type": "array", "items": {"$ref": "#/components/schemas/EventPublic"}},
-                        {"$ref": "#/components/schemas/EventsCreate"},
+                        {  # EventsCreate, inline: no route declares it, so it is not
+                            # among the components (a $ref to it dangled: issue 19)
+                            "title": "EventsCreate",
+                            "type": "object",
+                            "required": ["events"],
+                            "properties": {"events": {
+                                "type": "array", "description": "the batch",
+                                "items": {"$ref": "#/components/schemas/EventPublic"},
+                            }},
+                        },
                     ]
                 },
                 "example": [
