@@ -134,14 +134,19 @@ def wrk_max(port: int, duration: float) -> tuple[float, float] | None:
 
 
 async def fixed_rate(
-    port: int, rate: float, duration: float, conns: int = 32
+    port: int,
+    rate: float,
+    duration: float,
+    conns: int = 32,
+    paths: tuple[str, ...] = ("/equipment/LITH01",),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Open-loop GETs at ``rate``/s over ``conns`` keep-alive connections: latencies in ms
-    from each request's scheduled time, and how late (ms) this generator sent each one."""
-    request = (
-        f"GET /equipment/LITH01 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {TOKEN}\r\n\r\n"
-    ).encode()
+    """Open-loop GETs at ``rate``/s over ``conns`` keep-alive connections, ``paths`` in turn:
+    latencies in ms from each request's scheduled time, and how late (ms) this generator sent
+    each one."""
+    requests = [
+        (f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").encode()
+        for p in paths
+    ]
     pool: asyncio.Queue = asyncio.Queue()
     for _ in range(conns):
         pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
@@ -154,7 +159,7 @@ async def fixed_rate(
         nonlocal errors
         reader, writer = await pool.get()
         late[i] = (time.perf_counter() - due) * 1e3
-        writer.write(request)
+        writer.write(requests[i % len(requests)])
         head = await reader.readuntil(b"\r\n\r\n")
         length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
         await reader.readexactly(length)
