@@ -156,11 +156,15 @@ def forecast(
     progress: bool = False,
     design: Any = None,
     scene: Any = None,
+    times_left: str = "draw",
 ) -> ForecastResult:
     """Forecast the fab in ``store`` from its state at ``at`` (epoch s or ISO 8601; None: the
     last event) over ``horizon`` (days, or "7d"/"36h") with ``reps`` replications of
     ``model`` (a scene or SMT2020 folder; ``calibrated``: a ``twin calibrate --out`` folder
-    whose model is simulated instead). Every argument is checked before anything runs."""
+    whose model is simulated instead). ``times_left``: "draw" (each replication draws the
+    time left of the downs and runs in progress at T, given the time already spent) or "mean"
+    (one mean time for every replication: ``twin.whatif.start``). Every argument is checked
+    before anything runs."""
     from twin.whatif import presets
     from twin.whatif.runner import get_engine
 
@@ -172,6 +176,8 @@ def forecast(
         problems.append(p)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         problems.append(f"seed {safe(seed)}: an integer from 0 to 2**63 - 1")
+    if (p := times_left_problem(times_left)) is not None:
+        problems.append(p)
     if problems:
         raise InputError("forecast", problems)
     eng = get_engine(engine)
@@ -183,7 +189,7 @@ def forecast(
         snap = snapshot(st, t_at, design, scene, where)
     return run_forecast(
         snap, sim_model, days, reps, eng, rules=rules, seed=seed, executor=executor,
-        progress=progress,
+        progress=progress, times_left=times_left,
     )  # fmt: skip
 
 
@@ -199,6 +205,7 @@ def run_forecast(
     executor: Any = None,
     progress: bool = False,
     start: Any = None,
+    times_left: str = "draw",
 ) -> ForecastResult:
     """The forecast of a checked snapshot (``source.snapshot``) with one model."""
     import time
@@ -209,7 +216,9 @@ def run_forecast(
     t0 = time.perf_counter()
     t_start = snap.at - snap.first  # the model clock of the state
     if start is None:
-        live = build_start(snap.state, model, snap.tool_map, time=t_start)
+        live = build_start(snap.state, model, snap.tool_map, time=t_start,
+                           down_left=times_left, work_left=times_left,
+                           transport_left=times_left, now=snap.at)  # fmt: skip
         start, notes = live.start, list(live.notes)
         queue_order(start, snap.state)
     else:
@@ -314,13 +323,24 @@ def batched(engine: Any, reps: int, executor: Any) -> Any:
     return Batched(engine, max(1, math.ceil(reps / (4 * workers))))
 
 
+def times_left_problem(value: Any) -> str | None:
+    """What is wrong with a ``times_left`` (None: "draw" or "mean")."""
+    from twin.whatif.start import DOWN_LEFT
+
+    if isinstance(value, str) and value in DOWN_LEFT:
+        return None
+    return (f"times left {safe(value)}: 'draw' (drawn per replication given the time already "
+            "spent) or 'mean' (one mean time for every replication)")  # fmt: skip
+
+
 def queue_order(start: Any, state: Any) -> None:
     """Order the start's lots by the time each entered its current state (the twin's
     ``updated``: its track-out or release for a queued lot): the engines queue the start's
     lots in list order at the start time, so first-in-first-out then follows the fab's order
-    of arrival, not the order of release (which differs across routes and steps)."""
+    of arrival, not the order of release (which differs across routes and steps). Ties go by
+    tool, so the lots of a batch in progress stay together (and take one drawn time left)."""
     lots = state.lots
-    start.lots.sort(key=lambda ls: getattr(lots.get(ls.id), "updated", 0.0) or 0.0)
+    start.lots.sort(key=lambda ls: (getattr(lots.get(ls.id), "updated", 0.0) or 0.0, ls.tool or ""))
 
 
 def summarise(replications: list[Any], start: Any, at: float, t_start: float, days: float):
