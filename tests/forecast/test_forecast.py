@@ -58,6 +58,28 @@ def test_result_has_a_band_per_day_and_an_eta_per_lot_in_wip(result, short_store
     )
 
 
+def test_bottleneck_utilisation_per_day(result):
+    """Each day has the bottleneck's utilisation that day as a band over every replication
+    (ordered, within 0..1), as do the top families; the text table shows it."""
+    from twin.forecast.commands import format_forecast
+
+    bn = result.bottleneck
+    assert bn["family"] and len(bn["top"][0]["by_day"]) == len(result.days) == 2
+    for k, d in enumerate(result.days):
+        b = d["bottleneck_utilisation"]
+        assert b["n"] == result.replications
+        assert 0.0 <= b["p05"] <= b["p10"] <= b["p50"] <= b["p90"] <= b["p95"] <= 1.0, b
+        assert b == bn["top"][0]["by_day"][k]
+    # the horizon's utilisation lies between the days' (one hour past the horizon aside)
+    means = [d["bottleneck_utilisation"]["mean"] for d in result.days]
+    assert min(means) - 0.05 <= bn["utilisation"]["mean"] <= max(means) + 0.05
+    text = format_forecast(result)
+    assert (
+        "bottleneck util." in text
+        and f"{result.days[1]['bottleneck_utilisation']['p50']:.3f}" in text
+    )
+
+
 def test_day_outs_agree_with_the_lot_etas(result):
     """The outs of day 0 in each replication include every start lot that replication finished
     on day 0: the p50 of day-0 outs is at least the number of lots whose p90 is in day 0."""

@@ -211,12 +211,13 @@ def format_forecast(res: Any, n_lots: int = 20) -> str:
         f"{doc['start_wip']} lots in WIP",
         "p50 [p10, p90] across replications (the 80 % prediction interval; --json: p05/p95)",
         "",
-        f"{'day':>4}  {'outs':>18}  {'WIP at end':>18}  {'cycle time (d)':>20}",
+        f"{'day':>4}  {'outs':>18}  {'WIP at end':>18}  {'cycle time (d)':>20}"
+        f"  {'bottleneck util.':>22}",
     ]
     for d in doc["days"]:
         lines.append(
             f"{d['day']:>4}  {_b(d['outs']):>18}  {_b(d['wip']):>18}  "
-            f"{_b(d['cycle_time_days'], 2):>20}"
+            f"{_b(d['cycle_time_days'], 2):>20}  {_b(d['bottleneck_utilisation'], 3):>22}"
         )
     bn = doc["bottleneck"]
     if bn.get("family"):

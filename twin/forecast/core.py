@@ -237,7 +237,7 @@ def run_forecast(
         seed=seed,
         rules=rules,
         lot_records=True,
-        options={"wip_sample_days": 1.0},
+        options={"wip_sample_days": 1.0, "busy_by_interval": True},
     )
     if executor is None:
         executor = Serial() if reps <= 2 else LocalProcessPool()
@@ -356,6 +356,7 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
     start_ids = {lot.id: i for i, lot in enumerate(start.lots)}
     eta = np.full((len(start.lots), len(replications)), np.inf)
     util: dict[str, list[float]] = {}
+    util_day: dict[str, np.ndarray] = {}  # family -> [replication, day] utilisation
     for r, rep in enumerate(replications):
         cols = rep.lots
         comp = np.asarray(cols.get("completion", []), dtype=float)
@@ -387,9 +388,19 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
         for key, v in rep.kpis.items():
             if key.startswith("families.") and key.endswith(".utilisation"):
                 util.setdefault(key.split(".")[1], []).append(v)
+        for key, vs in rep.series.items():  # SimConfig.busy_by_interval: one a day
+            if key.startswith("families.") and key.endswith(".utilisation_by_interval"):
+                fam = key[len("families.") : -len(".utilisation_by_interval")]
+                if fam not in util_day:
+                    util_day[fam] = np.full((len(replications), n_days), np.nan)
+                k = min(n_days, len(vs))
+                util_day[fam][r, :k] = vs[:k]
     notes = []
     if np.isnan(wip).any():
         notes.append("the WIP at the end of some days was not sampled (no event after it)")
+    ranked = sorted(util, key=lambda f: -float(np.median(util[f])))
+    top = ranked[0] if ranked else None
+    per_day = util_day.get(top) if top is not None else None
     out_days = []
     for k in range(n_days):
         out_days.append(
@@ -401,15 +412,24 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
                 "outs_by_product": {p: band(outs_p[p][:, k]) for p in sorted(outs_p)},
                 "wip": band(wip[:, k]),
                 "cycle_time_days": band(ct[:, k]),
+                # the horizon's bottleneck (below) on this day
+                "bottleneck_utilisation": band(per_day[:, k] if per_day is not None else []),
             }
         )
-    ranked = sorted(util, key=lambda f: -float(np.median(util[f])))
     bottleneck = {
-        "family": ranked[0] if ranked else None,
-        "over": "the whole horizon (the engines accumulate utilisation over the run)",
-        "utilisation": band(util[ranked[0]]) if ranked else band([]),
-        "top": [{"family": f, "utilisation": band(util[f])} for f in ranked[:3]],
-    }
+        "family": top,
+        "over": "the whole horizon; per day: days[k].bottleneck_utilisation",
+        "utilisation": band(util[top]) if ranked else band([]),
+        "top": [
+            {
+                "family": f,
+                "utilisation": band(util[f]),
+                "by_day": [band(util_day[f][:, k]) if f in util_day else band([])
+                           for k in range(n_days)],
+            }
+            for f in ranked[:3]
+        ],
+    }  # fmt: skip
     etas = []
     # every lot's quantiles at once (as ``quantiles``: inf sorts last and stays inf)
     big = np.percentile(np.where(np.isfinite(eta), eta, 1e300), list(QUANTILES.values()), axis=1)

@@ -26,6 +26,7 @@ from twin.whatif.reference.calendars import first_factor
 from twin.whatif.reference.compiled import compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
 from twin.whatif.reference.dispatch import RULES
+from twin.whatif.reference.results import busy_intervals
 from twin.whatif.reference.start import (
     STATUSES,
     shares_draw,
@@ -63,7 +64,7 @@ F64 = "f8"
 I32 = "i4"
 TABLES: dict[str, str] = {
     # scalars per scenario
-    "t0": F64, "warm": F64, "end": F64, "sample_dt": F64, "hist_w": F64,
+    "t0": F64, "warm": F64, "end": F64, "sample_dt": F64, "hist_w": F64, "busy_nb": I32,
     "tr_kind": I32, "tr_lo": F64, "tr_hi": F64, "tr_mean": F64, "transport_on": I32,
     "pm_from_end": I32, "skip_idle_downs": I32, "wake_first": I32, "no_delay_tr": I32,
     "min_run_hold": I32,
@@ -530,6 +531,8 @@ def _scalars(tb: dict, model: FabModel, cfg: SimConfig, mode: str, t0: float, wa
     tr = _dist(model.transport, mode)
     scal = {
         "t0": t0, "warm": warm, "end": end, "sample_dt": cfg.wip_sample_days * DAY,
+        "busy_nb": busy_intervals(t0, end, cfg.wip_sample_days * DAY) if cfg.busy_by_interval
+        else 0,
         "hist_w": _hist_width(raw, cfg.days),
         "tr_kind": tr[0], "tr_lo": tr[1], "tr_hi": tr[2], "tr_mean": tr[3],
         "transport_on": int(cfg.transport),
@@ -614,6 +617,7 @@ def _sizes(model: FabModel, comp: Compiled, cfg: SimConfig, routes) -> dict[str,
         "jobs": caps + n_init + 8,
         "records": n_init + released + 8,
         "samples": int(span // (cfg.wip_sample_days * DAY)) + 2,
+        "busy_by": int(cfg.busy_by_interval),  # fs_bint: families x samples, else 1 slot
     }  # fmt: skip
 
 

@@ -85,6 +85,9 @@ class SimConfig:
     # (a rank after the minimum-run flag, before the family's ranks; not for registered rules)
     unstarted_last: bool = False
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
+    # per family, the busy time of every WIP sample interval (the KPIs' per-family
+    # "utilisation_by_interval"; a forecast's utilisation per day): fams x samples numbers
+    busy_by_interval: bool = False
     wip_sample_days: float = 1.0  # days between samples of the fab WIP
 
     def __post_init__(self) -> None:
