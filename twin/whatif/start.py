@@ -2,9 +2,12 @@
 
 The twin state (``twin.live.state.TwinState``) says where every lot is and what every tool is
 doing now; the engines start from a ``StartState`` (``twin.whatif.reference.config``). The
-twin's clock (or ``now``, below) becomes ``time`` on the model clock (default 0: the release plan runs from its
+twin's clock becomes ``time`` on the model clock (default 0: the release plan runs from its
 beginning, as the twin does not know where the fab is in it); every other time is kept
-relative to it.
+relative to it. ``now`` (epoch s, default the state's clock, the time of its last event): the
+instant the start stands for. A state as of T has its last event before T and nothing
+changed in between, so ``now=T`` counts every time already spent (working, down, in
+transport) up to T.
 
 - **Lots.** Every active lot (queued, processing, hold) is placed at its step. A queued lot
   waits in its step's queue. A processing lot stays on its tool (the tool-id map's engine id)
@@ -52,7 +55,7 @@ relative to it.
   uniform [max(a - s, 0), b - s]; constant c leaves c - s. A down past every calendar's
   longest duration (S_i(s) = 0 for all) is overdue: the tool is taken as up. SMT2020 durations
   have no other kind (``DISTRIBUTIONS``); a new kind would need its residual here (by inverse
-  CDF of F(s + x) - F(s) / S(s), or by rejection). ``ToolState.down_until`` then holds the
+  CDF of (F(s + x) - F(s)) / S(s), or by rejection). ``ToolState.down_until`` then holds the
   start time + the mean of that mixture, for display; the engines draw.
   ``down_left="mean"``: every replication gets the same time (the behaviour before the draw):
   the mean repair time of the down calendars (weighted by 1/MTTF, not by S_i), the mean PM
