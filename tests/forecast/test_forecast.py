@@ -48,13 +48,35 @@ def test_result_has_a_band_per_day_and_an_eta_per_lot_in_wip(result, short_store
         qs = [e.p05, e.p10, e.p50, e.p90, e.p95]
         given = [q for q in qs if q is not None]
         assert given == sorted(given) and all(at < q <= end for q in given)
-        assert (e.p50 is None) == (e.finished_share < 0.5)
+        assert (e.p50 is None) == (e.finished_share <= 0.5)  # the median of an even n
         assert qs[: len(given)] == given  # a missing quantile is a later one ("> horizon")
     doc = result.to_json()
     assert doc["at"] == format_time(at) and "[p10, p90]" in doc["intervals"]
     assert (
         doc["bottleneck"]["family"] in {f for f in ("Litho_FE_3", "Diffusion_FE_1")}
         or doc["bottleneck"]["utilisation"]["p50"] > 0.5
+    )
+
+
+def test_bottleneck_utilisation_per_day(result):
+    """Each day has the bottleneck's utilisation that day as a band over every replication
+    (ordered, within 0..1), as do the top families; the text table shows it."""
+    from twin.forecast.commands import format_forecast
+
+    bn = result.bottleneck
+    assert bn["family"] and len(bn["top"][0]["by_day"]) == len(result.days) == 2
+    for k, d in enumerate(result.days):
+        b = d["bottleneck_utilisation"]
+        assert b["n"] == result.replications
+        assert 0.0 <= b["p05"] <= b["p10"] <= b["p50"] <= b["p90"] <= b["p95"] <= 1.0, b
+        assert b == bn["top"][0]["by_day"][k]
+    # the horizon's utilisation lies between the days' (one hour past the horizon aside)
+    means = [d["bottleneck_utilisation"]["mean"] for d in result.days]
+    assert min(means) - 0.05 <= bn["utilisation"]["mean"] <= max(means) + 0.05
+    text = format_forecast(result)
+    assert (
+        "bottleneck util." in text
+        and f"{result.days[1]['bottleneck_utilisation']['p50']:.3f}" in text
     )
 
 

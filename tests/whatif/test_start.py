@@ -312,3 +312,77 @@ def test_processing_counts_from_the_end_of_the_setup(demo, states):
         ls = next(x for x in start_from_twin(state, model, tm).lots if x.id == lot.id)
         run = step.mean_time(ls.wafers) + fam.load_time + fam.unload_time
         assert ls.until == pytest.approx(max(0.0, run - worked)), since
+
+
+def test_mean_option_keeps_one_time_for_every_replication(demo, states):
+    """down_left/work_left/transport_left="mean" is the start before the draws: no time left
+    to draw, the mean in down_until/until; the default draws around the same means."""
+    scene, model = demo
+    tm = ToolIdMap.from_scene(scene, model)
+    state = states[3]  # just after a breakdown
+    mean = build_start(state, model, tm, down_left="mean", work_left="mean",
+                       transport_left="mean")  # fmt: skip
+    drawn = build_start(state, model, tm)
+    assert not any(ts.down_left for ts in mean.start.tools.values())
+    assert not any(ls.until_left for ls in mean.start.lots)
+    downs = [k for k, ts in drawn.start.tools.items() if ts.down_left]
+    assert downs and all(mean.start.tools[k].down_until > 0 for k in downs)
+    busy = [ls for ls in drawn.start.lots if ls.status == "processing"]
+    assert busy and all(len(ls.until_left) == 1 for ls in busy)
+    until = {ls.id: ls.until for ls in mean.start.lots}
+    assert all(ls.until == pytest.approx(until[ls.id]) for ls in busy)
+    assert any("drawn per replication" in n for n in drawn.notes)
+
+
+def test_times_spent_count_up_to_now(demo, states):
+    """now=T (a state as of T, its last event before T): a processing lot has worked, and a
+    down tool been down, T - clock longer than at the clock."""
+    scene, model = demo
+    tm = ToolIdMap.from_scene(scene, model)
+    state = states[-1]
+    kw = {"down_left": "mean", "work_left": "mean"}
+    at_clock = build_start(state, model, tm, **kw).start
+    later = build_start(state, model, tm, now=state.clock + 120.0, **kw).start
+    before = {ls.id: ls.until for ls in at_clock.lots if ls.status == "processing"}
+    moved = [ls.until for ls in later.lots if ls.id in before and before[ls.id] > 120.0]
+    assert moved and all(
+        ls.until == pytest.approx(before[ls.id] - 120.0)
+        for ls in later.lots
+        if ls.id in before and before[ls.id] > 120.0
+    )
+
+
+def test_lot_between_steps_may_still_be_in_transport(demo, states):
+    """A twin without carriers: a lot tracked out just now is in transport (its arrival
+    drawn from the transport time); one tracked out long ago is in its queue."""
+    scene, model = demo
+    tm = ToolIdMap.from_scene(scene, model)
+    state = states[-1].copy()
+    state.carriers = {}
+    lots = [x for x in state.lots.values() if x.status == "queued" and x.moves > 0]
+    fresh, old = lots[0], lots[1]
+    fresh.updated, old.updated = state.clock, state.clock - 3600.0
+    start = start_from_twin(state, model, tm)
+    got = {ls.id: ls for ls in start.lots}
+    assert got[fresh.id].status == "transport" and got[fresh.id].until_left
+    assert got[old.id].status == "queued"
+    r = simulate(model, SimConfig(days=1e-9), start=start)
+    assert r.wip_lots[0] == state.wip()
+    mean = start_from_twin(state, model, tm, transport_left="mean")
+    assert all(ls.status != "transport" for ls in mean.lots)
+
+
+def test_hostile_start_options_are_one_error(demo, states):
+    """An unknown down_left/work_left/transport_left (a lone surrogate too) and a now that is
+    NaN or before the state's clock are listed in one error."""
+    scene, model = demo
+    tm = ToolIdMap.from_scene(scene, model)
+    with pytest.raises(InputError) as exc:
+        build_start(states[0], model, tm, down_left="\ud800", work_left=None,
+                    transport_left=["draw"], now=math.nan)  # fmt: skip
+    assert len(exc.value.problems) == 4
+    str(exc.value).encode("utf-8", "backslashreplace")
+    with pytest.raises(InputError, match="at or after the state's clock"):
+        build_start(states[0], model, tm, now=states[0].clock - 1.0)
+    with pytest.raises(InputError, match="at or after the state's clock"):
+        build_start(states[0], model, tm, now=1e300)

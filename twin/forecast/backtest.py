@@ -29,7 +29,7 @@ import numpy as np
 
 from twin.errors import InputError
 
-from .core import QUANTILES, quantiles, run_forecast
+from .core import QUANTILES, quantiles, run_forecast, times_left_problem
 from .source import (
     DAY,
     HOUR,
@@ -191,8 +191,10 @@ def backtest(
     *,
     executor: Any = None,
     progress: Any = None,
+    times_left: str = "draw",
 ) -> dict[str, Any]:
-    """The backtest's JSON (see the module docstring); ``oracle`` is None without a truth."""
+    """The backtest's JSON (see the module docstring); ``oracle`` is None without a truth.
+    ``times_left``: as ``forecast``'s."""
     from twin.calibrate import CalibrationError, calibrate_store
     from twin.calibrate.write import write_calibrated
     from twin.process import load_model
@@ -200,6 +202,8 @@ def backtest(
 
     days = parse_horizon(horizon)
     check_replications(reps)
+    if (p := times_left_problem(times_left)) is not None:
+        raise InputError("backtest", [p])
     if isinstance(origins, bool) or not isinstance(origins, int) or not 1 <= origins <= MAX_ORIGINS:
         raise InputError(
             "backtest", [f"--origins {safe(origins)}: an integer from 1 to {MAX_ORIGINS}"]
@@ -253,7 +257,7 @@ def backtest(
         row["actual_outs"] = [sum(d.values()) for d in act.outs]
         for name, m in models.items():
             res = run_forecast(snap, m, days, reps, eng, rules=rules, seed=seed,
-                               executor=executor)  # fmt: skip
+                               executor=executor, times_left=times_left)  # fmt: skip
             _score(scores[name], res, act, t, days)
             row[name] = {
                 "outs_mean": [float(x) for x in res.samples["outs"].mean(axis=0)],
@@ -272,6 +276,7 @@ def backtest(
         "replications": reps,
         "engine": eng.name,
         "seed": seed,
+        "times_left": times_left,
         "store_span": [format_time(first), format_time(last)],
         "min_train_days": MIN_TRAIN_DAYS,
     }

@@ -84,6 +84,11 @@ def _common(p: argparse.ArgumentParser, engines: list[str]) -> None:
         "--seed", type=int, default=0, help="random seed of the replications (default 0)"
     )
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument(
+        "--times-left", choices=("draw", "mean"), default="draw",
+        help="downs, runs and transports in progress at T: each replication draws its time "
+        "left given the time already spent (draw, default), or all take the mean (mean)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress")
 
@@ -111,7 +116,7 @@ def _forecast(args: argparse.Namespace) -> int:
     res = forecast(
         args.store, args.model, at=args.at, horizon=args.horizon, reps=args.replications,
         engine=args.engine, calibrated=args.calibrated, rules=args.rules, seed=args.seed,
-        executor=_executor(args), progress=not args.quiet,
+        executor=_executor(args), progress=not args.quiet, times_left=args.times_left,
     )  # fmt: skip
     if residuals is not None:
         from .core import widen
@@ -169,6 +174,7 @@ def _backtest(args: argparse.Namespace) -> int:
         args.store, args.model, origins=args.origins, horizon=args.horizon,
         reps=args.replications, engine=args.engine, truth=args.truth, rules=args.rules,
         seed=args.seed, executor=_executor(args, default_serial=True), progress=tick,
+        times_left=args.times_left,
     )  # fmt: skip
     if args.json:
         json.dump(finite(doc), sys.stdout, indent=1)
@@ -205,12 +211,13 @@ def format_forecast(res: Any, n_lots: int = 20) -> str:
         f"{doc['start_wip']} lots in WIP",
         "p50 [p10, p90] across replications (the 80 % prediction interval; --json: p05/p95)",
         "",
-        f"{'day':>4}  {'outs':>18}  {'WIP at end':>18}  {'cycle time (d)':>20}",
+        f"{'day':>4}  {'outs':>18}  {'WIP at end':>18}  {'cycle time (d)':>20}"
+        f"  {'bottleneck util.':>22}",
     ]
     for d in doc["days"]:
         lines.append(
             f"{d['day']:>4}  {_b(d['outs']):>18}  {_b(d['wip']):>18}  "
-            f"{_b(d['cycle_time_days'], 2):>20}"
+            f"{_b(d['cycle_time_days'], 2):>20}  {_b(d['bottleneck_utilisation'], 3):>22}"
         )
     bn = doc["bottleneck"]
     if bn.get("family"):

@@ -156,11 +156,15 @@ def forecast(
     progress: bool = False,
     design: Any = None,
     scene: Any = None,
+    times_left: str = "draw",
 ) -> ForecastResult:
     """Forecast the fab in ``store`` from its state at ``at`` (epoch s or ISO 8601; None: the
     last event) over ``horizon`` (days, or "7d"/"36h") with ``reps`` replications of
     ``model`` (a scene or SMT2020 folder; ``calibrated``: a ``twin calibrate --out`` folder
-    whose model is simulated instead). Every argument is checked before anything runs."""
+    whose model is simulated instead). ``times_left``: "draw" (each replication draws the
+    time left of the downs and runs in progress at T, given the time already spent) or "mean"
+    (one mean time for every replication: ``twin.whatif.start``). Every argument is checked
+    before anything runs."""
     from twin.whatif import presets
     from twin.whatif.runner import get_engine
 
@@ -172,6 +176,8 @@ def forecast(
         problems.append(p)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         problems.append(f"seed {safe(seed)}: an integer from 0 to 2**63 - 1")
+    if (p := times_left_problem(times_left)) is not None:
+        problems.append(p)
     if problems:
         raise InputError("forecast", problems)
     eng = get_engine(engine)
@@ -183,7 +189,7 @@ def forecast(
         snap = snapshot(st, t_at, design, scene, where)
     return run_forecast(
         snap, sim_model, days, reps, eng, rules=rules, seed=seed, executor=executor,
-        progress=progress,
+        progress=progress, times_left=times_left,
     )  # fmt: skip
 
 
@@ -199,6 +205,7 @@ def run_forecast(
     executor: Any = None,
     progress: bool = False,
     start: Any = None,
+    times_left: str = "draw",
 ) -> ForecastResult:
     """The forecast of a checked snapshot (``source.snapshot``) with one model."""
     import time
@@ -209,7 +216,9 @@ def run_forecast(
     t0 = time.perf_counter()
     t_start = snap.at - snap.first  # the model clock of the state
     if start is None:
-        live = build_start(snap.state, model, snap.tool_map, time=t_start)
+        live = build_start(snap.state, model, snap.tool_map, time=t_start,
+                           down_left=times_left, work_left=times_left,
+                           transport_left=times_left, now=snap.at)  # fmt: skip
         start, notes = live.start, list(live.notes)
         queue_order(start, snap.state)
     else:
@@ -228,7 +237,7 @@ def run_forecast(
         seed=seed,
         rules=rules,
         lot_records=True,
-        options={"wip_sample_days": 1.0},
+        options={"wip_sample_days": 1.0, "busy_by_interval": True},
     )
     if executor is None:
         executor = Serial() if reps <= 2 else LocalProcessPool()
@@ -314,13 +323,24 @@ def batched(engine: Any, reps: int, executor: Any) -> Any:
     return Batched(engine, max(1, math.ceil(reps / (4 * workers))))
 
 
+def times_left_problem(value: Any) -> str | None:
+    """What is wrong with a ``times_left`` (None: "draw" or "mean")."""
+    from twin.whatif.start import DOWN_LEFT
+
+    if isinstance(value, str) and value in DOWN_LEFT:
+        return None
+    return (f"times left {safe(value)}: 'draw' (drawn per replication given the time already "
+            "spent) or 'mean' (one mean time for every replication)")  # fmt: skip
+
+
 def queue_order(start: Any, state: Any) -> None:
     """Order the start's lots by the time each entered its current state (the twin's
     ``updated``: its track-out or release for a queued lot): the engines queue the start's
     lots in list order at the start time, so first-in-first-out then follows the fab's order
-    of arrival, not the order of release (which differs across routes and steps)."""
+    of arrival, not the order of release (which differs across routes and steps). Ties go by
+    tool, so the lots of a batch in progress stay together (and take one drawn time left)."""
     lots = state.lots
-    start.lots.sort(key=lambda ls: getattr(lots.get(ls.id), "updated", 0.0) or 0.0)
+    start.lots.sort(key=lambda ls: (getattr(lots.get(ls.id), "updated", 0.0) or 0.0, ls.tool or ""))
 
 
 def summarise(replications: list[Any], start: Any, at: float, t_start: float, days: float):
@@ -336,6 +356,7 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
     start_ids = {lot.id: i for i, lot in enumerate(start.lots)}
     eta = np.full((len(start.lots), len(replications)), np.inf)
     util: dict[str, list[float]] = {}
+    util_day: dict[str, np.ndarray] = {}  # family -> [replication, day] utilisation
     for r, rep in enumerate(replications):
         cols = rep.lots
         comp = np.asarray(cols.get("completion", []), dtype=float)
@@ -367,9 +388,19 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
         for key, v in rep.kpis.items():
             if key.startswith("families.") and key.endswith(".utilisation"):
                 util.setdefault(key.split(".")[1], []).append(v)
+        for key, vs in rep.series.items():  # SimConfig.busy_by_interval: one a day
+            if key.startswith("families.") and key.endswith(".utilisation_by_interval"):
+                fam = key[len("families.") : -len(".utilisation_by_interval")]
+                if fam not in util_day:
+                    util_day[fam] = np.full((len(replications), n_days), np.nan)
+                k = min(n_days, len(vs))
+                util_day[fam][r, :k] = vs[:k]
     notes = []
     if np.isnan(wip).any():
         notes.append("the WIP at the end of some days was not sampled (no event after it)")
+    ranked = sorted(util, key=lambda f: -float(np.median(util[f])))
+    top = ranked[0] if ranked else None
+    per_day = util_day.get(top) if top is not None else None
     out_days = []
     for k in range(n_days):
         out_days.append(
@@ -381,15 +412,24 @@ def summarise(replications: list[Any], start: Any, at: float, t_start: float, da
                 "outs_by_product": {p: band(outs_p[p][:, k]) for p in sorted(outs_p)},
                 "wip": band(wip[:, k]),
                 "cycle_time_days": band(ct[:, k]),
+                # the horizon's bottleneck (below) on this day
+                "bottleneck_utilisation": band(per_day[:, k] if per_day is not None else []),
             }
         )
-    ranked = sorted(util, key=lambda f: -float(np.median(util[f])))
     bottleneck = {
-        "family": ranked[0] if ranked else None,
-        "over": "the whole horizon (the engines accumulate utilisation over the run)",
-        "utilisation": band(util[ranked[0]]) if ranked else band([]),
-        "top": [{"family": f, "utilisation": band(util[f])} for f in ranked[:3]],
-    }
+        "family": top,
+        "over": "the whole horizon; per day: days[k].bottleneck_utilisation",
+        "utilisation": band(util[top]) if ranked else band([]),
+        "top": [
+            {
+                "family": f,
+                "utilisation": band(util[f]),
+                "by_day": [band(util_day[f][:, k]) if f in util_day else band([])
+                           for k in range(n_days)],
+            }
+            for f in ranked[:3]
+        ],
+    }  # fmt: skip
     etas = []
     # every lot's quantiles at once (as ``quantiles``: inf sorts last and stays inf)
     big = np.percentile(np.where(np.isfinite(eta), eta, 1e300), list(QUANTILES.values()), axis=1)

@@ -5,7 +5,8 @@ and E10 events written to an event store (for backtests, tests and benches).
 per fab day on the demo fab, most of it the OHT; a backtest over 20 origins needs weeks of
 history. This writes what a forecast and calibration read: ``lot.released``,
 ``lot.track_in``, ``lot.track_out``, ``lot.completed`` and ``equipment.state`` (setups as
-E10 scheduled down until they end, as the emulator reports them), with the tools named by the
+E10 scheduled down until they end, as the emulator reports them, through the engine's public
+hooks ``set_hooks(on_start=...)`` and ``schedule``), with the tools named by the
 one tool-id map (the scene's ids) and the catalog recorded as ``twin ingest`` leaves it. The
 truth (a scenario applied to the model) is what the "real" fab runs; the twin keeps the
 design model. Transport is the model's (fromto.txt), not the OHT's. The model's initial WIP
@@ -53,7 +54,7 @@ def write_history(
     from twin.live.events import Event
     from twin.live.store import SQLiteStore
     from twin.whatif.reference import SimConfig
-    from twin.whatif.reference.engine import ARRIVE, Engine
+    from twin.whatif.reference.engine import Engine
 
     names = tool_map.to_twin
     out: list[Event] = []
@@ -64,14 +65,18 @@ def write_history(
         tt = start + int(t * GRID) / GRID
         out.append(Event(f"mes:{n}", "mes", n, tt, typ, subject, data))
 
+    pending: dict[str, bool] = {}  # tool -> tracked in, no state reported since
+
     def obs(kind: str, t: float, **f: Any) -> None:
         if kind in ("track_in", "track_out"):
             tid = names[f["tool"]]
             families[tid] = f["family"]
+            pending[f["tool"]] = kind == "track_in"
             emit(t, f"lot.{kind}", f["lot"], {"equipment": tid, "step": int(f["step"])})
         elif kind == "tool_state":
             tid = names[f["tool"]]
             families[tid] = f["family"]
+            pending[f["tool"]] = False
             emit(t, "equipment.state", tid, {"state": f["state"], "reason": f["reason"]})
         elif kind == "lot_released":
             emit(t, "lot.released", f["lot"],
@@ -79,28 +84,31 @@ def write_history(
         elif kind == "lot_completed":
             emit(t, "lot.completed", f["lot"], {})
 
-    class _Engine(Engine):  # E10 around setups as the emulator reports them
-        def _arrive(self, lot: Any, t: float) -> None:
-            if type(lot) is not tuple:
-                return super()._arrive(lot, t)
-            tool, job = lot  # the end of a setup: productive, unless the tool went down
-            if job in tool.jobs and tool.state == ("scheduled_down", "setup"):
-                if tool.down_until <= t:
-                    self._state(tool, t, "productive", "processing")
+    # E10 around setups as the emulator reports them, through the engine's public hooks
+    def on_start(tool: Any, lots: list, st: Any, t: float) -> None:
+        if pending.get(tool.id) and tool.state[0] not in ("productive", "standby"):
+            # the engine reports no change when a setup follows a setup whose end it never
+            # reported (the tool went down meanwhile): a new setup spell begins at the track-in
+            obs("tool_state", t, tool=tool.id, family=tool.fam.name, state=tool.state[0],
+                reason=tool.state[1])  # fmt: skip
+        job = tool.jobs[-1]
+        if job.setup > 0:
+            engine.schedule(t + job.setup, lambda now: setup_end(tool, job, now))
 
-        def _start(self, tool: Any, lots: list, st: Any, t: float) -> None:
-            if tool.state[0] not in ("productive", "standby"):  # ready between two runs
-                tool.state = ("standby", "ready")
-            super()._start(tool, lots, st, t)
-            job = tool.jobs[-1]
-            if job.setup > 0:
-                self._push(t + job.setup, ARRIVE, (tool, job))
+    def setup_end(tool: Any, job: Any, t: float) -> None:
+        """The end of a setup: productive, unless the tool went down or the run ended."""
+        if job in tool.jobs and tool.state == ("scheduled_down", "setup") and tool.down_until <= t:
+            tool.state = ("productive", "processing")
+            obs("tool_state", t, tool=tool.id, family=tool.fam.name, state="productive",
+                reason="processing")  # fmt: skip
 
     if initial_wip:  # announced at the start: the state places each at its first track-in
         for w in model.wip:
             emit(0.0, "lot.released", w.id, {"product": w.product, "priority": int(w.priority)})
     cfg = SimConfig(days=days, seed=seed, initial_wip=initial_wip, wip_sample_days=days)
-    _Engine(model, cfg, None, obs).run()
+    engine = Engine(model, cfg, None, obs)
+    engine.set_hooks(on_start=on_start)
+    engine.run()
     for eng_id, tid in names.items():  # every tool known from the start
         families.setdefault(tid, eng_id.rsplit("#", 1)[0])
     store = SQLiteStore(Path(store_path), synchronous="NORMAL")

@@ -72,7 +72,9 @@ OPTIONS: Mapping[str, tuple[str, ...] | str] = MappingProxyType(
 MODEL_OPTIONS = frozenset({"spread"})
 # the SimConfig fields that are no option of a preset: the run's identity and horizon (RunConfig
 # sets them) and record_steps (per-step times, which the what-if KPIs do not use)
-NOT_OPTIONS = frozenset({"days", "warmup_days", "seed", "replication", "record_steps"})
+NOT_OPTIONS = frozenset(
+    {"days", "warmup_days", "seed", "replication", "record_steps", "busy_by_interval"}
+)
 _TRUE = ("on", "true", "yes", "1")
 _FALSE = ("off", "false", "no", "0")
 MAX_NAME = 100  # characters of a preset or option name quoted in an error

@@ -26,8 +26,25 @@ from twin.whatif.reference.calendars import first_factor
 from twin.whatif.reference.compiled import compile_families, compile_routes
 from twin.whatif.reference.config import DAY, SimConfig, StartState
 from twin.whatif.reference.dispatch import RULES
-from twin.whatif.reference.start import STATUSES, start_lot_check, start_tool_problem
-from twin.whatif.reference.streams import KIND_CODES, PM, PROCESS, RELEASE, ROUTING, TOOL, TRANSPORT
+from twin.whatif.reference.results import busy_intervals
+from twin.whatif.reference.start import (
+    STATUSES,
+    shares_draw,
+    start_lot_check,
+    start_tool_problem,
+    time_left_problem,
+    time_left_table,
+)
+from twin.whatif.reference.streams import (
+    KIND_CODES,
+    PM,
+    PROCESS,
+    RELEASE,
+    ROUTING,
+    START,
+    TOOL,
+    TRANSPORT,
+)
 
 RULE_CODES = {"hot_first": 0, "least_setup": 1, "fifo": 2, "critical_ratio": 3}
 RANK_CODES = {
@@ -47,7 +64,7 @@ F64 = "f8"
 I32 = "i4"
 TABLES: dict[str, str] = {
     # scalars per scenario
-    "t0": F64, "warm": F64, "end": F64, "sample_dt": F64, "hist_w": F64,
+    "t0": F64, "warm": F64, "end": F64, "sample_dt": F64, "hist_w": F64, "busy_nb": I32,
     "tr_kind": I32, "tr_lo": F64, "tr_hi": F64, "tr_mean": F64, "transport_on": I32,
     "pm_from_end": I32, "skip_idle_downs": I32, "wake_first": I32, "no_delay_tr": I32,
     "min_run_hold": I32,
@@ -88,6 +105,13 @@ TABLES: dict[str, str] = {
     "rel_route": I32, "rel_stream": I32,
     # start state: tools (in the StartState's order), lots (WIP or StartState lots)
     "it_tool": I32, "it_setup": I32, "it_busy": F64, "it_down": F64,
+    # times left drawn per replication (ToolState.down_left, LotState.until_left): per start
+    # tool and lot its components' count and first index (a lot: 1 when it takes the lot
+    # before's draw), per component (start.time_left_table) the cumulative share, kind, low,
+    # high, mean, offset; the start's stream (-1: none)
+    "it_dn": I32, "it_d0": I32, "il_dn": I32, "il_d0": I32, "il_share": I32,
+    "dl_cum": F64, "dl_kind": I32, "dl_lo": F64, "dl_hi": F64, "dl_mean": F64, "dl_off": F64,
+    "start_stream": I32,
     "il_route": I32, "il_idx": I32, "il_prio": I32, "il_wafers": I32, "il_release": F64,
     "il_due": F64, "il_type": I32, "il_status": I32, "il_tool": I32, "il_until": F64,
 }  # fmt: skip
@@ -203,6 +227,10 @@ def compile_model(
     route_of_product = _steps(tb, model, routes, fam_names, setups)
     _calendars(tb, model, cfg, fam_names, tool_of, mode)
     init_ids = _initial_lots(tb, model, cfg, start, tool_of, route_of_product, setups, types)
+    tb["start_stream"] = [-1]
+    if tb["dl_cum"]:  # the start's stream (reference: created at the first down drawn)
+        tb["start_stream"] = [len(streams)]
+        streams.append((START, 0))
     rel_types = _releases(tb, model, streams, route_of_product, types)
     _setup_matrix(tb, model, setups)
     _stream_words(tb, streams)
@@ -403,10 +431,14 @@ def _initial_lots(tb: dict, model: FabModel, cfg: SimConfig, start: StartState |
             r = route_of_product[w.product]
             _init_lot(tb, r, model.route_of(w.product).index_of(w.step), w.priority, w.wafers,
                       w.release, w.due, types.of(w.lot_type, w.product), 0, -1, 0.0)  # fmt: skip
+            for key in ("il_dn", "il_d0", "il_share"):
+                tb[key].append(0)
             init_ids.append(w.id)
     else:
         for ts_id, ts in start.tools.items():
-            problem = start_tool_problem(ts_id, tool_of)
+            problem = start_tool_problem(ts_id, tool_of) or time_left_problem(
+                f"tool {ts_id!r}: down_left", ts.down_left
+            )
             if problem:
                 lot_problems.append(problem)
                 continue
@@ -414,11 +446,18 @@ def _initial_lots(tb: dict, model: FabModel, cfg: SimConfig, start: StartState |
             tb["it_setup"].append(setups.setup(ts.setup))
             tb["it_busy"].append(ts.busy_until)
             tb["it_down"].append(ts.down_until)
+            tb["it_dn"].append(len(ts.down_left))
+            tb["it_d0"].append(_time_left(tb, ts.down_left))
+        prev = None
         for ls in start.lots:
             idx, problem = start_lot_check(model, ls, tool_of)
+            share, prev = shares_draw(prev, ls), ls
             if problem:
                 lot_problems.append(problem)
                 continue
+            tb["il_dn"].append(len(ls.until_left))
+            tb["il_d0"].append(_time_left(tb, ls.until_left))
+            tb["il_share"].append(int(share))
             tool = tool_of[ls.tool] if ls.status == "processing" else -1
             _init_lot(tb, route_of_product[ls.product], idx, ls.priority, ls.wafers, ls.release,
                       ls.due, types.of(ls.lot_type or ls.product, ls.product),
@@ -427,6 +466,16 @@ def _initial_lots(tb: dict, model: FabModel, cfg: SimConfig, start: StartState |
     if lot_problems:
         raise InputError("start state", lot_problems)
     return init_ids
+
+
+def _time_left(tb: dict, comps) -> int:
+    """Append a checked drawn time left's components; the index of its first."""
+    first = len(tb["dl_cum"])
+    for cum, kind, lo, hi, mean, offset in time_left_table(comps) if comps else []:
+        for key, v in zip(("dl_cum", "dl_kind", "dl_lo", "dl_hi", "dl_mean", "dl_off"),
+                          (cum, kind, lo, hi, mean, offset), strict=True):  # fmt: skip
+            tb[key].append(v)
+    return first
 
 
 def _releases(tb: dict, model: FabModel, streams: list, route_of_product: dict,
@@ -482,6 +531,8 @@ def _scalars(tb: dict, model: FabModel, cfg: SimConfig, mode: str, t0: float, wa
     tr = _dist(model.transport, mode)
     scal = {
         "t0": t0, "warm": warm, "end": end, "sample_dt": cfg.wip_sample_days * DAY,
+        "busy_nb": busy_intervals(t0, end, cfg.wip_sample_days * DAY) if cfg.busy_by_interval
+        else 0,
         "hist_w": _hist_width(raw, cfg.days),
         "tr_kind": tr[0], "tr_lo": tr[1], "tr_hi": tr[2], "tr_mean": tr[3],
         "transport_on": int(cfg.transport),
@@ -566,6 +617,7 @@ def _sizes(model: FabModel, comp: Compiled, cfg: SimConfig, routes) -> dict[str,
         "jobs": caps + n_init + 8,
         "records": n_init + released + 8,
         "samples": int(span // (cfg.wip_sample_days * DAY)) + 2,
+        "busy_by": int(cfg.busy_by_interval),  # fs_bint: families x samples, else 1 slot
     }  # fmt: skip
 
 

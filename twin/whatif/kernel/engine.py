@@ -98,6 +98,7 @@ def state_sizes(sizes: dict[str, int], hist_bins: int) -> dict[str, int]:
         "types": sizes["n_types"],
         "hist": sizes["n_types"] * hist_bins,
         "samples": sizes["samples"],
+        "famsamp": sizes["n_fam"] * sizes["samples"] if sizes.get("busy_by") else 1,
         "records": sizes["records"],
         "trace": max(1, sizes.get("trace", 1)),
     }
@@ -184,8 +185,17 @@ class KernelRun:
                 wip_area=float(o["f_area"][f]),
                 departures=int(o["fs_dep"][f]),
                 sojourn=float(o["fs_sojourn"][f]),
+                busy_by=self._busy_by(f),
             )
         return fams
+
+    def _busy_by(self, f: int) -> list[float]:
+        """Family f's busy time per sample interval (SimConfig.busy_by_interval), else []."""
+        nb = int(self.comp.tables["busy_nb"][0])
+        if not nb:
+            return []
+        samples = len(self.out["samp"])  # the run's sample slots: fs_bint's stride
+        return [float(x) for x in self.out["fs_bint"][f * samples : f * samples + nb]]
 
     def _released(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -226,6 +236,7 @@ class KernelRun:
             wall_seconds=self.wall_seconds,
             wip_end=int(self.out["fab_n"][0]),
             product_of_type=self.comp.product_of_type,
+            sample_dt=self.sample_dt,
         )
 
     def kpis(self) -> dict:
@@ -255,6 +266,7 @@ class KernelRun:
             wall_seconds=self.wall_seconds,
             wip_end=int(o["fab_n"][0]),
             product_of_type=c.product_of_type,
+            sample_dt=self.sample_dt,
         ).kpis()
         days = max(base["simulated_days"] - c.warm / DAY + c.t0 / DAY, 1e-12)
         width = float(c.tables["hist_w"][0])

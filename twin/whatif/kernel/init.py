@@ -29,6 +29,24 @@ configure(__name__)
 
 
 @wp.func
+def draw_left(m: Model, s: State, sc: int, n: int, tid: int, d0: int, nd: int) -> wp.float64:
+    """A time left drawn from the start's stream (reference.start.draw_left): with several
+    components, one uniform picks the first whose cumulative share exceeds it (else the
+    last), then the offset + that component's draw."""
+    stream = m.I[m.o_start_stream + sc * m.sI + 0]
+    k = d0 + nd - 1
+    if nd > 1:
+        u = next_u(s.u, s.o_rs + 4 * stream * n + tid, n)
+        for j in range(nd):
+            if k == d0 + nd - 1 and u < m.F[m.o_dl_cum + sc * m.sF + d0 + j]:
+                k = d0 + j
+    off = m.F[m.o_dl_off + sc * m.sF + k]
+    return off + draw(s, stream, n, tid, m.I[m.o_dl_kind + sc * m.sI + k],
+                      m.F[m.o_dl_lo + sc * m.sF + k], m.F[m.o_dl_hi + sc * m.sF + k],
+                      m.F[m.o_dl_mean + sc * m.sF + k])  # fmt: skip
+
+
+@wp.func
 def init(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, seed: wp.int64, rep: int):
     t0 = m.F[m.o_t0 + sc * m.sF + 0]
     s.f[s.o_now + tid] = t0
@@ -94,10 +112,15 @@ def init(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, seed: wp.int6
         if m.F[m.o_it_busy + sc * m.sF + k] > t0:
             s.f[s.o_t_ready + ti] = m.F[m.o_it_busy + sc * m.sF + k]
             push(s, cap, n, tid, m.F[m.o_it_busy + sc * m.sF + k], READY, tool, 0)
-        if m.F[m.o_it_down + sc * m.sF + k] > t0:
-            s.f[s.o_t_down + ti] = m.F[m.o_it_down + sc * m.sF + k]
-            push(s, cap, n, tid, m.F[m.o_it_down + sc * m.sF + k], DOWN_END, tool, 0)
+        down = m.F[m.o_it_down + sc * m.sF + k]
+        nd = m.I[m.o_it_dn + sc * m.sI + k]
+        if nd > 0:  # ToolState.down_left
+            down = t0 + draw_left(m, s, sc, n, tid, m.I[m.o_it_d0 + sc * m.sI + k], nd)
+        if down > t0:
+            s.f[s.o_t_down + ti] = down
+            push(s, cap, n, tid, down, DOWN_END, tool, 0)
     # initial lots (the model's WIP or the start state's lots)
+    left = ZERO  # the last processing lot's drawn time left (LotState.until_left)
     for k in range(m.I[m.o_n_init_lots + sc * m.sI + 0]):
         lot = new_lot(s, cap, n, tid, m.I[m.o_il_route + sc * m.sI + k], m.I[m.o_il_type + sc * m.sI + k], m.I[m.o_il_prio + sc * m.sI + k],
                       m.I[m.o_il_wafers + sc * m.sI + k], m.F[m.o_il_release + sc * m.sF + k], m.F[m.o_il_due + sc * m.sF + k], k, 0)  # fmt: skip
@@ -108,17 +131,21 @@ def init(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, seed: wp.int6
         s.f[s.o_l_left + li] = t0
         status = m.I[m.o_il_status + sc * m.sI + k]
         enter_fab(s, tid, t0)
+        until = m.F[m.o_il_until + sc * m.sF + k]
+        nd = m.I[m.o_il_dn + sc * m.sI + k]
+        if nd > 0:  # LotState.until_left, unless it takes the lot before's draw
+            if m.I[m.o_il_share + sc * m.sI + k] == 0:
+                left = draw_left(m, s, sc, n, tid, m.I[m.o_il_d0 + sc * m.sI + k], nd)
+            until = t0 + left
         if status == 0:
             push(s, cap, n, tid, t0, ARRIVE, lot, 0)
         elif status == 1:
-            push(s, cap, n, tid, wp.max(m.F[m.o_il_until + sc * m.sF + k], t0), ARRIVE, lot, 0)
+            push(s, cap, n, tid, wp.max(until, t0), ARRIVE, lot, 0)
         else:
             tool = m.I[m.o_il_tool + sc * m.sI + k]
             ti = tool * n + tid
             s.f[s.o_l_arrived + li] = t0
-            e = wp.max(m.F[m.o_il_until + sc * m.sF + k], t0) + wp.max(
-                ZERO, s.f[s.o_t_down + ti] - t0
-            )
+            e = wp.max(until, t0) + wp.max(ZERO, s.f[s.o_t_down + ti] - t0)
             job = new_job(s, n, tid, tool, lot_step(m, s, sc, li), t0, e, lot)
             if job < 0:
                 return

@@ -51,6 +51,7 @@ STATE = {
     "fs_busy": ("f8", "fams"), "fs_setup": ("f8", "fams"), "fs_down": ("f8", "fams"),
     "fs_pm": ("f8", "fams"), "fs_started": ("i4", "fams"), "fs_qtime": ("f8", "fams"),
     "fs_dep": ("i4", "fams"), "fs_sojourn": ("f8", "fams"),
+    "fs_bint": ("f8", "famsamp"),  # busy per family and sample interval (busy_by_interval)
     # wafers waiting per route step (batch groups)
     "g_w": ("i4", "steps"),
     # tools

@@ -98,6 +98,31 @@ def new_job(s: State, n: int, tid: int, tool: int, st: int, t: wp.float64, end: 
 
 
 @wp.func
+def busy_by(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, f: int, a: wp.float64,
+            b: wp.float64):  # fmt: skip
+    """Add [a, b] inside the measured window to family f's sample intervals (the
+    reference's Engine._busy_by, the same arithmetic)."""
+    lo = wp.max(a, m.F[m.o_warm + sc * m.sF + 0])
+    hi = wp.min(b, m.F[m.o_end + sc * m.sF + 0])
+    if hi > lo:
+        t0 = m.F[m.o_t0 + sc * m.sF + 0]
+        dt = m.F[m.o_sample_dt + sc * m.sF + 0]
+        nb = m.I[m.o_busy_nb + sc * m.sI + 0]
+        i = int(wp.floor((lo - t0) / dt))
+        while i < nb:
+            st = t0 + wp.float64(i) * dt
+            e = st + dt
+            ov = wp.min(hi, e) - wp.max(lo, st)
+            if ov > ZERO:
+                k = s.o_fs_bint + (f * cap.samples + i) * n + tid
+                s.f[k] = s.f[k] + ov
+            if e >= hi:
+                i = nb
+            else:
+                i = i + 1
+
+
+@wp.func
 def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, head: int,
           nlots: int, wafers: int, st: int, t: wp.float64):  # fmt: skip
     """Track the lots in: setup, load, process, unload; schedule the end (and readiness)."""
@@ -163,6 +188,8 @@ def start(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int, h
         else:
             s.f[s.o_fs_busy + fi] = s.f[s.o_fs_busy + fi] + window(m, sc, begin, busy_end)
             s.f[s.o_fs_setup + fi] = s.f[s.o_fs_setup + fi] + window(m, sc, t, begin)
+        if m.I[m.o_busy_nb + sc * m.sI + 0] > 0:  # SimConfig.busy_by_interval
+            busy_by(m, s, cap, sc, n, tid, f, begin, busy_end)
     w0 = m.I[m.o_t_pmw0 + sc * m.sI + tool]
     for k in range(m.I[m.o_t_npmw + sc * m.sI + tool]):
         wi = (w0 + k) * n + tid

@@ -11,7 +11,7 @@ numbers per purpose), ``config`` and ``results``.
 
 from __future__ import annotations
 
-from twin.whatif.reference.config import LotState, SimConfig, StartState, ToolState
+from twin.whatif.reference.config import LotState, SimConfig, StartState, TimeLeft, ToolState
 from twin.whatif.reference.dispatch import RULES, register_rule
 from twin.whatif.reference.engine import simulate, tool_ids
 from twin.whatif.reference.results import LotRecords, SimResult
@@ -23,6 +23,7 @@ __all__ = [
     "SimConfig",
     "SimResult",
     "StartState",
+    "TimeLeft",
     "ToolState",
     "register_rule",
     "simulate",

@@ -85,6 +85,9 @@ class SimConfig:
     # (a rank after the minimum-run flag, before the family's ranks; not for registered rules)
     unstarted_last: bool = False
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
+    # per family, the busy time of every WIP sample interval (the KPIs' per-family
+    # "utilisation_by_interval"; a forecast's utilisation per day): fams x samples numbers
+    busy_by_interval: bool = False
     wip_sample_days: float = 1.0  # days between samples of the fab WIP
 
     def __post_init__(self) -> None:
@@ -125,6 +128,21 @@ class SimConfig:
             raise ConfigError("SimConfig", problems)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TimeLeft:
+    """One component of a time left drawn per replication (``ToolState.down_left``,
+    ``LotState.until_left``): with weight ``p`` (the weights of one mixture need not sum to
+    1), the time left is ``offset`` + a draw of ``kind`` (``constant``: ``mean``;
+    ``uniform``: [``low``, ``high``); ``exponential``: ``mean``). Times in s."""
+
+    p: float = 1.0
+    kind: str = "exponential"
+    low: float = 0.0  # s; uniform only
+    high: float = 0.0  # s; uniform only
+    mean: float = 0.0  # s; constant and exponential
+    offset: float = 0.0  # s, added to the draw
+
+
 @dataclass(kw_only=True)
 class LotState:
     """A lot in a warm start: where it is and since when (times in s on the engine clock)."""
@@ -141,6 +159,12 @@ class LotState:
     due: float = 0.0  # s
     tool: str | None = None  # tool id when processing
     until: float = 0.0  # s: end of processing or of transport
+    # a processing or transport lot's time left, drawn per replication from the start's
+    # stream (after the tools' downs, in the lots' order) instead of ``until - time``
+    # (``ToolState.down_left``'s rule; a transport lot that draws 0 joins its queue at once);
+    # a lot right after one processing on the same tool with an equal ``until_left`` takes
+    # that lot's draw (the lots of a batch in progress end together)
+    until_left: tuple[TimeLeft, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -151,6 +175,10 @@ class ToolState:
     down_until: float = 0.0  # s; down (unscheduled) until then
     down_kind: str = "down"  # "down" or "pm"
     setup: str | None = None
+    # the time left of a down in progress, drawn per replication from its own random stream
+    # (twin.whatif.reference.start.draw_left) instead of ``down_until``: one component
+    # chosen by weight, its time drawn; empty: ``down_until`` holds for every replication
+    down_left: tuple[TimeLeft, ...] = ()
 
 
 @dataclass(kw_only=True)

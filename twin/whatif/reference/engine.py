@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time as _time
 import zlib
 from collections.abc import Callable, Iterator
@@ -91,7 +92,7 @@ from twin.whatif.reference.entities import (
     Tool,
     tool_ids,
 )
-from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult
+from twin.whatif.reference.results import FamilyStats, LotRecords, SimResult, busy_intervals
 from twin.whatif.reference.start import StartMixin
 from twin.whatif.reference.streams import (
     KIND_CODES,
@@ -184,6 +185,11 @@ class Engine(StartMixin, CalendarsMixin):
         self.wake_first = cfg.wake == "first"
         self.no_delay_transport = not cfg.delay_transport
         self.min_run_hold = cfg.min_runs == "hold"
+        self.sample_dt = cfg.wip_sample_days * DAY
+        # SimConfig.busy_by_interval: the number of sample intervals (0: off)
+        self.busy_by = (
+            busy_intervals(self.t0, self.end, self.sample_dt) if cfg.busy_by_interval else 0
+        )
         self.routing = Stream(seed, rep, ROUTING)
         self.transport = Stream(seed, rep, TRANSPORT)
         tr = model.transport
@@ -244,6 +250,8 @@ class Engine(StartMixin, CalendarsMixin):
                 tool.stream = Stream(seed, rep, TOOL, key * 4096 + k)
                 tool.pm_stream = Stream(seed, rep, PM, key * 4096 + k)
             self.stats[fam.name] = fam.fs = FamilyStats(tools=len(fam.tools), area=fam.area)
+            if self.busy_by:
+                fam.fs.busy_by = [0.0] * self.busy_by
         self.tools = {t.id: t for f in self.families.values() for t in f.tools}
         self.min_runs = model.min_runs
         self.records = LotRecords()
@@ -320,6 +328,25 @@ class Engine(StartMixin, CalendarsMixin):
         lo = a if a > self.warm else self.warm
         hi = b if b < self.end else self.end
         return hi - lo if hi > lo else 0.0
+
+    def _busy_by(self, acc: list[float], a: float, b: float) -> None:
+        """Add [a, b] inside the measured window to the sample intervals it overlaps
+        (SimConfig.busy_by_interval; the kernel's tools.busy_by does the same arithmetic)."""
+        lo = a if a > self.warm else self.warm
+        hi = b if b < self.end else self.end
+        if hi <= lo:
+            return
+        t0, dt = self.t0, self.sample_dt
+        i = int(math.floor((lo - t0) / dt))
+        while i < len(acc):
+            s = t0 + float(i) * dt
+            e = s + dt
+            ov = (hi if hi < e else e) - (lo if lo > s else s)
+            if ov > 0.0:
+                acc[i] += ov
+            if e >= hi:
+                break
+            i += 1
 
     def _state(self, tool: Tool, t: float, state: str, reason: str) -> None:
         if self.obs is not None and tool.state != (state, reason):
@@ -737,6 +764,8 @@ class Engine(StartMixin, CalendarsMixin):
             else:
                 fs.busy += self._window(begin, busy_end)
                 fs.setup += self._window(t, begin)
+            if self.busy_by:
+                self._busy_by(fs.busy_by, begin, busy_end)
         tool.wafers += wafers
         if tool.wafers >= tool.pm_due:
             job.pms = self._wafer_pms(tool)
@@ -969,6 +998,7 @@ class Engine(StartMixin, CalendarsMixin):
             wall_seconds=wall,
             wip_end=self.fab_n,
             product_of_type=self.product_of_type,
+            sample_dt=self.sample_dt,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,6 +79,15 @@ class FamilyStats:
     wip_area: float = 0.0  # lot·s: integral of lots in the family (queued + in process)
     departures: int = 0  # lots that left the family after warm-up
     sojourn: float = 0.0  # s summed over those lots (arrival in queue to end of processing)
+    # s of tool time processing in each WIP sample interval [start + i dt, start + (i+1) dt)
+    # within the measured window (SimConfig.busy_by_interval; else empty)
+    busy_by: list[float] = field(default_factory=list)
+
+
+def busy_intervals(start: float, end: float, dt: float) -> int:
+    """The WIP sample intervals [start + i dt, start + (i + 1) dt) that cover [start, end]
+    (both engines size SimConfig.busy_by_interval's accumulators by this)."""
+    return max(1, math.ceil((end - start) / dt - 1e-9))
 
 
 @dataclass
@@ -101,6 +111,19 @@ class SimResult:
     wip_end: int  # lots still in the fab at the end
     product_of_type: dict[str, str] = field(default_factory=dict)
     amhs: dict | None = None  # AMHS KPIs (twin.amhs.transport) when the AMHS moved the lots
+    sample_dt: float = 0.0  # s between WIP samples (the intervals of FamilyStats.busy_by)
+
+    def _by_interval(self, f: FamilyStats) -> list[float]:
+        """A family's utilisation in each WIP sample interval (of its part in the measured
+        window; 0 for an interval wholly in the warm-up)."""
+        out = []
+        for i, busy in enumerate(f.busy_by):
+            a = self.start + i * self.sample_dt
+            b = a + self.sample_dt
+            span = min(b, self.end) - max(a, self.warmup_end)
+            cap = max(f.tools, 1) * span
+            out.append(busy / cap if span > 0 else 0.0)
+        return out
 
     @property
     def measured_days(self) -> float:
@@ -151,6 +174,8 @@ class SimResult:
                 "departures_per_day": f.departures / days,
                 "mean_sojourn_hours": f.sojourn / f.departures / 3600 if f.departures else 0.0,
             }
+            if f.busy_by and self.sample_dt > 0:
+                families[name]["utilisation_by_interval"] = self._by_interval(f)
         total = int(keep.sum())
         fab_ct = float(((comp[keep] - rel[keep]) / DAY).mean()) if total else float("nan")
         wt = np.asarray(self.wip_times)

@@ -2,15 +2,90 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Container
 
 from twin.errors import InputError
-from twin.process.model import FabModel
-from twin.whatif.reference.config import LotState, StartState
+from twin.process.model import DISTRIBUTIONS, FabModel
+from twin.whatif.reference.config import DAY, MAX_DAYS, LotState, StartState, TimeLeft
 from twin.whatif.reference.entities import ARRIVE, DOWN_END, JOB_END, READY, RELEASE_EV, Job, Lot
-from twin.whatif.reference.streams import RELEASE, Stream
+from twin.whatif.reference.streams import KIND_CODES, RELEASE, START, Stream, draw
 
 STATUSES = ("queued", "transport", "processing")  # a start-state lot's status
+MAX_LEFT = 2 * MAX_DAYS * DAY  # s: the longest time a down in progress may have left
+MAX_COMPONENTS = 64  # components of one drawn time left
+
+
+def time_left_problem(where: str, comps) -> str | None:
+    """What is wrong with a drawn time left (``ToolState.down_left``, ``LotState.until_left``;
+    None: nothing); both engines: a tuple of at most MAX_COMPONENTS ``TimeLeft``, weights
+    finite and >= 0 with a positive sum, a kind of DISTRIBUTIONS, times finite in
+    [0, MAX_LEFT], low <= high."""
+    if not isinstance(comps, tuple | list) or len(comps) > MAX_COMPONENTS:
+        return f"{where} must be a tuple of at most {MAX_COMPONENTS} TimeLeft"
+    total = 0.0
+    for i, c in enumerate(comps):
+        if not isinstance(c, TimeLeft):
+            return f"{where}[{i}] is {type(c).__name__}: a TimeLeft"
+        p = c.p
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1e300:
+            return f"{where}[{i}].p = {p!r}: a finite weight >= 0"
+        total += p
+        if c.kind not in DISTRIBUTIONS:
+            return f"{where}[{i}].kind = {c.kind!r}: one of {', '.join(DISTRIBUTIONS)}"
+        for name in ("low", "high", "mean", "offset"):
+            v = getattr(c, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= MAX_LEFT:
+                return f"{where}[{i}].{name} = {v!r}: s from 0 to {MAX_LEFT:g}"
+        if c.kind == "uniform" and c.low > c.high:
+            return f"{where}[{i}]: low {c.low!r} > high {c.high!r}"
+    if comps and not (0 < total < math.inf):
+        return f"{where}: the weights sum to {total!r}; at least one must be > 0"
+    return None
+
+
+Row = tuple[float, int, float, float, float, float]
+
+
+def time_left_table(comps) -> list[Row]:
+    """A checked time left as the engines draw it: (cumulative share of the weights, kind
+    code, low, high, mean, offset) per component (the kernel's tables hold these numbers)."""
+    total = sum(float(c.p) for c in comps)
+    out, acc = [], 0.0
+    for c in comps:
+        acc += float(c.p)
+        out.append((acc / total, KIND_CODES[c.kind], float(c.low), float(c.high), float(c.mean),
+                    float(c.offset)))  # fmt: skip
+    return out
+
+
+def draw_left(stream: Stream, table: list[Row]) -> float:
+    """A time left (s): with several components, one uniform u picks the first whose
+    cumulative share exceeds u (the last if none does); then the offset + that component's
+    draw (``streams.draw``: none for a constant, one uniform otherwise)."""
+    k = 0
+    if len(table) > 1:
+        u = stream.u()
+        k = len(table) - 1
+        for i, row in enumerate(table):
+            if u < row[0]:
+                k = i
+                break
+    _, kind, lo, hi, mean, offset = table[k]
+    return offset + draw(stream, kind, lo, hi, mean)
+
+
+def shares_draw(prev: LotState | None, ls: LotState) -> bool:
+    """Does start lot ``ls`` take the drawn time left of ``prev``, the lot before it in the
+    start's list: both processing on one tool with equal, non-empty ``until_left`` (the lots
+    of a batch in progress end together)."""
+    return (
+        prev is not None
+        and bool(ls.until_left)
+        and ls.status == prev.status == "processing"
+        and ls.tool == prev.tool
+        and tuple(ls.until_left) == tuple(prev.until_left)
+    )
 
 
 def start_tool_problem(tool_id, tools: Container[str]) -> str | None:
@@ -35,6 +110,12 @@ def start_lot_check(model: FabModel, ls: LotState, tools: Container[str]) -> tup
         return -1, f"lot {ls.id}: status {ls.status!r}; use queued, processing or transport"
     if ls.status == "processing" and (ls.tool or "") not in tools:
         return -1, f"lot {ls.id}: processing on unknown tool {ls.tool!r}"
+    if ls.until_left:
+        if ls.status == "queued":
+            return -1, f"lot {ls.id}: until_left is for processing or transport lots, not queued"
+        problem = time_left_problem(f"lot {ls.id}: until_left", ls.until_left)
+        if problem:
+            return -1, problem
     return idx, None
 
 
@@ -65,8 +146,11 @@ class StartMixin:
                 self._push(self.t0, ARRIVE, lot)
             return
         problems = []
+        stream = None  # the start's own stream: downs in progress, in the tools' order
         for ts_id, ts in start.tools.items():
-            problem = start_tool_problem(ts_id, self.tools)
+            problem = start_tool_problem(ts_id, self.tools) or time_left_problem(
+                f"tool {ts_id!r}: down_left", ts.down_left
+            )
             if problem:
                 problems.append(problem)
                 continue
@@ -75,14 +159,29 @@ class StartMixin:
             if ts.busy_until > self.t0:
                 tool.ready = ts.busy_until
                 self._push(ts.busy_until, READY, tool)
-            if ts.down_until > self.t0:
-                tool.down_until = ts.down_until
-                self._push(ts.down_until, DOWN_END, tool)
+            down_until = ts.down_until
+            if ts.down_left:
+                if stream is None:
+                    stream = Stream(self.cfg.seed, self.cfg.replication, START)
+                down_until = self.t0 + draw_left(stream, time_left_table(ts.down_left))
+            if down_until > self.t0:
+                tool.down_until = down_until
+                self._push(down_until, DOWN_END, tool)
+        prev, left = None, 0.0  # the lot before and its drawn time left
         for ls in start.lots:
             idx, problem = start_lot_check(m, ls, self.tools)
             if problem:
                 problems.append(problem)
+                prev = ls
                 continue
+            until = ls.until
+            if ls.until_left:  # a processing or transport lot (start_lot_check)
+                if not shares_draw(prev, ls):
+                    if stream is None:
+                        stream = Stream(self.cfg.seed, self.cfg.replication, START)
+                    left = draw_left(stream, time_left_table(ls.until_left))
+                until = self.t0 + left
+            prev = ls
             lot = self._new_lot(
                 ls.id,
                 ls.lot_type or ls.product,
@@ -99,12 +198,12 @@ class StartMixin:
                 self._push(self.t0, ARRIVE, lot)
             elif ls.status == "transport":
                 self._enter_fab(lot, self.t0)
-                self._push(max(ls.until, self.t0), ARRIVE, lot)
+                self._push(max(until, self.t0), ARRIVE, lot)
             else:  # processing (start_lot_check accepts no other status)
                 tool = self.tools[ls.tool]
                 self._enter_fab(lot, self.t0)
                 lot.arrived = self.t0
-                end = max(ls.until, self.t0)
+                end = max(until, self.t0)
                 job = Job(
                     tool, [lot], lot.step, self.t0, end + max(0.0, tool.down_until - self.t0), 0.0
                 )

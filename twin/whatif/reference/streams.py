@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 PROCESS, TOOL, TRANSPORT, ROUTING, RELEASE, PM = 1, 2, 3, 4, 5, 6
+START = 7  # a warm start's draws (the time left of downs in progress), one stream
 BLOCK = 2048
 
 
