@@ -60,6 +60,8 @@ OPTIONS: Mapping[str, tuple[str, ...] | str] = MappingProxyType(
         "dedication": BOOL,
         "unstarted_last": BOOL,
         "delay_transport": BOOL,
+        "due_ties": BOOL,
+        "start_together": BOOL,
         "breakdowns": BOOL,
         "pms": BOOL,
         "transport": BOOL,
@@ -117,6 +119,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "dedication": True,
                         "unstarted_last": False,
                         "delay_transport": True,
+                        "due_ties": False,
+                        "start_together": False,
                         **_COMMON,
                     }
                 ),
@@ -128,7 +132,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "occurrence, the next an interval after the end of the last, downs of idle tools "
                 "skipped, work to the first idle tool, uniform times mean ± PTIME2/2, lots that "
                 "have not started a step in the run last, no transport into or out of delays, "
-                "minimum runs held (a tool that owes refuses other setups up to 5 times)",
+                "minimum runs held (a tool that owes refuses other setups up to 5 times), ties "
+                "by due date, the start instant's lots all queued before tools choose",
                 MappingProxyType(
                     {
                         "batch_wait": "max",
@@ -142,6 +147,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "dedication": True,
                         "unstarted_last": True,
                         "delay_transport": False,
+                        "due_ties": True,
+                        "start_together": True,
                         **_COMMON,
                     }
                 ),
@@ -164,6 +171,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "dedication": True,
                         "unstarted_last": False,
                         "delay_transport": True,
+                        "due_ties": False,
+                        "start_together": False,
                         **_COMMON,
                     }
                 ),
