@@ -38,7 +38,11 @@ Semantics (this module DEFINES them for every other engine of the project):
 - Same-tool dedication (SVESTN/FORSTEP, ``SimConfig.dedication``): the later step of a lot
   waits for the tool that ran the earlier one.
 - Lots arriving at the same instant are handled one by one: the first finds an idle tool
-  before the others are queued (a warm start's WIP included).
+  before the others are queued (a warm start's WIP included). With
+  ``SimConfig.start_together`` the tools' first look for work (event kind LOOK) comes after
+  every other event of the start instant, so all its lots are queued before a tool chooses;
+  with ``SimConfig.due_ties`` lots equal on every rank go earliest due date first, before the
+  sequence number (PySCFabSim's rules).
 - After a step: with probability REWORK the lot goes back to RWKSTEP (at most once per step
   and lot); then steps are skipped with probability 1 - StepPercent; transport to the next step
   takes the transport time. Delay steps hold the lot without a tool. Critical queue times are
