@@ -35,7 +35,7 @@ RUNS = {
 GOLDEN = {
     "demo-fab-5d": "80ca9ea3c476d535478710c2b538448336901a11c2eb067f75c8254ea1600ef1",
     "hvlm-10d": "4439c1a8dfb626180b56469856beaf6e05af2318b5cfbaf002ce17e5dd10bc78",
-    "hvlm-10d-pyscfabsim": "66924c7a91e3deb201d70b25ab65dc4898daa5460a16e885b185cc1a15ead2e1",
+    "hvlm-10d-pyscfabsim": "92c5be2d1e1c1c0c73ac3ae8e39e3cee4e0182090806106d65e4ec2ea49dcd71",
 }
 
 

@@ -60,6 +60,8 @@ OPTIONS: Mapping[str, tuple[str, ...] | str] = MappingProxyType(
         "dedication": BOOL,
         "unstarted_last": BOOL,
         "delay_transport": BOOL,
+        "due_ties": BOOL,
+        "start_together": BOOL,
         "breakdowns": BOOL,
         "pms": BOOL,
         "transport": BOOL,
@@ -119,6 +121,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "dedication": True,
                         "unstarted_last": False,
                         "delay_transport": True,
+                        "due_ties": False,
+                        "start_together": False,
                         **_COMMON,
                     }
                 ),
@@ -130,7 +134,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "occurrence, the next an interval after the end of the last, downs of idle tools "
                 "skipped, work to the first idle tool, uniform times mean ± PTIME2/2, lots that "
                 "have not started a step in the run last, no transport into or out of delays, "
-                "minimum runs held (a tool that owes refuses other setups up to 5 times)",
+                "minimum runs held (a tool that owes refuses other setups up to 5 times), ties "
+                "by due date, the start instant's lots all queued before tools choose",
                 MappingProxyType(
                     {
                         "batch_wait": "max",
@@ -144,6 +149,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "dedication": True,
                         "unstarted_last": True,
                         "delay_transport": False,
+                        "due_ties": True,
+                        "start_together": True,
                         **_COMMON,
                     }
                 ),
@@ -166,6 +173,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                         "dedication": True,
                         "unstarted_last": False,
                         "delay_transport": True,
+                        "due_ties": False,
+                        "start_together": False,
                         **_COMMON,
                     }
                 ),

@@ -136,7 +136,7 @@ def test_event_kinds_are_the_references():
     from twin.whatif.reference import entities
 
     names = ["JOB_END", "READY", "DOWN_END", "FAIL", "PM_TIME", "ARRIVE", "DELAY_END",
-             "RELEASE_EV", "WARMUP"]  # fmt: skip
+             "RELEASE_EV", "WARMUP", "LOOK"]  # fmt: skip
     assert [int(getattr(kernel, k)) for k in names] == [getattr(entities, k) for k in names]
     assert [getattr(entities, k) for k in names] == list(range(len(names)))
 

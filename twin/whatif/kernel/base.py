@@ -22,6 +22,7 @@ ARRIVE = wp.constant(entities.ARRIVE)
 DELAY_END = wp.constant(entities.DELAY_END)
 RELEASE_EV = wp.constant(entities.RELEASE_EV)
 WARMUP = wp.constant(entities.WARMUP)
+LOOK = wp.constant(entities.LOOK)  # a tool's first look for work (SimConfig.start_together)
 
 ERR_HEAP = wp.constant(1)
 ERR_LOTS = wp.constant(2)

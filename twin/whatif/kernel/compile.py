@@ -67,7 +67,7 @@ TABLES: dict[str, str] = {
     "t0": F64, "warm": F64, "end": F64, "sample_dt": F64, "hist_w": F64, "busy_nb": I32,
     "tr_kind": I32, "tr_lo": F64, "tr_hi": F64, "tr_mean": F64, "transport_on": I32,
     "pm_from_end": I32, "skip_idle_downs": I32, "wake_first": I32, "no_delay_tr": I32,
-    "min_run_hold": I32,
+    "min_run_hold": I32, "due_ties": I32, "start_together": I32,
     "n_fam": I32, "n_tools": I32, "n_rel": I32, "n_init_tools": I32, "n_init_lots": I32,
     "n_cal_ops": I32, "n_streams": I32, "n_setups": I32, "n_types": I32,
     # families
@@ -539,6 +539,7 @@ def _scalars(tb: dict, model: FabModel, cfg: SimConfig, mode: str, t0: float, wa
         "pm_from_end": int(cfg.pm_interval_from == "end"),
         "skip_idle_downs": int(cfg.idle_downs == "skip"), "wake_first": int(cfg.wake == "first"),
         "no_delay_tr": int(not cfg.delay_transport), "min_run_hold": int(cfg.min_runs == "hold"),
+        "due_ties": int(cfg.due_ties), "start_together": int(cfg.start_together),
         "n_rel": len(model.releases), "n_init_tools": len(tb["it_tool"]),
         "n_cal_ops": len(tb["c_type"]),
     }  # fmt: skip

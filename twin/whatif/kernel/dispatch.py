@@ -118,10 +118,13 @@ def lot_key(m: Model, s: State, sc: int, n: int, tid: int, lot: int, f: int, cur
 
 
 @wp.func
-def key_before(a: vec6d, qa: int, b: vec6d, qb: int) -> bool:
+def key_before(a: vec6d, da: wp.float64, qa: int, b: vec6d, db: wp.float64, qb: int) -> bool:
+    """(key, due, seq) < (key, due, seq); the dues are zero without SimConfig.due_ties."""
     for k in range(6):
         if a[k] != b[k]:
             return a[k] < b[k]
+    if da != db:
+        return da < db
     return qa < qb
 
 
@@ -146,6 +149,8 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
     best = wp.int32(-1)
     bk = vec6d()
     bq = wp.int32(0)
+    bd = ZERO
+    due_ties = m.I[m.o_due_ties + sc * m.sI + 0] != 0  # SimConfig.due_ties
     if m.I[m.o_f_scan + sc * m.sI + f] != 0:
         while lot >= 0:
             li = lot * n + tid
@@ -153,10 +158,14 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
             if only < 0 or only == tool:
                 k = lot_key(m, s, sc, n, tid, lot, f, cur, mr_left, mr_setup, t)
                 q = s.i[s.o_l_seq + li]
-                if best < 0 or key_before(k, q, bk, bq):
+                d = ZERO
+                if due_ties:
+                    d = s.f[s.o_l_due + li]
+                if best < 0 or key_before(k, d, q, bk, bd, bq):
                     best = lot
                     bk = k
                     bq = q
+                    bd = d
             lot = s.i[s.o_l_next + li]
     else:
         # the queue is in heap order: the first lot of each class is that class's head;
@@ -180,10 +189,14 @@ def dispatch(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, tool: int
                     found += 1
                     k = lot_key(m, s, sc, n, tid, lot, f, cur, mr_left, mr_setup, t)
                     q = s.i[s.o_l_seq + li]
-                    if best < 0 or key_before(k, q, bk, bq):
+                    d = ZERO
+                    if due_ties:
+                        d = s.f[s.o_l_due + li]
+                    if best < 0 or key_before(k, d, q, bk, bd, bq):
                         best = lot
                         bk = k
                         bq = q
+                        bd = d
             lot = s.i[s.o_l_next + li]
     if best < 0:
         return False

@@ -7,6 +7,7 @@ from twin.whatif.kernel.base import (
     DOWN_END,
     FAIL,
     JOB_END,
+    LOOK,
     MAXW,
     ONE,
     PM_TIME,
@@ -172,8 +173,11 @@ def init(m: Model, s: State, cap: Caps, sc: int, n: int, tid: int, seed: wp.int6
         if k < m.I[m.o_rel_count + sc * m.sI + r]:
             push(s, cap, n, tid, t, RELEASE_EV, r, 0)
     push(s, cap, n, tid, m.F[m.o_warm + sc * m.sF + 0], WARMUP, 0, 0)
+    look = READY  # SimConfig.start_together: after every other event of the start instant
+    if m.I[m.o_start_together + sc * m.sI + 0] != 0:
+        look = LOOK
     for k in range(m.I[m.o_n_tools + sc * m.sI + 0]):
         ti = k * n + tid
         if s.f[s.o_t_ready + ti] <= t0:
             s.f[s.o_t_ready + ti] = t0
-            push(s, cap, n, tid, t0, READY, k, 0)
+            push(s, cap, n, tid, t0, look, k, 0)

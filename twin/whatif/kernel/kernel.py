@@ -40,6 +40,7 @@ from twin.whatif.kernel.base import (
     ERR_SAMPLES,
     FAIL,
     JOB_END,
+    LOOK,
     PM_TIME,
     READY,
     RELEASE_EV,
@@ -61,8 +62,8 @@ configure(__name__)
 # what the engine, the AOT loader and the tests read from this module
 __all__ = [
     "ARRIVE", "DELAY_END", "DOWN_END", "ERR_DEDIC", "ERR_HEAP", "ERR_JOBS", "ERR_LOTS",
-    "ERR_RECORDS", "ERR_SAMPLES", "FAIL", "JOB_END", "PM_TIME", "READY", "RELEASE_EV", "WARMUP",
-    "Caps", "Model", "State", "simulate_kernel",
+    "ERR_RECORDS", "ERR_SAMPLES", "FAIL", "JOB_END", "LOOK", "PM_TIME", "READY", "RELEASE_EV",
+    "WARMUP", "Caps", "Model", "State", "simulate_kernel",
 ]  # fmt: skip
 
 
@@ -115,7 +116,7 @@ def simulate_kernel(
                 and s.f[s.o_j_end + ji] == t
             ):
                 job_end(m, s, cap, sc, n, tid, obj, t)
-        elif kind == READY:
+        elif kind == READY or kind == LOOK:
             if s.f[s.o_t_ready + obj * n + tid] == t:
                 check(m, s, cap, sc, n, tid, obj, t)
         elif kind == DELAY_END:

@@ -21,7 +21,8 @@ configure(__name__)
 @wp.func
 def heap_before(m: Model, s: State, sc: int, n: int, tid: int, f: int, a: int, b: int) -> bool:
     """Order of the reference's per-setup heaps (CFamily.static): the family's ranks that
-    depend on neither tool nor clock (hp, fifo, started) in its order, then seq."""
+    depend on neither tool nor clock (hp, fifo, started) in its order, the due date with
+    SimConfig.due_ties, then seq."""
     ai = a * n + tid
     bi = b * n + tid
     for k in range(MAX_RANKS):
@@ -41,6 +42,11 @@ def heap_before(m: Model, s: State, sc: int, n: int, tid: int, f: int, a: int, b
             sb = s.i[s.o_l_started + bi]
             if sa != sb:
                 return sa > sb
+    if m.I[m.o_due_ties + sc * m.sI + 0] != 0:  # SimConfig.due_ties: earliest due first
+        da = s.f[s.o_l_due + ai]
+        db = s.f[s.o_l_due + bi]
+        if da != db:
+            return da < db
     return s.i[s.o_l_seq + ai] < s.i[s.o_l_seq + bi]
 
 

@@ -30,7 +30,7 @@ class CFamily:
         "idx", "name", "area", "rule", "static", "batching", "has_setups", "wake_least_setup",
         "capacity", "load", "unload", "tools", "queue", "groups", "idle", "keyfn", "classes",
         "mode", "fifo", "ranks", "heap", "heads", "setup_at", "border", "stream", "fs",
-        "n", "area_t", "last_t", "departures", "sojourn", "started", "queue_time",
+        "n", "area_t", "last_t", "departures", "sojourn", "started", "queue_time", "due_ties",
     )  # fmt: skip
 
     def __init__(self, idx: int, name: str):
@@ -46,6 +46,7 @@ class CFamily:
         self.sojourn = 0.0
         self.started = 0
         self.queue_time = 0.0
+        self.due_ties = False  # SimConfig.due_ties (the engine sets it)
 
 
 def batch_key(route: str, st, batch_by: str) -> tuple:

@@ -84,6 +84,16 @@ class SimConfig:
     # releases at their first step, the initial WIP at its current step) go after all others
     # (a rank after the minimum-run flag, before the family's ranks; not for registered rules)
     unstarted_last: bool = False
+    # lots equal on every rank (and on the minimum-run flag) go in due-date order, earliest
+    # first, before the sequence number: PySCFabSim's FIFO key ends with the due date, so lots
+    # that reach a queue at the same instant (the initial WIP, lots released together) go
+    # earliest due first (not for registered rules)
+    due_ties: bool = False
+    # the tools' first look for work comes after every other event of the start instant:
+    # PySCFabSim handles every event of an instant before it decides, so at the start the
+    # initial WIP and the releases of the start instant are all queued before a tool chooses
+    # (with False a lot arriving at the start takes an idle tool before later ones are queued)
+    start_together: bool = False
     record_steps: bool = False  # keep every lot's per-step queue/process/transport times
     # per family, the busy time of every WIP sample interval (the KPIs' per-family
     # "utilisation_by_interval"; a forecast's utilisation per day): fams x samples numbers

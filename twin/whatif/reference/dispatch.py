@@ -75,9 +75,21 @@ def _cr(lot, now: float, setup_time: float) -> float:
     return (lot.due - now) / rpt if rpt > 0 else 0.0
 
 
-def rank_key(ranks: tuple[str, ...]) -> RuleKey:
-    """The key function of a list of ranks: (minimum-run flag, one value per rank, seq)."""
+def rank_key(ranks: tuple[str, ...], due_ties: bool = False) -> RuleKey:
+    """The key function of a list of ranks: (minimum-run flag, one value per rank, seq), with
+    ``due_ties`` (SimConfig.due_ties) the lot's due date before seq."""
     parts = tuple(_rank_value(r) for r in ranks)
+    if due_ties:
+
+        def due_key(lot, tool, now: float, setup_time: float) -> tuple:
+            return (
+                _minrun(lot, tool),
+                *(part(lot, now, setup_time) for part in parts),
+                lot.due,
+                lot.seq,
+            )
+
+        return due_key
 
     def key(lot, tool, now: float, setup_time: float) -> tuple:
         return (

@@ -38,7 +38,11 @@ Semantics (this module DEFINES them for every other engine of the project):
 - Same-tool dedication (SVESTN/FORSTEP, ``SimConfig.dedication``): the later step of a lot
   waits for the tool that ran the earlier one.
 - Lots arriving at the same instant are handled one by one: the first finds an idle tool
-  before the others are queued (a warm start's WIP included).
+  before the others are queued (a warm start's WIP included). With
+  ``SimConfig.start_together`` the tools' first look for work (event kind LOOK) comes after
+  every other event of the start instant, so all its lots are queued before a tool chooses;
+  with ``SimConfig.due_ties`` lots equal on every rank go earliest due date first, before the
+  sequence number (PySCFabSim's rules).
 - After a step: with probability REWORK the lot goes back to RWKSTEP (at most once per step
   and lot); then steps are skipped with probability 1 - StepPercent; transport to the next step
   takes the transport time. Delay steps hold the lot without a tool. Critical queue times are
@@ -83,6 +87,7 @@ from twin.whatif.reference.entities import (
     DOWN_END,
     FAIL,
     JOB_END,
+    LOOK,
     PM_TIME,
     READY,
     RELEASE_EV,
@@ -107,7 +112,7 @@ from twin.whatif.reference.streams import (
 
 __all__ = ["CALL", "Engine", "simulate", "tool_ids"]
 
-CALL = WARMUP + 1  # heap kind of a callback (Engine.schedule): last at equal times
+CALL = LOOK + 1  # heap kind of a callback (Engine.schedule): last at equal times
 
 _position = attrgetter("k")  # a tool's place in its family (SimConfig.wake="first")
 _fifo_order = attrgetter("arrived", "seq")  # lots of a batch family with the fifo rule
@@ -127,12 +132,15 @@ _HEADS = {("fifo",): HEADS_FIFO, ("setup", "hp", "fifo"): HEADS_SETUP_FIRST}
 _HEADS[("hp", "setup", "fifo")] = HEADS_HOT
 
 
-def _static_order(static: tuple[str, ...]) -> Callable[[Lot], tuple]:
-    """A batch family's lot order for static ranks other than (fifo) and (hp, fifo)."""
+def _static_order(static: tuple[str, ...], due_ties: bool = False) -> Callable[[Lot], tuple]:
+    """A batch family's lot order for static ranks other than (fifo) and (hp, fifo), and for
+    any ranks with SimConfig.due_ties (the due date before the sequence number)."""
     getters = tuple(
         (lambda lot: -lot.priority) if r == "hp" else _unstarted if r == "started" else _arrived
         for r in static
     )
+    if due_ties:
+        return lambda lot: (*(g(lot) for g in getters), lot.due, lot.seq)
     return lambda lot: (*(g(lot) for g in getters), lot.seq)
 
 
@@ -227,9 +235,14 @@ class Engine(StartMixin, CalendarsMixin):
             # go by priority and arrival, as they always have)
             static = tuple(r for r in ranks or ("hp", "fifo") if r in STATIC_RANKS)
             fam.static = static
-            fam.fifo = static == ("fifo",)
+            # SimConfig.due_ties: the due date before the sequence number (built-in ranks; the
+            # general heap entries and class-head keys carry it)
+            fam.due_ties = due_ties = cfg.due_ties and ranks is not None
+            fam.fifo = static == ("fifo",) and not due_ties
             fam.heap = {("fifo",): HEAP_FIFO, ("hp", "fifo"): HEAP_HP_FIFO}.get(static, HEAP_OTHER)
             fam.heads = _HEADS.get(ranks, HEADS_OTHER)
+            if due_ties:
+                fam.heap, fam.heads = HEAP_OTHER, HEADS_OTHER
             # the number of static ranks before setup (where a class head's setup time goes)
             at = ranks.index("setup") if ranks and "setup" in ranks else -1
             fam.setup_at = -1 if at < 0 else sum(r in STATIC_RANKS for r in ranks[:at])
@@ -238,9 +251,9 @@ class Engine(StartMixin, CalendarsMixin):
                 if fam.fifo
                 else _batch_order
                 if fam.heap == HEAP_HP_FIFO
-                else _static_order(static)
+                else _static_order(static, due_ties)
             )
-            fam.keyfn = rank_key(ranks) if ranks is not None else RULES[fam.rule]
+            fam.keyfn = rank_key(ranks, due_ties) if ranks is not None else RULES[fam.rule]
             if model.families[fam.name].is_delay:
                 continue
             fam.tools = [
@@ -268,10 +281,13 @@ class Engine(StartMixin, CalendarsMixin):
         self._initial_lots(start)
         self._releases()
         self._push(self.warm, WARMUP, None)
-        for tool in self.tools.values():  # every tool looks for work once at the start
+        # every tool looks for work once at the start (SimConfig.start_together: after every
+        # other event of the start instant, so that all its lots are queued first)
+        look = LOOK if cfg.start_together else READY
+        for tool in self.tools.values():
             if tool.ready <= self.t0:
                 tool.ready = self.t0
-                self._push(self.t0, READY, tool)
+                self._push(self.t0, look, tool)
 
     # ---- public hooks (module docstring) ------------------------------------------------
     def schedule(self, t: float, fn: Callable[[float], Any]) -> None:
@@ -428,13 +444,16 @@ class Engine(StartMixin, CalendarsMixin):
 
     @staticmethod
     def _entry(fam: CFamily, lot: Lot, t: float, seq: int) -> tuple:
-        """A lot's entry in a class heap: its static ranks (CFamily.static), seq, the lot."""
+        """A lot's entry in a class heap: its static ranks (CFamily.static), the due date with
+        SimConfig.due_ties, seq, the lot."""
         if fam.heap == HEAP_HP_FIFO:
             return (-lot.priority, t, seq, lot)
         vals = tuple(
             -lot.priority if r == "hp" else _unstarted(lot) if r == "started" else t
             for r in fam.static
         )
+        if fam.due_ties:
+            return (*vals, lot.due, seq, lot)
         return (*vals, seq, lot)
 
     def _wake(self, fam: CFamily, st: CStep, t: float) -> None:
@@ -893,7 +912,7 @@ class Engine(StartMixin, CalendarsMixin):
         elif kind == JOB_END:
             if obj.tool is not None and obj.end == t:
                 self._job_end(obj, t)
-        elif kind == READY:
+        elif kind == READY or kind == LOOK:
             if obj.ready == t:
                 self._check(obj, t)
         elif kind == DELAY_END:

@@ -7,8 +7,9 @@ import math
 from twin.process.model import FabModel
 from twin.whatif.reference.compiled import CFamily
 
-# event kinds, in the order they run at equal times
-JOB_END, READY, DOWN_END, FAIL, PM_TIME, ARRIVE, DELAY_END, RELEASE_EV, WARMUP = range(9)
+# event kinds, in the order they run at equal times; LOOK: a tool's first look for work with
+# SimConfig.start_together (after every other event of the start instant)
+JOB_END, READY, DOWN_END, FAIL, PM_TIME, ARRIVE, DELAY_END, RELEASE_EV, WARMUP, LOOK = range(10)
 
 
 class Lot:
