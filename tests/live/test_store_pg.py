@@ -141,6 +141,32 @@ def test_the_chain_is_the_sqlite_stores(pg_url, stream, tmp_path):
     assert len(rows) == 900 and h == lite_last
 
 
+def test_twin_store_verify_walks_a_postgresql_chain_and_finds_an_edit(pg_url, stream):
+    """`twin store verify postgresql://...` walks the chain (names with NUL escaped in the rows
+    included): OK with the count and head on an intact store; BROKEN (exit 1) naming the first
+    position after a row is edited behind the store's back (triggers disabled by the owner).
+    `twin store backup` of a URL points to PostgreSQL's tools; --reset-head is refused."""
+    odd = Event("n\0ul:1", "n\0ul", 1, stream[0].time, "alarm.set", "ETCH_1", {"alarm": "A"})
+    with PostgresStore(pg_url) as s:
+        s.write(stream[:700])
+        s.write([odd])
+        assert s.verify().ok and s.verify().count == 701
+    cli = [sys.executable, "-m", "twin.cli", "store"]
+    r = subprocess.run([*cli, "verify", pg_url], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("OK ") and "701 events" in r.stdout, r
+    with raw(pg_url) as c:
+        c.execute("ALTER TABLE events DISABLE TRIGGER USER")
+        c.execute("UPDATE events SET subject = 'LITH99' WHERE pos = 333")
+        c.execute("ALTER TABLE events ENABLE TRIGGER USER")
+    r = subprocess.run([*cli, "verify", pg_url], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "BROKEN" in r.stdout and "position 333" in r.stdout, r
+    assert "332 events intact" in r.stdout
+    r = subprocess.run([*cli, "backup", pg_url, "x.db"], capture_output=True, text=True)
+    assert r.returncode == 1 and "pg_dump" in r.stderr and "Traceback" not in r.stderr, r
+    r = subprocess.run([*cli, "verify", "--reset-head", pg_url], capture_output=True, text=True)
+    assert r.returncode == 1 and "no head file" in r.stderr and "Traceback" not in r.stderr, r
+
+
 def lite_hash(path) -> bytes:
     import sqlite3
 

@@ -257,7 +257,7 @@ class Verdict:
     """What ``verify`` found: the events at positions 1..``count`` chain intact up to ``hash``;
     ``problem`` is the first thing wrong (None: the store is intact), at ``position`` if known."""
 
-    path: Path
+    path: Path | str  # a SQLite file, or a PostgreSQL store's URL with its password masked
     count: int
     hash: bytes
     problem: str | None = None

@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from twin.errors import InputError
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -24,7 +26,9 @@ def register(sub: Any) -> None:
         "events and the head hash, or BROKEN with the first position that breaks (exit 1). "
         "Read-only: safe while a twin writes to the store.",
     )
-    v.add_argument("store", type=Path, metavar="STORE", help="SQLite event store")
+    v.add_argument(
+        "store", metavar="STORE", help="SQLite event store, or postgresql://... (chain only)"
+    )
     v.add_argument(
         "--reset-head",
         action="store_true",
@@ -40,7 +44,7 @@ def register(sub: Any) -> None:
         "even while a twin ingests; then verify the copy and write DEST.head. DEST must not "
         "exist.",
     )
-    b.add_argument("store", type=Path, metavar="STORE", help="SQLite event store")
+    b.add_argument("store", metavar="STORE", help="SQLite event store")
     b.add_argument("dest", type=Path, metavar="DEST", help="the new copy (must not exist)")
     b.set_defaults(func=_backup)
     p.set_defaults(func=lambda args: _usage(p))
@@ -52,8 +56,22 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from twin.live.store import reset_head, verify
+    from twin.live.store import is_url, reset_head, verify
 
+    if is_url(args.store):  # PostgreSQL: the chain per row; no head file, no SQLite check
+        if args.reset_head:
+            raise InputError("twin store verify", ["--reset-head: a PostgreSQL store has no "
+                                                   "head file; verify it without the option"])  # fmt: skip
+        from twin.live.store import open_store
+
+        store = open_store(args.store, readonly=True)
+        try:
+            verdict = store.verify()  # type: ignore[attr-defined]
+        finally:
+            store.close()
+        print(verdict.line())
+        return 0 if verdict.ok else 1
+    args.store = Path(args.store)
     verdict = reset_head(args.store) if args.reset_head else verify(args.store)
     line = verdict.line()
     if args.reset_head and verdict.ok:
@@ -63,8 +81,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from twin.live.store import backup
+    from twin.live.store import backup, is_url
 
+    if is_url(args.store):
+        raise InputError("twin store backup", ["a PostgreSQL store is backed up with "
+            "PostgreSQL's own tools (pg_dump -Fc, or pg_basebackup with WAL archiving; see "
+            "docs/deploy.md, \"Backup and retention\"); then `twin store verify URL` checks "
+            "the restored copy's chain"])  # fmt: skip
+    args.store = Path(args.store)
     verdict = backup(args.store, args.dest)
     print(f"backed up to {verdict.line()}")
     return 0
