@@ -136,6 +136,8 @@ def report(path: Path, plot: Path | None) -> str:
         ax2.errorbar(n, [p[5] for p in pts], [p[6] for p in pts], marker="o", capsize=3)
         ax2.set_xlabel("vehicles")
         ax2.set_ylabel("delivery time mean (s)")
+        if max(p[5] for p in pts) > 20 * min(p[5] for p in pts):
+            ax2.set_yscale("log")
         ax3 = ax2.twinx()
         ax3.plot(n, [p[7] for p in pts], "s--", color="C2")
         ax3.set_ylabel("vehicle utilisation (%)", color="C2")
