@@ -277,8 +277,8 @@ class AmhsModel:
         self._is_merge = indeg[rail.seg_end] > 1  # per segment: it ends at a merge node
         self._merges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         # merge calendars: per merge node, a ring of time slots and the service time booked
-        self.q_fill = np.zeros((len(rail.node_ids), _RING))
-        self.q_slot = np.full((len(rail.node_ids), _RING), -1, dtype=np.int64)
+        self.q_fill = np.zeros(len(rail.node_ids) * _RING)  # node k's ring: [k·_RING, (k+1)·_RING)
+        self.q_slot = np.full(len(rail.node_ids) * _RING, -1, dtype=np.int64)
         self.stats = MoveStats()
         self.moves = 0
         self.t_last = -np.inf
@@ -396,11 +396,12 @@ class AmhsModel:
                 waits = self._merge_queue(nodes, t + off, h)
                 md = float(waits.sum())
                 delay += md
-                self.merge_delay += md
-                self.seg_delay[into] += waits
+                if md > 0:
+                    self.merge_delay += md
+                    self.seg_delay[into] += waits
         return tff + delay, delay, (segs, dt * scale)
 
-    def _merge_queue(self, nodes: np.ndarray, arr: np.ndarray, h: float) -> float:
+    def _merge_queue(self, nodes: np.ndarray, arr: np.ndarray, h: float) -> np.ndarray:
         """Book the passage of merge ``nodes`` (free-flow arrival times ``arr``) in their
         calendars; returns each one's queueing delay (s). A merge passes one vehicle per ``h`` s: each
         slot of ``merge_slot`` s holds that much service time; a vehicle leaves at its slot's
@@ -409,30 +410,33 @@ class AmhsModel:
         if arr[-1] > 1e15:  # s, 30 million years: slot numbers would overflow; no queue there
             return np.zeros(len(nodes))
         k = (arr // size).astype(np.int64)
-        r = k % _RING
-        fill = self.q_fill[nodes, r]
-        fill[self.q_slot[nodes, r] != k] = 0.0
-        if np.all(fill + h <= size):  # no merge full on the way: book, waits inside the slots
-            self.q_slot[nodes, r] = k
-            self.q_fill[nodes, r] = fill + h
-            return np.maximum(k * size + fill - arr, 0.0)
+        flat = nodes * _RING
+        flat += k % _RING
+        q_fill, q_slot = self.q_fill, self.q_slot
+        fill = q_fill[flat]
+        fill[q_slot[flat] != k] = 0.0
+        if fill.max() + h <= size:  # no merge full on the way: book, waits inside the slots
+            q_slot[flat] = k
+            q_fill[flat] = fill + h
+            waits = k * size + fill - arr
+            return np.maximum(waits, 0.0, out=waits)
         shift = 0.0  # a queue: later merges are reached that much later
         waits = np.zeros(len(nodes))
-        q_fill, q_slot = self.q_fill, self.q_slot
         for j, (nd, a0) in enumerate(zip(nodes.tolist(), arr.tolist())):
             a = a0 + shift
             kk = int(a // size)
+            base = nd * _RING
             for _ in range(_RING - 1):
-                rr = kk % _RING
-                f = q_fill[nd, rr] if q_slot[nd, rr] == kk else 0.0
+                i = base + kk % _RING
+                f = q_fill[i] if q_slot[i] == kk else 0.0
                 if f + h <= size:
                     break
                 kk += 1
             else:
                 f = 0.0
-            rr = kk % _RING
-            q_slot[nd, rr] = kk
-            q_fill[nd, rr] = f + h
+            i = base + kk % _RING
+            q_slot[i] = kk
+            q_fill[i] = f + h
             waits[j] = max(kk * size + f - a, 0.0)
             shift += waits[j]
         return waits
