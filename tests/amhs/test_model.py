@@ -69,13 +69,13 @@ def test_one_vehicle_far_apart_is_kinematic_time_exactly(scene):
 
 
 def test_many_vehicles_tend_to_free_flow(scene):
-    """More vehicles: less waiting, and with plenty the delivery is the free-flow trip."""
+    """More vehicles: less waiting, and with plenty (no congestion terms) the free-flow trip."""
     ports = _tool_ports(scene)
     rng = np.random.default_rng(2)
     reqs = [(t, *rng.choice(len(ports), 2, replace=False)) for t in np.arange(0, 3600, 8.0)]
     means = []
     for n in (2, 8, 400):
-        m = AmhsModel(scene, AmhsConfig(vehicles=n, congestion=0.0))
+        m = AmhsModel(scene, AmhsConfig(vehicles=n, congestion=0.0, merge_headway=0.0))
         for t, a, b in reqs:
             m.move(float(t), m.stop_of_port(ports[a]), m.stop_of_port(ports[b]))
         means.append(np.mean(m.stats.delivery))
@@ -98,7 +98,7 @@ def test_congestion_slows_a_busy_fleet(scene):
     reqs = [(t, *rng.choice(len(ports), 2, replace=False)) for t in np.arange(0, 3600, 5.0)]
     out = {}
     for c in (0.0, 1.0):
-        m = AmhsModel(scene, AmhsConfig(congestion=c))
+        m = AmhsModel(scene, AmhsConfig(congestion=c, merge_headway=None if c else 0.0))
         for t, a, b in reqs:
             m.move(float(t), m.stop_of_port(ports[a]), m.stop_of_port(ports[b]))
         out[c] = m
@@ -124,6 +124,14 @@ def test_congestion_slows_a_busy_fleet(scene):
         ("dispatch_rule", "\ud800"),
         ("dispatch_rule", None),
         ("u_max", 1.5),
+        ("merge_headway", -1.0),
+        ("merge_headway", math.nan),
+        ("merge_headway", 31.0),
+        ("merge_headway", "\ud800"),
+        ("merge_slot", 0.0),
+        ("merge_slot", math.inf),
+        ("merge_slot", 1e9),
+        ("merge_slot", True),
     ],
 )
 def test_bad_config(scene, field, value):
@@ -187,3 +195,35 @@ def test_bad_rail_speed(scene, value):
     """A rail_speed that is not (bay, factor in (0, 100]) pairs is refused."""
     with pytest.raises(ConfigError, match="rail_speed"):
         AmhsModel(scene, AmhsConfig(rail_speed=value))
+
+
+def test_merge_headway_from_kinematics(scene):
+    """The default merge headway is 2 gaps from rest plus 1.5 ticks (2.098 s for OHTV0)."""
+    m = AmhsModel(scene)
+    want = math.sqrt(4 * m.gap / m.acc) + 1.5 * 0.5
+    assert m.merge_headway == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ConfigError, match="merge_slot"):
+        AmhsModel(scene, AmhsConfig(merge_slot=1.0))  # the derived headway does not fit
+
+
+def test_merge_calendar_queues_a_burst(scene):
+    """A merge passes one vehicle per headway: a burst of n waits 0, h, 2h, ... in total."""
+    m = AmhsModel(scene, AmhsConfig(merge_headway=3.0, merge_slot=30.0))
+    node = int(np.flatnonzero(np.bincount(m.rail.seg_end) > 1)[0])
+    nodes = np.array([node])
+    waits = [float(m._merge_queue(nodes, np.array([60.0]), 3.0)[0]) for _ in range(25)]
+    # 10 fit in the slot [60, 90): they leave 3 s apart; the 11th waits for the next slot
+    assert waits[:10] == pytest.approx([3.0 * k for k in range(10)])
+    assert waits[10] == pytest.approx(30.0) and waits[20] == pytest.approx(60.0)
+    # an earlier arrival booked later still finds room in its own, earlier slot
+    assert float(m._merge_queue(nodes, np.array([0.0]), 3.0)[0]) == 0.0
+
+
+def test_merge_calendar_far_future_and_overflow(scene):
+    """Bookings hours apart reuse the ring; a full ring does not loop forever."""
+    m = AmhsModel(scene, AmhsConfig(merge_headway=30.0, merge_slot=30.0))
+    node = np.array([int(np.flatnonzero(np.bincount(m.rail.seg_end) > 1)[0])])
+    assert float(m._merge_queue(node, np.array([1e12]), 30.0)[0]) == 0.0
+    for _ in range(300):  # more than the ring holds
+        w = float(m._merge_queue(node, np.array([5.0]), 30.0)[0])
+        assert math.isfinite(w) and w >= 0.0

@@ -14,13 +14,24 @@ physics world's ``Router`` takes, by length) under the vehicle type's speed, acc
 deceleration and every segment's cap (curves at ``OhtConfig.curve_speed``): the same closed
 forms as ``twin.physics.motion``, so a lone vehicle arrives when the physics world's does.
 
-Congestion (documented approximation, ``AmhsConfig.congestion``): every trip leaves its
-free-flow vehicle-seconds on the segments it crosses, in an exponentially decaying memory of
-``window`` s; ``occ[s]`` is then the mean number of vehicles on segment ``s`` lately. A trip
-over segment ``s`` loses ``congestion · t_ff(s) · u/(1-u)`` with ``u = occ[s]·gap/len(s)`` (capped at
-``u_max``): queueing behind vehicles present on the route's segments, including those at merges.
-``congestion = 0`` gives free flow. Vehicles are committed at request time: requests must come
-in non-decreasing time (they do from an event-driven engine).
+Congestion (documented approximations, docs/amhs.md):
+
+- merge queues (``merge_headway``): every merge node (two rails joining) keeps a calendar of
+  ``merge_slot`` s slots; a slot passes ``merge_slot / merge_headway`` vehicles. A trip books
+  each merge on its route at its arrival time there (free flow plus the queueing met so far on
+  the trip); a full slot sends it to the first later slot with room, and the wait delays the
+  merges after it. This is where the physics world's jams form (standing queues upstream of the
+  interbay merges of SMAT2022), and what gives the delivery time its tail. The headway comes
+  from the kinematics: from standing at the merge's stop point to a full gap past the node from
+  rest, plus 1.5 decision ticks (2.1 s for SMAT2022's OHTV0);
+- occupancy (``congestion``): every trip leaves its free-flow vehicle-seconds on the segments
+  it crosses, in an exponentially decaying memory of ``window`` s; ``occ[s]`` is then the mean
+  number of vehicles on segment ``s`` lately. A trip over ``s`` loses ``congestion · (t_ff(s) ·
+  u/(1-u) + hoist_blocking · P(a vehicle hoists on s) · hoist/2)`` with ``u = occ[s]·gap/len(s)``
+  (capped at ``u_max``): following slower traffic and vehicles hoisting on the route.
+
+``congestion = 0`` and ``merge_headway = 0`` give free flow. Vehicles are committed at request
+time: requests must come in non-decreasing time (they do from an event-driven engine).
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from twin.physics.routing import RailIndex, Router, port_stop
 from twin.scene.graph import SceneGraph
 
 _PHYS = OhtConfig()
+_RING = 256  # time slots per merge calendar (x merge_slot s: how far ahead a booking reaches)
 
 
 @dataclass(kw_only=True)
@@ -52,10 +64,14 @@ class AmhsConfig:
     unload_time: float = _PHYS.unload_time  # s, hoist at the destination port
     curve_speed: float = _PHYS.curve_speed  # m/s, cap on curved segments (as the physics world)
     dispatch_rule: str = "nearest"  # key of DISPATCH_RULES
-    congestion: float = 3.0  # factor on the congestion delay (0: free flow; 3 fits SMAT2022)
+    congestion: float = 0.5  # factor on the occupancy delay (0: none; see the module docstring)
     hoist_blocking: float = 1.0  # factor on the blocking by hoisting vehicles (inside congestion)
     window: float = 600.0  # s, memory of the segment occupancy
     u_max: float = 0.9  # cap on a segment's occupancy ratio in the delay formula
+    # s, a merge passes one vehicle per merge_headway (0: no merge queues; None: from the
+    # vehicle type, sqrt(4 gap / acceleration) + 1.5 decision ticks, see _merge_headway)
+    merge_headway: float | None = None
+    merge_slot: float = 30.0  # s, time slot of the merge calendars
     seed: int = 0
 
     def validate(self) -> None:
@@ -75,6 +91,17 @@ class AmhsConfig:
             ok = isinstance(val, int | float) and not isinstance(val, bool)
             if not (ok and math.isfinite(val) and lo < val <= hi):
                 problems.append(f"{name} must be a number in ({lo}, {hi}], got {val!r}")
+        h, slot = self.merge_headway, self.merge_slot
+        if not (isinstance(slot, int | float) and not isinstance(slot, bool)) or not (
+            math.isfinite(slot) and 0 < slot <= 3600
+        ):
+            problems.append(f"merge_slot must be a number in (0, 3600] s, got {slot!r}")
+        elif h is not None and (
+            isinstance(h, bool)
+            or not isinstance(h, int | float)
+            or not (math.isfinite(h) and 0 <= h <= slot)
+        ):
+            problems.append(f"merge_headway must be None or a number in [0, merge_slot], got {h!r}")
         for name in ("load_time", "unload_time", "congestion", "hoist_blocking"):
             val = getattr(self, name)
             ok = isinstance(val, int | float) and not isinstance(val, bool)
@@ -129,6 +156,14 @@ def profile_time(lengths: np.ndarray, caps: np.ndarray, acc: float, dec: float) 
     return total
 
 
+def _merge_headway(gap: float, acc: float, tick: float = _PHYS.tick) -> float:
+    """Time a merge needs per vehicle when vehicles queue at it (s): from standing at its stop
+    point (one gap before the merge node) to a full gap past it, where the physics world
+    releases the merge (2 gap at ``acc`` from rest), plus the decision tick on which the grant
+    is seen and half a tick until the next vehicle's request is decided."""
+    return math.sqrt(4.0 * gap / acc) + 1.5 * tick
+
+
 def _nearest(m: AmhsModel, t: float, src: int) -> int:
     dist = m.dist_row(src)[m.pos]
     idle = m.free_at <= t
@@ -181,6 +216,17 @@ class AmhsModel:
         self.vmax = float(spec["max_speed"]) * cfg.vehicle_speed
         self.acc, self.dec = float(spec["acceleration"]), float(spec["deceleration"])
         self.gap = float(spec["length"]) + float(spec["min_distance"])
+        self.merge_headway = (
+            _merge_headway(self.gap, self.acc) if cfg.merge_headway is None else cfg.merge_headway
+        )
+        if self.merge_headway > cfg.merge_slot:
+            raise ConfigError(
+                "AMHS config",
+                [
+                    f"merge headway {self.merge_headway:.3f} s is longer than merge_slot "
+                    f"{cfg.merge_slot} s: raise merge_slot"
+                ],
+            )
         speed = np.where(
             rail.seg_curve, np.minimum(rail.seg_speed, cfg.curve_speed), rail.seg_speed
         )
@@ -226,6 +272,13 @@ class AmhsModel:
         self._hoist = 0.5 * (cfg.load_time + cfg.unload_time)
         self.t_ref = 0.0
         self.seg_delay = np.zeros(len(rail.seg_ids))  # s, congestion delay per segment
+        self.merge_delay = 0.0  # s, queueing at merges, all moves
+        indeg = np.bincount(rail.seg_end, minlength=len(rail.node_ids))
+        self._is_merge = indeg[rail.seg_end] > 1  # per segment: it ends at a merge node
+        self._merges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        # merge calendars: per merge node, a ring of time slots and the service time booked
+        self.q_fill = np.zeros(len(rail.node_ids) * _RING)  # node k's ring: [k·_RING, (k+1)·_RING)
+        self.q_slot = np.full(len(rail.node_ids) * _RING, -1, dtype=np.int64)
         self.stats = MoveStats()
         self.moves = 0
         self.t_last = -np.inf
@@ -328,7 +381,65 @@ class AmhsModel:
             d *= cfg.congestion
             delay = float(d.sum())
             self.seg_delay[segs] += d
+        h = self.merge_headway
+        if h > 0 and self.n > 1:
+            mq = self._merges.get((a, b))
+            if mq is None:
+                last = segs[:-1]
+                sel = self._is_merge[last]
+                mq = (self.rail.seg_end[last][sel], np.cumsum(dt)[:-1][sel], last[sel])
+                if len(self._merges) > 400_000:
+                    self._merges.clear()
+                self._merges[(a, b)] = mq
+            nodes, off, into = mq
+            if len(nodes):
+                waits = self._merge_queue(nodes, t + off, h)
+                md = float(waits.sum())
+                delay += md
+                if md > 0:
+                    self.merge_delay += md
+                    self.seg_delay[into] += waits
         return tff + delay, delay, (segs, dt * scale)
+
+    def _merge_queue(self, nodes: np.ndarray, arr: np.ndarray, h: float) -> np.ndarray:
+        """Book the passage of merge ``nodes`` (free-flow arrival times ``arr``) in their
+        calendars; returns each one's queueing delay (s). A merge passes one vehicle per ``h`` s: each
+        slot of ``merge_slot`` s holds that much service time; a vehicle leaves at its slot's
+        start plus the time already booked in it, or waits for the first slot with room."""
+        size = self.config.merge_slot
+        if arr[-1] > 1e15:  # s, 30 million years: slot numbers would overflow; no queue there
+            return np.zeros(len(nodes))
+        k = (arr // size).astype(np.int64)
+        flat = nodes * _RING
+        flat += k % _RING
+        q_fill, q_slot = self.q_fill, self.q_slot
+        fill = q_fill[flat]
+        fill[q_slot[flat] != k] = 0.0
+        if fill.max() + h <= size:  # no merge full on the way: book, waits inside the slots
+            q_slot[flat] = k
+            q_fill[flat] = fill + h
+            waits = k * size + fill - arr
+            return np.maximum(waits, 0.0, out=waits)
+        shift = 0.0  # a queue: later merges are reached that much later
+        waits = np.zeros(len(nodes))
+        for j, (nd, a0) in enumerate(zip(nodes.tolist(), arr.tolist())):
+            a = a0 + shift
+            kk = int(a // size)
+            base = nd * _RING
+            for _ in range(_RING - 1):
+                i = base + kk % _RING
+                f = q_fill[i] if q_slot[i] == kk else 0.0
+                if f + h <= size:
+                    break
+                kk += 1
+            else:
+                f = 0.0
+            i = base + kk % _RING
+            q_slot[i] = kk
+            q_fill[i] = f + h
+            waits[j] = max(kk * size + f - a, 0.0)
+            shift += waits[j]
+        return waits
 
     def _record(self, trip: tuple) -> None:
         if trip:

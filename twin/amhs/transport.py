@@ -47,7 +47,7 @@ class AmhsSpec:
     relocate: tuple[tuple[str, str], ...] = ()  # (family, bay): served at free ports there
     dispatch_rule: str = "nearest"
     count_rule: str = "layout"
-    congestion: float = 3.0
+    congestion: float = AmhsConfig().congestion
 
     def problems(self) -> list[str]:
         """Every bad field, said for people (an empty list: fine)."""
