@@ -96,17 +96,20 @@ def start_server(store: Path, port: int, synchronous: str) -> subprocess.Popen:
     # the whole bench is one client address: its rate limit must allow it (loopback has no
     # exemption); the limiter still runs on every request
     env.update({"TWIN_RATE_LIMIT": "1000000", "TWIN_RATE_BURST": "1000000"})
+    # the server's log goes to a file beside the store: a pipe nobody reads fills up, and
+    # the server's next log line (a declared gap, say) would then block its ingest
+    log = Path(f"{store}.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "twin.cli", "serve", "--scene", str(ROOT / "scenes" / "demo-fab"),
          "--store", str(store), "--port", str(port), "--no-physics"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
     )  # fmt: skip
     import httpx
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server failed: {proc.stderr.read()}")
+            raise SystemExit(f"server failed: {Path(f'{store}.log').read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return proc

@@ -34,30 +34,39 @@ import bench_api as b  # noqa: E402
 READS = ("/kpis", "/lots?limit=100", "/equipment?limit=100", "/equipment/LITH01")
 
 
-def pace_ingest(port: int, events: list[dict], rate: float, stop: threading.Event) -> list[int]:
-    """Post ``events`` in order at ``rate``/s (a batch every 20 ms) until done or ``stop``;
-    returns [events accepted, seconds]."""
-    import orjson
+class Feed:
+    """The stream posted run after run: each run goes on where the last one stopped, so every
+    source's seqs stay contiguous."""
 
-    out = [0, 0]
-    tick = 0.02
-    per = max(1, int(rate * tick))
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {**b.AUTH, "Content-Type": "application/json"}
-    t0 = time.perf_counter()
-    for k, i in enumerate(range(0, len(events), per)):
-        if stop.is_set():
-            break
-        time.sleep(max(0.0, t0 + k * tick - time.perf_counter()))
-        conn.request("POST", "/events", orjson.dumps(events[i : i + per]), headers)
-        r = conn.getresponse()
-        answer = orjson.loads(r.read())
-        if r.status != 200:
-            raise SystemExit(f"POST /events: {r.status} {str(answer)[:300]}")
-        out[0] += answer["accepted"]
-    out[1] = time.perf_counter() - t0
-    conn.close()
-    return out
+    def __init__(self, events: list[dict]) -> None:
+        self.events, self.next = events, 0
+
+    def pace(self, port: int, rate: float, stop: threading.Event) -> list[float]:
+        """Post in order at ``rate``/s (a batch every 20 ms) until ``stop`` or the end;
+        returns [events accepted, seconds]."""
+        import orjson
+
+        out = [0.0, 0.0]
+        tick = 0.02
+        per = max(1, int(rate * tick))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {**b.AUTH, "Content-Type": "application/json"}
+        t0 = time.perf_counter()
+        k = 0
+        while not stop.is_set() and self.next < len(self.events):
+            time.sleep(max(0.0, t0 + k * tick - time.perf_counter()))
+            batch = self.events[self.next : self.next + per]
+            conn.request("POST", "/events", orjson.dumps(batch), headers)
+            r = conn.getresponse()
+            answer = orjson.loads(r.read())
+            if r.status != 200:
+                raise SystemExit(f"POST /events: {r.status} {str(answer)[:300]}")
+            out[0] += answer["accepted"]
+            self.next += len(batch)
+            k += 1
+        out[1] = time.perf_counter() - t0
+        conn.close()
+        return out
 
 
 async def listeners(port: int, clients: int, stop: asyncio.Event) -> list[int]:
@@ -82,15 +91,13 @@ async def listeners(port: int, clients: int, stop: asyncio.Event) -> list[int]:
     return counts
 
 
-async def one_run(port: int, args: argparse.Namespace, events: list[dict]) -> dict:
+async def one_run(port: int, args: argparse.Namespace, feed: Feed) -> dict:
     stop_ws = asyncio.Event()
     ws_task = asyncio.create_task(listeners(port, args.clients, stop_ws))
     await asyncio.sleep(1.0)  # the clients are connected
     stop_post = threading.Event()
-    posted: list[int] = []
-    poster = threading.Thread(
-        target=lambda: posted.extend(pace_ingest(port, events, args.ingest, stop_post))
-    )
+    posted: list[float] = []
+    poster = threading.Thread(target=lambda: posted.extend(feed.pace(port, args.ingest, stop_post)))
     poster.start()
     await asyncio.sleep(1.0)  # ingest at its pace before the reads are measured
     lat, late = await b.fixed_rate(port, args.rate, args.duration, paths=READS)
@@ -124,14 +131,13 @@ def main() -> int:
     proc = b.start_server(tmp / "events.db", port, args.synchronous)
     try:
         b.post_batches(port, [events[:20_000]])  # a fab with history and WIP
-        rest = events[20_000:]
-        per_run = len(rest) // args.runs
+        feed = Feed(events[20_000:])
         print("| run | p50 ms | p99 ms (target <= 20) | generator late p99 ms | ingest ev/s "
               "| least events to a client | server CPU/s | load |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|")
         for k in range(args.runs):
             c0, t0 = b.cpu_seconds(proc.pid), time.perf_counter()
-            r = asyncio.run(one_run(port, args, rest[k * per_run : (k + 1) * per_run]))
+            r = asyncio.run(one_run(port, args, feed))
             cpu = (b.cpu_seconds(proc.pid) - c0) / (time.perf_counter() - t0)
             print(f"| {k + 1} | {r['p50']:.1f} | {r['p99']:.1f} | {r['late99']:.1f} | "
                   f"{r['ingest']:,.0f} | {r['ws_min']:,} | {cpu:.2f} | "
