@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from tests.live.conftest import free_port
+from tests.services.conftest import LiveServer
 from twin.errors import StoreWriteError
-from twin_api.app import UVICORN_OPTIONS, create_app
+from twin_api.app import create_app
 from twin_api.revision import state_hash
 from twin_api.settings import Settings
 
@@ -33,35 +34,16 @@ def event(seq: int, state: str = "standby", source: str = "ops") -> dict:
     }  # fmt: skip
 
 
-class Server:
-    """uvicorn serving one twin in a thread, on a port chosen before its settings."""
+class Server(LiveServer):
+    """uvicorn serving one twin in a thread, on a port chosen before its settings (its URL is
+    the leader URL it advertises)."""
 
     def __init__(self, **kw) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        kw.setdefault("advertise_url", self.url)
+        port = free_port()
+        kw.setdefault("advertise_url", f"http://127.0.0.1:{port}")
         kw.setdefault("lead_interval", 0.2)
         settings = Settings(tokens={TOKEN: ["admin"], READ: ["read"]}, physics=False, **kw)
-        self.app = create_app(settings)
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **UVICORN_OPTIONS)
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
+        super().__init__(settings, port=port, start_timeout=120)
 
     @property
     def rt(self):

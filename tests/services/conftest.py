@@ -47,11 +47,14 @@ def free_port() -> int:
 class LiveServer:
     """uvicorn serving ``create_app(settings)`` in a thread; ``url`` is its base address."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, port: int | None = None, start_timeout: float = 60.0
+    ) -> None:
         import uvicorn
 
         self.app = create_app(settings)
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
+        self.start_timeout = start_timeout
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **UVICORN_OPTIONS)
@@ -60,7 +63,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.start_timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
