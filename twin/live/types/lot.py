@@ -31,16 +31,26 @@ def _validate_released(ev: Event, s: TwinState) -> str | None:
 
 
 def _apply_released(s: TwinState, ev: Event) -> None:
-    lot = Lot(ev.subject, ev.data["product"], ev.time)
+    _enter(s, Lot(ev.subject, ev.data["product"], ev.time), None)
+
+
+def _enter(s: TwinState, lot: Lot, step: int | None) -> None:
+    """``lot`` joins the WIP queued at the first process step from route step ``step`` (None:
+    the route's start), in place of an earlier lot of that id."""
     route = s.catalog.products.get(lot.product)
     if route is not None:
-        lot.index = first_process_index(route, 0)
+        at = (
+            0
+            if step is None
+            else next((i for i, st in enumerate(route) if st.number == step), len(route))
+        )
+        lot.index = first_process_index(route, at)
         lot.step = route[lot.index].number if lot.index < len(route) else None
     lot.rev = 1
-    old = s.lots.get(ev.subject)
+    old = s.lots.get(lot.id)
     if old is not None:
         count_wip(s, old, -1)
-    s.lots[ev.subject] = lot
+    s.lots[lot.id] = lot
     count_wip(s, lot, +1)
 
 
@@ -79,17 +89,7 @@ def _apply_placed(s: TwinState, ev: Event) -> None:
     lot = Lot(ev.subject, d["product"], float(d.get("released", ev.time)))
     lot.updated = ev.time
     lot.step = d["step"]
-    route = s.catalog.products.get(lot.product)
-    if route is not None:
-        at = next((i for i, st in enumerate(route) if st.number == lot.step), len(route))
-        lot.index = first_process_index(route, at)
-        lot.step = route[lot.index].number if lot.index < len(route) else None
-    lot.rev = 1
-    old = s.lots.get(ev.subject)
-    if old is not None:
-        count_wip(s, old, -1)
-    s.lots[ev.subject] = lot
-    count_wip(s, lot, +1)
+    _enter(s, lot, d["step"])
 
 
 # ------------------------------------------------------------------ lot.track_in / track_out
