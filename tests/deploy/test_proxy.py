@@ -1,5 +1,5 @@
 """deploy/haproxy.cfg run for real (issue 20): the haproxy binary (Debian's 2.6 here; compose.ha.yaml
-pins haproxy:2.9) with the shipped file in front of two real `twin serve` processes on one real
+pins haproxy:3.0, an LTS) with the shipped file in front of two real `twin serve` processes on one real
 PostgreSQL store, the leader killed with SIGKILL.
 
 Docker is not available, so the compose service names cannot be used: a temporary copy of the
