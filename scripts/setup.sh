@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # System packages: libusb for open3d, libgl/libgomp for open3d's renderer, mosquitto for the
 # MQTT tests, chromium for the browser tests, wrk for the API benchmark, postgresql for the
 # PostgreSQL store tests (a server the tests start themselves), openssl for the MQTT TLS tests.
-SYSTEM_PACKAGES=(libusb-1.0-0 libgomp1 libgl1 mosquitto chromium wrk postgresql openssl)
+SYSTEM_PACKAGES=(libusb-1.0-0 libgomp1 libgl1 mosquitto chromium wrk postgresql openssl haproxy)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
