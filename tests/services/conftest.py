@@ -47,6 +47,8 @@ def free_port() -> int:
 class LiveServer:
     """uvicorn serving ``create_app(settings)`` in a thread; ``url`` is its base address."""
 
+    start_timeout = 60.0  # s; subclasses that build their own server keep it
+
     def __init__(
         self, settings: Settings, *, port: int | None = None, start_timeout: float = 60.0
     ) -> None:

@@ -287,11 +287,13 @@ def test_a_no_op_scenario_differs_by_exactly_zero(tiny_fab, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_hvlm_run_with_a_scenario(hvlm, tmp_path, capsys):
-    """HVLM: every lot type and family is reported; more litho tools lower their utilisation."""
+    """HVLM: every lot type and family is reported; twice the litho tools lower their
+    utilisation beyond the interval (three more did not: the family is saturated at the start,
+    about 94 % busy, so its change was noise around 0)."""
     sc = tmp_path / "s.yaml"
     sc.write_text(
         "scenarios:\n  - name: litho\n    changes:\n"
-        "      - tool_count: {family: Litho_FE_92, add: 3}\n"
+        "      - tool_count: {family: Litho_FE_92, add: 33}\n"
     )
     code, out, err = run_cli(
         capsys,
@@ -314,8 +316,8 @@ def test_hvlm_run_with_a_scenario(hvlm, tmp_path, capsys):
     assert len(kpis["families"]) == 105
     assert kpis["lot_types"]["Lot_3"]["lots_completed"]["mean"] > 0
     util = doc["scenarios"]["litho"]["difference_vs_baseline"]["families"]["Litho_FE_92"]
-    assert util["utilisation"]["mean"] < 0
-    assert doc["scenarios"]["litho"]["kpis"]["families"]["Litho_FE_92"]["tools"]["mean"] == 36
+    assert util["utilisation"]["ci"][1] < 0  # the whole interval below the baseline
+    assert doc["scenarios"]["litho"]["kpis"]["families"]["Litho_FE_92"]["tools"]["mean"] == 66
 
 
 def test_warm_start_state_reaches_every_replication(tiny_fab):
