@@ -4,14 +4,14 @@ and who the caller is (scopes, the sources it may publish)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from twin.errors import NotFoundError
+from twin.errors import InputError, NotFoundError
 from twin.live.events import format_time
 from twin_api.auth import Grant, SourcePolicy, authorise, check
 from twin_api.runtime import TwinRuntime
@@ -155,6 +155,33 @@ Pages = Annotated[Paging, Depends(_paging)]
 def not_found(kind: str, key: str, known: Iterable[str]) -> HTTPException:
     """404 naming the id and close matches (twin.errors.NotFoundError's message)."""
     return HTTPException(404, str(NotFoundError(kind, key, known)))
+
+
+async def accepted_job(
+    submit: Callable[[dict[str, Any]], Any], body: dict[str, Any], request: Request, path: str
+) -> JSONResponse:
+    """Queue a job (what-if, forecast) off the event loop: 202 with its ``Location`` under
+    ``path``; a bad body is 422 naming every problem, a full queue 429."""
+    from fastapi.concurrency import run_in_threadpool
+
+    from twin_api.conventions import prefix_of
+    from twin_api.jobs import CapExceeded
+
+    try:
+        job = await run_in_threadpool(submit, body)
+    except InputError as exc:
+        raise HTTPException(422, {"message": exc.what, "problems": exc.problems}) from None
+    except CapExceeded as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
+    where = f"{prefix_of(request.scope)}/{path}/{job.id}"
+    return JSONResponse(job.public(), status_code=202, headers={"Location": where})
+
+
+def job_answer(job: Any, kind: str, job_id: str, known: Iterable[str]) -> JSONResponse:
+    """A job's public view, or 404 naming the id and close matches."""
+    if job is None:
+        raise not_found(kind, job_id, known)
+    return JSONResponse(job.public())
 
 
 def iso(t: float | None) -> str | None:

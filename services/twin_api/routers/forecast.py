@@ -6,13 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from twin.errors import InputError
-from twin_api.conventions import prefix_of
-from twin_api.deps import Reader, WhatIfRunner, not_found
-from twin_api.jobs import CapExceeded
+from twin_api.deps import Reader, WhatIfRunner, accepted_job, job_answer, not_found
 from twin_api.schemas.common import ERRORS, NOT_FOUND, Problem
 from twin_api.schemas.forecast import ForecastCreate, ForecastJobPublic, LotEtaPublic
 
@@ -34,14 +30,7 @@ router = APIRouter(tags=["forecast"])
     "bottleneck, and each lot's completion time p10/p50/p90 (GET /lots/{id}/eta).",
 )
 async def create_forecast(body: ForecastCreate, rt: WhatIfRunner, request: Request) -> Any:
-    try:
-        job = await run_in_threadpool(rt.jobs.forecasts.submit, body.model_dump())
-    except InputError as exc:
-        raise HTTPException(422, {"message": exc.what, "problems": exc.problems}) from None
-    except CapExceeded as exc:
-        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
-    where = f"{prefix_of(request.scope)}/forecast/{job.id}"
-    return JSONResponse(job.public(), status_code=202, headers={"Location": where})
+    return await accepted_job(rt.jobs.forecasts.submit, body.model_dump(), request, "forecast")
 
 
 @router.get(
@@ -51,10 +40,8 @@ async def create_forecast(body: ForecastCreate, rt: WhatIfRunner, request: Reque
     summary="A forecast job's status and (when completed) its result",
 )
 async def get_forecast(job_id: str, rt: WhatIfRunner) -> Any:
-    job = rt.jobs.forecasts.get(job_id)
-    if job is None:
-        raise not_found("forecast job", job_id, list(rt.jobs.forecasts.jobs))
-    return JSONResponse(job.public())
+    queue = rt.jobs.forecasts
+    return job_answer(queue.get(job_id), "forecast job", job_id, list(queue.jobs))
 
 
 @router.delete(
@@ -64,10 +51,8 @@ async def get_forecast(job_id: str, rt: WhatIfRunner) -> Any:
     summary="Cancel a queued or running forecast job",
 )
 async def cancel_forecast(job_id: str, rt: WhatIfRunner) -> Any:
-    job = rt.jobs.forecasts.cancel(job_id)
-    if job is None:
-        raise not_found("forecast job", job_id, list(rt.jobs.forecasts.jobs))
-    return JSONResponse(job.public())
+    queue = rt.jobs.forecasts
+    return job_answer(queue.cancel(job_id), "forecast job", job_id, list(queue.jobs))
 
 
 @router.get(

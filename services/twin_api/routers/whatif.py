@@ -2,14 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
-from twin.errors import InputError
-from twin_api.conventions import prefix_of
-from twin_api.deps import Pages, WhatIfRunner, not_found
-from twin_api.jobs import CapExceeded
+from twin_api.deps import Pages, WhatIfRunner, accepted_job, job_answer
 from twin_api.schemas.common import ERRORS, NOT_FOUND, Problem
 from twin_api.schemas.whatif import WhatIfCreate, WhatIfJobPage, WhatIfJobPublic
 
@@ -31,17 +26,7 @@ router = APIRouter(prefix="/whatif", tags=["whatif"])
     "`options` single rule options on top of it. The result records the effective rules.",
 )
 async def create_whatif_job(body: WhatIfCreate, rt: WhatIfRunner, request: Request) -> Any:
-    try:
-        job = await run_in_threadpool(rt.jobs.submit, body.model_dump())
-    except InputError as exc:
-        raise HTTPException(422, {"message": exc.what, "problems": exc.problems}) from None
-    except CapExceeded as exc:
-        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
-    return JSONResponse(
-        job.public(),
-        status_code=202,
-        headers={"Location": f"{prefix_of(request.scope)}/whatif/{job.id}"},
-    )
+    return await accepted_job(rt.jobs.submit, body.model_dump(), request, "whatif")
 
 
 @router.get(
@@ -68,10 +53,7 @@ async def list_whatif_jobs(rt: WhatIfRunner, pages: Pages) -> Any:
     summary="A job's status, progress and (when completed) results",
 )
 async def get_whatif_job(job_id: str, rt: WhatIfRunner) -> Any:
-    job = rt.jobs.get(job_id)
-    if job is None:
-        raise not_found("what-if job", job_id, list(rt.jobs.jobs))
-    return JSONResponse(job.public())
+    return job_answer(rt.jobs.get(job_id), "what-if job", job_id, list(rt.jobs.jobs))
 
 
 @router.delete(
@@ -81,7 +63,4 @@ async def get_whatif_job(job_id: str, rt: WhatIfRunner) -> Any:
     summary="Cancel a queued or running job",
 )
 async def cancel_whatif_job(job_id: str, rt: WhatIfRunner) -> Any:
-    job = rt.jobs.cancel(job_id)
-    if job is None:
-        raise not_found("what-if job", job_id, list(rt.jobs.jobs))
-    return JSONResponse(job.public())
+    return job_answer(rt.jobs.cancel(job_id), "what-if job", job_id, list(rt.jobs.jobs))
