@@ -96,6 +96,11 @@ def _apply_failed(s: TwinState, ev: Event) -> None:
 _TRANSFER = "the AMHS transfer job's id"
 _VEHICLE = "the vehicle id"
 _EXAMPLE = {"transfer": "T000077", "vehicle": "V3"}
+# assigned, picked up, delivered: the transfer and the vehicle doing it
+_TRANSFER_VEHICLE = (
+    required("transfer", "string", _TRANSFER),
+    required("vehicle", "string", _VEHICLE),
+)
 
 TYPES = (
     EventType(
@@ -126,7 +131,7 @@ TYPES = (
         description=(
             "The AMHS assigns a vehicle to the transfer (reassignment before pick-up is allowed)."
         ),
-        fields=(required("transfer", "string", _TRANSFER), required("vehicle", "string", _VEHICLE)),
+        fields=_TRANSFER_VEHICLE,
         validate=_validate_assigned,
         effect=_apply_assigned,
         example={"subject": "C-L00042", "data": _EXAMPLE},
@@ -135,7 +140,7 @@ TYPES = (
         name="carrier.picked_up",
         subject="carrier",
         description="The assigned vehicle acquired the carrier; the carrier is on the vehicle.",
-        fields=(required("transfer", "string", _TRANSFER), required("vehicle", "string", _VEHICLE)),
+        fields=_TRANSFER_VEHICLE,
         validate=_validate_picked,
         effect=_apply_picked,
         example={"subject": "C-L00042", "data": _EXAMPLE},
@@ -144,7 +149,7 @@ TYPES = (
         name="carrier.delivered",
         subject="carrier",
         description="The carrying vehicle deposited the carrier at the transfer's destination.",
-        fields=(required("transfer", "string", _TRANSFER), required("vehicle", "string", _VEHICLE)),
+        fields=_TRANSFER_VEHICLE,
         validate=_validate_delivered,
         effect=_apply_delivered,
         example={"subject": "C-L00042", "data": _EXAMPLE},
