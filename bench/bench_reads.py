@@ -13,8 +13,6 @@ depend on the neighbours of a shared machine), and again while a poster ingests 
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,19 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_api as b  # noqa: E402
 
 READS = ("/kpis", "/lots?limit=100", "/equipment?limit=100", "/equipment/LITH01")
-
-
-def wrk(port: int, path: str, duration: int) -> tuple[float, float, bool]:
-    """(requests/s, p99 ms, any answer not 2xx) of wrk -t2 -c64 on ``path``."""
-    out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{duration}s", "--latency", "-H",
-         f"Authorization: Bearer {b.TOKEN}", f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-    return rps, p99, "Non-2xx" in out
 
 
 def poster(port: int, events: list, rate: float, stop: threading.Event, posted: list) -> None:
@@ -71,7 +56,7 @@ def main() -> int:
         print(f"{'read':24s} {'req/s':>9s} {'p99 ms':>9s} {'CPU us/req':>11s}  ingest ev/s")
         for path in READS:
             c0 = b.cpu_seconds(proc.pid)
-            rps, p99, bad = wrk(port, path, args.duration)
+            rps, p99, bad = b.wrk(port, path, args.duration)
             per = (b.cpu_seconds(proc.pid) - c0) / (rps * args.duration) * 1e6
             print(f"{path:24s} {rps:9,.0f} {p99:9.1f} {per:11.0f}  -{'  NON-2xx' if bad else ''}")
         if args.ingest <= 0:
@@ -81,7 +66,7 @@ def main() -> int:
             t = threading.Thread(target=poster, args=(port, rest, args.ingest, stop, posted))
             t0 = time.monotonic()
             t.start()
-            rps, p99, bad = wrk(port, path, args.duration)
+            rps, p99, bad = b.wrk(port, path, args.duration)
             stop.set()
             t.join()
             rate = posted[0] / (time.monotonic() - t0)
